@@ -1,0 +1,30 @@
+"""BEAM Microscope for Jupyter: attach to a live Elixir/Erlang node and look inside.
+
+    import microscope_jupyter as mic
+    s = mic.attach("demo@127.0.0.1")
+    s.processes()
+
+In IPython or Jupyter: ``%load_ext microscope`` then ``%beam_attach demo@127.0.0.1``.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .beam.terms import Atom
+from .session import Session, attach
+
+__all__ = ["attach", "Session", "Atom", "errors", "load_ipython_extension"]
+__version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython):  # pragma: no cover - exercised via tests/test_magics.py
+    # Imported lazily so `import microscope_jupyter` never pulls in IPython.
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    from .magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

@@ -1,0 +1,127 @@
+"""Every error the library raises, in one tree.
+
+Each message says what happened and what to do next, in one line, so a
+notebook user sees a sentence rather than a stack of frames. A cookie never
+appears in any message: errors are built from node names, hosts, ports and
+flags only.
+
+    MicroscopeError
+    ├── AttachError                 could not reach or join the node
+    │   ├── EpmdUnreachable         no EPMD answered on host:port
+    │   ├── NodeNotFound            EPMD does not know the name (lists the ones it does)
+    │   ├── ConnectRefused          EPMD knows the node, but its port refused us
+    │   ├── AuthError               the node rejected the cookie
+    │   ├── CookieMissing           no cookie in the argument, env or ~/.erlang.cookie
+    │   └── HandshakeError          protocol or capability-flag mismatch
+    ├── NodeDown                    an established connection was lost
+    ├── RpcError
+    │   ├── RpcTimeout              no reply within the timeout
+    │   └── BadRpc                  the remote call raised; carries the remote reason
+    ├── DecodeError                 malformed external term format (names offset and tag)
+    └── EncodeError                 a Python value with no Erlang term form
+
+Lower-level exceptions (``OSError``, ``socket.timeout``, ``struct.error``)
+never escape: they are mapped to the most specific error above and chained
+with ``raise ... from``. The tree mixes in the matching builtin
+(``ConnectionError``, ``TimeoutError``, ``ValueError``) so generic handlers
+keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MicroscopeError",
+    "AttachError",
+    "EpmdUnreachable",
+    "NodeNotFound",
+    "ConnectRefused",
+    "AuthError",
+    "CookieMissing",
+    "HandshakeError",
+    "NodeDown",
+    "RpcError",
+    "RpcTimeout",
+    "BadRpc",
+    "DecodeError",
+    "EncodeError",
+]
+
+
+class MicroscopeError(Exception):
+    """Base of every error raised by microscope_jupyter."""
+
+
+class AttachError(MicroscopeError, ConnectionError):
+    """Attaching to a node failed before a connection was established."""
+
+
+class EpmdUnreachable(AttachError):
+    """No EPMD (Erlang port mapper) answered on the node's host."""
+
+
+class NodeNotFound(AttachError):
+    """EPMD is up but does not know the requested node name."""
+
+    def __init__(self, message: str, known_names: list[str] | None = None):
+        super().__init__(message)
+        self.known_names = list(known_names or [])
+
+
+class ConnectRefused(AttachError):
+    """EPMD gave a port for the node but the connection was refused."""
+
+
+class AuthError(AttachError):
+    """The node rejected our cookie."""
+
+
+class CookieMissing(AttachError):
+    """No cookie was given and none could be found."""
+
+
+class HandshakeError(AttachError):
+    """The distribution handshake failed (flags, version or protocol)."""
+
+    def __init__(self, message: str, missing_flags: list[str] | None = None):
+        super().__init__(message)
+        self.missing_flags = list(missing_flags or [])
+
+
+class NodeDown(MicroscopeError, ConnectionError):
+    """An established connection to the node was lost."""
+
+    def __init__(self, message: str, node: str = "", reason: str = "",
+                 seconds_since_last_tick: float | None = None):
+        super().__init__(message)
+        self.node = node
+        self.reason = reason
+        self.seconds_since_last_tick = seconds_since_last_tick
+
+
+class RpcError(MicroscopeError):
+    """A remote procedure call did not produce a result."""
+
+
+class RpcTimeout(RpcError, TimeoutError):
+    """The node did not reply to an rpc within the timeout."""
+
+
+class BadRpc(RpcError):
+    """The remote call raised; ``reason`` holds the decoded remote term."""
+
+    def __init__(self, message: str, reason: object = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+class DecodeError(MicroscopeError, ValueError):
+    """Bytes that are not valid Erlang external term format."""
+
+    def __init__(self, message: str, offset: int | None = None, tag: int | None = None):
+        super().__init__(message)
+        self.offset = offset
+        self.tag = tag
+
+
+class EncodeError(MicroscopeError, TypeError):
+    """A Python value that has no Erlang term representation."""

