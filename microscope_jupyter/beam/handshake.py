@@ -166,7 +166,8 @@ def _expect(io: FrameIO, kind: bytes, target: str, what: str) -> bytes:
         frame = io.recv_frame16()
     except EOFError:
         raise HandshakeError(f"{target} closed the connection during the handshake "
-                             f"(waiting for {what})") from None
+                             f"(waiting for {what}); is that port an Erlang distribution port "
+                             "of OTP 25 or later?") from None
     if not frame or frame[:1] != kind:
         got = frame[:1] if frame else b"nothing"
         raise HandshakeError(f"{target} sent {got!r} where the handshake expects {what}; "

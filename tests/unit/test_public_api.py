@@ -1,0 +1,28 @@
+"""Pin the public names so the API changes only on purpose."""
+
+import microscope_jupyter as mic
+
+
+def test_top_level_names():
+    assert sorted(mic.__all__) == sorted(
+        ["attach", "Session", "Atom", "errors", "load_ipython_extension"])
+
+
+def test_session_surface():
+    public = {name for name in dir(mic.Session) if not name.startswith("_")}
+    assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info"}
+
+
+def test_load_ext_alias_points_at_the_same_extension():
+    import microscope
+
+    assert microscope.load_ipython_extension is mic.load_ipython_extension
+
+
+def test_importing_does_not_pull_in_ipython():
+    import subprocess
+    import sys
+
+    code = "import sys, microscope_jupyter; print('IPython' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
