@@ -643,17 +643,28 @@ def encode_into(out: bytearray, term: Any, depth: int = 0) -> None:
                           "tuple, list, dict, Atom, Pid or another microscope_jupyter.beam term")
 
 
+_ATOM_CACHE: dict[str, bytes] = {}
+_ATOM_CACHE_MAX = 8192
+
+
 def _encode_atom(out: bytearray, name: str) -> None:
+    # The same few atoms (node names, tags, module names) go out in every
+    # message; caching their encodings is the cheapest win on the rpc path.
+    cached = _ATOM_CACHE.get(name)
+    if cached is None:
+        cached = _atom_bytes(name)
+        if len(_ATOM_CACHE) < _ATOM_CACHE_MAX:
+            _ATOM_CACHE[name] = cached
+    out += cached
+
+
+def _atom_bytes(name: str) -> bytes:
     raw = name.encode("utf-8")
     if len(name) > 255:
         raise EncodeError(f"atoms are at most 255 characters; this one has {len(name)}")
     if len(raw) < 256:
-        out.append(SMALL_ATOM_UTF8)
-        out.append(len(raw))
-    else:
-        out.append(ATOM_UTF8)
-        out += _U16.pack(len(raw))
-    out += raw
+        return bytes([SMALL_ATOM_UTF8, len(raw)]) + raw
+    return bytes([ATOM_UTF8]) + _U16.pack(len(raw)) + raw
 
 
 def _encode_int(out: bytearray, value: int) -> None:
