@@ -36,12 +36,12 @@ def current_session() -> Session:
     return session
 
 
-def _parse_attach(line: str) -> tuple[str, str | None, float]:
+def _parse_attach(line: str) -> tuple[str, str | None, float | None]:
     try:
         words = shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"could not parse the arguments ({exc})") from None
-    node, cookie_file, ticktime = None, None, 60.0
+    node, cookie_file, ticktime = None, None, None
     it = iter(words)
     for word in it:
         if word == "--cookie-file":

@@ -152,14 +152,14 @@ def _chars(value: Any) -> str:
     return str(value)
 
 
-def attach(node: str, cookie: str | None = None, *, net_ticktime: float = 60.0,
+def attach(node: str, cookie: str | None = None, *, net_ticktime: float | None = None,
            timeout: float = 10.0, epmd_port: int | None = None,
            ssl_context: ssl.SSLContext | None = None) -> Session:
     """Attach to a running node as a hidden node and return a Session.
 
     ``cookie`` defaults to ``$MICROSCOPE_COOKIE``, then ``~/.erlang.cookie``.
-    ``net_ticktime`` should match the node's (60 s unless it sets
-    ``-kernel net_ticktime``): a node silent for that long counts as down.
+    ``net_ticktime`` is read from the node unless given: a node silent for
+    that long counts as down, and we tick four times as often.
     """
     local = LocalNode()
     try:

@@ -113,6 +113,12 @@ class Connection:
                                         daemon=True)
         self._reader.start()
 
+    def set_net_ticktime(self, seconds: float) -> None:
+        """Adopt the peer's net_ticktime, so we tick as often as it expects."""
+        self.net_ticktime = float(seconds)
+        if self._reader is not None:
+            self.sock.settimeout(max(0.05, self.net_ticktime / 4))
+
     @property
     def alive(self) -> bool:
         return not self._closed.is_set()
@@ -181,7 +187,6 @@ class Connection:
 
     def _read_frames(self) -> str:
         buf = self._buf
-        tick_interval = max(0.05, self.net_ticktime / 4)
         while not self._closed.is_set():
             # Parse every complete frame in the buffer.
             while len(buf) >= 4:
@@ -214,7 +219,7 @@ class Connection:
             else:
                 self.last_recv = now
                 buf += chunk
-            if now - self.last_send >= tick_interval:
+            if now - self.last_send >= max(0.05, self.net_ticktime / 4):
                 self._send_tick()
         return self.down_reason or "closed by us"
 

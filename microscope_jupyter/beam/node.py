@@ -224,7 +224,7 @@ class LocalNode:
 
     # -- connecting
 
-    def connect(self, target: str, cookie: str | None = None, *, net_ticktime: float = 60.0,
+    def connect(self, target: str, cookie: str | None = None, *, net_ticktime: float | None = None,
                 timeout: float = 10.0, epmd_port: int | None = None,
                 ssl_context: ssl.SSLContext | None = None) -> "RemoteNode":
         alive, host = split_node_name(target)
@@ -234,7 +234,7 @@ class LocalNode:
             return existing
         secret = resolve_cookie(cookie)
         found = epmd.port_please(alive, host, epmd_port, timeout)
-        conn = Connection.open(host, found.port, target, net_ticktime, timeout, ssl_context)
+        conn = Connection.open(host, found.port, target, net_ticktime or 60.0, timeout, ssl_context)
         try:
             conn.sock.settimeout(timeout)
             peer = client_handshake(conn, self.name_for(host), secret, self.creation, target)
@@ -247,6 +247,14 @@ class LocalNode:
         remote = RemoteNode(self, conn, peer.name, peer.flags)
         self.connections[peer.name] = remote
         conn.start(remote._on_message, remote._on_down)
+        if net_ticktime is None:
+            # Tick as often as this node expects, whatever -kernel net_ticktime it runs with.
+            try:
+                remote.conn.set_net_ticktime(_ticktime_seconds(
+                    remote.rpc("net_kernel", "get_net_ticktime", [], timeout)))
+            except BaseException:
+                remote.close()
+                raise
         return remote
 
     def close(self) -> None:
@@ -465,6 +473,13 @@ class RemoteNode:
             box.wake()
         if self.local.connections.get(self.name) is self:
             del self.local.connections[self.name]
+
+
+def _ticktime_seconds(answer: Any) -> float:
+    # An integer, or {ongoing_change_to, T} while the node changes it.
+    if isinstance(answer, tuple) and len(answer) == 2:
+        answer = answer[1]
+    return float(answer) if isinstance(answer, int) and answer > 0 else 60.0
 
 
 def _is_rex_reply(message: Any) -> bool:

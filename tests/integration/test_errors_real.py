@@ -95,7 +95,7 @@ def test_node_that_stops_answering_ticks(node_factory, runtime):
             time.sleep(0.1)
         detected_after = time.monotonic() - started
         assert not s.attached
-        assert detected_after <= ticktime * 1.25 + 0.5
+        assert detected_after <= ticktime * 1.25 + 1.0
         with pytest.raises(errors.NodeDown) as info:
             s.rpc("erlang", "node")
         assert "no tick" in str(info.value)
@@ -107,7 +107,9 @@ def test_node_that_stops_answering_ticks(node_factory, runtime):
 def test_ticks_keep_an_idle_and_a_busy_session_alive(node_factory):
     ticktime = 2
     node = node_factory("otp25", prefix="idle", net_ticktime=ticktime)
-    with mic.attach(node.name, cookie=node.cookie, net_ticktime=ticktime) as s:
+    # No net_ticktime given: the session reads the node's and ticks to match.
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        assert s._remote.conn.net_ticktime == ticktime
         time.sleep(ticktime * 2.5)  # idle: only ticks cross the wire
         assert s.rpc("erlang", "node") == Atom(node.name)
         # A busy cell: pure-Python work on the main thread for several ticktimes.
