@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from . import errors
 from .beam.terms import Atom
-from .session import Session, attach
+from .session import Session, attach, demo
 
-__all__ = ["attach", "Session", "Atom", "errors", "load_ipython_extension"]
+__all__ = ["attach", "demo", "Session", "Atom", "errors", "load_ipython_extension"]
 __version__ = "0.1.0"
 
 

@@ -17,6 +17,10 @@ flags only.
     ├── RpcError
     │   ├── RpcTimeout              no reply within the timeout
     │   └── BadRpc                  the remote call raised; carries the remote reason
+    ├── AgentError                  the in-node agent could not be built, loaded or run
+    ├── TraceError
+    │   ├── TraceSpecError          the agent refused the trace spec (unknown or dangerous target)
+    │   └── TraceLimitError         a limit that cannot work (zero, negative, wrong type)
     ├── DecodeError                 malformed external term format (names offset and tag)
     └── EncodeError                 a Python value with no Erlang term form
 
@@ -42,6 +46,10 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "BadRpc",
+    "AgentError",
+    "TraceError",
+    "TraceSpecError",
+    "TraceLimitError",
     "DecodeError",
     "EncodeError",
 ]
@@ -112,6 +120,26 @@ class BadRpc(RpcError):
     def __init__(self, message: str, reason: object = None):
         super().__init__(message)
         self.reason = reason
+
+
+class AgentError(MicroscopeError):
+    """The in-node agent could not be built, loaded or started."""
+
+
+class TraceError(MicroscopeError):
+    """A trace could not be started as asked."""
+
+
+class TraceSpecError(TraceError, ValueError):
+    """The trace spec names something unknown or dangerous; nothing was traced."""
+
+    def __init__(self, message: str, reason: object = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+class TraceLimitError(TraceSpecError):
+    """A limit that cannot work, such as ``max_events=0``; nothing was traced."""
 
 
 class DecodeError(MicroscopeError, ValueError):

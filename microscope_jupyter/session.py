@@ -18,11 +18,17 @@ from typing import Any
 
 import pandas as pd
 
+from .agent.controller import Recording, unload_agent
+from .agent.spec import TraceSpec, erlang_module_name
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom
+from .errors import MicroscopeError
 from .render import format_mfa_term, format_name
+from .store import joins
+from .store.event_store import EventStore
+from .store.schema import EVENT_COLUMNS
 
-__all__ = ["Session", "attach"]
+__all__ = ["Session", "attach", "demo"]
 
 PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
                    "message_queue_len", "memory", "reductions"]
@@ -69,6 +75,10 @@ class Session:
         self._local = local
         self._remote = remote
         self.node = remote.name
+        self.store = EventStore()
+        self.recordings: list[Recording] = []
+        self.demo: Any = None          # DemoControls when attached with mic.demo()
+        self._owned_node: Any = None   # a node we booted and must stop on detach
 
     def __repr__(self) -> str:
         state = "attached" if self.attached else "detached"
@@ -81,8 +91,19 @@ class Session:
         return self._remote.alive
 
     def detach(self) -> None:
-        """Disconnect from the node. Safe to call twice."""
+        """Stop any trace, unload the agent, disconnect. Safe to call twice."""
+        if self._remote.alive:
+            for recording in self.recordings:
+                if recording.running:
+                    try:
+                        recording.stop()
+                    except MicroscopeError:
+                        pass
+            if self.recordings:
+                unload_agent(self._remote)
         self._local.close()
+        if self._owned_node is not None:
+            self._owned_node.stop()
 
     def __enter__(self) -> "Session":
         return self
@@ -140,6 +161,73 @@ class Session:
             "applications": versions,
         }
 
+    # -- tracing
+
+    def trace(self, *procs: Any, modules: Any = (), messages: bool = True,
+              lifecycle: bool = True, state: bool = True, gc: bool = False,
+              max_events: int = 1_000_000, max_rate: int = 200_000, duration: Any = None,
+              payload_limit: int = 4096) -> Recording:
+        """Start recording; returns a Recording (a context manager; ``.stop()``).
+
+        With no arguments, records every application process (kernel and
+        stdlib internals left out): messages, lifecycle, and GenServer state
+        before/after each callback. ``procs`` narrows it to pids, names or
+        supervisors (their whole subtree); children are followed as they
+        spawn. ``modules`` adds call/return/exception tracing for
+        ``"MyApp.Worker"`` or ``"MyApp.Worker.handle_call/3"``.
+
+        Limits are always on: ``max_events`` (1,000,000) then the trace stops;
+        ``max_rate`` (200,000 events/s) beyond which events are dropped and
+        counted; ``duration`` (none; ``5``, ``"5s"``, ``"500ms"``);
+        ``payload_limit`` (4096 bytes per message/argument, larger ones are
+        summarised).
+        """
+        self._require_attached()
+        if isinstance(modules, str):
+            modules = [modules]
+        spec = TraceSpec.build(procs, modules, duration=duration, messages=messages,
+                               lifecycle=lifecycle, state=state, gc=gc, max_events=max_events,
+                               max_rate=max_rate, payload_limit=payload_limit)
+        source = f"{self.node}#{len(self.recordings) + 1}"
+        recording = Recording.start(self._remote, self._local, self.store, spec, source)
+        self.recordings.append(recording)
+        return recording
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every recorded event, one row each (columns as in design.md)."""
+        return self.store.frame()[EVENT_COLUMNS]
+
+    def messages(self) -> pd.DataFrame:
+        """One row per message: each send joined to its receive; lost ones marked."""
+        return joins.messages(self.store)
+
+    def calls(self) -> pd.DataFrame:
+        """One row per traced call: args, result or exception, duration."""
+        return joins.calls(self.store)
+
+    def states(self, proc: Any = None) -> pd.DataFrame:
+        """One row per GenServer transition of ``proc`` (all if None): before/after."""
+        ids = None if proc is None else self._pid_ids(proc)
+        return joins.states(self.store, ids)
+
+    def _pid_ids(self, proc: Any) -> set[int]:
+        """Every pid id that ``proc`` has named during the recording (restarts included)."""
+        frame = self.store.frame()
+        text = str(proc)
+        if text.startswith("<"):
+            ids = set(frame.loc[frame["pid"] == text, "_pid"])
+        else:
+            wanted = {text, format_name(Atom(erlang_module_name(text))) or text}
+            ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
+            ids |= {self.store._gid_of_pid(node, pid) for node, pid, name in self.store.initial_names
+                    if name in wanted}
+        ids.discard(-1)
+        if not ids:
+            raise MicroscopeError(f"no recorded process matches {proc!r}; pass a pid like "
+                                  "'<0.123.0>', a registered name, or a module alias")
+        return ids
+
     def _require_attached(self) -> None:
         if not self._remote.alive:
             raise self._remote.down_error()
@@ -150,6 +238,26 @@ def _chars(value: Any) -> str:
     if isinstance(value, list):
         return "".join(chr(c) for c in value)
     return str(value)
+
+
+def demo() -> Session:
+    """Boot the bundled demo app (compiling it if needed) and attach to it.
+
+    ``s.demo.start_updates(50)`` starts the scenario; ``s.detach()`` also
+    stops the demo node.
+    """
+    from .demo import DemoControls, boot_demo_node
+
+    node = boot_demo_node()
+    try:
+        session = attach(node.name, cookie=node.cookie)
+    except BaseException:
+        node.stop()
+        raise
+    session._owned_node = node
+    session.demo = DemoControls(session)
+    session.demo.wait_for_app()
+    return session
 
 
 def attach(node: str, cookie: str | None = None, *, net_ticktime: float | None = None,

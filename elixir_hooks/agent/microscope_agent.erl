@@ -1,0 +1,886 @@
+%%% @doc The in-node agent of BEAM Microscope: safe, bounded tracing.
+%%%
+%%% A notebook loads this module diskless (code:load_binary/3) and drives
+%%% it over distribution. From Python:
+%%%
+%%% ```
+%%% >>> rec = s.trace(modules=["Demo.WorkerB"], max_events=100_000)
+%%% >>> rec.status()
+%%% {'events': 5120, 'dropped': 0, 'rate': 1024.0, 'state': 'running'}
+%%% >>> rec.stop()
+%%% '''
+%%%
+%%% which on the node amounts to:
+%%%
+%%% ```
+%%% 1> {ok, Agent, Info} = microscope_agent:start(OwnerPid, #{max_events => 100000}).
+%%% 2> microscope_agent:stop(Agent).
+%%% '''
+%%%
+%%% Structure (after recon_trace):
+%%%
+%%% ```
+%%%   traced processes --trace msgs--> tracer --batches--> Python owner
+%%%   GenServers (sys hook) --state-->   |  limits: count, rate, queue, payload
+%%%                                      | linked
+%%%                                    controller --monitors--> owner
+%%% '''
+%%%
+%%% The tracer does as little as it can: it turns each trace message into a
+%%% fixed-width 40-byte header plus a raw term_to_binary payload and ships
+%%% them in batches, so the Python side decodes headers in bulk and payloads
+%%% only when asked. Its mailbox is off-heap and its length is checked every
+%%% few hundred events: past the shedding threshold it discards, counting
+%%% what it discards, and past the hard cap it stops the trace. Loss is
+%%% reported as `dropped' events, never silent.
+%%%
+%%% The controller owns every side effect and undoes exactly what it did:
+%%% trace flags only on processes it traced (and their children, which carry
+%%% its tracer), trace patterns only on functions it patterned, sys hooks by
+%%% their id. It monitors the Python owner: a detach, a dropped connection
+%%% or a killed kernel all end in the same cleanup. It never touches a
+%%% process that someone else (dbg, recon, redbug) is tracing. On OTP 27+
+%%% it uses an isolated trace session instead.
+%%%
+%%% It never creates atoms from input and needs only kernel and stdlib.
+-module(microscope_agent).
+
+%% PUBLIC
+-export([version/0, start/2, stop/1, status/1, trace_state/1]).
+%% @private internal exports (spawned funs, sys debug hook)
+-export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
+
+-define(VERSION, 3).
+-define(HOOK_ID, microscope_state_hook).
+-define(HEADER_BYTES, 40).
+
+%% Event kinds: keep in step with microscope_jupyter/store/schema.py
+-define(K_SPAWN, 1).
+-define(K_EXIT, 2).
+-define(K_LINK, 3).
+-define(K_UNLINK, 4).
+-define(K_REGISTER, 5).
+-define(K_UNREGISTER, 6).
+-define(K_SEND, 7).
+-define(K_SEND_TO_DEAD, 8).
+-define(K_RECEIVE, 9).
+-define(K_CALL, 10).
+-define(K_RETURN, 11).
+-define(K_EXCEPTION, 12).
+-define(K_STATE, 13).
+-define(K_GC, 14).
+-define(K_DROPPED, 15).
+-define(K_LONG_GC, 16).
+-define(K_LONG_SCHEDULE, 17).
+-define(K_LARGE_HEAP, 18).
+
+-define(F_TRUNCATED, 1).
+
+%%%===================================================================
+%%% PUBLIC
+%%%===================================================================
+
+version() -> ?VERSION.
+
+%% @doc Start tracing on behalf of Owner (a pid on the Python node).
+%% Opts (a map; keys are atoms the agent already knows, values plain data):
+%%   procs          all | [pid() | binary()]       names are resolved, never created
+%%   modules        [{binary(), binary() | '_', integer() | '_'}]  call tracing
+%%   messages       boolean()  (true)
+%%   lifecycle      boolean()  (true)
+%%   state          boolean()  (true)   sys hooks on GenServers / gen_statem
+%%   gc             boolean()  (false)
+%%   max_events     pos_integer()  (1000000)  then the trace stops
+%%   max_rate       pos_integer()  (200000 events/s)  beyond it, events are dropped and counted
+%%   duration_ms    pos_integer() | infinity  (infinity)
+%%   payload_limit  pos_integer()  (4096 bytes)  larger payloads are cut to a summary
+%%   batch_events   pos_integer()  (2000)
+%%   flush_ms       pos_integer()  (50)
+%%   shed_queue     pos_integer()  (50000) tracer mailbox length where shedding starts
+%%   max_queue      pos_integer()  (500000) where the trace stops to protect the node
+%%   exclude        [pid()]  processes never traced (ours on the Python side)
+start(Owner, Opts) when is_pid(Owner), is_map(Opts) ->
+    Caller = self(),
+    Pid = spawn(?MODULE, controller_init, [Caller, Owner, Opts]),
+    Ref = erlang:monitor(process, Pid),
+    receive
+        {Pid, started, Info} ->
+            erlang:demonitor(Ref, [flush]),
+            {ok, Pid, Info};
+        {Pid, refused, Reason} ->
+            erlang:demonitor(Ref, [flush]),
+            {error, Reason};
+        {'DOWN', Ref, process, Pid, Reason} ->
+            {error, {agent_crashed, Reason}}
+    after 60000 ->
+        exit(Pid, kill),
+        {error, start_timeout}
+    end.
+
+stop(Agent) when is_pid(Agent) ->
+    call(Agent, stop).
+
+status(Agent) when is_pid(Agent) ->
+    call(Agent, status).
+
+%% @doc What this agent has set, for tests and for the curious.
+trace_state(Agent) when is_pid(Agent) ->
+    call(Agent, trace_state).
+
+call(Agent, Request) ->
+    Ref = erlang:monitor(process, Agent),
+    Agent ! {Request, self(), Ref},
+    receive
+        {Ref, Reply} -> erlang:demonitor(Ref, [flush]), Reply;
+        {'DOWN', Ref, process, Agent, _} -> {error, not_running}
+    after 30000 ->
+        erlang:demonitor(Ref, [flush]),
+        {error, timeout}
+    end.
+
+%%%===================================================================
+%%% CONTROLLER
+%%%===================================================================
+
+-record(ctl, {owner, owner_ref, tracer, backend, procs = [], patterns = [],
+              hooked = [], flags = [], opts, started, stop_reason,
+              deadline_ref}).
+
+controller_init(Caller, Owner, Opts0) ->
+    process_flag(trap_exit, true),
+    Opts = maps:merge(defaults(), Opts0),
+    OwnerRef = erlang:monitor(process, Owner),
+    case validate(Caller, Opts) of
+        {error, Reason} ->
+            Caller ! {self(), refused, Reason};
+        {ok, Procs, Patterns} ->
+            Tracer = spawn_opt(?MODULE, tracer_init, [self(), Owner, Opts],
+                               [link, {message_queue_data, off_heap}]),
+            Backend = backend(Tracer),
+            Flags = trace_flags(Opts),
+            Ctl0 = #ctl{owner = Owner, owner_ref = OwnerRef, tracer = Tracer,
+                        backend = Backend, flags = Flags, opts = Opts,
+                        started = erlang:monotonic_time()},
+            Ctl1 = set_patterns(Patterns, Ctl0),
+            %% Hooks first: the sys calls that install them are not traffic
+            %% anyone asked to see, and untraced processes make none.
+            Ctl2 = case maps:get(state, Opts) of
+                       true -> hook_states(Procs, Ctl1);
+                       false -> Ctl1
+                   end,
+            Ctl3 = trace_procs(Procs, Ctl2),
+            Ctl = case maps:get(duration_ms, Opts) of
+                      infinity -> Ctl3;
+                      Ms -> Ctl3#ctl{deadline_ref = erlang:send_after(Ms, self(), duration)}
+                  end,
+            Info = #{tracer => Tracer,
+                     backend => element(1, Backend),
+                     traced => length(Ctl#ctl.procs),
+                     hooked => length(Ctl#ctl.hooked),
+                     patterns => length(Ctl#ctl.patterns),
+                     skipped_foreign => skipped_foreign(Procs, Ctl),
+                     time_offset => erlang:time_offset(),
+                     native_per_second => erlang:convert_time_unit(1, second, native),
+                     started => Ctl#ctl.started,
+                     names => [{P, N} || P <- Ctl#ctl.procs,
+                                         {registered_name, N} <- [catch erlang:process_info(P, registered_name)],
+                                         is_atom(N)],
+                     node => node(),
+                     otp_release => erlang:system_info(otp_release)},
+            Caller ! {self(), started, Info},
+            controller_loop(Ctl)
+    end.
+
+defaults() ->
+    #{procs => all, modules => [], messages => true, lifecycle => true,
+      state => true, gc => false, max_events => 1000000, max_rate => 200000,
+      duration_ms => infinity, payload_limit => 4096, batch_events => 2000,
+      flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => []}.
+
+controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
+    receive
+        {'DOWN', OwnerRef, process, _, _} ->
+            %% Detach, dropped connection or dead kernel: same cleanup.
+            cleanup(Ctl, owner_down);
+        {stop, From, Ref} ->
+            Stats = cleanup(Ctl, stopped),
+            From ! {Ref, {ok, Stats}};
+        {status, From, Ref} ->
+            From ! {Ref, {ok, tracer_stats(Tracer)}},
+            controller_loop(Ctl);
+        {trace_state, From, Ref} ->
+            From ! {Ref, {ok, #{procs => Ctl#ctl.procs, patterns => Ctl#ctl.patterns,
+                                hooked => Ctl#ctl.hooked, tracer => Tracer,
+                                backend => element(1, Ctl#ctl.backend)}}},
+            controller_loop(Ctl);
+        duration ->
+            Stats = cleanup(Ctl, duration),
+            notify_owner(Ctl, duration, Stats);
+        {limit, Reason} ->
+            %% The tracer tripped a limit; stop at the source.
+            Stats = cleanup(Ctl, Reason),
+            notify_owner(Ctl, Reason, Stats);
+        {spawned, Child} ->
+            %% Children inherit the tracer; hook the GenServers among them
+            %% once they are up (restarted workers, new pool members).
+            case maps:get(state, Ctl#ctl.opts) of
+                true -> erlang:send_after(20, self(), {hook_later, Child});
+                false -> ok
+            end,
+            controller_loop(Ctl);
+        {hook_later, Child} ->
+            %% The child already carries our trace flags: mute its message
+            %% tracing while we talk to it, so our sys calls stay out of the trace.
+            Quiet = [F || F <- Ctl#ctl.flags, F =:= send orelse F =:= 'receive'],
+            set_flags(Ctl#ctl.backend, Child, false, Quiet),
+            Ctl1 = hook_states([Child], Ctl),
+            set_flags(Ctl#ctl.backend, Child, true, Quiet),
+            controller_loop(Ctl1);
+        {'EXIT', Tracer, Reason} ->
+            cleanup(Ctl, {tracer_exit, Reason});
+        _ ->
+            controller_loop(Ctl)
+    end.
+
+notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
+    Owner ! {microscope_stopped, self(), Reason, Stats}.
+
+%% Undo exactly what we did, in reverse order, then flush the tracer.
+cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
+    unhook_states(Ctl#ctl.hooked),
+    untrace_procs(Ctl),
+    unset_patterns(Ctl),
+    destroy_backend(Ctl#ctl.backend),
+    Stats = case is_process_alive(Tracer) of
+                true -> finish_tracer(Tracer, Reason);
+                false -> #{}
+            end,
+    unlink(Tracer),
+    exit(Tracer, shutdown),
+    Stats.
+
+finish_tracer(Tracer, Reason) ->
+    Ref = erlang:monitor(process, Tracer),
+    Tracer ! {finish, self(), Ref, Reason},
+    receive
+        {Ref, Stats} -> erlang:demonitor(Ref, [flush]), Stats;
+        {'DOWN', Ref, process, Tracer, _} -> #{}
+    after 10000 ->
+        erlang:demonitor(Ref, [flush]),
+        #{}
+    end.
+
+tracer_stats(Tracer) ->
+    Ref = erlang:monitor(process, Tracer),
+    Tracer ! {stats, self(), Ref},
+    receive
+        {Ref, Stats} -> erlang:demonitor(Ref, [flush]), Stats;
+        {'DOWN', Ref, process, Tracer, _} -> #{state => stopped}
+    after 5000 ->
+        erlang:demonitor(Ref, [flush]),
+        #{state => busy}
+    end.
+
+%%%===================================================================
+%%% VALIDATION
+%%%===================================================================
+
+validate(Caller, Opts) ->
+    try
+        check_limits(Opts),
+        Procs = resolve_procs(maps:get(procs, Opts), [Caller | maps:get(exclude, Opts)]),
+        Patterns = lists:usort(lists:flatmap(fun resolve_pattern/1, maps:get(modules, Opts))),
+        has_sessions() orelse check_patterns_free(Patterns),
+        {ok, Procs, Patterns}
+    catch
+        throw:{refused, Why} -> {error, Why}
+    end.
+
+check_limits(Opts) ->
+    [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
+     || K <- [max_events, max_rate, payload_limit, batch_events, flush_ms,
+              shed_queue, max_queue],
+        not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
+    case maps:get(duration_ms, Opts) of
+        infinity -> ok;
+        D when is_integer(D), D > 0 -> ok;
+        D -> throw({refused, {bad_limit, duration_ms, D}})
+    end.
+
+own_processes(Exclude) ->
+    [self() | Exclude].
+
+resolve_procs(all, Exclude) ->
+    Skip = own_processes(Exclude),
+    [P || P <- erlang:processes(), not lists:member(P, Skip), worth_tracing(P)];
+resolve_procs(Specs, Exclude) when is_list(Specs) ->
+    Skip = own_processes(Exclude),
+    Roots = [resolve_proc(S) || S <- Specs],
+    All = lists:usort(lists:flatmap(fun subtree/1, Roots)),
+    [P || P <- All, not lists:member(P, Skip)].
+
+resolve_proc(P) when is_pid(P) ->
+    case is_process_alive(P) of
+        true -> P;
+        false -> throw({refused, {no_such_process, P}})
+    end;
+resolve_proc(<<"<", _/binary>> = Text) ->
+    try list_to_pid(binary_to_list(Text)) of
+        P -> resolve_proc(P)
+    catch error:badarg -> throw({refused, {no_such_process, Text}})
+    end;
+resolve_proc(Name) when is_binary(Name) ->
+    case existing_atom(Name) of
+        {ok, A} ->
+            case whereis(A) of
+                undefined -> throw({refused, {no_such_process, Name}});
+                P -> P
+            end;
+        error -> throw({refused, {no_such_process, Name}})
+    end;
+resolve_proc(Other) ->
+    throw({refused, {bad_process, Other}}).
+
+%% A supervisor stands for its whole subtree. Only a process known to be a
+%% supervisor is asked for its children: the same call would crash a
+%% GenServer that does not expect it.
+subtree(P) ->
+    case is_supervisor(P) of
+        true ->
+            Children = case catch supervisor:which_children(P) of
+                           L when is_list(L) -> L;
+                           _ -> []
+                       end,
+            [P | lists:flatmap(fun({_, C, _, _}) when is_pid(C) -> subtree(C);
+                                  (_) -> [] end, Children)];
+        false -> [P]
+    end.
+
+is_supervisor(P) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {supervisor, _, _}} -> true;
+                {_, {M, _, _}} -> lists:member(supervisor, behaviours(M));
+                false -> false
+            end;
+        _ -> false
+    end.
+
+%% System processes stay out of an "everything" trace: kernel and stdlib
+%% internals are noise to an application developer and some (the code
+%% server, the distribution controllers) would trace our own traffic.
+worth_tracing(P) ->
+    case application:get_application(P) of
+        {ok, App} -> not lists:member(App, system_apps());
+        undefined ->
+            case erlang:process_info(P, [registered_name, initial_call, current_function]) of
+                undefined -> false;
+                Info ->
+                    {registered_name, Name} = lists:keyfind(registered_name, 1, Info),
+                    {initial_call, {M, _, _}} = lists:keyfind(initial_call, 1, Info),
+                    Current = case lists:keyfind(current_function, 1, Info) of
+                                  {current_function, {CM, _, _}} -> CM;
+                                  _ -> undefined
+                              end,
+                    %% rpc workers (ours among them) come and go; leave them out.
+                    not lists:member(Name, system_names())
+                        andalso not lists:member(M, system_modules())
+                        andalso not lists:member(Current, [rpc, erpc, erl_eval])
+            end
+    end.
+
+system_apps() ->
+    [kernel, stdlib, elixir, logger, compiler, sasl, runtime_tools, iex, mix, crypto].
+
+system_names() ->
+    [init, erts_code_purger, erl_prim_loader, socket_registry, rex, net_kernel,
+     erl_epmd, auth, global_name_server, global_group, code_server, user,
+     user_drv, standard_error, logger, application_controller, kernel_sup,
+     erl_signal_server, file_server_2, inet_db, kernel_refc,
+     kernel_safe_sup, logger_sup, global_group_check, erl_distribution,
+     net_sup, timer_server, 'Elixir.IEx.Broker', 'Elixir.IEx.Config',
+     'Elixir.IEx.Pry'].
+
+system_modules() ->
+    [erts_code_purger, erts_literal_area_collector, erts_dirty_process_signal_handler,
+     prim_file, socket_registry, erl_init, otp_ring0, init, application_master,
+     group, user_drv, user_sup, prim_inet, inet_tcp_dist, dist_util, erl_eval,
+     shell, rpc, erpc, ?MODULE].
+
+resolve_pattern({ModB, FunB, Arity}) when is_binary(ModB) ->
+    Mod = case existing_module(ModB) of
+              {ok, M} -> M;
+              error -> throw({refused, {no_such_module, ModB}})
+          end,
+    refuse_dangerous(Mod, FunB),
+    Exports = [{F, A} || {F, A} <- Mod:module_info(functions)],
+    Selected = [{Mod, F, A} || {F, A} <- Exports,
+                               FunB =:= '_' orelse atom_to_binary(F, utf8) =:= FunB,
+                               Arity =:= '_' orelse A =:= Arity],
+    case Selected of
+        [] -> throw({refused, {no_such_function, ModB, FunB, Arity}});
+        _ -> Selected
+    end;
+resolve_pattern(Other) ->
+    throw({refused, {bad_pattern, Other}}).
+
+%% Every process runs these; a whole-module pattern on one would trace the
+%% node into the ground. Single functions are allowed, under the limits.
+refuse_dangerous(?MODULE, _) -> throw({refused, {dangerous, tracing_the_agent}});
+refuse_dangerous(Mod, '_') ->
+    case lists:member(Mod, [io, lists, erlang, io_lib, maps, ets, gen, gen_server,
+                            gen_statem, proc_lib, sys, code, erts_internal, prim_inet]) of
+        true -> throw({refused, {dangerous, {whole_module, Mod}}});
+        false -> ok
+    end;
+refuse_dangerous(_, _) -> ok.
+
+%% Module names come in as binaries; only existing atoms, or modules whose
+%% .beam is on the code path (a bounded set), become atoms.
+existing_module(Bin) ->
+    case existing_atom(Bin) of
+        {ok, M} ->
+            case code:ensure_loaded(M) of
+                {module, M} -> {ok, M};
+                _ -> error
+            end;
+        error ->
+            case code:where_is_file(binary_to_list(Bin) ++ ".beam") of
+                non_existing -> error;
+                _ ->
+                    M = binary_to_atom(Bin, utf8),
+                    case code:ensure_loaded(M) of
+                        {module, M} -> {ok, M};
+                        _ -> error
+                    end
+            end
+    end.
+
+existing_atom(Bin) ->
+    try {ok, binary_to_existing_atom(Bin, utf8)}
+    catch error:badarg -> error
+    end.
+
+%%%===================================================================
+%%% SETUP: trace flags, patterns, sys hooks
+%%%===================================================================
+
+%% OTP 27+ has isolated trace sessions: nothing we do can disturb dbg,
+%% recon or another tool, and destroying the session removes all of it.
+has_sessions() ->
+    code:ensure_loaded(trace) =:= {module, trace}
+        andalso erlang:function_exported(trace, session_create, 3).
+
+backend(Tracer) ->
+    case has_sessions() of
+        true ->
+            Session = trace:session_create(microscope, Tracer, []),
+            {session, Session};
+        false ->
+            {legacy, Tracer}
+    end.
+
+destroy_backend({session, Session}) -> catch trace:session_destroy(Session), ok;
+destroy_backend({legacy, _}) -> ok.
+
+trace_flags(Opts) ->
+    Base = [set_on_spawn, monotonic_timestamp],
+    Msg = case maps:get(messages, Opts) of true -> [send, 'receive']; false -> [] end,
+    %% procs is needed for spawn events, which also drive hooking new GenServers.
+    Life = [procs],
+    Calls = case maps:get(modules, Opts) of [] -> []; _ -> [call] end,
+    Gc = case maps:get(gc, Opts) of true -> [garbage_collection]; false -> [] end,
+    lists:append([Base, Msg, Life, Calls, Gc]).
+
+trace_procs(Procs, Ctl = #ctl{backend = Backend, flags = Flags}) ->
+    Traced = lists:filter(fun(P) -> trace_one(Backend, P, Flags) end, Procs),
+    Ctl#ctl{procs = Traced}.
+
+trace_one({session, S}, P, Flags) ->
+    try trace:process(S, P, true, Flags) of
+        1 -> true;
+        _ -> false
+    catch error:badarg -> false
+    end;
+trace_one({legacy, Tracer}, P, Flags) ->
+    %% One tracer per process before OTP 27: a process someone else traces
+    %% is left alone, so their trace survives ours.
+    case erlang:trace_info(P, tracer) of
+        {tracer, []} ->
+            try erlang:trace(P, true, [{tracer, Tracer} | Flags]) of
+                1 -> true;
+                _ -> false
+            catch error:badarg -> false
+            end;
+        _ -> false
+    end.
+
+set_flags(_, _, _, []) -> ok;
+set_flags({session, S}, P, How, Flags) -> catch trace:process(S, P, How, Flags), ok;
+set_flags({legacy, Tracer}, P, How, Flags) ->
+    case erlang:trace_info(P, tracer) of
+        {tracer, Tracer} -> catch erlang:trace(P, How, [{tracer, Tracer} || How] ++ Flags), ok;
+        _ -> ok
+    end.
+
+skipped_foreign(Requested, #ctl{procs = Traced}) ->
+    length([P || P <- Requested, not lists:member(P, Traced), is_process_alive(P)]).
+
+untrace_procs(#ctl{backend = {session, _}}) ->
+    ok;  % session_destroy removes every flag of the session
+untrace_procs(#ctl{backend = {legacy, Tracer}, flags = Flags}) ->
+    %% Ours are the processes whose tracer is our tracer: the ones we set
+    %% and the children that inherited it through set_on_spawn.
+    [catch erlang:trace(P, false, Flags)
+     || P <- erlang:processes(), erlang:trace_info(P, tracer) =:= {tracer, Tracer}],
+    ok.
+
+set_patterns([], Ctl) -> Ctl;
+set_patterns(MFAs, Ctl = #ctl{backend = Backend}) ->
+    MS = [{'_', [], [{return_trace}, {exception_trace}]}],
+    case Backend of
+        {legacy, _} ->
+            [erlang:trace_pattern(MFA, MS, [local]) || MFA <- MFAs];
+        {session, S} ->
+            [trace:function(S, MFA, MS, [local]) || MFA <- MFAs]
+    end,
+    Ctl#ctl{patterns = MFAs}.
+
+%% Patterns are global before OTP 27: refuse rather than overwrite a
+%% pattern another tool (dbg, recon) set.
+check_patterns_free(MFAs) ->
+    case [MFA || MFA <- MFAs, erlang:trace_info(MFA, traced) =/= {traced, false}] of
+        [] -> true;
+        [{M, F, A} | _] -> throw({refused, {pattern_in_use, M, F, A}})
+    end.
+
+unset_patterns(#ctl{backend = {legacy, _}, patterns = MFAs}) ->
+    [catch erlang:trace_pattern(MFA, false, [local]) || MFA <- MFAs],
+    ok;
+unset_patterns(_) ->
+    ok.
+
+%% GenServer / gen_statem state capture through sys debug hooks: cheaper
+%% than call tracing, and it sees the state before and after.
+hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts}) ->
+    Limit = maps:get(payload_limit, Opts) * 4,
+    New = [P || P <- Procs, not lists:member(P, Ctl#ctl.hooked), hook_one(P, Tracer, Limit)],
+    Ctl#ctl{hooked = New ++ Ctl#ctl.hooked}.
+
+hook_one(P, Tracer, Limit) ->
+    case gen_kind(P) of
+        none -> false;
+        Kind ->
+            try
+                Before = case Kind of
+                             gen_server -> sys:get_state(P, 1000);
+                             gen_statem -> element(1, sys:get_state(P, 1000))
+                         end,
+                ok = sys:install(P, {?HOOK_ID, fun ?MODULE:state_hook/3,
+                                     {Tracer, Limit, Kind, cap(Before, Limit), none}}, 1000),
+                true
+            catch _:_ -> false
+            end
+    end.
+
+unhook_states(Pids) ->
+    [catch sys:remove(P, ?HOOK_ID, 1000) || P <- Pids, is_process_alive(P)],
+    ok.
+
+gen_kind(P) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {M, _, _}} ->
+                    Bs = behaviours(M),
+                    IsSup = lists:member(supervisor, Bs) orelse M =:= supervisor,
+                    Gen = [K || {B, K} <- gen_callbacks(), lists:member(B, Bs)],
+                    case {IsSup, Gen} of
+                        {false, [K | _]} -> K;
+                        _ -> none
+                    end;
+                false -> none
+            end;
+        _ -> none
+    end.
+
+gen_callbacks() ->
+    [{gen_server, gen_server}, {'Elixir.GenServer', gen_server},
+     {'Elixir.Agent', gen_server}, {gen_statem, gen_statem}].
+
+behaviours(M) ->
+    try M:module_info(attributes) of
+        Attrs -> lists:append([Bs || {K, Bs} <- Attrs, K =:= behaviour orelse K =:= behavior])
+    catch _:_ -> []
+    end.
+
+%% @private Runs inside the traced GenServer: must be cheap and never raise
+%% (sys removes a hook that raises, which is the safe failure).
+state_hook({Tracer, Limit, Kind, Before, _Pending}, {in, Msg}, _Name) ->
+    {Tracer, Limit, Kind, Before, {Msg, erlang:monotonic_time()}};
+state_hook({Tracer, Limit, Kind, Before, _Pending}, {in, Event, _StateName}, _Name) ->
+    {Tracer, Limit, Kind, Before, {Event, erlang:monotonic_time()}};
+state_hook({Tracer, Limit, Kind, Before, Pending}, {out, Reply, _From, NewState}, _Name) ->
+    After = cap(NewState, Limit),
+    emit_state(Tracer, Pending, Before, After, {reply, cap(Reply, Limit)}),
+    {Tracer, Limit, Kind, After, none};
+state_hook({Tracer, Limit, Kind, Before, Pending}, {noreply, NewState}, _Name) ->
+    After = cap(NewState, Limit),
+    emit_state(Tracer, Pending, Before, After, noreply),
+    {Tracer, Limit, Kind, After, none};
+state_hook({Tracer, Limit, gen_statem, Before, Pending}, {consume, Event, _State, Next}, _Name) ->
+    P = case Pending of none -> {Event, erlang:monotonic_time()}; _ -> Pending end,
+    emit_state(Tracer, P, Before, Next, noreply),
+    {Tracer, Limit, gen_statem, Next, none};
+state_hook({Tracer, Limit, Kind, Before, _}, {continue, _} = Msg, _Name) ->
+    {Tracer, Limit, Kind, Before, {Msg, erlang:monotonic_time()}};
+state_hook(FuncState, _Other, _Name) ->
+    FuncState.
+
+emit_state(_Tracer, none, _Before, _After, _Reply) ->
+    ok;
+emit_state(Tracer, {Msg, TsIn}, Before, After, Reply) ->
+    Tracer ! {microscope_state, self(), TsIn, erlang:monotonic_time(), cap(Msg, 4096), Before,
+              After, Reply},
+    ok.
+
+cap(Term, Limit) ->
+    case erlang:external_size(Term) of
+        Size when Size =< Limit -> Term;
+        Size -> {'$microscope_truncated', Size}
+    end.
+
+%%%===================================================================
+%%% TRACER: limits -> batcher -> sender
+%%%===================================================================
+
+-record(tr, {controller, owner, batch_events, flush_ms, payload_limit,
+             max_events, max_rate, shed_queue, max_queue,
+             headers = [], payloads = [], pay_off = 0, in_batch = 0,
+             seen = 0, kept = 0, dropped = 0, drop_since = none, batches = 0,
+             intern = #{}, next_id = 1, defs = [],
+             window_start, window_count = 0, second, last_flush, stopped = false,
+             check = 0}).
+
+tracer_init(Controller, Owner, Opts) ->
+    Now = erlang:monotonic_time(),
+    tracer_loop(#tr{controller = Controller, owner = Owner,
+                    batch_events = maps:get(batch_events, Opts),
+                    flush_ms = maps:get(flush_ms, Opts),
+                    payload_limit = maps:get(payload_limit, Opts),
+                    max_events = maps:get(max_events, Opts),
+                    max_rate = maps:get(max_rate, Opts),
+                    shed_queue = maps:get(shed_queue, Opts),
+                    max_queue = maps:get(max_queue, Opts),
+                    window_start = Now, last_flush = Now,
+                    second = erlang:convert_time_unit(1, second, native)}).
+
+tracer_loop(T = #tr{flush_ms = FlushMs}) ->
+    receive
+        {finish, From, Ref, Reason} ->
+            T1 = drain_after_stop(T#tr{stopped = true}),
+            T2 = flush(T1),
+            From ! {Ref, stats(T2, Reason)};
+        {stats, From, Ref} ->
+            From ! {Ref, stats(T, running)},
+            tracer_loop(T);
+        Msg ->
+            tracer_loop(handle(Msg, T))
+    after FlushMs ->
+        tracer_loop(flush(T))
+    end.
+
+stats(T, State) ->
+    #{state => State, seen => T#tr.seen, kept => T#tr.kept, dropped => T#tr.dropped,
+      batches => T#tr.batches}.
+
+handle(Msg, T0) ->
+    T = T0#tr{seen = T0#tr.seen + 1},
+    case admit(T) of
+        {keep, T1} ->
+            T2 = case encode_event(Msg, T1) of
+                     skip -> T1#tr{seen = T1#tr.seen - 1};
+                     T3 -> T3#tr{kept = T3#tr.kept + 1}
+                 end,
+            maybe_flush(periodic_checks(T2));
+        {drop, T1} ->
+            periodic_checks(T1)
+    end.
+
+%% Rate and count limits. Dropped events are counted, and a dropped span is
+%% written as one `dropped' event when it ends.
+admit(T = #tr{stopped = true}) ->
+    {drop, count_drop(T)};
+admit(T = #tr{kept = Kept, max_events = Max}) when Kept >= Max ->
+    T#tr.controller ! {limit, max_events},
+    {drop, count_drop(T#tr{stopped = true})};
+admit(T0) ->
+    Now = erlang:monotonic_time(),
+    T = case Now - T0#tr.window_start >= T0#tr.second of
+            true -> T0#tr{window_start = Now, window_count = 0};
+            false -> T0
+        end,
+    case T#tr.window_count >= T#tr.max_rate of
+        true -> {drop, count_drop(T)};
+        false -> {keep, close_drop_span(T#tr{window_count = T#tr.window_count + 1})}
+    end.
+
+count_drop(T = #tr{drop_since = none}) ->
+    T#tr{dropped = T#tr.dropped + 1, drop_since = {erlang:monotonic_time(), 1}};
+count_drop(T = #tr{drop_since = {Since, N}}) ->
+    T#tr{dropped = T#tr.dropped + 1, drop_since = {Since, N + 1}}.
+
+close_drop_span(T = #tr{drop_since = none}) -> T;
+close_drop_span(T = #tr{drop_since = {Since, N}}) ->
+    add(?K_DROPPED, 0, 0, 0, 0, Since, N, <<>>, T#tr{drop_since = none}).
+
+%% Every 256 events: is our mailbox running away? Shed, or stop.
+periodic_checks(T = #tr{check = C}) when C < 255 ->
+    T#tr{check = C + 1};
+periodic_checks(T) ->
+    {message_queue_len, Len} = erlang:process_info(self(), message_queue_len),
+    if
+        Len >= T#tr.max_queue, not T#tr.stopped ->
+            T#tr.controller ! {limit, overload},
+            shed(T#tr{check = 0, stopped = true});
+        Len >= T#tr.shed_queue ->
+            shed(T#tr{check = 0});
+        true ->
+            T#tr{check = 0}
+    end.
+
+%% Discard what is queued now, counting it; a trace message costs one
+%% receive here instead of an encode and a network send.
+shed(T) ->
+    {message_queue_len, Len} = erlang:process_info(self(), message_queue_len),
+    shed(Len div 2, T).
+
+shed(0, T) -> T;
+shed(N, T) ->
+    receive
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state ->
+            shed(N - 1, count_drop(T#tr{seen = T#tr.seen + 1}))
+    after 0 -> T
+    end.
+
+drain_after_stop(T) ->
+    receive
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state ->
+            drain_after_stop(count_drop(T#tr{seen = T#tr.seen + 1}))
+    after 0 -> close_drop_span(T)
+    end.
+
+maybe_flush(T = #tr{in_batch = N, batch_events = Max}) when N >= Max ->
+    flush(T);
+maybe_flush(T = #tr{in_batch = N}) when N band 63 =:= 0 ->
+    %% Time-based flush while events keep coming.
+    Now = erlang:monotonic_time(),
+    case Now - T#tr.last_flush >= erlang:convert_time_unit(T#tr.flush_ms, millisecond, native) of
+        true -> flush(T);
+        false -> T
+    end;
+maybe_flush(T) ->
+    T.
+
+flush(T = #tr{in_batch = 0, defs = []}) ->
+    T#tr{last_flush = erlang:monotonic_time()};
+flush(T = #tr{owner = Owner}) ->
+    Headers = list_to_binary(lists:reverse(T#tr.headers)),
+    Payloads = list_to_binary(lists:reverse(T#tr.payloads)),
+    Batch = {microscope_batch, self(), T#tr.batches, T#tr.in_batch, Headers, Payloads,
+             lists:reverse(T#tr.defs), T#tr.seen, T#tr.dropped},
+    %% A remote send may suspend us while the connection is busy: that is
+    %% the backpressure that makes shedding kick in.
+    erlang:send(Owner, Batch),
+    T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
+         batches = T#tr.batches + 1, last_flush = erlang:monotonic_time()}.
+
+%% Trace message -> header + payload.
+encode_event({trace_ts, _, 'receive', {system, {C, _}, _}, _}, #tr{controller = C}) ->
+    skip;  % our own sys:install / sys:get_state calls
+encode_event({trace_ts, _, send, _, C, _}, #tr{controller = C}) ->
+    skip;
+encode_event({trace_ts, _, send, {microscope_state, _, _, _, _, _, _, _}, _, _}, _) ->
+    skip;  % a state hook reporting to us
+encode_event({trace_ts, P, send, Msg, To, Ts}, T) ->
+    payload(?K_SEND, P, To, none, Ts, 0, Msg, T);
+encode_event({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->
+    payload(?K_SEND_TO_DEAD, P, To, none, Ts, 0, Msg, T);
+encode_event({trace_ts, P, 'receive', Msg, Ts}, T) ->
+    payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T);
+encode_event({trace_ts, P, spawn, Child, {M, F, Args}, Ts}, T) ->
+    T#tr.controller ! {spawned, Child},
+    event(?K_SPAWN, P, Child, {M, F, arity(Args)}, Ts, 0, T);
+encode_event({trace_ts, P, exit, Reason, Ts}, T) ->
+    payload(?K_EXIT, P, none, none, Ts, 0, Reason, T);
+encode_event({trace_ts, P, link, P2, Ts}, T) ->
+    event(?K_LINK, P, P2, none, Ts, 0, T);
+encode_event({trace_ts, P, unlink, P2, Ts}, T) ->
+    event(?K_UNLINK, P, P2, none, Ts, 0, T);
+encode_event({trace_ts, P, register, Name, Ts}, T) ->
+    event(?K_REGISTER, P, Name, none, Ts, 0, T);
+encode_event({trace_ts, P, unregister, Name, Ts}, T) ->
+    event(?K_UNREGISTER, P, Name, none, Ts, 0, T);
+encode_event({trace_ts, P, call, {M, F, Args}, Ts}, T) ->
+    payload(?K_CALL, P, none, {M, F, arity(Args)}, Ts, 0, Args, T);
+encode_event({trace_ts, P, return_from, MFA, Ret, Ts}, T) ->
+    payload(?K_RETURN, P, none, MFA, Ts, 0, Ret, T);
+encode_event({trace_ts, P, exception_from, MFA, ClassValue, Ts}, T) ->
+    payload(?K_EXCEPTION, P, none, MFA, Ts, 0, ClassValue, T);
+encode_event({trace_ts, P, gc_major_end, Info, Ts}, T) ->
+    payload(?K_GC, P, none, none, Ts, 1, Info, T);
+encode_event({trace_ts, P, gc_minor_end, Info, Ts}, T) ->
+    payload(?K_GC, P, none, none, Ts, 0, Info, T);
+encode_event({microscope_state, P, TsIn, TsOut, Msg, Before, After, Reply}, T) ->
+    payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply}, T);
+encode_event(_Other, _T) ->
+    %% spawned, getting_linked, gc_*_start, return_to ...: the other side
+    %% of an event we already record, or noise.
+    skip.
+
+arity(Args) when is_list(Args) -> length(Args);
+arity(A) when is_integer(A) -> A.
+
+payload(Kind, P, Peer, MFA, Ts, Aux, Term, T = #tr{payload_limit = Limit0}) ->
+    %% A state event carries two states, a message and a reply.
+    Limit = case Kind of ?K_STATE -> Limit0 * 8; _ -> Limit0 end,
+    Bin = term_to_binary(Term),
+    case byte_size(Bin) =< Limit of
+        true ->
+            add(Kind, 0, id(P), id(Peer), id(MFA), Ts, Aux, Bin, T);
+        false ->
+            Summary = term_to_binary({'$microscope_truncated', byte_size(Bin)}),
+            add(Kind, ?F_TRUNCATED, id(P), id(Peer), id(MFA), Ts, Aux, Summary, T)
+    end.
+
+event(Kind, P, Peer, MFA, Ts, Aux, T) ->
+    add(Kind, 0, id(P), id(Peer), id(MFA), Ts, Aux, <<>>, T).
+
+%% Identifiers (pids, names, MFAs) are interned per trace and defined once,
+%% so a header stays fixed-width and the Python side never re-decodes them.
+-define(ID(X), {intern, X}).
+id(none) -> 0;
+id(X) -> ?ID(X).
+
+add(Kind, Flags, P0, Peer0, MFA0, Ts, Aux, Bin, T0) ->
+    {P, T1} = intern(P0, T0),
+    {Peer, T2} = intern(Peer0, T1),
+    {MFA, T3} = intern(MFA0, T2),
+    Size = byte_size(Bin),
+    Header = <<Kind:8, Flags:8, 0:16, P:32/little, Peer:32/little, MFA:32/little,
+              Ts:64/little-signed, (T3#tr.pay_off):32/little, Size:32/little,
+              Aux:64/little-signed>>,
+    T3#tr{headers = [Header | T3#tr.headers],
+          payloads = case Size of 0 -> T3#tr.payloads; _ -> [Bin | T3#tr.payloads] end,
+          pay_off = T3#tr.pay_off + Size, in_batch = T3#tr.in_batch + 1}.
+
+intern(0, T) -> {0, T};
+intern(N, T) when is_integer(N) -> {N, T};
+intern(?ID(X), T = #tr{intern = Map}) ->
+    case Map of
+        #{X := Id} -> {Id, T};
+        _ ->
+            Id = T#tr.next_id,
+            {Id, T#tr{intern = Map#{X => Id}, next_id = Id + 1, defs = [{Id, X} | T#tr.defs]}}
+    end.

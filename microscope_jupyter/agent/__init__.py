@@ -1,0 +1,1 @@
+"""The in-node agent: its compiled module, and the Python side that drives it."""

@@ -1,0 +1,296 @@
+"""Python side of the in-node agent: load it, start and stop traces, ingest batches.
+
+    rec = Recording.start(remote, local, store, spec)   # Session.trace() does this
+    rec.status()      # {'state': 'running', 'events': 5120, 'dropped': 0, 'rate': ...}
+    rec.stop()
+
+The agent sends batches to a Python-side mailbox (the *owner*). It monitors
+that mailbox, so closing it, losing the connection, or killing the kernel
+all make the agent remove everything it set. An ingest thread moves
+batches from the mailbox into the EventStore; it does no per-event work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..beam.node import LocalNode, Mailbox, RemoteNode
+from ..beam.terms import Atom, Pid
+from ..errors import AgentError, BadRpc, NodeDown, TraceLimitError, TraceSpecError
+from ..render.names import format_module
+from ..store.event_store import EventStore
+from .beam_file import AGENT_MODULE, agent_beam_bytes
+from .spec import TraceSpec
+
+__all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = 3  # -define(VERSION, ...) in microscope_agent.erl
+A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
+
+
+def ensure_agent(remote: RemoteNode) -> None:
+    """Load the agent diskless unless this exact version is already there."""
+    try:
+        loaded = remote.rpc(AGENT_MODULE, "version", [], 10)
+    except BadRpc:
+        loaded = None
+    if loaded == AGENT_VERSION:
+        return
+    if loaded is not None:
+        # A stale agent from an older microscope: replace it.
+        remote.rpc("code", "purge", [Atom(AGENT_MODULE)], 10)
+    filename = [ord(c) for c in f"{AGENT_MODULE}.erl"]
+    result = remote.rpc("code", "load_binary", [Atom(AGENT_MODULE), filename, agent_beam_bytes()],
+                        30)
+    if result != (Atom("module"), Atom(AGENT_MODULE)):
+        raise AgentError(f"{remote.name} refused to load the agent: {result!r}; is the node "
+                         "running with an embedded code server that forbids loading?")
+
+
+def unload_agent(remote: RemoteNode) -> None:
+    """Remove the agent module; leaves it if another session's agent still runs it."""
+    try:
+        remote.rpc("code", "delete", [Atom(AGENT_MODULE)], 5)
+        remote.rpc("code", "soft_purge", [Atom(AGENT_MODULE)], 5)
+    except (BadRpc, NodeDown, TimeoutError):
+        pass
+
+
+class Recording:
+    """A running (or finished) trace. Also a context manager: the trace stops on exit."""
+
+    def __init__(self, remote: RemoteNode, owner: Mailbox, agent: Pid, info: dict,
+                 store: EventStore, source: str, spec: TraceSpec):
+        self._remote = remote
+        self._owner = owner
+        self.agent = agent
+        self.info = info
+        self.spec = spec
+        self._store = store
+        self.source = source
+        self.started_at = time.monotonic()
+        self.stopped_at: float | None = None
+        self.state = "running"
+        self.message: str | None = None
+        self._events = 0
+        self._seen = 0
+        self._dropped = 0
+        self._final_stats: dict | None = None
+        self._done = threading.Event()
+        self._ingest = threading.Thread(target=self._ingest_loop, name=f"microscope-ingest-{source}",
+                                        daemon=True)
+        self._ingest.start()
+
+    # -- starting
+
+    @classmethod
+    def start(cls, remote: RemoteNode, local: LocalNode, store: EventStore,
+              spec: TraceSpec, source: str) -> "Recording":
+        ensure_agent(remote)
+        owner = local.mailbox()
+        try:
+            reply = remote.rpc(AGENT_MODULE, "start", [owner.pid, spec.to_agent_opts()], 90)
+        except BaseException:
+            owner.close()
+            raise
+        if not (isinstance(reply, tuple) and reply[0] == Atom("ok")):
+            owner.close()
+            reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
+            raise _spec_error(reason, remote.name)
+        _, agent, info = reply
+        info = {str(k): v for k, v in info.items()}
+        store.add_source(source, remote.name, info["time_offset"], info["native_per_second"],
+                         info.get("names", []))
+        recording = cls(remote, owner, agent, info, store, source, spec)
+        if info.get("skipped_foreign"):
+            log.warning("%d processes are traced by another tool and were left alone",
+                        info["skipped_foreign"])
+        return recording
+
+    # -- status
+
+    def __repr__(self) -> str:
+        s = self.status()
+        return (f"<Recording {self.source} {s['state']}: {s['events']} events, "
+                f"{s['dropped']} dropped, {s['elapsed_s']:.1f} s>")
+
+    def status(self) -> dict[str, Any]:
+        """Counts, rate and drops as the Python side has them right now."""
+        end = self.stopped_at or time.monotonic()
+        elapsed = max(1e-9, end - self.started_at)
+        return {
+            "state": self.state,
+            "events": self._events,
+            "dropped": self._dropped,
+            "seen": self._seen,
+            "rate": self._events / elapsed,
+            "elapsed_s": elapsed,
+            "traced_processes": self.info.get("traced", 0),
+            "state_hooks": self.info.get("hooked", 0),
+            "message": self.message,
+        }
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    # -- stopping
+
+    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Stop tracing; every event the agent kept is in the store when this returns."""
+        if self.state == "running" and self._remote.alive:
+            try:
+                reply = self._remote.rpc(AGENT_MODULE, "stop", [self.agent], timeout)
+            except NodeDown:
+                reply = None
+            if isinstance(reply, tuple) and reply[0] == Atom("ok"):
+                self._finish("stopped", _stats(reply[1]))
+        self._wait_for_ingest(timeout)
+        self._owner.close()
+        self._done.set()
+        if self.state == "running":
+            self.state = "stopped"
+            self.stopped_at = time.monotonic()
+        return self.status()
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the trace stops by itself (a limit or its duration)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state == "running":
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if self.state != "running":
+            self._wait_for_ingest(10)
+        return self.status()
+
+    def _finish(self, reason: str, stats: dict[str, Any]) -> None:
+        if self._final_stats is not None:
+            return
+        self._final_stats = stats
+        self.stopped_at = time.monotonic()
+        self.state = "stopped" if reason in ("stopped", "owner_down") else reason
+        kept, dropped = stats.get("kept", 0), stats.get("dropped", 0)
+        if reason == "max_events":
+            self.message = (f"Tracing stopped after {kept:,} events (max_events); "
+                            "trace again with a higher max_events= to record more.")
+        elif reason == "overload":
+            self.message = (f"Tracing stopped to protect the node: the tracer fell "
+                            f"{self.spec.max_queue:,} events behind ({dropped:,} dropped); "
+                            "narrow the trace to fewer processes or lower max_rate=.")
+        elif reason == "duration":
+            self.message = f"Tracing stopped after its duration of {self.spec.duration_s:g} s."
+        elif dropped:
+            self.message = (f"{dropped:,} events were dropped under load (max_rate="
+                            f"{self.spec.max_rate:,}/s); they are counted in 'dropped' rows.")
+        if self.message and reason != "stopped":
+            log.warning(self.message)
+
+    def _wait_for_ingest(self, timeout: float) -> None:
+        if self._final_stats is None:
+            return
+        kept = self._final_stats.get("kept", 0)
+        deadline = time.monotonic() + timeout
+        while self._events < kept and time.monotonic() < deadline:
+            if not self._remote.alive and self._owner_queue_empty():
+                break
+            time.sleep(0.01)
+
+    def _owner_queue_empty(self) -> bool:
+        return not self._owner._queue
+
+    # -- ingest thread
+
+    def _ingest_loop(self) -> None:
+        while not self._done.is_set():
+            try:
+                message = self._owner.receive(timeout=0.2)
+            except TimeoutError:
+                continue
+            except NodeDown:
+                if self.state == "running":
+                    self.state = "disconnected"
+                    self.stopped_at = time.monotonic()
+                    self.message = ("The connection to the node dropped; the agent removed its "
+                                    "trace on the node. Events up to then are kept.")
+                return
+            try:
+                self._handle(message)
+            except Exception:  # noqa: BLE001 - one bad batch must not end ingestion
+                log.exception("could not ingest a message from the agent")
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, tuple) and message and message[0] == A_BATCH:
+            _, _tracer, _n, count, headers, payloads, defs, seen, dropped = message
+            added = self._store.append_batch(self.source, _as_bytes(headers), _as_bytes(payloads),
+                                             list(defs), seen, dropped)
+            self._seen, self._dropped = seen, dropped
+            self._events += added
+        elif isinstance(message, tuple) and message and message[0] == A_STOPPED:
+            _, _agent, reason, stats = message
+            self._finish(str(reason), _stats(stats))
+
+
+def _as_bytes(value: Any) -> bytes:
+    # The decoder turns a binary that happens to be valid UTF-8 into str.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _stats(term: Any) -> dict[str, Any]:
+    if isinstance(term, dict):
+        return {str(k): (str(v) if isinstance(v, Atom) else v) for k, v in term.items()}
+    return {}
+
+
+def _spec_error(reason: Any, node: str) -> TraceSpecError:
+    def text(x: Any) -> str:
+        if isinstance(x, (bytes, str)):
+            x = x.decode() if isinstance(x, bytes) else x
+            return format_module(x) if x[:1].isupper() or x.startswith("Elixir.") else x
+        return str(x)
+
+    if isinstance(reason, tuple) and reason:
+        tag = str(reason[0])
+        if tag == "no_such_process":
+            return TraceSpecError(f"no process {text(reason[1])} on {node}; list them with "
+                                  "s.processes() and try again", reason)
+        if tag == "no_such_module":
+            return TraceSpecError(f"module {text(reason[1])} is not loaded on {node} nor on its "
+                                  "code path; check the spelling (Elixir modules as MyApp.Worker)",
+                                  reason)
+        if tag == "no_such_function":
+            _, module, fun, arity = reason
+            arity_text = "" if arity == Atom("_") else f"/{arity}"
+            fun_text = "" if fun == Atom("_") else f".{text(fun)}"
+            return TraceSpecError(f"{text(module)}{fun_text}{arity_text} does not exist on "
+                                  f"{node}; check the name and arity", reason)
+        if tag == "dangerous":
+            what = reason[1]
+            if what == Atom("tracing_the_agent"):
+                return TraceSpecError("refusing to trace the microscope agent itself: it would "
+                                      "trace its own tracing", reason)
+            module = format_module(str(what[1]))
+            return TraceSpecError(f"refusing to trace all of {module}: every process calls it, so "
+                                  f"the trace would swamp the node; name one function instead, "
+                                  f"e.g. {module}.some_function/1", reason)
+        if tag == "pattern_in_use":
+            _, module, fun, arity = reason
+            return TraceSpecError(f"{format_module(str(module))}.{fun}/{arity} already has a trace "
+                                  "pattern set by another tool (dbg, recon, redbug); microscope "
+                                  "will not overwrite it. Stop that trace first (OTP 27+ nodes "
+                                  "keep traces apart and do not have this limit)", reason)
+        if tag == "bad_limit":
+            return TraceLimitError(f"{reason[1]}={reason[2]!r} cannot work; limits are positive "
+                                   "integers", reason)
+    return TraceSpecError(f"the agent on {node} refused the trace: {reason!r}", reason)

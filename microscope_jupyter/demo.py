@@ -1,0 +1,129 @@
+"""The bundled demo: a small Elixir app with a real bug, booted as a local node.
+
+    s = mic.demo()                 # compile if needed, boot, attach
+    s.demo.start_updates(50)       # WorkerA starts sending to WorkerB
+    ...
+    s.detach()                     # also stops the demo node
+
+The app lives in ``examples/apps/demo`` (or ``$MICROSCOPE_DEMO_APP``). It is
+built with plain ``mix compile`` into a cache directory, so the source tree
+stays clean and an installed package needs no write access to itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .beam import epmd
+from .beam.terms import Atom, Pid
+from .errors import AttachError, MicroscopeError
+
+__all__ = ["DemoNode", "boot_demo_node", "demo_app_dir"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def demo_app_dir() -> Path:
+    env = os.environ.get("MICROSCOPE_DEMO_APP")
+    candidates = [Path(env)] if env else []
+    candidates += [_HERE.parent / "examples" / "apps" / "demo", Path.cwd() / "examples" / "apps" / "demo"]
+    for path in candidates:
+        if (path / "mix.exs").exists():
+            return path
+    raise AttachError("the demo app was not found: set MICROSCOPE_DEMO_APP to the "
+                      "examples/apps/demo folder of a microscope-jupyter checkout")
+
+
+def _build_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "microscope" / "demo_build"
+
+
+@dataclass
+class DemoNode:
+    """A running demo node. ``stop()`` kills it."""
+
+    name: str
+    cookie: str
+    process: subprocess.Popen
+
+    def __repr__(self) -> str:
+        return f"<DemoNode {self.name} pid={self.process.pid}>"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def boot_demo_node(timeout: float = 120.0) -> DemoNode:
+    """Compile the demo app if needed and boot it as ``microscope_demo_XXXX@host``."""
+    mix = shutil.which("mix")
+    elixir = shutil.which("elixir")
+    if mix is None or elixir is None:
+        raise AttachError("Elixir is not installed: run `apt-get install -y elixir` (as root) "
+                          "and try again")
+    app = demo_app_dir()
+    env = dict(os.environ, MIX_BUILD_PATH=str(_build_dir()), MIX_ENV="dev")
+    built = subprocess.run([mix, "compile"], cwd=app, env=env, capture_output=True, text=True,
+                           timeout=timeout)
+    if built.returncode != 0:
+        raise AttachError(f"the demo app did not compile:\n{built.stdout}{built.stderr}")
+    alive = f"microscope_demo_{secrets.token_hex(3)}"
+    cookie = secrets.token_hex(16)
+    host = socket.gethostname().split(".")[0]
+    log = open(_build_dir() / f"{alive}.log", "wb")
+    process = subprocess.Popen(
+        [elixir, "--sname", alive, "--cookie", cookie, "-S", mix, "run", "--no-compile",
+         "--no-halt"],
+        cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    log.close()
+    node = DemoNode(f"{alive}@{host}", cookie, process)
+    atexit.register(node.stop)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AttachError(f"the demo node exited with {process.returncode}; see "
+                              f"{_build_dir() / (alive + '.log')}")
+        try:
+            if alive in epmd.names(host, timeout=1.0):
+                return node
+        except MicroscopeError:
+            pass
+        time.sleep(0.1)
+    node.stop()
+    raise AttachError(f"the demo node did not start within {timeout:g} s")
+
+
+class DemoControls:
+    """Drive the demo scenario from Python: ``s.demo.start_updates(50)``."""
+
+    def __init__(self, session: Any):
+        self._session = session
+
+    def start_updates(self, interval_ms: int = 100) -> None:
+        self._session.rpc("Elixir.Demo", "start_updates", [interval_ms])
+
+    def stop_updates(self) -> None:
+        self._session.rpc("Elixir.Demo", "stop_updates", [])
+
+    def stats(self) -> dict:
+        return {str(k): v for k, v in self._session.rpc("Elixir.Demo.Stats", "get", []).items()}
+
+    def wait_for_app(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if isinstance(self._session.rpc("erlang", "whereis", [Atom("Elixir.Demo.WorkerA")]), Pid):
+                return
+            time.sleep(0.1)
+        raise AttachError("the demo app did not start its workers in time")

@@ -1,0 +1,362 @@
+"""EventStore: append-only columns of trace events, decoded in bulk, rendered lazily.
+
+    store = EventStore()
+    store.add_source("agent-1", node="demo@host", time_offset=..., native_per_second=10**9)
+    store.append_batch("agent-1", headers, payloads, defs)   # from the agent, as is
+    store.frame()                                            # pandas, one row per event
+
+The hot path (``append_batch``) is one ``np.frombuffer`` over the headers,
+an id remap, and keeping the payload blob by reference: no per-event Python
+work. Payloads are decoded and rendered only when a frame is asked for, and
+each chunk's decoded frame is cached so a growing recording costs only its
+new events. When the raw bytes pass ``memory_budget``, the oldest chunks move
+to disk (``np.memmap`` headers, memory-mapped payload files) instead of
+growing the kernel without bound.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..beam.etf import decode
+from ..beam.terms import Atom, Pid
+from ..errors import DecodeError
+from ..render.elixir import render
+from ..render.names import format_mfa_term, format_name
+from .schema import EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KINDS
+
+__all__ = ["EventStore"]
+
+_KIND_NAMES = np.array([KINDS.get(i, f"kind_{i}") for i in range(256)], dtype=object)
+_STATE = KIND_CODES["state"]
+_DROPPED = KIND_CODES["dropped"]
+
+
+@dataclass
+class _Source:
+    node: str
+    time_offset: int
+    native_per_second: int
+    id_map: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    seen: int = 0
+    dropped: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _Chunk:
+    source: str
+    node: str
+    seq_start: int
+    headers: np.ndarray      # HEADER_DTYPE, sorted by ts; pid/peer/mfa are global ids
+    payloads: Any            # bytes, or an mmap once spilled
+    ts_ns: np.ndarray        # wall clock, ns since the epoch
+    frame: pd.DataFrame | None = None
+    spilled: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.spilled else self.headers.nbytes + len(self.payloads) + self.ts_ns.nbytes
+
+
+class EventStore:
+    """All events of one session, from one or more agents (nodes)."""
+
+    def __init__(self, memory_budget: int = 512 << 20, spill_dir: str | os.PathLike | None = None,
+                 syntax: str = "elixir", text_limit: int = 200):
+        self.memory_budget = memory_budget
+        self.syntax = syntax
+        self.text_limit = text_limit
+        self._spill_dir = Path(spill_dir) if spill_dir else None
+        self._lock = threading.RLock()
+        self._sources: dict[str, _Source] = {}
+        self._chunks: list[_Chunk] = []
+        self._ids: list[Any] = [None]           # global id -> term
+        self._id_index: dict[tuple, int] = {}   # (node, repr-key) -> global id
+        self._count = 0
+        self._in_memory = 0
+        self.initial_names: list[tuple[str, Pid, str]] = []  # (node, pid, name) at trace start
+        self._frame_cache: pd.DataFrame | None = None
+        self._frame_chunks = 0
+
+    # ---------------------------------------------------------------- writing
+
+    def add_source(self, key: str, node: str, time_offset: int, native_per_second: int,
+                   names: list[tuple[Pid, Any]] = ()) -> None:
+        with self._lock:
+            self._sources[key] = _Source(node, time_offset, native_per_second)
+            for pid, name in names:
+                self.initial_names.append((node, pid, format_name(name, self.syntax) or str(name)))
+
+    def append_batch(self, key: str, headers: bytes, payloads: bytes,
+                     defs: list[tuple[int, Any]], seen: int | None = None,
+                     dropped: int | None = None) -> int:
+        """Add one agent batch; returns how many events it held."""
+        with self._lock:
+            source = self._sources[key]
+            if defs:
+                top = max(local for local, _ in defs)
+                if top >= len(source.id_map):
+                    grown = np.zeros(max(top + 1, 2 * len(source.id_map)), dtype=np.int64)
+                    grown[: len(source.id_map)] = source.id_map
+                    source.id_map = grown
+                for local, term in defs:
+                    source.id_map[local] = self._global_id(source.node, term)
+            source.batches += 1
+            if seen is not None:
+                source.seen = seen
+            if dropped is not None:
+                source.dropped = dropped
+            if not headers:
+                return 0
+            raw = np.frombuffer(headers, dtype=HEADER_DTYPE)
+            # Batches arrive in tracer-mailbox order; within a batch, put
+            # events in clock order so seq follows time.
+            order = np.argsort(raw["ts"], kind="stable")
+            table = raw[order].copy()
+            for column in ("pid", "peer", "mfa"):
+                table[column] = source.id_map[table[column]]
+            ts_ns = self._wall_ns(source, table["ts"])
+            chunk = _Chunk(key, source.node, self._count, table, payloads, ts_ns)
+            self._chunks.append(chunk)
+            self._count += len(table)
+            self._in_memory += chunk.nbytes
+            if self._in_memory > self.memory_budget:
+                self._spill()
+            return len(table)
+
+    def _global_id(self, node: str, term: Any) -> int:
+        key = (node if isinstance(term, (Pid, tuple)) else "", type(term).__name__, repr(term))
+        gid = self._id_index.get(key)
+        if gid is None:
+            gid = len(self._ids)
+            self._ids.append(term)
+            self._id_index[key] = gid
+        return gid
+
+    @staticmethod
+    def _wall_ns(source: _Source, mono: np.ndarray) -> np.ndarray:
+        per_second = source.native_per_second
+        native = mono.astype(np.int64) + source.time_offset
+        if per_second == 1_000_000_000:
+            return native
+        if 1_000_000_000 % per_second == 0:
+            return native * (1_000_000_000 // per_second)
+        return (native.astype(np.float64) * (1e9 / per_second)).astype(np.int64)
+
+    def _spill(self) -> None:
+        """Move the oldest in-memory chunks to disk until under budget."""
+        if self._spill_dir is None:
+            self._spill_dir = Path(tempfile.mkdtemp(prefix="microscope-spill-"))
+        for index, chunk in enumerate(self._chunks):
+            if self._in_memory <= self.memory_budget * 0.75:
+                break
+            if chunk.spilled:
+                continue
+            base = self._spill_dir / f"chunk-{chunk.seq_start}"
+            np.save(f"{base}.headers.npy", chunk.headers)
+            np.save(f"{base}.ts.npy", chunk.ts_ns)
+            with open(f"{base}.payloads", "wb") as out:
+                out.write(chunk.payloads)
+            self._in_memory -= chunk.nbytes
+            chunk.headers = np.load(f"{base}.headers.npy", mmap_mode="r")
+            chunk.ts_ns = np.load(f"{base}.ts.npy", mmap_mode="r")
+            chunk.payloads = _map_file(f"{base}.payloads")
+            chunk.frame = None
+            chunk.spilled = True
+
+    # ---------------------------------------------------------------- reading
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def dropped(self) -> int:
+        """Events the agents saw but did not keep (load shedding, limits)."""
+        return sum(s.dropped for s in self._sources.values())
+
+    @property
+    def seen(self) -> int:
+        return sum(s.seen for s in self._sources.values())
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._in_memory
+
+    @property
+    def spilled_chunks(self) -> int:
+        return sum(1 for c in self._chunks if c.spilled)
+
+    def term_of(self, gid: int) -> Any:
+        return self._ids[gid]
+
+    def id_text(self, gid: int) -> str | None:
+        return _id_text(self._ids[gid], self.syntax)
+
+    def frame(self) -> pd.DataFrame:
+        """Every event as a DataFrame with the public columns plus ``_pid``/``_peer`` ids."""
+        with self._lock:
+            chunks = list(self._chunks)
+            if self._frame_cache is not None and self._frame_chunks == len(chunks):
+                return self._frame_cache
+            id_texts = np.array([_id_text(t, self.syntax) for t in self._ids], dtype=object)
+            frames = [self._chunk_frame(c, id_texts) for c in chunks]
+        if frames:
+            frame = pd.concat(frames, ignore_index=True)
+        else:
+            frame = _empty_frame()
+        frame = self._add_names(frame)
+        frame["kind"] = frame["kind"].astype("category")
+        with self._lock:
+            self._frame_cache = frame
+            self._frame_chunks = len(chunks)
+        return frame
+
+    def _chunk_frame(self, chunk: _Chunk, id_texts: np.ndarray) -> pd.DataFrame:
+        if chunk.frame is not None:
+            return chunk.frame
+        h = chunk.headers
+        n = len(h)
+        terms: list[Any] = [None] * n
+        texts: list[str | None] = [None] * n
+        kinds = h["kind"]
+        offs, lens, flags, aux = h["pay_off"], h["pay_len"], h["flags"], h["aux"]
+        blob = chunk.payloads
+        for i in range(n):
+            length = int(lens[i])
+            if length:
+                try:
+                    term = decode(blob[int(offs[i]):int(offs[i]) + length])
+                except DecodeError as exc:
+                    term = None
+                    texts[i] = f"<undecodable payload: {exc}>"
+                    continue
+                if kinds[i] == _STATE:
+                    term = _state_term(term)
+                terms[i] = term
+                if flags[i] & FLAG_TRUNCATED:
+                    texts[i] = f"#Truncated<{term[1]} bytes>" if isinstance(term, tuple) else None
+                else:
+                    texts[i] = self._text(kinds[i], term)
+            elif kinds[i] == _DROPPED:
+                terms[i] = int(aux[i])
+                texts[i] = f"{int(aux[i])} events dropped by the agent"
+        mfa_text = id_texts[h["mfa"]]
+        frame = pd.DataFrame({
+            "seq": np.arange(chunk.seq_start, chunk.seq_start + n, dtype=np.int64),
+            "node": chunk.node,
+            "ts": pd.to_datetime(np.asarray(chunk.ts_ns), unit="ns", utc=True),
+            "kind": _KIND_NAMES[kinds],
+            "pid": id_texts[h["pid"]],
+            "name": None,
+            "peer": id_texts[h["peer"]],
+            "mfa": mfa_text,
+            "term": terms,
+            "text": texts,
+            "_pid": h["pid"].astype(np.int64),
+            "_peer": h["peer"].astype(np.int64),
+            "_aux": h["aux"].astype(np.int64),
+            "_truncated": (flags & FLAG_TRUNCATED).astype(bool),
+        })
+        if not chunk.spilled:
+            chunk.frame = frame
+        return frame
+
+    def _text(self, kind: int, term: Any) -> str:
+        if kind == _STATE:
+            return render(term["after"], self.syntax, self.text_limit)
+        return render(term, self.syntax, self.text_limit)
+
+    def _add_names(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The registered name each pid had at the moment of each event."""
+        rows = [(-1, self._gid_of_pid(node, pid), name) for node, pid, name in self.initial_names]
+        reg = frame[frame["kind"].isin(["register", "unregister"])]
+        for seq, kind, pid_id, peer_id in zip(reg["seq"], reg["kind"], reg["_pid"], reg["_peer"]):
+            name = self.id_text(int(peer_id)) if kind == "register" else None
+            rows.append((int(seq), int(pid_id), name))
+        if not rows or frame.empty:
+            return frame
+        names = pd.DataFrame(rows, columns=["seq", "_pid", "name"]).sort_values("seq")
+        names = names[names["_pid"] > 0]
+        left = frame.drop(columns=["name"]).sort_values("seq")
+        merged = pd.merge_asof(left, names, on="seq", by="_pid", direction="backward")
+        return merged[EVENT_COLUMNS + [c for c in merged.columns if c.startswith("_")]]
+
+    def _gid_of_pid(self, node: str, pid: Pid) -> int:
+        return self._id_index.get((node, "Pid", repr(pid)), -1)
+
+    def payload_bytes(self, seq: int) -> bytes:
+        for chunk in self._chunks:
+            if chunk.seq_start <= seq < chunk.seq_start + len(chunk.headers):
+                row = chunk.headers[seq - chunk.seq_start]
+                return bytes(chunk.payloads[int(row["pay_off"]):int(row["pay_off"]) + int(row["pay_len"])])
+        raise IndexError(f"no event with seq {seq}")
+
+
+def _id_text(term: Any, syntax: str) -> str | None:
+    if term is None:
+        return None
+    if isinstance(term, Pid):
+        return str(term)
+    if isinstance(term, Atom):
+        return format_name(term, syntax)
+    if isinstance(term, tuple) and len(term) == 3 and isinstance(term[2], int):
+        return format_mfa_term(term, syntax)
+    if isinstance(term, tuple) and len(term) == 2:   # {Name, Node} remote send
+        return f"{format_name(term[0], syntax)}@{term[1]}"
+    return render(term, syntax, 80)
+
+
+_CALLBACKS = {Atom("$gen_call"): "handle_call", Atom("$gen_cast"): "handle_cast"}
+
+
+def _state_term(term: Any) -> dict:
+    """{Msg, Before, After, Reply} from the sys hook, unwrapped for people."""
+    try:
+        message, before, after, reply = term
+    except (TypeError, ValueError):
+        return {"callback": None, "message": term, "before": None, "after": None, "reply": None}
+    callback = "handle_info"
+    if isinstance(message, tuple) and message:
+        tag = message[0]
+        if tag == Atom("$gen_call") and len(message) == 3:
+            callback, message = "handle_call", message[2]
+        elif tag == Atom("$gen_cast") and len(message) == 2:
+            callback, message = "handle_cast", message[1]
+        elif tag == Atom("continue") and len(message) == 2:
+            callback, message = "handle_continue", message[1]
+        elif tag in (Atom("call"), Atom("cast"), Atom("info")):  # gen_statem event types
+            callback = "handle_event"
+    if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == Atom("reply"):
+        reply = reply[1]
+    elif reply == Atom("noreply"):
+        reply = None
+    return {"callback": callback, "message": message, "before": before, "after": after,
+            "reply": reply}
+
+
+def _map_file(path: str) -> Any:
+    size = os.path.getsize(path)
+    if size == 0:
+        return b""
+    with open(path, "rb") as handle:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _empty_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in EVENT_COLUMNS})
+    frame["seq"] = frame["seq"].astype(np.int64)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    for c in ("_pid", "_peer", "_aux"):
+        frame[c] = pd.Series(dtype=np.int64)
+    frame["_truncated"] = pd.Series(dtype=bool)
+    return frame

@@ -1,0 +1,223 @@
+"""Events joined into the tables people ask for: messages, calls, state transitions.
+
+Status: ``delivered``; ``lost`` (sent to a dead pid, or the receiver died
+with it unread); ``in_flight`` (a traced receiver had not taken it when the
+recording stopped); ``unobserved`` (the receiver is outside the trace).
+
+A receive trace event does not name the sender, so a send is paired with a
+receive the way the BEAM orders delivery: per receiver, identical payloads
+are delivered in the order they were sent (FIFO per sender/receiver pair;
+identical payloads from different senders are indistinguishable anyway).
+Sends to a name are resolved to the pid holding that name at that moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..beam.terms import Pid
+from .event_store import EventStore
+
+__all__ = ["messages", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
+
+MESSAGE_COLUMNS = ["send_seq", "receive_seq", "sent_at", "received_at", "latency_us", "sender",
+                   "sender_name", "receiver", "receiver_name", "term", "text", "status"]
+CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "exception",
+                "started_at", "ended_at", "duration_us", "depth", "status"]
+STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
+                 "changed", "duration_us", "text"]
+
+
+def messages(store: EventStore) -> pd.DataFrame:
+    events = store.frame()
+    sends = events[events["kind"].isin(["send", "send_to_dead"])].copy()
+    receives = events[events["kind"] == "receive"].copy()
+    if sends.empty and receives.empty:
+        return pd.DataFrame(columns=MESSAGE_COLUMNS)
+
+    sends["_receiver"] = _resolve_receivers(store, events, sends)
+    sends["_key"] = _payload_keys(store, sends["seq"])
+    receives["_key"] = _payload_keys(store, receives["seq"])
+    receives["_receiver"] = receives["_pid"]
+    sends["_match"] = -1
+    receives["_matched"] = False
+    live = sends["kind"] == "send"
+
+    # 1. Receiver known (a pid, or a name held by a pid): the n-th identical
+    #    payload sent to R pairs with the n-th one R received.
+    known = sends[live & (sends["_receiver"] > 0)]
+    _pair(sends, receives, known.index, receives.index, ["_receiver", "_key"])
+    # 2. Receiver unknown (an alias, a name nobody held): identical payload,
+    #    FIFO, among the receives still unpaired.
+    unknown = sends[live & (sends["_receiver"] <= 0)].index
+    _pair(sends, receives, unknown, receives.index[~receives["_matched"]], ["_key"])
+
+    recv = receives.set_index("seq")
+    matched = sends["_match"] >= 0
+    recv_rows = recv.reindex(sends["_match"].where(matched, -1))
+    receiver_ids = np.where(matched, recv_rows["_pid"].fillna(0).to_numpy(), sends["_receiver"])
+    exited = set(events.loc[events["kind"] == "exit", "_pid"])
+    observed = set(events["_pid"])
+    receiver_series = pd.Series(receiver_ids)
+    # Unmatched: lost if the receiver died, in flight if it is traced and
+    # alive (still in its mailbox at stop), unobserved if it is not traced.
+    status = np.select(
+        [sends["kind"].to_numpy() == "send_to_dead", matched.to_numpy(),
+         receiver_series.isin(exited).to_numpy(), receiver_series.isin(observed).to_numpy()],
+        ["lost", "delivered", "lost", "in_flight"], default="unobserved")
+    last_name = events.dropna(subset=["name"]).groupby("_pid")["name"].last().to_dict()
+    received_at = pd.to_datetime(recv_rows["ts"].to_numpy(), utc=True)
+    sent_rows = pd.DataFrame({
+        "send_seq": sends["seq"].to_numpy(),
+        "receive_seq": sends["_match"].where(matched).astype("Int64").to_numpy(),
+        "sent_at": sends["ts"].to_numpy(),
+        "received_at": received_at,
+        "sender": sends["pid"].to_numpy(),
+        "sender_name": sends["name"].to_numpy(),
+        "receiver": [store.id_text(int(r)) if r > 0 else p
+                     for r, p in zip(receiver_ids, sends["peer"])],
+        "receiver_name": [n if isinstance(n, str) else
+                          (p if (r <= 0 or peer_id != r) and isinstance(p, str) and not p.startswith("#")
+                           else last_name.get(r))
+                          for n, r, p, peer_id in zip(recv_rows["name"], receiver_ids, sends["peer"],
+                                                      sends["_peer"])],
+        "term": sends["term"].to_numpy(),
+        "text": sends["text"].to_numpy(),
+        "status": status,
+    })
+    # Receives with no traced send: the sender is outside the trace.
+    orphans = receives[~receives["_matched"]]
+    orphan_rows = pd.DataFrame({
+        "send_seq": pd.array([pd.NA] * len(orphans), dtype="Int64"),
+        "receive_seq": orphans["seq"].astype("Int64").to_numpy(),
+        "sent_at": pd.NaT,
+        "received_at": orphans["ts"].to_numpy(),
+        "sender": None,
+        "sender_name": None,
+        "receiver": orphans["pid"].to_numpy(),
+        "receiver_name": orphans["name"].to_numpy(),
+        "term": orphans["term"].to_numpy(),
+        "text": orphans["text"].to_numpy(),
+        "status": "delivered",
+    })
+    table = pd.concat([sent_rows, orphan_rows], ignore_index=True)
+    table["sent_at"] = pd.to_datetime(table["sent_at"], utc=True)
+    table["received_at"] = pd.to_datetime(table["received_at"], utc=True)
+    table["latency_us"] = (table["received_at"] - table["sent_at"]).dt.total_seconds() * 1e6
+    table["send_seq"] = table["send_seq"].astype("Int64")
+    order = table["send_seq"].fillna(table["receive_seq"]).astype(np.int64)
+    table = table.iloc[np.argsort(order.to_numpy(), kind="stable")]
+    return table[MESSAGE_COLUMNS].reset_index(drop=True)
+
+
+def _pair(sends: pd.DataFrame, receives: pd.DataFrame, send_index, recv_index,
+          by: list[str]) -> None:
+    """FIFO-pair sends with receives that agree on ``by``; marks both sides."""
+    if len(send_index) == 0 or len(recv_index) == 0:
+        return
+    left = sends.loc[send_index, by + ["seq"]].copy()
+    right = receives.loc[recv_index, by + ["seq"]].copy()
+    left["_n"] = left.groupby(by).cumcount()
+    right["_n"] = right.groupby(by).cumcount()
+    joined = left.reset_index().merge(right.rename(columns={"seq": "_rseq"}).reset_index(
+        names="_rindex"), on=by + ["_n"], how="inner")
+    # A receive never precedes its send.
+    joined = joined[joined["_rseq"] > joined["seq"]]
+    sends.loc[joined["index"], "_match"] = joined["_rseq"].to_numpy()
+    receives.loc[joined["_rindex"], "_matched"] = True
+
+
+def _resolve_receivers(store: EventStore, events: pd.DataFrame, sends: pd.DataFrame) -> np.ndarray:
+    """Global pid id of each send's receiver; a name resolves to its holder at that time."""
+    out = np.empty(len(sends), dtype=np.int64)
+    holders = _name_holders(store, events)
+    for i, (peer, seq) in enumerate(zip(sends["_peer"], sends["seq"])):
+        term = store.term_of(int(peer))
+        if isinstance(term, Pid):
+            out[i] = peer
+        else:
+            out[i] = _holder_at(holders, store.id_text(int(peer)), int(seq))
+    return out
+
+
+def _name_holders(store: EventStore, events: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
+    """name -> [(from_seq, pid_id)], pid_id 0 once unregistered."""
+    holders: dict[str, list[tuple[int, int]]] = {}
+    for node, pid, name in store.initial_names:
+        holders.setdefault(name, []).append((-1, store._gid_of_pid(node, pid)))
+    reg = events[events["kind"].isin(["register", "unregister"])]
+    for seq, kind, pid_id, peer_id in zip(reg["seq"], reg["kind"], reg["_pid"], reg["_peer"]):
+        name = store.id_text(int(peer_id))
+        holders.setdefault(name, []).append((int(seq), int(pid_id) if kind == "register" else 0))
+    # A registered process that exits drops its name.
+    exits = events[events["kind"] == "exit"]
+    exit_seq = dict(zip(exits["_pid"], exits["seq"]))
+    for name, spans in list(holders.items()):
+        extra = [(int(exit_seq[pid]), 0) for _, pid in spans if pid in exit_seq]
+        holders[name] = sorted(spans + extra)
+    return holders
+
+
+def _holder_at(holders: dict, name: str | None, seq: int) -> int:
+    current = 0
+    for from_seq, pid in holders.get(name, ()):
+        if from_seq > seq:
+            break
+        current = pid
+    return current
+
+
+def _payload_keys(store: EventStore, seqs: pd.Series) -> list[int]:
+    return [hash(store.payload_bytes(int(s))) for s in seqs]
+
+
+def calls(store: EventStore) -> pd.DataFrame:
+    events = store.frame()
+    rows = events[events["kind"].isin(["call", "return", "exception"])]
+    out: list[tuple] = []
+    stacks: dict[int, list[dict]] = {}
+    for seq, kind, pid_id, pid, name, mfa, term, ts in zip(
+            rows["seq"], rows["kind"], rows["_pid"], rows["pid"], rows["name"], rows["mfa"],
+            rows["term"], rows["ts"]):
+        stack = stacks.setdefault(int(pid_id), [])
+        if kind == "call":
+            stack.append({"seq": int(seq), "pid": pid, "name": name, "mfa": mfa, "args": term,
+                          "ts": ts, "depth": len(stack)})
+            continue
+        # Return/exception closes the innermost open call of the same function.
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i]["mfa"] == mfa:
+                call = stack.pop(i)
+                del stack[i:]
+                out.append((call["seq"], int(seq), call["pid"], call["name"], mfa, call["args"],
+                            term if kind == "return" else None,
+                            term if kind == "exception" else None,
+                            call["ts"], ts, (ts - call["ts"]).total_seconds() * 1e6,
+                            call["depth"], "returned" if kind == "return" else "raised"))
+                break
+    for stack in stacks.values():
+        for call in stack:
+            out.append((call["seq"], None, call["pid"], call["name"], call["mfa"], call["args"],
+                        None, None, call["ts"], pd.NaT, np.nan, call["depth"], "running"))
+    table = pd.DataFrame(out, columns=CALL_COLUMNS).sort_values("call_seq").reset_index(drop=True)
+    table["end_seq"] = table["end_seq"].astype("Int64")
+    return table
+
+
+def states(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
+    events = store.frame()
+    rows = events[events["kind"] == "state"]
+    if pid_ids is not None:
+        rows = rows[rows["_pid"].isin(pid_ids)]
+    records: list[tuple[Any, ...]] = []
+    for seq, ts, pid, name, term, aux, text in zip(rows["seq"], rows["ts"], rows["pid"],
+                                                   rows["name"], rows["term"], rows["_aux"],
+                                                   rows["text"]):
+        term = term or {}
+        records.append((int(seq), ts, pid, name, term.get("callback"), term.get("message"),
+                        term.get("before"), term.get("after"), term.get("reply"),
+                        term.get("before") != term.get("after"), aux / 1000.0, text))
+    return pd.DataFrame(records, columns=STATE_COLUMNS)

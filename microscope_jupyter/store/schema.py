@@ -1,0 +1,40 @@
+"""The event schema: the wire header the agent writes and the columns users see.
+
+Each event arrives as a fixed-width 40-byte little-endian header (numpy reads
+a batch of them in one call) plus an optional raw ``term_to_binary`` payload.
+Keep ``KINDS`` in step with the ``K_*`` defines in
+``elixir_hooks/agent/microscope_agent.erl``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "EVENT_COLUMNS", "FLAG_TRUNCATED"]
+
+HEADER_DTYPE = np.dtype([
+    ("kind", "u1"),
+    ("flags", "u1"),
+    ("pad", "<u2"),
+    ("pid", "<u4"),      # interned id, 0 = none
+    ("peer", "<u4"),     # interned id: the other pid, a registered name, or a {Name, Node}
+    ("mfa", "<u4"),      # interned {M, F, Arity}
+    ("ts", "<i8"),       # node monotonic time, native units
+    ("pay_off", "<u4"),  # offset of the payload in the batch's payload blob
+    ("pay_len", "<u4"),
+    ("aux", "<i8"),      # per kind: dropped count, handler duration (native units), gc major=1
+])
+assert HEADER_DTYPE.itemsize == 40
+
+KINDS = {
+    1: "spawn", 2: "exit", 3: "link", 4: "unlink", 5: "register", 6: "unregister",
+    7: "send", 8: "send_to_dead", 9: "receive", 10: "call", 11: "return", 12: "exception",
+    13: "state", 14: "gc", 15: "dropped", 16: "long_gc", 17: "long_schedule",
+    18: "large_heap", 19: "line", 20: "annotation",
+}
+KIND_CODES = {name: code for code, name in KINDS.items()}
+
+FLAG_TRUNCATED = 1
+
+# The public columns of Session.events, in order (design.md).
+EVENT_COLUMNS = ["seq", "node", "ts", "kind", "pid", "name", "peer", "mfa", "term", "text"]
