@@ -114,6 +114,12 @@ class DemoControls:
     def start_updates(self, interval_ms: int = 100) -> None:
         self._session.rpc("Elixir.Demo", "start_updates", [interval_ms])
 
+    def reset(self) -> None:
+        """Restart the demo app: fresh workers, counters at zero."""
+        self.wait_for_app()  # a just-booted node answers before Mix has loaded the app
+        self._session.rpc("Elixir.Demo", "reset", [])
+        self.wait_for_app()
+
     def stop_updates(self) -> None:
         self._session.rpc("Elixir.Demo", "stop_updates", [])
 

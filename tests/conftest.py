@@ -54,3 +54,33 @@ def session(any_node):
     s = mic.attach(any_node.name, cookie=any_node.cookie)
     yield s
     s.detach()
+
+
+@pytest.fixture(scope="session")
+def demo_node():
+    """The bundled Elixir demo app, booted once for the run (OTP 25 + Elixir)."""
+    from microscope_jupyter.demo import boot_demo_node
+
+    node = boot_demo_node()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def demo(demo_node):
+    """A session on the demo node, with the app restarted fresh for this test."""
+    import microscope_jupyter as mic
+    from microscope_jupyter.demo import DemoControls
+
+    s = mic.attach(demo_node.name, cookie=demo_node.cookie)
+    s.demo = DemoControls(s)
+    s.demo.reset()
+    yield s
+    s.detach()
+
+
+@pytest.fixture(scope="session")
+def workload_beam(tmp_path_factory):
+    from nodes import WORKLOAD_SOURCE, compile_erlang
+
+    return compile_erlang(WORKLOAD_SOURCE, tmp_path_factory.mktemp("beam"))

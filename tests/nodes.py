@@ -156,3 +156,22 @@ def start_node(runtime: str = "otp25", *, prefix: str = "t", net_ticktime: int |
         raise RuntimeError(f"{runtime} node failed to start; log:\n{log_path.read_text(errors='replace')}")
     host = "127.0.0.1" if long_name else HOST
     return BeamNode(f"{alive}@{host}", cookie, proc, runtime, log_path)
+
+
+def compile_erlang(source: Path, out_dir: Path) -> Path:
+    """Compile with Debian's erlc (OTP 25); OTP 28 loads the result too."""
+    subprocess.run(["erlc", "-o", str(out_dir), str(source)], check=True)
+    return out_dir / (source.stem + ".beam")
+
+
+def load_module(session, beam: Path) -> None:
+    """Load a compiled module onto the node without touching its disk."""
+    from microscope_jupyter import Atom
+
+    name = beam.stem
+    result = session.rpc("code", "load_binary", [Atom(name), [ord(c) for c in beam.name],
+                                                  beam.read_bytes()])
+    assert result == (Atom("module"), Atom(name)), result
+
+
+WORKLOAD_SOURCE = Path(__file__).parent / "erlang" / "mic_workload.erl"

@@ -104,6 +104,7 @@ class Recording:
             raise _spec_error(reason, remote.name)
         _, agent, info = reply
         info = {str(k): v for k, v in info.items()}
+        info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
         store.add_source(source, remote.name, info["time_offset"], info["native_per_second"],
                          info.get("names", []))
         recording = cls(remote, owner, agent, info, store, source, spec)

@@ -490,8 +490,14 @@ def _badrpc_message(node: str, module: str, function: str, arity: int, reason: A
     call = f"{module}:{function}/{arity}"
     if (isinstance(reason, tuple) and len(reason) == 2 and reason[0] == A_EXIT
             and isinstance(reason[1], tuple) and reason[1] and reason[1][0] == Atom("undef")):
-        return (f"{call} is not defined on {node} (undef); check the module is loaded and "
-                "the function exported with that arity")
+        missing = call
+        stack = reason[1][1] if len(reason[1]) > 1 else None
+        if isinstance(stack, list) and stack and isinstance(stack[0], tuple) and len(stack[0]) >= 3:
+            m, f, a = stack[0][:3]
+            missing = f"{m}:{f}/{len(a) if isinstance(a, list) else a}"
+        where = "" if missing == call else f" (called from {call})"
+        return (f"{missing} is not defined on {node}{where} (undef); check the module is "
+                "loaded and the function exported with that arity")
     if reason == Atom("nodedown"):
         return f"{node} went down during {call}; attach again once the node is back"
     return f"{call} raised on {node}: {format_erlang(reason, 600)}"

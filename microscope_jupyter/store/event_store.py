@@ -260,7 +260,8 @@ class EventStore:
             "name": None,
             "peer": id_texts[h["peer"]],
             "mfa": mfa_text,
-            "term": terms,
+            # object, not str: pandas would turn a column of Atoms into plain text
+            "term": pd.Series(terms, dtype=object),
             "text": texts,
             "_pid": h["pid"].astype(np.int64),
             "_peer": h["peer"].astype(np.int64),

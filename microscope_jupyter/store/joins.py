@@ -84,7 +84,7 @@ def messages(store: EventStore) -> pd.DataFrame:
                            else last_name.get(r))
                           for n, r, p, peer_id in zip(recv_rows["name"], receiver_ids, sends["peer"],
                                                       sends["_peer"])],
-        "term": sends["term"].to_numpy(),
+        "term": pd.Series(sends["term"].to_numpy(), dtype=object),
         "text": sends["text"].to_numpy(),
         "status": status,
     })
@@ -99,7 +99,7 @@ def messages(store: EventStore) -> pd.DataFrame:
         "sender_name": None,
         "receiver": orphans["pid"].to_numpy(),
         "receiver_name": orphans["name"].to_numpy(),
-        "term": orphans["term"].to_numpy(),
+        "term": pd.Series(orphans["term"].to_numpy(), dtype=object),
         "text": orphans["text"].to_numpy(),
         "status": "delivered",
     })
@@ -202,7 +202,8 @@ def calls(store: EventStore) -> pd.DataFrame:
         for call in stack:
             out.append((call["seq"], None, call["pid"], call["name"], call["mfa"], call["args"],
                         None, None, call["ts"], pd.NaT, np.nan, call["depth"], "running"))
-    table = pd.DataFrame(out, columns=CALL_COLUMNS).sort_values("call_seq").reset_index(drop=True)
+    table = _object_frame(out, CALL_COLUMNS, ["args", "result", "exception"])
+    table = table.sort_values("call_seq").reset_index(drop=True)
     table["end_seq"] = table["end_seq"].astype("Int64")
     return table
 
@@ -220,4 +221,13 @@ def states(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
         records.append((int(seq), ts, pid, name, term.get("callback"), term.get("message"),
                         term.get("before"), term.get("after"), term.get("reply"),
                         term.get("before") != term.get("after"), aux / 1000.0, text))
-    return pd.DataFrame(records, columns=STATE_COLUMNS)
+    return _object_frame(records, STATE_COLUMNS, ["message", "before", "after", "reply"])
+
+
+def _object_frame(records: list[tuple], columns: list[str], term_columns: list[str]) -> pd.DataFrame:
+    """A frame whose term columns stay Python objects (pandas would make Atoms into str)."""
+    frame = pd.DataFrame(records, columns=columns)
+    for column in term_columns:
+        frame[column] = pd.Series([r[columns.index(column)] for r in records], dtype=object,
+                                  index=frame.index)
+    return frame

@@ -5,12 +5,13 @@ import microscope_jupyter as mic
 
 def test_top_level_names():
     assert sorted(mic.__all__) == sorted(
-        ["attach", "Session", "Atom", "errors", "load_ipython_extension"])
+        ["attach", "demo", "Session", "Atom", "errors", "load_ipython_extension"])
 
 
 def test_session_surface():
     public = {name for name in dir(mic.Session) if not name.startswith("_")}
-    assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info"}
+    assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
+                      "trace", "events", "messages", "calls", "states"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():

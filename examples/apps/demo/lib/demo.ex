@@ -14,6 +14,13 @@ defmodule Demo do
   defdelegate start_updates(interval_ms \\ 100), to: Demo.WorkerA
   defdelegate stop_updates(), to: Demo.WorkerA
 
+  @doc "Restart the whole app: fresh workers, counter back to zero."
+  def reset do
+    :ok = Application.stop(:demo)
+    {:ok, _} = Application.ensure_all_started(:demo)
+    :ok
+  end
+
   @doc "WorkerB's current state."
   def worker_b_state, do: :sys.get_state(Demo.WorkerB)
 end

@@ -1,0 +1,193 @@
+"""Tracing real nodes end to end: the demo story on OTP 25, a gen_server workload on OTP 25/28."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import microscope_jupyter as mic
+from microscope_jupyter import Atom, errors
+from nodes import load_module
+
+
+def _run_story(s, seconds=0.8):
+    rec = s.trace()
+    s.demo.start_updates(20)
+    time.sleep(seconds)
+    s.demo.stop_updates()
+    rec.stop()
+    return rec
+
+
+def test_demo_story_events_names_and_kinds(demo):
+    rec = _run_story(demo)
+    events = demo.events
+    assert list(events.columns) == ["seq", "node", "ts", "kind", "pid", "name", "peer", "mfa",
+                                    "term", "text"]
+    assert events["seq"].is_monotonic_increasing and events["seq"].is_unique
+    assert (events["node"] == demo.node).all()
+    kinds = set(events["kind"])
+    assert {"send", "receive", "state", "exit", "spawn", "register", "send_to_dead"} <= kinds
+    # The crash: WorkerB dies on the checkpoint message it has no clause for.
+    crash = events[(events["kind"] == "exit") & (events["name"] == "Demo.WorkerB")]
+    assert len(crash) == 1
+    reason = crash["term"].iloc[0]
+    assert reason[0] == Atom("function_clause")
+    assert "{:update, 10, :checkpoint}" in crash["text"].iloc[0]
+    # The supervisor restarts it under the same name, with a new pid.
+    restarts = events[(events["kind"] == "register") & (events["peer"] == "Demo.WorkerB")]
+    assert len(restarts) == 1
+    assert restarts["pid"].iloc[0] != crash["pid"].iloc[0]
+    assert rec.status()["dropped"] == 0
+
+
+def test_demo_story_messages_pair_and_loss_is_marked(demo):
+    _run_story(demo)
+    messages = demo.messages()
+    updates = messages[messages["text"].str.startswith("{:update,", na=False)]
+    delivered = updates[updates["status"] == "delivered"]
+    assert [t for t in delivered["text"]][:10] == [f"{{:update, {n}}}" for n in range(1, 10)] + [
+        "{:update, 10, :checkpoint}"]
+    assert (delivered["receiver_name"] == "Demo.WorkerB").all()
+    assert (delivered["sender_name"] == "Demo.WorkerA").all()
+    assert (delivered["latency_us"] > 0).all()
+    assert (delivered["receive_seq"] > delivered["send_seq"]).all()
+    # After the restart WorkerA still holds the old pid: every update is lost.
+    lost = updates[updates["status"] == "lost"]
+    assert len(lost) >= 5
+    assert lost["text"].iloc[0] == "{:update, 11}"
+    assert lost["receiver"].nunique() == 1
+    assert lost["receiver"].iloc[0] == delivered["receiver"].iloc[0]
+
+
+def test_demo_story_state_before_and_after(demo):
+    _run_story(demo)
+    states = demo.states("Demo.WorkerB")
+    first = states.iloc[0]
+    assert first["callback"] == "handle_info"
+    assert first["message"] == (Atom("update"), 1)
+    assert first["before"] == {Atom("count"): 0, Atom("last"): None}
+    assert first["after"] == {Atom("count"): 1, Atom("last"): 1}
+    counts = [after[Atom("count")] for after in states["after"]]
+    assert counts == list(range(1, len(counts) + 1))
+    assert len(counts) == 9  # the tenth update crashed it
+    # A call: WorkerA's start_updates handle_call, with its reply.
+    a_states = demo.states("Demo.WorkerA")
+    call = a_states[a_states["callback"] == "handle_call"].iloc[0]
+    assert call["message"] == (Atom("start"), 20)
+    assert call["reply"] == Atom("ok")
+    assert call["before"][Atom("interval")] is None and call["after"][Atom("interval")] == 20
+    assert (a_states["duration_us"] >= 0).all()
+
+
+def test_call_tracing_pairs_calls_with_returns_and_exceptions(demo):
+    rec = demo.trace(modules=["Demo.WorkerB.handle_info/2", "Demo.Stats"])
+    demo.demo.start_updates(20)
+    time.sleep(0.6)
+    rec.stop()
+    calls = demo.calls()
+    handle = calls[calls["mfa"] == "Demo.WorkerB.handle_info/2"]
+    returned = handle[handle["status"] == "returned"]
+    assert len(returned) == 9
+    assert returned["args"].iloc[0][0] == (Atom("update"), 1)
+    assert returned["result"].iloc[0][0] == Atom("noreply")
+    raised = handle[handle["status"] == "raised"]
+    assert len(raised) == 1
+    assert raised["exception"].iloc[0] == (Atom("error"), Atom("function_clause"))
+    assert (handle["duration_us"] >= 0).all()
+    stats = calls[calls["mfa"].str.startswith("Demo.Stats.", na=False)]
+    assert {"Demo.Stats.sent/0", "Demo.Stats.received/0"} <= set(stats["mfa"])
+
+
+def test_trace_narrowed_to_a_process(demo):
+    rec = demo.trace("Demo.WorkerB")
+    demo.demo.start_updates(20)
+    time.sleep(0.3)
+    rec.stop()
+    pids = set(demo.events["pid"].dropna())
+    worker_b = demo.rpc("erlang", "whereis", [Atom("Elixir.Demo.WorkerB")])
+    worker_a = demo.rpc("erlang", "whereis", [Atom("Elixir.Demo.WorkerA")])
+    assert str(worker_a) not in pids
+    assert rec.info["traced"] == 1
+
+
+def test_supervisor_subtree(demo):
+    rec = demo.trace("Demo.Supervisor", messages=False)
+    assert rec.info["traced"] == 4  # the supervisor and its three children
+    rec.stop()
+
+
+def test_events_stream_while_running(demo):
+    rec = demo.trace()
+    demo.demo.start_updates(10)
+    seen = []
+    for _ in range(6):
+        time.sleep(0.15)
+        seen.append(len(demo.events))
+    rec.stop()
+    assert seen[0] > 0
+    assert seen[-1] > seen[0], f"events did not grow while tracing: {seen}"
+
+
+def test_max_events_trips_with_a_clear_message(demo):
+    rec = demo.trace(max_events=40)
+    demo.demo.start_updates(5)
+    status = rec.wait(timeout=10)
+    assert status["state"] == "max_events"
+    assert "stopped after 40 events (max_events)" in status["message"]
+    events = demo.events
+    assert len(events[events["kind"] != "dropped"]) == 40
+    # Everything seen after the limit is counted, not lost silently.
+    assert status["seen"] == 40 + status["dropped"]
+
+
+@pytest.mark.parametrize("modules, fragment", [
+    (["lists"], "refusing to trace all of :lists"),
+    ([":io"], "refusing to trace all of :io"),
+    (["microscope_agent"], "refusing to trace the microscope agent itself"),
+    (["Demo.NoSuchModule"], "module Demo.NoSuchModule is not loaded"),
+    (["Demo.WorkerB.nope/7"], "Demo.WorkerB.nope/7 does not exist"),
+])
+def test_dangerous_or_impossible_specs_are_refused(demo, modules, fragment):
+    with pytest.raises(errors.TraceSpecError, match=fragment.replace(".", r"\.")):
+        demo.trace(modules=modules)
+    assert demo.recordings == []
+
+
+def test_unknown_process_and_bad_limits(demo):
+    with pytest.raises(errors.TraceSpecError, match="no process Demo.Nobody"):
+        demo.trace("Demo.Nobody")
+    with pytest.raises(errors.TraceLimitError, match="max_events=0 cannot work"):
+        demo.trace(max_events=0)
+    with pytest.raises(errors.TraceLimitError, match="cannot read duration"):
+        demo.trace(duration="soon")
+
+
+def test_duration_limit(demo):
+    rec = demo.trace(duration="300ms")
+    status = rec.wait(timeout=10)
+    assert status["state"] == "duration"
+
+
+@pytest.mark.parametrize("runtime", ["otp25", "otp28"])
+def test_gen_server_state_for_cast_call_and_info(node_factory, workload_beam, runtime):
+    node = node_factory(runtime, prefix="wl")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_module(s, workload_beam)
+        counter = s.rpc("mic_workload", "start_counter", [Atom("mic_counter")])
+        rec = s.trace("mic_counter")
+        assert rec.info["backend"] == ("session" if runtime == "otp28" else "legacy")
+        s.rpc("gen_server", "cast", [Atom("mic_counter"), (Atom("add"), 2)])
+        s.rpc("erlang", "send", [counter, (Atom("add"), 3)])
+        assert s.rpc("gen_server", "call", [Atom("mic_counter"), (Atom("add"), 4)]) == Atom("ok")
+        time.sleep(0.2)
+        rec.stop()
+        states = s.states("mic_counter")
+        assert list(states["callback"]) == ["handle_cast", "handle_info", "handle_call"]
+        assert [b[Atom("count")] for b in states["before"]] == [0, 2, 5]
+        assert [a[Atom("count")] for a in states["after"]] == [2, 5, 9]
+        assert list(states["reply"]) == [None, None, Atom("ok")]
+        received = s.events[s.events["kind"] == "receive"]
+        assert len(received) == 3
+        assert (received["name"] == "mic_counter").all()
