@@ -93,6 +93,7 @@ class Recording:
               spec: TraceSpec, source: str) -> "Recording":
         ensure_agent(remote)
         owner = local.mailbox()
+        owner.watch(remote)  # a dropped connection ends ingestion, loudly
         try:
             reply = remote.rpc(AGENT_MODULE, "start", [owner.pid, spec.to_agent_opts()], 90)
         except BaseException:

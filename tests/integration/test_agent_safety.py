@@ -1,0 +1,183 @@
+"""The agent cleans up after itself, whatever happens to us, and leaves others' tracing alone.
+
+Every check of what is left on the target runs from a separate hidden node
+(a second Session), never through the connection under test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import microscope_jupyter as mic
+from microscope_jupyter import Atom
+from nodes import load_module
+
+# Everything a trace could leave behind, as seen on the target.
+LEFTOVERS = """
+Procs = erlang:processes(),
+Flags = [{P, F} || P <- Procs, {flags, F} <- [erlang:trace_info(P, flags)], F =/= []],
+Agents = [P || P <- Procs,
+               case erlang:process_info(P, current_function) of
+                   {current_function, {microscope_agent, _, _}} -> true;
+                   _ -> false
+               end],
+Gens = [P || P <- Procs,
+             case erlang:process_info(P, current_function) of
+                 {current_function, {gen_server, loop, _}} -> true;
+                 {current_function, {gen_statem, loop_receive, _}} -> true;
+                 {current_function, {erlang, hibernate, 3}} -> true;
+                 _ -> false
+             end],
+Hooks = [P || P <- Gens,
+              case catch sys:get_status(P, 200) of
+                  {status, _, _, [_, _, _, Dbg | _]} ->
+                      string:find(io_lib:format("~p", [Dbg]), "microscope_state_hook") =/= nomatch;
+                  _ -> false
+              end],
+Patterns = [MFA || M <- Mods, {F, A} <- M:module_info(functions),
+                   MFA <- [{M, F, A}], erlang:trace_info(MFA, traced) =/= {traced, false}],
+#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns}.
+"""
+DEMO_MODULES = [Atom("Elixir.Demo.WorkerB"), Atom("Elixir.Demo.Stats")]
+
+
+def leftovers(observer, modules=DEMO_MODULES) -> dict:
+    return {str(k): v for k, v in observer.eval_erlang(LEFTOVERS, Mods=modules).items()}
+
+
+def wait_clean(observer, modules=DEMO_MODULES, timeout=10.0, ignore_flags_of=()) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = leftovers(observer, modules)
+        left["flags"] = [(p, f) for p, f in left["flags"] if p not in ignore_flags_of]
+        if not any(left.values()) or time.monotonic() > deadline:
+            return left
+
+
+def busy_trace(s):
+    rec = s.trace(modules=["Demo.WorkerB", "Demo.Stats"])
+    s.demo.start_updates(10)
+    time.sleep(0.3)
+    return rec
+
+
+def test_detach_removes_everything(demo, demo_node):
+    rec = busy_trace(demo)
+    with mic.attach(demo_node.name, cookie=demo_node.cookie) as observer:
+        during = leftovers(observer)
+        assert during["flags"] and during["agents"] and during["hooks"] and during["patterns"]
+        demo.detach()
+        assert wait_clean(observer) == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+        # Unloaded too.
+        assert observer.rpc("code", "is_loaded", [Atom("microscope_agent")]) is False
+    assert rec.status()["state"] == "stopped"
+
+
+def test_dropped_connection_cleans_up(demo, demo_node):
+    rec = busy_trace(demo)
+    with mic.attach(demo_node.name, cookie=demo_node.cookie) as observer:
+        assert leftovers(observer)["agents"]
+        # The node drops our connection, as a network partition would.
+        assert observer.rpc("erlang", "disconnect_node", [Atom(demo._local.name)]) is True
+        assert wait_clean(observer) == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+    deadline = time.monotonic() + 5
+    while rec.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rec.state == "disconnected"
+    assert "connection to the node dropped" in rec.status()["message"]
+    assert len(demo.events) > 0  # what was recorded is kept
+
+
+def test_killed_kernel_cleans_up(demo_node, tmp_path):
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        import microscope_jupyter as mic
+        from microscope_jupyter.demo import DemoControls
+        s = mic.attach({demo_node.name!r}, cookie={demo_node.cookie!r})
+        s.demo = DemoControls(s)
+        rec = s.trace(modules=["Demo.WorkerB", "Demo.Stats"])
+        s.demo.start_updates(10)
+        print("tracing", flush=True)
+        time.sleep(120)
+    """))
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert child.stdout.readline().strip() == "tracing"
+        with mic.attach(demo_node.name, cookie=demo_node.cookie) as observer:
+            assert leftovers(observer)["agents"]
+            os.kill(child.pid, signal.SIGKILL)  # kill -9: no detach, no goodbye
+            child.wait(timeout=10)
+            assert wait_clean(observer) == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def test_dbg_session_survives_attach_and_detach(demo, demo_node):
+    with mic.attach(demo_node.name, cookie=demo_node.cookie) as other:
+        # Someone else is already tracing Demo.Stats with dbg.
+        other.eval_erlang("""
+            {ok, _} = dbg:tracer(process, {fun(_, N) -> N + 1 end, 0}),
+            {ok, _} = dbg:p(whereis('Elixir.Demo.Stats'), [m]),
+            {ok, _} = dbg:tpl('Elixir.Demo.Stats', get, 0, []),
+            ok.""")
+        try:
+            before = other.eval_erlang(
+                "S = whereis('Elixir.Demo.Stats'),"
+                "{erlang:trace_info(S, tracer), erlang:trace_info(S, flags),"
+                " erlang:trace_info({'Elixir.Demo.Stats', get, 0}, traced)}.")
+            # On OTP 25 patterns are global: microscope refuses rather than overwrite.
+            with pytest.raises(mic.errors.TraceSpecError, match="already has a trace pattern"):
+                demo.trace(modules=["Demo.Stats.get/0"])
+            rec = demo.trace()
+            assert rec.info["skipped_foreign"] >= 1
+            demo.demo.start_updates(10)
+            time.sleep(0.3)
+            rec.stop()
+            stats_pid = str(demo.rpc("erlang", "whereis", [Atom("Elixir.Demo.Stats")]))
+            assert stats_pid not in set(demo.events["pid"].dropna())
+            demo.detach()
+            after = other.eval_erlang(
+                "S = whereis('Elixir.Demo.Stats'),"
+                "{erlang:trace_info(S, tracer), erlang:trace_info(S, flags),"
+                " erlang:trace_info({'Elixir.Demo.Stats', get, 0}, traced)}.")
+            assert after == before
+            assert before[0][1] != [] and before[2] == (Atom("traced"), Atom("local"))
+        finally:
+            other.eval_erlang("dbg:stop(), ok.")
+
+
+def test_otp28_sessions_leave_a_foreign_tracer_alone(node_factory, workload_beam):
+    node = node_factory("otp28", prefix="iso")
+    with mic.attach(node.name, cookie=node.cookie) as observer:
+        load_module(observer, workload_beam)
+        observer.rpc("mic_workload", "start_counter", [Atom("mic_counter")])
+        # A foreign tracer on the counter, through the classic API.
+        foreign = observer.eval_erlang("""
+            T = spawn(fun Loop() -> receive _ -> Loop() end end),
+            1 = erlang:trace(whereis(mic_counter), true, [send, 'receive', {tracer, T}]),
+            T.""")
+        with mic.attach(node.name, cookie=node.cookie) as s:
+            rec = s.trace("mic_counter", modules=["mic_workload"])
+            assert rec.info["backend"] == "session"
+            s.rpc("gen_server", "call", [Atom("mic_counter"), (Atom("add"), 1)])
+            time.sleep(0.2)
+            rec.stop()
+            assert len(s.states("mic_counter")) == 1
+            assert len(s.calls()) >= 1
+        counter = observer.rpc("erlang", "whereis", [Atom("mic_counter")])
+        assert observer.rpc("erlang", "trace_info", [counter, Atom("tracer")]) == (Atom("tracer"), foreign)
+        flags = observer.rpc("erlang", "trace_info", [counter, Atom("flags")])[1]
+        assert set(flags) == {Atom("send"), Atom("receive")}
+        left = wait_clean(observer, [Atom("mic_workload")], ignore_flags_of=(counter,))
+        assert left == {"flags": [], "agents": [], "hooks": [], "patterns": []}
