@@ -3,6 +3,7 @@
 -behaviour(gen_server).
 
 -export([start_counter/1, pingpong/1, flood/2, burst/2]).
+-export([driver/1, null_tracer/0, null_count/1, trace_with/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 %% A counter GenServer registered as Name: casts, calls and infos all change it.
@@ -26,11 +27,17 @@ pingpong(N) ->
     Pong = spawn(fun Loop() -> receive {ping, From, I} -> From ! {pong, I}, Loop(); stop -> ok end end),
     Ping = spawn(fun() ->
         T0 = erlang:monotonic_time(microsecond),
-        [begin Pong ! {ping, self(), I}, receive {pong, I} -> ok end end || I <- lists:seq(1, N)],
+        ping_loop(Pong, 1, N),  % a loop, not lists:seq: the workload itself stays flat
         Pong ! stop,
         Self ! {done, erlang:monotonic_time(microsecond) - T0}
     end),
     receive {done, Us} -> _ = Ping, Us end.
+
+ping_loop(_Pong, I, N) when I > N -> ok;
+ping_loop(Pong, I, N) ->
+    Pong ! {ping, self(), I},
+    receive {pong, I} -> ok end,
+    ping_loop(Pong, I + 1, N).
 
 %% Send N messages to Pid as fast as possible.
 flood(Pid, N) ->
@@ -46,3 +53,27 @@ burst(K, N) ->
     [receive {done, W} -> ok end || W <- Ws],
     Sink ! stop,
     erlang:monotonic_time(microsecond) - T0.
+
+%% A process that runs pingpong(N) when told {go, ReplyTo}, and reports
+%% {pingpong_done, Microseconds}. Trace it (with set_on_spawn) to trace the workload.
+driver(N) ->
+    spawn(fun() ->
+        receive {go, ReplyTo} -> ReplyTo ! {pingpong_done, pingpong(N)} end
+    end).
+
+%% The physical limit: a tracer that only counts what the BEAM hands it.
+null_tracer() ->
+    spawn_opt(fun() -> null_loop(0) end, [{message_queue_data, off_heap}]).
+
+null_loop(N) ->
+    receive
+        {count, From} -> From ! {null_count, N}, null_loop(N);
+        _ -> null_loop(N + 1)
+    end.
+
+null_count(T) ->
+    T ! {count, self()},
+    receive {null_count, N} -> N after 60000 -> timeout end.
+
+trace_with(Pid, Tracer) ->
+    erlang:trace(Pid, true, [send, 'receive', set_on_spawn, monotonic_timestamp, {tracer, Tracer}]).

@@ -1,0 +1,169 @@
+"""Tracing cost and ingest rate: microscope vs the untraced run, a null tracer, and dbg.
+
+    .venv/bin/python bench/trace_overhead.py [--rounds 100000] [--runs 3]
+
+Workload: two processes bounce `--rounds` messages (pingpong), on a fresh
+OTP 25 node. Each round is 4 trace events (send + receive, both ways).
+
+- untraced:   the workload alone.
+- null:       traced into a tracer that only counts: the BEAM's own trace
+              rate here, the physical limit every tracer shares.
+- microscope: s.trace() of the workload with limits raised out of the way,
+              timed until every event has landed in s.events.
+- dbg:        dbg's default (printing) tracer, timed until its mailbox drains.
+
+Prints medians over --runs, then ratios. Also: store bytes per event, and the
+target's memory growth under a 10x overload with default limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import microscope_jupyter as mic  # noqa: E402
+from microscope_jupyter import Atom  # noqa: E402
+from nodes import WORKLOAD_SOURCE, compile_erlang, load_module, start_node  # noqa: E402
+
+
+def run_driver(s, rounds: int, tracer=None, trace_ours=False, **limits):
+    """Start the workload; returns (workload_us, events, wall_s)."""
+    driver = s.rpc("mic_workload", "driver", [rounds])
+    box = s._local.mailbox()
+    rec = None
+    if tracer is not None:
+        s.rpc("mic_workload", "trace_with", [driver, tracer])
+    if trace_ours:
+        rec = s.trace(driver, state=False, **limits)
+    started = time.perf_counter()
+    s._remote.send(box, driver, (Atom("go"), box.pid))
+    done = box.receive(timeout=600)
+    box.close()
+    workload_us = done[1]
+    events = None
+    if rec is not None:
+        rec.stop(timeout=600)
+        events = rec.status()["events"]
+    return workload_us, events, time.perf_counter() - started, rec
+
+
+def bench_dbg(s, rounds: int):
+    driver = s.rpc("mic_workload", "driver", [rounds])
+    s.eval_erlang("{ok, _} = dbg:tracer(), {ok, _} = dbg:p(D, [m, sos]), ok.", D=driver)
+    box = s._local.mailbox()
+    started = time.perf_counter()
+    mem_before = s.rpc("erlang", "memory", [Atom("total")])
+    s._remote.send(box, driver, (Atom("go"), box.pid))
+    workload_us = box.receive(timeout=600)[1]
+    tracer = s.eval_erlang("element(2, dbg:get_tracer()).")
+    peak_mem, peak_queue = mem_before, 0
+    while True:
+        queue = s.rpc("erlang", "process_info", [tracer, Atom("message_queue_len")])[1]
+        peak_mem = max(peak_mem, s.rpc("erlang", "memory", [Atom("total")]))
+        peak_queue = max(peak_queue, queue)
+        if queue == 0:
+            break
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    s.eval_erlang("dbg:stop(), ok.")
+    box.close()
+    return workload_us, wall, peak_mem - mem_before, peak_queue
+
+
+def overload(s, seconds: float = 10.0):
+    """Default limits, a workload generating far more than max_rate: target memory stays bounded."""
+    mem0 = s.rpc("erlang", "memory", [Atom("total")])
+    driver = s.rpc("mic_workload", "driver", [10_000_000])
+    rec = s.trace(driver, state=False)  # defaults: max_rate 200k/s
+    box = s._local.mailbox()
+    s._remote.send(box, driver, (Atom("go"), box.pid))
+    peak = mem0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peak = max(peak, s.rpc("erlang", "memory", [Atom("total")]))
+        time.sleep(0.25)
+    status = rec.stop()
+    s.rpc("erlang", "exit", [driver, Atom("kill")])
+    box.close()
+    return peak - mem0, status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--overload-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    events_expected = 4 * args.rounds
+    node = start_node("otp25", prefix="bench")
+    results: dict[str, list[float]] = {k: [] for k in (
+        "untraced_us", "null_us", "null_rate", "mic_us", "mic_rate", "dbg_us", "dbg_rate",
+        "bytes_per_event")}
+    dbg_mem, dbg_queue = [], []
+    try:
+        with mic.attach(node.name, cookie=node.cookie) as s:
+            load_module(s, compile_erlang(WORKLOAD_SOURCE, Path(tempfile.mkdtemp())))
+            for run in range(args.runs):
+                us, _, _, _ = run_driver(s, args.rounds)
+                results["untraced_us"].append(us)
+
+                null = s.rpc("mic_workload", "null_tracer", [])
+                us, _, _, _ = run_driver(s, args.rounds, tracer=null)
+                while True:  # let it finish counting
+                    n1 = s.rpc("mic_workload", "null_count", [null])
+                    time.sleep(0.05)
+                    if s.rpc("mic_workload", "null_count", [null]) == n1:
+                        break
+                results["null_us"].append(us)
+                results["null_rate"].append(n1 / (us / 1e6))
+                s.rpc("erlang", "exit", [null, Atom("kill")])
+
+                s.store.__init__()  # a fresh store per run
+                us, events, wall, rec = run_driver(
+                    s, args.rounds, trace_ours=True, max_events=10 * events_expected,
+                    max_rate=100_000_000)
+                results["mic_us"].append(us)
+                results["mic_rate"].append(events / wall)
+                results["bytes_per_event"].append(s.store.memory_bytes / max(1, len(s.store)))
+                if events < events_expected:
+                    print(f"  note: microscope landed {events} of {events_expected} events "
+                          f"({rec.status()['dropped']} dropped)")
+
+                us, wall, mem, queue = bench_dbg(s, args.rounds)
+                results["dbg_us"].append(us)
+                results["dbg_rate"].append(events_expected / wall)
+                dbg_mem.append(mem)
+                dbg_queue.append(queue)
+                print(f"run {run + 1}/{args.runs} done", flush=True)
+            growth, status = overload(s, args.overload_seconds)
+    finally:
+        node.stop()
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"\npingpong, {args.rounds:,} rounds = {events_expected:,} events; median of {args.runs} runs")
+    print(f"  untraced workload          {med['untraced_us'] / 1e3:9.1f} ms")
+    print(f"  null tracer                {med['null_us'] / 1e3:9.1f} ms   "
+          f"slowdown {med['null_us'] / med['untraced_us']:.2f}x   generation {med['null_rate']:,.0f} ev/s")
+    print(f"  microscope                 {med['mic_us'] / 1e3:9.1f} ms   "
+          f"slowdown {med['mic_us'] / med['untraced_us']:.2f}x   ingest {med['mic_rate']:,.0f} ev/s")
+    print(f"  dbg (printing tracer)      {med['dbg_us'] / 1e3:9.1f} ms   "
+          f"slowdown {med['dbg_us'] / med['untraced_us']:.2f}x   end-to-end {med['dbg_rate']:,.0f} ev/s"
+          f"   peak backlog {statistics.median(dbg_queue):,.0f} msgs, "
+          f"+{statistics.median(dbg_mem) / 2**20:.0f} MiB")
+    print("ratios")
+    print(f"  ingest / null generation rate:       {med['mic_rate'] / med['null_rate']:.2f}x  (target >= 0.5)")
+    print(f"  slowdown vs null tracer's slowdown:  {med['mic_us'] / med['null_us']:.2f}x  (target <= 1.2)")
+    print(f"  ingest / dbg end-to-end:             {med['mic_rate'] / med['dbg_rate']:.1f}x  (target >= 25)")
+    print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 200)")
+    print(f"overload, default limits, {args.overload_seconds:g} s: target memory +{growth / 2**20:.1f} MiB; "
+          f"kept {status['events']:,}, dropped {status['dropped']:,} (counted), state {status['state']}")
+
+
+if __name__ == "__main__":
+    main()

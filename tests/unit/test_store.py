@@ -1,0 +1,201 @@
+"""EventStore and its joins against hand-built agent batches (a fake agent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microscope_jupyter.beam.etf import encode
+from microscope_jupyter.beam.terms import Atom, Pid
+from microscope_jupyter.store import joins
+from microscope_jupyter.store.event_store import EventStore
+from microscope_jupyter.store.schema import HEADER_DTYPE, KIND_CODES
+
+NODE = "demo@host"
+A, B, B2, C = (Pid(Atom(NODE), n, 0, 7) for n in (100, 101, 102, 103))
+OFFSET = 1_700_000_000 * 10**9  # time_offset: native monotonic -> epoch ns
+
+
+class FakeAgent:
+    """Builds batches exactly as the Erlang tracer lays them out."""
+
+    def __init__(self, store: EventStore, source="src", names=()):
+        self.store = store
+        self.source = source
+        self.ids: dict = {}
+        self.pending_defs: list = []
+        store.add_source(source, NODE, OFFSET, 10**9, list(names))
+        self.rows: list = []
+        self.payloads = bytearray()
+        self.ts = 1000
+
+    def _id(self, term):
+        if term is None:
+            return 0
+        if term not in self.ids:
+            self.ids[term] = len(self.ids) + 1
+            self.pending_defs.append((self.ids[term], term))
+        return self.ids[term]
+
+    def event(self, kind, pid=None, peer=None, mfa=None, payload=None, aux=0, ts=None):
+        raw = encode(payload) if payload is not None else b""
+        self.ts = ts if ts is not None else self.ts + 1000
+        self.rows.append((KIND_CODES[kind], 0, 0, self._id(pid), self._id(peer), self._id(mfa),
+                          self.ts, len(self.payloads), len(raw), aux))
+        self.payloads += raw
+
+    def flush(self, seen=None, dropped=0):
+        headers = np.array(self.rows, dtype=HEADER_DTYPE).tobytes()
+        n = self.store.append_batch(self.source, headers, bytes(self.payloads), self.pending_defs,
+                                    seen, dropped)
+        self.rows, self.payloads, self.pending_defs = [], bytearray(), []
+        return n
+
+
+@pytest.fixture
+def store():
+    return EventStore()
+
+
+def test_frame_columns_ids_names_and_time(store):
+    agent = FakeAgent(store, names=[(A, Atom("Elixir.Demo.WorkerA"))])
+    agent.event("send", A, B, payload=(Atom("update"), 1))
+    agent.event("register", B, Atom("Elixir.Demo.WorkerB"))
+    agent.event("receive", B, payload=(Atom("update"), 1))
+    assert agent.flush() == 3
+    frame = store.frame()
+    assert list(frame["kind"]) == ["send", "register", "receive"]
+    assert list(frame["pid"]) == ["<0.100.0>", "<0.101.0>", "<0.101.0>"]
+    assert list(frame["name"]) == ["Demo.WorkerA", "Demo.WorkerB", "Demo.WorkerB"]
+    assert frame["text"].iloc[0] == "{:update, 1}"
+    assert frame["term"].iloc[0] == (Atom("update"), 1)
+    assert frame["ts"].iloc[0].value == OFFSET + 2000
+    assert list(frame["seq"]) == [0, 1, 2]
+
+
+def test_seq_follows_clock_within_a_batch(store):
+    agent = FakeAgent(store)
+    agent.event("send", A, B, payload=1, ts=5000)
+    agent.event("send", A, B, payload=2, ts=3000)
+    agent.flush()
+    assert list(store.frame()["term"]) == [2, 1]
+
+
+def test_dropped_rows_carry_their_count(store):
+    agent = FakeAgent(store)
+    agent.event("dropped", aux=1234)
+    agent.flush(seen=1235, dropped=1234)
+    frame = store.frame()
+    assert frame["term"].iloc[0] == 1234
+    assert frame["text"].iloc[0] == "1234 events dropped by the agent"
+    assert store.dropped == 1234 and store.seen == 1235
+
+
+def test_identical_messages_pair_fifo_and_loss_is_marked(store):
+    agent = FakeAgent(store)
+    for _ in range(3):
+        agent.event("send", A, B, payload=Atom("ping"))
+    agent.event("receive", B, payload=Atom("ping"))
+    agent.event("receive", B, payload=Atom("ping"))
+    agent.event("send_to_dead", A, C, payload=Atom("hello"))
+    agent.event("receive", C, payload=Atom("unrelated"))  # keeps C observed
+    agent.flush()
+    table = joins.messages(store)
+    sends = table[table["send_seq"].notna()]
+    assert list(sends["status"]) == ["delivered", "delivered", "in_flight", "lost"]
+    assert list(sends["receive_seq"][:2]) == [3, 4]
+    orphan = table[table["send_seq"].isna()]
+    assert list(orphan["text"]) == [":unrelated"] and orphan["sender"].iloc[0] is None
+
+
+def test_send_to_a_name_follows_restarts(store):
+    name = Atom("Elixir.Demo.WorkerB")
+    agent = FakeAgent(store, names=[(B, name)])
+    agent.event("send", A, name, payload=1)
+    agent.event("receive", B, payload=1)
+    agent.event("exit", B, payload=Atom("boom"))
+    agent.event("register", B2, name)
+    agent.event("send", A, name, payload=2)
+    agent.event("receive", B2, payload=2)
+    agent.event("send", A, B, payload=3)   # a stale pid: nobody will ever read it
+    agent.flush()
+    table = joins.messages(store)
+    assert list(table["receiver"]) == ["<0.101.0>", "<0.102.0>", "<0.101.0>"]
+    assert list(table["receiver_name"][:2]) == ["Demo.WorkerB", "Demo.WorkerB"]
+    assert list(table["status"]) == ["delivered", "delivered", "lost"]
+
+
+def test_unobserved_receiver(store):
+    agent = FakeAgent(store)
+    agent.event("send", A, C, payload=1)
+    agent.flush()
+    assert list(joins.messages(store)["status"]) == ["unobserved"]
+
+
+def test_receive_never_pairs_with_a_later_send(store):
+    agent = FakeAgent(store)
+    agent.event("receive", B, payload=1)
+    agent.event("send", A, B, payload=1)
+    agent.flush()
+    table = joins.messages(store)
+    assert table.loc[table["send_seq"].notna(), "status"].tolist() == ["in_flight"]
+
+
+def test_calls_pair_nested_and_unfinished(store):
+    agent = FakeAgent(store)
+    fact = (Atom("m"), Atom("fact"), 1)
+    agent.event("call", A, mfa=fact, payload=[2])
+    agent.event("call", A, mfa=fact, payload=[1])
+    agent.event("return", A, mfa=fact, payload=1)
+    agent.event("return", A, mfa=fact, payload=2)
+    agent.event("call", A, mfa=(Atom("m"), Atom("boom"), 0), payload=[])
+    agent.event("exception", A, mfa=(Atom("m"), Atom("boom"), 0),
+                payload=(Atom("error"), Atom("badarith")))
+    agent.event("call", B, mfa=fact, payload=[9])
+    agent.flush()
+    calls = joins.calls(store)
+    assert list(calls["mfa"]) == [":m.fact/1", ":m.fact/1", ":m.boom/0", ":m.fact/1"]
+    assert list(calls["depth"]) == [0, 1, 0, 0]
+    assert list(calls["result"][:2]) == [2, 1]
+    assert calls["exception"].iloc[2] == (Atom("error"), Atom("badarith"))
+    assert list(calls["status"]) == ["returned", "returned", "raised", "running"]
+    assert calls["duration_us"].iloc[0] == pytest.approx(3.0)
+
+
+def test_state_events_unwrap_callbacks(store):
+    agent = FakeAgent(store)
+    call = (Atom("$gen_call"), (A, Atom("tag")), Atom("get"))
+    agent.event("state", B, payload=(call, {Atom("n"): 1}, {Atom("n"): 1}, (Atom("reply"), 1)),
+                aux=5000)
+    agent.event("state", B, payload=((Atom("$gen_cast"), Atom("inc")), {Atom("n"): 1},
+                                     {Atom("n"): 2}, Atom("noreply")))
+    agent.flush()
+    states = joins.states(store)
+    assert list(states["callback"]) == ["handle_call", "handle_cast"]
+    assert list(states["message"]) == [Atom("get"), Atom("inc")]
+    assert list(states["reply"]) == [1, None]
+    assert list(states["changed"]) == [False, True]
+    assert states["duration_us"].iloc[0] == 5.0
+
+
+def test_spills_to_disk_past_the_memory_budget(tmp_path):
+    store = EventStore(memory_budget=20_000, spill_dir=tmp_path)
+    agent = FakeAgent(store)
+    for batch in range(10):
+        for i in range(50):
+            agent.event("send", A, B, payload={Atom("i"): batch * 50 + i, Atom("pad"): "x" * 40})
+        agent.flush()
+    assert store.spilled_chunks > 0
+    assert store.memory_bytes <= 20_000
+    assert any(tmp_path.iterdir())
+    frame = store.frame()
+    assert len(frame) == 500
+    assert [t[Atom("i")] for t in frame["term"]] == list(range(500))
+
+
+def test_raw_bytes_per_event_of_a_typical_message(store):
+    agent = FakeAgent(store)
+    for i in range(1000):
+        agent.event("send", A, B, payload=(Atom("update"), i))
+    agent.flush()
+    assert store.memory_bytes / len(store) < 80  # 40-byte header + ~20-byte payload + 8-byte ts
