@@ -1,71 +1,63 @@
 """Command line: ``python -m microscope_jupyter.cli demo``.
 
-For now the demo boots a bare local Erlang node with a random cookie,
-attaches to it, prints what it sees, and shuts the node down. (The bundled
-Mix demo app and the quickstart notebook take its place later.)
+Boots the bundled demo app as a local node, traces the seed scenario
+(WorkerA sends a counter to WorkerB on every tick), prints what the trace
+shows, and stops the node. The quickstart notebook takes its place later.
 """
 
 from __future__ import annotations
 
 import argparse
-import secrets
-import shutil
-import subprocess
 import sys
 import time
 
-from .beam import epmd
-from .beam.node import split_node_name
 from .errors import MicroscopeError
-from .session import attach
 
 
-def _boot_bare_node() -> tuple[subprocess.Popen, str, str]:
-    erl = shutil.which("erl")
-    if erl is None:
-        raise SystemExit("erl is not installed: run `apt-get install -y erlang-nox` (as root) "
-                         "and try again")
-    alive = f"microscope_demo_{secrets.token_hex(3)}"
-    cookie = secrets.token_hex(16)
-    proc = subprocess.Popen([erl, "-sname", alive, "-setcookie", cookie, "-noshell", "-noinput"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    _, host = split_node_name(alive)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if alive in epmd.names(host, timeout=1.0):
-                return proc, f"{alive}@{host}", cookie
-        except MicroscopeError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the demo node did not start; try `erl -sname test` to see why")
+def demo(seconds: float = 1.0) -> int:
+    """Boot the demo app, trace the seed scenario, and show what the trace says."""
+    import pandas as pd
 
+    from . import demo as boot_demo
 
-def demo() -> int:
-    proc, node, cookie = _boot_bare_node()
+    session = boot_demo()
     try:
-        with attach(node, cookie=cookie) as session:
-            info = session.node_info()
-            print(f"Attached to {node}: OTP {info['otp_release']} (erts {info['erts_version']}), "
-                  f"{info['process_count']} processes, {info['schedulers']} schedulers")
-            frame = session.processes().sort_values("memory", ascending=False)
-            print("\nLargest processes by memory:")
-            print(frame.head(10).to_string(index=False))
-        print(f"\nDetached from {node}.")
+        info = session.node_info()
+        print(f"Attached to {session.node}: OTP {info['otp_release']}, Elixir "
+              f"{info['elixir_version']}, {info['process_count']} processes")
+        with session.trace() as recording:
+            session.demo.start_updates(20)
+            time.sleep(seconds)
+            session.demo.stop_updates()
+        status = recording.status()
+        print(f"Recorded {status['events']:,} events ({status['dropped']} dropped) from "
+              f"{status['traced_processes']} processes, {status['state_hooks']} GenServers hooked")
+
+        with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+            messages = session.messages()
+            updates = messages[messages["text"].str.startswith("{:update", na=False)]
+            print("\nUpdates from WorkerA to WorkerB:")
+            print(updates["status"].value_counts().to_string())
+            print(updates[["send_seq", "sender_name", "receiver", "receiver_name", "text",
+                           "status"]].iloc[7:14].to_string(index=False))
+            events = session.events
+            crashes = events[events["kind"] == "exit"]
+            print("\nExits:")
+            print(crashes[["seq", "pid", "name", "text"]].to_string(index=False))
+            states = session.states("Demo.WorkerB")
+            print(f"\nWorkerB state transitions: {len(states)}; last:")
+            print(states[["seq", "pid", "callback", "message", "after"]].tail(3).to_string(index=False))
+            print(f"\nThe app's own counters: {session.demo.stats()}")
     finally:
-        proc.kill()
-        proc.wait()
+        session.detach()
+    print("\nDetached; the demo node is stopped.")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="microscope", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="boot a local node, attach, and show what is inside")
+    sub.add_parser("demo", help="boot the demo app, trace it, and show what happened")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
