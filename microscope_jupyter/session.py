@@ -161,6 +161,18 @@ class Session:
             "applications": versions,
         }
 
+    @property
+    def syntax(self) -> str:
+        """How terms are written in tables: ``"elixir"`` (default) or ``"erlang"``."""
+        return self.store.syntax
+
+    @syntax.setter
+    def syntax(self, value: str) -> None:
+        try:
+            self.store.set_syntax(value)
+        except ValueError as exc:
+            raise MicroscopeError(str(exc)) from None
+
     # -- tracing
 
     def trace(self, *procs: Any, modules: Any = (), messages: bool = True,

@@ -50,7 +50,7 @@
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
--define(VERSION, 3).
+-define(VERSION, 4).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -623,26 +623,26 @@ state_hook({Tracer, Limit, Kind, Before, _Pending}, {in, Event, _StateName}, _Na
     {Tracer, Limit, Kind, Before, {Event, erlang:monotonic_time()}};
 state_hook({Tracer, Limit, Kind, Before, Pending}, {out, Reply, _From, NewState}, _Name) ->
     After = cap(NewState, Limit),
-    emit_state(Tracer, Pending, Before, After, {reply, cap(Reply, Limit)}),
+    emit_state(Tracer, Kind, Pending, Before, After, {reply, cap(Reply, Limit)}),
     {Tracer, Limit, Kind, After, none};
 state_hook({Tracer, Limit, Kind, Before, Pending}, {noreply, NewState}, _Name) ->
     After = cap(NewState, Limit),
-    emit_state(Tracer, Pending, Before, After, noreply),
+    emit_state(Tracer, Kind, Pending, Before, After, noreply),
     {Tracer, Limit, Kind, After, none};
 state_hook({Tracer, Limit, gen_statem, Before, Pending}, {consume, Event, _State, Next}, _Name) ->
     P = case Pending of none -> {Event, erlang:monotonic_time()}; _ -> Pending end,
-    emit_state(Tracer, P, Before, Next, noreply),
+    emit_state(Tracer, gen_statem, P, Before, Next, noreply),
     {Tracer, Limit, gen_statem, Next, none};
 state_hook({Tracer, Limit, Kind, Before, _}, {continue, _} = Msg, _Name) ->
     {Tracer, Limit, Kind, Before, {Msg, erlang:monotonic_time()}};
 state_hook(FuncState, _Other, _Name) ->
     FuncState.
 
-emit_state(_Tracer, none, _Before, _After, _Reply) ->
+emit_state(_Tracer, _Kind, none, _Before, _After, _Reply) ->
     ok;
-emit_state(Tracer, {Msg, TsIn}, Before, After, Reply) ->
+emit_state(Tracer, Kind, {Msg, TsIn}, Before, After, Reply) ->
     Tracer ! {microscope_state, self(), TsIn, erlang:monotonic_time(), cap(Msg, 4096), Before,
-              After, Reply},
+              After, Reply, Kind},
     ok.
 
 cap(Term, Limit) ->
@@ -655,7 +655,7 @@ cap(Term, Limit) ->
 %%% TRACER: limits -> batcher -> sender
 %%%===================================================================
 
--record(tr, {controller, owner, batch_events, flush_ms, payload_limit,
+-record(tr, {controller, owner, batch_events, flush_ms, payload_limit, lifecycle = true,
              max_events, max_rate, shed_queue, max_queue,
              headers = [], payloads = [], pay_off = 0, in_batch = 0,
              seen = 0, kept = 0, dropped = 0, drop_since = none, batches = 0,
@@ -669,6 +669,7 @@ tracer_init(Controller, Owner, Opts) ->
                     batch_events = maps:get(batch_events, Opts),
                     flush_ms = maps:get(flush_ms, Opts),
                     payload_limit = maps:get(payload_limit, Opts),
+                    lifecycle = maps:get(lifecycle, Opts),
                     max_events = maps:get(max_events, Opts),
                     max_rate = maps:get(max_rate, Opts),
                     shed_queue = maps:get(shed_queue, Opts),
@@ -801,7 +802,7 @@ encode_event({trace_ts, _, 'receive', {system, {C, _}, _}, _}, #tr{controller = 
     skip;  % our own sys:install / sys:get_state calls
 encode_event({trace_ts, _, send, _, C, _}, #tr{controller = C}) ->
     skip;
-encode_event({trace_ts, _, send, {microscope_state, _, _, _, _, _, _, _}, _, _}, _) ->
+encode_event({trace_ts, _, send, {microscope_state, _, _, _, _, _, _, _, _}, _, _}, _) ->
     skip;  % a state hook reporting to us
 encode_event({trace_ts, P, send, Msg, To, Ts}, T) ->
     payload(?K_SEND, P, To, none, Ts, 0, Msg, T);
@@ -809,6 +810,12 @@ encode_event({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->
     payload(?K_SEND_TO_DEAD, P, To, none, Ts, 0, Msg, T);
 encode_event({trace_ts, P, 'receive', Msg, Ts}, T) ->
     payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T);
+encode_event({trace_ts, _, spawn, Child, _, _}, T = #tr{lifecycle = false}) ->
+    T#tr.controller ! {spawned, Child},
+    skip;
+encode_event({trace_ts, _, Tag, _, _}, #tr{lifecycle = false})
+  when Tag =:= exit; Tag =:= link; Tag =:= unlink; Tag =:= register; Tag =:= unregister ->
+    skip;
 encode_event({trace_ts, P, spawn, Child, {M, F, Args}, Ts}, T) ->
     T#tr.controller ! {spawned, Child},
     event(?K_SPAWN, P, Child, {M, F, arity(Args)}, Ts, 0, T);
@@ -832,8 +839,8 @@ encode_event({trace_ts, P, gc_major_end, Info, Ts}, T) ->
     payload(?K_GC, P, none, none, Ts, 1, Info, T);
 encode_event({trace_ts, P, gc_minor_end, Info, Ts}, T) ->
     payload(?K_GC, P, none, none, Ts, 0, Info, T);
-encode_event({microscope_state, P, TsIn, TsOut, Msg, Before, After, Reply}, T) ->
-    payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply}, T);
+encode_event({microscope_state, P, TsIn, TsOut, Msg, Before, After, Reply, Kind}, T) ->
+    payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply, Kind}, T);
 encode_event(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.

@@ -84,9 +84,19 @@ class EventStore:
         self._id_index: dict[tuple, int] = {}   # (node, repr-key) -> global id
         self._count = 0
         self._in_memory = 0
-        self.initial_names: list[tuple[str, Pid, str]] = []  # (node, pid, name) at trace start
+        self._initial_names: list[tuple[str, Pid, Any]] = []  # (node, pid, name atom) at start
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
+
+    def set_syntax(self, syntax: str) -> None:
+        """Render terms as ``"elixir"`` (default) or ``"erlang"`` from now on."""
+        if syntax not in ("elixir", "erlang"):
+            raise ValueError(f"syntax must be 'elixir' or 'erlang', got {syntax!r}")
+        with self._lock:
+            self.syntax = syntax
+            self._frame_cache = None
+            for chunk in self._chunks:
+                chunk.frame = None
 
     # ---------------------------------------------------------------- writing
 
@@ -94,8 +104,7 @@ class EventStore:
                    names: list[tuple[Pid, Any]] = ()) -> None:
         with self._lock:
             self._sources[key] = _Source(node, time_offset, native_per_second)
-            for pid, name in names:
-                self.initial_names.append((node, pid, format_name(name, self.syntax) or str(name)))
+            self._initial_names.extend((node, pid, name) for pid, name in names)
 
     def append_batch(self, key: str, headers: bytes, payloads: bytes,
                      defs: list[tuple[int, Any]], seen: int | None = None,
@@ -175,6 +184,12 @@ class EventStore:
             chunk.spilled = True
 
     # ---------------------------------------------------------------- reading
+
+    @property
+    def initial_names(self) -> list[tuple[str, Pid, str]]:
+        """(node, pid, name) registered when each trace started, in the current syntax."""
+        return [(node, pid, format_name(name, self.syntax) or str(name))
+                for node, pid, name in self._initial_names]
 
     def __len__(self) -> int:
         return self._count
@@ -321,13 +336,18 @@ _CALLBACKS = {Atom("$gen_call"): "handle_call", Atom("$gen_cast"): "handle_cast"
 
 
 def _state_term(term: Any) -> dict:
-    """{Msg, Before, After, Reply} from the sys hook, unwrapped for people."""
+    """{Msg, Before, After, Reply, Kind} from the sys hook, unwrapped for people."""
     try:
-        message, before, after, reply = term
+        message, before, after, reply, kind = term
     except (TypeError, ValueError):
         return {"callback": None, "message": term, "before": None, "after": None, "reply": None}
     callback = "handle_info"
-    if isinstance(message, tuple) and message:
+    if kind == Atom("gen_statem"):
+        # {EventType, Content}; before/after are the state names.
+        callback = "handle_event"
+        if isinstance(message, tuple) and len(message) == 2:
+            message = message[1]
+    elif isinstance(message, tuple) and message:
         tag = message[0]
         if tag == Atom("$gen_call") and len(message) == 3:
             callback, message = "handle_call", message[2]
@@ -335,8 +355,6 @@ def _state_term(term: Any) -> dict:
             callback, message = "handle_cast", message[1]
         elif tag == Atom("continue") and len(message) == 2:
             callback, message = "handle_continue", message[1]
-        elif tag in (Atom("call"), Atom("cast"), Atom("info")):  # gen_statem event types
-            callback = "handle_event"
     if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == Atom("reply"):
         reply = reply[1]
     elif reply == Atom("noreply"):

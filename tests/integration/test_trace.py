@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +192,59 @@ def test_gen_server_state_for_cast_call_and_info(node_factory, workload_beam, ru
         received = s.events[s.events["kind"] == "receive"]
         assert len(received) == 3
         assert (received["name"] == "mic_counter").all()
+
+
+def test_gen_statem_state_names(node_factory, tmp_path):
+    from nodes import compile_erlang
+
+    node = node_factory("otp28", prefix="fsm")
+    beam = compile_erlang(Path(__file__).parent.parent / "erlang" / "mic_switch.erl", tmp_path)
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_module(s, beam)
+        s.rpc("mic_switch", "start", [])
+        rec = s.trace("mic_switch")
+        assert rec.info["hooked"] == 1
+        assert [s.rpc("mic_switch", "flip", []) for _ in range(3)] == [Atom("on"), Atom("off"), Atom("on")]
+        time.sleep(0.2)
+        rec.stop()
+        states = s.states("mic_switch")
+        assert list(states["before"]) == [Atom("off"), Atom("on"), Atom("off")]
+        assert list(states["after"]) == [Atom("on"), Atom("off"), Atom("on")]
+        assert set(states["callback"]) == {"handle_event"}
+
+
+def test_children_are_followed_and_lifecycle_can_be_left_out(node_factory, workload_beam):
+    node = node_factory("otp28", prefix="kids")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_module(s, workload_beam)
+        driver = s.rpc("mic_workload", "driver", [50])
+        rec = s.trace(driver, lifecycle=False)
+        box = s._local.mailbox()
+        s._remote.send(box, driver, (Atom("go"), box.pid))
+        box.receive(timeout=10)
+        time.sleep(0.2)
+        rec.stop()
+        events = s.events
+        # ping and pong are spawned by the driver: traced through set_on_spawn.
+        assert events["pid"].nunique() >= 3
+        assert len(events[events["kind"] == "send"]) >= 100
+        assert not set(events["kind"]) & {"spawn", "exit", "link", "register"}
+
+
+def test_rate_limit_drops_are_counted_not_lost(node_factory, workload_beam):
+    node = node_factory("otp28", prefix="flood")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_module(s, workload_beam)
+        counter = s.rpc("mic_workload", "start_counter", [Atom("mic_sink")])
+        rec = s.trace("mic_sink", max_rate=1000, state=False)
+        s.rpc("mic_workload", "flood", [counter, 20_000])
+        time.sleep(1.5)  # let the next rate window open, so the drop span is written
+        s.rpc("mic_workload", "flood", [counter, 10])
+        status = rec.stop()
+        events = s.events
+        dropped_rows = events[events["kind"] == "dropped"]
+        kept = len(events) - len(dropped_rows)
+        assert status["dropped"] > 10_000
+        assert dropped_rows["term"].sum() == status["dropped"]
+        assert kept + status["dropped"] == status["seen"]
+        assert "dropped under load" in status["message"]

@@ -165,16 +165,19 @@ def test_calls_pair_nested_and_unfinished(store):
 def test_state_events_unwrap_callbacks(store):
     agent = FakeAgent(store)
     call = (Atom("$gen_call"), (A, Atom("tag")), Atom("get"))
-    agent.event("state", B, payload=(call, {Atom("n"): 1}, {Atom("n"): 1}, (Atom("reply"), 1)),
+    gs = Atom("gen_server")
+    agent.event("state", B, payload=(call, {Atom("n"): 1}, {Atom("n"): 1}, (Atom("reply"), 1), gs),
                 aux=5000)
     agent.event("state", B, payload=((Atom("$gen_cast"), Atom("inc")), {Atom("n"): 1},
-                                     {Atom("n"): 2}, Atom("noreply")))
+                                     {Atom("n"): 2}, Atom("noreply"), gs))
+    # A gen_server that gets an info message shaped like a gen_statem event.
+    agent.event("state", B, payload=((Atom("info"), 1), {}, {}, Atom("noreply"), gs))
     agent.flush()
     states = joins.states(store)
-    assert list(states["callback"]) == ["handle_call", "handle_cast"]
-    assert list(states["message"]) == [Atom("get"), Atom("inc")]
-    assert list(states["reply"]) == [1, None]
-    assert list(states["changed"]) == [False, True]
+    assert list(states["callback"]) == ["handle_call", "handle_cast", "handle_info"]
+    assert list(states["message"]) == [Atom("get"), Atom("inc"), (Atom("info"), 1)]
+    assert list(states["reply"]) == [1, None, None]
+    assert list(states["changed"]) == [False, True, False]
     assert states["duration_us"].iloc[0] == 5.0
 
 
@@ -199,3 +202,16 @@ def test_raw_bytes_per_event_of_a_typical_message(store):
         agent.event("send", A, B, payload=(Atom("update"), i))
     agent.flush()
     assert store.memory_bytes / len(store) < 80  # 40-byte header + ~20-byte payload + 8-byte ts
+
+
+def test_erlang_syntax_rerenders(store):
+    agent = FakeAgent(store, names=[(A, Atom("Elixir.Demo.WorkerA"))])
+    agent.event("send", A, B, payload={Atom("count"): 1})
+    agent.flush()
+    assert store.frame()["text"].iloc[0] == "%{count: 1}"
+    store.set_syntax("erlang")
+    frame = store.frame()
+    assert frame["text"].iloc[0] == "#{count => 1}"
+    assert frame["name"].iloc[0] == "Elixir.Demo.WorkerA"
+    with pytest.raises(ValueError, match="syntax must be"):
+        store.set_syntax("lisp")
