@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from . import errors
 from .beam.terms import Atom
+from .analysis.recorded import SavedSession, load
 from .session import Session, attach, demo
 
-__all__ = ["attach", "demo", "Session", "Atom", "errors", "load_ipython_extension"]
+__all__ = ["attach", "demo", "load", "Session", "SavedSession", "Atom", "errors",
+           "load_ipython_extension"]
 __version__ = "0.1.0"
 
 

@@ -19,14 +19,13 @@ from typing import Any
 import pandas as pd
 
 from .agent.controller import Recording, unload_agent
-from .agent.spec import TraceSpec, erlang_module_name
+from .agent.spec import TraceSpec
+from .analysis.recorded import Recorded
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom
 from .errors import MicroscopeError
 from .render import format_mfa_term, format_name
-from .store import joins
 from .store.event_store import EventStore
-from .store.schema import EVENT_COLUMNS
 
 __all__ = ["Session", "attach", "demo"]
 
@@ -68,14 +67,20 @@ _NODE_INFO_SRC = """
 """
 
 
-class Session:
-    """An attached BEAM node. Use ``attach()`` to make one."""
+class Session(Recorded):
+    """An attached BEAM node. Use ``attach()`` to make one.
+
+    Everything that reads a recording (events, messages, states, query,
+    time_travel, expect, findings, sql, save) comes from ``Recorded`` and
+    works the same on a saved session loaded with ``mic.load``.
+    """
 
     def __init__(self, local: LocalNode, remote: RemoteNode):
         self._local = local
         self._remote = remote
         self.node = remote.name
-        self.store = EventStore()
+        self._init_recorded(EventStore())
+        self._node_info: dict[str, Any] | None = None
         self.recordings: list[Recording] = []
         self.demo: Any = None          # DemoControls when attached with mic.demo()
         self._owned_node: Any = None   # a node we booted and must stop on detach
@@ -146,11 +151,29 @@ class Session:
         frame = pd.DataFrame.from_records(rows, columns=PROCESS_COLUMNS)
         return frame.astype({"message_queue_len": "int64", "memory": "int64", "reductions": "int64"})
 
+    def _metadata(self) -> dict[str, Any]:
+        meta = super()._metadata()
+        info = self._node_info
+        if info is None and self.attached:
+            info = self.node_info()
+        info = info or {}
+        meta.update({
+            "node": self.node,
+            "otp_release": info.get("otp_release"),
+            "erts_version": info.get("erts_version"),
+            "elixir_version": info.get("elixir_version"),
+            "applications": info.get("applications", {}),
+            "traces": [{"source": r.source, "spec": r.spec.describe(), "status": {
+                k: v for k, v in r.status().items() if k != "message"}, "message": r.message}
+                for r in self.recordings],
+        })
+        return meta
+
     def node_info(self) -> dict[str, Any]:
         """OTP release, ERTS and Elixir versions, schedulers, process count, uptime."""
         otp, erts, schedulers, count, uptime_ms, apps = self.eval_erlang(_NODE_INFO_SRC)
         versions = {str(app): _chars(vsn) for app, vsn in apps}
-        return {
+        self._node_info = {
             "node": self.node,
             "otp_release": _chars(otp),
             "erts_version": _chars(erts),
@@ -160,18 +183,7 @@ class Session:
             "uptime_s": uptime_ms / 1000.0,
             "applications": versions,
         }
-
-    @property
-    def syntax(self) -> str:
-        """How terms are written in tables: ``"elixir"`` (default) or ``"erlang"``."""
-        return self.store.syntax
-
-    @syntax.setter
-    def syntax(self, value: str) -> None:
-        try:
-            self.store.set_syntax(value)
-        except ValueError as exc:
-            raise MicroscopeError(str(exc)) from None
+        return dict(self._node_info)
 
     # -- tracing
 
@@ -201,44 +213,11 @@ class Session:
                                lifecycle=lifecycle, state=state, gc=gc, max_events=max_events,
                                max_rate=max_rate, payload_limit=payload_limit)
         source = f"{self.node}#{len(self.recordings) + 1}"
+        if self._node_info is None:
+            self.node_info()  # versions for saved sessions, taken while the node is here
         recording = Recording.start(self._remote, self._local, self.store, spec, source)
         self.recordings.append(recording)
         return recording
-
-    @property
-    def events(self) -> pd.DataFrame:
-        """Every recorded event, one row each (columns as in design.md)."""
-        return self.store.frame()[EVENT_COLUMNS]
-
-    def messages(self) -> pd.DataFrame:
-        """One row per message: each send joined to its receive; lost ones marked."""
-        return joins.messages(self.store)
-
-    def calls(self) -> pd.DataFrame:
-        """One row per traced call: args, result or exception, duration."""
-        return joins.calls(self.store)
-
-    def states(self, proc: Any = None) -> pd.DataFrame:
-        """One row per GenServer transition of ``proc`` (all if None): before/after."""
-        ids = None if proc is None else self._pid_ids(proc)
-        return joins.states(self.store, ids)
-
-    def _pid_ids(self, proc: Any) -> set[int]:
-        """Every pid id that ``proc`` has named during the recording (restarts included)."""
-        frame = self.store.frame()
-        text = str(proc)
-        if text.startswith("<"):
-            ids = set(frame.loc[frame["pid"] == text, "_pid"])
-        else:
-            wanted = {text, format_name(Atom(erlang_module_name(text))) or text}
-            ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
-            ids |= {self.store._gid_of_pid(node, pid) for node, pid, name in self.store.initial_names
-                    if name in wanted}
-        ids.discard(-1)
-        if not ids:
-            raise MicroscopeError(f"no recorded process matches {proc!r}; pass a pid like "
-                                  "'<0.123.0>', a registered name, or a module alias")
-        return ids
 
     def _require_attached(self) -> None:
         if not self._remote.alive:
@@ -258,7 +237,7 @@ def demo() -> Session:
     ``s.demo.start_updates(50)`` starts the scenario; ``s.detach()`` also
     stops the demo node.
     """
-    from .demo import DemoControls, boot_demo_node
+    from .demo_app import DemoControls, boot_demo_node
 
     node = boot_demo_node()
     try:

@@ -59,7 +59,7 @@ def session(any_node):
 @pytest.fixture(scope="session")
 def demo_node():
     """The bundled Elixir demo app, booted once for the run (OTP 25 + Elixir)."""
-    from microscope_jupyter.demo import boot_demo_node
+    from microscope_jupyter.demo_app import boot_demo_node
 
     node = boot_demo_node()
     yield node
@@ -70,7 +70,7 @@ def demo_node():
 def demo(demo_node):
     """A session on the demo node, with the app restarted fresh for this test."""
     import microscope_jupyter as mic
-    from microscope_jupyter.demo import DemoControls
+    from microscope_jupyter.demo_app import DemoControls
 
     s = mic.attach(demo_node.name, cookie=demo_node.cookie)
     s.demo = DemoControls(s)

@@ -68,6 +68,39 @@ class _Chunk:
         return 0 if self.spilled else self.headers.nbytes + len(self.payloads) + self.ts_ns.nbytes
 
 
+@dataclass
+class RawColumns:
+    """Every event's header fields as flat numpy arrays (index == seq).
+
+    What the time-travel index and persistence read: no payload is decoded
+    until ``term(i)`` asks for it.
+    """
+
+    kind: np.ndarray
+    flags: np.ndarray
+    pid: np.ndarray
+    peer: np.ndarray
+    mfa: np.ndarray
+    ts_ns: np.ndarray
+    aux: np.ndarray
+    chunk: np.ndarray
+    pay_off: np.ndarray
+    pay_len: np.ndarray
+    node: np.ndarray
+    blobs: list
+    node_names: list
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def payload(self, i: int) -> bytes:
+        off, length = int(self.pay_off[i]), int(self.pay_len[i])
+        return bytes(self.blobs[int(self.chunk[i])][off:off + length])
+
+    def term(self, i: int) -> Any:
+        return decode(self.payload(i)) if self.pay_len[i] else None
+
+
 class EventStore:
     """All events of one session, from one or more agents (nodes)."""
 
@@ -87,6 +120,7 @@ class EventStore:
         self._initial_names: list[tuple[str, Pid, Any]] = []  # (node, pid, name atom) at start
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
+        self._raw_cache: RawColumns | None = None
 
     def set_syntax(self, syntax: str) -> None:
         """Render terms as ``"elixir"`` (default) or ``"erlang"`` from now on."""
@@ -210,6 +244,40 @@ class EventStore:
     @property
     def spilled_chunks(self) -> int:
         return sum(1 for c in self._chunks if c.spilled)
+
+    def raw(self) -> RawColumns:
+        """All headers as flat arrays; cached until the next batch arrives."""
+        with self._lock:
+            chunks = list(self._chunks)
+            cached = self._raw_cache
+            if cached is not None and len(cached) == self._count:
+                return cached
+        nodes = sorted({c.node for c in chunks})
+        node_index = {n: i for i, n in enumerate(nodes)}
+
+        def cat(field: str, dtype) -> np.ndarray:
+            if not chunks:
+                return np.zeros(0, dtype=dtype)
+            return np.concatenate([np.asarray(c.headers[field], dtype=dtype) for c in chunks])
+
+        raw = RawColumns(
+            kind=cat("kind", np.uint8), flags=cat("flags", np.uint8),
+            pid=cat("pid", np.int64), peer=cat("peer", np.int64), mfa=cat("mfa", np.int64),
+            ts_ns=(np.concatenate([np.asarray(c.ts_ns) for c in chunks]) if chunks
+                   else np.zeros(0, dtype=np.int64)),
+            aux=cat("aux", np.int64),
+            chunk=(np.concatenate([np.full(len(c.headers), i, dtype=np.int32)
+                                   for i, c in enumerate(chunks)]) if chunks
+                   else np.zeros(0, dtype=np.int32)),
+            pay_off=cat("pay_off", np.int64), pay_len=cat("pay_len", np.int64),
+            node=(np.concatenate([np.full(len(c.headers), node_index[c.node], dtype=np.int16)
+                                  for c in chunks]) if chunks else np.zeros(0, dtype=np.int16)),
+            blobs=[c.payloads for c in chunks],
+            node_names=nodes,
+        )
+        with self._lock:
+            self._raw_cache = raw
+        return raw
 
     def term_of(self, gid: int) -> Any:
         return self._ids[gid]

@@ -101,7 +101,7 @@ def test_killed_kernel_cleans_up(demo_node, tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, time
         import microscope_jupyter as mic
-        from microscope_jupyter.demo import DemoControls
+        from microscope_jupyter.demo_app import DemoControls
         s = mic.attach({demo_node.name!r}, cookie={demo_node.cookie!r})
         s.demo = DemoControls(s)
         rec = s.trace(modules=["Demo.WorkerB", "Demo.Stats"])

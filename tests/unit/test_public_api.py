@@ -5,13 +5,15 @@ import microscope_jupyter as mic
 
 def test_top_level_names():
     assert sorted(mic.__all__) == sorted(
-        ["attach", "demo", "Session", "Atom", "errors", "load_ipython_extension"])
+        ["attach", "demo", "load", "Session", "SavedSession", "Atom", "errors",
+         "load_ipython_extension"])
 
 
 def test_session_surface():
     public = {name for name in dir(mic.Session) if not name.startswith("_")}
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
-                      "trace", "events", "messages", "calls", "states", "syntax"}
+                      "trace", "events", "messages", "calls", "states", "syntax", "query",
+                      "time_travel", "expect", "findings", "sql", "save"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():
@@ -27,3 +29,9 @@ def test_importing_does_not_pull_in_ipython():
     code = "import sys, microscope_jupyter; print('IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_mic_demo_stays_a_function_after_its_module_is_imported():
+    import microscope_jupyter.demo_app  # noqa: F401
+
+    assert callable(mic.demo) and mic.demo.__module__ == "microscope_jupyter.session"

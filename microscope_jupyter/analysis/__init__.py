@@ -1,0 +1,1 @@
+"""Analysis over recordings: queries, time travel, diffs, expectations, findings."""

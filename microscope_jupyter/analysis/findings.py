@@ -1,0 +1,118 @@
+"""Findings: what looks wrong in a recording, each with its evidence.
+
+    s.findings()   # kind, severity, pid, name, summary, first_seq, evidence
+
+Detected from the events: ``crash`` (an exit with an abnormal reason),
+``restart`` (a name taken again by a new pid after its holder died),
+``lost_message`` (sent to a dead pid, or the receiver died with it unread),
+``dropped`` spans are reported as ``trace_gap``. ``state_violation`` rows come
+from ``s.expect``. Kinds are never renamed, only added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..beam.terms import Atom
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import Recorded
+
+__all__ = ["Finding", "FINDING_COLUMNS", "detect"]
+
+FINDING_COLUMNS = ["kind", "severity", "pid", "name", "summary", "first_seq", "evidence"]
+_NORMAL = {Atom("normal"), Atom("shutdown")}
+
+
+@dataclass
+class Finding:
+    kind: str
+    severity: str
+    pid: str | None
+    name: str | None
+    summary: str
+    first_seq: int
+    evidence: list[int] = field(default_factory=list)
+
+    def row(self) -> tuple:
+        return (self.kind, self.severity, self.pid, self.name, self.summary, self.first_seq,
+                list(self.evidence))
+
+
+def _normal_exit(reason) -> bool:
+    if isinstance(reason, Atom) and reason in _NORMAL:
+        return True
+    return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("shutdown")
+
+
+def detect(recorded: "Recorded") -> list[Finding]:
+    events = recorded.events
+    out: list[Finding] = []
+    exits = events[events["kind"] == "exit"]
+    for row in exits.itertuples(index=False):
+        if _normal_exit(row.term):
+            continue
+        who = row.name or row.pid
+        out.append(Finding("crash", "error", row.pid, row.name,
+                           f"{who} crashed: {row.text}", int(row.seq), [int(row.seq)]))
+    registers = events[events["kind"] == "register"]
+    dead_names = {}
+    for row in exits.itertuples(index=False):
+        if row.name:
+            dead_names.setdefault(row.name, []).append((int(row.seq), row.pid))
+    for row in registers.itertuples(index=False):
+        earlier = [(s, p) for s, p in dead_names.get(row.peer, []) if s < row.seq and p != row.pid]
+        if earlier:
+            seq, old_pid = earlier[-1]
+            out.append(Finding("restart", "warning", row.pid, row.peer,
+                               f"{row.peer} was restarted as {row.pid} after {old_pid} died",
+                               int(row.seq), [seq, int(row.seq)]))
+    messages = recorded.messages()
+    lost = messages[messages["status"] == "lost"].copy()
+    # Delivered but never handled: still in the mailbox when the receiver died.
+    unread = _died_unread(recorded)
+    if unread:
+        lost = pd.concat([lost, messages[messages["receive_seq"].isin(unread)]])
+    lost = lost.sort_values("send_seq", kind="stable")
+    for (receiver, receiver_name), group in lost.groupby(["receiver", "receiver_name"],
+                                                         dropna=False, sort=False):
+        senders = sorted({str(s) for s in group["sender_name"].fillna(group["sender"])})
+        first = group.iloc[0]
+        name = receiver_name if isinstance(receiver_name, str) else None
+        in_mailbox = int(group["receive_seq"].isin(unread).sum())
+        how = "the receiver was dead"
+        if in_mailbox:
+            how = (f"{in_mailbox} died unread in its mailbox, {len(group) - in_mailbox} "
+                   "were sent after it died")
+        out.append(Finding(
+            "lost_message", "error", receiver, name,
+            f"{len(group)} message(s) from {', '.join(senders)} to {name or receiver} were lost: "
+            f"{how} (first: {first['text']})",
+            int(first["send_seq"]), [int(s) for s in group["send_seq"]]))
+    gaps = events[events["kind"] == "dropped"]
+    if len(gaps):
+        total = int(gaps["term"].sum())
+        out.append(Finding("trace_gap", "warning", None, None,
+                           f"the agent dropped {total} events under load; the recording has gaps",
+                           int(gaps["seq"].iloc[0]), [int(s) for s in gaps["seq"]]))
+    return out
+
+
+def findings_frame(findings: list[Finding]) -> pd.DataFrame:
+    frame = pd.DataFrame([f.row() for f in findings], columns=FINDING_COLUMNS)
+    return frame.sort_values("first_seq", kind="stable").reset_index(drop=True)
+
+
+def _died_unread(recorded: "Recorded") -> set[int]:
+    tt = recorded.time_travel()
+    out: set[int] = set()
+    for proc in tt._procs.values():
+        if proc.exit_seq is None or not len(proc.recv_seqs):
+            continue
+        for r, h in zip(proc.recv_seqs, proc.handled_seqs):
+            if h == proc.exit_seq and int(r) not in proc.handled_by_state:
+                out.add(int(r))
+    return out

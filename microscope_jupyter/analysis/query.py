@@ -1,0 +1,150 @@
+"""``s.query``: questions people ask of a recording, answered as DataFrames.
+
+    s.query.message_flow("Demo.WorkerA", "Demo.WorkerB")
+    s.query.state_timeline("Demo.WorkerB")
+    s.query.execution_path("Demo.WorkerB")
+    s.query.events_around(ts, window_ms=50)
+    s.query.trace_message("{:update, 10, _}")     # or a Python predicate
+
+Processes are named by pid ("<0.12.0>"), registered name or module alias;
+a name covers every pid that held it (restarts included).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..render.elixir import render
+from .diff import diff, render_diff
+from .pattern import compile_pattern
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import Recorded
+
+__all__ = ["Query"]
+
+TRACE_COLUMNS = ["step", "depth", "what", "seq", "ts", "pid", "name", "text"]
+
+
+class Query:
+    def __init__(self, recorded: "Recorded"):
+        self._r = recorded
+
+    def _pids(self, proc: Any) -> set[str]:
+        ids = self._r._pid_ids(proc)
+        return {self._r.store.id_text(i) for i in ids}
+
+    def message_flow(self, a: Any, b: Any) -> pd.DataFrame:
+        """Messages between ``a`` and ``b``, both directions, in send order."""
+        pa, pb = self._pids(a), self._pids(b)
+        m = self._r.messages()
+        mask = ((m["sender"].isin(pa) & m["receiver"].isin(pb))
+                | (m["sender"].isin(pb) & m["receiver"].isin(pa)))
+        flow = m[mask].copy()
+        flow.insert(0, "direction", np.where(flow["sender"].isin(pa), "->", "<-"))
+        return flow.reset_index(drop=True)
+
+    def state_timeline(self, proc: Any) -> pd.DataFrame:
+        """Each state transition of ``proc`` with what changed, as readable text."""
+        states = self._r.states(proc).copy()
+        syntax = self._r.store.syntax
+        states["changes"] = [render_diff(diff(b, a), syntax)
+                             for b, a in zip(states["before"], states["after"])]
+        states["message_text"] = [render(m, syntax, 120) for m in states["message"]]
+        return states
+
+    def execution_path(self, proc: Any) -> pd.DataFrame:
+        """Traced calls of ``proc``, nested by their returns (``indented`` shows the tree)."""
+        pids = self._pids(proc)
+        calls = self._r.calls()
+        path = calls[calls["pid"].isin(pids)].copy()
+        path["indented"] = ["  " * int(d) + str(m) for d, m in zip(path["depth"], path["mfa"])]
+        return path.reset_index(drop=True)
+
+    def events_around(self, t: Any, window_ms: float = 100.0) -> pd.DataFrame:
+        """Events within ``window_ms`` either side of ``t`` (a seq, timestamp or event)."""
+        events = self._r.events
+        if events.empty:
+            return events
+        seq = self._r.time_travel().seq_of(t)
+        center = events.loc[events["seq"] == seq, "ts"].iloc[0]
+        window = pd.Timedelta(milliseconds=window_ms)
+        return events[(events["ts"] >= center - window) & (events["ts"] <= center + window)]
+
+    def trace_message(self, pattern: str | Callable[[Any], bool], max_depth: int = 3,
+                      which: int = 0) -> pd.DataFrame:
+        """Follow one message along its causal chain.
+
+        send -> receive -> the callback that handled it -> the state change it
+        made -> the messages that handler sent, each followed in turn (up to
+        ``max_depth``). ``which`` picks among several matching sends (0 = first).
+        """
+        matches = compile_pattern(pattern)
+        messages = self._r.messages()
+        sent = messages[messages["send_seq"].notna()]
+        hits = [i for i, term in zip(sent.index, sent["term"]) if _safe(matches, term)]
+        if not hits:
+            raise LookupError(f"no traced send matches {pattern!r}")
+        if which >= len(hits):
+            raise LookupError(f"only {len(hits)} sends match {pattern!r}")
+        rows: list[tuple] = []
+        self._follow(messages.loc[hits[which]], 0, max_depth, rows, set())
+        frame = pd.DataFrame(rows, columns=TRACE_COLUMNS[1:])
+        frame.insert(0, "step", range(len(frame)))
+        return frame
+
+    def _follow(self, msg: pd.Series, depth: int, max_depth: int, rows: list, seen: set) -> None:
+        syntax = self._r.store.syntax
+        key = int(msg["send_seq"])
+        if key in seen:
+            return
+        seen.add(key)
+        rows.append((depth, "send", key, msg["sent_at"], msg["sender"], msg["sender_name"],
+                     f"{msg['sender_name'] or msg['sender']} sends {msg['text']} to "
+                     f"{msg['receiver_name'] or msg['receiver']}"))
+        if msg["status"] != "delivered":
+            rows.append((depth, msg["status"], key, msg["sent_at"], msg["receiver"],
+                         msg["receiver_name"],
+                         f"not received: {msg['status']}"
+                         + (" (the receiver was dead)" if msg["status"] == "lost" else "")))
+            return
+        recv_seq = int(msg["receive_seq"])
+        rows.append((depth, "receive", recv_seq, msg["received_at"], msg["receiver"],
+                     msg["receiver_name"], f"received after {msg['latency_us']:.0f} us"))
+        tt = self._r.time_travel()
+        state_seq = tt.handled_by(recv_seq)
+        if state_seq is None:
+            events = self._r.events
+            exits = events[(events["kind"] == "exit") & (events["pid"] == msg["receiver"])
+                           & (events["seq"] > recv_seq)]
+            if len(exits):
+                row = exits.iloc[0]
+                rows.append((depth, "crash", int(row["seq"]), row["ts"], row["pid"], row["name"],
+                             f"the process exited before handling it: {row['text']}"))
+            return
+        state = self._r.store.frame().set_index("seq").loc[state_seq]
+        term = state["term"]
+        rows.append((depth, "handled", state_seq, state["ts"], state["pid"], state["name"],
+                     f"{term['callback']}({render(term['message'], syntax, 80)})"))
+        rows.append((depth, "state_change", state_seq, state["ts"], state["pid"], state["name"],
+                     render_diff(diff(term["before"], term["after"]), syntax)))
+        if depth >= max_depth:
+            return
+        messages = self._r.messages()
+        duration_ns = int(state["_aux"])
+        start = state["ts"] - pd.Timedelta(nanoseconds=duration_ns)
+        caused = messages[(messages["sender"] == state["pid"]) & messages["send_seq"].notna()
+                          & (messages["send_seq"] > recv_seq) & (messages["send_seq"] < state_seq)
+                          & (messages["sent_at"] >= start)]
+        for _, child in caused.iterrows():
+            self._follow(child, depth + 1, max_depth, rows, seen)
+
+
+def _safe(predicate: Callable[[Any], bool], term: Any) -> bool:
+    try:
+        return bool(predicate(term))
+    except Exception:  # noqa: BLE001 - a user predicate that fails on one term skips it
+        return False

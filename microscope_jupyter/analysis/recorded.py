@@ -1,0 +1,240 @@
+"""Everything that works on a recording, live or loaded from disk.
+
+``Session`` (attached to a node) and ``SavedSession`` (``mic.load(path)``)
+both inherit this, so every query, time-travel step, expectation and widget
+behaves the same with or without a node.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..beam.terms import Atom
+from ..errors import MicroscopeError
+from ..render.names import format_name
+from ..store import joins
+from ..store.event_store import EventStore
+from ..store.persist import load_store, save_store
+from ..store.schema import EVENT_COLUMNS
+from .expect import check_expectation
+from .findings import Finding, detect, findings_frame
+from .query import Query
+from .timetravel import TimeTravel
+
+__all__ = ["Recorded", "SavedSession", "load"]
+
+
+def _erlang_module_name(text: str) -> str:
+    if text.startswith(":"):
+        return text[1:]
+    if text.startswith("Elixir.") or not text[:1].isupper():
+        return text
+    return "Elixir." + text
+
+
+class Recorded:
+    """The analysis API over an EventStore."""
+
+    store: EventStore
+
+    def _init_recorded(self, store: EventStore) -> None:
+        self.store = store
+        self._expect_findings: list[Finding] = []
+        self._cache: dict[str, tuple[int, Any]] = {}
+
+    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
+        size = len(self.store)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == size:
+            return hit[1]
+        value = build()
+        self._cache[key] = (size, value)
+        return value
+
+    # -- syntax
+
+    @property
+    def syntax(self) -> str:
+        """How terms are written in tables: ``"elixir"`` (default) or ``"erlang"``."""
+        return self.store.syntax
+
+    @syntax.setter
+    def syntax(self, value: str) -> None:
+        try:
+            self.store.set_syntax(value)
+        except ValueError as exc:
+            raise MicroscopeError(str(exc)) from None
+        self._cache.clear()
+
+    # -- tables
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every recorded event, one row each (columns as in design.md)."""
+        return self.store.frame()[EVENT_COLUMNS]
+
+    def messages(self) -> pd.DataFrame:
+        """One row per message: each send joined to its receive; lost ones marked."""
+        return self._cached("messages", lambda: joins.messages(self.store)).copy()
+
+    def calls(self) -> pd.DataFrame:
+        """One row per traced call: args, result or exception, duration."""
+        return self._cached("calls", lambda: joins.calls(self.store)).copy()
+
+    def states(self, proc: Any = None) -> pd.DataFrame:
+        """One row per GenServer transition of ``proc`` (all if None): before/after."""
+        ids = None if proc is None else self._pid_ids(proc)
+        return joins.states(self.store, ids)
+
+    def _pid_ids(self, proc: Any) -> set[int]:
+        """Every pid id that ``proc`` has named during the recording (restarts included)."""
+        frame = self.store.frame()
+        text = str(proc)
+        if text.startswith("<"):
+            ids = set(frame.loc[frame["pid"] == text, "_pid"])
+            ids |= set(frame.loc[frame["peer"] == text, "_peer"])
+        else:
+            wanted = {text, format_name(Atom(_erlang_module_name(text)), self.store.syntax) or text}
+            ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
+            ids |= {self.store._gid_of_pid(node, pid)
+                    for node, pid, name in self.store.initial_names if name in wanted}
+        ids.discard(-1)
+        if not ids:
+            raise MicroscopeError(f"no recorded process matches {proc!r}; pass a pid like "
+                                  "'<0.123.0>', a registered name, or a module alias")
+        return {int(i) for i in ids}
+
+    # -- analysis
+
+    @property
+    def query(self) -> Query:
+        """message_flow, state_timeline, execution_path, events_around, trace_message."""
+        return Query(self)
+
+    def time_travel(self) -> TimeTravel:
+        """A cursor over the recording: ``snapshot_at(t)``, ``step(+1/-1)``, ``diff(t1, t2)``."""
+        return self._cached("time_travel", lambda: TimeTravel(self.store))
+
+    def expect(self, proc: Any, rule: Callable) -> pd.DataFrame:
+        """Transitions of ``proc`` that broke ``rule``; each becomes a ``state_violation`` finding.
+
+        ``rule(before, message, after) -> bool | str``, or an expected-state
+        function ``rule(before, message) -> expected_after``.
+        """
+        violations = check_expectation(self.states(proc), rule, self.store.syntax)
+        described = getattr(rule, "__name__", "rule")
+        for row in violations.itertuples(index=False):
+            self._expect_findings.append(Finding(
+                "state_violation", "error", row.pid, row.name,
+                f"{row.name or row.pid} broke {described} on {row.callback}"
+                f"({row.message_text}): {row.reason}", int(row.seq), [int(row.seq)]))
+        return violations
+
+    def findings(self) -> pd.DataFrame:
+        """kind, severity, pid, name, summary, first_seq, evidence (event seqs)."""
+        detected = self._cached("findings", lambda: detect(self))
+        seen = set()
+        unique = []
+        for f in detected + self._expect_findings:
+            key = (f.kind, f.first_seq, f.summary)
+            if key not in seen:
+                seen.add(key)
+                unique.append(f)
+        return findings_frame(unique)
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """DuckDB SQL over ``events``, ``messages``, ``states`` and ``calls`` (terms as text)."""
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("events", self.events.drop(columns=["term"]).astype({"kind": str}))
+            messages = self.messages().drop(columns=["term"])
+            con.register("messages", messages)
+            states = self.states()
+            for column in ("message", "before", "after", "reply"):
+                states[column] = [None if v is None else _text(v, self.store.syntax)
+                                  for v in states[column]]
+            con.register("states", states)
+            calls = self.calls()
+            for column in ("args", "result", "exception"):
+                calls[column] = [None if v is None else _text(v, self.store.syntax)
+                                 for v in calls[column]]
+            con.register("calls", calls)
+            return con.execute(query).df()
+        except duckdb.Error as exc:
+            raise MicroscopeError(f"SQL failed: {exc}".splitlines()[0]) from None
+        finally:
+            con.close()
+
+    # -- persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Write a self-describing directory (Parquet + metadata.json); never the cookie."""
+        return save_store(self.store, path, self._metadata())
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "microscope_version": _version(),
+            "git_commit": _git_commit(),
+            "dropped": self.store.dropped,
+            "seen": self.store.seen,
+        }
+
+
+def _text(value: Any, syntax: str) -> str:
+    from ..render.elixir import render
+
+    return render(value, syntax, 500)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class SavedSession(Recorded):
+    """A recording loaded from disk: every query and widget, no node."""
+
+    def __init__(self, store: EventStore, metadata: dict[str, Any], path: Path):
+        self._init_recorded(store)
+        self.metadata = metadata
+        self.path = path
+        self.node = metadata.get("node")
+
+    def __repr__(self) -> str:
+        return f"<microscope SavedSession {self.node} {len(self.store)} events from {self.path}>"
+
+    @property
+    def attached(self) -> bool:
+        return False
+
+    def _metadata(self) -> dict[str, Any]:
+        meta = dict(self.metadata)
+        meta.update(super()._metadata())
+        return meta
+
+
+def load(path: str | Path) -> SavedSession:
+    """Open a session saved with ``s.save(path)``; works with no node."""
+    try:
+        store, metadata = load_store(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise MicroscopeError(f"cannot load {path}: {exc}") from None
+    return SavedSession(store, metadata, Path(path))

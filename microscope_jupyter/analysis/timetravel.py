@@ -1,0 +1,344 @@
+"""Time travel: every process as it was at any moment of a recording.
+
+    tt = s.time_travel()
+    tt.snapshot_at(120)                  # a seq, a timestamp, or an event row
+    tt.step(+1)                          # next event anywhere
+    tt.step(+1, proc="Demo.WorkerB")     # next event of that process
+    tt.diff(100, 200)                    # what changed between two moments
+
+The index is built once from the raw header columns; only state payloads
+are decoded for it (receive payloads are compared as bytes), so a snapshot
+is a handful of binary searches per process.
+
+What "mailbox" means: messages delivered (the receive trace event fires on
+delivery) and not yet handled. For a GenServer, a message is handled by the
+callback whose state event carries it (FIFO among equal messages); replies
+to its own calls are taken at once by the call's selective receive; a
+message no callback took stays queued until the process exits (the crash
+message, and whatever queued behind it) or the recording ends (in flight).
+For a process without callbacks, a message counts as taken by its next act
+(a send, a link, an exit). Monitors are not traced and are not shown.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..beam.etf import encode
+from ..beam.terms import Atom, ImproperList, Reference
+from ..render.elixir import render
+from ..store.event_store import EventStore, _state_term
+from ..store.schema import KIND_CODES
+from .diff import diff, render_diff
+
+__all__ = ["TimeTravel", "SNAPSHOT_COLUMNS"]
+
+SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "mailbox_len",
+                    "links", "current_callback", "last_seq"]
+
+K = KIND_CODES
+
+
+@dataclass
+class _Proc:
+    gid: int
+    pid: str
+    first_seq: int
+    exit_seq: int | None = None
+    names: list = field(default_factory=list)          # [(seq, name or None)], sorted
+    state_seqs: list = field(default_factory=list)
+    states: list = field(default_factory=list)          # decoded state dicts
+    state_ts_in: list = field(default_factory=list)
+    state_ts_out: list = field(default_factory=list)
+    recv_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    handled_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    handled_by_state: dict = field(default_factory=dict)  # receive seq -> state seq
+    event_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    link_events: list = field(default_factory=list)      # [(seq, peer_gid, +1/-1)]
+
+
+_REPLY_TAGS = {Atom("code_server"), Atom("io_reply"), Atom("io_request")}
+
+
+def _is_reply(term: Any) -> bool:
+    """A reply to a call the process made ({Ref, Reply}, {[alias | Ref], Reply}, io/code replies)."""
+    if not isinstance(term, tuple) or len(term) not in (2, 3):
+        return False
+    head = term[0]
+    return (isinstance(head, Reference) or head in _REPLY_TAGS
+            or (isinstance(head, ImproperList) and head.items == (Atom("alias"),)))
+
+
+def _canonical_key(raw, i: int) -> int | None:
+    try:
+        return hash(encode(raw.term(i)))
+    except Exception:  # noqa: BLE001 - undecodable payloads simply never pair
+        return None
+
+
+class TimeTravel:
+    """A cursor over a recording, with snapshots and diffs."""
+
+    def __init__(self, store: EventStore):
+        self.store = store
+        self.raw = store.raw()
+        self.cursor = 0
+        self._procs: dict[int, _Proc] = {}
+        self._build()
+
+    # ------------------------------------------------------------------ index
+
+    def _build(self) -> None:
+        raw, store = self.raw, self.store
+        n = len(raw)
+        kind, pid, peer = raw.kind, raw.pid, raw.peer
+        procs = self._procs
+        seqs = np.arange(n, dtype=np.int64)
+
+        def proc(gid: int, seq: int) -> _Proc:
+            p = procs.get(gid)
+            if p is None:
+                p = procs[gid] = _Proc(gid, store.id_text(gid) or "?", seq)
+            return p
+
+        for node, pid_term, name in store.initial_names:
+            gid = store._gid_of_pid(node, pid_term)
+            if gid > 0:
+                proc(gid, -1).names.append((-1, name))
+
+        # Every process that appears, as actor or as spawned child.
+        order = np.argsort(pid, kind="stable")
+        sorted_pids = pid[order]
+        bounds = np.flatnonzero(np.diff(sorted_pids)) + 1
+        for group in np.split(order, bounds):
+            if len(group) == 0 or pid[group[0]] <= 0:
+                continue
+            p = proc(int(pid[group[0]]), int(group[0]))
+            p.first_seq = min(p.first_seq, int(group[0])) if p.first_seq >= 0 else p.first_seq
+            p.event_seqs = np.sort(group)
+        for i in seqs[kind == K["spawn"]]:
+            child = proc(int(peer[i]), int(i))
+            child.first_seq = min(child.first_seq, int(i)) if child.first_seq >= 0 else child.first_seq
+        for i in seqs[kind == K["exit"]]:
+            procs[int(pid[i])].exit_seq = int(i)
+        for i in seqs[(kind == K["register"]) | (kind == K["unregister"])]:
+            name = store.id_text(int(peer[i])) if kind[i] == K["register"] else None
+            procs[int(pid[i])].names.append((int(i), name))
+        for i in seqs[(kind == K["link"]) | (kind == K["unlink"])]:
+            sign = 1 if kind[i] == K["link"] else -1
+            procs[int(pid[i])].link_events.append((int(i), int(peer[i]), sign))
+            proc(int(peer[i]), int(i)).link_events.append((int(i), int(pid[i]), sign))
+
+        # States: decode only these payloads.
+        state_rows = seqs[kind == K["state"]]
+        raw_message_keys: dict[int, list[tuple[int, int]]] = {}
+        for i in state_rows:
+            payload = raw.term(int(i))
+            state = _state_term(payload)
+            p = procs[int(pid[i])]
+            p.state_seqs.append(int(i))
+            p.states.append(state)
+            p.state_ts_out.append(int(raw.ts_ns[i]))
+            p.state_ts_in.append(int(raw.ts_ns[i]) - int(raw.aux[i]))
+            try:
+                key = hash(encode(payload[0]))
+            except Exception:  # noqa: BLE001 - an unencodable message simply never matches
+                key = None
+            raw_message_keys.setdefault(int(pid[i]), []).append((int(i), key))
+
+        # Mailboxes: pair each receive with the callback that handled it.
+        recv_rows = seqs[kind == K["receive"]]
+        by_pid: dict[int, list[int]] = {}
+        for i in recv_rows:
+            by_pid.setdefault(int(pid[i]), []).append(int(i))
+        for gid, recvs in by_pid.items():
+            p = procs[gid]
+            handled = np.array(recvs, dtype=np.int64)
+            if gid in raw_message_keys:
+                # Only GenServers have callbacks to pair with; compare messages in our
+                # own canonical encoding (the node's term_to_binary may spell atoms
+                # differently).
+                pending: dict[int | None, list[int]] = {}
+                for idx, r in enumerate(recvs):
+                    pending.setdefault(_canonical_key(raw, r), []).append(idx)
+                for state_seq, key in raw_message_keys[gid]:
+                    queue = pending.get(key)
+                    if queue and recvs[queue[0]] < state_seq:
+                        idx = queue.pop(0)
+                        handled[idx] = state_seq
+                        p.handled_by_state[recvs[idx]] = state_seq
+            state_seqs = p.state_seqs
+            own = p.event_seqs[kind[p.event_seqs] != K["receive"]] if len(p.event_seqs) else []
+            never = np.iinfo(np.int64).max
+            for idx, r in enumerate(recvs):
+                if r in p.handled_by_state:
+                    continue
+                if state_seqs:
+                    if _is_reply(raw.term(r)):
+                        continue  # taken by a selective receive inside a call: never queued
+                    nxt = bisect.bisect_right(state_seqs, r)
+                    if nxt < len(state_seqs):
+                        # A later callback ran without it: taken some other way.
+                        if p.exit_seq is None or p.exit_seq > state_seqs[nxt]:
+                            continue
+                    handled[idx] = p.exit_seq if p.exit_seq is not None else never
+                else:
+                    # No callbacks to go by: a plain process took it by its next act.
+                    k = int(np.searchsorted(own, r, side="right"))
+                    handled[idx] = int(own[k]) if k < len(own) else never
+            p.recv_seqs = np.array(recvs, dtype=np.int64)
+            p.handled_seqs = handled
+        for p in procs.values():
+            p.names.sort(key=lambda x: x[0])
+
+    # ------------------------------------------------------------------ moments
+
+    def seq_of(self, t: Any) -> int:
+        """A seq from a seq, a timestamp (str, datetime, pd.Timestamp) or an event row."""
+        n = len(self.raw)
+        if n == 0:
+            raise IndexError("the recording is empty")
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            return int(min(max(int(t), 0), n - 1))
+        if isinstance(t, (pd.Series, dict)) and "seq" in t:
+            return self.seq_of(int(t["seq"]))
+        ts = pd.Timestamp(t)
+        if ts.tzinfo is None:
+            ts = ts.tz_localize("UTC")
+        index = int(np.searchsorted(self.raw.ts_ns, ts.value, side="right")) - 1
+        return max(0, index)
+
+    def snapshot_at(self, t: Any) -> pd.DataFrame:
+        """Every known process at moment ``t``; ``.attrs`` holds ``seq`` and ``ts``."""
+        seq = self.seq_of(t)
+        ts_t = int(self.raw.ts_ns[seq])
+        rows = []
+        for p in self._procs.values():
+            if p.first_seq > seq:
+                continue
+            rows.append(self._row(p, seq, ts_t))
+        frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
+        for column in ("name", "state", "state_text", "mailbox", "links", "current_callback"):
+            frame[column] = pd.Series([r[SNAPSHOT_COLUMNS.index(column)] for r in rows],
+                                      dtype=object, index=frame.index)
+        frame.attrs["seq"] = seq
+        frame.attrs["ts"] = pd.Timestamp(ts_t, tz="UTC")
+        return frame
+
+    def _row(self, p: _Proc, seq: int, ts_t: int) -> tuple:
+        alive = p.exit_seq is None or p.exit_seq > seq
+        name = None
+        for s, n in p.names:
+            if s > seq:
+                break
+            name = n
+        state = None
+        if p.state_seqs:
+            k = bisect.bisect_right(p.state_seqs, seq) - 1
+            state = p.states[k]["after"] if k >= 0 else p.states[0]["before"]
+        mailbox: list = []
+        if len(p.recv_seqs):
+            mask = (p.recv_seqs <= seq) & (p.handled_seqs > seq)
+            mailbox = [self.raw.term(int(r)) for r in p.recv_seqs[mask]]
+        links = self._links(p, seq)
+        callback = None
+        k = bisect.bisect_left(p.state_ts_out, ts_t)
+        if k < len(p.state_ts_out) and p.state_ts_in[k] <= ts_t and p.state_seqs[k] >= seq:
+            callback = p.states[k]["callback"]
+        last = None
+        if len(p.event_seqs):
+            k = int(np.searchsorted(p.event_seqs, seq, side="right")) - 1
+            last = int(p.event_seqs[k]) if k >= 0 else None
+        text = render(state, self.store.syntax, 200) if state is not None else None
+        return (p.pid, name if alive else None, alive, state, text, mailbox, len(mailbox),
+                links, callback, last)
+
+    def _links(self, p: _Proc, seq: int) -> list[str]:
+        linked: dict[int, int] = {}
+        for s, peer, sign in p.link_events:
+            if s > seq:
+                break
+            linked[peer] = linked.get(peer, 0) + sign
+        out = []
+        for peer, count in linked.items():
+            other = self._procs.get(peer)
+            if count > 0 and not (other and other.exit_seq is not None and other.exit_seq <= seq):
+                out.append(self.store.id_text(peer))
+        return sorted(out)
+
+    def handled_by(self, receive_seq: int) -> int | None:
+        """The state event (seq) of the callback that handled a received message."""
+        p = self._procs.get(int(self.raw.pid[receive_seq]))
+        return p.handled_by_state.get(int(receive_seq)) if p else None
+
+    # ------------------------------------------------------------------ moving
+
+    def step(self, delta: int = 1, proc: Any = None) -> pd.DataFrame:
+        """Move the cursor ``delta`` events (of ``proc`` only, if given); returns the snapshot."""
+        if proc is None:
+            self.cursor = self.seq_of(self.cursor + delta)
+        else:
+            events = np.sort(np.concatenate([self._procs[g].event_seqs
+                                             for g in self._resolve(proc)]))
+            if len(events) == 0:
+                raise IndexError(f"{proc!r} has no events")
+            k = int(np.searchsorted(events, self.cursor, side="left"))
+            on_event = k < len(events) and events[k] == self.cursor
+            if delta > 0:
+                k = k + delta if on_event else k + delta - 1
+            else:
+                k = k + delta
+            self.cursor = int(events[min(max(k, 0), len(events) - 1)])
+        return self.snapshot_at(self.cursor)
+
+    def seek(self, t: Any) -> pd.DataFrame:
+        self.cursor = self.seq_of(t)
+        return self.snapshot_at(self.cursor)
+
+    def _resolve(self, proc: Any) -> list[int]:
+        text = str(proc)
+        out = [g for g, p in self._procs.items()
+               if p.pid == text or any(n == text for _, n in p.names)]
+        if not out:
+            raise KeyError(f"no process {proc!r} in this recording")
+        return out
+
+    def diff(self, t1: Any, t2: Any) -> pd.DataFrame:
+        """What changed between two moments: one row per change, per process."""
+        a, b = self.snapshot_at(t1), self.snapshot_at(t2)
+        before = {r.pid: r for r in a.itertuples(index=False)}
+        rows = []
+        for r in b.itertuples(index=False):
+            old = before.get(r.pid)
+            name = r.name or (old.name if old is not None else None)
+            if old is None:
+                rows.append((r.pid, name, "appeared", "", None, None, "process appeared"))
+                continue
+            if old.alive and not r.alive:
+                rows.append((r.pid, name, "died", "", True, False, "process exited"))
+            if old.name != r.name and r.alive:
+                rows.append((r.pid, name, "renamed", "", old.name, r.name,
+                             f"name {old.name} -> {r.name}"))
+            for change in diff(old.state, r.state):
+                rows.append((r.pid, name, "state", change.path, change.before, change.after,
+                             change.text(self.store.syntax)))
+            if old.mailbox_len != r.mailbox_len:
+                rows.append((r.pid, name, "mailbox", "", old.mailbox_len, r.mailbox_len,
+                             f"mailbox {old.mailbox_len} -> {r.mailbox_len}"))
+        frame = pd.DataFrame(rows, columns=["pid", "name", "change", "path", "before", "after",
+                                            "text"])
+        frame.attrs["from_seq"], frame.attrs["to_seq"] = a.attrs["seq"], b.attrs["seq"]
+        return frame
+
+    def state_diff_text(self, proc: Any, t1: Any, t2: Any) -> str:
+        a, b = self.snapshot_at(t1), self.snapshot_at(t2)
+        pid = self._procs[self._resolve(proc)[-1]].pid
+        sa = a.loc[a["pid"] == pid, "state"]
+        sb = b.loc[b["pid"] == pid, "state"]
+        return render_diff(diff(sa.iloc[0] if len(sa) else None, sb.iloc[0] if len(sb) else None),
+                           self.store.syntax)

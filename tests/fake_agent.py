@@ -1,0 +1,52 @@
+"""A fake in-node agent: builds batches exactly as the Erlang tracer lays them out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from microscope_jupyter.beam.etf import encode
+from microscope_jupyter.beam.terms import Atom, Pid
+from microscope_jupyter.store.event_store import EventStore
+from microscope_jupyter.store.schema import HEADER_DTYPE, KIND_CODES
+
+NODE = "demo@host"
+A, B, B2, C = (Pid(Atom(NODE), n, 0, 7) for n in (100, 101, 102, 103))
+OFFSET = 1_700_000_000 * 10**9  # time_offset: native monotonic -> epoch ns
+
+
+class FakeAgent:
+    """Builds batches exactly as the Erlang tracer lays them out."""
+
+    def __init__(self, store: EventStore, source="src", names=()):
+        self.store = store
+        self.source = source
+        self.ids: dict = {}
+        self.pending_defs: list = []
+        store.add_source(source, NODE, OFFSET, 10**9, list(names))
+        self.rows: list = []
+        self.payloads = bytearray()
+        self.ts = 1000
+
+    def _id(self, term):
+        if term is None:
+            return 0
+        if term not in self.ids:
+            self.ids[term] = len(self.ids) + 1
+            self.pending_defs.append((self.ids[term], term))
+        return self.ids[term]
+
+    def event(self, kind, pid=None, peer=None, mfa=None, payload=None, aux=0, ts=None):
+        raw = encode(payload) if payload is not None else b""
+        self.ts = ts if ts is not None else self.ts + 1000
+        self.rows.append((KIND_CODES[kind], 0, 0, self._id(pid), self._id(peer), self._id(mfa),
+                          self.ts, len(self.payloads), len(raw), aux))
+        self.payloads += raw
+
+    def flush(self, seen=None, dropped=0):
+        headers = np.array(self.rows, dtype=HEADER_DTYPE).tobytes()
+        n = self.store.append_batch(self.source, headers, bytes(self.payloads), self.pending_defs,
+                                    seen, dropped)
+        self.rows, self.payloads, self.pending_defs = [], bytearray(), []
+        return n
+
+

@@ -1,0 +1,132 @@
+"""Time travel over hand-built recordings: restarts, in-flight messages, gaps, disorder."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fake_agent import A, B, B2, OFFSET, FakeAgent
+from microscope_jupyter.analysis.recorded import SavedSession
+from microscope_jupyter.analysis.timetravel import TimeTravel
+from microscope_jupyter.beam.terms import Atom
+from microscope_jupyter.store.event_store import EventStore
+
+GS = Atom("gen_server")
+NAME = Atom("Elixir.Demo.WorkerB")
+
+
+def state(msg, before, after):
+    return (msg, {Atom("n"): before}, {Atom("n"): after}, Atom("noreply"), GS)
+
+
+@pytest.fixture
+def story():
+    """WorkerB handles two updates, a third arrives and kills it, a new WorkerB takes the name."""
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME), (A, Atom("Elixir.Demo.WorkerA"))])
+    agent.event("link", B, A)                                       # 0
+    agent.event("send", A, B, payload=(Atom("up"), 1))              # 1
+    agent.event("receive", B, payload=(Atom("up"), 1))              # 2
+    agent.event("send", A, B, payload=(Atom("up"), 2))              # 3
+    agent.event("receive", B, payload=(Atom("up"), 2))              # 4  queued behind 1
+    agent.event("state", B, payload=state((Atom("up"), 1), 0, 1), aux=500)   # 5
+    agent.event("state", B, payload=state((Atom("up"), 2), 1, 2), aux=500)   # 6
+    agent.event("send", A, B, payload=Atom("boom"))                 # 7
+    agent.event("receive", B, payload=Atom("boom"))                 # 8
+    agent.event("exit", B, payload=Atom("badarg"))                  # 9
+    agent.event("unregister", B, NAME)                              # 10
+    agent.event("spawn", A, B2, mfa=(Atom("m"), Atom("init"), 1))   # 11
+    agent.event("register", B2, NAME)                               # 12
+    agent.event("send", A, B2, payload=(Atom("up"), 3))             # 13
+    agent.event("receive", B2, payload=(Atom("up"), 3))             # 14  in flight at stop
+    agent.flush()
+    return store
+
+
+def row(snapshot, pid):
+    return snapshot[snapshot["pid"] == str(pid)].iloc[0]
+
+
+def test_state_mailbox_and_name_move_with_time(story):
+    tt = TimeTravel(story)
+    at = tt.snapshot_at(4)
+    b = row(at, B)
+    assert b["name"] == "Demo.WorkerB" and b["alive"]
+    assert b["state"] == {Atom("n"): 0}                      # before the first callback
+    assert b["mailbox"] == [(Atom("up"), 1), (Atom("up"), 2)]
+    assert b["links"] == [str(A)]
+    assert row(tt.snapshot_at(5), B)["mailbox"] == [(Atom("up"), 2)]
+    assert row(tt.snapshot_at(6), B)["state"] == {Atom("n"): 2}
+    assert row(tt.snapshot_at(8), B)["mailbox"] == [Atom("boom")]   # the message that kills it
+
+
+def test_restarted_process_reuses_the_name(story):
+    tt = TimeTravel(story)
+    after = tt.snapshot_at(14)
+    old, new = row(after, B), row(after, B2)
+    assert not old["alive"] and old["name"] is None and old["mailbox"] == []
+    assert new["alive"] and new["name"] == "Demo.WorkerB"
+    assert new["mailbox"] == [(Atom("up"), 3)]              # still in flight when we stopped
+    assert str(B2) not in set(tt.snapshot_at(10)["pid"])    # not born yet
+
+
+def test_step_across_all_and_within_one_process(story):
+    tt = TimeTravel(story)
+    tt.seek(0)
+    assert tt.step(+1).attrs["seq"] == 1
+    assert tt.step(+1, proc="Demo.WorkerB").attrs["seq"] == 2    # next event of a WorkerB
+    assert tt.step(+1, proc=str(B)).attrs["seq"] == 4
+    assert tt.step(-1, proc=str(B)).attrs["seq"] == 2
+    assert tt.step(-5).attrs["seq"] == 0                          # clamps at the start
+    tt.seek(13)
+    assert tt.step(+1, proc="Demo.WorkerB").attrs["seq"] == 14    # the new WorkerB
+
+
+def test_moments_by_timestamp_and_event(story):
+    tt = TimeTravel(story)
+    ts = pd.Timestamp(OFFSET + 8000, tz="UTC")  # event i is stamped 1000 * (i + 2)
+    assert tt.snapshot_at(ts).attrs["seq"] == 6
+    assert tt.snapshot_at(ts.isoformat()).attrs["seq"] == 6
+    event = SavedSession(story, {}, None).events.iloc[9]
+    assert tt.snapshot_at(event).attrs["seq"] == 9
+
+
+def test_diff_between_moments(story):
+    tt = TimeTravel(story)
+    changes = tt.diff(4, 12)
+    kinds = set(zip(changes["pid"], changes["change"]))
+    assert (str(B), "died") in kinds and (str(B2), "appeared") in kinds
+    state_change = changes[(changes["pid"] == str(B)) & (changes["change"] == "state")]
+    assert state_change["text"].tolist() == [".n: 0 -> 2"]
+
+
+def test_current_callback_while_a_handler_runs():
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME)])
+    agent.event("receive", B, payload=1, ts=1000)
+    agent.event("send", B, A, payload=Atom("side_effect"), ts=1500)   # inside the handler
+    agent.event("state", B, payload=state(1, 0, 1), aux=1500, ts=2000)  # handler ran 500..2000
+    agent.flush()
+    tt = TimeTravel(store)
+    assert row(tt.snapshot_at(1), B)["current_callback"] == "handle_info"
+    assert row(tt.snapshot_at(2), B)["current_callback"] == "handle_info"
+    assert row(tt.snapshot_at(0), B)["current_callback"] == "handle_info"
+
+
+def test_gaps_and_out_of_order_batches():
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME)])
+    agent.event("state", B, payload=state(Atom("a"), 0, 1), ts=3000)
+    agent.event("receive", B, payload=Atom("a"), ts=2000)   # arrived late in the batch
+    agent.event("dropped", aux=500, ts=2500)
+    agent.flush(seen=502, dropped=500)
+    agent.event("state", B, payload=state(Atom("b"), 1, 2), ts=4000)
+    agent.flush()
+    recorded = SavedSession(store, {}, None)
+    kinds = recorded.events["kind"].tolist()
+    assert kinds == ["receive", "dropped", "state", "state"]   # clock order within the batch
+    tt = recorded.time_travel()
+    assert row(tt.snapshot_at(1), B)["mailbox"] == [Atom("a")]
+    assert row(tt.snapshot_at(3), B)["state"] == {Atom("n"): 2}
+    gap = recorded.findings()
+    assert gap.loc[gap["kind"] == "trace_gap", "summary"].iloc[0].startswith("the agent dropped 500")
