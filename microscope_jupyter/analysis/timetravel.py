@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.etf import encode
+from ..beam.etf import decode, encode
 from ..beam.terms import Atom, ImproperList, Reference
 from ..render.elixir import render
 from ..store.event_store import EventStore, _state_term
@@ -74,11 +74,16 @@ def _is_reply(term: Any) -> bool:
             or (isinstance(head, ImproperList) and head.items == (Atom("alias"),)))
 
 
-def _canonical_key(raw, i: int) -> int | None:
+def _canonical_key(raw, i: int, memo: dict) -> int | None:
+    payload = raw.payload(i)
+    if payload in memo:
+        return memo[payload]
     try:
-        return hash(encode(raw.term(i)))
+        key = hash(encode(decode(payload)))
     except Exception:  # noqa: BLE001 - undecodable payloads simply never pair
-        return None
+        key = None
+    memo[payload] = key
+    return key
 
 
 class TimeTravel:
@@ -137,9 +142,14 @@ class TimeTravel:
         # States: decode only these payloads.
         state_rows = seqs[kind == K["state"]]
         raw_message_keys: dict[int, list[tuple[int, int]]] = {}
+        state_memo: dict[bytes, tuple] = {}
         for i in state_rows:
-            payload = raw.term(int(i))
-            state = _state_term(payload)
+            blob = raw.payload(int(i))
+            cached = state_memo.get(blob)
+            if cached is None:
+                payload = decode(blob)
+                cached = state_memo[blob] = (payload, _state_term(payload))
+            payload, state = cached
             p = procs[int(pid[i])]
             p.state_seqs.append(int(i))
             p.states.append(state)
@@ -153,6 +163,7 @@ class TimeTravel:
 
         # Mailboxes: pair each receive with the callback that handled it.
         recv_rows = seqs[kind == K["receive"]]
+        key_memo: dict[bytes, int | None] = {}
         by_pid: dict[int, list[int]] = {}
         for i in recv_rows:
             by_pid.setdefault(int(pid[i]), []).append(int(i))
@@ -165,7 +176,7 @@ class TimeTravel:
                 # differently).
                 pending: dict[int | None, list[int]] = {}
                 for idx, r in enumerate(recvs):
-                    pending.setdefault(_canonical_key(raw, r), []).append(idx)
+                    pending.setdefault(_canonical_key(raw, r, key_memo), []).append(idx)
                 for state_seq, key in raw_message_keys[gid]:
                     queue = pending.get(key)
                     if queue and recvs[queue[0]] < state_seq:

@@ -36,6 +36,7 @@ from .schema import EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KIN
 
 __all__ = ["EventStore"]
 
+_MEMO_MAX = 200_000
 _KIND_NAMES = np.array([KINDS.get(i, f"kind_{i}") for i in range(256)], dtype=object)
 _STATE = KIND_CODES["state"]
 _DROPPED = KIND_CODES["dropped"]
@@ -121,6 +122,9 @@ class EventStore:
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
         self._raw_cache: RawColumns | None = None
+        # Identical payloads (ticks, repeated messages) decode and render once.
+        # Decoded terms are shared between rows: treat them as read-only.
+        self._memo: dict[tuple[int, bytes], tuple[Any, str | None]] = {}
 
     def set_syntax(self, syntax: str) -> None:
         """Render terms as ``"elixir"`` (default) or ``"erlang"`` from now on."""
@@ -129,6 +133,7 @@ class EventStore:
         with self._lock:
             self.syntax = syntax
             self._frame_cache = None
+            self._memo.clear()
             for chunk in self._chunks:
                 chunk.frame = None
 
@@ -311,28 +316,27 @@ class EventStore:
         n = len(h)
         terms: list[Any] = [None] * n
         texts: list[str | None] = [None] * n
-        kinds = h["kind"]
-        offs, lens, flags, aux = h["pay_off"], h["pay_len"], h["flags"], h["aux"]
+        # Plain Python lists: indexing numpy scalars in a loop costs more than the decode.
+        kinds = h["kind"].tolist()
+        offs, lens = h["pay_off"].tolist(), h["pay_len"].tolist()
+        flags, aux = h["flags"].tolist(), h["aux"].tolist()
         blob = chunk.payloads
+        memo = self._memo
         for i in range(n):
-            length = int(lens[i])
+            length = lens[i]
+            kind = kinds[i]
             if length:
-                try:
-                    term = decode(blob[int(offs[i]):int(offs[i]) + length])
-                except DecodeError as exc:
-                    term = None
-                    texts[i] = f"<undecodable payload: {exc}>"
-                    continue
-                if kinds[i] == _STATE:
-                    term = _state_term(term)
-                terms[i] = term
-                if flags[i] & FLAG_TRUNCATED:
-                    texts[i] = f"#Truncated<{term[1]} bytes>" if isinstance(term, tuple) else None
-                else:
-                    texts[i] = self._text(kinds[i], term)
-            elif kinds[i] == _DROPPED:
-                terms[i] = int(aux[i])
-                texts[i] = f"{int(aux[i])} events dropped by the agent"
+                raw = bytes(blob[offs[i]:offs[i] + length])
+                key = (kind, raw)
+                hit = memo.get(key)
+                if hit is None:
+                    hit = self._decode_payload(kind, raw, flags[i])
+                    if len(memo) < _MEMO_MAX:
+                        memo[key] = hit
+                terms[i], texts[i] = hit
+            elif kind == _DROPPED:
+                terms[i] = aux[i]
+                texts[i] = f"{aux[i]} events dropped by the agent"
         mfa_text = id_texts[h["mfa"]]
         frame = pd.DataFrame({
             "seq": np.arange(chunk.seq_start, chunk.seq_start + n, dtype=np.int64),
@@ -349,11 +353,22 @@ class EventStore:
             "_pid": h["pid"].astype(np.int64),
             "_peer": h["peer"].astype(np.int64),
             "_aux": h["aux"].astype(np.int64),
-            "_truncated": (flags & FLAG_TRUNCATED).astype(bool),
+            "_truncated": (h["flags"] & FLAG_TRUNCATED).astype(bool),
         })
         if not chunk.spilled:
             chunk.frame = frame
         return frame
+
+    def _decode_payload(self, kind: int, raw: bytes, flags: int) -> tuple[Any, str | None]:
+        try:
+            term = decode(raw)
+        except DecodeError as exc:
+            return None, f"<undecodable payload: {exc}>"
+        if kind == _STATE:
+            term = _state_term(term)
+        if flags & FLAG_TRUNCATED:
+            return term, (f"#Truncated<{term[1]} bytes>" if isinstance(term, tuple) else None)
+        return term, self._text(kind, term)
 
     def _text(self, kind: int, term: Any) -> str:
         if kind == _STATE:

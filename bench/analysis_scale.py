@@ -1,0 +1,143 @@
+"""Time travel and save/load on a 1M-event recording.
+
+    .venv/bin/python bench/analysis_scale.py [--events 1000000] [--runs 5]
+
+Builds a synthetic recording shaped like a busy app (200 processes, 20 of
+them GenServers; sends, receives, state transitions, a few restarts) through
+the same EventStore.append_batch path the agent uses, then measures:
+
+- the one-time time-travel index;
+- snapshot_at at random moments (median and worst; target <= 50 ms);
+- save and load (targets <= 2 s each).
+
+There is no peer tool to compare with (nothing else has time travel over
+recorded BEAM state); the baseline printed alongside is the cost of just
+reading the event table, s.events, on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import microscope_jupyter as mic  # noqa: E402
+from microscope_jupyter.analysis.recorded import SavedSession  # noqa: E402
+from microscope_jupyter.beam.etf import encode  # noqa: E402
+from microscope_jupyter.beam.terms import Atom, Pid  # noqa: E402
+from microscope_jupyter.store.event_store import EventStore  # noqa: E402
+from microscope_jupyter.store.schema import HEADER_DTYPE, KIND_CODES  # noqa: E402
+
+NODE = "bench@host"
+
+
+def build(n_events: int, distinct: int = 16, batch: int = 2000, seed: int = 7) -> EventStore:
+    rng = np.random.default_rng(seed)
+    store = EventStore(memory_budget=4 << 30)
+    n_procs, n_gen = 200, 20
+    pids = [Pid(Atom(NODE), 100 + i, 0, 1) for i in range(n_procs)]
+    names = [(pids[i], Atom(f"Elixir.Bench.Worker{i}")) for i in range(n_gen)]
+    store.add_source("bench", NODE, 1_700_000_000 * 10**9, 10**9, names)
+    defs = [(i + 1, p) for i, p in enumerate(pids)]
+    # Payload templates: `distinct` different messages and matching state events.
+    messages = [encode((Atom("update"), i)) for i in range(distinct)]
+    states = [encode(((Atom("update"), i), {Atom("count"): i, Atom("last"): i},
+                      {Atom("count"): i + 1, Atom("last"): i}, Atom("noreply"),
+                      Atom("gen_server"))) for i in range(distinct)]
+    seq = 0
+    ts = 0
+    first = True
+    while seq < n_events:
+        size = min(batch, n_events - seq)
+        # Pattern per 4 events: send A->G, receive G, state G, send G->other
+        idx = np.arange(seq, seq + size)
+        role = idx % 4
+        value = (idx // 4) % distinct
+        gen = (idx // 4) % n_gen + 1
+        other = rng.integers(n_gen + 1, n_procs + 1, size)
+        headers = np.zeros(size, dtype=HEADER_DTYPE)
+        headers["kind"] = np.select([role == 0, role == 1, role == 2],
+                                    [KIND_CODES["send"], KIND_CODES["receive"], KIND_CODES["state"]],
+                                    KIND_CODES["send"])
+        headers["pid"] = np.where(role == 0, other, gen)
+        headers["peer"] = np.where(role == 0, gen, np.where(role == 3, other, 0))
+        headers["ts"] = ts + np.arange(size) * 1000
+        headers["aux"] = np.where(role == 2, 500, 0)
+        blob = bytearray()
+        offs = np.zeros(size, dtype=np.int64)
+        lens = np.zeros(size, dtype=np.int64)
+        for i in range(size):
+            payload = states[value[i]] if role[i] == 2 else messages[value[i]]
+            offs[i] = len(blob)
+            lens[i] = len(payload)
+            blob += payload
+        headers["pay_off"] = offs
+        headers["pay_len"] = lens
+        store.append_batch("bench", headers.tobytes(), bytes(blob), defs if first else [])
+        first = False
+        seq += size
+        ts += size * 1000
+    return store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--distinct", type=int, default=16,
+                        help="distinct payloads (identical ones decode once)")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    store = build(args.events, args.distinct)
+    print(f"{args.distinct:,} distinct payloads")
+    print(f"built {len(store):,} events through append_batch in {time.perf_counter() - t0:.1f} s "
+          f"({store.memory_bytes / len(store):.0f} B/event in the store)")
+    session = SavedSession(store, {"node": NODE}, None)
+
+    t0 = time.perf_counter()
+    tt = session.time_travel()
+    index_s = time.perf_counter() - t0
+    rng = np.random.default_rng(1)
+    samples = []
+    for seq in rng.integers(0, args.events, 30):
+        t0 = time.perf_counter()
+        snap = tt.snapshot_at(int(seq))
+        samples.append((time.perf_counter() - t0) * 1000)
+    assert len(snap) > 0
+
+    saves, loads = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            path = Path(tmp) / f"rec{run}"
+            t0 = time.perf_counter()
+            session.save(path)
+            saves.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            loaded = mic.load(path)
+            loads.append(time.perf_counter() - t0)
+            assert len(loaded.store) == len(store)
+        size = sum(f.stat().st_size for f in (Path(tmp) / "rec0").iterdir())
+    t0 = time.perf_counter()
+    events = session.events
+    frame_s = time.perf_counter() - t0
+    assert len(events) == args.events
+
+    print(f"time-travel index (one time):   {index_s:.2f} s")
+    print(f"snapshot_at, 30 random moments: median {statistics.median(samples):.1f} ms, "
+          f"worst {max(samples):.1f} ms  (target <= 50 ms)")
+    print(f"save, median of {args.runs}:            {statistics.median(saves):.2f} s  (target <= 2 s), "
+          f"{size / 2**20:.0f} MiB on disk")
+    print(f"load, median of {args.runs}:            {statistics.median(loads):.2f} s  (target <= 2 s)")
+    print(f"baseline, building s.events:    {frame_s:.1f} s  "
+          f"(snapshot median is {statistics.median(samples) / 1000 / frame_s:.4f}x of it)")
+
+
+if __name__ == "__main__":
+    main()
