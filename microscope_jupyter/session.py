@@ -29,6 +29,8 @@ from .store.event_store import EventStore
 
 __all__ = ["Session", "attach", "demo"]
 
+TREE_COLUMNS = ["pid", "name", "parent", "kind", "initial_call", "status", "message_queue_len",
+                "memory", "application"]
 PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
                    "message_queue_len", "memory", "reductions"]
 
@@ -59,6 +61,33 @@ lists:filtermap(fun(P) ->
 end, erlang:processes()).
 """
 
+# Parent of each process = its first '$ancestors' entry (proc_lib keeps it);
+# supervisors are proc_lib processes whose initial call is supervisor's.
+_TREE_SRC = """
+lists:filtermap(fun(P) ->
+    case erlang:process_info(P, [registered_name, dictionary, status, message_queue_len,
+                                 memory, initial_call, links]) of
+        undefined -> false;
+        Info ->
+            {dictionary, D} = lists:keyfind(dictionary, 1, Info),
+            Parent = case lists:keyfind('$ancestors', 1, D) of
+                         {_, [A | _]} when is_pid(A) -> A;
+                         {_, [A | _]} when is_atom(A) -> whereis(A);
+                         _ -> undefined
+                     end,
+            Initial = case lists:keyfind('$initial_call', 1, D) of
+                          {_, MFA} -> MFA;
+                          false -> element(2, lists:keyfind(initial_call, 1, Info))
+                      end,
+            App = case application:get_application(P) of {ok, Ap} -> Ap; _ -> undefined end,
+            {true, {P, element(2, lists:keyfind(registered_name, 1, Info)), Parent, Initial,
+                    element(2, lists:keyfind(status, 1, Info)),
+                    element(2, lists:keyfind(message_queue_len, 1, Info)),
+                    element(2, lists:keyfind(memory, 1, Info)), App}}
+    end
+end, erlang:processes()).
+"""
+
 _NODE_INFO_SRC = """
 {erlang:system_info(otp_release), erlang:system_info(version),
  erlang:system_info(schedulers_online), erlang:system_info(process_count),
@@ -81,6 +110,7 @@ class Session(Recorded):
         self.node = remote.name
         self._init_recorded(EventStore())
         self._node_info: dict[str, Any] | None = None
+        self._tree_at_start: list[dict] = []
         self.recordings: list[Recording] = []
         self.demo: Any = None          # DemoControls when attached with mic.demo()
         self._owned_node: Any = None   # a node we booted and must stop on detach
@@ -151,6 +181,24 @@ class Session(Recorded):
         frame = pd.DataFrame.from_records(rows, columns=PROCESS_COLUMNS)
         return frame.astype({"message_queue_len": "int64", "memory": "int64", "reductions": "int64"})
 
+    def _initial_tree(self) -> list[dict]:
+        return self._tree_at_start
+
+    def supervision_tree(self) -> pd.DataFrame:
+        """The live node's process tree: one row per process with its parent.
+
+        Columns: pid, name, parent, kind (supervisor/worker), initial_call,
+        status, message_queue_len, memory, application. Roots have no parent.
+        """
+        rows = []
+        for pid, name, parent, initial, status, queue, memory, app in self.eval_erlang(_TREE_SRC):
+            module = initial[0] if isinstance(initial, tuple) and initial else None
+            kind = "supervisor" if module == Atom("supervisor") else "worker"
+            rows.append((str(pid), format_name(name, self.syntax), None if not hasattr(parent, "id")
+                         else str(parent), kind, format_mfa_term(initial, self.syntax), str(status),
+                         queue, memory, None if app == Atom("undefined") else str(app)))
+        return pd.DataFrame(rows, columns=TREE_COLUMNS)
+
     def _metadata(self) -> dict[str, Any]:
         meta = super()._metadata()
         info = self._node_info
@@ -163,6 +211,7 @@ class Session(Recorded):
             "erts_version": info.get("erts_version"),
             "elixir_version": info.get("elixir_version"),
             "applications": info.get("applications", {}),
+            "tree": self._tree_at_start,
             "traces": [{"source": r.source, "spec": r.spec.describe(), "status": {
                 k: v for k, v in r.status().items() if k != "message"}, "message": r.message}
                 for r in self.recordings],
@@ -215,6 +264,9 @@ class Session(Recorded):
         source = f"{self.node}#{len(self.recordings) + 1}"
         if self._node_info is None:
             self.node_info()  # versions for saved sessions, taken while the node is here
+        if not self._tree_at_start:
+            tree = self.supervision_tree()
+            self._tree_at_start = tree.astype(object).where(tree.notna(), None).to_dict("records")
         recording = Recording.start(self._remote, self._local, self.store, spec, source)
         self.recordings.append(recording)
         return recording

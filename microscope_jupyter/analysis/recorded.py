@@ -109,6 +109,44 @@ class Recorded:
                                   "'<0.123.0>', a registered name, or a module alias")
         return {int(i) for i in ids}
 
+    def supervision_tree(self) -> pd.DataFrame:
+        """The process tree as the recording saw it: parent = the process that spawned it.
+
+        Same columns as the live tree; status is alive/exited at the end of
+        the recording, and a supervisor is a process that spawned and linked
+        children.
+        """
+        events = self.events
+        frame = self.store.frame()
+        base = self._initial_tree()
+        parent: dict[str, str] = {r["pid"]: r["parent"] for r in base if r.get("parent")}
+        kinds: dict[str, str] = {r["pid"]: r["kind"] for r in base}
+        initial: dict[str, Any] = {r["pid"]: r.get("initial_call") for r in base}
+        apps: dict[str, Any] = {r["pid"]: r.get("application") for r in base}
+        last_name = {r["pid"]: r["name"] for r in base if r.get("name")}
+        for kind, pid, peer in zip(frame["kind"], frame["pid"], frame["peer"]):
+            if kind == "spawn" and isinstance(peer, str):
+                parent[peer] = pid
+            elif kind == "link" and isinstance(peer, str) and parent.get(peer) == pid:
+                kinds[pid] = "supervisor"
+        last_name.update(frame.dropna(subset=["name"]).groupby("pid")["name"].last().to_dict())
+        exited = set(events.loc[events["kind"] == "exit", "pid"])
+        pids = list(dict.fromkeys([r["pid"] for r in base] + list(frame["pid"].dropna())
+                                  + list(parent)))
+        for _, pid, name in self.store.initial_names:
+            if str(pid) not in pids:
+                pids.append(str(pid))
+            last_name.setdefault(str(pid), name)
+        rows = [(pid, last_name.get(pid), parent.get(pid), kinds.get(pid, "worker"),
+                 initial.get(pid), "exited" if pid in exited else "alive", 0, 0, apps.get(pid))
+                for pid in pids]
+        return pd.DataFrame(rows, columns=["pid", "name", "parent", "kind", "initial_call", "status",
+                                           "message_queue_len", "memory", "application"])
+
+    def _initial_tree(self) -> list[dict]:
+        """The process tree when recording began (saved with the session)."""
+        return []
+
     # -- analysis
 
     @property
@@ -224,6 +262,9 @@ class SavedSession(Recorded):
     @property
     def attached(self) -> bool:
         return False
+
+    def _initial_tree(self) -> list[dict]:
+        return list(self.metadata.get("tree", []))
 
     def _metadata(self) -> dict[str, Any]:
         meta = dict(self.metadata)
