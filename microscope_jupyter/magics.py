@@ -1,102 +1,184 @@
 """IPython magics: thin routers over the Session API.
 
     %load_ext microscope
-    s = %beam_attach demo@127.0.0.1 --cookie-file ~/.erlang.cookie
-    %beam_processes
-    %beam_detach
+    s = %beam_attach --demo                      # or: %beam_attach demo@host --cookie-file F
+    %trace start Demo.WorkerB --for 5s           # line form: start / stop / status
+    %%trace
+    Demo.start_updates(20); Process.sleep(500)   # cell form: Elixir run under trace,
+                                                 # then its sequence diagram
+    %beam_processes   %beam_tree   %beam_sequence   %beam_timetravel   %beam_detach
 
-Mistakes raise ``UsageError``, so IPython shows one line and no traceback.
-There is deliberately no ``--cookie VALUE`` option: a cookie typed into a
-cell would be saved in the notebook. Use ``--cookie-file``,
-``$MICROSCOPE_COOKIE`` or ``~/.erlang.cookie``.
+Mistakes raise ``UsageError``, so IPython shows one line and no traceback,
+with a "did you mean" for near misses. There is deliberately no
+``--cookie VALUE`` option: a cookie typed into a cell would be saved in the
+notebook. Use ``--cookie-file``, ``$MICROSCOPE_COOKIE`` or ``~/.erlang.cookie``.
 """
 
 from __future__ import annotations
 
+import difflib
 import shlex
+import threading
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.display import display
 
 from .errors import MicroscopeError
-from .session import Session, attach
+from .session import Session, attach, demo
 
 __all__ = ["MicroscopeMagics", "load_ipython_extension", "unload_ipython_extension",
            "current_session"]
 
-_state: dict[str, Session | None] = {"session": None}
+_state: dict[str, Any] = {"session": None, "recording": None}
 
 
 def current_session() -> Session:
     session = _state["session"]
     if session is None or not session.attached:
         raise UsageError("there is no attached node. Attach with %beam_attach NODE@HOST "
-                         "and try again")
+                         "(or %beam_attach --demo) and try again")
     return session
 
 
-def _parse_attach(line: str) -> tuple[str, str | None, float | None]:
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" Did you mean {close[0]}?" if close else ""
+
+
+def _split(line: str) -> list[str]:
     try:
-        words = shlex.split(line)
+        return shlex.split(line)
     except ValueError as exc:
         raise UsageError(f"could not parse the arguments ({exc})") from None
-    node, cookie_file, ticktime = None, None, None
+
+
+def _options(words: list[str], spec: dict[str, type | None], usage: str) -> tuple[list[str], dict]:
+    """``--name value`` / ``--flag`` options per ``spec``; the rest are positionals."""
+    positional, options = [], {}
     it = iter(words)
     for word in it:
-        if word == "--cookie-file":
-            cookie_file = next(it, None)
-            if cookie_file is None:
-                raise UsageError("--cookie-file needs a path, e.g. --cookie-file ~/.erlang.cookie")
-        elif word == "--net-ticktime":
+        if word.startswith("--"):
+            name = word[2:]
+            if name not in spec:
+                raise UsageError(f"unknown option {word}.{_suggest(word, ['--' + k for k in spec])}"
+                                 f" Usage: {usage}")
+            kind = spec[name]
+            if kind is None:
+                options[name] = True
+                continue
             value = next(it, None)
+            if value is None:
+                raise UsageError(f"{word} needs a value. Usage: {usage}")
             try:
-                ticktime = float(value or "")
+                options[name] = kind(value)
             except ValueError:
-                raise UsageError(f"--net-ticktime needs seconds, got {value!r}") from None
-        elif word == "--cookie":
-            raise UsageError("a cookie typed into a cell is saved with the notebook; use "
-                             "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie")
-        elif word.startswith("-"):
-            raise UsageError(f"unknown option {word}; %beam_attach takes NODE@HOST "
-                             "[--cookie-file PATH] [--net-ticktime SECONDS]")
-        elif node is None:
-            node = word
+                raise UsageError(f"{word} needs {kind.__name__}, got {value!r}") from None
         else:
-            raise UsageError(f"%beam_attach takes one node name, got {node!r} and {word!r}")
-    if node is None:
-        raise UsageError("name the node to attach to, e.g. %beam_attach demo@127.0.0.1")
-    cookie = None
-    if cookie_file is not None:
-        path = Path(cookie_file).expanduser()
-        try:
-            cookie = path.read_text().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read the cookie file {path} ({exc.strerror})") from None
-        if not cookie:
-            raise UsageError(f"the cookie file {path} is empty")
-    return node, cookie, ticktime
+            positional.append(word)
+    return positional, options
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except MicroscopeError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+
+
+ATTACH_USAGE = "%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS] | --demo"
+TRACE_USAGE = ("%trace start [PROC ...] [--modules M,...] [--for 5s] [--max-events N] "
+               "[--max-rate N] [--no-state] [--no-messages] | %trace stop | %trace status")
+TRACE_OPTIONS = {"modules": str, "for": str, "max-events": int, "max-rate": int,
+                 "no-state": None, "no-messages": None, "erlang": None}
+
+
+def _trace_kwargs(options: dict) -> dict:
+    kwargs: dict[str, Any] = {}
+    if "modules" in options:
+        kwargs["modules"] = [m for m in options["modules"].split(",") if m]
+    if "for" in options:
+        kwargs["duration"] = options["for"]
+    if "max-events" in options:
+        kwargs["max_events"] = options["max-events"]
+    if "max-rate" in options:
+        kwargs["max_rate"] = options["max-rate"]
+    if options.get("no-state"):
+        kwargs["state"] = False
+    if options.get("no-messages"):
+        kwargs["messages"] = False
+    return kwargs
+
+
+class _StatusLine:
+    """A display that rewrites itself while a recording runs."""
+
+    def __init__(self, recording: Any):
+        self.recording = recording
+        self.handle = display(self._text(), display_id=True)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _text(self) -> str:
+        s = self.recording.status()
+        line = (f"⏺ {s['state']}: {s['events']:,} events, {s['rate']:,.0f}/s, "
+                f"{s['dropped']:,} dropped, {s['elapsed_s']:.1f} s")
+        return line + (f" — {s['message']}" if s.get("message") else "")
+
+    def _loop(self) -> None:
+        while self.recording.running:
+            time.sleep(0.5)
+            if self.handle is not None:
+                self.handle.update(self._text())
+        if self.handle is not None:
+            self.handle.update(self._text())
 
 
 @magics_class
 class MicroscopeMagics(Magics):
     @line_magic
     def beam_attach(self, line: str) -> Session:
-        """%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]"""
-        node, cookie, ticktime = _parse_attach(line)
+        """%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS] | --demo"""
+        words = _split(line)
+        if "--cookie" in words:
+            raise UsageError("a cookie typed into a cell is saved with the notebook; use "
+                             "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie")
+        positional, options = _options(words, {"cookie-file": str, "net-ticktime": float,
+                                               "demo": None}, ATTACH_USAGE)
+        if options.get("demo"):
+            if positional:
+                raise UsageError("--demo boots its own node; leave out the node name")
+            session = _run(demo)
+        else:
+            if not positional:
+                raise UsageError("name the node to attach to, e.g. %beam_attach demo@127.0.0.1")
+            if len(positional) > 1:
+                raise UsageError(f"%beam_attach takes one node name, got {positional[0]!r} and "
+                                 f"{positional[1]!r}")
+            cookie = None
+            if "cookie-file" in options:
+                path = Path(options["cookie-file"]).expanduser()
+                try:
+                    cookie = path.read_text().strip()
+                except OSError as exc:
+                    raise UsageError(f"cannot read the cookie file {path} ({exc.strerror})") from None
+                if not cookie:
+                    raise UsageError(f"the cookie file {path} is empty")
+            session = _run(lambda: attach(positional[0], cookie,
+                                          net_ticktime=options.get("net-ticktime")))
         previous = _state["session"]
-        try:
-            session = attach(node, cookie, net_ticktime=ticktime)
-        except MicroscopeError as exc:
-            raise UsageError(str(exc)) from None
         if previous is not None:
             previous.detach()
         _state["session"] = session
+        _state["recording"] = None
         return session
 
     @line_magic
     def beam_detach(self, line: str) -> None:
-        """%beam_detach: disconnect from the attached node."""
+        """%beam_detach: stop tracing, unload the agent, disconnect."""
         session = _state["session"]
         if session is None:
             raise UsageError("there is no attached node to detach from")
@@ -107,10 +189,110 @@ class MicroscopeMagics(Magics):
     @line_magic
     def beam_processes(self, line: str):
         """%beam_processes: the attached node's processes as a DataFrame."""
+        return _run(lambda: current_session().processes())
+
+    @line_magic
+    def beam_tree(self, line: str):
+        """%beam_tree: the supervision tree widget (live)."""
+        from .widgets import SupervisionTree
+
+        return _run(lambda: SupervisionTree(current_session()))
+
+    @line_magic
+    def beam_sequence(self, line: str):
+        """%beam_sequence [PROC ...] [--limit N]: sequence diagram of the recording."""
+        from .widgets import SequenceDiagram
+
+        procs, options = _options(_split(line), {"limit": int}, "%beam_sequence [PROC ...] [--limit N]")
+        session = self._recorded()
+        return _run(lambda: SequenceDiagram(session, procs=procs or None,
+                                            limit=options.get("limit")))
+
+    @line_magic
+    def beam_timetravel(self, line: str):
+        """%beam_timetravel [--at SEQ]: the time-travel slider over the recording."""
+        from .widgets import TimeTravel
+
+        _, options = _options(_split(line), {"at": int}, "%beam_timetravel [--at SEQ]")
+        session = self._recorded()
+        return _run(lambda: TimeTravel(session, cursor=options.get("at", 0)))
+
+    @line_magic
+    def beam_explain(self, line: str) -> None:
+        """%beam_explain: reserved; explanations arrive in a later release."""
+        raise UsageError("%beam_explain is not available yet; for now, s.findings() lists what "
+                         "looks wrong with its evidence")
+
+    @line_cell_magic
+    def trace(self, line: str, cell: str | None = None):
+        """%trace start|stop|status [...]; %%trace [--for 1s] [--erlang] runs the cell under trace."""
+        if cell is not None:
+            return self._trace_cell(line, cell)
+        words = _split(line)
+        commands = {"start": self._trace_start, "stop": self._trace_stop,
+                    "status": self._trace_status}
+        if not words:
+            raise UsageError(f"say what to do. Usage: {TRACE_USAGE}")
+        command = words[0]
+        if command not in commands:
+            if command.startswith("-") or command[:1].isupper() or command.startswith("<"):
+                return self._trace_start(words)   # `%trace Demo.WorkerB --for 5s`
+            raise UsageError(f"unknown %trace command {command!r}.{_suggest(command, list(commands))}"
+                             f" Usage: {TRACE_USAGE}")
+        return commands[command](words[1:])
+
+    def _trace_start(self, words: list[str]):
+        session = current_session()
+        if _state["recording"] is not None and _state["recording"].running:
+            raise UsageError("a trace is already running; %trace stop it first")
+        procs, options = _options(words, TRACE_OPTIONS, TRACE_USAGE)
+        recording = _run(lambda: session.trace(*procs, **_trace_kwargs(options)))
+        _state["recording"] = recording
+        _StatusLine(recording)
+
+    def _trace_stop(self, words: list[str]):
+        recording = _state["recording"]
+        if recording is None:
+            raise UsageError("no trace is running; start one with %trace start")
+        status = _run(recording.stop)
+        print(f"Stopped: {status['events']:,} events, {status['dropped']:,} dropped."
+              + (f" {status['message']}" if status.get("message") else ""))
+
+    def _trace_status(self, words: list[str]):
+        recording = _state["recording"]
+        if recording is None:
+            raise UsageError("no trace has been started; start one with %trace start")
+        return recording.status()
+
+    def _trace_cell(self, line: str, cell: str):
+        from .widgets import SequenceDiagram
+
+        session = current_session()
+        procs, options = _options(_split(line), TRACE_OPTIONS,
+                                  "%%trace [PROC ...] [--for 1s] [--erlang] [--modules M,...]")
+        settle = 0.2
+        kwargs = _trace_kwargs(options)
+        if "duration" in kwargs:  # --for: keep recording that long after the code returns
+            from .agent.spec import parse_duration
+
+            settle = _run(lambda: parse_duration(kwargs.pop("duration")))
+        recording = _run(lambda: session.trace(*procs, **kwargs))
+        first = recording.first_seq
         try:
-            return current_session().processes()
-        except MicroscopeError as exc:
-            raise UsageError(str(exc)) from None
+            _run(lambda: recording.eval_traced(cell, "erlang" if options.get("erlang") else "elixir"))
+            time.sleep(settle)
+        finally:
+            _run(recording.stop)
+        return SequenceDiagram(session, since=first)
+
+    def _recorded(self):
+        session = _state["session"]
+        if session is None:
+            raise UsageError("there is no session. Attach with %beam_attach and record with "
+                             "%trace, or load one with mic.load(path)")
+        if len(session.store) == 0:
+            raise UsageError("nothing is recorded yet; record with %trace start or %%trace")
+        return session
 
 
 def load_ipython_extension(ipython) -> None:
@@ -121,4 +303,5 @@ def unload_ipython_extension(ipython) -> None:
     session = _state["session"]
     if session is not None:
         session.detach()
-        _state["session"] = None
+    _state["session"] = None
+    _state["recording"] = None

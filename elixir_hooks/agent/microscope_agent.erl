@@ -46,11 +46,11 @@
 -module(microscope_agent).
 
 %% PUBLIC
--export([version/0, start/2, stop/1, status/1, trace_state/1]).
+-export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4]).
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
--define(VERSION, 4).
+-define(VERSION, 5).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -122,6 +122,20 @@ stop(Agent) when is_pid(Agent) ->
 
 status(Agent) when is_pid(Agent) ->
     call(Agent, status).
+
+%% @doc Evaluate Code (a binary of Elixir or Erlang source) in a fresh
+%% process that the trace follows from its first instruction: the
+%% notebook's %%trace cell. Returns {ok, Value} | {error, Reason}.
+eval_traced(Agent, Lang, Code, Timeout) when is_pid(Agent), is_binary(Code) ->
+    Ref = erlang:monitor(process, Agent),
+    Agent ! {eval, self(), Ref, Lang, Code},
+    receive
+        {Ref, Result} -> erlang:demonitor(Ref, [flush]), Result;
+        {'DOWN', Ref, process, Agent, _} -> {error, not_running}
+    after Timeout ->
+        erlang:demonitor(Ref, [flush]),
+        {error, timeout}
+    end.
 
 %% @doc What this agent has set, for tests and for the curious.
 trace_state(Agent) when is_pid(Agent) ->
@@ -228,6 +242,13 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
                 false -> ok
             end,
             controller_loop(Ctl);
+        {eval, From, Ref, Lang, Code} ->
+            Worker = spawn(fun() ->
+                receive microscope_go -> From ! {Ref, eval_code(Lang, Code)} end
+            end),
+            trace_one(Ctl#ctl.backend, Worker, Ctl#ctl.flags),
+            Worker ! microscope_go,
+            controller_loop(Ctl#ctl{procs = [Worker | Ctl#ctl.procs]});
         {hook_later, Child} ->
             %% The child already carries our trace flags: mute its message
             %% tracing while we talk to it, so our sys calls stay out of the trace.
@@ -240,6 +261,20 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             cleanup(Ctl, {tracer_exit, Reason});
         _ ->
             controller_loop(Ctl)
+    end.
+
+eval_code(elixir, Code) ->
+    try 'Elixir.Code':eval_string(Code) of
+        {Value, _Binding} -> {ok, Value}
+    catch Class:Reason -> {error, {Class, Reason}}
+    end;
+eval_code(erlang, Code) ->
+    try
+        {ok, Tokens, _} = erl_scan:string(binary_to_list(Code)),
+        {ok, Exprs} = erl_parse:parse_exprs(Tokens),
+        {value, Value, _} = erl_eval:exprs(Exprs, []),
+        {ok, Value}
+    catch Class:Reason -> {error, {Class, Reason}}
     end.
 
 notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
@@ -802,6 +837,8 @@ encode_event({trace_ts, _, 'receive', {system, {C, _}, _}, _}, #tr{controller = 
     skip;  % our own sys:install / sys:get_state calls
 encode_event({trace_ts, _, send, _, C, _}, #tr{controller = C}) ->
     skip;
+encode_event({trace_ts, _, 'receive', microscope_go, _}, _) ->
+    skip;  % the start signal of an eval_traced worker
 encode_event({trace_ts, _, send, {microscope_state, _, _, _, _, _, _, _, _}, _, _}, _) ->
     skip;  % a state hook reporting to us
 encode_event({trace_ts, P, send, Msg, To, Ts}, T) ->

@@ -29,7 +29,7 @@ __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = 4  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 5  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 
 
@@ -73,6 +73,7 @@ class Recording:
         self.spec = spec
         self._store = store
         self.source = source
+        self.first_seq = len(store)  # events from here on belong to this recording
         self.started_at = time.monotonic()
         self.stopped_at: float | None = None
         self.state = "running"
@@ -159,6 +160,24 @@ class Recording:
             self.state = "stopped"
             self.stopped_at = time.monotonic()
         return self.status()
+
+    def eval_traced(self, code: str, lang: str = "elixir", timeout: float = 30.0) -> Any:
+        """Run ``code`` on the node in a fresh process this trace follows; its value.
+
+        Raises BadRpc with the remote error if the code raised.
+        """
+        from ..errors import BadRpc
+
+        reply = self._remote.rpc(AGENT_MODULE, "eval_traced",
+                                 [self.agent, Atom(lang), code, int(timeout * 1000)],
+                                 timeout + 5)
+        if isinstance(reply, tuple) and reply and reply[0] == Atom("ok"):
+            return reply[1]
+        reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
+        from ..render.elixir import render
+
+        raise BadRpc(f"the {lang} code raised on {self._remote.name}: "
+                     f"{render(reason, 'elixir', 400)}", reason)
 
     def __enter__(self) -> "Recording":
         return self

@@ -35,8 +35,11 @@ def test_attach_processes_detach(ip, any_node, tmp_path, capsys):
     ("a@h b@h", "%beam_attach takes one node name, got 'a@h' and 'b@h'"),
     ("demo@h --cookie abc", "a cookie typed into a cell is saved with the notebook; use "
                             "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie"),
-    ("demo@h --bogus", "unknown option --bogus; %beam_attach takes NODE@HOST "
-                       "[--cookie-file PATH] [--net-ticktime SECONDS]"),
+    ("demo@h --bogus", "unknown option --bogus. Usage: %beam_attach NODE@HOST "
+                       "[--cookie-file PATH] [--net-ticktime SECONDS] | --demo"),
+    ("demo@h --cookie-fil x", "unknown option --cookie-fil. Did you mean --cookie-file? Usage: "
+                              "%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]"
+                              " | --demo"),
     ("demo@h --cookie-file /nonexistent/cookie",
      "cannot read the cookie file /nonexistent/cookie (No such file or directory)"),
 ])
@@ -57,6 +60,54 @@ def test_wrong_cookie_is_one_line_and_secret(ip, any_node, tmp_path):
 
 def test_commands_without_a_session(ip):
     with pytest.raises(UsageError, match="there is no attached node. Attach with %beam_attach"):
+        ip.run_line_magic("trace", "start")
+    with pytest.raises(UsageError, match="there is no attached node. Attach with %beam_attach"):
         ip.run_line_magic("beam_processes", "")
     with pytest.raises(UsageError, match="no attached node to detach from"):
         ip.run_line_magic("beam_detach", "")
+
+
+def test_trace_usage_errors(ip, any_node, tmp_path):
+    cookie_file = tmp_path / "cookie"
+    cookie_file.write_text(any_node.cookie)
+    ip.run_line_magic("beam_attach", f"{any_node.name} --cookie-file {cookie_file}")
+    with pytest.raises(UsageError, match="unknown %trace command 'statu'. Did you mean status?"):
+        ip.run_line_magic("trace", "statu")
+    with pytest.raises(UsageError, match="no trace has been started"):
+        ip.run_line_magic("trace", "status")
+    with pytest.raises(UsageError, match="--max-events needs int, got 'lots'"):
+        ip.run_line_magic("trace", "start --max-events lots")
+    with pytest.raises(UsageError, match="refusing to trace all of :lists"):
+        ip.run_line_magic("trace", "start --modules lists")
+    with pytest.raises(UsageError, match="nothing is recorded yet"):
+        ip.run_line_magic("beam_sequence", "")
+    with pytest.raises(UsageError, match="%beam_explain is not available yet"):
+        ip.run_line_magic("beam_explain", "")
+
+
+def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
+    cookie_file = tmp_path / "cookie"
+    cookie_file.write_text(demo_node.cookie)
+    s = ip.run_line_magic("beam_attach", f"{demo_node.name} --cookie-file {cookie_file}")
+    from microscope_jupyter.demo_app import DemoControls
+
+    DemoControls(s).reset()
+    ip.run_line_magic("trace", "start Demo.WorkerA --max-events 100000")
+    assert ip.run_line_magic("trace", "status")["state"] == "running"
+    with pytest.raises(UsageError, match="a trace is already running"):
+        ip.run_line_magic("trace", "start")
+    ip.run_line_magic("trace", "stop")
+    assert "Stopped:" in capsys.readouterr().out
+    diagram = ip.run_cell_magic("trace", "--for 300ms",
+                                "Demo.start_updates(20)\nProcess.sleep(300)\nDemo.stop_updates()")
+    texts = diagram.msgs["text"]
+    assert any(t.startswith('{:"$gen_call", ') and t.endswith("{:start, 20}}") for t in texts)
+    assert "{:update, 1}" in texts
+    lanes = {lane["label"] for lane in diagram.lanes}
+    assert {"Demo.WorkerA", "Demo.WorkerB"} <= lanes
+    with pytest.raises(UsageError, match="the elixir code raised"):
+        ip.run_cell_magic("trace", "", "raise \"boom\"")
+    tree = ip.run_line_magic("beam_tree", "")
+    assert "Demo.Supervisor" in {n["name"] for n in tree.nodes}
+    travel = ip.run_line_magic("beam_timetravel", "--at 5")
+    assert travel.cursor == 5

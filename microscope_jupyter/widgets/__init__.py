@@ -1,0 +1,16 @@
+"""Interactive widgets over a recording (or a live node), built with anywidget.
+
+    from microscope_jupyter.widgets import SupervisionTree, SequenceDiagram, TimeTravel, Timeline
+    tree = SupervisionTree(s)          # click a process: tree.selected
+    seq = SequenceDiagram(s)           # click an arrow: seq.selected, seq.selected_message
+    tt = TimeTravel(s); tt.link(seq)   # the slider follows the diagram's cursor
+
+Each widget is one Python class and one JS entry (``js/src/<name>.js``,
+bundled into ``widgets/static/``); traitlets are the source of truth. Where
+no widget manager runs (exported HTML, GitHub), each shows a static HTML/SVG
+rendering instead, so a shared notebook still has its pictures.
+"""
+
+from ._widgets import SequenceDiagram, SupervisionTree, Timeline, TimeTravel
+
+__all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline"]
