@@ -13,7 +13,7 @@ def test_session_surface():
     public = {name for name in dir(mic.Session) if not name.startswith("_")}
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
-                      "time_travel", "expect", "findings", "sql", "save"}
+                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():
