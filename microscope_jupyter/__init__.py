@@ -19,6 +19,15 @@ __all__ = ["attach", "demo", "load", "Session", "SavedSession", "Atom", "errors"
 __version__ = "0.1.0"
 
 
+def __getattr__(name):
+    # `mic.widgets` without importing anywidget for people who never use it.
+    if name == "widgets":
+        import importlib
+
+        return importlib.import_module(".widgets", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython):  # pragma: no cover - exercised via tests/test_magics.py
     # Imported lazily so `import microscope_jupyter` never pulls in IPython.
     from .magics import load_ipython_extension as _load

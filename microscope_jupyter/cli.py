@@ -1,8 +1,9 @@
-"""Command line: ``python -m microscope_jupyter.cli demo``.
+"""Command line: ``python -m microscope_jupyter.cli demo [--out DIR]``.
 
-Boots the bundled demo app as a local node, traces the seed scenario
-(WorkerA sends a counter to WorkerB on every tick), prints what the trace
-shows, and stops the node. The quickstart notebook takes its place later.
+Runs the quickstart notebook headlessly: it boots the bundled demo app as a
+local node, traces the seed scenario (WorkerA sends a counter to WorkerB on
+every tick), finds why updates go missing, and writes the executed notebook
+and an HTML copy to ``out/``.
 """
 
 from __future__ import annotations
@@ -10,58 +11,61 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .errors import MicroscopeError
 
 
-def demo(seconds: float = 1.0) -> int:
-    """Boot the demo app, trace the seed scenario, and show what the trace says."""
-    import pandas as pd
+def demo(out_dir: str = "out") -> int:
+    """Run the quickstart notebook headlessly against the bundled demo node."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
 
-    from . import demo as boot_demo
-
-    session = boot_demo()
-    try:
-        info = session.node_info()
-        print(f"Attached to {session.node}: OTP {info['otp_release']}, Elixir "
-              f"{info['elixir_version']}, {info['process_count']} processes")
-        with session.trace() as recording:
-            session.demo.start_updates(20)
-            time.sleep(seconds)
-            session.demo.stop_updates()
-        status = recording.status()
-        print(f"Recorded {status['events']:,} events ({status['dropped']} dropped) from "
-              f"{status['traced_processes']} processes, {status['state_hooks']} GenServers hooked")
-
-        with pd.option_context("display.width", 160, "display.max_colwidth", 60):
-            messages = session.messages()
-            updates = messages[messages["text"].str.startswith("{:update", na=False)]
-            print("\nUpdates from WorkerA to WorkerB:")
-            print(updates["status"].value_counts().to_string())
-            print(updates[["send_seq", "sender_name", "receiver", "receiver_name", "text",
-                           "status"]].iloc[7:14].to_string(index=False))
-            events = session.events
-            crashes = events[events["kind"] == "exit"]
-            print("\nExits:")
-            print(crashes[["seq", "pid", "name", "text"]].to_string(index=False))
-            states = session.states("Demo.WorkerB")
-            print(f"\nWorkerB state transitions: {len(states)}; last:")
-            print(states[["seq", "pid", "callback", "message", "after"]].tail(3).to_string(index=False))
-            print(f"\nThe app's own counters: {session.demo.stats()}")
-    finally:
-        session.detach()
-    print("\nDetached; the demo node is stopped.")
+    source = _quickstart_path()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(source, as_version=4)
+    print(f"Running {source.name} against the bundled demo app (boots a local node)…", flush=True)
+    started = time.monotonic()
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(out)}}).execute()
+    executed = out / source.name
+    nbformat.write(nb, executed)
+    html_path = executed.with_suffix(".html")
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    html_path.write_text(body)
+    print(f"Done in {time.monotonic() - started:.0f} s.")
+    print(f"  executed notebook: {executed}")
+    print(f"  HTML copy:         {html_path}")
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "findings" in cell.source:
+            for output in cell.outputs:
+                text = output.get("data", {}).get("text/plain")
+                if text:
+                    print("\nWhat the recording found:\n" + text)
+    print(f"\nOpen it in JupyterLab:  .venv/bin/jupyter lab {executed}")
     return 0
+
+
+def _quickstart_path() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "examples" / "notebooks" / "01_quickstart.ipynb",
+                      Path.cwd() / "examples" / "notebooks" / "01_quickstart.ipynb"):
+        if candidate.exists():
+            return candidate
+    raise SystemExit("examples/notebooks/01_quickstart.ipynb was not found; run from a checkout")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="microscope", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="boot the demo app, trace it, and show what happened")
+    run = sub.add_parser("demo", help="run the quickstart notebook against the bundled demo app")
+    run.add_argument("--out", default="out", help="where the executed notebook and HTML go")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
-            return demo()
+            return demo(args.out)
     except MicroscopeError as exc:
         print(f"microscope: {exc}", file=sys.stderr)
         return 1

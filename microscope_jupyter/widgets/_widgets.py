@@ -124,7 +124,8 @@ def _message_kind(term: Any) -> str:
 class SequenceDiagram(_Widget):
     """Lifelines and messages: hover for the payload, click to select, filter, zoom, pan.
 
-    ``procs`` limits it to messages touching those processes. ``selected`` is
+    ``procs`` limits it: one process shows everything it sent or received,
+    several show only the messages between them (names cover restarts). ``selected`` is
     the send seq of the clicked message; ``selected_message`` is its row of
     ``s.messages()``. ``filter_pattern("{:update, _}")`` keeps the matching ones.
     """
@@ -157,10 +158,15 @@ class SequenceDiagram(_Widget):
         if self._since:
             table = table[table["send_seq"] >= self._since]
         if self._procs is not None:
+            procs = [self._procs] if isinstance(self._procs, str) else list(self._procs)
             wanted: set[str] = set()
-            for proc in ([self._procs] if isinstance(self._procs, str) else self._procs):
+            for proc in procs:
                 wanted |= {self._source.store.id_text(i) for i in self._source._pid_ids(proc)}
-            table = table[table["sender"].isin(wanted) | table["receiver"].isin(wanted)]
+            # One process: everything it sent or got. Several: the conversation between them.
+            if len(procs) == 1:
+                table = table[table["sender"].isin(wanted) | table["receiver"].isin(wanted)]
+            else:
+                table = table[table["sender"].isin(wanted) & table["receiver"].isin(wanted)]
         if self._limit:
             table = table.head(self._limit)
         self._table = table.reset_index(drop=True)
