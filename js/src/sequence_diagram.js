@@ -110,7 +110,7 @@ function render({ model, el }) {
       } else {
         ctx.beginPath(); ctx.moveTo(x2, y); ctx.lineTo(x2 - 7 * dir, y - 4); ctx.lineTo(x2 - 7 * dir, y + 4); ctx.fill();
       }
-      const label = String(msgs.text[i]);
+      const label = String((msgs.label || msgs.text)[i]);
       const room = Math.max(40, Math.abs(x2 - xs) - 10);
       ctx.fillStyle = "#3c4043";
       ctx.fillText(label.length * 6.6 > room ? label.slice(0, Math.floor(room / 6.6) - 1) + "…" : label,

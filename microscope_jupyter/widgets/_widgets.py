@@ -189,6 +189,8 @@ class SequenceDiagram(_Widget):
             "status": list(table["status"]),
             "latency_us": [None if math.isnan(x) else round(x, 1) for x in latency],
             "text": [str(x) for x in table["text"]],
+            "label": [_label(term, str(text), self._source.store.syntax)
+                      for term, text in zip(table["term"], table["text"])],
         }
         events = self._source.events
         exits = events[events["kind"] == "exit"]
@@ -248,6 +250,19 @@ class SequenceDiagram(_Widget):
             f"<p>… {len(m['seq']) - max_rows} more messages in the interactive view</p>"
         return (f'<div style="max-height:420px;overflow:auto"><b>Sequence diagram</b> '
                 f'({len(m.get("seq", []))} messages)<br>{"".join(parts)}{more}</div>')
+
+
+def _label(term: Any, text: str, syntax: str) -> str:
+    """The short arrow label: the request of a call, the body of a cast or reply."""
+    kind = _message_kind(term)
+    try:
+        if kind == "call" and len(term) == 3:
+            return "call " + render(term[2], syntax, 60)
+        if kind in ("cast", "reply") and len(term) == 2:
+            return f"{kind} " + render(term[1], syntax, 60)
+    except TypeError:
+        pass
+    return text[:80]
 
 
 def _safe(predicate: Any, term: Any) -> bool:

@@ -1,0 +1,171 @@
+"""End to end in a real JupyterLab: run the quickstart, use every widget, check Python sees it.
+
+Few and meaningful: one JupyterLab for the module, one notebook run, then
+each interaction checked against the kernel's own state.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "examples" / "notebooks" / "01_quickstart.ipynb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    work = tmp_path_factory.mktemp("lab")
+    shutil.copy(QUICKSTART, work / QUICKSTART.name)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(work / ".config"),
+               JUPYTER_DATA_DIR=str(Path(sys.prefix) / "share" / "jupyter"),
+               MICROSCOPE_DEMO_APP=str(ROOT / "examples" / "apps" / "demo"))
+    log = open(work / "lab.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={work}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={work / 'ws'}",
+         f"--LabApp.user_settings_dir={work / 'settings'}"],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not start:\n" + (work / "lab.log").read_text()[-3000:])
+    yield {"url": url, "token": token, "dir": work}
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def notebook(browser, lab):
+    """The quickstart, opened and run to the end in JupyterLab."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{lab['url']}/lab/tree/{QUICKSTART.name}?token={lab['token']}")
+    page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                           timeout=60_000)
+    page.evaluate("""async () => {
+        const nb = window.jupyterapp.shell.currentWidget;
+        await nb.sessionContext.ready;
+        await window.jupyterapp.commands.execute('notebook:run-all-cells');
+    }""")
+    page.wait_for_function("""() => {
+        const nb = window.jupyterapp.shell.currentWidget;
+        return nb.sessionContext.session.kernel.status === 'idle'
+            && [...document.querySelectorAll('.jp-InputArea-prompt')].every(p => !p.textContent.includes('*'));
+    }""", timeout=180_000)
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def kernel(page, code: str) -> str:
+    """Run code in the notebook's own kernel; returns what it printed."""
+    return page.evaluate("""async (code) => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        let out = '';
+        const future = kernel.requestExecute({ code });
+        future.onIOPub = (msg) => {
+            if (msg.header.msg_type === 'stream') out += msg.content.text;
+            if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.evalue;
+        };
+        await future.done;
+        return out;
+    }""", code)
+
+
+def test_quickstart_runs_and_every_widget_renders(notebook, screenshots):
+    page = notebook
+    errors = [e for e in page.errors if "favicon" not in e]
+    assert not errors, "\n".join(errors)
+    assert kernel(page, "print(len(s.events) > 100)").strip() == "True"
+    for selector, name in [(".mic-seq", "sequence_diagram"), (".mic-tt", "time_travel"),
+                           (".mic-tree", "supervision_tree"), (".mic-timeline", "timeline")]:
+        widget = page.locator(selector).first
+        widget.scroll_into_view_if_needed()
+        assert widget.is_visible(), f"{name} did not render"
+        widget.screenshot(path=str(screenshots / f"lab_{name}.png"))
+    assert page.locator(".mic-seq").count() == 2   # %%trace's diagram and the filtered one
+    assert page.locator(".mic-tree .row").count() > 10
+
+
+def test_clicking_a_process_selects_it_in_python(notebook):
+    page = notebook
+    tree = page.locator(".mic-tree").first
+    tree.scroll_into_view_if_needed()
+    tree.locator("input.search").fill("Demo.WorkerA")     # typed into JupyterLab, not eaten by it
+    assert kernel(page, "print(tree.query)").strip() == "Demo.WorkerA"
+    row = tree.locator(".row", has_text="Demo.WorkerA").last
+    row.scroll_into_view_if_needed()
+    pid = row.get_attribute("data-pid")
+    row.click()
+    page.wait_for_timeout(300)
+    assert kernel(page, "print(tree.selected)").strip() == pid
+    assert kernel(page, "print(tree.selected_process['name'])").strip() == "Demo.WorkerA"
+
+
+def test_clicking_an_arrow_selects_the_message_in_python(notebook):
+    page = notebook
+    viewport = page.locator(".mic-seq .viewport").nth(1)   # the filtered WorkerA -> WorkerB one
+    viewport.scroll_into_view_if_needed()
+    box = viewport.bounding_box()
+    viewport.click(position={"x": 150, "y": 34 + 2 * 22 + 11})
+    page.wait_for_timeout(300)
+    out = kernel(page, "print(seq.selected_message['text'], seq.selected_message['status'])")
+    assert out.strip() == "{:update, 3} delivered", out
+    assert box["height"] > 100
+
+
+def test_moving_the_time_travel_slider_changes_the_snapshot(notebook):
+    page = notebook
+    widget = page.locator(".mic-tt").first
+    widget.scroll_into_view_if_needed()
+    before_cursor = int(kernel(page, "w = [x for x in __import__('gc').get_objects() "
+                                     "if type(x).__name__ == 'TimeTravel']\n"
+                                     "print(w[-1].cursor)").strip())
+    before_text = widget.locator(".event").inner_text()
+    slider = widget.locator("input.slider")
+    slider.focus()
+    page.keyboard.press("ArrowRight")      # the range input moves and syncs the cursor
+    page.wait_for_timeout(500)
+    after_cursor = int(kernel(page, "print(w[-1].cursor)").strip())
+    assert after_cursor == before_cursor + 1
+    page.wait_for_function("(t) => document.querySelector('.mic-tt .event').innerText !== t",
+                           arg=before_text, timeout=5000)
+    widget.locator("button.next").click()
+    page.wait_for_timeout(500)
+    assert int(kernel(page, "print(w[-1].cursor)").strip()) == after_cursor + 1
