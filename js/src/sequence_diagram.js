@@ -20,6 +20,7 @@ function render({ model, el }) {
   const zoomIn = h("button", { title: "zoom in" }, "+");
   const zoomOut = h("button", { title: "zoom out" }, "−");
   const info = h("span", { class: "muted info" });
+  const showAll = h("button", { class: "show-all", title: "show every process again" }, "show all");
   const legend = h("span", { class: "legend muted" },
     ...["call", "reply", "cast", "info", "lost"].map((k) => h("span", { style: { color: palette[k] } }, `━ ${k}`)));
   const viewport = h("div", { class: "viewport", tabindex: "0" });
@@ -27,7 +28,7 @@ function render({ model, el }) {
   const canvas = h("canvas");
   const tip = h("div", { class: "tip", style: { display: "none" } });
   viewport.append(canvas, spacer);
-  root.append(h("div", { class: "bar" }, filter, zoomOut, zoomIn, legend, info), viewport, tip);
+  root.append(h("div", { class: "bar" }, filter, zoomOut, zoomIn, showAll, legend, info), viewport, tip);
   el.append(root);
 
   let lanes = [], msgs = null, rows = [], laneX = [], rowH = 22, laneW = 150;
@@ -160,6 +161,17 @@ function render({ model, el }) {
   });
   viewport.addEventListener("mouseleave", () => { tip.style.display = "none"; });
   viewport.addEventListener("click", (ev) => {
+    const rect = viewport.getBoundingClientRect();
+    if (ev.clientY - rect.top < HEADER) {
+      // A click on a lifeline's name hides that process.
+      const x = ev.clientX - rect.left + viewport.scrollLeft;
+      const k = Math.round((x - 80) / laneW);
+      if (k >= 0 && k < lanes.length) {
+        model.set("hidden", [...(model.get("hidden") || []), lanes[k].id]);
+        model.save_changes();
+      }
+      return;
+    }
     const i = rowAt(ev);
     if (i >= 0) { model.set("selected", msgs.seq[i]); model.set("cursor", msgs.seq[i]); model.save_changes(); }
   });
@@ -179,6 +191,7 @@ function render({ model, el }) {
     if (!drag || ev.buttons !== 1) return;
     viewport.scrollLeft = drag.l - (ev.clientX - drag.x); viewport.scrollTop = drag.t - (ev.clientY - drag.y);
   });
+  showAll.addEventListener("click", () => { model.set("hidden", []); model.save_changes(); });
   filter.value = model.get("filter") || "";
   filter.addEventListener("input", () => { model.set("filter", filter.value); model.save_changes(); });
   for (const name of ["lanes", "msgs", "hidden", "filter", "row_filter"]) model.on(`change:${name}`, rebuild);

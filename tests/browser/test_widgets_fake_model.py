@@ -96,6 +96,12 @@ def test_sequence_click_hover_filter(page, server, screenshots):
     assert page.evaluate("model.get('selected')") == 12
     page.fill("input.filter", "update, 5")
     assert page.locator(".info").inner_text().startswith("1 of 6 messages")
+    page.fill("input.filter", "")
+    page.mouse.click(box["x"] + 80, box["y"] + 14)          # the first lifeline's name
+    assert page.evaluate("model.get('hidden')") == ["<0.2.0>"]
+    assert "1 processes" in page.locator(".info").inner_text()
+    page.click("button.show-all")
+    assert page.evaluate("model.get('hidden')") == []
     page.screenshot(path=str(screenshots / "fake_sequence_diagram.png"))
 
 

@@ -1,0 +1,84 @@
+"""Widget classes on a hand-built recording: data sent to the front end, static fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from fake_agent import A, B, B2, FakeAgent
+from microscope_jupyter.analysis.recorded import SavedSession
+from microscope_jupyter.beam.terms import Atom, Reference
+from microscope_jupyter.store.event_store import EventStore
+from microscope_jupyter.widgets import SequenceDiagram, SupervisionTree, Timeline, TimeTravel
+
+NAME = Atom("Elixir.Demo.WorkerB")
+GS = Atom("gen_server")
+
+
+@pytest.fixture
+def recorded():
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME), (A, Atom("Elixir.Demo.WorkerA"))])
+    call = (Atom("$gen_call"), (A, Reference(Atom("demo@host"), 1, (1, 2, 3))), Atom("get"))
+    agent.event("send", A, B, payload=call)
+    agent.event("receive", B, payload=call)
+    agent.event("state", B, payload=(call, {Atom("n"): 0}, {Atom("n"): 0}, (Atom("reply"), 0), GS),
+                aux=800)
+    agent.event("send", A, B, payload=(Atom("update"), 1))
+    agent.event("receive", B, payload=(Atom("update"), 1))
+    agent.event("state", B, payload=((Atom("update"), 1), {Atom("n"): 0}, {Atom("n"): 1},
+                                     Atom("noreply"), GS), aux=500)
+    agent.event("exit", B, payload=Atom("boom"))
+    agent.event("spawn", A, B2, mfa=(Atom("Elixir.Demo.WorkerB"), Atom("init"), 1))
+    agent.event("send_to_dead", A, B, payload=(Atom("update"), 2))
+    agent.flush()
+    return SavedSession(store, {"node": "demo@host"}, None)
+
+
+def test_sequence_diagram_data_kinds_labels_and_selection(recorded):
+    seq = SequenceDiagram(recorded)
+    assert [lane["label"] for lane in seq.lanes] == ["Demo.WorkerA", "Demo.WorkerB"]
+    assert seq.msgs["kind"] == ["call", "info", "info"]
+    assert seq.msgs["label"][0] == "call :get"
+    assert seq.msgs["status"] == ["delivered", "delivered", "lost"]
+    assert seq.crashes == [{"lane": 1, "row": 1, "text": ":boom"}]
+    seq.selected = seq.msgs["seq"][1]
+    assert seq.selected_message["text"] == "{:update, 1}"
+    assert seq.filter_pattern("{:update, _}") == 2 and seq.row_filter == [1, 2]
+    assert seq.filter_pattern(None) == 3 and seq.row_filter is None
+    assert repr(seq) == "<SequenceDiagram: 3 messages, 2 processes>"
+
+
+def test_static_fallbacks_for_exported_html(recorded):
+    for widget, marker in [(SequenceDiagram(recorded), "<svg"), (Timeline(recorded), "<svg"),
+                           (SupervisionTree(recorded), "<ul"), (TimeTravel(recorded, 4), "<table")]:
+        data, _ = widget._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in data
+        assert marker in data["text/html"]
+        assert "0x" not in data["text/plain"]          # stable for nbval: no memory address
+
+
+def test_time_travel_widget_steps_and_highlights(recorded):
+    tt = TimeTravel(recorded, cursor=4)
+    worker_b = next(r for r in tt.snapshot if r["name"] == "Demo.WorkerB")
+    assert worker_b["mailbox"] == ["{:update, 1}"] and worker_b["changed"]
+    tt.cursor = 5
+    worker_b = next(r for r in tt.snapshot if r["pid"] == str(B))
+    assert worker_b["diff_text"] == ".n: 0 -> 1" and worker_b["state_text"] == "%{n: 1}"
+    tt.proc = "Demo.WorkerA"
+    tt.step(+1)
+    assert tt.cursor == 7                               # WorkerA's next event: the spawn
+    tt._on_custom(tt, {"event": "step", "delta": -1}, [])
+    assert tt.cursor == 3
+    seq = SequenceDiagram(recorded)
+    tt.link(seq)
+    seq.cursor = 1
+    assert tt.cursor == 1 and "receive" in tt.event_text
+
+
+def test_tree_from_a_recording(recorded):
+    tree = SupervisionTree(recorded)
+    by_pid = {n["pid"]: n for n in tree.nodes}
+    assert by_pid[str(B2)]["parent"] == str(A)
+    assert by_pid[str(B)]["status"] == "exited"
+    tree.selected = str(A)
+    assert tree.selected_process["name"] == "Demo.WorkerA"
