@@ -18,9 +18,12 @@ flags only.
     │   ├── RpcTimeout              no reply within the timeout
     │   └── BadRpc                  the remote call raised; carries the remote reason
     ├── AgentError                  the in-node agent could not be built, loaded or run
-    ├── TraceError
+    ├── TraceError                  a trace could not start (one already runs, ...)
     │   ├── TraceSpecError          the agent refused the trace spec (unknown or dangerous target)
     │   └── TraceLimitError         a limit that cannot work (zero, negative, wrong type)
+    ├── QueryError                  a question about a recording with no answer (no such
+    │                               process, nothing matches, empty recording, bad rule)
+    ├── PatternError                an Elixir pattern string that does not parse
     ├── DecodeError                 malformed external term format (names offset and tag)
     └── EncodeError                 a Python value with no Erlang term form
 
@@ -50,6 +53,8 @@ __all__ = [
     "TraceError",
     "TraceSpecError",
     "TraceLimitError",
+    "QueryError",
+    "PatternError",
     "DecodeError",
     "EncodeError",
 ]
@@ -140,6 +145,14 @@ class TraceSpecError(TraceError, ValueError):
 
 class TraceLimitError(TraceSpecError):
     """A limit that cannot work, such as ``max_events=0``; nothing was traced."""
+
+
+class QueryError(MicroscopeError, LookupError):
+    """A query about a recording that has no answer; the message says what to ask instead."""
+
+
+class PatternError(MicroscopeError, ValueError):
+    """A pattern string that is not a valid Elixir match pattern."""
 
 
 class DecodeError(MicroscopeError, ValueError):

@@ -23,7 +23,7 @@ from .agent.spec import TraceSpec
 from .analysis.recorded import Recorded
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom
-from .errors import MicroscopeError
+from .errors import MicroscopeError, TraceError
 from .render import format_mfa_term, format_name
 from .store.event_store import EventStore
 
@@ -256,6 +256,10 @@ class Session(Recorded):
         summarised).
         """
         self._require_attached()
+        running = [r for r in self.recordings if r.running]
+        if running:
+            raise TraceError(f"a trace is already running in this session ({running[0].source}); "
+                             "stop it with rec.stop() first")
         if isinstance(modules, str):
             modules = [modules]
         spec = TraceSpec.build(procs, modules, duration=duration, messages=messages,

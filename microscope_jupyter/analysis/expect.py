@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from ..errors import QueryError
 from ..render.elixir import render
 from .diff import diff, render_diff
 
@@ -38,8 +39,8 @@ def _arity(rule: Callable) -> int:
 
 def check_expectation(states: pd.DataFrame, rule: Callable, syntax: str = "elixir") -> pd.DataFrame:
     if not callable(rule):
-        raise TypeError("rule must be a callable: (before, message, after) -> bool | str, "
-                        "or (before, message) -> expected state")
+        raise QueryError("rule must be a callable: (before, message, after) -> bool | str, "
+                         "or (before, message) -> expected state")
     expected_state = _arity(rule) == 2
     rows = []
     for row in states.itertuples(index=False):

@@ -20,13 +20,9 @@ import re
 from typing import Any, Callable
 
 from ..beam.terms import Atom, ImproperList
-from ..errors import MicroscopeError
+from ..errors import PatternError
 
 __all__ = ["compile_pattern", "PatternError"]
-
-
-class PatternError(MicroscopeError, ValueError):
-    """A pattern string that is not a valid Elixir match pattern."""
 
 
 _TOKEN = re.compile(r"""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..errors import QueryError
 from ..render.elixir import render
 from .diff import diff, render_diff
 from .pattern import compile_pattern
@@ -87,9 +88,10 @@ class Query:
         sent = messages[messages["send_seq"].notna()]
         hits = [i for i, term in zip(sent.index, sent["term"]) if _safe(matches, term)]
         if not hits:
-            raise LookupError(f"no traced send matches {pattern!r}")
+            raise QueryError(f"no traced send matches {pattern!r}; check the pattern against "
+                             "s.messages()['text']")
         if which >= len(hits):
-            raise LookupError(f"only {len(hits)} sends match {pattern!r}")
+            raise QueryError(f"only {len(hits)} sends match {pattern!r}; which= counts from 0")
         rows: list[tuple] = []
         self._follow(messages.loc[hits[which]], 0, max_depth, rows, set())
         frame = pd.DataFrame(rows, columns=TRACE_COLUMNS[1:])

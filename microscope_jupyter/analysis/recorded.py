@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..beam.terms import Atom
-from ..errors import MicroscopeError
+from ..errors import MicroscopeError, QueryError
 from ..render.names import format_name
 from ..store import joins
 from ..store.event_store import EventStore
@@ -105,7 +105,7 @@ class Recorded:
                     for node, pid, name in self.store.initial_names if name in wanted}
         ids.discard(-1)
         if not ids:
-            raise MicroscopeError(f"no recorded process matches {proc!r}; pass a pid like "
+            raise QueryError(f"no recorded process matches {proc!r}; pass a pid like "
                                   "'<0.123.0>', a registered name, or a module alias")
         return {int(i) for i in ids}
 

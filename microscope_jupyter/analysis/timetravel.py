@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..beam.etf import decode, encode
 from ..beam.terms import Atom, ImproperList, Reference
+from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore, _state_term
 from ..store.schema import KIND_CODES
@@ -213,7 +214,7 @@ class TimeTravel:
         """A seq from a seq, a timestamp (str, datetime, pd.Timestamp) or an event row."""
         n = len(self.raw)
         if n == 0:
-            raise IndexError("the recording is empty")
+            raise QueryError("the recording is empty; record with s.trace() first")
         if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
             return int(min(max(int(t), 0), n - 1))
         if isinstance(t, (pd.Series, dict)) and "seq" in t:
@@ -297,7 +298,7 @@ class TimeTravel:
             events = np.sort(np.concatenate([self._procs[g].event_seqs
                                              for g in self._resolve(proc)]))
             if len(events) == 0:
-                raise IndexError(f"{proc!r} has no events")
+                raise QueryError(f"{proc!r} has no events in this recording")
             k = int(np.searchsorted(events, self.cursor, side="left"))
             on_event = k < len(events) and events[k] == self.cursor
             if delta > 0:
@@ -316,7 +317,8 @@ class TimeTravel:
         out = [g for g, p in self._procs.items()
                if p.pid == text or any(n == text for _, n in p.names)]
         if not out:
-            raise KeyError(f"no process {proc!r} in this recording")
+            raise QueryError(f"no process {proc!r} in this recording; pass a pid like "
+                             "'<0.123.0>' or a registered name")
         return out
 
     def diff(self, t1: Any, t2: Any) -> pd.DataFrame:

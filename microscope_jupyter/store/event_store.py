@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..beam.etf import decode
 from ..beam.terms import Atom, Pid
-from ..errors import DecodeError
+from ..errors import DecodeError, QueryError
 from ..render.elixir import render
 from ..render.names import format_mfa_term, format_name
 from .schema import EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KINDS
@@ -398,7 +398,7 @@ class EventStore:
             if chunk.seq_start <= seq < chunk.seq_start + len(chunk.headers):
                 row = chunk.headers[seq - chunk.seq_start]
                 return bytes(chunk.payloads[int(row["pay_off"]):int(row["pay_off"]) + int(row["pay_len"])])
-        raise IndexError(f"no event with seq {seq}")
+        raise QueryError(f"no event with seq {seq}; seqs run from 0 to {self._count - 1}")
 
 
 def _id_text(term: Any, syntax: str) -> str | None:

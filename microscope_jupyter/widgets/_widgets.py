@@ -13,7 +13,7 @@ import pandas as pd
 import traitlets as t
 
 from ..beam.terms import Atom, ImproperList, Reference
-from ..errors import MicroscopeError
+from ..errors import MicroscopeError, QueryError
 from ..render.elixir import render
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -315,7 +315,7 @@ class TimeTravel(_Widget):
         self._tt.cursor = self.cursor
         try:
             snapshot = self._tt.step(delta, proc=self.proc or None)
-        except (KeyError, IndexError):
+        except QueryError:
             snapshot = self._tt.step(delta)
         self.cursor = int(snapshot.attrs["seq"])
 

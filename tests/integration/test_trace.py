@@ -165,6 +165,14 @@ def test_unknown_process_and_bad_limits(demo):
         demo.trace(duration="soon")
 
 
+def test_one_trace_at_a_time_per_session(demo):
+    rec = demo.trace()
+    with pytest.raises(errors.TraceError, match="a trace is already running in this session"):
+        demo.trace()
+    rec.stop()
+    demo.trace().stop()   # fine once the first has stopped
+
+
 def test_duration_limit(demo):
     rec = demo.trace(duration="300ms")
     status = rec.wait(timeout=10)
