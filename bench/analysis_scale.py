@@ -128,6 +128,9 @@ def main() -> None:
     events = session.events
     frame_s = time.perf_counter() - t0
     assert len(events) == args.events
+    t0 = time.perf_counter()
+    messages = session.messages()
+    messages_s = time.perf_counter() - t0
 
     print(f"time-travel index (one time):   {index_s:.2f} s")
     print(f"snapshot_at, 30 random moments: median {statistics.median(samples):.1f} ms, "
@@ -135,6 +138,7 @@ def main() -> None:
     print(f"save, median of {args.runs}:            {statistics.median(saves):.2f} s  (target <= 2 s), "
           f"{size / 2**20:.0f} MiB on disk")
     print(f"load, median of {args.runs}:            {statistics.median(loads):.2f} s  (target <= 2 s)")
+    print(f"s.messages() ({len(messages):,} rows): {messages_s:.1f} s")
     print(f"baseline, building s.events:    {frame_s:.1f} s  "
           f"(snapshot median is {statistics.median(samples) / 1000 / frame_s:.4f}x of it)")
 

@@ -85,8 +85,8 @@ def detect(recorded: "Recorded") -> list[Finding]:
         in_mailbox = int(group["receive_seq"].isin(unread).sum())
         how = "the receiver was dead"
         if in_mailbox:
-            how = (f"{in_mailbox} died unread in its mailbox, {len(group) - in_mailbox} "
-                   "were sent after it died")
+            how = (f"{in_mailbox} reached it but were never handled before it died, "
+                   f"{len(group) - in_mailbox} were sent after it died")
         out.append(Finding(
             "lost_message", "error", receiver, name,
             f"{len(group)} message(s) from {', '.join(senders)} to {name or receiver} were lost: "
