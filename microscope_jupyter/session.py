@@ -239,7 +239,7 @@ class Session(Recorded):
     def trace(self, *procs: Any, modules: Any = (), messages: bool = True,
               lifecycle: bool = True, state: bool = True, gc: bool = False,
               max_events: int = 1_000_000, max_rate: int = 200_000, duration: Any = None,
-              payload_limit: int = 4096) -> Recording:
+              payload_limit: int = 4096, system_monitor: Any = None) -> Recording:
         """Start recording; returns a Recording (a context manager; ``.stop()``).
 
         With no arguments, records every application process (kernel and
@@ -254,6 +254,12 @@ class Session(Recorded):
         counted; ``duration`` (none; ``5``, ``"5s"``, ``"500ms"``);
         ``payload_limit`` (4096 bytes per message/argument, larger ones are
         summarised).
+
+        ``system_monitor`` records long_gc / long_schedule / large_heap events:
+        None (default) only if the node's single system monitor is free,
+        True to take it (the previous one is restored at the end), False not
+        at all, or a dict of thresholds (``long_gc_ms``, ``long_schedule_ms``,
+        ``large_heap_words``).
         """
         self._require_attached()
         running = [r for r in self.recordings if r.running]
@@ -264,7 +270,8 @@ class Session(Recorded):
             modules = [modules]
         spec = TraceSpec.build(procs, modules, duration=duration, messages=messages,
                                lifecycle=lifecycle, state=state, gc=gc, max_events=max_events,
-                               max_rate=max_rate, payload_limit=payload_limit)
+                               max_rate=max_rate, payload_limit=payload_limit,
+                               system_monitor=system_monitor)
         source = f"{self.node}#{len(self.recordings) + 1}"
         if self._node_info is None:
             self.node_info()  # versions for saved sessions, taken while the node is here

@@ -50,7 +50,7 @@
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
--define(VERSION, 5).
+-define(VERSION, 6).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -99,6 +99,11 @@ version() -> ?VERSION.
 %%   shed_queue     pos_integer()  (50000) tracer mailbox length where shedding starts
 %%   max_queue      pos_integer()  (500000) where the trace stops to protect the node
 %%   exclude        [pid()]  processes never traced (ours on the Python side)
+%%   system_monitor auto | true | false  (auto)  long_gc / long_schedule / large_heap
+%%                  events; auto takes the node's system monitor only when nobody
+%%                  holds it, true replaces it; either way the previous one is
+%%                  restored at the end
+%%   long_gc_ms, long_schedule_ms  (50)    large_heap_words  (1000000)
 start(Owner, Opts) when is_pid(Owner), is_map(Opts) ->
     Caller = self(),
     Pid = spawn(?MODULE, controller_init, [Caller, Owner, Opts]),
@@ -158,7 +163,7 @@ call(Agent, Request) ->
 
 -record(ctl, {owner, owner_ref, tracer, backend, procs = [], patterns = [],
               hooked = [], flags = [], opts, started, stop_reason,
-              deadline_ref}).
+              deadline_ref, monitor = none}).
 
 controller_init(Caller, Owner, Opts0) ->
     process_flag(trap_exit, true),
@@ -182,7 +187,7 @@ controller_init(Caller, Owner, Opts0) ->
                        true -> hook_states(Procs, Ctl1);
                        false -> Ctl1
                    end,
-            Ctl3 = trace_procs(Procs, Ctl2),
+            Ctl3 = (trace_procs(Procs, Ctl2))#ctl{monitor = set_monitor(Tracer, Opts)},
             Ctl = case maps:get(duration_ms, Opts) of
                       infinity -> Ctl3;
                       Ms -> Ctl3#ctl{deadline_ref = erlang:send_after(Ms, self(), duration)}
@@ -193,6 +198,7 @@ controller_init(Caller, Owner, Opts0) ->
                      hooked => length(Ctl#ctl.hooked),
                      patterns => length(Ctl#ctl.patterns),
                      skipped_foreign => skipped_foreign(Procs, Ctl),
+                     system_monitor => Ctl#ctl.monitor =/= none,
                      time_offset => erlang:time_offset(),
                      native_per_second => erlang:convert_time_unit(1, second, native),
                      started => Ctl#ctl.started,
@@ -209,7 +215,9 @@ defaults() ->
     #{procs => all, modules => [], messages => true, lifecycle => true,
       state => true, gc => false, max_events => 1000000, max_rate => 200000,
       duration_ms => infinity, payload_limit => 4096, batch_events => 2000,
-      flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => []}.
+      flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => [],
+      system_monitor => auto, long_gc_ms => 50, long_schedule_ms => 50,
+      large_heap_words => 1000000}.
 
 controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
     receive
@@ -282,6 +290,7 @@ notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
 
 %% Undo exactly what we did, in reverse order, then flush the tracer.
 cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
+    restore_monitor(Ctl#ctl.monitor, Tracer),
     unhook_states(Ctl#ctl.hooked),
     untrace_procs(Ctl),
     unset_patterns(Ctl),
@@ -334,7 +343,7 @@ validate(Caller, Opts) ->
 check_limits(Opts) ->
     [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
      || K <- [max_events, max_rate, payload_limit, batch_events, flush_ms,
-              shed_queue, max_queue],
+              shed_queue, max_queue, long_gc_ms, long_schedule_ms, large_heap_words],
         not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
     case maps:get(duration_ms, Opts) of
         infinity -> ok;
@@ -596,6 +605,33 @@ unset_patterns(#ctl{backend = {legacy, _}, patterns = MFAs}) ->
 unset_patterns(_) ->
     ok.
 
+%% The node has one system monitor. Take it only when free (auto) or when
+%% asked (true); remember what was there and put it back at the end, unless
+%% someone replaced ours meanwhile.
+set_monitor(Tracer, Opts) ->
+    Previous = erlang:system_monitor(),
+    case {maps:get(system_monitor, Opts), Previous} of
+        {false, _} -> none;
+        {auto, {_, _}} -> none;
+        _ ->
+            erlang:system_monitor(Tracer, [{long_gc, maps:get(long_gc_ms, Opts)},
+                                           {long_schedule, maps:get(long_schedule_ms, Opts)},
+                                           {large_heap, maps:get(large_heap_words, Opts)}]),
+            {set, Previous}
+    end.
+
+restore_monitor(none, _Tracer) -> ok;
+restore_monitor({set, Previous}, Tracer) ->
+    case erlang:system_monitor() of
+        {Tracer, _} ->
+            case Previous of
+                {Pid, Options} -> catch erlang:system_monitor(Pid, Options);
+                undefined -> erlang:system_monitor(undefined)
+            end;
+        _ -> ok
+    end,
+    ok.
+
 %% GenServer / gen_statem state capture through sys debug hooks: cheaper
 %% than call tracing, and it sees the state before and after.
 hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts}) ->
@@ -795,14 +831,16 @@ shed(T) ->
 shed(0, T) -> T;
 shed(N, T) ->
     receive
-        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state ->
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state;
+                 element(1, Msg) =:= monitor ->
             shed(N - 1, count_drop(T#tr{seen = T#tr.seen + 1}))
     after 0 -> T
     end.
 
 drain_after_stop(T) ->
     receive
-        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state ->
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state;
+                 element(1, Msg) =:= monitor ->
             drain_after_stop(count_drop(T#tr{seen = T#tr.seen + 1}))
     after 0 -> close_drop_span(T)
     end.
@@ -878,10 +916,26 @@ encode_event({trace_ts, P, gc_minor_end, Info, Ts}, T) ->
     payload(?K_GC, P, none, none, Ts, 0, Info, T);
 encode_event({microscope_state, P, TsIn, TsOut, Msg, Before, After, Reply, Kind}, T) ->
     payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply, Kind}, T);
+encode_event({monitor, P, long_gc, Info}, T) when is_pid(P) ->
+    payload(?K_LONG_GC, P, none, none, erlang:monotonic_time(), info_value(timeout, Info), Info, T);
+encode_event({monitor, P, long_schedule, Info}, T) when is_pid(P) ->
+    payload(?K_LONG_SCHEDULE, P, none, none, erlang:monotonic_time(), info_value(timeout, Info),
+            Info, T);
+encode_event({monitor, P, large_heap, Info}, T) when is_pid(P) ->
+    %% What large_heap measures: the young and old heaps plus heap fragments.
+    Words = info_value(heap_size, Info) + info_value(old_heap_size, Info)
+        + info_value(mbuf_size, Info),
+    payload(?K_LARGE_HEAP, P, none, none, erlang:monotonic_time(), Words, Info, T);
 encode_event(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.
     skip.
+
+info_value(Key, Info) ->
+    case lists:keyfind(Key, 1, Info) of
+        {Key, V} when is_integer(V) -> V;
+        _ -> 0
+    end.
 
 arity(Args) when is_list(Args) -> length(Args);
 arity(A) when is_integer(A) -> A.

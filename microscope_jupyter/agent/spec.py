@@ -98,15 +98,28 @@ class TraceSpec:
     flush_ms: int = 50
     shed_queue: int = 50_000
     max_queue: int = 500_000
+    system_monitor: bool | None = None     # None: only if the node's monitor is free
+    long_gc_ms: int = 50
+    long_schedule_ms: int = 50
+    large_heap_words: int = 1_000_000
 
     @classmethod
     def build(cls, procs: Iterable[Any] = (), modules: Iterable[str] = (), *,
-              duration: Any = None, **limits: Any) -> "TraceSpec":
+              duration: Any = None, system_monitor: Any = None, **limits: Any) -> "TraceSpec":
+        thresholds: dict[str, Any] = {}
+        if isinstance(system_monitor, dict):
+            unknown = set(system_monitor) - {"long_gc_ms", "long_schedule_ms", "large_heap_words"}
+            if unknown:
+                raise TraceLimitError(f"unknown system_monitor threshold {sorted(unknown)[0]!r}; "
+                                      "use long_gc_ms, long_schedule_ms, large_heap_words")
+            thresholds, system_monitor = dict(system_monitor), True
         spec = cls(procs=[process_spec(p) for p in procs] or None,
                    modules=[module_spec(m) for m in modules],
-                   duration_s=parse_duration(duration), **limits)
+                   duration_s=parse_duration(duration), system_monitor=system_monitor,
+                   **thresholds, **limits)
         for name in ("max_events", "max_rate", "payload_limit", "batch_events", "flush_ms",
-                     "shed_queue", "max_queue"):
+                     "shed_queue", "max_queue", "long_gc_ms", "long_schedule_ms",
+                     "large_heap_words"):
             _positive(name, getattr(spec, name))
         return spec
 
@@ -127,6 +140,11 @@ class TraceSpec:
             Atom("flush_ms"): self.flush_ms,
             Atom("shed_queue"): self.shed_queue,
             Atom("max_queue"): self.max_queue,
+            Atom("system_monitor"): (Atom("auto") if self.system_monitor is None
+                                     else bool(self.system_monitor)),
+            Atom("long_gc_ms"): self.long_gc_ms,
+            Atom("long_schedule_ms"): self.long_schedule_ms,
+            Atom("large_heap_words"): self.large_heap_words,
         }
         return opts
 

@@ -5,8 +5,11 @@
 Detected from the events: ``crash`` (an exit with an abnormal reason),
 ``restart`` (a name taken again by a new pid after its holder died),
 ``lost_message`` (sent to a dead pid, or the receiver died with it unread),
-``dropped`` spans are reported as ``trace_gap``. ``state_violation`` rows come
-from ``s.expect``. Kinds are never renamed, only added.
+``call_timeout`` (a process died of a call that timed out), ``slow_handler``
+(a callback that ran longer than ``SLOW_HANDLER_MS``), ``long_gc``,
+``long_schedule`` and ``large_heap`` (from the node's system monitor), and
+``trace_gap`` for dropped spans. ``state_violation`` rows come from
+``s.expect``. Kinds are never renamed, only added.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..beam.terms import Atom
+from ..render.elixir import render
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import Recorded
 
 __all__ = ["Finding", "FINDING_COLUMNS", "detect"]
 
+SLOW_HANDLER_MS = 100.0
 FINDING_COLUMNS = ["kind", "severity", "pid", "name", "summary", "first_seq", "evidence"]
 _NORMAL = {Atom("normal"), Atom("shutdown")}
 
@@ -92,6 +97,9 @@ def detect(recorded: "Recorded") -> list[Finding]:
             f"{len(group)} message(s) from {', '.join(senders)} to {name or receiver} were lost: "
             f"{how} (first: {first['text']})",
             int(first["send_seq"]), [int(s) for s in group["send_seq"]]))
+    out += _timeouts(exits, recorded.store.syntax)
+    out += _slow_handlers(recorded)
+    out += _monitor_findings(recorded)
     gaps = events[events["kind"] == "dropped"]
     if len(gaps):
         total = int(gaps["term"].sum())
@@ -115,4 +123,59 @@ def _died_unread(recorded: "Recorded") -> set[int]:
         for r, h in zip(proc.recv_seqs, proc.handled_seqs):
             if h == proc.exit_seq and int(r) not in proc.handled_by_state:
                 out.add(int(r))
+    return out
+
+
+def _is_call_timeout(reason) -> bool:
+    # exit reason {timeout, {gen_server, call, [...]}} (also GenServer.call in Elixir)
+    return (isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("timeout")
+            and isinstance(reason[1], tuple) and len(reason[1]) == 3
+            and reason[1][1] == Atom("call"))
+
+
+def _timeouts(exits: pd.DataFrame, syntax: str) -> list[Finding]:
+    out = []
+    for row in exits.itertuples(index=False):
+        if _is_call_timeout(row.term):
+            who = row.name or row.pid
+            args = row.term[1][2]
+            target = render(args[0], syntax) if isinstance(args, list) and args else "?"
+            out.append(Finding("call_timeout", "error", row.pid, row.name,
+                               f"{who} died waiting for a call to {target} that timed out",
+                               int(row.seq), [int(row.seq)]))
+    return out
+
+
+def _slow_handlers(recorded: "Recorded") -> list[Finding]:
+    states = recorded.states()
+    slow = states[states["duration_us"] > SLOW_HANDLER_MS * 1000]
+    out = []
+    for row in slow.itertuples(index=False):
+        out.append(Finding("slow_handler", "warning", row.pid, row.name,
+                           f"{row.name or row.pid} spent {row.duration_us / 1000:.0f} ms in "
+                           f"{row.callback}", int(row.seq), [int(row.seq)]))
+    return out
+
+
+_MONITOR_TEXT = {
+    "long_gc": ("warning", "{who} spent {aux} ms in one garbage collection"),
+    "long_schedule": ("warning", "{who} ran {aux} ms without yielding the scheduler"),
+    "large_heap": ("warning", "{who} reached a heap of {aux:,} words"),
+}
+
+
+def _monitor_findings(recorded: "Recorded") -> list[Finding]:
+    frame = recorded.store.frame()
+    out = []
+    for kind, (severity, template) in _MONITOR_TEXT.items():
+        rows = frame[frame["kind"] == kind]
+        for pid, group in rows.groupby("pid", sort=False):
+            worst = group.loc[group["_aux"].idxmax()]
+            who = worst["name"] if isinstance(worst["name"], str) else pid
+            summary = template.format(who=who, aux=int(worst["_aux"]))
+            if len(group) > 1:
+                summary += f" ({len(group)} times)"
+            out.append(Finding(kind, severity, pid, worst["name"] if isinstance(worst["name"], str)
+                               else None, summary, int(group["seq"].iloc[0]),
+                               [int(x) for x in group["seq"]]))
     return out

@@ -44,8 +44,10 @@ Hooks = [P || P <- Gens,
               end],
 Patterns = [MFA || M <- Mods, {F, A} <- M:module_info(functions),
                    MFA <- [{M, F, A}], erlang:trace_info(MFA, traced) =/= {traced, false}],
-#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns}.
+Monitor = [M || M <- [erlang:system_monitor()], M =/= undefined],
+#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor}.
 """
+CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": []}
 DEMO_MODULES = [Atom("Elixir.Demo.WorkerB"), Atom("Elixir.Demo.Stats")]
 
 
@@ -74,8 +76,9 @@ def test_detach_removes_everything(demo, demo_node):
     with mic.attach(demo_node.name, cookie=demo_node.cookie) as observer:
         during = leftovers(observer)
         assert during["flags"] and during["agents"] and during["hooks"] and during["patterns"]
+        assert during["monitor"]   # the node's system monitor was free, so the agent took it
         demo.detach()
-        assert wait_clean(observer) == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+        assert wait_clean(observer) == CLEAN
         # Unloaded too.
         assert observer.rpc("code", "is_loaded", [Atom("microscope_agent")]) is False
     assert rec.status()["state"] == "stopped"
@@ -87,7 +90,7 @@ def test_dropped_connection_cleans_up(demo, demo_node):
         assert leftovers(observer)["agents"]
         # The node drops our connection, as a network partition would.
         assert observer.rpc("erlang", "disconnect_node", [Atom(demo._local.name)]) is True
-        assert wait_clean(observer) == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+        assert wait_clean(observer) == CLEAN
     deadline = time.monotonic() + 5
     while rec.state == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -117,7 +120,7 @@ def test_killed_kernel_cleans_up(demo_node, tmp_path):
             assert leftovers(observer)["agents"]
             os.kill(child.pid, signal.SIGKILL)  # kill -9: no detach, no goodbye
             child.wait(timeout=10)
-            assert wait_clean(observer) == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+            assert wait_clean(observer) == CLEAN
     finally:
         if child.poll() is None:
             child.kill()
@@ -180,4 +183,4 @@ def test_otp28_sessions_leave_a_foreign_tracer_alone(node_factory, workload_beam
         flags = observer.rpc("erlang", "trace_info", [counter, Atom("flags")])[1]
         assert set(flags) == {Atom("send"), Atom("receive")}
         left = wait_clean(observer, [Atom("mic_workload")], ignore_flags_of=(counter,))
-        assert left == {"flags": [], "agents": [], "hooks": [], "patterns": []}
+        assert left == CLEAN

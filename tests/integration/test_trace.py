@@ -256,3 +256,29 @@ def test_rate_limit_drops_are_counted_not_lost(node_factory, workload_beam):
         assert dropped_rows["term"].sum() == status["dropped"]
         assert kept + status["dropped"] == status["seen"]
         assert "dropped under load" in status["message"]
+
+
+def test_system_monitor_events_and_the_previous_monitor_is_restored(node_factory, workload_beam):
+    node = node_factory("otp28", prefix="mon")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        foreign = s.eval_erlang("""
+            P = spawn(fun Loop() -> receive _ -> Loop() end end),
+            erlang:system_monitor(P, [{long_gc, 500}]),
+            P.""")
+        # auto: the monitor is someone else's, so it is left alone.
+        rec = s.trace(state=False)
+        assert rec.info["system_monitor"] is False
+        rec.stop()
+        rec = s.trace(state=False, system_monitor={"large_heap_words": 200_000})
+        assert rec.info["system_monitor"] is True
+        s.eval_erlang("spawn(fun() -> L = lists:seq(1, 400000), receive after 300 -> length(L) end end), ok.")
+        time.sleep(0.6)
+        rec.stop()
+        heaps = s.events[s.events["kind"] == "large_heap"]
+        assert len(heaps) >= 1
+        info = dict(heaps["term"].iloc[0])
+        words = sum(info.get(Atom(k), 0) for k in ("heap_size", "old_heap_size", "mbuf_size"))
+        assert words > 150_000   # near the 200k threshold (stack and block slack not counted)
+        findings = s.findings()
+        assert "large_heap" in set(findings["kind"])
+        assert s.rpc("erlang", "system_monitor", []) == (foreign, [(Atom("long_gc"), 500)])
