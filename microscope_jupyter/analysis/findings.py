@@ -5,7 +5,8 @@
 Detected from the events: ``crash`` (an exit with an abnormal reason),
 ``restart`` (a name taken again by a new pid after its holder died),
 ``lost_message`` (sent to a dead pid, or the receiver died with it unread),
-``call_timeout`` (a process died of a call that timed out), ``slow_handler``
+``call_timeout`` (a process died of a call that timed out), ``deadlock``
+(unanswered gen calls that wait on each other in a cycle), ``slow_handler``
 (a callback that ran longer than ``SLOW_HANDLER_MS``), ``long_gc``,
 ``long_schedule`` and ``large_heap`` (from the node's system monitor), and
 ``trace_gap`` for dropped spans. ``state_violation`` rows come from
@@ -98,6 +99,7 @@ def detect(recorded: "Recorded") -> list[Finding]:
             f"{how} (first: {first['text']})",
             int(first["send_seq"]), [int(s) for s in group["send_seq"]]))
     out += _timeouts(exits, recorded.store.syntax)
+    out += _deadlocks(messages)
     out += _slow_handlers(recorded)
     out += _monitor_findings(recorded)
     gaps = events[events["kind"] == "dropped"]
@@ -178,4 +180,51 @@ def _monitor_findings(recorded: "Recorded") -> list[Finding]:
             out.append(Finding(kind, severity, pid, worst["name"] if isinstance(worst["name"], str)
                                else None, summary, int(group["seq"].iloc[0]),
                                [int(x) for x in group["seq"]]))
+    return out
+
+
+def _call_tag(term):
+    """The reply tag of a gen call message {'$gen_call', {From, Tag}, Request}."""
+    if (isinstance(term, tuple) and len(term) == 3 and term[0] == Atom("$gen_call")
+            and isinstance(term[1], tuple) and len(term[1]) == 2):
+        return term[1][1]
+    return None
+
+
+def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
+    """Cycles of gen calls that never got a reply: A waits on B while B waits on A."""
+    from .diff import same_term
+
+    sent = messages[messages["send_seq"].notna()]
+    calls = [(int(seq), sender, sender_name, receiver, tag)
+             for seq, sender, sender_name, receiver, term in zip(
+                 sent["send_seq"], sent["sender"], sent["sender_name"], sent["receiver"], sent["term"])
+             if (tag := _call_tag(term)) is not None and isinstance(receiver, str)]
+    if not calls:
+        return []
+    replies = [(int(seq), term[0]) for seq, term in zip(sent["send_seq"], sent["term"])
+               if isinstance(term, tuple) and len(term) == 2]
+    waiting: dict[str, tuple[int, str, str | None]] = {}
+    for seq, caller, caller_name, callee, tag in calls:
+        answered = any(r_seq > seq and same_term(r_tag, tag) for r_seq, r_tag in replies)
+        if not answered:
+            waiting[caller] = (seq, callee, caller_name)
+    out, reported = [], set()
+    for start in waiting:
+        path, node = [], start
+        while node in waiting and node not in path:
+            path.append(node)
+            node = waiting[node][1]
+        if node in path:
+            cycle = path[path.index(node):]
+            key = frozenset(cycle)
+            if key in reported:
+                continue
+            reported.add(key)
+            names = [waiting[p][2] or p for p in cycle]
+            seqs = sorted(waiting[p][0] for p in cycle)
+            out.append(Finding("deadlock", "error", cycle[0], waiting[cycle[0]][2],
+                               "deadlock: " + " -> ".join(names + [names[0]])
+                               + " each wait on a call the next never answers",
+                               seqs[0], seqs))
     return out

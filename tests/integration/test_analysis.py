@@ -104,3 +104,26 @@ def test_saved_session_answers_offline_and_keeps_no_cookie(story, demo_node, tmp
     assert offline.sql("select count(*) as n from events")["n"].iloc[0] == len(offline.events)
     for file in path.iterdir():
         assert demo_node.cookie.encode() not in file.read_bytes()
+
+
+def test_deadlock_and_call_timeouts_are_found(node_factory, tmp_path):
+    from pathlib import Path
+
+    from nodes import compile_erlang, load_module
+
+    node = node_factory("otp28", prefix="dead")
+    beam = compile_erlang(Path(__file__).parent.parent / "erlang" / "mic_deadlock.erl", tmp_path)
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_module(s, beam)
+        s.rpc("mic_deadlock", "start", [])
+        with s.trace("mic_left", "mic_right"):
+            s.rpc("mic_deadlock", "kick", [])
+            time.sleep(1.5)               # both calls time out after 1 s and crash their callers
+        findings = s.findings()
+        deadlock = findings[findings["kind"] == "deadlock"]
+        assert len(deadlock) == 1
+        summary = deadlock["summary"].iloc[0]
+        assert "mic_left" in summary and "mic_right" in summary
+        assert len(deadlock["evidence"].iloc[0]) == 2
+        timeouts = findings[findings["kind"] == "call_timeout"]
+        assert set(timeouts["name"]) == {"mic_left", "mic_right"}
