@@ -6,7 +6,8 @@ Detected from the events: ``crash`` (an exit with an abnormal reason),
 ``restart`` (a name taken again by a new pid after its holder died),
 ``lost_message`` (sent to a dead pid, or the receiver died with it unread),
 ``call_timeout`` (a process died of a call that timed out), ``deadlock``
-(unanswered gen calls that wait on each other in a cycle), ``slow_handler``
+(unanswered gen calls that wait on each other in a cycle), ``mailbox_growth``
+(a mailbox that reached ``MAILBOX_GROWTH`` messages), ``slow_handler``
 (a callback that ran longer than ``SLOW_HANDLER_MS``), ``long_gc``,
 ``long_schedule`` and ``large_heap`` (from the node's system monitor), and
 ``trace_gap`` for dropped spans. ``state_violation`` rows come from
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Finding", "FINDING_COLUMNS", "detect"]
 
 SLOW_HANDLER_MS = 100.0
+MAILBOX_GROWTH = 50
 FINDING_COLUMNS = ["kind", "severity", "pid", "name", "summary", "first_seq", "evidence"]
 _NORMAL = {Atom("normal"), Atom("shutdown")}
 
@@ -100,6 +102,7 @@ def detect(recorded: "Recorded") -> list[Finding]:
             int(first["send_seq"]), [int(s) for s in group["send_seq"]]))
     out += _timeouts(exits, recorded.store.syntax)
     out += _deadlocks(messages)
+    out += _mailbox_growth(recorded)
     out += _slow_handlers(recorded)
     out += _monitor_findings(recorded)
     gaps = events[events["kind"] == "dropped"]
@@ -227,4 +230,32 @@ def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
                                "deadlock: " + " -> ".join(names + [names[0]])
                                + " each wait on a call the next never answers",
                                seqs[0], seqs))
+    return out
+
+
+def _mailbox_growth(recorded: "Recorded") -> list[Finding]:
+    """Mailboxes that piled up: delivered minus handled, over the recording."""
+    import numpy as np
+
+    tt = recorded.time_travel()
+    out = []
+    for proc in tt._procs.values():
+        if len(proc.recv_seqs) < MAILBOX_GROWTH:
+            continue
+        seqs = np.concatenate([proc.recv_seqs, proc.handled_seqs])
+        steps = np.concatenate([np.ones(len(proc.recv_seqs), dtype=np.int64),
+                                -np.ones(len(proc.handled_seqs), dtype=np.int64)])
+        # A message handled at the seq it arrived never queued: take arrivals first.
+        order = np.lexsort((-steps, seqs))
+        level = np.cumsum(steps[order])
+        peak = int(level.max())
+        if peak < MAILBOX_GROWTH:
+            continue
+        at = int(seqs[order][int(level.argmax())])
+        name = next((n for s, n in reversed(proc.names) if n and s <= at), None)
+        ending = int(level[-1])
+        trend = f", still {ending} at the end" if ending >= MAILBOX_GROWTH // 2 else ""
+        out.append(Finding("mailbox_growth", "warning", proc.pid, name,
+                           f"the mailbox of {name or proc.pid} grew to {peak} messages{trend}",
+                           at, [at]))
     return out

@@ -54,3 +54,23 @@ def test_system_monitor_findings_group_per_process():
     assert found["long_gc"] == "Demo.WorkerB spent 120 ms in one garbage collection (2 times)"
     assert found["long_schedule"] == "Demo.WorkerA ran 60 ms without yielding the scheduler"
     assert found["large_heap"] == "Demo.WorkerB reached a heap of 2,000,000 words"
+
+
+def test_mailbox_growth():
+    def build(agent):
+        for i in range(60):
+            agent.event("receive", B, payload=i)
+        for i in range(60):
+            agent.event("state", B, payload=(i, i, i + 1, Atom("noreply"), GS))
+
+    found = kinds(recorded(build))
+    assert found == {"mailbox_growth": "the mailbox of Demo.WorkerB grew to 60 messages"}
+
+
+def test_a_busy_but_keeping_up_process_is_not_growth():
+    def build(agent):
+        for i in range(200):
+            agent.event("receive", B, payload=i)
+            agent.event("state", B, payload=(i, i, i + 1, Atom("noreply"), GS))
+
+    assert "mailbox_growth" not in kinds(recorded(build))
