@@ -78,6 +78,7 @@ _U32_U32_U32_U8 = struct.Struct(">IIIB")  # unused by tags; kept out of hot path
 _FUN_HEAD = struct.Struct(">IB16sII")  # size, arity, uniq, index, num_free
 
 _TRUE, _FALSE, _NIL = Atom("true"), Atom("false"), Atom("nil")
+_ATOMS_SEEN: dict[tuple[int, bytes], Any] = {}
 
 
 class Limits:
@@ -149,42 +150,12 @@ def decode_from(data: bytes | bytearray | memoryview, offset: int = 0,
 
 
 class _Decoder:
-    __slots__ = ("view", "offset", "limits", "dispatch")
+    __slots__ = ("view", "offset", "limits")
 
     def __init__(self, view: memoryview, offset: int, limits: Limits):
         self.view = view
         self.offset = offset
         self.limits = limits
-        self.dispatch: dict[int, Callable[[int, int], Any]] = {
-            NEW_FLOAT: self._new_float,
-            BIT_BINARY: self._bit_binary,
-            NEW_PID: self._new_pid,
-            PID: self._pid,
-            NEW_PORT: self._new_port,
-            PORT: self._port,
-            V4_PORT: self._v4_port,
-            NEWER_REFERENCE: self._newer_reference,
-            NEW_REFERENCE: self._new_reference,
-            REFERENCE: self._reference,
-            SMALL_INTEGER: self._small_integer,
-            INTEGER: self._integer,
-            FLOAT: self._float,
-            ATOM: self._atom16,
-            ATOM_UTF8: self._atom16,
-            SMALL_ATOM: self._atom8,
-            SMALL_ATOM_UTF8: self._atom8,
-            SMALL_TUPLE: self._small_tuple,
-            LARGE_TUPLE: self._large_tuple,
-            NIL: self._nil,
-            STRING: self._string,
-            LIST: self._list,
-            BINARY: self._binary,
-            SMALL_BIG: self._small_big,
-            LARGE_BIG: self._large_big,
-            NEW_FUN: self._new_fun,
-            EXPORT: self._export,
-            MAP: self._map,
-        }
 
     # -- plumbing
 
@@ -218,11 +189,11 @@ class _Decoder:
         if self.offset >= len(view):
             raise self.fail("input ends where a term should start")
         tag = view[self.offset]
-        handler = self.dispatch.get(tag)
+        handler = _DISPATCH.get(tag)
         if handler is None:
             raise self.fail(_unknown_tag_message(tag), tag)
         self.offset += 1
-        return handler(tag, depth)
+        return handler(self, tag, depth)
 
     def atom_term(self, depth: int, what: str) -> Atom:
         at = self.offset
@@ -305,6 +276,17 @@ class _Decoder:
 
     def _atom_text(self, n: int, tag: int) -> Any:
         raw = self.take(n, tag, "atom text")
+        if self.limits is not DEFAULT_LIMITS:
+            return self._new_atom(raw, tag)
+        cached = _ATOMS_SEEN.get((tag, raw))
+        if cached is not None:
+            return cached
+        value = self._new_atom(raw, tag)
+        if len(_ATOMS_SEEN) < 65536:  # atoms repeat; the node has a bounded set anyway
+            _ATOMS_SEEN[(tag, raw)] = value
+        return value
+
+    def _new_atom(self, raw: bytes, tag: int) -> Any:
         try:
             # ATOM_EXT/SMALL_ATOM_EXT are Latin-1; the _UTF8 forms are UTF-8.
             text = raw.decode("latin-1" if tag in (ATOM, SMALL_ATOM) else "utf-8")
@@ -507,6 +489,40 @@ class _Decoder:
         if inner.offset != size:
             raise self.fail("compressed term has trailing bytes", tag)
         return term
+
+
+# One table for every decoder (built once: per-instance bound methods cost
+# more than decoding a small term).
+_DISPATCH: dict[int, Callable[[_Decoder, int, int], Any]] = {
+    NEW_FLOAT: _Decoder._new_float,
+    BIT_BINARY: _Decoder._bit_binary,
+    NEW_PID: _Decoder._new_pid,
+    PID: _Decoder._pid,
+    NEW_PORT: _Decoder._new_port,
+    PORT: _Decoder._port,
+    V4_PORT: _Decoder._v4_port,
+    NEWER_REFERENCE: _Decoder._newer_reference,
+    NEW_REFERENCE: _Decoder._new_reference,
+    REFERENCE: _Decoder._reference,
+    SMALL_INTEGER: _Decoder._small_integer,
+    INTEGER: _Decoder._integer,
+    FLOAT: _Decoder._float,
+    ATOM: _Decoder._atom16,
+    ATOM_UTF8: _Decoder._atom16,
+    SMALL_ATOM: _Decoder._atom8,
+    SMALL_ATOM_UTF8: _Decoder._atom8,
+    SMALL_TUPLE: _Decoder._small_tuple,
+    LARGE_TUPLE: _Decoder._large_tuple,
+    NIL: _Decoder._nil,
+    STRING: _Decoder._string,
+    LIST: _Decoder._list,
+    BINARY: _Decoder._binary,
+    SMALL_BIG: _Decoder._small_big,
+    LARGE_BIG: _Decoder._large_big,
+    NEW_FUN: _Decoder._new_fun,
+    EXPORT: _Decoder._export,
+    MAP: _Decoder._map,
+}
 
 
 def _text_or_bytes(raw: bytes) -> Any:
