@@ -2,9 +2,11 @@
 
     >>> import microscope_jupyter as mic
     >>> with mic.attach("demo@127.0.0.1") as s:
-    ...     s.node_info()["otp_release"]
-    ...     s.processes().sort_values("memory").tail()
-    '25'
+    ...     print(s.node_info()["otp_release"])
+    ...     with s.trace():
+    ...         ...                          # exercise the system
+    ...     s.messages()
+    25
 
 Magics, widgets and MCP tools are thin layers over this class. The cookie
 is used for the handshake and then dropped: a Session cannot leak what it
@@ -22,7 +24,7 @@ from .agent.controller import Recording, unload_agent
 from .agent.spec import TraceSpec
 from .analysis.recorded import Recorded
 from .beam.node import LocalNode, RemoteNode
-from .beam.terms import Atom
+from .beam.terms import Atom, Pid
 from .errors import MicroscopeError, TraceError
 from .render import format_mfa_term, format_name
 from .store.event_store import EventStore
@@ -66,7 +68,7 @@ end, erlang:processes()).
 _TREE_SRC = """
 lists:filtermap(fun(P) ->
     case erlang:process_info(P, [registered_name, dictionary, status, message_queue_len,
-                                 memory, initial_call, links]) of
+                                 memory, initial_call]) of
         undefined -> false;
         Info ->
             {dictionary, D} = lists:keyfind(dictionary, 1, Info),
@@ -167,12 +169,13 @@ class Session(Recorded):
         rows = []
         for pid, info, translated in self.eval_erlang(_PROCESSES_SRC):
             item = dict(info)
-            initial = format_mfa_term(translated) or format_mfa_term(item.get(Atom("initial_call")))
+            initial = (format_mfa_term(translated, self.syntax)
+                       or format_mfa_term(item.get(Atom("initial_call")), self.syntax))
             rows.append((
                 str(pid),
-                format_name(item.get(Atom("registered_name"))),
+                format_name(item.get(Atom("registered_name")), self.syntax),
                 initial,
-                format_mfa_term(item.get(Atom("current_function"))),
+                format_mfa_term(item.get(Atom("current_function")), self.syntax),
                 str(item.get(Atom("status"), "")),
                 item.get(Atom("message_queue_len"), 0),
                 item.get(Atom("memory"), 0),
@@ -194,8 +197,8 @@ class Session(Recorded):
         for pid, name, parent, initial, status, queue, memory, app in self.eval_erlang(_TREE_SRC):
             module = initial[0] if isinstance(initial, tuple) and initial else None
             kind = "supervisor" if module == Atom("supervisor") else "worker"
-            rows.append((str(pid), format_name(name, self.syntax), None if not hasattr(parent, "id")
-                         else str(parent), kind, format_mfa_term(initial, self.syntax), str(status),
+            rows.append((str(pid), format_name(name, self.syntax),
+                         str(parent) if isinstance(parent, Pid) else None, kind, format_mfa_term(initial, self.syntax), str(status),
                          queue, memory, None if app == Atom("undefined") else str(app)))
         return pd.DataFrame(rows, columns=TREE_COLUMNS)
 

@@ -121,11 +121,18 @@ def _message_kind(term: Any) -> str:
     return "info"
 
 
+SYSTEM_LANES = ("code_server", "erl_prim_loader", "logger", "Logger", "application_controller",
+                "file_server_2", "rex", "global_name_server", "inet_db", "user", "standard_error",
+                "kernel_sup", "error_logger")
+
+
 class SequenceDiagram(_Widget):
     """Lifelines and messages: hover for the payload, click to select, filter, zoom, pan.
 
     ``procs`` limits it: one process shows everything it sent or received,
-    several show only the messages between them (names cover restarts). ``selected`` is
+    several show only the messages between them (names cover restarts).
+    Runtime services (``code_server``, ``logger``, ...) start hidden; pass
+    ``hide=None`` or click "show all" to see them. ``selected`` is
     the send seq of the clicked message; ``selected_message`` is its row of
     ``s.messages()``. ``filter_pattern("{:update, _}")`` keeps the matching ones.
     """
@@ -141,13 +148,16 @@ class SequenceDiagram(_Widget):
     row_filter = t.List(t.Int(), allow_none=True, default_value=None).tag(sync=True)
 
     def __init__(self, source: Any, procs: Any = None, limit: int | None = None,
-                 since: int = 0, **kwargs: Any):
+                 since: int = 0, hide: tuple[str, ...] | None = SYSTEM_LANES, **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
         self._procs = procs
         self._limit = limit
         self._since = since
         self.refresh()
+        if hide:
+            # Runtime services (module loading, logging) start hidden: "show all" brings them back.
+            self.hidden = [lane["id"] for lane in self.lanes if lane["label"] in set(hide)]
 
     def __repr__(self) -> str:
         return f"<SequenceDiagram: {len(self._table)} messages, {len(self.lanes)} processes>"
