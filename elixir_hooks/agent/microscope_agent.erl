@@ -50,7 +50,7 @@
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
--define(VERSION, 6).
+-define(VERSION, 7).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -183,8 +183,11 @@ controller_init(Caller, Owner, Opts0) ->
             Ctl1 = set_patterns(Patterns, Ctl0),
             %% Hooks first: the sys calls that install them are not traffic
             %% anyone asked to see, and untraced processes make none.
+            %% Only processes we can trace: one another tool traces is left
+            %% wholly alone, hooks included.
+            Ours = [P || P <- Procs, traceable(Backend, P)],
             Ctl2 = case maps:get(state, Opts) of
-                       true -> hook_states(Procs, Ctl1);
+                       true -> hook_states(Ours, Ctl1);
                        false -> Ctl1
                    end,
             Ctl3 = (trace_procs(Procs, Ctl2))#ctl{monitor = set_monitor(Tracer, Opts)},
@@ -568,6 +571,9 @@ set_flags({legacy, Tracer}, P, How, Flags) ->
         _ -> ok
     end.
 
+traceable({session, _}, _P) -> true;
+traceable({legacy, _}, P) -> erlang:trace_info(P, tracer) =:= {tracer, []}.
+
 skipped_foreign(Requested, #ctl{procs = Traced}) ->
     length([P || P <- Requested, not lists:member(P, Traced), is_process_alive(P)]).
 
@@ -659,16 +665,23 @@ unhook_states(Pids) ->
     [catch sys:remove(P, ?HOOK_ID, 1000) || P <- Pids, is_process_alive(P)],
     ok.
 
+%% What kind of gen process P is: its callback module's behaviours first,
+%% then the loop it is waiting in (an Elixir Agent's initial call is a fun,
+%% but it waits in gen_server's loop). Supervisors are left alone: their
+%% state is their children, which the tree already shows.
 gen_kind(P) ->
-    case erlang:process_info(P, dictionary) of
-        {dictionary, D} ->
+    case erlang:process_info(P, [dictionary, current_function]) of
+        [{dictionary, D}, {current_function, Current}] ->
             case lists:keyfind('$initial_call', 1, D) of
+                {_, {supervisor, _, _}} -> none;
                 {_, {M, _, _}} ->
                     Bs = behaviours(M),
-                    IsSup = lists:member(supervisor, Bs) orelse M =:= supervisor,
                     Gen = [K || {B, K} <- gen_callbacks(), lists:member(B, Bs)],
-                    case {IsSup, Gen} of
-                        {false, [K | _]} -> K;
+                    case {lists:member(supervisor, Bs), Gen, Current} of
+                        {true, _, _} -> none;
+                        {false, [K | _], _} -> K;
+                        {false, [], {gen_server, loop, _}} -> gen_server;
+                        {false, [], {gen_statem, loop_receive, _}} -> gen_statem;
                         _ -> none
                     end;
                 false -> none

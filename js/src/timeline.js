@@ -32,7 +32,8 @@ function render({ model, el }) {
     const svg = s("svg", { width, height: 24 + lanes.length * LANE, class: "timeline-svg" });
     for (let k = 0; k <= 4; k++) {
       const t = (span * k) / 4;
-      svg.append(s("text", { x: x(t), y: 12, "font-size": 10, fill: "#5f6368", "text-anchor": "middle" }, `${t.toFixed(1)} ms`));
+      svg.append(s("text", { x: x(t), y: 12, "font-size": 10, fill: "#5f6368",
+        "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle" }, `${t.toFixed(1)} ms`));
     }
     lanes.forEach((l, i) => {
       const y = 20 + i * LANE;
@@ -55,6 +56,7 @@ function render({ model, el }) {
     }
     for (const [lane, pts] of byLane) {
       const top = Math.max(1, ...pts.map((p) => p[1]));
+      if (top < 2) continue;  // a mailbox that never held two messages is not worth a line
       const y0 = 20 + lane * LANE + 22;
       svg.append(s("polyline", { points: pts.map(([t, len]) => `${x(t)},${y0 - (len / top) * 18}`).join(" "),
         fill: "none", stroke: "#e37400", "stroke-width": 1.2 }));

@@ -314,8 +314,14 @@ class TimeTravel(_Widget):
         return f"<TimeTravel: cursor {self.cursor} of {self.n_events} events>"
 
     def link(self, other: Any) -> "TimeTravel":
+        """Share the cursor with ``other`` (a SequenceDiagram); it starts at ours."""
+        other.cursor = self.cursor
         t.link((other, "cursor"), (self, "cursor"))
         return self
+
+    @t.validate("cursor")
+    def _clamp(self, proposal: Any) -> int:
+        return max(0, min(int(proposal["value"]), max(0, self.n_events - 1)))
 
     def _on_custom(self, _widget: Any, content: dict, _buffers: Any) -> None:
         if content.get("event") == "step":

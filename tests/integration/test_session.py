@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -57,8 +58,11 @@ def test_elixir_node_reports_elixir_version(node_factory):
     with mic.attach(node.name, cookie=node.cookie) as s:
         info = s.node_info()
         assert info["elixir_version"].startswith("1.")
-        frame = s.processes()
-        assert "Logger.Supervisor" in set(frame["name"].dropna())
+        # The node answers while Elixir is still starting its applications.
+        deadline = time.monotonic() + 20
+        while "Logger.Supervisor" not in set(s.processes()["name"].dropna()):
+            assert time.monotonic() < deadline, "Logger.Supervisor never appeared"
+            time.sleep(0.2)
 
 
 def test_long_names(node_factory):
