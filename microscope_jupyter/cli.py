@@ -58,7 +58,7 @@ def _quickstart_path() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="microscope", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="microscope", description="BEAM Microscope: look inside live Elixir and Erlang nodes.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo", help="run the quickstart notebook against the bundled demo app")
     run.add_argument("--out", default="out", help="where the executed notebook and HTML go")
