@@ -50,7 +50,7 @@
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
--define(VERSION, 7).
+-define(VERSION, 8).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -163,7 +163,7 @@ call(Agent, Request) ->
 
 -record(ctl, {owner, owner_ref, tracer, backend, procs = [], patterns = [],
               hooked = [], flags = [], opts, started, stop_reason,
-              deadline_ref, monitor = none}).
+              deadline_ref, monitor = none, hook_attempted = []}).
 
 controller_init(Caller, Owner, Opts0) ->
     process_flag(trap_exit, true),
@@ -291,13 +291,14 @@ eval_code(erlang, Code) ->
 notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
     Owner ! {microscope_stopped, self(), Reason, Stats}.
 
-%% Undo exactly what we did, in reverse order, then flush the tracer.
+%% Undo exactly what we did (trace flags before hooks, see below), then flush the tracer.
 cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
     restore_monitor(Ctl#ctl.monitor, Tracer),
-    unhook_states(Ctl#ctl.hooked),
     untrace_procs(Ctl),
     unset_patterns(Ctl),
     destroy_backend(Ctl#ctl.backend),
+    %% Untraced first, so the sys calls that remove the hooks stay out of the trace.
+    unhook_states(Ctl#ctl.hook_attempted),
     Stats = case is_process_alive(Tracer) of
                 true -> finish_tracer(Tracer, Reason);
                 false -> #{}
@@ -640,10 +641,30 @@ restore_monitor({set, Previous}, Tracer) ->
 
 %% GenServer / gen_statem state capture through sys debug hooks: cheaper
 %% than call tracing, and it sees the state before and after.
+%% Each hook is two calls into the process (sys:get_state, sys:install);
+%% a busy GenServer may take up to its timeout to answer. So all of them
+%% are tried at once, each in its own short-lived helper, and whatever has
+%% not answered within ?HOOK_DEADLINE counts as unhooked. Every process we
+%% tried is unhooked at cleanup, so a hook that lands late is removed too.
+-define(HOOK_DEADLINE, 3000).
 hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts}) ->
     Limit = maps:get(payload_limit, Opts) * 4,
-    New = [P || P <- Procs, not lists:member(P, Ctl#ctl.hooked), hook_one(P, Tracer, Limit)],
-    Ctl#ctl{hooked = New ++ Ctl#ctl.hooked}.
+    Candidates = [P || P <- Procs, not lists:member(P, Ctl#ctl.hook_attempted)],
+    Self = self(),
+    Ref = make_ref(),
+    Helpers = [spawn(fun() -> Self ! {Ref, P, hook_one(P, Tracer, Limit)} end) || P <- Candidates],
+    Deadline = erlang:monotonic_time(millisecond) + ?HOOK_DEADLINE,
+    New = collect_hooks(Ref, length(Helpers), Deadline, []),
+    Ctl#ctl{hooked = New ++ Ctl#ctl.hooked, hook_attempted = Candidates ++ Ctl#ctl.hook_attempted}.
+
+collect_hooks(_Ref, 0, _Deadline, Acc) -> Acc;
+collect_hooks(Ref, N, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Ref, P, true} -> collect_hooks(Ref, N - 1, Deadline, [P | Acc]);
+        {Ref, _P, false} -> collect_hooks(Ref, N - 1, Deadline, Acc)
+    after Left -> Acc
+    end.
 
 hook_one(P, Tracer, Limit) ->
     case gen_kind(P) of
@@ -661,9 +682,20 @@ hook_one(P, Tracer, Limit) ->
             end
     end.
 
+%% Removal by id touches only our hook; done in parallel for the same
+%% reason as installing, and waited for (up to a bound) before we go.
 unhook_states(Pids) ->
-    [catch sys:remove(P, ?HOOK_ID, 1000) || P <- Pids, is_process_alive(P)],
-    ok.
+    Self = self(),
+    Ref = make_ref(),
+    Helpers = [spawn(fun() -> catch sys:remove(P, ?HOOK_ID, 1000), Self ! {Ref, done} end)
+               || P <- Pids, is_process_alive(P)],
+    wait_done(Ref, length(Helpers), erlang:monotonic_time(millisecond) + ?HOOK_DEADLINE).
+
+wait_done(_Ref, 0, _Deadline) -> ok;
+wait_done(Ref, N, Deadline) ->
+    receive {Ref, done} -> wait_done(Ref, N - 1, Deadline)
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) -> ok
+    end.
 
 %% What kind of gen process P is: its callback module's behaviours first,
 %% then the loop it is waiting in (an Elixir Agent's initial call is a fun,
