@@ -654,21 +654,25 @@ hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts}) ->
     Ref = make_ref(),
     Helpers = [spawn(fun() -> Self ! {Ref, P, hook_one(P, Tracer, Limit)} end) || P <- Candidates],
     Deadline = erlang:monotonic_time(millisecond) + ?HOOK_DEADLINE,
-    New = collect_hooks(Ref, length(Helpers), Deadline, []),
-    Ctl#ctl{hooked = New ++ Ctl#ctl.hooked, hook_attempted = Candidates ++ Ctl#ctl.hook_attempted}.
+    {New, NotGen} = collect_hooks(Ref, length(Helpers), Deadline, [], []),
+    %% Attempted = every gen process we talked to, answered or not (not the
+    %% plain processes: sys:remove on one of those would just time out).
+    Attempted = Candidates -- NotGen,
+    Ctl#ctl{hooked = New ++ Ctl#ctl.hooked, hook_attempted = Attempted ++ Ctl#ctl.hook_attempted}.
 
-collect_hooks(_Ref, 0, _Deadline, Acc) -> Acc;
-collect_hooks(Ref, N, Deadline, Acc) ->
+collect_hooks(_Ref, 0, _Deadline, Hooked, NotGen) -> {Hooked, NotGen};
+collect_hooks(Ref, N, Deadline, Hooked, NotGen) ->
     Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
     receive
-        {Ref, P, true} -> collect_hooks(Ref, N - 1, Deadline, [P | Acc]);
-        {Ref, _P, false} -> collect_hooks(Ref, N - 1, Deadline, Acc)
-    after Left -> Acc
+        {Ref, P, true} -> collect_hooks(Ref, N - 1, Deadline, [P | Hooked], NotGen);
+        {Ref, _P, false} -> collect_hooks(Ref, N - 1, Deadline, Hooked, NotGen);
+        {Ref, P, not_gen} -> collect_hooks(Ref, N - 1, Deadline, Hooked, [P | NotGen])
+    after Left -> {Hooked, NotGen}
     end.
 
 hook_one(P, Tracer, Limit) ->
     case gen_kind(P) of
-        none -> false;
+        none -> not_gen;
         Kind ->
             try
                 Before = case Kind of
