@@ -18,9 +18,13 @@ from .errors import MicroscopeError
 
 def demo(out_dir: str = "out") -> int:
     """Run the quickstart notebook headlessly against the bundled demo node."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbconvert import HTMLExporter
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbconvert import HTMLExporter
+    except ImportError as exc:
+        raise SystemExit(f"running the quickstart needs {exc.name}: "
+                         "pip install 'microscope-jupyter[notebook]'") from None
 
     source = _quickstart_path()
     out = Path(out_dir).resolve()
