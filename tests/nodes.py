@@ -174,4 +174,10 @@ def load_module(session, beam: Path) -> None:
     assert result == (Atom("module"), Atom(name)), result
 
 
-WORKLOAD_SOURCE = Path(__file__).parent / "erlang" / "mic_workload.erl"
+ERLANG_DIR = Path(__file__).parent / "erlang"
+WORKLOAD_SOURCE = ERLANG_DIR / "mic_workload.erl"
+
+
+def load_test_module(session, name: str, out_dir: Path) -> None:
+    """Compile tests/erlang/<name>.erl and load it onto the session's node."""
+    load_module(session, compile_erlang(ERLANG_DIR / f"{name}.erl", out_dir))

@@ -107,14 +107,11 @@ def test_saved_session_answers_offline_and_keeps_no_cookie(story, demo_node, tmp
 
 
 def test_deadlock_and_call_timeouts_are_found(node_factory, tmp_path):
-    from pathlib import Path
-
-    from nodes import compile_erlang, load_module
+    from nodes import load_test_module
 
     node = node_factory("otp28", prefix="dead")
-    beam = compile_erlang(Path(__file__).parent.parent / "erlang" / "mic_deadlock.erl", tmp_path)
     with mic.attach(node.name, cookie=node.cookie) as s:
-        load_module(s, beam)
+        load_test_module(s, "mic_deadlock", tmp_path)
         s.rpc("mic_deadlock", "start", [])
         with s.trace("mic_left", "mic_right"):
             s.rpc("mic_deadlock", "kick", [])

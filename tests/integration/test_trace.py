@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom, errors
-from nodes import load_module
+from nodes import load_module, load_test_module
 
 
 def _run_story(s, seconds=0.8):
@@ -203,12 +202,9 @@ def test_gen_server_state_for_cast_call_and_info(node_factory, workload_beam, ru
 
 
 def test_gen_statem_state_names(node_factory, tmp_path):
-    from nodes import compile_erlang
-
     node = node_factory("otp28", prefix="fsm")
-    beam = compile_erlang(Path(__file__).parent.parent / "erlang" / "mic_switch.erl", tmp_path)
     with mic.attach(node.name, cookie=node.cookie) as s:
-        load_module(s, beam)
+        load_test_module(s, "mic_switch", tmp_path)
         s.rpc("mic_switch", "start", [])
         rec = s.trace("mic_switch")
         assert rec.info["hooked"] == 1
