@@ -37,7 +37,7 @@ def demo(out_dir: str = "out") -> int:
     executed = out / source.name
     nbformat.write(nb, executed)
     html_path = executed.with_suffix(".html")
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    body, _ = HTMLExporter().from_notebook_node(_static_copy(nb))
     html_path.write_text(body)
     print(f"Done in {time.monotonic() - started:.0f} s.")
     print(f"  executed notebook: {executed}")
@@ -50,6 +50,24 @@ def demo(out_dir: str = "out") -> int:
                     print("\nWhat the recording found:\n" + text)
     print(f"\nOpen it in JupyterLab:  .venv/bin/jupyter lab {executed}")
     return 0
+
+
+def _static_copy(nb):
+    """The notebook as a standalone page: each widget's static HTML/SVG instead of a live view.
+
+    A live view in exported HTML needs the widget manager from a CDN; the
+    static rendering every widget carries needs nothing.
+    """
+    import copy
+
+    page = copy.deepcopy(nb)
+    page.metadata.pop("widgets", None)
+    for cell in page.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data and "text/html" in data:
+                del data["application/vnd.jupyter.widget-view+json"]
+    return page
 
 
 def _quickstart_path() -> Path:

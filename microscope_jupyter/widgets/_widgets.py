@@ -228,11 +228,19 @@ class SequenceDiagram(_Widget):
         return len(keep)
 
     def _static_html(self, max_rows: int = 150) -> str:
-        lanes, m = self.lanes, self.msgs
-        n = min(len(m.get("seq", [])), max_rows)
+        m = self.msgs
+        hidden = set(self.hidden)
+        lanes = [lane for lane in self.lanes if lane["id"] not in hidden]
+        column = {self.lanes.index(lane): k for k, lane in enumerate(lanes)}
+        allowed = None if self.row_filter is None else set(self.row_filter)
+        rows = [i for i in range(len(m.get("seq", [])))
+                if (allowed is None or i in allowed)
+                and (m["from"][i] in column or m["to"][i] in column)]
+        total = len(rows)
+        rows = rows[:max_rows]
         lane_w, row_h, left, top = 150, 22, 80, 34
         width = left + max(1, len(lanes)) * lane_w
-        height = top + n * row_h + 10
+        height = top + len(rows) * row_h + 10
         colours = {"call": "#2f6fd6", "reply": "#80868b", "cast": "#188038", "info": "#3c4043",
                    "lost": "#d93025"}
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -244,22 +252,27 @@ class SequenceDiagram(_Widget):
                          f'{html.escape(str(lane["label"])[:22])}</text>'
                          f'<text x="{x}" y="27" text-anchor="middle" fill="#5f6368">'
                          f'{html.escape(lane["id"])}</text>')
-        for i in range(n):
-            y = top + i * row_h + row_h / 2
+        labels = m.get("label") or m["text"]
+        for r, i in enumerate(rows):
+            y = top + r * row_h + row_h / 2
             kind = "lost" if m["status"][i] == "lost" else m["kind"][i]
-            x1 = left + m["from"][i] * lane_w
-            x2 = left + m["to"][i] * lane_w if m["to"][i] >= 0 else x1 + 50
+            x1 = left + column[m["from"][i]] * lane_w if m["from"][i] in column else None
+            x2 = left + column[m["to"][i]] * lane_w if m["to"][i] in column else None
+            if x1 is None:
+                x1 = x2 - 50
+            if x2 is None:
+                x2 = x1 + 50
             dash = ' stroke-dasharray="4 3"' if kind in ("reply", "lost") else ""
             parts.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colours[kind]}"'
                          f'{dash}/><circle cx="{x2}" cy="{y}" r="2.5" fill="{colours[kind]}"/>'
                          f'<text x="{min(x1, x2) + 4}" y="{y - 4}" fill="#3c4043">'
                          f'<title>{html.escape(m["text"][i])}</title>'
-                         f'{html.escape(m["text"][i][:40])}</text>')
+                         f'{html.escape(labels[i][:40])}</text>')
         parts.append("</svg>")
-        more = "" if len(m.get("seq", [])) <= max_rows else \
-            f"<p>… {len(m['seq']) - max_rows} more messages in the interactive view</p>"
+        more = "" if total <= max_rows else \
+            f"<p>… {total - max_rows} more messages in the interactive view</p>"
         return (f'<div style="max-height:420px;overflow:auto"><b>Sequence diagram</b> '
-                f'({len(m.get("seq", []))} messages)<br>{"".join(parts)}{more}</div>')
+                f'({total} messages)<br>{"".join(parts)}{more}</div>')
 
 
 def _label(term: Any, text: str, syntax: str) -> str:

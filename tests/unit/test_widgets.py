@@ -82,3 +82,15 @@ def test_tree_from_a_recording(recorded):
     assert by_pid[str(B)]["status"] == "exited"
     tree.selected = str(A)
     assert tree.selected_process["name"] == "Demo.WorkerA"
+
+
+def test_static_diagram_follows_filters_and_hidden_lanes(recorded):
+    seq = SequenceDiagram(recorded)
+    seq.filter_pattern("{:update, _}")
+    assert "(2 messages)" in seq._static_html()
+    lane_id = str(B).replace("<", "&lt;").replace(">", "&gt;")
+    assert lane_id in seq._static_html()
+    seq.hidden = [str(B)]
+    html = seq._static_html()
+    assert lane_id not in html          # the hidden lifeline is gone from the picture
+    assert "{:update, 1}" in html       # its messages still show, against the visible sender
