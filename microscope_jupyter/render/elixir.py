@@ -128,36 +128,16 @@ def _ex(term: Any, parts: list[str], budget: list[int], depth: int) -> None:
         if len(term) == 2 and term[0] == _TRUNCATED:
             put(parts, budget, f"#Truncated<{term[1]} bytes>")
             return
-        put(parts, budget, "{")
-        for i, item in enumerate(term):
-            if i:
-                put(parts, budget, ", ")
-            _ex(item, parts, budget, d)
-        put(parts, budget, "}")
+        _items(term, "{", "}", parts, budget, d)
     elif isinstance(term, list):
         if _is_charlist(term):
             put(parts, budget, '~c"' + _escape("".join(map(chr, term))) + '"')
         elif _is_keyword(term):
-            put(parts, budget, "[")
-            for i, (k, v) in enumerate(term):
-                if i:
-                    put(parts, budget, ", ")
-                put(parts, budget, _key(str(k)) + " ")
-                _ex(v, parts, budget, d)
-            put(parts, budget, "]")
+            _items(term, "[", "]", parts, budget, d, keyword=True)
         else:
-            put(parts, budget, "[")
-            for i, item in enumerate(term):
-                if i:
-                    put(parts, budget, ", ")
-                _ex(item, parts, budget, d)
-            put(parts, budget, "]")
+            _items(term, "[", "]", parts, budget, d)
     elif isinstance(term, ImproperList):
-        put(parts, budget, "[")
-        for i, item in enumerate(term.items):
-            if i:
-                put(parts, budget, ", ")
-            _ex(item, parts, budget, d)
+        _items(term.items, "[", "", parts, budget, d)
         put(parts, budget, " | ")
         _ex(term.tail, parts, budget, d)
         put(parts, budget, "]")
@@ -178,6 +158,21 @@ def _ex(term: Any, parts: list[str], budget: list[int], depth: int) -> None:
         put(parts, budget, f"<<...{term.bit_size} bits>>")
     else:
         put(parts, budget, repr(term))
+
+
+def _items(items: Any, opening: str, closing: str, parts: list[str], budget: list[int],
+           depth: int, keyword: bool = False) -> None:
+    """Comma-separated elements between brackets; ``keyword`` writes ``key: value``."""
+    _put(parts, budget, opening)
+    for i, item in enumerate(items):
+        if i:
+            _put(parts, budget, ", ")
+        if keyword:
+            _put(parts, budget, _key(str(item[0])) + " ")
+            item = item[1]
+        _ex(item, parts, budget, depth)
+    if closing:
+        _put(parts, budget, closing)
 
 
 def _map(items: list, parts: list[str], budget: list[int], depth: int) -> None:

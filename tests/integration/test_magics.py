@@ -9,6 +9,12 @@ from IPython.core.interactiveshell import InteractiveShell
 from microscope_jupyter import magics
 
 
+def attach_with_cookie_file(ip, node, tmp_path):
+    cookie_file = tmp_path / "cookie"
+    cookie_file.write_text(node.cookie)
+    return ip.run_line_magic("beam_attach", f"{node.name} --cookie-file {cookie_file}")
+
+
 @pytest.fixture
 def ip():
     shell = InteractiveShell.instance()
@@ -19,9 +25,7 @@ def ip():
 
 
 def test_attach_processes_detach(ip, any_node, tmp_path, capsys):
-    cookie_file = tmp_path / "cookie"
-    cookie_file.write_text(any_node.cookie)
-    session = ip.run_line_magic("beam_attach", f"{any_node.name} --cookie-file {cookie_file}")
+    session = attach_with_cookie_file(ip, any_node, tmp_path)
     assert session.attached and session.node == any_node.name
     frame = ip.run_line_magic("beam_processes", "")
     assert "code_server" in set(frame["name"].dropna())
@@ -68,9 +72,7 @@ def test_commands_without_a_session(ip):
 
 
 def test_trace_usage_errors(ip, any_node, tmp_path):
-    cookie_file = tmp_path / "cookie"
-    cookie_file.write_text(any_node.cookie)
-    ip.run_line_magic("beam_attach", f"{any_node.name} --cookie-file {cookie_file}")
+    attach_with_cookie_file(ip, any_node, tmp_path)
     with pytest.raises(UsageError, match="unknown %trace command 'statu'. Did you mean status?"):
         ip.run_line_magic("trace", "statu")
     with pytest.raises(UsageError, match="no trace has been started"):
@@ -86,9 +88,7 @@ def test_trace_usage_errors(ip, any_node, tmp_path):
 
 
 def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
-    cookie_file = tmp_path / "cookie"
-    cookie_file.write_text(demo_node.cookie)
-    s = ip.run_line_magic("beam_attach", f"{demo_node.name} --cookie-file {cookie_file}")
+    s = attach_with_cookie_file(ip, demo_node, tmp_path)
     from microscope_jupyter.demo_app import DemoControls
 
     DemoControls(s).reset()
