@@ -14,22 +14,12 @@ from typing import Any, Iterable
 
 from ..beam.terms import Atom, Pid
 from ..errors import TraceLimitError, TraceSpecError
+from ..render.names import erlang_module_name
 
 __all__ = ["TraceSpec", "parse_duration", "module_spec", "process_spec"]
 
 ANY = Atom("_")
 _MFA = re.compile(r"^(?P<mod>:?[\w.@]+?)(?:[.:](?P<fun>[a-z_][\w?!]*))?(?:/(?P<arity>\d+))?$")
-
-
-def erlang_module_name(text: str) -> str:
-    """``MyApp.Worker`` -> ``Elixir.MyApp.Worker``; ``:gen_server``/``gen_server`` -> ``gen_server``."""
-    if text.startswith(":"):
-        return text[1:]
-    if text.startswith("Elixir."):
-        return text
-    if text[:1].isupper():
-        return "Elixir." + text
-    return text
 
 
 def module_spec(text: str) -> tuple[str, Any, Any]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..beam.terms import Atom
 from ..errors import MicroscopeError, QueryError
-from ..render.names import format_name
+from ..render.names import erlang_module_name, format_name
 from ..store import joins
 from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
@@ -27,14 +27,6 @@ from .query import Query
 from .timetravel import TimeTravel
 
 __all__ = ["Recorded", "SavedSession", "load"]
-
-
-def _erlang_module_name(text: str) -> str:
-    if text.startswith(":"):
-        return text[1:]
-    if text.startswith("Elixir.") or not text[:1].isupper():
-        return text
-    return "Elixir." + text
 
 
 class Recorded:
@@ -99,7 +91,7 @@ class Recorded:
             ids = set(frame.loc[frame["pid"] == text, "_pid"])
             ids |= set(frame.loc[frame["peer"] == text, "_peer"])
         else:
-            wanted = {text, format_name(Atom(_erlang_module_name(text)), self.store.syntax) or text}
+            wanted = {text, format_name(Atom(erlang_module_name(text)), self.store.syntax) or text}
             ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
             ids |= {self.store._gid_of_pid(node, pid)
                     for node, pid, name in self.store.initial_names if name in wanted}

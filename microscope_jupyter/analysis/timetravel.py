@@ -125,11 +125,11 @@ class TimeTravel:
             if len(group) == 0 or pid[group[0]] <= 0:
                 continue
             p = proc(int(pid[group[0]]), int(group[0]))
-            p.first_seq = min(p.first_seq, int(group[0])) if p.first_seq >= 0 else p.first_seq
+            p.first_seq = min(p.first_seq, int(group[0]))  # -1 (known at start) stays -1
             p.event_seqs = np.sort(group)
         for i in seqs[kind == K["spawn"]]:
             child = proc(int(peer[i]), int(i))
-            child.first_seq = min(child.first_seq, int(i)) if child.first_seq >= 0 else child.first_seq
+            child.first_seq = min(child.first_seq, int(i))
         for i in seqs[kind == K["exit"]]:
             procs[int(pid[i])].exit_seq = int(i)
         for i in seqs[(kind == K["register"]) | (kind == K["unregister"])]:

@@ -74,7 +74,6 @@ _U32_U32_U32 = struct.Struct(">III")
 _U32_U32_U8 = struct.Struct(">IIB")
 _U32_U8 = struct.Struct(">IB")
 _U64_U32 = struct.Struct(">QI")
-_U32_U32_U32_U8 = struct.Struct(">IIIB")  # unused by tags; kept out of hot paths
 _FUN_HEAD = struct.Struct(">IB16sII")  # size, arity, uniq, index, num_free
 
 _TRUE, _FALSE, _NIL = Atom("true"), Atom("false"), Atom("nil")

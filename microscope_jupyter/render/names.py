@@ -12,9 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_mfa", "format_mfa_term", "format_name", "format_module"]
+__all__ = ["format_mfa", "format_mfa_term", "format_name", "format_module", "erlang_module_name"]
 
 _ELIXIR = "Elixir."
+
+
+def erlang_module_name(text: str) -> str:
+    """``MyApp.Worker`` -> ``Elixir.MyApp.Worker``; ``:gen_server``/``gen_server`` -> ``gen_server``."""
+    if text.startswith(":"):
+        return text[1:]
+    if text.startswith("Elixir."):
+        return text
+    if text[:1].isupper():
+        return "Elixir." + text
+    return text
 
 
 def format_module(module: str, syntax: str = "elixir") -> str:

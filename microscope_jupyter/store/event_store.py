@@ -394,11 +394,11 @@ class EventStore:
         return self._id_index.get((node, "Pid", repr(pid)), -1)
 
     def payload_bytes(self, seq: int) -> bytes:
-        for chunk in self._chunks:
-            if chunk.seq_start <= seq < chunk.seq_start + len(chunk.headers):
-                row = chunk.headers[seq - chunk.seq_start]
-                return bytes(chunk.payloads[int(row["pay_off"]):int(row["pay_off"]) + int(row["pay_len"])])
-        raise QueryError(f"no event with seq {seq}; seqs run from 0 to {self._count - 1}")
+        """The raw payload of event ``seq`` (O(1): read through the flat header arrays)."""
+        raw = self.raw()
+        if not 0 <= seq < len(raw):
+            raise QueryError(f"no event with seq {seq}; seqs run from 0 to {self._count - 1}")
+        return raw.payload(seq)
 
 
 def _id_text(term: Any, syntax: str) -> str | None:

@@ -171,8 +171,7 @@ def _holder_at(holders: dict, name: str | None, seq: int) -> int:
 
 
 def _payload_keys(store: EventStore, seqs: pd.Series) -> list[int]:
-    raw = store.raw()  # O(1) per event; payload_bytes() would scan the chunks each time
-    return [hash(raw.payload(int(s))) for s in seqs]
+    return [hash(store.payload_bytes(int(s))) for s in seqs]
 
 
 def calls(store: EventStore) -> pd.DataFrame:
