@@ -94,7 +94,18 @@ _NODE_INFO_SRC = """
 {erlang:system_info(otp_release), erlang:system_info(version),
  erlang:system_info(schedulers_online), erlang:system_info(process_count),
  element(1, erlang:statistics(wall_clock)),
- [{A, V} || {A, _, V} <- application:loaded_applications()]}.
+ [{A, V} || {A, _, V} <- application:loaded_applications()],
+ %% Elixir registers with EPMD before its own application is loaded, so a
+ %% fresh node may not list it yet: read the version from its .app file
+ %% (no side effect on the node) when it is on the code path.
+ case code:where_is_file("elixir.app") of
+     non_existing -> undefined;
+     AppFile ->
+         case file:consult(AppFile) of
+             {ok, [{application, elixir, Keys}]} -> proplists:get_value(vsn, Keys, undefined);
+             _ -> undefined
+         end
+ end}.
 """
 
 
@@ -223,13 +234,16 @@ class Session(Recorded):
 
     def node_info(self) -> dict[str, Any]:
         """OTP release, ERTS and Elixir versions, schedulers, process count, uptime."""
-        otp, erts, schedulers, count, uptime_ms, apps = self.eval_erlang(_NODE_INFO_SRC)
+        otp, erts, schedulers, count, uptime_ms, apps, elixir_on_path = self.eval_erlang(_NODE_INFO_SRC)
         versions = {str(app): _chars(vsn) for app, vsn in apps}
+        elixir = versions.get("elixir")
+        if elixir is None and elixir_on_path != Atom("undefined"):
+            elixir = _chars(elixir_on_path)
         self._node_info = {
             "node": self.node,
             "otp_release": _chars(otp),
             "erts_version": _chars(erts),
-            "elixir_version": versions.get("elixir"),
+            "elixir_version": elixir,
             "schedulers": schedulers,
             "process_count": count,
             "uptime_s": uptime_ms / 1000.0,

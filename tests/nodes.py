@@ -106,7 +106,7 @@ def wait_for_epmd(alive: str, timeout: float = 30.0, proc: subprocess.Popen | No
 
 def start_node(runtime: str = "otp25", *, prefix: str = "t", net_ticktime: int | None = None,
                long_name: bool = False, cookie: str | None = None, eval_src: str | None = None,
-               log_dir: Path | None = None) -> BeamNode:
+               log_dir: Path | None = None, extra_args: list[str] = ()) -> BeamNode:
     """Start a node and wait until EPMD knows it."""
     alive = unique_name(prefix)
     cookie = cookie or secrets.token_hex(16)
@@ -144,6 +144,7 @@ def start_node(runtime: str = "otp25", *, prefix: str = "t", net_ticktime: int |
             cmd += ["-kernel", "net_ticktime", str(net_ticktime)]
         if eval_src:
             cmd += ["-eval", eval_src]
+        cmd += list(extra_args)
     log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
     log_path = log_dir / f"{alive}.log"
     with open(log_path, "wb") as log_file:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
 from microscope_jupyter.session import PROCESS_COLUMNS
+from nodes import elixir_bin
 
 
 def test_rpc_returns_decoded_terms(session, any_node):
@@ -51,6 +53,19 @@ def test_node_info(session, any_node):
     assert info["uptime_s"] > 0
     assert info["elixir_version"] is None
     assert "kernel" in info["applications"]
+
+
+def test_elixir_version_is_known_before_elixir_has_loaded(node_factory):
+    # An Elixir node answers before its elixir application is loaded; with
+    # Elixir on the code path but not loaded, the version still shows.
+    ebin = Path(elixir_bin()).resolve().parent.parent / "lib" / "elixir" / "ebin"
+    if not (ebin / "elixir.app").exists():
+        pytest.skip(f"no elixir.app under {ebin}")
+    node = node_factory("otp25", prefix="exp", extra_args=["-pa", str(ebin)])
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        info = s.node_info()
+        assert "elixir" not in info["applications"]
+        assert info["elixir_version"].startswith("1.")
 
 
 def test_elixir_node_reports_elixir_version(node_factory):
