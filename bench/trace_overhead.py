@@ -1,9 +1,10 @@
 """Tracing cost and ingest rate: microscope vs the untraced run, a null tracer, and dbg.
 
-    .venv/bin/python bench/trace_overhead.py [--rounds 100000] [--runs 3]
+    .venv/bin/python bench/trace_overhead.py [--rounds 100000] [--runs 3] [--workload gencall]
 
-Workload: two processes bounce `--rounds` messages (pingpong), on a fresh
-OTP 25 node. Each round is 4 trace events (send + receive, both ways).
+Workload, on a fresh OTP 25 node: two processes bounce `--rounds` messages
+(pingpong), or one process makes `--rounds` gen_server calls to a counter
+(gencall). Each round is 4 trace events (send + receive, both ways).
 
 - untraced:   the workload alone.
 - null:       traced into a tracer that only counts: the BEAM's own trace
@@ -11,6 +12,11 @@ OTP 25 node. Each round is 4 trace events (send + receive, both ways).
 - microscope: s.trace() of the workload with limits raised out of the way,
               timed until every event has landed in s.events.
 - dbg:        dbg's default (printing) tracer, timed until its mailbox drains.
+- microscope without monitor tracking: the same trace with the four
+              monitor BIFs left unpatterned (a foreign pattern on one of them
+              makes the agent leave monitors untracked), to show what
+              tracking monitors costs: every gen call removes its own monitor,
+              a call-trace message the tracer discards.
 
 Prints medians over --runs, then ratios. Also: store bytes per event, and the
 target's memory growth under a 10x overload with default limits.
@@ -32,9 +38,12 @@ from microscope_jupyter import Atom  # noqa: E402
 from nodes import WORKLOAD_SOURCE, compile_erlang, load_module, start_node  # noqa: E402
 
 
-def run_driver(s, rounds: int, tracer=None, trace_ours=False, **limits):
+DRIVERS = {"pingpong": "driver", "gencall": "gencall_driver"}
+
+
+def run_driver(s, rounds: int, tracer=None, trace_ours=False, workload="pingpong", **limits):
     """Start the workload; returns (workload_us, events, wall_s)."""
-    driver = s.rpc("mic_workload", "driver", [rounds])
+    driver = s.rpc("mic_workload", DRIVERS[workload], [rounds])
     box = s._local.mailbox()
     rec = None
     if tracer is not None:
@@ -53,8 +62,8 @@ def run_driver(s, rounds: int, tracer=None, trace_ours=False, **limits):
     return workload_us, events, time.perf_counter() - started, rec
 
 
-def bench_dbg(s, rounds: int):
-    driver = s.rpc("mic_workload", "driver", [rounds])
+def bench_dbg(s, rounds: int, workload: str):
+    driver = s.rpc("mic_workload", DRIVERS[workload], [rounds])
     s.eval_erlang("{ok, _} = dbg:tracer(), {ok, _} = dbg:p(D, [m, sos]), ok.", D=driver)
     box = s._local.mailbox()
     started = time.perf_counter()
@@ -99,22 +108,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--overload-seconds", type=float, default=10.0)
+    parser.add_argument("--workload", choices=sorted(DRIVERS), default="pingpong")
     args = parser.parse_args()
     events_expected = 4 * args.rounds
     node = start_node("otp25", prefix="bench")
     results: dict[str, list[float]] = {k: [] for k in (
         "untraced_us", "null_us", "null_rate", "mic_us", "mic_rate", "dbg_us", "dbg_rate",
-        "bytes_per_event")}
+        "bytes_per_event", "nomon_us", "nomon_rate")}
+    workload = args.workload
     dbg_mem, dbg_queue = [], []
     try:
         with mic.attach(node.name, cookie=node.cookie) as s:
             load_module(s, compile_erlang(WORKLOAD_SOURCE, Path(tempfile.mkdtemp())))
             for run in range(args.runs):
-                us, _, _, _ = run_driver(s, args.rounds)
+                us, _, _, _ = run_driver(s, args.rounds, workload=workload)
                 results["untraced_us"].append(us)
 
                 null = s.rpc("mic_workload", "null_tracer", [])
-                us, _, _, _ = run_driver(s, args.rounds, tracer=null)
+                us, _, _, _ = run_driver(s, args.rounds, tracer=null, workload=workload)
                 while True:  # let it finish counting
                     n1 = s.rpc("mic_workload", "null_count", [null])
                     time.sleep(0.05)
@@ -127,7 +138,8 @@ def main() -> None:
                 s.store.__init__()  # a fresh store per run
                 us, events, wall, rec = run_driver(
                     s, args.rounds, trace_ours=True, max_events=10 * events_expected,
-                    max_rate=100_000_000)
+                    max_rate=100_000_000, workload=workload)
+                assert rec.status()["monitors"] == "tracked"
                 results["mic_us"].append(us)
                 results["mic_rate"].append(events / wall)
                 results["bytes_per_event"].append(s.store.memory_bytes / max(1, len(s.store)))
@@ -135,7 +147,19 @@ def main() -> None:
                     print(f"  note: microscope landed {events} of {events_expected} events "
                           f"({rec.status()['dropped']} dropped)")
 
-                us, wall, mem, queue = bench_dbg(s, args.rounds)
+                s.store.__init__()
+                s.eval_erlang("erlang:trace_pattern({erlang, demonitor, 1}, true, [local]).")
+                try:
+                    us, events, wall, rec = run_driver(
+                        s, args.rounds, trace_ours=True, max_events=10 * events_expected,
+                        max_rate=100_000_000, workload=workload)
+                finally:
+                    s.eval_erlang("erlang:trace_pattern({erlang, demonitor, 1}, false, [local]).")
+                assert rec.status()["monitors"] == "unavailable"
+                results["nomon_us"].append(us)
+                results["nomon_rate"].append(events / wall)
+
+                us, wall, mem, queue = bench_dbg(s, args.rounds, workload)
                 results["dbg_us"].append(us)
                 results["dbg_rate"].append(events_expected / wall)
                 dbg_mem.append(mem)
@@ -146,12 +170,14 @@ def main() -> None:
         node.stop()
 
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"\npingpong, {args.rounds:,} rounds = {events_expected:,} events; median of {args.runs} runs")
+    print(f"\n{workload}, {args.rounds:,} rounds = {events_expected:,} events; median of {args.runs} runs")
     print(f"  untraced workload          {med['untraced_us'] / 1e3:9.1f} ms")
     print(f"  null tracer                {med['null_us'] / 1e3:9.1f} ms   "
           f"slowdown {med['null_us'] / med['untraced_us']:.2f}x   generation {med['null_rate']:,.0f} ev/s")
     print(f"  microscope                 {med['mic_us'] / 1e3:9.1f} ms   "
           f"slowdown {med['mic_us'] / med['untraced_us']:.2f}x   ingest {med['mic_rate']:,.0f} ev/s")
+    print(f"  microscope, no monitors    {med['nomon_us'] / 1e3:9.1f} ms   "
+          f"slowdown {med['nomon_us'] / med['untraced_us']:.2f}x   ingest {med['nomon_rate']:,.0f} ev/s")
     print(f"  dbg (printing tracer)      {med['dbg_us'] / 1e3:9.1f} ms   "
           f"slowdown {med['dbg_us'] / med['untraced_us']:.2f}x   end-to-end {med['dbg_rate']:,.0f} ev/s"
           f"   peak backlog {statistics.median(dbg_queue):,.0f} msgs, "
@@ -160,6 +186,7 @@ def main() -> None:
     print(f"  ingest / null generation rate:       {med['mic_rate'] / med['null_rate']:.2f}x  (target >= 0.5)")
     print(f"  slowdown vs null tracer's slowdown:  {med['mic_us'] / med['null_us']:.2f}x  (target <= 1.2)")
     print(f"  ingest / dbg end-to-end:             {med['mic_rate'] / med['dbg_rate']:.1f}x  (target >= 25)")
+    print(f"  slowdown with / without monitors:    {med['mic_us'] / med['nomon_us']:.2f}x")
     print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 200)")
     print(f"overload, default limits, {args.overload_seconds:g} s: target memory +{growth / 2**20:.1f} MiB; "
           f"kept {status['events']:,}, dropped {status['dropped']:,} (counted), state {status['state']}")

@@ -260,10 +260,11 @@ class Session(Recorded):
         """Start recording; returns a Recording (a context manager; ``.stop()``).
 
         With no arguments, records every application process (kernel and
-        stdlib internals left out): messages, lifecycle, and GenServer state
-        before/after each callback. ``procs`` narrows it to pids, names or
-        supervisors (their whole subtree); children are followed as they
-        spawn. ``modules`` adds call/return/exception tracing for
+        stdlib internals left out): messages, lifecycle (spawn, exit, link,
+        register, monitor; the links and monitors held at the start too), and
+        GenServer state before/after each callback. ``procs`` narrows it to
+        pids, names or supervisors (their whole subtree); children are
+        followed as they spawn. ``modules`` adds call/return/exception tracing for
         ``"MyApp.Worker"`` or ``"MyApp.Worker.handle_call/3"``.
 
         Limits are always on: ``max_events`` (1,000,000) then the trace stops;

@@ -50,7 +50,7 @@
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
--define(VERSION, 8).
+-define(VERSION, 9).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -73,6 +73,9 @@
 -define(K_LONG_GC, 16).
 -define(K_LONG_SCHEDULE, 17).
 -define(K_LARGE_HEAP, 18).
+%% 19 (line) and 20 (annotation) are written on the Python side.
+-define(K_MONITOR, 21).
+-define(K_DEMONITOR, 22).
 
 -define(F_TRUNCATED, 1).
 
@@ -173,14 +176,17 @@ controller_init(Caller, Owner, Opts0) ->
         {error, Reason} ->
             Caller ! {self(), refused, Reason};
         {ok, Procs, Patterns} ->
-            Tracer = spawn_opt(?MODULE, tracer_init, [self(), Owner, Opts],
+            Backend0 = backend_kind(),
+            MonitorMFAs = monitor_patterns(Backend0, Opts, Patterns),
+            Tracer = spawn_opt(?MODULE, tracer_init,
+                               [self(), Owner, Opts#{track_monitors => MonitorMFAs =/= []}],
                                [link, {message_queue_data, off_heap}]),
-            Backend = backend(Tracer),
-            Flags = trace_flags(Opts),
+            Backend = backend(Backend0, Tracer),
+            Flags = trace_flags(Opts, MonitorMFAs =/= []),
             Ctl0 = #ctl{owner = Owner, owner_ref = OwnerRef, tracer = Tracer,
                         backend = Backend, flags = Flags, opts = Opts,
                         started = erlang:monotonic_time()},
-            Ctl1 = set_patterns(Patterns, Ctl0),
+            Ctl1 = set_monitor_patterns(MonitorMFAs, set_patterns(Patterns, Ctl0)),
             %% Hooks first: the sys calls that install them are not traffic
             %% anyone asked to see, and untraced processes make none.
             %% Only processes we can trace: one another tool traces is left
@@ -191,6 +197,9 @@ controller_init(Caller, Owner, Opts0) ->
                        false -> Ctl1
                    end,
             Ctl3 = (trace_procs(Procs, Ctl2))#ctl{monitor = set_monitor(Tracer, Opts)},
+            %% Taken after tracing began: a link or monitor made meanwhile is
+            %% both here and an event, never in neither.
+            Relations = relations(Ctl3#ctl.procs, [self(), Tracer]),
             Ctl = case maps:get(duration_ms, Opts) of
                       infinity -> Ctl3;
                       Ms -> Ctl3#ctl{deadline_ref = erlang:send_after(Ms, self(), duration)}
@@ -199,9 +208,11 @@ controller_init(Caller, Owner, Opts0) ->
                      backend => element(1, Backend),
                      traced => length(Ctl#ctl.procs),
                      hooked => length(Ctl#ctl.hooked),
-                     patterns => length(Ctl#ctl.patterns),
+                     patterns => length(Ctl#ctl.patterns) - length(MonitorMFAs),
                      skipped_foreign => skipped_foreign(Procs, Ctl),
                      system_monitor => Ctl#ctl.monitor =/= none,
+                     monitors => monitor_tracking(maps:get(lifecycle, Opts), MonitorMFAs),
+                     relations => Relations,
                      time_offset => erlang:time_offset(),
                      native_per_second => erlang:convert_time_unit(1, second, native),
                      started => Ctl#ctl.started,
@@ -520,24 +531,21 @@ has_sessions() ->
     code:ensure_loaded(trace) =:= {module, trace}
         andalso erlang:function_exported(trace, session_create, 3).
 
-backend(Tracer) ->
-    case has_sessions() of
-        true ->
-            Session = trace:session_create(microscope, Tracer, []),
-            {session, Session};
-        false ->
-            {legacy, Tracer}
-    end.
+backend_kind() ->
+    case has_sessions() of true -> session; false -> legacy end.
+
+backend(session, Tracer) -> {session, trace:session_create(microscope, Tracer, [])};
+backend(legacy, Tracer) -> {legacy, Tracer}.
 
 destroy_backend({session, Session}) -> catch trace:session_destroy(Session), ok;
 destroy_backend({legacy, _}) -> ok.
 
-trace_flags(Opts) ->
+trace_flags(Opts, TrackMonitors) ->
     Base = [set_on_spawn, monotonic_timestamp],
     Msg = case maps:get(messages, Opts) of true -> [send, 'receive']; false -> [] end,
     %% procs is needed for spawn events, which also drive hooking new GenServers.
     Life = [procs],
-    Calls = case maps:get(modules, Opts) of [] -> []; _ -> [call] end,
+    Calls = case {maps:get(modules, Opts), TrackMonitors} of {[], false} -> []; _ -> [call] end,
     Gc = case maps:get(gc, Opts) of true -> [garbage_collection]; false -> [] end,
     lists:append([Base, Msg, Life, Calls, Gc]).
 
@@ -586,6 +594,76 @@ untrace_procs(#ctl{backend = {legacy, Tracer}, flags = Flags}) ->
     [catch erlang:trace(P, false, Flags)
      || P <- erlang:processes(), erlang:trace_info(P, tracer) =:= {tracer, Tracer}],
     ok.
+
+%% Monitors have no trace flag: they are seen by call-tracing the four BIFs
+%% that make and remove them. The monitor a gen call makes for itself
+%% (alias + demonitor option) is left out at the source: it lives for one
+%% call, and the call is in the trace already. Before OTP 27 patterns are
+%% global, so all four must be free of other tools' patterns, or monitors
+%% go untracked; the same if the user patterns one of them, or if another
+%% tool call-traces some process (our global patterns would add monitor
+%% calls to its trace).
+-define(MONITOR_MFAS, [{erlang, monitor, 2}, {erlang, monitor, 3},
+                       {erlang, demonitor, 1}, {erlang, demonitor, 2}]).
+
+monitor_patterns(Backend, Opts, UserPatterns) ->
+    Wanted = maps:get(lifecycle, Opts)
+        andalso not lists:any(fun(MFA) -> lists:member(MFA, UserPatterns) end, ?MONITOR_MFAS)
+        andalso (Backend =:= session
+                 orelse (lists:all(fun(MFA) -> erlang:trace_info(MFA, traced) =:= {traced, false} end,
+                                   ?MONITOR_MFAS)
+                         andalso not foreign_call_tracing())),
+    case Wanted of
+        true -> ?MONITOR_MFAS;
+        false -> []
+    end.
+
+foreign_call_tracing() ->
+    lists:any(fun(P) ->
+                      case erlang:trace_info(P, flags) of
+                          {flags, Flags} -> lists:member(call, Flags);
+                          _ -> false
+                      end
+              end, erlang:processes()).
+
+monitor_tracking(false, _) -> off;
+monitor_tracking(true, []) -> unavailable;
+monitor_tracking(true, _) -> tracked.
+
+monitor_match_spec({erlang, monitor, 2}) ->
+    [{[process, '_'], [], [{return_trace}]}];
+monitor_match_spec({erlang, monitor, 3}) ->
+    [{[process, '_', [{alias, demonitor}]], [], [{message, false}]},
+     {[process, '_', '_'], [], [{return_trace}]}];
+monitor_match_spec({erlang, demonitor, _}) ->
+    true.
+
+set_monitor_patterns(MFAs, Ctl = #ctl{backend = Backend}) ->
+    [case Backend of
+         {legacy, _} -> erlang:trace_pattern(MFA, monitor_match_spec(MFA), [local]);
+         {session, S} -> trace:function(S, MFA, monitor_match_spec(MFA), [local])
+     end || MFA <- MFAs],
+    Ctl#ctl{patterns = Ctl#ctl.patterns ++ MFAs}.
+
+%% Links and monitors of the traced processes as tracing begins (monitors
+%% both ways: the ones a process holds and the ones held on it).
+relations(Procs, Own) ->
+    lists:usort(lists:flatmap(fun(P) -> relations_of(P, Own) end, Procs)).
+
+relations_of(P, Own) ->
+    case erlang:process_info(P, [links, monitors, monitored_by]) of
+        undefined -> [];
+        [{links, Links}, {monitors, Monitors}, {monitored_by, By}] ->
+            [{P, link, L} || L <- Links, is_pid(L), not lists:member(L, Own)]
+                ++ [{P, monitor, T} || {process, Target} <- Monitors,
+                                       T <- [monitor_target(Target)], is_pid(T)]
+                ++ [{W, monitor, P} || W <- By, is_pid(W), not lists:member(W, Own)]
+    end.
+
+monitor_target(P) when is_pid(P) -> P;
+monitor_target(Name) when is_atom(Name) -> whereis(Name);
+monitor_target({Name, Node}) when is_atom(Name), Node =:= node() -> whereis(Name);
+monitor_target(_) -> none.
 
 set_patterns([], Ctl) -> Ctl;
 set_patterns(MFAs, Ctl = #ctl{backend = Backend}) ->
@@ -781,7 +859,10 @@ cap(Term, Limit) ->
              seen = 0, kept = 0, dropped = 0, drop_since = none, batches = 0,
              intern = #{}, next_id = 1, defs = [],
              window_start, window_count = 0, second, last_flush, stopped = false,
-             check = 0}).
+             check = 0,
+             %% monitor tracking: calls awaiting their return (pid -> target),
+             %% and live monitors we reported (ref -> target pid or none)
+             track_monitors = false, monitor_calls = #{}, monitors = #{}}).
 
 tracer_init(Controller, Owner, Opts) ->
     Now = erlang:monotonic_time(),
@@ -790,6 +871,7 @@ tracer_init(Controller, Owner, Opts) ->
                     flush_ms = maps:get(flush_ms, Opts),
                     payload_limit = maps:get(payload_limit, Opts),
                     lifecycle = maps:get(lifecycle, Opts),
+                    track_monitors = maps:get(track_monitors, Opts, false),
                     max_events = maps:get(max_events, Opts),
                     max_rate = maps:get(max_rate, Opts),
                     shed_queue = maps:get(shed_queue, Opts),
@@ -805,6 +887,11 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
             From ! {Ref, stats(T2, Reason)};
         {stats, From, Ref} ->
             From ! {Ref, stats(T, running)},
+            tracer_loop(T);
+        {trace_ts, _, call, {erlang, demonitor, [Ref | _]}, _}
+          when not is_map_key(Ref, T#tr.monitors) ->
+            %% Every gen call ends by removing its own monitor: the commonest
+            %% message here that is no event, so it takes the shortest path.
             tracer_loop(T);
         Msg ->
             tracer_loop(handle(Msg, T))
@@ -822,7 +909,12 @@ handle(Msg, T0) ->
         {keep, T1} ->
             T2 = case encode_event(Msg, T1) of
                      skip -> T1#tr{seen = T1#tr.seen - 1};
-                     T3 -> T3#tr{kept = T3#tr.kept + 1}
+                     T3 ->
+                         %% Most messages make one event; a monitor call makes
+                         %% none until its return, a 'DOWN' makes two. Count
+                         %% events, so kept + dropped = seen holds.
+                         Added = T3#tr.in_batch - T1#tr.in_batch,
+                         T3#tr{kept = T3#tr.kept + Added, seen = T3#tr.seen + Added - 1}
                  end,
             maybe_flush(periodic_checks(T2));
         {drop, T1} ->
@@ -932,6 +1024,11 @@ encode_event({trace_ts, P, send, Msg, To, Ts}, T) ->
     payload(?K_SEND, P, To, none, Ts, 0, Msg, T);
 encode_event({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->
     payload(?K_SEND_TO_DEAD, P, To, none, Ts, 0, Msg, T);
+encode_event({trace_ts, P, 'receive', {'DOWN', Ref, process, _, _} = Msg, Ts},
+             T = #tr{monitors = Monitors}) when is_map_key(Ref, Monitors) ->
+    %% The watcher learns its monitor ended: aux 1 marks this end.
+    T1 = payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T),
+    end_monitor(P, Ref, Ts, 1, T1);
 encode_event({trace_ts, P, 'receive', Msg, Ts}, T) ->
     payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T);
 encode_event({trace_ts, _, spawn, Child, _, _}, T = #tr{lifecycle = false}) ->
@@ -953,6 +1050,28 @@ encode_event({trace_ts, P, register, Name, Ts}, T) ->
     event(?K_REGISTER, P, Name, none, Ts, 0, T);
 encode_event({trace_ts, P, unregister, Name, Ts}, T) ->
     event(?K_UNREGISTER, P, Name, none, Ts, 0, T);
+encode_event({trace_ts, P, call, {erlang, monitor, [process, Target | _]}, _}, T)
+  when T#tr.track_monitors ->
+    T#tr{monitor_calls = (T#tr.monitor_calls)#{P => Target}};
+encode_event({trace_ts, P, return_from, {erlang, monitor, _}, Ref, Ts}, T)
+  when T#tr.track_monitors ->
+    case maps:take(P, T#tr.monitor_calls) of
+        {Target, Calls} ->
+            Peer = case monitor_target(Target) of
+                       Pid when is_pid(Pid) -> Pid;
+                       _ -> none
+                   end,
+            payload(?K_MONITOR, P, Peer, none, Ts, 0, {Ref, Target},
+                    T#tr{monitor_calls = Calls, monitors = (T#tr.monitors)#{Ref => Peer}});
+        error ->
+            skip
+    end;
+encode_event({trace_ts, P, call, {erlang, demonitor, [Ref | _]}, Ts}, T)
+  when T#tr.track_monitors ->
+    case is_map_key(Ref, T#tr.monitors) of
+        true -> end_monitor(P, Ref, Ts, 0, T);
+        false -> skip  % a gen call's own monitor, or one older than the trace
+    end;
 encode_event({trace_ts, P, call, {M, F, Args}, Ts}, T) ->
     payload(?K_CALL, P, none, {M, F, arity(Args)}, Ts, 0, Args, T);
 encode_event({trace_ts, P, return_from, MFA, Ret, Ts}, T) ->
@@ -979,6 +1098,10 @@ encode_event(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.
     skip.
+
+end_monitor(P, Ref, Ts, How, T) ->
+    {Peer, Monitors} = maps:take(Ref, T#tr.monitors),
+    payload(?K_DEMONITOR, P, Peer, none, Ts, How, Ref, T#tr{monitors = Monitors}).
 
 info_value(Key, Info) ->
     case lists:keyfind(Key, 1, Info) of

@@ -2,7 +2,8 @@
 // what changed since the previous step highlighted.
 // Model:
 //   n_events: int      cursor: seq (Python answers with snapshot)     proc: "" | pid/name to step within
-//   snapshot: [{pid, name, alive, state_text, mailbox: [text], mailbox_len, current_callback, diff_text, changed}]
+//   snapshot: [{pid, name, alive, state_text, mailbox: [text], mailbox_len, current_callback,
+//               relations: "links A · monitors B · monitored by C", diff_text, changed}]
 //   event_text: what happened at the cursor
 import { h, input, palette, injectStyle, baseCss } from "./common.js";
 
@@ -40,12 +41,13 @@ function render({ model, el }) {
     event.textContent = model.get("event_text") || "";
     const rows = model.get("snapshot") || [];
     const table = h("table", {},
-      h("tr", {}, ...["process", "state", "mailbox", "callback"].map((t) => h("th", {}, t))),
+      h("tr", {}, ...["process", "state", "mailbox", "callback", "links & monitors"].map((t) => h("th", {}, t))),
       ...rows.map((r) => h("tr", { class: `${r.changed ? "changed" : ""} ${r.alive ? "" : "dead"}`, "data-pid": r.pid },
         h("td", {}, h("div", {}, r.name || r.pid), h("div", { class: "muted mono" }, r.pid + (r.alive ? "" : " · exited"))),
         h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null),
         h("td", { class: "mono" }, r.mailbox_len ? `${r.mailbox_len}: ${r.mailbox.join(", ")}` : ""),
-        h("td", {}, r.current_callback || ""))));
+        h("td", {}, r.current_callback || ""),
+        h("td", { class: "relations" }, r.relations || ""))));
     body.replaceChildren(table);
     el.dataset.cursor = String(cursor);
   }

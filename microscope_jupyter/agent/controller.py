@@ -29,7 +29,7 @@ __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = 8  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 9  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 
 
@@ -107,12 +107,17 @@ class Recording:
         _, agent, info = reply
         info = {str(k): v for k, v in info.items()}
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
+        info["monitors"] = str(info.get("monitors", "off"))  # tracked | unavailable | off
         store.add_source(source, remote.name, info["time_offset"], info["native_per_second"],
-                         info.get("names", []))
+                         info.get("names", []), info.get("relations", []))
         recording = cls(remote, owner, agent, info, store, source, spec)
         if info.get("skipped_foreign"):
             log.warning("%d processes are traced by another tool and were left alone",
                         info["skipped_foreign"])
+        if info["monitors"] == "unavailable":
+            log.warning("monitors are not tracked in this trace: another tool is call-tracing "
+                        "on this node (before OTP 27 trace patterns are node-wide), or modules= "
+                        "names erlang:monitor/demonitor itself")
         return recording
 
     # -- status
@@ -135,6 +140,7 @@ class Recording:
             "elapsed_s": elapsed,
             "traced_processes": self.info.get("traced", 0),
             "state_hooks": self.info.get("hooked", 0),
+            "monitors": self.info.get("monitors", "off"),
             "message": self.message,
         }
 

@@ -17,7 +17,15 @@ to its own calls are taken at once by the call's selective receive; a
 message no callback took stays queued until the process exits (the crash
 message, and whatever queued behind it) or the recording ends (in flight).
 For a process without callbacks, a message counts as taken by its next act
-(a send, a link, an exit). Monitors are not traced and are not shown.
+(a send, a link, an exit).
+
+Links and monitors: those held when the trace started come from the agent
+(``process_info`` right after tracing began), later ones from link/unlink
+and monitor/demonitor events. Every relation ends when either side exits.
+A monitor made before the trace and removed by ``demonitor`` during it is
+shown until one side exits: the agent only knows the refs of monitors it
+saw being made. The monitor a ``GenServer.call`` makes for itself is not
+shown (it lives for the call, which the trace shows anyway).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from .diff import diff, render_diff
 __all__ = ["TimeTravel", "SNAPSHOT_COLUMNS"]
 
 SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "mailbox_len",
-                    "links", "current_callback", "last_seq"]
+                    "links", "monitors", "monitored_by", "current_callback", "last_seq"]
 
 K = KIND_CODES
 
@@ -60,7 +68,10 @@ class _Proc:
     handled_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     handled_by_state: dict = field(default_factory=dict)  # receive seq -> state seq
     event_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    link_events: list = field(default_factory=list)      # [(seq, peer_gid, +1/-1)]
+    # [(seq, peer_gid, +1/-1)], seq -1 for those held at the start
+    link_events: list = field(default_factory=list)
+    monitor_events: list = field(default_factory=list)       # monitors this process holds
+    monitored_by_events: list = field(default_factory=list)  # monitors held on it
 
 
 _REPLY_TAGS = {Atom("code_server"), Atom("io_reply"), Atom("io_request")}
@@ -139,6 +150,19 @@ class TimeTravel:
             sign = 1 if kind[i] == K["link"] else -1
             procs[int(pid[i])].link_events.append((int(i), int(peer[i]), sign))
             proc(int(peer[i]), int(i)).link_events.append((int(i), int(pid[i]), sign))
+        for i in seqs[((kind == K["monitor"]) | (kind == K["demonitor"])) & (peer > 0)]:
+            sign = 1 if kind[i] == K["monitor"] else -1
+            procs[int(pid[i])].monitor_events.append((int(i), int(peer[i]), sign))
+            proc(int(peer[i]), int(i)).monitored_by_events.append((int(i), int(pid[i]), sign))
+        # Relations held at the start go first; only onto processes the
+        # recording knows (a traced process's untraced peer gets no row).
+        for holder, relation, other in reversed(store.initial_relations):
+            for a, b, attr in ((holder, other, "link_events" if relation == "link"
+                                else "monitor_events"),
+                               (other, holder, "link_events" if relation == "link"
+                                else "monitored_by_events")):
+                if a in procs:
+                    getattr(procs[a], attr).insert(0, (-1, b, 1))
 
         # States: decode only these payloads.
         state_rows = seqs[kind == K["state"]]
@@ -235,7 +259,8 @@ class TimeTravel:
                 continue
             rows.append(self._row(p, seq, ts_t))
         frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
-        for column in ("name", "state", "state_text", "mailbox", "links", "current_callback"):
+        for column in ("name", "state", "state_text", "mailbox", "links", "monitors",
+                       "monitored_by", "current_callback"):
             frame[column] = pd.Series([r[SNAPSHOT_COLUMNS.index(column)] for r in rows],
                                       dtype=object, index=frame.index)
         frame.attrs["seq"] = seq
@@ -257,7 +282,9 @@ class TimeTravel:
         if len(p.recv_seqs):
             mask = (p.recv_seqs <= seq) & (p.handled_seqs > seq)
             mailbox = [self.raw.term(int(r)) for r in p.recv_seqs[mask]]
-        links = self._links(p, seq)
+        links = self._related(p.link_events, seq, alive, presence=True)
+        monitors = self._related(p.monitor_events, seq, alive, presence=False)
+        monitored_by = self._related(p.monitored_by_events, seq, alive, presence=False)
         callback = None
         k = bisect.bisect_left(p.state_ts_out, ts_t)
         if k < len(p.state_ts_out) and p.state_ts_in[k] <= ts_t and p.state_seqs[k] >= seq:
@@ -268,19 +295,27 @@ class TimeTravel:
             last = int(p.event_seqs[k]) if k >= 0 else None
         text = render(state, self.store.syntax, 200) if state is not None else None
         return (p.pid, name if alive else None, alive, state, text, mailbox, len(mailbox),
-                links, callback, last)
+                links, monitors, monitored_by, callback, last)
 
-    def _links(self, p: _Proc, seq: int) -> list[str]:
-        linked: dict[int, int] = {}
-        for s, peer, sign in p.link_events:
+    def _related(self, events: list, seq: int, alive: bool, presence: bool) -> list[str]:
+        """Peers related at ``seq``: a link is there or not (linking twice is one link);
+        monitors count (two monitors on one process are two)."""
+        if not alive:
+            return []
+        count: dict[int, int] = {}
+        for s, peer, sign in events:
             if s > seq:
                 break
-            linked[peer] = linked.get(peer, 0) + sign
+            if presence:
+                count[peer] = max(0, sign)
+            else:
+                count[peer] = max(0, count.get(peer, 0) + sign)
         out = []
-        for peer, count in linked.items():
+        for peer, n in count.items():
             other = self._procs.get(peer)
-            if count > 0 and not (other and other.exit_seq is not None and other.exit_seq <= seq):
-                out.append(self.store.id_text(peer))
+            if other and other.exit_seq is not None and other.exit_seq <= seq:
+                continue
+            out.extend([self.store.id_text(peer)] * n)
         return sorted(out)
 
     def handled_by(self, receive_seq: int) -> int | None:

@@ -119,6 +119,9 @@ class EventStore:
         self._count = 0
         self._in_memory = 0
         self._initial_names: list[tuple[str, Pid, Any]] = []  # (node, pid, name atom) at start
+        # (pid id, "link" | "monitor", peer id) as each trace started: a link
+        # goes both ways; a monitor is held by pid on peer.
+        self._initial_relations: list[tuple[int, str, int]] = []
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
         self._raw_cache: RawColumns | None = None
@@ -140,10 +143,14 @@ class EventStore:
     # ---------------------------------------------------------------- writing
 
     def add_source(self, key: str, node: str, time_offset: int, native_per_second: int,
-                   names: list[tuple[Pid, Any]] = ()) -> None:
+                   names: list[tuple[Pid, Any]] = (),
+                   relations: list[tuple[Pid, Any, Pid]] = ()) -> None:
         with self._lock:
             self._sources[key] = _Source(node, time_offset, native_per_second)
             self._initial_names.extend((node, pid, name) for pid, name in names)
+            self._initial_relations.extend(
+                (self._global_id(node, pid), str(relation), self._global_id(node, peer))
+                for pid, relation, peer in relations)
 
     def append_batch(self, key: str, headers: bytes, payloads: bytes,
                      defs: list[tuple[int, Any]], seen: int | None = None,
@@ -229,6 +236,11 @@ class EventStore:
         """(node, pid, name) registered when each trace started, in the current syntax."""
         return [(node, pid, format_name(name, self.syntax) or str(name))
                 for node, pid, name in self._initial_names]
+
+    @property
+    def initial_relations(self) -> list[tuple[int, str, int]]:
+        """(pid id, "link" or "monitor", peer id) as each trace started."""
+        return list(self._initial_relations)
 
     def __len__(self) -> int:
         return self._count

@@ -67,6 +67,12 @@ def save_store(store: EventStore, path: str | Path, metadata: dict[str, Any]) ->
         "name": pa.array([encode(a) for _, _, a in store._initial_names], pa.binary()),
     })
     pq.write_table(names, out / "names.parquet")
+    relations = store._initial_relations
+    pq.write_table(pa.table({
+        "pid": pa.array([r[0] for r in relations], pa.int64()),
+        "relation": pa.array([r[1] for r in relations], pa.string()),
+        "peer": pa.array([r[2] for r in relations], pa.int64()),
+    }), out / "relations.parquet")
     sources = pa.table({
         "key": pa.array(list(store._sources), pa.string()),
         "node": pa.array([s.node for s in store._sources.values()], pa.string()),
@@ -98,6 +104,11 @@ def load_store(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
     store._initial_names = [(n, decode(p), decode(a)) for n, p, a in
                             zip(names["node"].to_pylist(), names["pid"].to_pylist(),
                                 names["name"].to_pylist())]
+    if (src / "relations.parquet").exists():  # absent from sessions saved before it existed
+        relations = pq.read_table(src / "relations.parquet")
+        store._initial_relations = list(zip(relations["pid"].to_pylist(),
+                                             relations["relation"].to_pylist(),
+                                             relations["peer"].to_pylist()))
     sources = pq.read_table(src / "sources.parquet").to_pylist()
     for s in sources:
         store._sources[s["key"]] = _Source(s["node"], s["time_offset"], s["native_per_second"],

@@ -22,7 +22,8 @@ HEADER_DTYPE = np.dtype([
     ("ts", "<i8"),       # node monotonic time, native units
     ("pay_off", "<u4"),  # offset of the payload in the batch's payload blob
     ("pay_len", "<u4"),
-    ("aux", "<i8"),      # per kind: dropped count, handler duration (native units), gc major=1
+    ("aux", "<i8"),      # per kind: dropped count, handler duration (native units), gc major=1,
+                         # demonitor 1 = ended by a 'DOWN' the watcher received
 ])
 assert HEADER_DTYPE.itemsize == 40
 
@@ -30,7 +31,7 @@ KINDS = {
     1: "spawn", 2: "exit", 3: "link", 4: "unlink", 5: "register", 6: "unregister",
     7: "send", 8: "send_to_dead", 9: "receive", 10: "call", 11: "return", 12: "exception",
     13: "state", 14: "gc", 15: "dropped", 16: "long_gc", 17: "long_schedule",
-    18: "large_heap", 19: "line", 20: "annotation",
+    18: "large_heap", 19: "line", 20: "annotation", 21: "monitor", 22: "demonitor",
 }
 KIND_CODES = {name: code for code, name in KINDS.items()}
 

@@ -359,14 +359,17 @@ class TimeTravel(_Widget):
         now = self._tt.snapshot_at(self.cursor)
         before = self._tt.snapshot_at(self.cursor - 1) if self.cursor > 0 else now
         previous = {r.pid: r for r in before.itertuples(index=False)}
+        label = {r.pid: r.name for r in now.itertuples(index=False) if isinstance(r.name, str)}
         rows = []
         from ..analysis.diff import diff, render_diff
 
         for r in now.itertuples(index=False):
             old = previous.get(r.pid)
             changes = diff(old.state, r.state) if old is not None else []
+            relations = _relations_text(r, label)
             changed = (old is None or bool(changes) or old.alive != r.alive
-                       or old.mailbox_len != r.mailbox_len)
+                       or old.mailbox_len != r.mailbox_len
+                       or relations != _relations_text(old, label))
             rows.append({
                 "pid": r.pid, "name": r.name if isinstance(r.name, str) else None,
                 "alive": bool(r.alive),
@@ -374,6 +377,7 @@ class TimeTravel(_Widget):
                 "mailbox": [render(m, self._source.store.syntax, 60) for m in r.mailbox],
                 "mailbox_len": int(r.mailbox_len),
                 "current_callback": r.current_callback or "",
+                "relations": relations,
                 "diff_text": render_diff(changes, self._source.store.syntax) if changes else "",
                 "changed": bool(changed and self.cursor > 0),
             })
@@ -391,11 +395,23 @@ class TimeTravel(_Widget):
             f'<td>{html.escape(r["name"] or r["pid"])}<br><code>{html.escape(r["pid"])}</code></td>'
             f'<td><code>{html.escape(r["state_text"])}</code>'
             f'<pre style="color:#b06000;margin:0">{html.escape(r["diff_text"])}</pre></td>'
-            f'<td><code>{html.escape(", ".join(r["mailbox"]))}</code></td></tr>'
+            f'<td><code>{html.escape(", ".join(r["mailbox"]))}</code></td>'
+            f'<td>{html.escape(r["relations"])}</td></tr>'
             for r in self.snapshot)
         return (f'<div style="font:12px sans-serif"><b>Time travel</b> at event {self.cursor} of '
                 f'{self.n_events}: <code>{html.escape(self.event_text)}</code>'
-                f'<table><tr><th>process</th><th>state</th><th>mailbox</th></tr>{rows}</table></div>')
+                f'<table><tr><th>process</th><th>state</th><th>mailbox</th>'
+                f'<th>links &amp; monitors</th></tr>{rows}</table></div>')
+
+
+def _relations_text(row: Any, label: dict[str, str]) -> str:
+    """'links A, B · monitors C · monitored by D', peers by name where they have one."""
+    parts = []
+    for title, peers in (("links", row.links), ("monitors", row.monitors),
+                         ("monitored by", row.monitored_by)):
+        if peers:
+            parts.append(f"{title} " + ", ".join(label.get(p, p) for p in peers))
+    return " · ".join(parts)
 
 
 # ---------------------------------------------------------------- timeline

@@ -123,9 +123,10 @@ def test_time_travel_keys_and_slider(page, server, screenshots):
              "snapshot": [{"pid": "<0.3.0>", "name": "Demo.WorkerB", "alive": True,
                            "state_text": "%{count: 3}", "mailbox": ["{:update, 4}"],
                            "mailbox_len": 1, "current_callback": "", "diff_text": ".count: 2 -> 3",
-                           "changed": True}]}
+                           "relations": "links Demo.Sup · monitored by <0.9.0>", "changed": True}]}
     mount(page, server, "time_travel", state)
     assert page.locator("tr.changed").count() == 1
+    assert page.locator("td.relations").inner_text() == "links Demo.Sup · monitored by <0.9.0>"
     assert ".count: 2 -> 3" in page.locator(".diff").inner_text()
     page.focus(".mic-tt")
     page.keyboard.press("ArrowRight")

@@ -3,7 +3,7 @@
 -behaviour(gen_server).
 
 -export([start_counter/1, pingpong/1, flood/2, burst/2]).
--export([driver/1, null_tracer/0, null_count/1, trace_with/2]).
+-export([driver/1, gencall_driver/1, null_tracer/0, null_count/1, trace_with/2, watcher/0, watch/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 %% A counter GenServer registered as Name: casts, calls and infos all change it.
@@ -39,6 +39,30 @@ ping_loop(Pong, I, N) ->
     receive {pong, I} -> ok end,
     ping_loop(Pong, I + 1, N).
 
+%% A process that links, unlinks, monitors, demonitors and makes gen calls
+%% when told to; watch/2 asks it and waits, so it can be driven over rpc.
+watcher() -> spawn(fun() -> watch_loop(#{}) end).
+
+watch(W, Request) ->
+    W ! {Request, self()},
+    receive {W, Reply} -> Reply after 5000 -> timeout end.
+
+watch_loop(Refs) ->
+    receive
+        {{link, P}, From} -> link(P), From ! {self(), ok}, watch_loop(Refs);
+        {{unlink, P}, From} -> unlink(P), From ! {self(), ok}, watch_loop(Refs);
+        {{monitor, Target, Key}, From} ->
+            Ref = erlang:monitor(process, Target),
+            From ! {self(), ok},
+            watch_loop(Refs#{Key => Ref});
+        {{demonitor, Key}, From} ->
+            erlang:demonitor(maps:get(Key, Refs)),
+            From ! {self(), ok},
+            watch_loop(maps:remove(Key, Refs));
+        {{call, Name, Req}, From} -> From ! {self(), gen_server:call(Name, Req)}, watch_loop(Refs);
+        _ -> watch_loop(Refs)
+    end.
+
 %% Send N messages to Pid as fast as possible.
 flood(Pid, N) ->
     [Pid ! {add, 1} || _ <- lists:seq(1, N)],
@@ -60,6 +84,23 @@ driver(N) ->
     spawn(fun() ->
         receive {go, ReplyTo} -> ReplyTo ! {pingpong_done, pingpong(N)} end
     end).
+
+%% The same for N gen_server calls to a counter it starts: each call is a
+%% request and a reply (4 trace events) plus the call's own monitor.
+gencall_driver(N) ->
+    spawn(fun() ->
+        receive {go, ReplyTo} ->
+            {ok, C} = gen_server:start(?MODULE, 0, []),
+            T0 = erlang:monotonic_time(microsecond),
+            call_loop(C, N),
+            Us = erlang:monotonic_time(microsecond) - T0,
+            gen_server:stop(C),
+            ReplyTo ! {gencall_done, Us}
+        end
+    end).
+
+call_loop(_C, 0) -> ok;
+call_loop(C, N) -> ok = gen_server:call(C, {add, 1}), call_loop(C, N - 1).
 
 %% The physical limit: a tracer that only counts what the BEAM hands it.
 null_tracer() ->

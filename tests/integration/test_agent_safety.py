@@ -42,8 +42,11 @@ Hooks = [P || P <- Gens,
                       string:find(io_lib:format("~p", [Dbg]), "microscope_state_hook") =/= nomatch;
                   _ -> false
               end],
-Patterns = [MFA || M <- Mods, {F, A} <- M:module_info(functions),
-                   MFA <- [{M, F, A}], erlang:trace_info(MFA, traced) =/= {traced, false}],
+%% the modules traced, and the BIFs the agent patterns to see monitors
+Patterns = [MFA || MFA <- [{M, F, A} || M <- Mods, {F, A} <- M:module_info(functions)]
+                          ++ [{erlang, monitor, 2}, {erlang, monitor, 3},
+                              {erlang, demonitor, 1}, {erlang, demonitor, 2}],
+                   erlang:trace_info(MFA, traced) =/= {traced, false}],
 Monitor = [M || M <- [erlang:system_monitor()], M =/= undefined],
 #{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor}.
 """
@@ -76,6 +79,7 @@ def test_detach_removes_everything(demo, demo_node):
     with mic.attach(demo_node.name, cookie=demo_node.cookie) as observer:
         during = leftovers(observer)
         assert during["flags"] and during["agents"] and during["hooks"] and during["patterns"]
+        assert (Atom("erlang"), Atom("demonitor"), 1) in during["patterns"]  # monitors tracked
         assert during["monitor"]   # the node's system monitor was free, so the agent took it
         demo.detach()
         assert wait_clean(observer) == CLEAN

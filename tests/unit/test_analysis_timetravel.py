@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fake_agent import A, B, B2, OFFSET, FakeAgent
+from fake_agent import NODE, A, B, B2, C, OFFSET, FakeAgent
 from microscope_jupyter.analysis.recorded import SavedSession
 from microscope_jupyter.analysis.timetravel import TimeTravel
-from microscope_jupyter.beam.terms import Atom
+from microscope_jupyter.beam.terms import Atom, Reference
 from microscope_jupyter.store.event_store import EventStore
 
 GS = Atom("gen_server")
@@ -130,3 +130,34 @@ def test_gaps_and_out_of_order_batches():
     assert row(tt.snapshot_at(3), B)["state"] == {Atom("n"): 2}
     gap = recorded.findings()
     assert gap.loc[gap["kind"] == "trace_gap", "summary"].iloc[0].startswith("the agent dropped 500")
+
+
+def test_links_and_monitors_held_at_start_and_made_during_the_trace():
+    """B is linked to A and monitored by C before the trace; A monitors B twice
+    during it and drops one; C's monitor ends when C learns B died."""
+    store = EventStore()
+    agent = FakeAgent(store, relations=[(B, Atom("link"), A), (C, Atom("monitor"), B)])
+    ref1, ref2 = Reference(Atom(NODE), 1, (1, 2, 3)), Reference(Atom(NODE), 1, (4, 5, 6))
+    agent.event("send", A, B, payload=Atom("hi"))                          # 0
+    agent.event("receive", B, payload=Atom("hi"))                          # 1
+    agent.event("receive", C, payload=Atom("tick"))                        # 2
+    agent.event("monitor", A, B, payload=(ref1, B))                        # 3
+    agent.event("monitor", A, B, payload=(ref2, Atom("worker_b")))         # 4
+    agent.event("demonitor", A, B, payload=ref1)                           # 5
+    agent.event("unlink", A, B)                                            # 6
+    agent.event("exit", B, payload=Atom("boom"))                           # 7
+    agent.event("receive", C, payload=(Atom("DOWN"), ref2, Atom("process"), B, Atom("boom")))  # 8
+    agent.flush()
+    tt = TimeTravel(store)
+    start = tt.snapshot_at(2)
+    assert row(start, B)["links"] == [str(A)] and row(start, A)["links"] == [str(B)]
+    assert row(start, B)["monitored_by"] == [str(C)] and row(start, C)["monitors"] == [str(B)]
+    assert row(start, A)["monitors"] == []
+    assert row(tt.snapshot_at(4), A)["monitors"] == [str(B), str(B)]
+    assert row(tt.snapshot_at(4), B)["monitored_by"] == sorted([str(A), str(A), str(C)])
+    after_demonitor = tt.snapshot_at(5)
+    assert row(after_demonitor, A)["monitors"] == [str(B)]
+    assert row(tt.snapshot_at(6), A)["links"] == [] and row(tt.snapshot_at(6), B)["links"] == []
+    dead = tt.snapshot_at(7)
+    assert row(dead, A)["monitors"] == [] and row(dead, C)["monitors"] == []
+    assert row(dead, B)["monitored_by"] == [] and not row(dead, B)["alive"]

@@ -19,7 +19,7 @@ NAME = Atom("Elixir.Demo.WorkerB")
 @pytest.fixture
 def recorded():
     store = EventStore()
-    agent = FakeAgent(store, names=[(B, NAME)])
+    agent = FakeAgent(store, names=[(B, NAME)], relations=[(B, Atom("link"), A)])
     for i in range(3):
         agent.event("send", A, B, payload=(Atom("up"), i))
         agent.event("receive", B, payload=(Atom("up"), i))
@@ -33,7 +33,8 @@ def recorded():
 def test_round_trip_keeps_every_table(recorded, tmp_path):
     path = recorded.save(tmp_path / "rec")
     assert sorted(p.name for p in path.iterdir()) == [
-        "events.parquet", "ids.parquet", "metadata.json", "names.parquet", "sources.parquet"]
+        "events.parquet", "ids.parquet", "metadata.json", "names.parquet", "relations.parquet",
+        "sources.parquet"]
     loaded = mic.load(path)
     for table in ("events",):
         a, b = getattr(recorded, table), getattr(loaded, table)
@@ -44,6 +45,7 @@ def test_round_trip_keeps_every_table(recorded, tmp_path):
     assert loaded.store.dropped == 7 and loaded.store.seen == 17
     snap = loaded.time_travel().snapshot_at(5)
     assert snap.loc[snap["name"] == "Demo.WorkerB", "state"].iloc[0] == {Atom("n"): 2}
+    assert snap.loc[snap["name"] == "Demo.WorkerB", "links"].iloc[0] == [str(A)]  # held at start
 
 
 def test_metadata_is_self_describing(recorded, tmp_path):

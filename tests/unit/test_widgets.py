@@ -17,7 +17,8 @@ GS = Atom("gen_server")
 @pytest.fixture
 def recorded():
     store = EventStore()
-    agent = FakeAgent(store, names=[(B, NAME), (A, Atom("Elixir.Demo.WorkerA"))])
+    agent = FakeAgent(store, names=[(B, NAME), (A, Atom("Elixir.Demo.WorkerA"))],
+                      relations=[(B, Atom("link"), A)])
     call = (Atom("$gen_call"), (A, Reference(Atom("demo@host"), 1, (1, 2, 3))), Atom("get"))
     agent.event("send", A, B, payload=call)
     agent.event("receive", B, payload=call)
@@ -61,9 +62,14 @@ def test_time_travel_widget_steps_and_highlights(recorded):
     tt = TimeTravel(recorded, cursor=4)
     worker_b = next(r for r in tt.snapshot if r["name"] == "Demo.WorkerB")
     assert worker_b["mailbox"] == ["{:update, 1}"] and worker_b["changed"]
+    assert worker_b["relations"] == "links Demo.WorkerA"   # peers by name
+    assert "links &amp; monitors" in tt._static_html() and "links Demo.WorkerA" in tt._static_html()
     tt.cursor = 5
     worker_b = next(r for r in tt.snapshot if r["pid"] == str(B))
     assert worker_b["diff_text"] == ".n: 0 -> 1" and worker_b["state_text"] == "%{n: 1}"
+    tt.cursor = 6                                       # WorkerB exits: the link is gone
+    worker_a = next(r for r in tt.snapshot if r["pid"] == str(A))
+    assert worker_a["relations"] == "" and worker_a["changed"]
     tt.proc = "Demo.WorkerA"
     tt.step(+1)
     assert tt.cursor == 7                               # WorkerA's next event: the spawn
