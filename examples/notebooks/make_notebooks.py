@@ -64,7 +64,10 @@ before = tt.snapshot_at(int(crash["seq"]) - 1).set_index("name")
 print("WorkerB just before:", before.loc["Demo.WorkerB", "state_text"])
 print("first message in its mailbox:", mic.render.elixir.to_elixir(before.loc["Demo.WorkerB", "mailbox"][0]))
 print("it dies with:", crash["text"][:60])"""),
-    ("code", """after = tt.snapshot_at(int(crash["seq"]) + 5)
+    ("code", """# the moment the supervisor's new WorkerB takes the name
+restarted = events[(events["kind"] == "register") & (events["peer"] == "Demo.WorkerB")
+                   & (events["seq"] > crash["seq"])].iloc[0]
+after = tt.snapshot_at(int(restarted["seq"]))
 new_b = after[(after["name"] == "Demo.WorkerB") & after["alive"]]
 a_state = after.set_index("name").loc["Demo.WorkerA", "state"]
 print("a new WorkerB is running:", len(new_b) == 1 and new_b["pid"].iloc[0] != first_receiver)
@@ -80,6 +83,10 @@ mic.widgets.Timeline(s)"""),
     ("markdown", "## 8. The cause"),
     ("code", """findings = s.findings()
 findings[["kind", "severity", "name"]]"""),
+    ("markdown", "Each finding says in plain words what went wrong, and lists the events that show it (`evidence`, event seqs):"),
+    ("code", """unhandled = findings[findings["kind"] == "unhandled_message"].iloc[0]
+print(unhandled["summary"])
+s.events.loc[unhandled["evidence"], ["kind", "name", "text"]].reset_index(drop=True)"""),
     ("markdown", """Two bugs together:
 
 1. **WorkerB crashes** on `{:update, 10, :checkpoint}`: every tenth update is a checkpoint tuple, and

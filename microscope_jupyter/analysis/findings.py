@@ -10,8 +10,10 @@ Detected from the events: ``crash`` (an exit with an abnormal reason),
 (a mailbox that reached ``MAILBOX_GROWTH`` messages), ``slow_handler``
 (a callback that ran longer than ``SLOW_HANDLER_MS``), ``long_gc``,
 ``long_schedule`` and ``large_heap`` (from the node's system monitor), and
-``trace_gap`` for dropped spans. ``state_violation`` rows come from
-``s.expect``. Kinds are never renamed, only added.
+``trace_gap`` for dropped spans, and ``unhandled_message`` (a GenServer or
+gen_statem crashed because no clause of its callback matched a message).
+``state_violation`` rows come from ``s.expect``. Kinds are never renamed,
+only added.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 
 from ..beam.terms import Atom
 from ..render.elixir import render
+from ..render.names import format_mfa
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import Recorded
@@ -84,7 +87,9 @@ def detect(recorded: "Recorded") -> list[Finding]:
     unread = _died_unread(recorded)
     if unread:
         lost = pd.concat([lost, messages[messages["receive_seq"].isin(unread)]])
-    lost = lost.sort_values("send_seq", kind="stable")
+    # A message from an untraced sender has a receive but no send: it counts from its arrival.
+    lost["_seq"] = lost["send_seq"].fillna(lost["receive_seq"]).astype("int64")
+    lost = lost.sort_values("_seq", kind="stable")
     for (receiver, receiver_name), group in lost.groupby(["receiver", "receiver_name"],
                                                          dropna=False, sort=False):
         senders = sorted({str(s) for s in group["sender_name"].fillna(group["sender"])})
@@ -99,7 +104,8 @@ def detect(recorded: "Recorded") -> list[Finding]:
             "lost_message", "error", receiver, name,
             f"{len(group)} message(s) from {', '.join(senders)} to {name or receiver} were lost: "
             f"{how} (first: {first['text']})",
-            int(first["send_seq"]), [int(s) for s in group["send_seq"]]))
+            int(first["_seq"]), [int(s) for s in group["_seq"]]))
+    out += _unhandled_messages(events, exits, recorded.store.syntax)
     out += _timeouts(exits, recorded.store.syntax)
     out += _deadlocks(messages)
     out += _mailbox_growth(recorded)
@@ -148,6 +154,68 @@ def _timeouts(exits: pd.DataFrame, syntax: str) -> list[Finding]:
             out.append(Finding("call_timeout", "error", row.pid, row.name,
                                f"{who} died waiting for a call to {target} that timed out",
                                int(row.seq), [int(row.seq)]))
+    return out
+
+
+# Callbacks that take a message, and where the message is among their arguments.
+_MESSAGE_ARG = {("handle_info", 2): 0, ("handle_cast", 2): 0, ("handle_call", 3): 0,
+                ("handle_event", 4): 1}
+_FUNCTION_CLAUSE_STRUCT = Atom("Elixir.FunctionClauseError")
+
+
+def _unmatched_callback(reason):
+    """(module, function, args, location) when ``reason`` is a callback's function_clause.
+
+    The VM raises ``function_clause`` with the actual arguments as the top
+    frame of the stacktrace; an Elixir ``raise FunctionClauseError`` exits
+    with the exception struct instead of the atom.
+    """
+    if not (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], list)
+            and reason[1]):
+        return None
+    error, (top, *_) = reason
+    is_clause = error == Atom("function_clause") or (
+        isinstance(error, dict) and error.get(Atom("__struct__")) == _FUNCTION_CLAUSE_STRUCT)
+    if not (is_clause and isinstance(top, tuple) and len(top) == 4 and isinstance(top[2], list)):
+        return None
+    module, function, args, location = top
+    if (str(function), len(args)) not in _MESSAGE_ARG:
+        return None
+    return module, function, args, location
+
+
+def _where(location) -> str:
+    if not isinstance(location, list):
+        return ""
+    info = {str(k): v for k, v in location if isinstance(k, Atom)} if all(
+        isinstance(item, tuple) and len(item) == 2 for item in location) else {}
+    file = info.get("file")
+    if isinstance(file, list):
+        file = "".join(chr(c) for c in file if isinstance(c, int))
+    return f" at {file}:{info['line']}" if file and "line" in info else ""
+
+
+def _unhandled_messages(events: pd.DataFrame, exits: pd.DataFrame, syntax: str) -> list[Finding]:
+    out = []
+    received = events[events["kind"] == "receive"]
+    for row in exits.itertuples(index=False):
+        found = _unmatched_callback(row.term)
+        if found is None:
+            continue
+        module, function, args, location = found
+        message = args[_MESSAGE_ARG[(str(function), len(args))]]
+        who = row.name or row.pid
+        callback = format_mfa(module, function, len(args), syntax)
+        shown = render(message, syntax, 120)
+        state = render(args[-1], syntax, 80)
+        mine = received[(received["pid"] == row.pid) & (received["seq"] < row.seq)]
+        arrival = [int(seq) for seq, term in zip(mine["seq"][::-1], mine["term"][::-1])
+                   if term == message][:1]
+        out.append(Finding(
+            "unhandled_message", "error", row.pid, row.name,
+            f"{who} crashed: no clause of {callback} matched the message {shown} "
+            f"(in state {state}){_where(location)}. Add a clause for it, or stop sending it.",
+            arrival[0] if arrival else int(row.seq), arrival + [int(row.seq)]))
     return out
 
 

@@ -108,6 +108,16 @@ def kernel(page, code: str) -> str:
     }""", code)
 
 
+def kernel_cursor_once_moved(page, cursor: int, timeout: float = 5.0) -> int:
+    """The TimeTravel widget's cursor in the kernel, once it is no longer ``cursor``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = int(kernel(page, "print(w[-1].cursor)").strip())
+        if now != cursor or time.monotonic() > deadline:
+            return now
+        page.wait_for_timeout(100)
+
+
 def test_quickstart_runs_and_every_widget_renders(notebook, screenshots):
     page = notebook
     errors = [e for e in page.errors if "favicon" not in e]
@@ -154,18 +164,18 @@ def test_moving_the_time_travel_slider_changes_the_snapshot(notebook):
     page = notebook
     widget = page.locator(".mic-tt").first
     widget.scroll_into_view_if_needed()
+    # The widget class, not analysis.TimeTravel (same name, also has a cursor).
     before_cursor = int(kernel(page, "w = [x for x in __import__('gc').get_objects() "
-                                     "if type(x).__name__ == 'TimeTravel']\n"
+                                     "if isinstance(x, mic.widgets.TimeTravel)]\n"
+                                     "assert len(w) == 1, w\n"
                                      "print(w[-1].cursor)").strip())
     before_text = widget.locator(".event").inner_text()
     slider = widget.locator("input.slider")
     slider.focus()
     page.keyboard.press("ArrowRight")      # the range input moves and syncs the cursor
-    page.wait_for_timeout(500)
-    after_cursor = int(kernel(page, "print(w[-1].cursor)").strip())
+    after_cursor = kernel_cursor_once_moved(page, before_cursor)
     assert after_cursor == before_cursor + 1
     page.wait_for_function("(t) => document.querySelector('.mic-tt .event').innerText !== t",
                            arg=before_text, timeout=5000)
     widget.locator("button.next").click()
-    page.wait_for_timeout(500)
-    assert int(kernel(page, "print(w[-1].cursor)").strip()) == after_cursor + 1
+    assert kernel_cursor_once_moved(page, after_cursor) == after_cursor + 1

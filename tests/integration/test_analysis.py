@@ -85,7 +85,12 @@ def test_expectations_become_findings(story):
     assert wrong["diff_text"].iloc[0] == ".count: 0 -> 1\n.last: nil -> 1"
     findings = story.findings()
     kinds = set(findings["kind"])
-    assert {"crash", "restart", "lost_message", "state_violation"} <= kinds
+    assert {"crash", "restart", "lost_message", "state_violation", "unhandled_message"} <= kinds
+    unhandled = findings[findings["kind"] == "unhandled_message"].iloc[0]
+    assert "no clause of Demo.WorkerB.handle_info/2 matched the message {:update, 10, :checkpoint}" \
+        in unhandled["summary"]
+    arrival = story.events.loc[unhandled["evidence"][0]]
+    assert arrival["kind"] == "receive" and arrival["name"] == "Demo.WorkerB"
     violation = findings[findings["kind"] == "state_violation"].iloc[0]
     assert violation["name"] == "Demo.WorkerB" and violation["evidence"] == [violation["first_seq"]]
 

@@ -74,3 +74,51 @@ def test_a_busy_but_keeping_up_process_is_not_growth():
             agent.event("state", B, payload=(i, i, i + 1, Atom("noreply"), GS))
 
     assert "mailbox_growth" not in kinds(recorded(build))
+
+
+def _clause_error(function, args, error=Atom("function_clause")):
+    where = [(Atom("file"), list(b"lib/demo/worker_b.ex")), (Atom("line"), 11)]
+    return (error, [(Atom("Elixir.Demo.WorkerB"), Atom(function), args, where),
+                    (Atom("gen_server"), Atom("try_dispatch"), 4, [])])
+
+
+def test_unhandled_message_names_the_callback_the_message_and_where():
+    message = (Atom("update"), 10, Atom("checkpoint"))
+    state = {Atom("count"): 9}
+
+    def build(agent):
+        agent.event("send", A, B, payload=message)                  # 0
+        agent.event("receive", B, payload=message)                  # 1
+        agent.event("receive", B, payload=Atom("other"))            # 2
+        agent.event("exit", B, payload=_clause_error("handle_info", [message, state]))  # 3
+
+    found = recorded(build).findings()
+    unhandled = found[found["kind"] == "unhandled_message"].iloc[0]
+    assert unhandled["summary"] == (
+        "Demo.WorkerB crashed: no clause of Demo.WorkerB.handle_info/2 matched the message "
+        "{:update, 10, :checkpoint} (in state %{count: 9}) at lib/demo/worker_b.ex:11. "
+        "Add a clause for it, or stop sending it.")
+    assert unhandled["evidence"] == [1, 3] and unhandled["first_seq"] == 1  # its arrival, the exit
+    assert "crash" in set(found["kind"])  # the crash stays a finding of its own
+    # Both died unread; :other came from an untraced sender, so it counts from its arrival.
+    lost = found[found["kind"] == "lost_message"].iloc[0]
+    assert lost["evidence"] == [0, 2] and "2 reached it but were never handled" in lost["summary"]
+
+
+def test_unhandled_message_for_calls_statem_events_and_elixir_exceptions():
+    struct = {Atom("__struct__"): Atom("Elixir.FunctionClauseError"), Atom("arity"): 3}
+    reasons = {
+        "call": _clause_error("handle_call", [Atom("nope"), (A, Atom("tag")), 0], struct),
+        "statem": _clause_error("handle_event", [Atom("info"), Atom("nope"), Atom("idle"), 0]),
+    }
+    for label, reason in reasons.items():
+        found = kinds(recorded(lambda agent: agent.event("exit", B, payload=reason)))
+        assert "matched the message :nope (in state 0)" in found["unhandled_message"], label
+
+
+def test_a_function_clause_outside_a_callback_is_only_a_crash():
+    not_a_callback = _clause_error("parse", [Atom("x")])
+    no_stack = (Atom("function_clause"), [])
+    for reason in (not_a_callback, no_stack, Atom("function_clause")):
+        found = kinds(recorded(lambda agent: agent.event("exit", B, payload=reason)))
+        assert set(found) == {"crash"}, reason
