@@ -14,9 +14,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..beam.terms import Atom
 from ..errors import MicroscopeError, QueryError
-from ..render.names import erlang_module_name, format_name
 from ..store import joins
 from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
@@ -85,21 +83,7 @@ class Recorded:
 
     def _pid_ids(self, proc: Any) -> set[int]:
         """Every pid id that ``proc`` has named during the recording (restarts included)."""
-        frame = self.store.frame()
-        text = str(proc)
-        if text.startswith("<"):
-            ids = set(frame.loc[frame["pid"] == text, "_pid"])
-            ids |= set(frame.loc[frame["peer"] == text, "_peer"])
-        else:
-            wanted = {text, format_name(Atom(erlang_module_name(text)), self.store.syntax) or text}
-            ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
-            ids |= {self.store._gid_of_pid(node, pid)
-                    for node, pid, name in self.store.initial_names if name in wanted}
-        ids.discard(-1)
-        if not ids:
-            raise QueryError(f"no recorded process matches {proc!r}; pass a pid like "
-                                  "'<0.123.0>', a registered name, or a module alias")
-        return {int(i) for i in ids}
+        return self.store.pid_ids(proc)
 
     def supervision_tree(self) -> pd.DataFrame:
         """The process tree as the recording saw it: parent = the process that spawned it.

@@ -348,9 +348,9 @@ class TimeTravel:
         return self.snapshot_at(self.cursor)
 
     def _resolve(self, proc: Any) -> list[int]:
-        text = str(proc)
-        out = [g for g, p in self._procs.items()
-               if p.pid == text or any(n == text for _, n in p.names)]
+        """The processes ``proc`` stands for (``EventStore.pid_ids``), oldest first."""
+        ids = self.store.pid_ids(proc)
+        out = sorted((g for g in self._procs if g in ids), key=lambda g: self._procs[g].first_seq)
         if not out:
             raise QueryError(f"no process {proc!r} in this recording; pass a pid like "
                              "'<0.123.0>' or a registered name")

@@ -31,7 +31,7 @@ from ..beam.etf import decode
 from ..beam.terms import Atom, Pid
 from ..errors import DecodeError, QueryError
 from ..render.elixir import render
-from ..render.names import format_mfa_term, format_name
+from ..render.names import erlang_module_name, format_mfa_term, format_name
 from .schema import EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KINDS
 
 __all__ = ["EventStore"]
@@ -401,6 +401,28 @@ class EventStore:
         left = frame.drop(columns=["name"]).sort_values("seq")
         merged = pd.merge_asof(left, names, on="seq", by="_pid", direction="backward")
         return merged[EVENT_COLUMNS + [c for c in merged.columns if c.startswith("_")]]
+
+    def pid_ids(self, proc: Any) -> set[int]:
+        """Every pid id ``proc`` stands for: a pid text, or a registered name or
+        module alias (in either syntax) with every pid that held it, restarts included."""
+        frame = self.frame()
+        text = str(proc)
+        if text.startswith("<"):
+            ids = set(frame.loc[frame["pid"] == text, "_pid"])
+            ids |= set(frame.loc[frame["peer"] == text, "_peer"])
+            ids |= {gid for gid, term in enumerate(self._ids)
+                    if isinstance(term, Pid) and str(term) == text}
+        else:
+            wanted = {text, format_name(Atom(erlang_module_name(text)), self.syntax) or text}
+            ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
+            ids |= {self._gid_of_pid(node, pid)
+                    for node, pid, name in self.initial_names if name in wanted}
+        ids.discard(-1)
+        ids.discard(0)
+        if not ids:
+            raise QueryError(f"no recorded process matches {proc!r}; pass a pid like "
+                             "'<0.123.0>', a registered name, or a module alias")
+        return {int(i) for i in ids}
 
     def _gid_of_pid(self, node: str, pid: Pid) -> int:
         return self._id_index.get((node, "Pid", repr(pid)), -1)

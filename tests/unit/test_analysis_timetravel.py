@@ -9,6 +9,7 @@ from fake_agent import NODE, A, B, B2, C, OFFSET, FakeAgent
 from microscope_jupyter.analysis.recorded import SavedSession
 from microscope_jupyter.analysis.timetravel import TimeTravel
 from microscope_jupyter.beam.terms import Atom, Reference
+from microscope_jupyter.errors import QueryError
 from microscope_jupyter.store.event_store import EventStore
 
 GS = Atom("gen_server")
@@ -80,6 +81,11 @@ def test_step_across_all_and_within_one_process(story):
     assert tt.step(-5).attrs["seq"] == 0                          # clamps at the start
     tt.seek(13)
     assert tt.step(+1, proc="Demo.WorkerB").attrs["seq"] == 14    # the new WorkerB
+    # Names resolve as everywhere else: the Erlang spelling of the alias works too.
+    tt.seek(0)
+    assert tt.step(+1, proc="Elixir.Demo.WorkerB").attrs["seq"] == 2
+    with pytest.raises(QueryError, match="no recorded process matches 'Nobody'"):
+        tt.step(+1, proc="Nobody")
 
 
 def test_moments_by_timestamp_and_event(story):
