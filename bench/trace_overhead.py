@@ -11,7 +11,11 @@ Workload, on a fresh OTP 25 node: two processes bounce `--rounds` messages
               rate here, the physical limit every tracer shares.
 - microscope: s.trace() of the workload with limits raised out of the way,
               timed until every event has landed in s.events.
-- dbg:        dbg's default (printing) tracer, timed until its mailbox drains.
+- dbg:        dbg's default (printing) tracer, timed until its mailbox drains,
+              printing to the target's own stdout (a file here: its fastest case).
+- dbg, remsh: the same, printing to another node's console, as dbg does when
+              started from `iex --remsh` / `erl -remsh` (each line is an io
+              request over distribution).
 - microscope without monitor tracking: the same trace with the four
               monitor BIFs left unpatterned (a foreign pattern on one of them
               makes the agent leave monitors untracked), to show what
@@ -62,9 +66,13 @@ def run_driver(s, rounds: int, tracer=None, trace_ours=False, workload="pingpong
     return workload_us, events, time.perf_counter() - started, rec
 
 
-def bench_dbg(s, rounds: int, workload: str):
+def bench_dbg(s, rounds: int, workload: str, device=None):
     driver = s.rpc("mic_workload", DRIVERS[workload], [rounds])
-    s.eval_erlang("{ok, _} = dbg:tracer(), {ok, _} = dbg:p(D, [m, sos]), ok.", D=driver)
+    if device is None:
+        s.eval_erlang("{ok, _} = dbg:tracer(), {ok, _} = dbg:p(D, [m, sos]), ok.", D=driver)
+    else:
+        s.eval_erlang("{ok, _} = dbg:tracer(process, {fun dbg:dhandler/2, Out}),"
+                      "{ok, _} = dbg:p(D, [m, sos]), ok.", D=driver, Out=device)
     box = s._local.mailbox()
     started = time.perf_counter()
     mem_before = s.rpc("erlang", "memory", [Atom("total")])
@@ -112,14 +120,20 @@ def main() -> None:
     args = parser.parse_args()
     events_expected = 4 * args.rounds
     node = start_node("otp25", prefix="bench")
+    # Where a remote shell's output goes; same cookie, so the target can reach it.
+    console = start_node("otp25", prefix="remsh", cookie=node.cookie)
     results: dict[str, list[float]] = {k: [] for k in (
         "untraced_us", "null_us", "null_rate", "mic_us", "mic_rate", "dbg_us", "dbg_rate",
-        "bytes_per_event", "nomon_us", "nomon_rate")}
+        "bytes_per_event", "nomon_us", "nomon_rate", "remsh_us", "remsh_rate")}
     workload = args.workload
     dbg_mem, dbg_queue = [], []
     try:
-        with mic.attach(node.name, cookie=node.cookie) as s:
+        with mic.attach(node.name, cookie=node.cookie) as s, \
+                mic.attach(console.name, cookie=console.cookie) as c:
             load_module(s, compile_erlang(WORKLOAD_SOURCE, Path(tempfile.mkdtemp())))
+            remote_user = c.rpc("erlang", "whereis", [Atom("user")])
+            assert s.rpc("net_kernel", "connect_node", [Atom(console.name)]) is True
+
             for run in range(args.runs):
                 us, _, _, _ = run_driver(s, args.rounds, workload=workload)
                 results["untraced_us"].append(us)
@@ -164,10 +178,15 @@ def main() -> None:
                 results["dbg_rate"].append(events_expected / wall)
                 dbg_mem.append(mem)
                 dbg_queue.append(queue)
+
+                us, wall, _, _ = bench_dbg(s, args.rounds, workload, device=remote_user)
+                results["remsh_us"].append(us)
+                results["remsh_rate"].append(events_expected / wall)
                 print(f"run {run + 1}/{args.runs} done", flush=True)
             growth, status = overload(s, args.overload_seconds)
     finally:
         node.stop()
+        console.stop()
 
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"\n{workload}, {args.rounds:,} rounds = {events_expected:,} events; median of {args.runs} runs")
@@ -182,10 +201,13 @@ def main() -> None:
           f"slowdown {med['dbg_us'] / med['untraced_us']:.2f}x   end-to-end {med['dbg_rate']:,.0f} ev/s"
           f"   peak backlog {statistics.median(dbg_queue):,.0f} msgs, "
           f"+{statistics.median(dbg_mem) / 2**20:.0f} MiB")
+    print(f"  dbg, printing to a remsh   {med['remsh_us'] / 1e3:9.1f} ms   "
+          f"slowdown {med['remsh_us'] / med['untraced_us']:.2f}x   end-to-end {med['remsh_rate']:,.0f} ev/s")
     print("ratios")
     print(f"  ingest / null generation rate:       {med['mic_rate'] / med['null_rate']:.2f}x  (target >= 0.5)")
     print(f"  slowdown vs null tracer's slowdown:  {med['mic_us'] / med['null_us']:.2f}x  (target <= 1.2)")
     print(f"  ingest / dbg end-to-end:             {med['mic_rate'] / med['dbg_rate']:.1f}x  (target >= 25)")
+    print(f"  ingest / dbg from a remsh:           {med['mic_rate'] / med['remsh_rate']:.1f}x")
     print(f"  slowdown with / without monitors:    {med['mic_us'] / med['nomon_us']:.2f}x")
     print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 200)")
     print(f"overload, default limits, {args.overload_seconds:g} s: target memory +{growth / 2**20:.1f} MiB; "
