@@ -17,6 +17,7 @@ carries a megabyte of state.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -27,6 +28,7 @@ from .names import format_module
 __all__ = ["to_elixir", "to_erlang", "render"]
 
 _TRUNCATED = Atom("$microscope_truncated")
+_STRUCT_KEY = Atom("__struct__")
 
 
 class _Budget(Exception):
@@ -61,6 +63,9 @@ def _put(parts: list[str], budget: list[int], text: str) -> None:
         raise _Budget
 
 
+# Atom names repeat endlessly across a recording (keys, tags, modules):
+# spell each once.
+@functools.lru_cache(maxsize=1 << 16)
 def _atom(name: str) -> str:
     if name.startswith("Elixir."):
         return name[len("Elixir."):]
@@ -78,6 +83,7 @@ def _plain_atom(name: str) -> bool:
     return all(c.isalnum() or c in "_@" for c in body)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _key(name: str) -> str:
     # Keyword/map shorthand: `count: 1`, `"odd key": 1`
     if _plain_atom(name) or (name[:1].isupper() and name.replace("_", "").isalnum()):
@@ -179,7 +185,7 @@ def _map(items: list, parts: list[str], budget: list[int], depth: int) -> None:
     struct = None
     rest = []
     for k, v in items:
-        if k == Atom("__struct__") and isinstance(v, Atom):
+        if k == _STRUCT_KEY and isinstance(v, Atom):
             struct = v
         else:
             rest.append((k, v))
