@@ -1020,6 +1020,12 @@ encode_event({trace_ts, _, 'receive', microscope_go, _}, _) ->
     skip;  % the start signal of an eval_traced worker
 encode_event({trace_ts, _, send, {microscope_state, _, _, _, _, _, _, _, _}, _, _}, _) ->
     skip;  % a state hook reporting to us
+encode_event({trace_ts, P, send, Msg, To, Ts}, T) when is_reference(To) ->
+    %% A send to an alias: every gen call's reply goes to a fresh one. Interning
+    %% each as a peer id would grow both id tables by one per call, forever;
+    %% the alias is in the reply itself, and the receive it pairs with names
+    %% the receiver.
+    payload(?K_SEND, P, none, none, Ts, 0, Msg, T);
 encode_event({trace_ts, P, send, Msg, To, Ts}, T) ->
     payload(?K_SEND, P, To, none, Ts, 0, Msg, T);
 encode_event({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->

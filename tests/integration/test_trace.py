@@ -8,6 +8,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom, errors
+from microscope_jupyter.beam.terms import Reference
 from nodes import load_module, load_test_module
 
 
@@ -278,3 +279,22 @@ def test_system_monitor_events_and_the_previous_monitor_is_restored(node_factory
         findings = s.findings()
         assert "large_heap" in set(findings["kind"])
         assert s.rpc("erlang", "system_monitor", []) == (foreign, [(Atom("long_gc"), 500)])
+
+
+def test_replies_to_aliases_pair_without_interning_each_alias(node_factory, workload_beam):
+    node = node_factory("otp25", prefix="alias")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_module(s, workload_beam)
+        counter = s.rpc("mic_workload", "start_counter", [Atom("mic_counter")])
+        caller = s.rpc("mic_workload", "watcher", [])
+        rec = s.trace(caller, counter, state=False)
+        for _ in range(20):
+            s.rpc("mic_workload", "watch", [caller, (Atom("call"), Atom("mic_counter"), Atom("get"))])
+        time.sleep(0.2)
+        rec.stop()
+        replies = s.messages()
+        replies = replies[(replies["sender"] == str(counter)) & (replies["receiver"] == str(caller))]
+        assert len(replies) == 20 and (replies["status"] == "delivered").all()
+        assert all(text.startswith("{[:alias | #Reference<") for text in replies["text"])
+        # One id per process and name, not one per call.
+        assert not any(isinstance(term, Reference) for term in s.store._ids)
