@@ -11,13 +11,14 @@ are decoded for it (receive payloads are compared as bytes), so a snapshot
 is a handful of binary searches per process.
 
 What "mailbox" means: messages delivered (the receive trace event fires on
-delivery) and not yet handled. For a GenServer, a message is handled by the
-callback whose state event carries it (FIFO among equal messages); replies
-to its own calls are taken at once by the call's selective receive; a
-message no callback took stays queued until the process exits (the crash
-message, and whatever queued behind it) or the recording ends (in flight).
-For a process without callbacks, a message counts as taken by its next act
-(a send, a link, an exit).
+delivery) and not yet handled. Replies to a process's own calls (gen
+calls, io and code server requests) are taken at once by the call's
+selective receive. For a GenServer, a message is handled by the callback
+whose state event carries it (FIFO among equal messages); a message no
+callback took stays queued until the process exits (the crash message, and
+whatever queued behind it) or the recording ends (in flight). For a
+process without callbacks, a message counts as taken by its next act (a
+send, a link, an exit).
 
 Links and monitors: those held when the trace started come from the agent
 (``process_info`` right after tracing began), later ones from link/unlink
@@ -84,6 +85,26 @@ def _is_reply(term: Any) -> bool:
     head = term[0]
     return (isinstance(head, Reference) or head in _REPLY_TAGS
             or (isinstance(head, ImproperList) and head.items == (Atom("alias"),)))
+
+
+def _atom_spellings(name: bytes) -> tuple[bytes, ...]:
+    """Every way ETF writes a short atom: UTF-8 or Latin-1, 1- or 2-byte length."""
+    n = bytes([len(name)])
+    return (b"w" + n + name, b"s" + n + name, b"v\x00" + n + name, b"d\x00" + n + name)
+
+
+_ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
+_REPLY_ATOMS = tuple(atom for name in (b"code_server", b"io_reply", b"io_request")
+                     for atom in _atom_spellings(name))
+
+
+def _may_be_reply(payload: bytes) -> bool:
+    """A cheap look at the encoded bytes before decoding: could this be a reply?"""
+    if payload[:2] != b"\x83h" or len(payload) < 4 or payload[2] not in (2, 3):
+        return False
+    first = payload[3:]
+    return (payload[2] == 2 and first[:1] in (b"Z", b"r")) or first.startswith(_ALIAS_HEADS) \
+        or first.startswith(_REPLY_ATOMS)
 
 
 def _canonical_key(raw, i: int, memo: dict) -> int | None:
@@ -214,9 +235,9 @@ class TimeTravel:
             for idx, r in enumerate(recvs):
                 if r in p.handled_by_state:
                     continue
+                if _may_be_reply(raw.payload(r)) and _is_reply(raw.term(r)):
+                    continue  # taken by a selective receive inside a call: never queued
                 if state_seqs:
-                    if _is_reply(raw.term(r)):
-                        continue  # taken by a selective receive inside a call: never queued
                     nxt = bisect.bisect_right(state_seqs, r)
                     if nxt < len(state_seqs):
                         # A later callback ran without it: taken some other way.

@@ -8,7 +8,7 @@ import pytest
 from fake_agent import NODE, A, B, B2, C, OFFSET, FakeAgent
 from microscope_jupyter.analysis.recorded import SavedSession
 from microscope_jupyter.analysis.timetravel import TimeTravel
-from microscope_jupyter.beam.terms import Atom, Reference
+from microscope_jupyter.beam.terms import Atom, ImproperList, Reference
 from microscope_jupyter.errors import QueryError
 from microscope_jupyter.store.event_store import EventStore
 
@@ -167,3 +167,22 @@ def test_links_and_monitors_held_at_start_and_made_during_the_trace():
     dead = tt.snapshot_at(7)
     assert row(dead, A)["monitors"] == [] and row(dead, C)["monitors"] == []
     assert row(dead, B)["monitored_by"] == [] and not row(dead, B)["alive"]
+
+
+def test_a_reply_to_a_plain_process_call_never_waits_in_its_mailbox():
+    """A plain process (no GenServer callbacks) calls B: the reply is taken by the
+    call's own receive; an ordinary message waits until the process acts."""
+    store = EventStore()
+    agent = FakeAgent(store)
+    ref = Reference(Atom(NODE), 1, (7, 8, 9))
+    agent.event("send", A, B, payload=(Atom("$gen_call"), (A, ImproperList((Atom("alias"),), ref)),
+                                       Atom("get")))                                  # 0
+    agent.event("receive", A, payload=(ImproperList((Atom("alias"),), ref), 42))     # 1
+    agent.event("receive", A, payload=(Atom("io_reply"), ref, Atom("ok")))           # 2
+    agent.event("receive", A, payload=(Atom("update"), 1))                           # 3
+    agent.event("send", A, C, payload=Atom("done"))                                  # 4
+    agent.flush()
+    tt = TimeTravel(store)
+    assert row(tt.snapshot_at(2), A)["mailbox"] == []
+    assert row(tt.snapshot_at(3), A)["mailbox"] == [(Atom("update"), 1)]
+    assert row(tt.snapshot_at(4), A)["mailbox"] == []
