@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 
 from ..beam.etf import decode, encode
-from ..beam.terms import Atom, ImproperList, Reference
 from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore, _state_term
 from ..store.schema import KIND_CODES
 from .diff import diff, render_diff
+from .protocol import is_reply, may_be_reply
 
 __all__ = ["TimeTravel", "SNAPSHOT_COLUMNS"]
 
@@ -73,38 +73,6 @@ class _Proc:
     link_events: list = field(default_factory=list)
     monitor_events: list = field(default_factory=list)       # monitors this process holds
     monitored_by_events: list = field(default_factory=list)  # monitors held on it
-
-
-_REPLY_TAGS = {Atom("code_server"), Atom("io_reply"), Atom("io_request")}
-
-
-def _is_reply(term: Any) -> bool:
-    """A reply to a call the process made ({Ref, Reply}, {[alias | Ref], Reply}, io/code replies)."""
-    if not isinstance(term, tuple) or len(term) not in (2, 3):
-        return False
-    head = term[0]
-    return (isinstance(head, Reference) or head in _REPLY_TAGS
-            or (isinstance(head, ImproperList) and head.items == (Atom("alias"),)))
-
-
-def _atom_spellings(name: bytes) -> tuple[bytes, ...]:
-    """Every way ETF writes a short atom: UTF-8 or Latin-1, 1- or 2-byte length."""
-    n = bytes([len(name)])
-    return (b"w" + n + name, b"s" + n + name, b"v\x00" + n + name, b"d\x00" + n + name)
-
-
-_ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
-_REPLY_ATOMS = tuple(atom for name in (b"code_server", b"io_reply", b"io_request")
-                     for atom in _atom_spellings(name))
-
-
-def _may_be_reply(payload: bytes) -> bool:
-    """A cheap look at the encoded bytes before decoding: could this be a reply?"""
-    if payload[:2] != b"\x83h" or len(payload) < 4 or payload[2] not in (2, 3):
-        return False
-    first = payload[3:]
-    return (payload[2] == 2 and first[:1] in (b"Z", b"r")) or first.startswith(_ALIAS_HEADS) \
-        or first.startswith(_REPLY_ATOMS)
 
 
 def _canonical_key(raw, i: int, memo: dict) -> int | None:
@@ -235,7 +203,7 @@ class TimeTravel:
             for idx, r in enumerate(recvs):
                 if r in p.handled_by_state:
                     continue
-                if _may_be_reply(raw.payload(r)) and _is_reply(raw.term(r)):
+                if may_be_reply(raw.payload(r)) and is_reply(raw.term(r)):
                     continue  # taken by a selective receive inside a call: never queued
                 if state_seqs:
                     nxt = bisect.bisect_right(state_seqs, r)

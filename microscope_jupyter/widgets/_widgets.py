@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import traitlets as t
 
-from ..beam.terms import Atom, ImproperList, Reference
+from ..analysis.protocol import message_kind
 from ..errors import MicroscopeError, QueryError
 from ..render.elixir import render
 
@@ -109,16 +109,9 @@ class SupervisionTree(_Widget):
 
 
 def _message_kind(term: Any) -> str:
-    if isinstance(term, tuple) and term:
-        head = term[0]
-        if head == Atom("$gen_call"):
-            return "call"
-        if head == Atom("$gen_cast"):
-            return "cast"
-        if isinstance(head, Reference) or (isinstance(head, ImproperList)
-                                           and head.items == (Atom("alias"),)):
-            return "reply"
-    return "info"
+    """The arrow style: io and code server replies are drawn as plain messages."""
+    kind = message_kind(term)
+    return "info" if kind == "service_reply" else kind
 
 
 SYSTEM_LANES = ("code_server", "erl_prim_loader", "logger", "Logger", "application_controller",

@@ -1,0 +1,62 @@
+"""OTP message shapes, from terms and from their encoded bytes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from microscope_jupyter.analysis.protocol import is_reply, may_be_reply, message_kind
+from microscope_jupyter.beam.etf import encode
+from microscope_jupyter.beam.terms import Atom, ImproperList, Pid, Reference
+from strategies import atoms, terms
+
+REF = Reference(Atom("n@h"), 1, (1, 2, 3))
+PID = Pid(Atom("n@h"), 1, 0, 1)
+ALIAS = ImproperList((Atom("alias"),), REF)
+
+CASES = [
+    ((Atom("$gen_call"), (PID, ALIAS), Atom("get")), "call", False),
+    ((Atom("$gen_cast"), Atom("reset")), "cast", False),
+    ((ALIAS, 42), "reply", True),
+    ((REF, Atom("ok")), "reply", True),
+    ((Atom("io_reply"), REF, Atom("ok")), "service_reply", True),
+    ((Atom("code_server"), Atom("ok")), "service_reply", True),
+    ((Atom("update"), 1), "info", False),
+    ((Atom("ping"), PID, 3), "info", False),
+    (Atom("boom"), "info", False),
+    ([1, 2], "info", False),
+    ((REF, 1, 2, 3), "reply", False),   # reply-tagged, but no reply has four elements
+]
+
+
+def test_kinds_and_replies():
+    for term, kind, reply in CASES:
+        assert message_kind(term) == kind, term
+        assert is_reply(term) is reply, term
+        assert may_be_reply(encode(term)) or not reply, term
+
+
+refs = st.builds(lambda node, ids: Reference(Atom(node + "@h"), 1, ids),
+                atoms.filter(lambda a: "@" not in a and a), st.tuples(*[st.integers(0, 2**32 - 1)] * 3))
+replies = st.one_of(
+    st.tuples(refs, terms),
+    st.tuples(refs.map(lambda r: ImproperList((Atom("alias"),), r)), terms),
+    st.tuples(st.sampled_from([Atom("io_reply"), Atom("code_server"), Atom("io_request")]), terms),
+    st.tuples(st.sampled_from([Atom("io_reply"), Atom("io_request")]), refs, terms),
+)
+
+
+@given(replies)
+def test_the_byte_look_never_misses_a_reply(term):
+    # may_be_reply may say "maybe" too often, never "no" to a reply.
+    assert is_reply(term)
+    assert may_be_reply(encode(term))
+
+
+@given(terms)
+def test_any_term_has_a_kind(term):
+    # Messages are anything: an unhashable head such as {[], x} once raised here.
+    assert message_kind(term) in ("call", "cast", "reply", "service_reply", "info")
+    assert isinstance(is_reply(term), bool)
+    assert isinstance(may_be_reply(encode(term)), bool)
+    assert message_kind((term,) + (1,)) in ("call", "cast", "reply", "service_reply", "info")
