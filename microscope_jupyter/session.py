@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from .agent.controller import Recording, unload_agent
+from .agent.beam_file import AGENT_MODULE
+from .agent.controller import Recording, ensure_agent, unload_agent
 from .agent.spec import TraceSpec
 from .analysis.recorded import Recorded
 from .beam.node import LocalNode, RemoteNode
@@ -35,60 +36,6 @@ TREE_COLUMNS = ["pid", "name", "parent", "kind", "initial_call", "status", "mess
                 "memory", "application"]
 PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
                    "message_queue_len", "memory", "reductions"]
-
-# Runs on the target with stdlib's erl_eval, in the process rex spawns for the
-# call: one round trip for the whole table, however many processes there are.
-_PROCESSES_SRC = """
-lists:filtermap(fun(P) ->
-    case erlang:process_info(P, [registered_name, initial_call, current_function, status,
-                                 message_queue_len, memory, reductions]) of
-        undefined -> false;
-        Info ->
-            %% proc_lib processes all start in proc_lib:init_p/5; the real
-            %% entry point is in their dictionary, read only for them.
-            Initial = case lists:keyfind(initial_call, 1, Info) of
-                {initial_call, {proc_lib, init_p, 5}} ->
-                    case erlang:process_info(P, dictionary) of
-                        {dictionary, D} ->
-                            case lists:keyfind('$initial_call', 1, D) of
-                                {_, MFA} -> MFA;
-                                false -> {proc_lib, init_p, 5}
-                            end;
-                        _ -> undefined
-                    end;
-                {initial_call, MFA} -> MFA
-            end,
-            {true, {P, Info, Initial}}
-    end
-end, erlang:processes()).
-"""
-
-# Parent of each process = its first '$ancestors' entry (proc_lib keeps it);
-# supervisors are proc_lib processes whose initial call is supervisor's.
-_TREE_SRC = """
-lists:filtermap(fun(P) ->
-    case erlang:process_info(P, [registered_name, dictionary, status, message_queue_len,
-                                 memory, initial_call]) of
-        undefined -> false;
-        Info ->
-            {dictionary, D} = lists:keyfind(dictionary, 1, Info),
-            Parent = case lists:keyfind('$ancestors', 1, D) of
-                         {_, [A | _]} when is_pid(A) -> A;
-                         {_, [A | _]} when is_atom(A) -> whereis(A);
-                         _ -> undefined
-                     end,
-            Initial = case lists:keyfind('$initial_call', 1, D) of
-                          {_, MFA} -> MFA;
-                          false -> element(2, lists:keyfind(initial_call, 1, Info))
-                      end,
-            App = case application:get_application(P) of {ok, Ap} -> Ap; _ -> undefined end,
-            {true, {P, element(2, lists:keyfind(registered_name, 1, Info)), Parent, Initial,
-                    element(2, lists:keyfind(status, 1, Info)),
-                    element(2, lists:keyfind(message_queue_len, 1, Info)),
-                    element(2, lists:keyfind(memory, 1, Info)), App}}
-    end
-end, erlang:processes()).
-"""
 
 _NODE_INFO_SRC = """
 {erlang:system_info(otp_release), erlang:system_info(version),
@@ -124,6 +71,7 @@ class Session(Recorded):
         self._init_recorded(EventStore())
         self._node_info: dict[str, Any] | None = None
         self._tree_at_start: list[dict] = []
+        self._agent_used = False
         self.recordings: list[Recording] = []
         self.demo: Any = None          # DemoControls when attached with mic.demo()
         self._owned_node: Any = None   # a node we booted and must stop on detach
@@ -147,7 +95,7 @@ class Session(Recorded):
                         recording.stop()
                     except MicroscopeError:
                         pass
-            if self.recordings:
+            if self.recordings or self._agent_used:
                 unload_agent(self._remote)
         self._local.close()
         if self._owned_node is not None:
@@ -174,11 +122,19 @@ class Session(Recorded):
 
     # -- views of the live node
 
+    def _use_agent(self) -> None:
+        """Process tables are read by the agent (compiled: cheap for the node at any
+        size), loaded on first use and unloaded at detach."""
+        self._require_attached()
+        ensure_agent(self._remote)
+        self._agent_used = True
+
     def processes(self) -> pd.DataFrame:
         """One row per live process: pid, name, initial_call, current_function,
         status, message_queue_len, memory (bytes) and reductions."""
+        self._use_agent()
         rows = []
-        for pid, info, translated in self.eval_erlang(_PROCESSES_SRC):
+        for pid, info, translated in self._remote.rpc(AGENT_MODULE, "process_table", [], 60):
             item = dict(info)
             initial = (format_mfa_term(translated, self.syntax)
                        or format_mfa_term(item.get(Atom("initial_call")), self.syntax))
@@ -204,8 +160,11 @@ class Session(Recorded):
         Columns: pid, name, parent, kind (supervisor/worker), initial_call,
         status, message_queue_len, memory, application. Roots have no parent.
         """
+        self._use_agent()
         rows = []
-        for pid, name, parent, initial, status, queue, memory, app in self.eval_erlang(_TREE_SRC):
+        for pid, name, parent, initial, status, queue, memory, app in self._remote.rpc(
+                AGENT_MODULE, "process_tree", [], 60):
+            # Supervisors are proc_lib processes whose initial call is supervisor's.
             module = initial[0] if isinstance(initial, tuple) and initial else None
             kind = "supervisor" if module == Atom("supervisor") else "worker"
             rows.append((str(pid), format_name(name, self.syntax),

@@ -46,7 +46,8 @@
 -module(microscope_agent).
 
 %% PUBLIC
--export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4]).
+-export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
+         process_tree/0]).
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
 
@@ -143,6 +144,60 @@ eval_traced(Agent, Lang, Code, Timeout) when is_pid(Agent), is_binary(Code) ->
     after Timeout ->
         erlang:demonitor(Ref, [flush]),
         {error, timeout}
+    end.
+
+%% @doc Every process: {Pid, Info, InitialCall} with Info the process_info
+%% items a process table shows. proc_lib processes all start in
+%% proc_lib:init_p/5; their real entry point is in their dictionary, read
+%% only for them.
+process_table() ->
+    lists:filtermap(fun table_row/1, erlang:processes()).
+
+table_row(P) ->
+    case erlang:process_info(P, [registered_name, initial_call, current_function, status,
+                                 message_queue_len, memory, reductions]) of
+        undefined -> false;
+        Info ->
+            Initial = case lists:keyfind(initial_call, 1, Info) of
+                          {initial_call, {proc_lib, init_p, 5}} ->
+                              case erlang:process_info(P, dictionary) of
+                                  {dictionary, D} ->
+                                      case lists:keyfind('$initial_call', 1, D) of
+                                          {_, MFA} -> MFA;
+                                          false -> {proc_lib, init_p, 5}
+                                      end;
+                                  _ -> undefined
+                              end;
+                          {initial_call, MFA} -> MFA
+                      end,
+            {true, {P, Info, Initial}}
+    end.
+
+%% @doc Every process with what a supervision tree needs: {Pid, Name, Parent,
+%% InitialCall, Status, QueueLen, Memory, App}. Parent is the first
+%% '$ancestors' entry (proc_lib keeps it). These two are compiled here
+%% rather than sent as erl_eval source: on a node with 50k processes the
+%% interpreted versions cost the node seconds.
+process_tree() ->
+    lists:filtermap(fun tree_row/1, erlang:processes()).
+
+tree_row(P) ->
+    case erlang:process_info(P, [registered_name, dictionary, status, message_queue_len,
+                                 memory, initial_call]) of
+        undefined -> false;
+        [{registered_name, Name}, {dictionary, D}, {status, Status},
+         {message_queue_len, Queue}, {memory, Memory}, {initial_call, Call}] ->
+            Parent = case lists:keyfind('$ancestors', 1, D) of
+                         {_, [A | _]} when is_pid(A) -> A;
+                         {_, [A | _]} when is_atom(A) -> whereis(A);
+                         _ -> undefined
+                     end,
+            Initial = case lists:keyfind('$initial_call', 1, D) of
+                          {_, MFA} -> MFA;
+                          false -> Call
+                      end,
+            App = case application:get_application(P) of {ok, Ap} -> Ap; _ -> undefined end,
+            {true, {P, Name, Parent, Initial, Status, Queue, Memory, App}}
     end.
 
 %% @doc What this agent has set, for tests and for the curious.
@@ -584,7 +639,9 @@ traceable({session, _}, _P) -> true;
 traceable({legacy, _}, P) -> erlang:trace_info(P, tracer) =:= {tracer, []}.
 
 skipped_foreign(Requested, #ctl{procs = Traced}) ->
-    length([P || P <- Requested, not lists:member(P, Traced), is_process_alive(P)]).
+    %% A map, not lists:member: an everything-trace has one entry per process.
+    Ours = maps:from_list([{P, true} || P <- Traced]),
+    length([P || P <- Requested, not is_map_key(P, Ours), is_process_alive(P)]).
 
 untrace_procs(#ctl{backend = {session, _}}) ->
     ok;  % session_destroy removes every flag of the session

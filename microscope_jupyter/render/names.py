@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["format_mfa", "format_mfa_term", "format_name", "format_module", "erlang_module_name"]
@@ -47,7 +48,14 @@ def format_name(name: Any, syntax: str = "elixir") -> str | None:
 
 
 def format_mfa(module: Any, function: Any, arity: Any, syntax: str = "elixir") -> str:
-    fun = str(function)
+    if type(arity) is int:  # the usual case, and it repeats: spell each MFA once
+        return _format_mfa(str(module), str(function), arity, syntax)
+    return _format_mfa.__wrapped__(str(module), str(function), arity, syntax)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _format_mfa(module: str, function: str, arity: Any, syntax: str) -> str:
+    fun = function
     if syntax == "erlang":
         return f"{_quote_erlang(str(module))}:{_quote_erlang(fun)}/{arity}"
     if not _plain(fun):

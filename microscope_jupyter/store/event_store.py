@@ -190,7 +190,7 @@ class EventStore:
             return len(table)
 
     def _global_id(self, node: str, term: Any) -> int:
-        key = (node if isinstance(term, (Pid, tuple)) else "", type(term).__name__, repr(term))
+        key = _id_key(node, term)
         gid = self._id_index.get(key)
         if gid is None:
             gid = len(self._ids)
@@ -425,7 +425,7 @@ class EventStore:
         return {int(i) for i in ids}
 
     def _gid_of_pid(self, node: str, pid: Pid) -> int:
-        return self._id_index.get((node, "Pid", repr(pid)), -1)
+        return self._id_index.get(_id_key(node, pid), -1)
 
     def payload_bytes(self, seq: int) -> bytes:
         """The raw payload of event ``seq`` (O(1): read through the flat header arrays)."""
@@ -433,6 +433,13 @@ class EventStore:
         if not 0 <= seq < len(raw):
             raise QueryError(f"no event with seq {seq}; seqs run from 0 to {self._count - 1}")
         return raw.payload(seq)
+
+
+def _id_key(node: str, term: Any) -> tuple:
+    """What makes two interned terms one id. Pids (the most common, by far) skip repr."""
+    if type(term) is Pid:
+        return (node, "Pid", term.node, term.id, term.serial, term.creation)
+    return (node if isinstance(term, tuple) else "", type(term).__name__, repr(term))
 
 
 def _id_text(term: Any, syntax: str) -> str | None:

@@ -131,3 +131,17 @@ def test_ten_thousand_sequential_rpcs(session):
     for i in range(10_000):
         total += session.rpc("erlang", "abs", [-i])
     assert total == sum(range(10_000))
+
+
+def test_process_tables_are_read_by_the_agent_which_leaves_with_us(node_factory):
+    node = node_factory("otp25", prefix="tbl")
+    with mic.attach(node.name, cookie=node.cookie) as observer:
+        s = mic.attach(node.name, cookie=node.cookie)
+        observer.eval_erlang("[spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 3000)], ok.")
+        frame, tree = s.processes(), s.supervision_tree()
+        assert len(frame) > 3000 and len(tree) > 3000
+        kernel_sup = tree[tree["name"] == "kernel_sup"].iloc[0]
+        assert kernel_sup["kind"] == "supervisor" and kernel_sup["application"] == "kernel"
+        assert observer.rpc("code", "is_loaded", [Atom("microscope_agent")]) is not False
+        s.detach()
+        assert observer.rpc("code", "is_loaded", [Atom("microscope_agent")]) is False
