@@ -73,3 +73,12 @@ def test_sql_over_events_messages_and_states(recorded):
     assert states["after"].tolist() == ["%{n: 1}", "%{n: 2}", "%{n: 3}"]
     with pytest.raises(mic.errors.MicroscopeError, match="SQL failed"):
         recorded.sql("select nope from nowhere")
+
+
+def test_a_session_saved_before_relations_existed_still_loads(recorded, tmp_path):
+    path = recorded.save(tmp_path / "old")
+    (path / "relations.parquet").unlink()       # as written by the first format
+    loaded = mic.load(path)
+    snap = loaded.time_travel().snapshot_at(5)
+    worker_b = snap[snap["name"] == "Demo.WorkerB"].iloc[0]
+    assert worker_b["links"] == [] and worker_b["state"] == {Atom("n"): 2}
