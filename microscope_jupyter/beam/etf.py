@@ -163,9 +163,11 @@ class _Decoder:
         name = f" (tag {tag})" if tag is not None else ""
         return DecodeError(f"malformed term at offset {where}{name}: {message}", offset=where, tag=tag)
 
-    def need(self, n: int, tag: int, what: str) -> None:
+    def need(self, n: int, tag: int, what: str, count: int | None = None) -> None:
         # Checked before any allocation so a forged length costs nothing.
+        # ``what`` may hold "{count}": formatted only on failure, off the hot path.
         if n < 0 or self.offset + n > len(self.view):
+            what = what.format(count=count) if count is not None else what
             raise self.fail(f"{what} needs {n} bytes but only {len(self.view) - self.offset} remain",
                             tag)
 
@@ -182,16 +184,28 @@ class _Decoder:
         return values
 
     def term(self, depth: int) -> Any:
+        # The hot path of every decode: small integers and atoms (most of any
+        # message) are read here without a handler call.
         if depth > self.limits.max_depth:
             raise self.fail(f"nesting deeper than {self.limits.max_depth} levels")
         view = self.view
-        if self.offset >= len(view):
+        offset = self.offset
+        if offset >= len(view):
             raise self.fail("input ends where a term should start")
-        tag = view[self.offset]
-        handler = _DISPATCH.get(tag)
+        tag = view[offset]
+        if tag == SMALL_INTEGER and offset + 1 < len(view):
+            self.offset = offset + 2
+            return view[offset + 1]
+        if tag == SMALL_ATOM_UTF8 and offset + 1 < len(view) and self.limits is DEFAULT_LIMITS:
+            end = offset + 2 + view[offset + 1]
+            cached = _ATOMS_SEEN.get((tag, view[offset + 2:end].tobytes()))
+            if cached is not None and end <= len(view):
+                self.offset = end
+                return cached
+        handler = _HANDLERS[tag]
         if handler is None:
             raise self.fail(_unknown_tag_message(tag), tag)
-        self.offset += 1
+        self.offset = offset + 1
         return handler(self, tag, depth)
 
     def atom_term(self, depth: int, what: str) -> Atom:
@@ -314,7 +328,7 @@ class _Decoder:
         return self._elements(n, tag, depth)
 
     def _elements(self, n: int, tag: int, depth: int) -> tuple:
-        self.need(n, tag, f"{n} elements")  # each element takes at least one byte
+        self.need(n, tag, "{count} elements", n)  # each element takes at least one byte
         term = self.term
         return tuple([term(depth + 1) for _ in range(n)])
 
@@ -330,7 +344,7 @@ class _Decoder:
 
     def _list(self, tag: int, depth: int) -> Any:
         n = self.unpack(_U32, tag, "LIST_EXT")[0]
-        self.need(n + 1, tag, f"{n} list elements and a tail")
+        self.need(n + 1, tag, "{count} list elements and a tail", n)
         term = self.term
         items = [term(depth + 1) for _ in range(n)]
         tail = term(depth + 1)
@@ -342,7 +356,7 @@ class _Decoder:
 
     def _map(self, tag: int, depth: int) -> Any:
         n = self.unpack(_U32, tag, "MAP_EXT")[0]
-        self.need(2 * n, tag, f"{n} map pairs")
+        self.need(2 * n, tag, "{count} map pairs", n)
         term = self.term
         pairs = [(term(depth + 1), term(depth + 1)) for _ in range(n)]
         try:
@@ -522,6 +536,11 @@ _DISPATCH: dict[int, Callable[[_Decoder, int, int], Any]] = {
     EXPORT: _Decoder._export,
     MAP: _Decoder._map,
 }
+
+
+# The same table as a list indexed by tag: the fastest lookup on the hot path.
+_HANDLERS: list[Callable[[_Decoder, int, int], Any] | None] = [
+    _DISPATCH.get(tag) for tag in range(256)]
 
 
 def _text_or_bytes(raw: bytes) -> Any:
