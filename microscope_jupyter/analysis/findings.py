@@ -74,10 +74,12 @@ def detect(recorded: "Recorded") -> list[Finding]:
     for row in exits.itertuples(index=False):
         if row.name:
             dead_names.setdefault(row.name, []).append((int(row.seq), row.pid))
+    successor: dict[str, tuple[int, str]] = {}  # dead pid -> (seq, pid that took its name)
     for row in registers.itertuples(index=False):
         earlier = [(s, p) for s, p in dead_names.get(row.peer, []) if s < row.seq and p != row.pid]
         if earlier:
             seq, old_pid = earlier[-1]
+            successor.setdefault(old_pid, (int(row.seq), row.pid))
             out.append(Finding("restart", "warning", row.pid, row.peer,
                                f"{row.peer} was restarted as {row.pid} after {old_pid} died",
                                int(row.seq), [seq, int(row.seq)]))
@@ -100,11 +102,18 @@ def detect(recorded: "Recorded") -> list[Finding]:
         if in_mailbox:
             how = (f"{in_mailbox} reached it but were never handled before it died, "
                    f"{len(group) - in_mailbox} were sent after it died")
-        out.append(Finding(
-            "lost_message", "error", receiver, name,
-            f"{len(group)} message(s) from {', '.join(senders)} to {name or receiver} were lost: "
-            f"{how} (first: {first['text']})",
-            int(first["_seq"]), [int(s) for s in group["_seq"]]))
+        summary = (f"{len(group)} message(s) from {', '.join(senders)} to {name or receiver} "
+                   f"were lost: {how} (first: {first['text']})")
+        if receiver in successor:
+            # The name lives on in a new process, yet these went to the old pid.
+            taken_at, new_pid = successor[receiver]
+            late = int((group["send_seq"] > taken_at).sum())
+            if late:
+                summary += (f". {late} of them were sent after {new_pid} had taken the name "
+                            f"{name or receiver}: the sender holds a stale pid. Send to the name, "
+                            "or monitor the process and look it up again when it goes down.")
+        out.append(Finding("lost_message", "error", receiver, name, summary,
+                           int(first["_seq"]), [int(s) for s in group["_seq"]]))
     out += _unhandled_messages(events, exits, recorded.store.syntax)
     out += _timeouts(exits, recorded.store.syntax)
     out += _deadlocks(messages)

@@ -91,6 +91,9 @@ def test_expectations_become_findings(story):
         in unhandled["summary"]
     arrival = story.events.loc[unhandled["evidence"][0]]
     assert arrival["kind"] == "receive" and arrival["name"] == "Demo.WorkerB"
+    lost = findings[findings["kind"] == "lost_message"].iloc[0]
+    assert "from Demo.WorkerA to Demo.WorkerB" in lost["summary"]
+    assert "the sender holds a stale pid" in lost["summary"]   # the planted second bug
     violation = findings[findings["kind"] == "state_violation"].iloc[0]
     assert violation["name"] == "Demo.WorkerB" and violation["evidence"] == [violation["first_seq"]]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fake_agent import A, B, FakeAgent
+from fake_agent import A, B, B2, FakeAgent
 from microscope_jupyter.analysis.recorded import SavedSession
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore
@@ -122,3 +122,28 @@ def test_a_function_clause_outside_a_callback_is_only_a_crash():
     for reason in (not_a_callback, no_stack, Atom("function_clause")):
         found = kinds(recorded(lambda agent: agent.event("exit", B, payload=reason)))
         assert set(found) == {"crash"}, reason
+
+
+def test_lost_messages_to_a_pid_whose_name_moved_on_name_the_stale_pid():
+    name = Atom("Elixir.Demo.WorkerB")
+
+    def build(agent):
+        agent.event("exit", B, payload=Atom("boom"))                          # 0
+        agent.event("send_to_dead", A, B, payload=(Atom("update"), 1))        # 1 before the restart
+        agent.event("unregister", B, name)                                     # 2
+        agent.event("register", B2, name)                                      # 3
+        agent.event("send_to_dead", A, B, payload=(Atom("update"), 2))        # 4
+        agent.event("send_to_dead", A, B, payload=(Atom("update"), 3))        # 5
+
+    lost = kinds(recorded(build))["lost_message"]
+    assert lost.startswith("3 message(s) from Demo.WorkerA to Demo.WorkerB were lost")
+    assert (f"2 of them were sent after {B2} had taken the name Demo.WorkerB: the sender holds "
+            "a stale pid") in lost
+
+
+def test_lost_messages_without_a_successor_say_nothing_of_stale_pids():
+    def build(agent):
+        agent.event("exit", B, payload=Atom("boom"))
+        agent.event("send_to_dead", A, B, payload=(Atom("update"), 1))
+
+    assert "stale" not in kinds(recorded(build))["lost_message"]
