@@ -919,7 +919,15 @@ cap(Term, Limit) ->
              check = 0,
              %% monitor tracking: calls awaiting their return (pid -> target),
              %% and live monitors we reported (ref -> target pid or none)
-             track_monitors = false, monitor_calls = #{}, monitors = #{}}).
+             track_monitors = false, monitor_calls = #{}, monitors = #{},
+             %% batches the distribution could not take yet, oldest first, and
+             %% how many dropped-count rows the batch being built carries
+             pending = [], drop_rows = 0}).
+
+%% While the connection to Python is busy, a send would suspend the tracer
+%% and its mailbox would grow unseen. Instead up to this many batches wait;
+%% beyond, the oldest is shed and counted like any other drop.
+-define(MAX_PENDING, 4).
 
 tracer_init(Controller, Owner, Opts) ->
     Now = erlang:monotonic_time(),
@@ -940,7 +948,7 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
     receive
         {finish, From, Ref, Reason} ->
             T1 = drain_after_stop(T#tr{stopped = true}),
-            T2 = flush(T1),
+            T2 = flush_all(flush(T1)),
             From ! {Ref, stats(T2, Reason)};
         {stats, From, Ref} ->
             From ! {Ref, stats(T, running)},
@@ -1003,7 +1011,8 @@ count_drop(T = #tr{drop_since = {Since, N}}) ->
 
 close_drop_span(T = #tr{drop_since = none}) -> T;
 close_drop_span(T = #tr{drop_since = {Since, N}}) ->
-    add(?K_DROPPED, 0, 0, 0, 0, Since, N, <<>>, T#tr{drop_since = none}).
+    add(?K_DROPPED, 0, 0, 0, 0, Since, N, <<>>,
+        T#tr{drop_since = none, drop_rows = T#tr.drop_rows + N}).
 
 %% Every 256 events: is our mailbox running away? Shed, or stop.
 periodic_checks(T = #tr{check = C}) when C < 255 ->
@@ -1055,18 +1064,61 @@ maybe_flush(T = #tr{in_batch = N}) when N band 63 =:= 0 ->
 maybe_flush(T) ->
     T.
 
-flush(T = #tr{in_batch = 0, defs = []}) ->
+flush(T = #tr{in_batch = 0, defs = [], pending = []}) ->
     T#tr{last_flush = erlang:monotonic_time()};
-flush(T = #tr{owner = Owner}) ->
-    Headers = list_to_binary(lists:reverse(T#tr.headers)),
-    Payloads = list_to_binary(lists:reverse(T#tr.payloads)),
-    Batch = {microscope_batch, self(), T#tr.batches, T#tr.in_batch, Headers, Payloads,
-             lists:reverse(T#tr.defs), T#tr.seen, T#tr.dropped},
-    %% A remote send may suspend us while the connection is busy: that is
-    %% the backpressure that makes shedding kick in.
-    erlang:send(Owner, Batch),
-    T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
-         batches = T#tr.batches + 1, last_flush = erlang:monotonic_time()}.
+flush(T = #tr{in_batch = 0, defs = []}) ->
+    send_pending(T#tr{last_flush = erlang:monotonic_time()});
+flush(T) ->
+    Batch = #{no => T#tr.batches, events => T#tr.in_batch, drop_rows => T#tr.drop_rows,
+              headers => list_to_binary(lists:reverse(T#tr.headers)),
+              payloads => list_to_binary(lists:reverse(T#tr.payloads)),
+              defs => lists:reverse(T#tr.defs)},
+    send_pending(T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
+                      drop_rows = 0, batches = T#tr.batches + 1,
+                      pending = T#tr.pending ++ [Batch],
+                      last_flush = erlang:monotonic_time()}).
+
+batch_message(B, T) ->
+    {microscope_batch, self(), maps:get(no, B), maps:get(events, B), maps:get(headers, B),
+     maps:get(payloads, B), maps:get(defs, B), T#tr.seen, T#tr.dropped}.
+
+send_pending(T = #tr{pending = []}) ->
+    T;
+send_pending(T = #tr{owner = Owner, pending = [B | Rest]}) ->
+    case erlang:send(Owner, batch_message(B, T), [nosuspend]) of
+        ok -> send_pending(T#tr{pending = Rest});
+        nosuspend -> shed_pending(T)
+    end.
+
+%% The oldest waiting batch goes: its events count as dropped, its id
+%% definitions move to the next batch (later events refer to them), and the
+%% dropped-count rows it carried are written again.
+shed_pending(T = #tr{pending = Pending}) when length(Pending) =< ?MAX_PENDING ->
+    T;
+shed_pending(T = #tr{pending = [Oldest, Next | Rest]}) ->
+    %% Lost: its events from trace messages (kept until now, dropped from
+    %% now); its dropped-count rows were counted already and only need
+    %% writing again.
+    Lost = maps:get(events, Oldest) - count_rows(Oldest),
+    Next1 = Next#{defs := maps:get(defs, Oldest) ++ maps:get(defs, Next)},
+    T1 = T#tr{pending = [Next1 | Rest], kept = T#tr.kept - Lost,
+              dropped = T#tr.dropped + Lost},
+    shed_pending(readd_drops(Lost + maps:get(drop_rows, Oldest), T1)).
+
+%% Dropped-count rows are events too, but not kept trace messages.
+count_rows(B) ->
+    length([x || <<Kind:8, _:39/binary>> <= maps:get(headers, B), Kind =:= ?K_DROPPED]).
+
+readd_drops(0, T) -> T;
+readd_drops(N, T = #tr{drop_since = none}) ->
+    T#tr{drop_since = {erlang:monotonic_time(), N}};
+readd_drops(N, T = #tr{drop_since = {Since, M}}) ->
+    T#tr{drop_since = {Since, M + N}}.
+
+%% At the end everything still waiting goes out, however long it takes.
+flush_all(T = #tr{owner = Owner, pending = Pending}) ->
+    [erlang:send(Owner, batch_message(B, T)) || B <- Pending],
+    T#tr{pending = []}.
 
 %% Trace message -> header + payload.
 encode_event({trace_ts, _, 'receive', {system, {C, _}, _}, _}, #tr{controller = C}) ->

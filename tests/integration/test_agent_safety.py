@@ -6,6 +6,7 @@ Every check of what is left on the target runs from a separate hidden node
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -188,3 +189,64 @@ def test_otp28_sessions_leave_a_foreign_tracer_alone(node_factory, workload_beam
         assert set(flags) == {Atom("send"), Atom("receive")}
         left = wait_clean(observer, [Atom("mic_workload")], ignore_flags_of=(counter,))
         assert left == CLEAN
+
+
+def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workload_beam, tmp_path):
+    """The kernel stops reading (SIGSTOP, as a long GIL-holding cell would): the
+    distribution backs up, yet the tracer is never suspended, sheds what it
+    cannot send, counts it, and loses nothing silently."""
+    node = node_factory("otp25", prefix="stall")
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        import microscope_jupyter as mic
+        from microscope_jupyter import Atom
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from nodes import load_module
+        from pathlib import Path
+        s = mic.attach({node.name!r}, cookie={node.cookie!r})
+        load_module(s, Path({str(workload_beam)!r}))
+        driver = s.rpc("mic_workload", "driver", [10_000_000])
+        rec = s.trace(driver, state=False, max_events=100_000_000)
+        box = s._local.mailbox()
+        s._remote.send(box, driver, (Atom("go"), box.pid))
+        print(rec.info["tracer"], flush=True)
+        sys.stdin.readline()
+        status = rec.stop(timeout=120)
+        s.rpc("erlang", "exit", [driver, Atom("kill")])
+        events = s.events
+        rows = events[events["kind"] == "dropped"]
+        print(json.dumps({{"seen": status["seen"], "dropped": status["dropped"],
+                          "kept": len(events) - len(rows), "row_sum": int(rows["term"].sum())}}),
+              flush=True)
+        s.detach()
+    """))
+    child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        tracer = child.stdout.readline().strip()
+        assert tracer.startswith("<"), tracer
+        with mic.attach(node.name, cookie=node.cookie) as observer:
+            time.sleep(0.5)
+            os.kill(child.pid, signal.SIGSTOP)
+            queues = []
+            try:
+                for _ in range(16):
+                    time.sleep(0.25)
+                    queues.append(observer.eval_erlang(
+                        f'element(2, erlang:process_info(list_to_pid("{tracer}"), message_queue_len)).'))
+            finally:
+                os.kill(child.pid, signal.SIGCONT)
+            # Shedding starts at 50k queued; a suspended tracer would pile up to max_queue.
+            assert max(queues) < 120_000, queues
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+        result = json.loads(child.stdout.readline())
+        assert result["dropped"] > 0
+        assert result["kept"] + result["dropped"] == result["seen"]
+        assert result["row_sum"] == result["dropped"]
+        assert child.wait(timeout=60) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
