@@ -926,8 +926,9 @@ cap(Term, Limit) ->
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead up to this many batches wait;
-%% beyond, the oldest is shed and counted like any other drop.
--define(MAX_PENDING, 4).
+%% beyond, the oldest is shed and counted like any other drop. 16 batches of
+%% 2,000 events hold about as many events as the 50k-message shedding threshold.
+-define(MAX_PENDING, 16).
 
 tracer_init(Controller, Owner, Opts) ->
     Now = erlang:monotonic_time(),
