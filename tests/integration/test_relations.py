@@ -38,7 +38,11 @@ def test_links_and_monitors_follow_the_recording(node_factory, workload_beam, ru
         watch(Atom("demonitor"), Atom("by_pid"))
         watch(Atom("unlink"), counter)
         s.rpc("erlang", "exit", [counter, Atom("kill")])
-        time.sleep(0.3)
+        # Events stream in while tracing; what is still in the tracer's mailbox at
+        # stop counts as dropped, so wait for the 'DOWN' to land first.
+        deadline = time.monotonic() + 10
+        while (s.events["kind"] == "demonitor").sum() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         rec.stop()
 
         events = s.events
