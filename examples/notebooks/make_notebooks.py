@@ -71,7 +71,8 @@ after = tt.snapshot_at(int(restarted["seq"]))
 new_b = after[(after["name"] == "Demo.WorkerB") & after["alive"]]
 a_state = after.set_index("name").loc["Demo.WorkerA", "state"]
 print("a new WorkerB is running:", len(new_b) == 1 and new_b["pid"].iloc[0] != first_receiver)
-print("WorkerA still targets the old pid:", str(a_state[mic.Atom("worker_b")]) == first_receiver)"""),
+print("WorkerA still targets the old pid:", str(a_state[mic.Atom("worker_b")]) == first_receiver)
+print("WorkerA monitors:", after.set_index("name").loc["Demo.WorkerA", "monitors"] or "nothing")"""),
     ("code", """# NBVAL_IGNORE_OUTPUT
 mic.widgets.TimeTravel(s, cursor=int(crash["seq"]) - 1).link(seq)"""),
     ("markdown", "## 7. The supervision tree and the timeline\nThe tree is read live from the node (search, collapse, colour by mailbox or memory; click a process to select it). The timeline shows lifetimes, callbacks and mailbox length."),
