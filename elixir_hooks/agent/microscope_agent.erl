@@ -949,7 +949,9 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
     receive
         {finish, From, Ref, Reason} ->
             T1 = drain_after_stop(T#tr{stopped = true}),
-            T2 = flush_all(flush(T1)),
+            %% No shedding from here on: the last drop span is written, so
+            %% everything left goes out, waiting for the connection if it must.
+            T2 = flush_all(enqueue_batch(T1)),
             From ! {Ref, stats(T2, Reason)};
         {stats, From, Ref} ->
             From ! {Ref, stats(T, running)},
@@ -1070,14 +1072,20 @@ flush(T = #tr{in_batch = 0, defs = [], pending = []}) ->
 flush(T = #tr{in_batch = 0, defs = []}) ->
     send_pending(T#tr{last_flush = erlang:monotonic_time()});
 flush(T) ->
+    send_pending(enqueue_batch(T)).
+
+%% The batch being built joins the ones waiting to be sent.
+enqueue_batch(T = #tr{in_batch = 0, defs = []}) ->
+    T;
+enqueue_batch(T) ->
     Batch = #{no => T#tr.batches, events => T#tr.in_batch, drop_rows => T#tr.drop_rows,
               headers => list_to_binary(lists:reverse(T#tr.headers)),
               payloads => list_to_binary(lists:reverse(T#tr.payloads)),
               defs => lists:reverse(T#tr.defs)},
-    send_pending(T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
-                      drop_rows = 0, batches = T#tr.batches + 1,
-                      pending = T#tr.pending ++ [Batch],
-                      last_flush = erlang:monotonic_time()}).
+    T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
+         drop_rows = 0, batches = T#tr.batches + 1,
+         pending = T#tr.pending ++ [Batch],
+         last_flush = erlang:monotonic_time()}.
 
 batch_message(B, T) ->
     {microscope_batch, self(), maps:get(no, B), maps:get(events, B), maps:get(headers, B),
