@@ -145,13 +145,17 @@ class TimeTravel:
             proc(int(peer[i]), int(i)).monitored_by_events.append((int(i), int(pid[i]), sign))
         # Relations held at the start go first; only onto processes the
         # recording knows (a traced process's untraced peer gets no row).
-        for holder, relation, other in reversed(store.initial_relations):
-            for a, b, attr in ((holder, other, "link_events" if relation == "link"
-                                else "monitor_events"),
-                               (other, holder, "link_events" if relation == "link"
-                                else "monitored_by_events")):
-                if a in procs:
-                    getattr(procs[a], attr).insert(0, (-1, b, 1))
+        held: dict[tuple[int, str], list] = {}
+        for holder, relation, other in store.initial_relations:
+            if relation == "link":
+                sides = ((holder, other, "link_events"), (other, holder, "link_events"))
+            else:  # holder monitors other
+                sides = ((holder, other, "monitor_events"), (other, holder, "monitored_by_events"))
+            for gid, peer, attr in sides:
+                if gid in procs:
+                    held.setdefault((gid, attr), []).append((-1, peer, 1))
+        for (gid, attr), start in held.items():
+            setattr(procs[gid], attr, start + getattr(procs[gid], attr))
 
         # States: decode only these payloads.
         state_rows = seqs[kind == K["state"]]

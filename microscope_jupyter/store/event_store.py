@@ -405,15 +405,15 @@ class EventStore:
     def pid_ids(self, proc: Any) -> set[int]:
         """Every pid id ``proc`` stands for: a pid text, or a registered name or
         module alias (in either syntax) with every pid that held it, restarts included."""
-        frame = self.frame()
         text = str(proc)
         if text.startswith("<"):
-            ids = set(frame.loc[frame["pid"] == text, "_pid"])
-            ids |= set(frame.loc[frame["peer"] == text, "_peer"])
-            ids |= {gid for gid, term in enumerate(self._ids)
-                    if isinstance(term, Pid) and str(term) == text}
+            # Every pid an event names (as actor or peer) is interned: no need
+            # to build the event frame for this.
+            ids = {gid for gid, term in enumerate(self._ids)
+                   if isinstance(term, Pid) and str(term) == text}
         else:
             wanted = {text, format_name(Atom(erlang_module_name(text)), self.syntax) or text}
+            frame = self.frame()
             ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
             ids |= {self._gid_of_pid(node, pid)
                     for node, pid, name in self.initial_names if name in wanted}
