@@ -920,9 +920,8 @@ cap(Term, Limit) ->
              %% monitor tracking: calls awaiting their return (pid -> target),
              %% and live monitors we reported (ref -> target pid or none)
              track_monitors = false, monitor_calls = #{}, monitors = #{},
-             %% batches the distribution could not take yet, oldest first, and
-             %% how many dropped-count rows the batch being built carries
-             pending = [], drop_rows = 0}).
+             %% batches the distribution could not take yet, oldest first
+             pending = []}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead up to this many batches wait;
@@ -1014,8 +1013,7 @@ count_drop(T = #tr{drop_since = {Since, N}}) ->
 
 close_drop_span(T = #tr{drop_since = none}) -> T;
 close_drop_span(T = #tr{drop_since = {Since, N}}) ->
-    add(?K_DROPPED, 0, 0, 0, 0, Since, N, <<>>,
-        T#tr{drop_since = none, drop_rows = T#tr.drop_rows + N}).
+    add(?K_DROPPED, 0, 0, 0, 0, Since, N, <<>>, T#tr{drop_since = none}).
 
 %% Every 256 events: is our mailbox running away? Shed, or stop.
 periodic_checks(T = #tr{check = C}) when C < 255 ->
@@ -1067,25 +1065,19 @@ maybe_flush(T = #tr{in_batch = N}) when N band 63 =:= 0 ->
 maybe_flush(T) ->
     T.
 
-flush(T = #tr{in_batch = 0, defs = [], pending = []}) ->
-    T#tr{last_flush = erlang:monotonic_time()};
-flush(T = #tr{in_batch = 0, defs = []}) ->
-    send_pending(T#tr{last_flush = erlang:monotonic_time()});
 flush(T) ->
-    send_pending(enqueue_batch(T)).
+    send_pending((enqueue_batch(T))#tr{last_flush = erlang:monotonic_time()}).
 
 %% The batch being built joins the ones waiting to be sent.
 enqueue_batch(T = #tr{in_batch = 0, defs = []}) ->
     T;
 enqueue_batch(T) ->
-    Batch = #{no => T#tr.batches, events => T#tr.in_batch, drop_rows => T#tr.drop_rows,
+    Batch = #{no => T#tr.batches, events => T#tr.in_batch,
               headers => list_to_binary(lists:reverse(T#tr.headers)),
               payloads => list_to_binary(lists:reverse(T#tr.payloads)),
               defs => lists:reverse(T#tr.defs)},
     T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
-         drop_rows = 0, batches = T#tr.batches + 1,
-         pending = T#tr.pending ++ [Batch],
-         last_flush = erlang:monotonic_time()}.
+         batches = T#tr.batches + 1, pending = T#tr.pending ++ [Batch]}.
 
 batch_message(B, T) ->
     {microscope_batch, self(), maps:get(no, B), maps:get(events, B), maps:get(headers, B),
@@ -1108,15 +1100,18 @@ shed_pending(T = #tr{pending = [Oldest, Next | Rest]}) ->
     %% Lost: its events from trace messages (kept until now, dropped from
     %% now); its dropped-count rows were counted already and only need
     %% writing again.
-    Lost = maps:get(events, Oldest) - count_rows(Oldest),
+    Counts = dropped_counts(Oldest),
+    Lost = maps:get(events, Oldest) - length(Counts),
     Next1 = Next#{defs := maps:get(defs, Oldest) ++ maps:get(defs, Next)},
     T1 = T#tr{pending = [Next1 | Rest], kept = T#tr.kept - Lost,
               dropped = T#tr.dropped + Lost},
-    shed_pending(readd_drops(Lost + maps:get(drop_rows, Oldest), T1)).
+    shed_pending(readd_drops(Lost + lists:sum(Counts), T1)).
 
-%% Dropped-count rows are events too, but not kept trace messages.
-count_rows(B) ->
-    length([x || <<Kind:8, _:39/binary>> <= maps:get(headers, B), Kind =:= ?K_DROPPED]).
+%% The counts of a batch's dropped-count rows (events too, but not kept
+%% trace messages), read back from its headers: aux is the last field.
+dropped_counts(B) ->
+    [Aux || <<Kind:8, _:31/binary, Aux:64/little-signed>> <= maps:get(headers, B),
+            Kind =:= ?K_DROPPED].
 
 readd_drops(0, T) -> T;
 readd_drops(N, T = #tr{drop_since = none}) ->
