@@ -28,6 +28,7 @@ from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
 from .errors import MicroscopeError, TraceError
 from .render import format_mfa_term, format_name
+from .render.names import erlang_module_name
 from .store.event_store import EventStore
 
 __all__ = ["Session", "attach", "demo"]
@@ -258,6 +259,23 @@ class Session(Recorded):
         recording = Recording.start(self._remote, self._local, self.store, spec, source)
         self.recordings.append(recording)
         return recording
+
+    def _alive_elsewhere(self, proc: Any) -> str | None:
+        if not self.attached:
+            return None
+        text = str(proc)
+        if text.startswith("<"):
+            source = "P = list_to_pid(binary_to_list(Name)), is_process_alive(P) andalso P."
+        else:
+            # Only an atom the node already has can name a process: none is created.
+            source = ("try whereis(binary_to_existing_atom(Name, utf8)) of "
+                      "undefined -> false; P -> P catch error:badarg -> false end.")
+        try:
+            found = self.eval_erlang(source, timeout=5, Name=erlang_module_name(text)
+                                     if not text.startswith("<") else text)
+        except MicroscopeError:
+            return None
+        return str(found) if isinstance(found, Pid) else None
 
     def _require_attached(self) -> None:
         if not self._remote.alive:

@@ -17,12 +17,13 @@ OFFSET = 1_700_000_000 * 10**9  # time_offset: native monotonic -> epoch ns
 class FakeAgent:
     """Builds batches exactly as the Erlang tracer lays them out."""
 
-    def __init__(self, store: EventStore, source="src", names=(), relations=()):
+    def __init__(self, store: EventStore, source="src", names=(), relations=(),
+                 native_per_second=10**9):
         self.store = store
         self.source = source
         self.ids: dict = {}
         self.pending_defs: list = []
-        store.add_source(source, NODE, OFFSET, 10**9, list(names), list(relations))
+        store.add_source(source, NODE, OFFSET, native_per_second, list(names), list(relations))
         self.rows: list = []
         self.payloads = bytearray()
         self.ts = 1000

@@ -49,9 +49,9 @@
 -export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
          process_tree/0]).
 %% @private internal exports (spawned funs, sys debug hook)
--export([controller_init/3, tracer_init/3, state_hook/3, gen_callbacks/0]).
+-export([controller_init/3, tracer_init/3, sampler_init/3, state_hook/3]).
 
--define(VERSION, 9).
+-define(VERSION, 10).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -77,6 +77,9 @@
 %% 19 (line) and 20 (annotation) are written on the Python side.
 -define(K_MONITOR, 21).
 -define(K_DEMONITOR, 22).
+-define(K_TIMEOUT, 23).    % a `receive ... after' that fired: not a message
+-define(K_HOOK, 24).       % a state hook changed: aux 1 installed, 0 removed
+-define(K_MAILBOX, 25).    % a sampled message_queue_len: aux is the length
 
 -define(F_TRUNCATED, 1).
 
@@ -220,8 +223,11 @@ call(Agent, Request) ->
 %%%===================================================================
 
 -record(ctl, {owner, owner_ref, tracer, backend, procs = [], patterns = [],
-              hooked = [], flags = [], opts, started, stop_reason,
-              deadline_ref, monitor = none, hook_attempted = []}).
+              flags = [], opts, started, deadline_ref, monitor = none,
+              %% state hooks: pid -> pending | installed | removed; the id is
+              %% unique per trace, so a hook left from an earlier trace (inert,
+              %% see state_hook/3) never blocks a new one
+              hooks = #{}, hook_id, sampler, stop_flag}).
 
 controller_init(Caller, Owner, Opts0) ->
     process_flag(trap_exit, true),
@@ -233,41 +239,54 @@ controller_init(Caller, Owner, Opts0) ->
         {ok, Procs, Patterns} ->
             Backend0 = backend_kind(),
             MonitorMFAs = monitor_patterns(Backend0, Opts, Patterns),
+            %% The controller raises this flag to stop the tracer ahead of its
+            %% backlog: a message would wait behind every queued trace message.
+            StopFlag = atomics:new(1, []),
             Tracer = spawn_opt(?MODULE, tracer_init,
-                               [self(), Owner, Opts#{track_monitors => MonitorMFAs =/= []}],
+                               [self(), Owner, Opts#{track_monitors => MonitorMFAs =/= [],
+                                                     stop_flag => StopFlag}],
                                [link, {message_queue_data, off_heap}]),
             Backend = backend(Backend0, Tracer),
             Flags = trace_flags(Opts, MonitorMFAs =/= []),
             Ctl0 = #ctl{owner = Owner, owner_ref = OwnerRef, tracer = Tracer,
                         backend = Backend, flags = Flags, opts = Opts,
-                        started = erlang:monotonic_time()},
+                        started = erlang:monotonic_time(), stop_flag = StopFlag,
+                        hook_id = {?HOOK_ID, Tracer}},
             Ctl1 = set_monitor_patterns(MonitorMFAs, set_patterns(Patterns, Ctl0)),
-            %% Hooks first: the sys calls that install them are not traffic
-            %% anyone asked to see, and untraced processes make none.
-            %% Only processes we can trace: one another tool traces is left
-            %% wholly alone, hooks included.
-            Ours = [P || P <- Procs, traceable(Backend, P)],
-            Ctl2 = case maps:get(state, Opts) of
-                       true -> hook_states(Ours, Ctl1);
-                       false -> Ctl1
+            Ctl2 = (trace_procs(Procs, Ctl1))#ctl{monitor = set_monitor(Tracer, Opts)},
+            %% Hooks are asked for without waiting: a backlogged GenServer takes
+            %% the request when it reaches it, so trace start never waits on the app.
+            Ctl3 = case maps:get(state, Opts) of
+                       true -> hook_states(Ctl2#ctl.procs, Ctl2);
+                       false -> Ctl2
                    end,
-            Ctl3 = (trace_procs(Procs, Ctl2))#ctl{monitor = set_monitor(Tracer, Opts)},
             %% Taken after tracing began: a link or monitor made meanwhile is
             %% both here and an event, never in neither.
             Relations = relations(Ctl3#ctl.procs, [self(), Tracer]),
+            Sampler = spawn_link(?MODULE, sampler_init,
+                                 [Tracer, Ctl3#ctl.procs, maps:get(mailbox_ms, Opts)]),
             Ctl = case maps:get(duration_ms, Opts) of
-                      infinity -> Ctl3;
-                      Ms -> Ctl3#ctl{deadline_ref = erlang:send_after(Ms, self(), duration)}
+                      infinity -> Ctl3#ctl{sampler = Sampler};
+                      Ms -> Ctl3#ctl{sampler = Sampler,
+                                     deadline_ref = erlang:send_after(Ms, self(), duration)}
                   end,
             Info = #{tracer => Tracer,
                      backend => element(1, Backend),
                      traced => length(Ctl#ctl.procs),
-                     hooked => length(Ctl#ctl.hooked),
+                     hooked => maps:size(Ctl#ctl.hooks),
+                     hook_requests => maps:keys(Ctl#ctl.hooks),
                      patterns => length(Ctl#ctl.patterns) - length(MonitorMFAs),
                      skipped_foreign => skipped_foreign(Procs, Ctl),
                      system_monitor => Ctl#ctl.monitor =/= none,
                      monitors => monitor_tracking(maps:get(lifecycle, Opts), MonitorMFAs),
                      relations => Relations,
+                     %% so time travel knows them from the start; an
+                     %% everything-trace of a huge node leaves them to their
+                     %% first event rather than send a list that size
+                     traced_pids => case length(Ctl#ctl.procs) of
+                                        N when N =< 20000 -> Ctl#ctl.procs;
+                                        _ -> []
+                                    end,
                      time_offset => erlang:time_offset(),
                      native_per_second => erlang:convert_time_unit(1, second, native),
                      started => Ctl#ctl.started,
@@ -286,7 +305,7 @@ defaults() ->
       duration_ms => infinity, payload_limit => 4096, batch_events => 2000,
       flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => [],
       system_monitor => auto, long_gc_ms => 50, long_schedule_ms => 50,
-      large_heap_words => 1000000}.
+      large_heap_words => 1000000, mailbox_ms => 100}.
 
 controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
     receive
@@ -297,13 +316,19 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             Stats = cleanup(Ctl, stopped),
             From ! {Ref, {ok, Stats}};
         {status, From, Ref} ->
-            From ! {Ref, {ok, tracer_stats(Tracer)}},
+            From ! {Ref, {ok, (tracer_stats(Tracer))#{hooks => hook_counts(Ctl)}}},
             controller_loop(Ctl);
         {trace_state, From, Ref} ->
             From ! {Ref, {ok, #{procs => Ctl#ctl.procs, patterns => Ctl#ctl.patterns,
-                                hooked => Ctl#ctl.hooked, tracer => Tracer,
+                                hooks => Ctl#ctl.hooks, tracer => Tracer,
+                                hook_id => Ctl#ctl.hook_id,
                                 backend => element(1, Ctl#ctl.backend)}}},
             controller_loop(Ctl);
+        {{microscope_hook, installed, P}, ok} ->
+            %% The GenServer reached our install request: from its next
+            %% callback on, every transition is recorded.
+            Tracer ! {microscope_hook, P, 1, erlang:monotonic_time()},
+            controller_loop(Ctl#ctl{hooks = (Ctl#ctl.hooks)#{P => installed}});
         duration ->
             Stats = cleanup(Ctl, duration),
             notify_owner(Ctl, duration, Stats);
@@ -313,7 +338,9 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             notify_owner(Ctl, Reason, Stats);
         {spawned, Child} ->
             %% Children inherit the tracer; hook the GenServers among them
-            %% once they are up (restarted workers, new pool members).
+            %% once they are up (restarted workers, new pool members), and
+            %% sample their mailboxes.
+            Ctl#ctl.sampler ! {add, Child},
             case maps:get(state, Ctl#ctl.opts) of
                 true -> erlang:send_after(20, self(), {hook_later, Child});
                 false -> ok
@@ -324,21 +351,20 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
                 receive microscope_go -> From ! {Ref, eval_code(Lang, Code)} end
             end),
             trace_one(Ctl#ctl.backend, Worker, Ctl#ctl.flags),
+            Ctl#ctl.sampler ! {add, Worker},
             Worker ! microscope_go,
             controller_loop(Ctl#ctl{procs = [Worker | Ctl#ctl.procs]});
         {hook_later, Child} ->
-            %% The child already carries our trace flags: mute its message
-            %% tracing while we talk to it, so our sys calls stay out of the trace.
-            Quiet = [F || F <- Ctl#ctl.flags, F =:= send orelse F =:= 'receive'],
-            set_flags(Ctl#ctl.backend, Child, false, Quiet),
-            Ctl1 = hook_states([Child], Ctl),
-            set_flags(Ctl#ctl.backend, Child, true, Quiet),
-            controller_loop(Ctl1);
+            controller_loop(hook_states([Child], Ctl));
         {'EXIT', Tracer, Reason} ->
             cleanup(Ctl, {tracer_exit, Reason});
         _ ->
             controller_loop(Ctl)
     end.
+
+hook_counts(#ctl{hooks = Hooks}) ->
+    maps:fold(fun(_, S, Acc) -> maps:update_with(S, fun(N) -> N + 1 end, 1, Acc) end,
+              #{pending => 0, installed => 0}, Hooks).
 
 eval_code(elixir, Code) ->
     try 'Elixir.Code':eval_string(Code) of
@@ -357,29 +383,35 @@ eval_code(erlang, Code) ->
 notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
     Owner ! {microscope_stopped, self(), Reason, Stats}.
 
-%% Undo exactly what we did (trace flags before hooks, see below), then flush the tracer.
+%% Undo exactly what we did, then flush the tracer. Nothing here waits on a
+%% traced process: hooks are asked to go (and go by themselves once the
+%% tracer is gone), so a backlogged app cannot hold the stop.
 cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
+    StopTs = erlang:monotonic_time(),
+    %% From now on every hook of this trace removes itself at its next callback.
+    atomics:put(Ctl#ctl.stop_flag, 1, 1),
     restore_monitor(Ctl#ctl.monitor, Tracer),
     untrace_procs(Ctl),
     unset_patterns(Ctl),
     destroy_backend(Ctl#ctl.backend),
-    %% Untraced first, so the sys calls that remove the hooks stay out of the trace.
-    unhook_states(Ctl#ctl.hook_attempted),
+    unhook_states(Ctl),
+    final_samples(Ctl#ctl.sampler),
+    Pending = [P || {P, pending} <- maps:to_list(Ctl#ctl.hooks)],
     Stats = case is_process_alive(Tracer) of
-                true -> finish_tracer(Tracer, Reason);
+                true -> finish_tracer(Ctl, Reason, StopTs);
                 false -> #{}
             end,
     unlink(Tracer),
     exit(Tracer, shutdown),
-    Stats.
+    Stats#{hooks_pending_at_stop => length(Pending)}.
 
-finish_tracer(Tracer, Reason) ->
+finish_tracer(#ctl{tracer = Tracer}, Reason, StopTs) ->
     Ref = erlang:monitor(process, Tracer),
-    Tracer ! {finish, self(), Ref, Reason},
+    Tracer ! {finish, self(), Ref, Reason, StopTs},
     receive
         {Ref, Stats} -> erlang:demonitor(Ref, [flush]), Stats;
         {'DOWN', Ref, process, Tracer, _} -> #{}
-    after 10000 ->
+    after 5000 ->
         erlang:demonitor(Ref, [flush]),
         #{}
     end.
@@ -394,6 +426,65 @@ tracer_stats(Tracer) ->
         erlang:demonitor(Ref, [flush]),
         #{state => busy}
     end.
+
+%%%===================================================================
+%%% MAILBOX SAMPLER
+%%%===================================================================
+
+%% The receive trace event is no measure of a mailbox: before OTP 27 it
+%% fires when the receiver moves messages from its outer signal queue,
+%% which a busy process does late and in bulk. So every traced process's
+%% real message_queue_len is read here, at the start, every Interval ms
+%% (stretched so one round costs at most 2% of a scheduler) and at the
+%% stop; a change becomes a `mailbox' event. Its own process: reading a
+%% busy process's queue can wait for that process to be scheduled.
+sampler_init(Tracer, Procs, Interval) ->
+    Last = sample_round(Tracer, Procs, #{}),
+    sampler_loop(Tracer, Procs, Last, Interval, Interval).
+
+sampler_loop(Tracer, Procs, Last, Interval, Wait) ->
+    receive
+        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Wait);
+        {final, From, Ref} ->
+            sample_round(Tracer, Procs, Last),
+            From ! {Ref, done}
+    after Wait ->
+        T0 = erlang:monotonic_time(microsecond),
+        Last1 = sample_round(Tracer, Procs, Last),
+        Cost = (erlang:monotonic_time(microsecond) - T0) div 1000,
+        Alive = [P || P <- Procs, is_map_key(P, Last1)],
+        sampler_loop(Tracer, Alive, Last1, Interval, max(Interval, 50 * Cost))
+    end.
+
+%% A process appears in a round's result only while alive; a length is sent
+%% only when it differs from the last one sent (a process never sampled
+%% counts as 0, so the start sends exactly the non-empty mailboxes).
+sample_round(Tracer, Procs, Last) ->
+    lists:foldl(
+      fun(P, Acc) ->
+              case erlang:process_info(P, message_queue_len) of
+                  {message_queue_len, Len} ->
+                      case maps:get(P, Last, 0) of
+                          Len -> ok;
+                          _ -> Tracer ! {microscope_mailbox, P, Len, erlang:monotonic_time()}
+                      end,
+                      Acc#{P => Len};
+                  undefined ->
+                      Acc
+              end
+      end, #{}, Procs).
+
+final_samples(Sampler) ->
+    Ref = erlang:monitor(process, Sampler),
+    Sampler ! {final, self(), Ref},
+    receive
+        {Ref, done} -> ok;
+        {'DOWN', Ref, process, Sampler, _} -> ok
+    after 500 -> ok
+    end,
+    erlang:demonitor(Ref, [flush]),
+    unlink(Sampler),
+    exit(Sampler, kill).
 
 %%%===================================================================
 %%% VALIDATION
@@ -413,7 +504,8 @@ validate(Caller, Opts) ->
 check_limits(Opts) ->
     [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
      || K <- [max_events, max_rate, payload_limit, batch_events, flush_ms,
-              shed_queue, max_queue, long_gc_ms, long_schedule_ms, large_heap_words],
+              shed_queue, max_queue, long_gc_ms, long_schedule_ms, large_heap_words,
+              mailbox_ms],
         not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
     case maps:get(duration_ms, Opts) of
         infinity -> ok;
@@ -627,17 +719,6 @@ trace_one({legacy, Tracer}, P, Flags) ->
         _ -> false
     end.
 
-set_flags(_, _, _, []) -> ok;
-set_flags({session, S}, P, How, Flags) -> catch trace:process(S, P, How, Flags), ok;
-set_flags({legacy, Tracer}, P, How, Flags) ->
-    case erlang:trace_info(P, tracer) of
-        {tracer, Tracer} -> catch erlang:trace(P, How, [{tracer, Tracer} || How] ++ Flags), ok;
-        _ -> ok
-    end.
-
-traceable({session, _}, _P) -> true;
-traceable({legacy, _}, P) -> erlang:trace_info(P, tracer) =:= {tracer, []}.
-
 skipped_foreign(Requested, #ctl{procs = Traced}) ->
     %% A map, not lists:member: an everything-trace has one entry per process.
     Ours = maps:from_list([{P, true} || P <- Traced]),
@@ -703,7 +784,8 @@ set_monitor_patterns(MFAs, Ctl = #ctl{backend = Backend}) ->
     Ctl#ctl{patterns = Ctl#ctl.patterns ++ MFAs}.
 
 %% Links and monitors of the traced processes as tracing begins (monitors
-%% both ways: the ones a process holds and the ones held on it).
+%% both ways: the ones a process holds and the ones held on it), each as
+%% {Traced, link | monitor | monitored_by, Other}.
 relations(Procs, Own) ->
     lists:usort(lists:flatmap(fun(P) -> relations_of(P, Own) end, Procs)).
 
@@ -714,7 +796,7 @@ relations_of(P, Own) ->
             [{P, link, L} || L <- Links, is_pid(L), not lists:member(L, Own)]
                 ++ [{P, monitor, T} || {process, Target} <- Monitors,
                                        T <- [monitor_target(Target)], is_pid(T)]
-                ++ [{W, monitor, P} || W <- By, is_pid(W), not lists:member(W, Own)]
+                ++ [{P, monitored_by, W} || W <- By, is_pid(W), not lists:member(W, Own)]
     end.
 
 monitor_target(P) when is_pid(P) -> P;
@@ -774,67 +856,60 @@ restore_monitor({set, Previous}, Tracer) ->
     end,
     ok.
 
-%% GenServer / gen_statem state capture through sys debug hooks: cheaper
-%% than call tracing, and it sees the state before and after.
-%% Each hook is two calls into the process (sys:get_state, sys:install);
-%% a busy GenServer may take up to its timeout to answer. So all of them
-%% are tried at once, each in its own short-lived helper, and whatever has
-%% not answered within ?HOOK_DEADLINE counts as unhooked. Every process we
-%% tried is unhooked at cleanup, so a hook that lands late is removed too.
--define(HOOK_DEADLINE, 3000).
-hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts}) ->
-    Limit = maps:get(payload_limit, Opts) * 4,
-    Candidates = [P || P <- Procs, not lists:member(P, Ctl#ctl.hook_attempted)],
+%% GenServer / gen_statem state capture through sys debug hooks.
+%%
+%% Nothing here waits on the process. The install request is a system
+%% message sent as sys:install/3 would send it, but not waited for: the
+%% process takes it in mailbox order, so behind a backlog the hook is
+%% `pending' until the process reaches it (the reply tells the controller,
+%% which records a `hook' event). Right behind it goes a replace_state
+%% request whose fun only reports the state it is given and returns it
+%% unchanged: the base the first hooked callback started from. Both come
+%% from us, so a message someone else sends between the two is handled
+%% hooked, and the tracer then knows its `before' is unknown rather than
+%% taking a stale one.
+hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts, hooks = Hooks, hook_id = Id,
+                              stop_flag = Flag}) ->
+    Budget = state_budget(Opts),
+    %% Loaded here, not by the first traced process to need them: a code
+    %% server call from inside the app would show as the app's own traffic.
+    [code:ensure_loaded(M) || M <- [sys, erts_debug, gen, proc_lib]],
+    %% Procs are ours (traced by us, or children that inherited our tracer):
+    %% a process another tool traces gets no hook either.
+    New = [{P, Kind} || P <- Procs, not is_map_key(P, Hooks), Kind <- [gen_kind(P)],
+                        Kind =/= none],
     Self = self(),
-    Ref = make_ref(),
-    Helpers = [spawn(fun() -> Self ! {Ref, P, hook_one(P, Tracer, Limit)} end) || P <- Candidates],
-    Deadline = erlang:monotonic_time(millisecond) + ?HOOK_DEADLINE,
-    {New, NotGen} = collect_hooks(Ref, length(Helpers), Deadline, [], []),
-    %% Attempted = every gen process we talked to, answered or not (not the
-    %% plain processes: sys:remove on one of those would just time out).
-    Attempted = Candidates -- NotGen,
-    Ctl#ctl{hooked = New ++ Ctl#ctl.hooked, hook_attempted = Attempted ++ Ctl#ctl.hook_attempted}.
+    [begin
+         FuncState = #{tracer => Tracer, stop_flag => Flag, budget => Budget, kind => Kind,
+                       before => unknown,
+                       pending => none, large => false, n => 0},
+         P ! {system, {Self, {microscope_hook, installed, P}},
+              {debug, {install, {Id, fun ?MODULE:state_hook/3, FuncState}}}},
+         P ! {system, {Self, {microscope_hook, based, P}},
+              {replace_state, base_reporter(Tracer, Kind, Budget)}}
+     end || {P, Kind} <- New],
+    Ctl#ctl{hooks = maps:merge(Hooks, maps:from_list([{P, pending} || {P, _} <- New]))}.
 
-collect_hooks(_Ref, 0, _Deadline, Hooked, NotGen) -> {Hooked, NotGen};
-collect_hooks(Ref, N, Deadline, Hooked, NotGen) ->
-    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
-    receive
-        {Ref, P, true} -> collect_hooks(Ref, N - 1, Deadline, [P | Hooked], NotGen);
-        {Ref, _P, false} -> collect_hooks(Ref, N - 1, Deadline, Hooked, NotGen);
-        {Ref, P, not_gen} -> collect_hooks(Ref, N - 1, Deadline, Hooked, [P | NotGen])
-    after Left -> {Hooked, NotGen}
+%% Words of state the hook may copy to the tracer per callback.
+state_budget(Opts) -> maps:get(payload_limit, Opts).
+
+base_reporter(Tracer, Kind, Budget) ->
+    fun(State) ->
+            Base = case Kind of
+                       gen_statem when is_tuple(State), tuple_size(State) =:= 2 -> element(1, State);
+                       _ -> State
+                   end,
+            Tracer ! {microscope_base, self(), bounded(Base, Budget)},
+            State
     end.
 
-hook_one(P, Tracer, Limit) ->
-    case gen_kind(P) of
-        none -> not_gen;
-        Kind ->
-            try
-                Before = case Kind of
-                             gen_server -> sys:get_state(P, 1000);
-                             gen_statem -> element(1, sys:get_state(P, 1000))
-                         end,
-                ok = sys:install(P, {?HOOK_ID, fun ?MODULE:state_hook/3,
-                                     {Tracer, Limit, Kind, cap(Before, Limit), none}}, 1000),
-                true
-            catch _:_ -> false
-            end
-    end.
-
-%% Removal by id touches only our hook; done in parallel for the same
-%% reason as installing, and waited for (up to a bound) before we go.
-unhook_states(Pids) ->
-    Self = self(),
-    Ref = make_ref(),
-    Helpers = [spawn(fun() -> catch sys:remove(P, ?HOOK_ID, 1000), Self ! {Ref, done} end)
-               || P <- Pids, is_process_alive(P)],
-    wait_done(Ref, length(Helpers), erlang:monotonic_time(millisecond) + ?HOOK_DEADLINE).
-
-wait_done(_Ref, 0, _Deadline) -> ok;
-wait_done(Ref, N, Deadline) ->
-    receive {Ref, done} -> wait_done(Ref, N - 1, Deadline)
-    after max(0, Deadline - erlang:monotonic_time(millisecond)) -> ok
-    end.
+%% Removal is asked for, never waited for. A process that takes long to
+%% reach the request cannot record anything meanwhile: its hook removes
+%% itself at its next callback once the tracer is gone (state_hook/3).
+unhook_states(#ctl{hooks = Hooks, hook_id = Id}) ->
+    [P ! {system, {self(), {microscope_hook, removed, P}}, {debug, {remove, Id}}}
+     || {P, _} <- maps:to_list(Hooks), is_process_alive(P)],
+    ok.
 
 %% What kind of gen process P is: its callback module's behaviours first,
 %% then the loop it is waiting in (an Elixir Agent's initial call is a fun,
@@ -847,7 +922,9 @@ gen_kind(P) ->
                 {_, {supervisor, _, _}} -> none;
                 {_, {M, _, _}} ->
                     Bs = behaviours(M),
-                    Gen = [K || {B, K} <- gen_callbacks(), lists:member(B, Bs)],
+                    Gen = [K || {B, K} <- [{gen_server, gen_server}, {'Elixir.GenServer', gen_server},
+                                           {'Elixir.Agent', gen_server}, {gen_statem, gen_statem}],
+                                lists:member(B, Bs)],
                     case {lists:member(supervisor, Bs), Gen, Current} of
                         {true, _, _} -> none;
                         {false, [K | _], _} -> K;
@@ -860,51 +937,176 @@ gen_kind(P) ->
         _ -> none
     end.
 
-gen_callbacks() ->
-    [{gen_server, gen_server}, {'Elixir.GenServer', gen_server},
-     {'Elixir.Agent', gen_server}, {gen_statem, gen_statem}].
-
 behaviours(M) ->
     try M:module_info(attributes) of
         Attrs -> lists:append([Bs || {K, Bs} <- Attrs, K =:= behaviour orelse K =:= behavior])
     catch _:_ -> []
     end.
 
-%% @private Runs inside the traced GenServer: must be cheap and never raise
-%% (sys removes a hook that raises, which is the safe failure).
-state_hook({Tracer, Limit, Kind, Before, _Pending}, {in, Msg}, _Name) ->
-    {Tracer, Limit, Kind, Before, {Msg, erlang:monotonic_time()}};
-state_hook({Tracer, Limit, Kind, Before, _Pending}, {in, Event, _StateName}, _Name) ->
-    {Tracer, Limit, Kind, Before, {Event, erlang:monotonic_time()}};
-state_hook({Tracer, Limit, Kind, Before, Pending}, {out, Reply, _From, NewState}, _Name) ->
-    After = cap(NewState, Limit),
-    emit_state(Tracer, Kind, Pending, Before, After, {reply, cap(Reply, Limit)}),
-    {Tracer, Limit, Kind, After, none};
-state_hook({Tracer, Limit, Kind, Before, Pending}, {noreply, NewState}, _Name) ->
-    After = cap(NewState, Limit),
-    emit_state(Tracer, Kind, Pending, Before, After, noreply),
-    {Tracer, Limit, Kind, After, none};
-state_hook({Tracer, Limit, gen_statem, Before, Pending}, {consume, Event, _State, Next}, _Name) ->
-    P = case Pending of none -> {Event, erlang:monotonic_time()}; _ -> Pending end,
-    emit_state(Tracer, gen_statem, P, Before, Next, noreply),
-    {Tracer, Limit, gen_statem, Next, none};
-state_hook({Tracer, Limit, Kind, Before, _}, {continue, _} = Msg, _Name) ->
-    {Tracer, Limit, Kind, Before, {Msg, erlang:monotonic_time()}};
-state_hook(FuncState, _Other, _Name) ->
-    FuncState.
-
-emit_state(_Tracer, _Kind, none, _Before, _After, _Reply) ->
-    ok;
-emit_state(Tracer, Kind, {Msg, TsIn}, Before, After, Reply) ->
-    Tracer ! {microscope_state, self(), TsIn, erlang:monotonic_time(), cap(Msg, 4096), Before,
-              After, Reply, Kind},
-    ok.
-
-cap(Term, Limit) ->
-    case erlang:external_size(Term) of
-        Size when Size =< Limit -> Term;
-        Size -> {'$microscope_truncated', Size}
+%% @private Runs inside the traced GenServer on every callback, so it does
+%% no work that grows with the state: an unchanged state is recognised by
+%% identity (erts_debug:same/2, O(1)); a changed map or tuple is compared
+%% by identity field by field, and only what changed is sent (within the
+%% budget); any other state is sent whole only if a walk that stops at the
+%% budget finds it small. The callback is timed from the moment it got the
+%% message to the moment it returned, before any of our work, and the time
+%% our own work took is sent along, so the tool's cost is on record.
+%% Never raises (sys drops a hook that raises, the safe failure), and
+%% removes itself (`done') once its trace has stopped: the stop flag is an
+%% atomic, read without a message (is_process_alive/1 on another process
+%% is a request and a reply message, which the trace would show).
+state_hook(F = #{stop_flag := Flag}, Event, _Name) ->
+    case atomics:get(Flag, 1) of
+        0 -> hook_event(F, Event);
+        _ -> done
     end.
+
+hook_event(F, {in, Msg}) ->
+    F#{pending := {Msg, erlang:monotonic_time()}};
+hook_event(F, {in, Msg, _StateName}) ->
+    F#{pending := {Msg, erlang:monotonic_time()}};
+hook_event(F, {continue, _} = Msg) ->
+    F#{pending := {Msg, erlang:monotonic_time()}};
+hook_event(F, {out, Reply, _From, NewState}) ->
+    hook_out(F, erlang:monotonic_time(), NewState, {reply, Reply});
+hook_event(F, {noreply, NewState}) ->
+    hook_out(F, erlang:monotonic_time(), NewState, noreply);
+hook_event(F = #{kind := gen_statem, pending := Pending}, {consume, Event, _State, Next}) ->
+    Now = erlang:monotonic_time(),
+    hook_out(F#{pending := case Pending of none -> {Event, Now}; _ -> Pending end}, Now, Next,
+             noreply);
+hook_event(F, _Other) ->
+    F.
+
+hook_out(F = #{pending := none}, _TsOut, _NewState, _Reply) ->
+    F;
+hook_out(F = #{tracer := Tracer, budget := Budget, kind := Kind, before := Before,
+               pending := {Msg, TsIn}, n := N}, TsOut, NewState, Reply) ->
+    %% Every 64th callback a small state goes whole, so a tracer that lost
+    %% some of our reports (shed under load) has a base again.
+    {Capture, Large} = case N band 63 =:= 63 andalso not maps:get(large, F) of
+                           true -> whole(NewState, Budget);
+                           false -> capture(Before, NewState, Budget, maps:get(large, F))
+                       end,
+    Tracer ! {microscope_state, self(), TsIn, TsOut, bounded(Msg, Budget), Capture,
+              reply_capture(Reply, Budget), Kind, N + 1,
+              erlang:monotonic_time() - TsOut},
+    F#{before := NewState, pending := none, large := Large, n := N + 1}.
+
+reply_capture(noreply, _) -> noreply;
+reply_capture({reply, R}, Budget) -> {reply, bounded(R, Budget)}.
+
+%% {same} | {full, State} | {changes, [{Path, Value}], Complete} | {large}
+capture(Before, New, Budget, Large) ->
+    case erts_debug:same(Before, New) of
+        true -> {same, Large};
+        false when Before =:= unknown -> whole(New, Budget);
+        false ->
+            case changes(Before, New, Budget) of
+                {Changes, Complete} when Changes =/= none -> {{changes, Changes, Complete}, Large};
+                _ when Large -> {large, true};
+                _ -> whole(New, Budget)
+            end
+    end.
+
+whole(State, Budget) ->
+    case fits(State, Budget) >= 0 of
+        true -> {{full, State}, false};
+        false -> {large, true}
+    end.
+
+%% Field-by-field changes between two maps (or two tuples of one size), by
+%% identity, descending into changed maps and tuples; none for other shapes.
+%% Complete is false when the budget ran out before every field was seen.
+changes(B, A, Budget) when is_map(B), is_map(A); is_tuple(B), is_tuple(A),
+                                                  tuple_size(B) =:= tuple_size(A) ->
+    {Acc, Left} = changes([], B, A, [], Budget),
+    {lists:reverse(Acc), Left >= 0};
+changes(_, _, _) ->
+    none.
+
+changes(_Path, _B, _A, Acc, Left) when Left < 0 -> {Acc, Left};
+changes(Path, B, A, Acc, Left) when is_map(B), is_map(A) ->
+    %% Keys present now: changed or added; then, only if some key must have
+    %% gone (fewer old keys kept than there were), the keys that went away.
+    {Acc1, L1, Added} = map_changes(Path, B, maps:next(maps:iterator(A)), Acc, Left, 0),
+    case map_size(A) - Added < map_size(B) of
+        true -> removed_keys(Path, A, maps:next(maps:iterator(B)), Acc1, L1);
+        false -> {Acc1, L1}
+    end;
+changes(Path, B, A, Acc, Left) when is_tuple(B), is_tuple(A), tuple_size(B) =:= tuple_size(A),
+                                    tuple_size(B) > 0 ->
+    tuple_changes(Path, B, A, 1, Acc, Left);
+changes(Path, _B, A, Acc, Left) ->
+    case fits(A, Left) of
+        L when L >= 0 -> {[{lists:reverse(Path), A} | Acc], L - 1};
+        L -> {[{lists:reverse(Path), '$microscope_large'} | Acc], L}
+    end.
+
+map_changes(_Path, _B, none, Acc, Left, Added) -> {Acc, Left, Added};
+map_changes(_Path, _B, _It, Acc, Left, Added) when Left < 0 -> {Acc, Left, Added};
+map_changes(Path, B, {K, V, It}, Acc, Left, Added) ->
+    case B of
+        #{K := Old} ->
+            {Acc1, L1} = case erts_debug:same(Old, V) of
+                             true -> {Acc, Left - 1};
+                             false -> changes([{key, K} | Path], Old, V, Acc, Left - 1)
+                         end,
+            map_changes(Path, B, maps:next(It), Acc1, L1, Added);
+        _ ->
+            {Acc1, L1} = changes([{key, K} | Path], '$microscope_absent', V, Acc, Left - 1),
+            map_changes(Path, B, maps:next(It), Acc1, L1, Added + 1)
+    end.
+
+removed_keys(_Path, _A, none, Acc, Left) -> {Acc, Left};
+removed_keys(_Path, _A, _It, Acc, Left) when Left < 0 -> {Acc, Left};
+removed_keys(Path, A, {K, _V, It}, Acc, Left) ->
+    Acc1 = case is_map_key(K, A) of
+               true -> Acc;
+               false -> [{lists:reverse([{key, K} | Path]), '$microscope_absent'} | Acc]
+           end,
+    removed_keys(Path, A, maps:next(It), Acc1, Left - 1).
+
+tuple_changes(_Path, B, _A, I, Acc, Left) when I > tuple_size(B); Left < 0 -> {Acc, Left};
+tuple_changes(Path, B, A, I, Acc, Left) ->
+    Old = element(I, B),
+    New = element(I, A),
+    {Acc1, L1} = case erts_debug:same(Old, New) of
+                     true -> {Acc, Left - 1};
+                     false -> changes([{elem, I} | Path], Old, New, Acc, Left - 1)
+                 end,
+    tuple_changes(Path, B, A, I + 1, Acc1, L1).
+
+%% Term itself if a walk within Budget words finds its end, else a summary:
+%% the cost is bounded by the budget, whatever the term's size.
+bounded(Term, Budget) ->
+    case fits(Term, Budget) >= 0 of
+        true -> Term;
+        false -> '$microscope_large'
+    end.
+
+%% Budget left after walking Term, roughly in words; negative once spent
+%% (and then the walk stops).
+fits(_, Left) when Left < 0 -> Left;
+fits(T, Left) when is_atom(T); is_integer(T), T < (1 bsl 59), T > -(1 bsl 59) -> Left - 1;
+fits(T, Left) when is_number(T) -> Left - 3;
+fits(T, Left) when is_bitstring(T) -> Left - 2 - (byte_size(T) div 8);
+fits([H | T], Left) -> fits(T, fits(H, Left - 1));
+fits([], Left) -> Left;
+fits(T, Left) when is_tuple(T) -> fits_tuple(T, 1, tuple_size(T), Left - 1);
+fits(T, Left) when is_map(T), map_size(T) * 2 > Left -> -1;
+fits(T, Left) when is_map(T) -> fits_map(maps:next(maps:iterator(T)), Left - 1);
+fits(T, Left) when is_function(T) ->
+    {env, Env} = erlang:fun_info(T, env),
+    fits(Env, Left - 4);
+fits(_, Left) -> Left - 3.  % pids, ports, references
+
+fits_tuple(_T, I, N, Left) when I > N; Left < 0 -> Left;
+fits_tuple(T, I, N, Left) -> fits_tuple(T, I + 1, N, fits(element(I, T), Left)).
+
+fits_map(none, Left) -> Left;
+fits_map(_, Left) when Left < 0 -> Left;
+fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
 
 %%%===================================================================
 %%% TRACER: limits -> batcher -> sender
@@ -921,7 +1123,12 @@ cap(Term, Limit) ->
              %% and live monitors we reported (ref -> target pid or none)
              track_monitors = false, monitor_calls = #{}, monitors = #{},
              %% batches the distribution could not take yet, oldest first
-             pending = []}).
+             pending = [],
+             %% raised by the controller to stop us ahead of our backlog
+             stop_flag,
+             %% the last state seen of each hooked process (pid -> state), to
+             %% rebuild a whole state from the changes a hook sends
+             states = #{}}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead up to this many batches wait;
@@ -941,17 +1148,14 @@ tracer_init(Controller, Owner, Opts) ->
                     max_rate = maps:get(max_rate, Opts),
                     shed_queue = maps:get(shed_queue, Opts),
                     max_queue = maps:get(max_queue, Opts),
+                    stop_flag = maps:get(stop_flag, Opts),
                     window_start = Now, last_flush = Now,
                     second = erlang:convert_time_unit(1, second, native)}).
 
 tracer_loop(T = #tr{flush_ms = FlushMs}) ->
     receive
-        {finish, From, Ref, Reason} ->
-            T1 = drain_after_stop(T#tr{stopped = true}),
-            %% No shedding from here on: the last drop span is written, so
-            %% everything left goes out, waiting for the connection if it must.
-            T2 = flush_all(enqueue_batch(T1)),
-            From ! {Ref, stats(T2, Reason)};
+        {finish, From, Ref, Reason, StopTs} ->
+            finish(T, From, Ref, Reason, StopTs);
         {stats, From, Ref} ->
             From ! {Ref, stats(T, running)},
             tracer_loop(T);
@@ -966,6 +1170,19 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
         tracer_loop(flush(T))
     end.
 
+%% The trace ends at StopTs: what the traced processes did before it is
+%% encoded (for a bounded time; the rest is counted as dropped), what
+%% reached us from after it (a hook that ran on) is no part of the recording.
+-define(FINISH_BUDGET_MS, 300).
+finish(T, From, Ref, Reason, StopTs) ->
+    Deadline = erlang:monotonic_time() + erlang:convert_time_unit(?FINISH_BUDGET_MS, millisecond,
+                                                                   native),
+    T1 = drain_after_stop(T#tr{stopped = true, max_rate = infinity}, StopTs, Deadline),
+    %% No shedding from here on: the last drop span is written, so
+    %% everything left goes out, waiting for the connection if it must.
+    T2 = flush_all(enqueue_batch(T1)),
+    From ! {Ref, stats(T2, Reason)}.
+
 stats(T, State) ->
     #{state => State, seen => T#tr.seen, kept => T#tr.kept, dropped => T#tr.dropped,
       batches => T#tr.batches}.
@@ -974,19 +1191,35 @@ handle(Msg, T0) ->
     T = T0#tr{seen = T0#tr.seen + 1},
     case admit(T) of
         {keep, T1} ->
-            T2 = case encode_event(Msg, T1) of
-                     skip -> T1#tr{seen = T1#tr.seen - 1};
-                     T3 ->
-                         %% Most messages make one event; a monitor call makes
-                         %% none until its return, a 'DOWN' makes two. Count
-                         %% events, so kept + dropped = seen holds.
-                         Added = T3#tr.in_batch - T1#tr.in_batch,
-                         T3#tr{kept = T3#tr.kept + Added, seen = T3#tr.seen + Added - 1}
-                 end,
-            maybe_flush(periodic_checks(T2));
+            maybe_flush(periodic_checks(encode_kept(Msg, T1)));
         {drop, T1} ->
-            periodic_checks(T1)
+            periodic_checks(remember_state(Msg, T1))
     end.
+
+encode_kept(Msg, T1) ->
+    case encode_event(Msg, T1) of
+        skip -> T1#tr{seen = T1#tr.seen - 1};
+        T3 ->
+            %% Most messages make one event; a monitor call makes none until
+            %% its return, a 'DOWN' makes two. Count events, so
+            %% kept + dropped = seen holds.
+            Added = T3#tr.in_batch - T1#tr.in_batch,
+            T3#tr{kept = T3#tr.kept + Added, seen = T3#tr.seen + Added - 1}
+    end.
+
+%% At the stop: encoded whatever the limits (the events happened inside the trace).
+encode_counted(Msg, T) ->
+    encode_kept(Msg, close_drop_span(T#tr{seen = T#tr.seen + 1})).
+
+%% A dropped state event still moves the process's state on, so the next
+%% kept one is rebuilt from the right base (and marked as following a gap).
+remember_state({microscope_state, P, _, _, _, Capture, _, _, N, _}, T) ->
+    {_, After} = rebuild(P, N, Capture, T),
+    T#tr{states = (T#tr.states)#{P => {N, After}}};
+remember_state({microscope_base, _, _} = Msg, T) ->
+    encode_event(Msg, T);
+remember_state(_, T) ->
+    T.
 
 %% Rate and count limits. Dropped events are counted, and a dropped span is
 %% written as one `dropped' event when it ends.
@@ -1018,7 +1251,17 @@ close_drop_span(T = #tr{drop_since = {Since, N}}) ->
 %% Every 256 events: is our mailbox running away? Shed, or stop.
 periodic_checks(T = #tr{check = C}) when C < 255 ->
     T#tr{check = C + 1};
-periodic_checks(T) ->
+periodic_checks(T = #tr{stop_flag = Flag}) ->
+    case atomics:get(Flag, 1) of
+        1 ->
+            %% The controller is stopping us: take its request ahead of the backlog.
+            receive {finish, From, Ref, Reason, StopTs} ->
+                finish(T, From, Ref, Reason, StopTs),
+                exit(normal)
+            after 0 -> ok
+            end;
+        0 -> ok
+    end,
     {message_queue_len, Len} = erlang:process_info(self(), message_queue_len),
     if
         Len >= T#tr.max_queue, not T#tr.stopped ->
@@ -1045,13 +1288,36 @@ shed(N, T) ->
     after 0 -> T
     end.
 
-drain_after_stop(T) ->
+drain_after_stop(T, StopTs, Deadline) ->
     receive
-        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state;
-                 element(1, Msg) =:= monitor ->
-            drain_after_stop(count_drop(T#tr{seen = T#tr.seen + 1}))
+        {finish, _, _, _, _} ->
+            drain_after_stop(T, StopTs, Deadline);
+        Msg when is_tuple(Msg) ->
+            case event_ts(Msg) of
+                Ts when is_integer(Ts), Ts > StopTs ->
+                    drain_after_stop(T, StopTs, Deadline);
+                none ->
+                    drain_after_stop(T, StopTs, Deadline);
+                _ ->
+                    case erlang:monotonic_time() < Deadline of
+                        true -> drain_after_stop(encode_counted(Msg, T), StopTs, Deadline);
+                        false -> drain_after_stop(count_drop(T#tr{seen = T#tr.seen + 1}), StopTs,
+                                                  Deadline)
+                    end
+            end;
+        _ ->
+            drain_after_stop(T, StopTs, Deadline)
     after 0 -> close_drop_span(T)
     end.
+
+%% When a queued message happened; none for what is no event.
+event_ts(Msg) when element(1, Msg) =:= trace_ts -> element(tuple_size(Msg), Msg);
+event_ts({microscope_state, _, _, TsOut, _, _, _, _, _, _}) -> TsOut;
+event_ts({microscope_mailbox, _, _, Ts}) -> Ts;
+event_ts({microscope_hook, _, _, Ts}) -> Ts;
+event_ts({microscope_base, _, _}) -> 0;
+event_ts({monitor, _, _, _}) -> 0;
+event_ts(_) -> none.
 
 maybe_flush(T = #tr{in_batch = N, batch_events = Max}) when N >= Max ->
     flush(T);
@@ -1124,55 +1390,76 @@ flush_all(T = #tr{owner = Owner, pending = Pending}) ->
     [erlang:send(Owner, batch_message(B, T)) || B <- Pending],
     T#tr{pending = []}.
 
-%% Trace message -> header + payload.
-encode_event({trace_ts, _, 'receive', {system, {C, _}, _}, _}, #tr{controller = C}) ->
-    skip;  % our own sys:install / sys:get_state calls
-encode_event({trace_ts, _, send, _, C, _}, #tr{controller = C}) ->
-    skip;
-encode_event({trace_ts, _, 'receive', microscope_go, _}, _) ->
+%% Trace message -> header + payload. Our own traffic (hook requests and
+%% their replies, hook reports, even those of an earlier trace that reach a
+%% dead pid) is recognised by its tags, wherever it goes, and is no event.
+encode_event({trace_ts, _, Dir, Msg, _} = M, T) when Dir =:= 'receive' ->
+    case agent_traffic(Msg) of
+        true -> skip;
+        false -> encode(M, T)
+    end;
+encode_event({trace_ts, _, Dir, Msg, _, _} = M, T)
+  when Dir =:= send; Dir =:= send_to_non_existing_process ->
+    case agent_traffic(Msg) of
+        true -> skip;
+        false -> encode(M, T)
+    end;
+encode_event(M, T) ->
+    encode(M, T).
+
+agent_traffic({system, {_, {microscope_hook, _, _}}, _}) -> true;
+agent_traffic({{microscope_hook, _, _}, _}) -> true;
+agent_traffic(Msg) when element(1, Msg) =:= microscope_state; element(1, Msg) =:= microscope_base ->
+    true;
+agent_traffic(_) -> false.
+
+encode({trace_ts, P, 'receive', timeout, Ts}, T) ->
+    %% A `receive ... after' that fired (Process.sleep, a gen_server timeout):
+    %% no message arrived. (A message that is the bare atom `timeout' looks
+    %% the same in the trace; Python pairs it with its send when it has one.)
+    event(?K_TIMEOUT, P, none, none, Ts, 0, T);
+encode({trace_ts, _, 'receive', microscope_go, _}, _) ->
     skip;  % the start signal of an eval_traced worker
-encode_event({trace_ts, _, send, {microscope_state, _, _, _, _, _, _, _, _}, _, _}, _) ->
-    skip;  % a state hook reporting to us
-encode_event({trace_ts, P, send, Msg, To, Ts}, T) when is_reference(To) ->
+encode({trace_ts, P, send, Msg, To, Ts}, T) when is_reference(To) ->
     %% A send to an alias: every gen call's reply goes to a fresh one. Interning
     %% each as a peer id would grow both id tables by one per call, forever;
     %% the alias is in the reply itself, and the receive it pairs with names
     %% the receiver.
     payload(?K_SEND, P, none, none, Ts, 0, Msg, T);
-encode_event({trace_ts, P, send, Msg, To, Ts}, T) ->
+encode({trace_ts, P, send, Msg, To, Ts}, T) ->
     payload(?K_SEND, P, To, none, Ts, 0, Msg, T);
-encode_event({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->
+encode({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->
     payload(?K_SEND_TO_DEAD, P, To, none, Ts, 0, Msg, T);
-encode_event({trace_ts, P, 'receive', {'DOWN', Ref, process, _, _} = Msg, Ts},
+encode({trace_ts, P, 'receive', {'DOWN', Ref, process, _, _} = Msg, Ts},
              T = #tr{monitors = Monitors}) when is_map_key(Ref, Monitors) ->
     %% The watcher learns its monitor ended: aux 1 marks this end.
     T1 = payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T),
     end_monitor(P, Ref, Ts, 1, T1);
-encode_event({trace_ts, P, 'receive', Msg, Ts}, T) ->
+encode({trace_ts, P, 'receive', Msg, Ts}, T) ->
     payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T);
-encode_event({trace_ts, _, spawn, Child, _, _}, T = #tr{lifecycle = false}) ->
+encode({trace_ts, _, spawn, Child, _, _}, T = #tr{lifecycle = false}) ->
     T#tr.controller ! {spawned, Child},
     skip;
-encode_event({trace_ts, _, Tag, _, _}, #tr{lifecycle = false})
+encode({trace_ts, _, Tag, _, _}, #tr{lifecycle = false})
   when Tag =:= exit; Tag =:= link; Tag =:= unlink; Tag =:= register; Tag =:= unregister ->
     skip;
-encode_event({trace_ts, P, spawn, Child, {M, F, Args}, Ts}, T) ->
+encode({trace_ts, P, spawn, Child, {M, F, Args}, Ts}, T) ->
     T#tr.controller ! {spawned, Child},
     event(?K_SPAWN, P, Child, {M, F, arity(Args)}, Ts, 0, T);
-encode_event({trace_ts, P, exit, Reason, Ts}, T) ->
-    payload(?K_EXIT, P, none, none, Ts, 0, Reason, T);
-encode_event({trace_ts, P, link, P2, Ts}, T) ->
+encode({trace_ts, P, exit, Reason, Ts}, T) ->
+    payload(?K_EXIT, P, none, none, Ts, 0, Reason, T#tr{states = maps:remove(P, T#tr.states)});
+encode({trace_ts, P, link, P2, Ts}, T) ->
     event(?K_LINK, P, P2, none, Ts, 0, T);
-encode_event({trace_ts, P, unlink, P2, Ts}, T) ->
+encode({trace_ts, P, unlink, P2, Ts}, T) ->
     event(?K_UNLINK, P, P2, none, Ts, 0, T);
-encode_event({trace_ts, P, register, Name, Ts}, T) ->
+encode({trace_ts, P, register, Name, Ts}, T) ->
     event(?K_REGISTER, P, Name, none, Ts, 0, T);
-encode_event({trace_ts, P, unregister, Name, Ts}, T) ->
+encode({trace_ts, P, unregister, Name, Ts}, T) ->
     event(?K_UNREGISTER, P, Name, none, Ts, 0, T);
-encode_event({trace_ts, P, call, {erlang, monitor, [process, Target | _]}, _}, T)
+encode({trace_ts, P, call, {erlang, monitor, [process, Target | _]}, _}, T)
   when T#tr.track_monitors ->
     T#tr{monitor_calls = (T#tr.monitor_calls)#{P => Target}};
-encode_event({trace_ts, P, return_from, {erlang, monitor, _}, Ref, Ts}, T)
+encode({trace_ts, P, return_from, {erlang, monitor, _}, Ref, Ts}, T)
   when T#tr.track_monitors ->
     case maps:take(P, T#tr.monitor_calls) of
         {Target, Calls} ->
@@ -1185,37 +1472,102 @@ encode_event({trace_ts, P, return_from, {erlang, monitor, _}, Ref, Ts}, T)
         error ->
             skip
     end;
-encode_event({trace_ts, P, call, {erlang, demonitor, [Ref | _]}, Ts}, T)
+encode({trace_ts, P, call, {erlang, demonitor, [Ref | _]}, Ts}, T)
   when T#tr.track_monitors ->
     case is_map_key(Ref, T#tr.monitors) of
         true -> end_monitor(P, Ref, Ts, 0, T);
         false -> skip  % a gen call's own monitor, or one older than the trace
     end;
-encode_event({trace_ts, P, call, {M, F, Args}, Ts}, T) ->
+encode({trace_ts, P, call, {M, F, Args}, Ts}, T) ->
     payload(?K_CALL, P, none, {M, F, arity(Args)}, Ts, 0, Args, T);
-encode_event({trace_ts, P, return_from, MFA, Ret, Ts}, T) ->
+encode({trace_ts, P, return_from, MFA, Ret, Ts}, T) ->
     payload(?K_RETURN, P, none, MFA, Ts, 0, Ret, T);
-encode_event({trace_ts, P, exception_from, MFA, ClassValue, Ts}, T) ->
+encode({trace_ts, P, exception_from, MFA, ClassValue, Ts}, T) ->
     payload(?K_EXCEPTION, P, none, MFA, Ts, 0, ClassValue, T);
-encode_event({trace_ts, P, gc_major_end, Info, Ts}, T) ->
+encode({trace_ts, P, gc_major_end, Info, Ts}, T) ->
     payload(?K_GC, P, none, none, Ts, 1, Info, T);
-encode_event({trace_ts, P, gc_minor_end, Info, Ts}, T) ->
+encode({trace_ts, P, gc_minor_end, Info, Ts}, T) ->
     payload(?K_GC, P, none, none, Ts, 0, Info, T);
-encode_event({microscope_state, P, TsIn, TsOut, Msg, Before, After, Reply, Kind}, T) ->
-    payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply, Kind}, T);
-encode_event({monitor, P, long_gc, Info}, T) when is_pid(P) ->
-    payload(?K_LONG_GC, P, none, none, erlang:monotonic_time(), info_value(timeout, Info), Info, T);
-encode_event({monitor, P, long_schedule, Info}, T) when is_pid(P) ->
-    payload(?K_LONG_SCHEDULE, P, none, none, erlang:monotonic_time(), info_value(timeout, Info),
-            Info, T);
-encode_event({monitor, P, large_heap, Info}, T) when is_pid(P) ->
-    %% What large_heap measures: the young and old heaps plus heap fragments.
-    Words = info_value(heap_size, Info) + info_value(old_heap_size, Info)
-        + info_value(mbuf_size, Info),
-    payload(?K_LARGE_HEAP, P, none, none, erlang:monotonic_time(), Words, Info, T);
-encode_event(_Other, _T) ->
+encode({microscope_state, P, TsIn, TsOut, Msg, Capture, Reply, Kind, N, ToolNs}, T) ->
+    {Before, After} = rebuild(P, N, Capture, T),
+    Changes = case Capture of
+                  {changes, Cs, Complete} -> {Cs, Complete};
+                  same -> {[], true};   % unchanged, by identity
+                  _ -> none
+              end,
+    Extra = #{n => N, tool => ToolNs, changes => Changes},
+    payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply, Kind, Extra},
+            T#tr{states = (T#tr.states)#{P => {N, After}}});
+encode({microscope_base, P, Base}, T) ->
+    %% The state a hooked process had when it took our install request; the
+    %% hook's own reports count from there (n = 0).
+    T#tr{states = (T#tr.states)#{P => {0, Base}}};
+encode({microscope_hook, P, How, Ts}, T) ->
+    event(?K_HOOK, P, none, none, Ts, How, T);
+encode({microscope_mailbox, P, Len, Ts}, T) ->
+    event(?K_MAILBOX, P, none, none, Ts, Len, T);
+encode({monitor, P, _, _} = Msg, T) when is_pid(P) ->
+    case agent_process(P) of
+        true -> skip;  % our own work is not the app's
+        false -> monitor_event(Msg, T)
+    end;
+encode(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.
+    skip.
+
+%% The agent's processes (controller, tracer, sampler) and whatever is
+%% running agent code right now (the rpc that starts or stops a trace).
+agent_process(P) when P =:= self() -> true;
+agent_process(P) ->
+    case erlang:process_info(P, [initial_call, current_function]) of
+        [{initial_call, {M1, _, _}}, {current_function, {M2, _, _}}] ->
+            M1 =:= ?MODULE orelse M2 =:= ?MODULE;
+        _ -> false
+    end.
+
+%% The state a hook's report leads to, from the last one we know of the
+%% process (rebuilt only when no report in between is missing).
+rebuild(P, N, Capture, T) ->
+    Before = case maps:get(P, T#tr.states, none) of
+                 {M, S} when M =:= N - 1 -> S;
+                 _ -> '$microscope_unknown'
+             end,
+    After = case Capture of
+                same -> Before;
+                {full, S1} -> S1;
+                large -> '$microscope_large';
+                {changes, Cs, true} when Before =/= '$microscope_unknown',
+                                         Before =/= '$microscope_large' ->
+                    apply_changes(Before, Cs);
+                {changes, _, _} when Before =:= '$microscope_unknown' -> '$microscope_unknown';
+                {changes, _, _} -> '$microscope_large'
+            end,
+    {Before, After}.
+
+apply_changes(State, []) -> State;
+apply_changes(_State, [{_, '$microscope_large'} | _]) -> '$microscope_large';
+apply_changes(State, [{Path, Value} | Rest]) -> apply_changes(put_path(State, Path, Value), Rest).
+
+put_path(_Term, [], Value) -> Value;
+put_path(Map, [{key, K}], '$microscope_absent') when is_map(Map) -> maps:remove(K, Map);
+put_path(Map, [{key, K} | Rest], Value) when is_map(Map) ->
+    Map#{K => put_path(maps:get(K, Map, '$microscope_absent'), Rest, Value)};
+put_path(Tuple, [{elem, I} | Rest], Value) when is_tuple(Tuple) ->
+    setelement(I, Tuple, put_path(element(I, Tuple), Rest, Value)).
+
+%% System monitor reports carry no timestamp: they are stamped on arrival.
+monitor_event({monitor, P, long_gc, Info}, T) ->
+    payload(?K_LONG_GC, P, none, none, erlang:monotonic_time(), info_value(timeout, Info), Info, T);
+monitor_event({monitor, P, long_schedule, Info}, T) ->
+    payload(?K_LONG_SCHEDULE, P, none, none, erlang:monotonic_time(), info_value(timeout, Info),
+            Info, T);
+monitor_event({monitor, P, large_heap, Info}, T) ->
+    %% The figure large_heap compares with its threshold: the allocated
+    %% young and old heap blocks, not the part of them in use.
+    Words = info_value(heap_block_size, Info) + info_value(old_heap_block_size, Info),
+    payload(?K_LARGE_HEAP, P, none, none, erlang:monotonic_time(), Words, Info, T);
+monitor_event(_Other, _T) ->
     skip.
 
 end_monitor(P, Ref, Ts, How, T) ->

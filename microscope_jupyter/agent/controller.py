@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+import pandas as pd
+
 from ..beam.node import LocalNode, Mailbox, RemoteNode
 from ..beam.terms import Atom, Pid
 from ..errors import AgentError, BadRpc, NodeDown, TraceLimitError, TraceSpecError
@@ -29,7 +31,7 @@ __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = 9  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 10  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 
 
@@ -109,7 +111,8 @@ class Recording:
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
         info["monitors"] = str(info.get("monitors", "off"))  # tracked | unavailable | off
         store.add_source(source, remote.name, info["time_offset"], info["native_per_second"],
-                         info.get("names", []), info.get("relations", []))
+                         info.get("names", []), info.get("relations", []),
+                         info.get("traced_pids", []))
         recording = cls(remote, owner, agent, info, store, source, spec)
         if info.get("skipped_foreign"):
             log.warning("%d processes are traced by another tool and were left alone",
@@ -139,10 +142,47 @@ class Recording:
             "rate": self._events / elapsed,
             "elapsed_s": elapsed,
             "traced_processes": self.info.get("traced", 0),
-            "state_hooks": self.info.get("hooked", 0),
+            "state_hooks": self._hook_counts(),
             "monitors": self.info.get("monitors", "off"),
             "message": self.message,
         }
+
+    def hooks(self) -> pd.DataFrame:
+        """One row per GenServer whose state this trace asked to record: ``status``
+        is ``installed`` (from ``installed_seq`` on), ``pending`` (the process has
+        not reached the request yet: its mailbox is backlogged), or ``not
+        installed`` with the reason."""
+        requested = [str(p) for p in self.info.get("hook_requests", [])]
+        events = self._store.frame()
+        mine = events[events["seq"] >= self.first_seq]
+        installed = mine[mine["kind"] == "hook"].groupby("pid")["seq"].min().to_dict()
+        exited = set(mine.loc[mine["kind"] == "exit", "pid"])
+        names = mine.dropna(subset=["name"]).groupby("pid")["name"].last().to_dict()
+        initial = {str(pid): name for _, pid, name in self._store.initial_names}
+        rows = []
+        for pid in requested:
+            if pid in installed:
+                status = "installed"
+            elif pid in exited:
+                status = "not installed: the process exited before it reached the request"
+            elif self.state != "running":
+                status = ("not installed: the process never reached the request in its mailbox "
+                          "(it was backlogged); its transitions are missing")
+            else:
+                status = "pending"
+            rows.append((pid, names.get(pid, initial.get(pid)), status,
+                         installed.get(pid)))
+        frame = pd.DataFrame(rows, columns=["pid", "name", "status", "installed_seq"])
+        frame["installed_seq"] = frame["installed_seq"].astype("Int64")
+        return frame
+
+    def _hook_counts(self) -> dict[str, int]:
+        if not self.info.get("hook_requests"):
+            return {"requested": 0, "installed": 0, "pending": 0, "not_installed": 0}
+        status = self.hooks()["status"]
+        return {"requested": len(status), "installed": int((status == "installed").sum()),
+                "pending": int((status == "pending").sum()),
+                "not_installed": int(status.str.startswith("not installed").sum())}
 
     @property
     def running(self) -> bool:
@@ -165,7 +205,19 @@ class Recording:
         if self.state == "running":
             self.state = "stopped"
             self.stopped_at = time.monotonic()
+        self._warn_missing_hooks()
         return self.status()
+
+    def _warn_missing_hooks(self) -> None:
+        if not self.info.get("hook_requests"):
+            return
+        hooks = self.hooks()
+        missing = hooks[hooks["status"].str.contains("never reached")]
+        if len(missing):
+            who = ", ".join((missing["name"].fillna(missing["pid"])).head(5))
+            log.warning("state was not recorded for %d GenServer(s) whose mailbox was too "
+                        "backlogged to take the hook request during the trace: %s; see "
+                        "rec.hooks()", len(missing), who)
 
     def eval_traced(self, code: str, lang: str = "elixir", timeout: float = 30.0) -> Any:
         """Run ``code`` on the node in a fresh process this trace follows; its value.

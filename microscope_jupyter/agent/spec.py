@@ -92,6 +92,7 @@ class TraceSpec:
     long_gc_ms: int = 50
     long_schedule_ms: int = 50
     large_heap_words: int = 1_000_000
+    mailbox_ms: int = 100                  # how often real mailbox lengths are sampled
 
     @classmethod
     def build(cls, procs: Iterable[Any] = (), modules: Iterable[str] = (), *,
@@ -109,7 +110,7 @@ class TraceSpec:
                    **thresholds, **limits)
         for name in ("max_events", "max_rate", "payload_limit", "batch_events", "flush_ms",
                      "shed_queue", "max_queue", "long_gc_ms", "long_schedule_ms",
-                     "large_heap_words"):
+                     "large_heap_words", "mailbox_ms"):
             _positive(name, getattr(spec, name))
         return spec
 
@@ -135,6 +136,7 @@ class TraceSpec:
             Atom("long_gc_ms"): self.long_gc_ms,
             Atom("long_schedule_ms"): self.long_schedule_ms,
             Atom("large_heap_words"): self.large_heap_words,
+            Atom("mailbox_ms"): self.mailbox_ms,
         }
         return opts
 

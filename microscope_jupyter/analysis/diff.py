@@ -22,8 +22,11 @@ import pandas as pd
 
 from ..beam.terms import Atom, ImproperList, MapPairs
 from ..render.elixir import render
+from ..store.event_store import state_recorded
 
-__all__ = ["Change", "diff", "render_diff", "diff_frame", "same_term"]
+_ABSENT = Atom("$microscope_absent")
+
+__all__ = ["Change", "diff", "render_diff", "diff_frame", "same_term", "transition_changes"]
 
 _STRUCT = Atom("__struct__")
 
@@ -31,7 +34,7 @@ _STRUCT = Atom("__struct__")
 @dataclass(frozen=True)
 class Change:
     path: str
-    change: str        # "changed" | "added" | "removed"
+    change: str        # "changed" | "added" | "removed" | "set" (before not recorded)
     before: Any = None
     after: Any = None
 
@@ -41,6 +44,8 @@ class Change:
             return f"{where}: added {render(self.after, syntax, limit)}"
         if self.change == "removed":
             return f"{where}: removed {render(self.before, syntax, limit)}"
+        if self.change == "set":
+            return f"{where}: now {render(self.after, syntax, limit)}"
         return f"{where}: {render(self.before, syntax, limit)} -> {render(self.after, syntax, limit)}"
 
 
@@ -140,7 +145,28 @@ def _diff_lists(a: list, b: list, path: str, out: list[Change], budget: int) -> 
             out.append(Change(f"{path} |> Enum.at({k})", "added", None, b[k]))
 
 
-def render_diff(changes: list[Change], syntax: str = "elixir") -> str:
+def transition_changes(transition: dict) -> list[Change] | None:
+    """What one state transition changed: a diff of its states, or, where the
+    agent did not copy them (too large), the fields its hook saw change;
+    None when neither was recorded."""
+    before, after = transition.get("before"), transition.get("after")
+    if state_recorded(before) and state_recorded(after):
+        return diff(before, after)
+    if transition.get("changes") is None:
+        return None
+    out = []
+    for steps, value in transition.get("changes") or []:
+        path = "".join(_key_path(v) if t == "key" else f" |> elem({v - 1})" for t, v in steps)
+        if isinstance(value, Atom) and value == _ABSENT:
+            out.append(Change(path, "removed", None, None))
+        else:
+            out.append(Change(path, "set", None, value))
+    return out
+
+
+def render_diff(changes: list[Change] | None, syntax: str = "elixir") -> str:
+    if changes is None:
+        return "(not recorded)"
     if not changes:
         return "(no change)"
     return "\n".join(c.text(syntax) for c in changes)

@@ -8,7 +8,10 @@ Two kinds of rule:
   result is compared structurally with the state actually reached.
 
 Returns one row per transition that broke the rule, with the diff between
-expected and actual; each also becomes a ``state_violation`` finding.
+expected and actual; each also becomes a ``state_violation`` finding. A
+transition whose states the agent did not copy (too large, or before its
+hook had a base) cannot be judged and is skipped; ``.attrs["unjudged"]``
+counts them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 
 from ..errors import QueryError
 from ..render.elixir import render
+from ..store.event_store import state_recorded
 from .diff import diff, render_diff
 
 __all__ = ["check_expectation", "VIOLATION_COLUMNS"]
@@ -43,7 +47,11 @@ def check_expectation(states: pd.DataFrame, rule: Callable, syntax: str = "elixi
                          "or (before, message) -> expected state")
     expected_state = _arity(rule) == 2
     rows = []
+    unjudged = 0
     for row in states.itertuples(index=False):
+        if not (state_recorded(row.before) and state_recorded(row.after)):
+            unjudged += 1
+            continue
         expected = None
         try:
             if expected_state:
@@ -68,4 +76,5 @@ def check_expectation(states: pd.DataFrame, rule: Callable, syntax: str = "elixi
         frame[column] = pd.Series([r[VIOLATION_COLUMNS.index(column)] for r in rows],
                                   dtype=object, index=frame.index)
     frame["message_text"] = [render(m, syntax, 120) for m in frame["message"]]
+    frame.attrs["unjudged"] = unjudged
     return frame

@@ -94,7 +94,8 @@ def detect(recorded: "Recorded") -> list[Finding]:
     lost = lost.sort_values("_seq", kind="stable")
     for (receiver, receiver_name), group in lost.groupby(["receiver", "receiver_name"],
                                                          dropna=False, sort=False):
-        senders = sorted({str(s) for s in group["sender_name"].fillna(group["sender"])})
+        senders = sorted({str(s) for s in group["sender_name"].fillna(group["sender"])
+                          .fillna("an untraced sender")})
         first = group.iloc[0]
         name = receiver_name if isinstance(receiver_name, str) else None
         in_mailbox = int(group["receive_seq"].isin(unread).sum())
@@ -131,13 +132,15 @@ def detect(recorded: "Recorded") -> list[Finding]:
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
     frame = pd.DataFrame([f.row() for f in findings], columns=FINDING_COLUMNS)
+    # One spelling of "no name": None (a NaN from a pandas lookup is not a name).
+    frame["name"] = frame["name"].astype(object).where(frame["name"].notna(), None)
     return frame.sort_values("first_seq", kind="stable").reset_index(drop=True)
 
 
 def _died_unread(recorded: "Recorded") -> set[int]:
     tt = recorded.time_travel()
     out: set[int] = set()
-    for proc in tt._procs.values():
+    for proc in tt.processes():
         if proc.exit_seq is None or not len(proc.recv_seqs):
             continue
         for r, h in zip(proc.recv_seqs, proc.handled_seqs):
@@ -240,21 +243,22 @@ def _slow_handlers(recorded: "Recorded") -> list[Finding]:
 
 
 _MONITOR_TEXT = {
-    "long_gc": ("warning", "{who} spent {aux} ms in one garbage collection"),
-    "long_schedule": ("warning", "{who} ran {aux} ms without yielding the scheduler"),
-    "large_heap": ("warning", "{who} reached a heap of {aux:,} words"),
+    "long_gc": ("warning", "_duration_ns", 1e-6, "{who} spent {value:.0f} ms in one garbage collection"),
+    "long_schedule": ("warning", "_duration_ns", 1e-6,
+                      "{who} ran {value:.0f} ms without yielding the scheduler"),
+    "large_heap": ("warning", "_aux", 1, "{who} reached an allocated heap of {value:,.0f} words"),
 }
 
 
 def _monitor_findings(recorded: "Recorded") -> list[Finding]:
     frame = recorded.store.frame()
     out = []
-    for kind, (severity, template) in _MONITOR_TEXT.items():
+    for kind, (severity, column, scale, template) in _MONITOR_TEXT.items():
         rows = frame[frame["kind"] == kind]
         for pid, group in rows.groupby("pid", sort=False):
-            worst = group.loc[group["_aux"].idxmax()]
+            worst = group.loc[group[column].idxmax()]
             who = worst["name"] if isinstance(worst["name"], str) else pid
-            summary = template.format(who=who, aux=int(worst["_aux"]))
+            summary = template.format(who=who, value=float(worst[column]) * scale)
             if len(group) > 1:
                 summary += f" ({len(group)} times)"
             out.append(Finding(kind, severity, pid, worst["name"] if isinstance(worst["name"], str)
@@ -311,24 +315,16 @@ def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
 
 
 def _mailbox_growth(recorded: "Recorded") -> list[Finding]:
-    """Mailboxes that piled up: delivered minus handled, over the recording."""
-    import numpy as np
-
+    """Mailboxes that piled up, by the node's own sampled queue lengths
+    (time travel's ``mailbox_len``), queued-before-the-trace messages included."""
     tt = recorded.time_travel()
     out = []
-    for proc in tt._procs.values():
-        if len(proc.recv_seqs) < MAILBOX_GROWTH:
+    for proc in tt.processes():
+        seqs, level = proc.mailbox_levels()
+        if not len(level) or int(level.max()) < MAILBOX_GROWTH:
             continue
-        seqs = np.concatenate([proc.recv_seqs, proc.handled_seqs])
-        steps = np.concatenate([np.ones(len(proc.recv_seqs), dtype=np.int64),
-                                -np.ones(len(proc.handled_seqs), dtype=np.int64)])
-        # A message handled at the seq it arrived never queued: take arrivals first.
-        order = np.lexsort((-steps, seqs))
-        level = np.cumsum(steps[order])
         peak = int(level.max())
-        if peak < MAILBOX_GROWTH:
-            continue
-        at = int(seqs[order][int(level.argmax())])
+        at = int(seqs[int(level.argmax())])
         name = next((n for s, n in reversed(proc.names) if n and s <= at), None)
         ending = int(level[-1])
         trend = f", still {ending} at the end" if ending >= MAILBOX_GROWTH // 2 else ""

@@ -12,6 +12,7 @@ a name covers every pid that held it (restarts included).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -19,13 +20,15 @@ import pandas as pd
 
 from ..errors import QueryError
 from ..render.elixir import render
-from .diff import diff, render_diff
+from .diff import render_diff, transition_changes
 from .pattern import compile_pattern
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import Recorded
 
 __all__ = ["Query"]
+
+log = logging.getLogger(__name__)
 
 TRACE_COLUMNS = ["step", "depth", "what", "seq", "ts", "pid", "name", "text"]
 
@@ -46,14 +49,35 @@ class Query:
                 | (m["sender"].isin(pb) & m["receiver"].isin(pa)))
         flow = m[mask].copy()
         flow.insert(0, "direction", np.where(flow["sender"].isin(pa), "->", "<-"))
-        return flow.reset_index(drop=True)
+        flow = flow.reset_index(drop=True)
+        if flow.empty:
+            hint = self._stale_hint(a, b, pa, pb, m)
+            if hint:
+                flow.attrs["hint"] = hint
+                log.warning(hint)
+        return flow
+
+    def _stale_hint(self, a: Any, b: Any, pa: set[str], pb: set[str],
+                    m: pd.DataFrame) -> str | None:
+        """Why a flow is empty when ``a`` did send: to a pid that is not ``b``'s
+        (one that held ``b``'s name before the recording began, say)."""
+        elsewhere = m[m["sender"].isin(pa) & ~m["receiver"].isin(pb)
+                      & m["receiver_name"].isna() & m["status"].eq("lost")]
+        if elsewhere.empty:
+            return None
+        pid = elsewhere["receiver"].mode().iloc[0]
+        count = int((elsewhere["receiver"] == pid).sum())
+        return (f"no messages between {a} and {b}, but {a} sent {count} to {pid}, a dead pid "
+                f"that never held a name while recording (not {b}'s {', '.join(sorted(pb))}); "
+                f"if it was {b} before a restart, {a} holds a stale pid. "
+                "See s.messages() for them.")
 
     def state_timeline(self, proc: Any) -> pd.DataFrame:
         """Each state transition of ``proc`` with what changed, as readable text."""
         states = self._r.states(proc).copy()
         syntax = self._r.store.syntax
-        states["changes"] = [render_diff(diff(b, a), syntax)
-                             for b, a in zip(states["before"], states["after"])]
+        transitions = self._r.store.frame().set_index("seq").loc[states["seq"], "term"]
+        states["changes"] = [render_diff(transition_changes(t), syntax) for t in transitions]
         states["message_text"] = [render(m, syntax, 120) for m in states["message"]]
         return states
 
@@ -105,8 +129,8 @@ class Query:
             return
         seen.add(key)
         rows.append((depth, "send", key, msg["sent_at"], msg["sender"], msg["sender_name"],
-                     f"{msg['sender_name'] or msg['sender']} sends {msg['text']} to "
-                     f"{msg['receiver_name'] or msg['receiver']}"))
+                     f"{_who(msg['sender_name'], msg['sender'])} sends {msg['text']} to "
+                     f"{_who(msg['receiver_name'], msg['receiver'])}"))
         if msg["status"] != "delivered":
             rows.append((depth, msg["status"], key, msg["sent_at"], msg["receiver"],
                          msg["receiver_name"],
@@ -132,17 +156,25 @@ class Query:
         rows.append((depth, "handled", state_seq, state["ts"], state["pid"], state["name"],
                      f"{term['callback']}({render(term['message'], syntax, 80)})"))
         rows.append((depth, "state_change", state_seq, state["ts"], state["pid"], state["name"],
-                     render_diff(diff(term["before"], term["after"]), syntax)))
+                     render_diff(transition_changes(term), syntax)))
         if depth >= max_depth:
             return
         messages = self._r.messages()
-        duration_ns = int(state["_aux"])
+        duration_ns = int(state["_duration_ns"])
         start = state["ts"] - pd.Timedelta(nanoseconds=duration_ns)
         caused = messages[(messages["sender"] == state["pid"]) & messages["send_seq"].notna()
                           & (messages["send_seq"] > recv_seq) & (messages["send_seq"] < state_seq)
                           & (messages["sent_at"] >= start)]
         for _, child in caused.iterrows():
             self._follow(child, depth + 1, max_depth, rows, seen)
+
+
+def _who(name: Any, pid: Any) -> str:
+    """A process as people call it: its name, else its pid (never 'nan')."""
+    for value in (name, pid):
+        if isinstance(value, str) and value:
+            return value
+    return "an untraced process"
 
 
 def _safe(predicate: Callable[[Any], bool], term: Any) -> bool:

@@ -8,10 +8,12 @@ behaves the same with or without a node.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from ..errors import MicroscopeError, QueryError
@@ -25,6 +27,8 @@ from .query import Query
 from .timetravel import TimeTravel
 
 __all__ = ["Recorded", "SavedSession", "load"]
+
+log = logging.getLogger(__name__)
 
 
 class Recorded:
@@ -69,17 +73,56 @@ class Recorded:
         return self.store.frame()[EVENT_COLUMNS]
 
     def messages(self) -> pd.DataFrame:
-        """One row per message: each send joined to its receive; lost ones marked."""
-        return self._cached("messages", lambda: joins.messages(self.store)).copy()
+        """One row per message: each send joined to its receive; lost ones marked.
+
+        ``latency_us`` runs from send to the receive event, which marks
+        arrival on OTP 27+ but, before, the moment the receiver moved it out
+        of its signal queue. ``wait_us`` runs from send to the start of the
+        callback that handled it (GenServers): the time it really waited,
+        which grows with a backlog; ``handled_seq`` is that callback's event.
+        """
+        return self._cached("messages", self._messages).copy()
+
+    def _messages(self) -> pd.DataFrame:
+        table = joins.messages(self.store)
+        tt = self.time_travel()
+        raw = tt.raw
+        handled = [tt.handled_by(int(r)) if pd.notna(r) else None for r in table["receive_seq"]]
+        table["handled_seq"] = pd.array(handled, dtype="Int64")
+        # A state event is stamped when its callback returned; aux is how long it ran.
+        started = np.array([raw.ts_ns[h] - raw.aux[h] if h is not None else np.nan
+                            for h in handled], dtype=np.float64)
+        sent = pd.to_datetime(table["sent_at"], utc=True)
+        sent_ns = np.where(sent.isna(), np.nan, sent.astype("int64").astype(float))
+        table["wait_us"] = (started - sent_ns) / 1000
+        return table
 
     def calls(self) -> pd.DataFrame:
         """One row per traced call: args, result or exception, duration."""
         return self._cached("calls", lambda: joins.calls(self.store)).copy()
 
     def states(self, proc: Any = None) -> pd.DataFrame:
-        """One row per GenServer transition of ``proc`` (all if None): before/after."""
-        ids = None if proc is None else self._pid_ids(proc)
+        """One row per GenServer transition of ``proc`` (all if None): before/after.
+
+        A process that is alive but did nothing while recording has no rows
+        (and a warning says so); one the node never had raises QueryError."""
+        if proc is None:
+            return joins.states(self.store, None)
+        try:
+            ids = self._pid_ids(proc)
+        except QueryError:
+            silent = self._alive_elsewhere(proc)
+            if silent is None:
+                raise
+            log.warning("%s is alive on the node as %s but has no events in this recording: "
+                        "it was not traced, or did nothing; trace it with s.trace(%r)",
+                        proc, silent, proc)
+            return joins.states(self.store, set())
         return joins.states(self.store, ids)
+
+    def _alive_elsewhere(self, proc: Any) -> str | None:
+        """The live pid of ``proc`` when the node is here to ask (a live Session)."""
+        return None
 
     def _pid_ids(self, proc: Any) -> set[int]:
         """Every pid id that ``proc`` has named during the recording (restarts included)."""

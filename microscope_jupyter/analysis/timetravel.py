@@ -10,8 +10,16 @@ The index is built once from the raw header columns; only state payloads
 are decoded for it (receive payloads are compared as bytes), so a snapshot
 is a handful of binary searches per process.
 
-What "mailbox" means: messages delivered (the receive trace event fires on
-delivery) and not yet handled. Replies to a process's own calls (gen
+What "mailbox" means. ``mailbox_len`` is the node's own count: the agent
+samples every traced process's ``message_queue_len`` at the start, every
+100 ms and at the stop, and between two samples the count moves with the
+messages that arrived (receive events) and were taken (callbacks; for a
+process without callbacks, its next act). So it includes messages queued
+before the trace began and messages from untraced senders. A receive
+trace event is no arrival time: before OTP 27 it fires when the receiver
+moves messages out of its signal queue, late and in bulk for a busy
+process (our sampling bounds that lag at a sampling period). ``mailbox``
+lists the queued messages the trace saw arrive: delivered and not yet handled. Replies to a process's own calls (gen
 calls, io and code server requests) are taken at once by the call's
 selective receive. For a GenServer, a message is handled by the callback
 whose state event carries it (FIFO among equal messages); a message no
@@ -39,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..beam.etf import decode, encode
+from ..beam.terms import Atom
 from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore, _state_term
@@ -52,6 +61,7 @@ SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "m
                     "links", "monitors", "monitored_by", "current_callback", "last_seq"]
 
 K = KIND_CODES
+_TIMEOUT = Atom("timeout")
 
 
 @dataclass
@@ -73,6 +83,27 @@ class _Proc:
     link_events: list = field(default_factory=list)
     monitor_events: list = field(default_factory=list)       # monitors this process holds
     monitored_by_events: list = field(default_factory=list)  # monitors held on it
+    # the node's message_queue_len as sampled, and the seqs where the process
+    # took a message off its queue (callbacks; else the handled estimate)
+    sample_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sample_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    taken_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def mailbox_len(self, seq: int) -> int:
+        """Messages queued at ``seq``: the last sample, moved on by what arrived
+        and what was taken since."""
+        k = int(np.searchsorted(self.sample_seqs, seq, side="right")) - 1
+        since, level = (int(self.sample_seqs[k]), int(self.sample_values[k])) if k >= 0 else (-1, 0)
+        arrived = (np.searchsorted(self.recv_seqs, seq, side="right")
+                   - np.searchsorted(self.recv_seqs, since, side="right"))
+        taken = (np.searchsorted(self.taken_seqs, seq, side="right")
+                 - np.searchsorted(self.taken_seqs, since, side="right"))
+        return max(0, level + int(arrived) - int(taken))
+
+    def mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs, lengths): the mailbox length after every seq where it may change."""
+        seqs = np.unique(np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs]))
+        return seqs, np.array([self.mailbox_len(int(q)) for q in seqs], dtype=np.int64)
 
 
 def _canonical_key(raw, i: int, memo: dict) -> int | None:
@@ -116,6 +147,8 @@ class TimeTravel:
             gid = store._gid_of_pid(node, pid_term)
             if gid > 0:
                 proc(gid, -1).names.append((-1, name))
+        for gid in store.initial_procs:
+            proc(gid, -1)
 
         # Every process that appears, as actor or as spawned child.
         order = np.argsort(pid, kind="stable")
@@ -222,8 +255,32 @@ class TimeTravel:
                     handled[idx] = int(own[k]) if k < len(own) else never
             p.recv_seqs = np.array(recvs, dtype=np.int64)
             p.handled_seqs = handled
+            if not p.state_seqs:
+                p.taken_seqs = np.sort(handled[handled < never])
         for p in procs.values():
             p.names.sort(key=lambda x: x[0])
+        self._index_mailboxes(seqs)
+
+    def _index_mailboxes(self, seqs: np.ndarray) -> None:
+        """Samples of the real queue length, and what each callback took off it."""
+        raw, procs = self.raw, self._procs
+        kind, pid = raw.kind, raw.pid
+        sampled = seqs[kind == K["mailbox"]]
+        for gid in np.unique(pid[sampled]):
+            rows = sampled[pid[sampled] == gid]
+            if int(gid) in procs:
+                procs[int(gid)].sample_seqs = rows
+                procs[int(gid)].sample_values = raw.aux[rows].astype(np.int64)
+        fired = set(pid[kind == K["timeout"]].tolist())
+        for gid, p in procs.items():
+            if not p.state_seqs:
+                continue
+            # Each callback took one message off the queue, except a
+            # handle_continue and a :timeout that came from a fired `after`.
+            taken = [q for q, st in zip(p.state_seqs, p.states)
+                     if st["callback"] != "handle_continue"
+                     and not (gid in fired and st["message"] == _TIMEOUT)]
+            p.taken_seqs = np.array(taken, dtype=np.int64)
 
     # ------------------------------------------------------------------ moments
 
@@ -287,7 +344,8 @@ class TimeTravel:
             k = int(np.searchsorted(p.event_seqs, seq, side="right")) - 1
             last = int(p.event_seqs[k]) if k >= 0 else None
         text = render(state, self.store.syntax, 200) if state is not None else None
-        return (p.pid, name if alive else None, alive, state, text, mailbox, len(mailbox),
+        return (p.pid, name if alive else None, alive, state, text, mailbox,
+                p.mailbox_len(seq) if alive else 0,
                 links, monitors, monitored_by, callback, last)
 
     def _related(self, events: list, seq: int, alive: bool, presence: bool) -> list[str]:
@@ -310,6 +368,10 @@ class TimeTravel:
                 continue
             out.extend([self.store.id_text(peer)] * n)
         return sorted(out)
+
+    def processes(self) -> list[_Proc]:
+        """Every process the recording knows, with its indexed history."""
+        return list(self._procs.values())
 
     def handled_by(self, receive_seq: int) -> int | None:
         """The state event (seq) of the callback that handled a received message."""

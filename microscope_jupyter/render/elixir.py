@@ -28,6 +28,9 @@ from .names import format_module
 __all__ = ["to_elixir", "to_erlang", "render"]
 
 _TRUNCATED = Atom("$microscope_truncated")
+# Placeholders the agent sends for what it did not copy (store.event_store).
+_PLACEHOLDERS = {Atom("$microscope_large"): "#NotCopied<large state>",
+                 Atom("$microscope_unknown"): "#NotRecorded<before the hook>"}
 _STRUCT_KEY = Atom("__struct__")
 
 
@@ -119,7 +122,7 @@ def _ex(term: Any, parts: list[str], budget: list[int], depth: int) -> None:
     elif term is None:
         put(parts, budget, "nil")
     elif isinstance(term, Atom):
-        put(parts, budget, _atom(str(term)))
+        put(parts, budget, _PLACEHOLDERS.get(term) or _atom(str(term)))
     elif isinstance(term, str):
         put(parts, budget, '"' + _escape(term) + '"')
     elif isinstance(term, bool):

@@ -32,14 +32,29 @@ from ..beam.terms import Atom, Pid
 from ..errors import DecodeError, QueryError
 from ..render.elixir import render
 from ..render.names import erlang_module_name, format_mfa_term, format_name
-from .schema import EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KINDS
+from .schema import AUX, EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KINDS
 
-__all__ = ["EventStore"]
+__all__ = ["EventStore", "STATE_UNKNOWN", "STATE_LARGE", "state_recorded"]
 
 _MEMO_MAX = 200_000
 _KIND_NAMES = np.array([KINDS.get(i, f"kind_{i}") for i in range(256)], dtype=object)
 _STATE = KIND_CODES["state"]
 _DROPPED = KIND_CODES["dropped"]
+_MAILBOX = KIND_CODES["mailbox"]
+_MONITOR_MS = np.array([KIND_CODES["long_gc"], KIND_CODES["long_schedule"]], dtype=np.uint8)
+_DURATION = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "duration_ns"], dtype=np.uint8)
+_COUNT = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "count"], dtype=np.uint8)
+
+# Where a state transition holds one of these instead of a state, the agent
+# did not record it: before the hook had a base (UNKNOWN), or too large to
+# copy out of the process on every callback (LARGE; its changes are kept).
+STATE_UNKNOWN = Atom("$microscope_unknown")
+STATE_LARGE = Atom("$microscope_large")
+
+
+def state_recorded(state: Any) -> bool:
+    """False for the placeholders of a state the agent did not copy."""
+    return not (isinstance(state, Atom) and state in (STATE_UNKNOWN, STATE_LARGE))
 
 
 @dataclass
@@ -122,6 +137,8 @@ class EventStore:
         # (pid id, "link" | "monitor", peer id) as each trace started: a link
         # goes both ways; a monitor is held by pid on peer.
         self._initial_relations: list[tuple[int, str, int]] = []
+        # pid ids traced from the start (those the agent reported relations of)
+        self._initial_procs: set[int] = set()
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
         self._raw_cache: RawColumns | None = None
@@ -144,13 +161,22 @@ class EventStore:
 
     def add_source(self, key: str, node: str, time_offset: int, native_per_second: int,
                    names: list[tuple[Pid, Any]] = (),
-                   relations: list[tuple[Pid, Any, Pid]] = ()) -> None:
+                   relations: list[tuple[Pid, Any, Pid]] = (),
+                   traced: list[Pid] = ()) -> None:
         with self._lock:
             self._sources[key] = _Source(node, time_offset, native_per_second)
+            self._initial_procs.update(self._global_id(node, pid) for pid in traced)
             self._initial_names.extend((node, pid, name) for pid, name in names)
-            self._initial_relations.extend(
-                (self._global_id(node, pid), str(relation), self._global_id(node, peer))
-                for pid, relation, peer in relations)
+            held = set()
+            for pid, relation, peer in relations:
+                traced, other = self._global_id(node, pid), self._global_id(node, peer)
+                self._initial_procs.add(traced)
+                # Both sides report a monitor between two traced processes: once is enough.
+                if str(relation) == "monitored_by":   # other monitors traced
+                    held.add((other, "monitor", traced))
+                else:
+                    held.add((traced, str(relation), other))
+            self._initial_relations.extend(sorted(held))
 
     def append_batch(self, key: str, headers: bytes, payloads: bytes,
                      defs: list[tuple[int, Any]], seen: int | None = None,
@@ -180,6 +206,7 @@ class EventStore:
             table = raw[order].copy()
             for column in ("pid", "peer", "mfa"):
                 table[column] = source.id_map[table[column]]
+            _normalise_aux(table, source.native_per_second)
             ts_ns = self._wall_ns(source, table["ts"])
             chunk = _Chunk(key, source.node, self._count, table, payloads, ts_ns)
             self._chunks.append(chunk)
@@ -236,6 +263,11 @@ class EventStore:
         """(node, pid, name) registered when each trace started, in the current syntax."""
         return [(node, pid, format_name(name, self.syntax) or str(name))
                 for node, pid, name in self._initial_names]
+
+    @property
+    def initial_procs(self) -> set[int]:
+        """Pid ids known to be traced (and alive) when their trace started."""
+        return set(self._initial_procs)
 
     @property
     def initial_relations(self) -> list[tuple[int, str, int]]:
@@ -349,6 +381,9 @@ class EventStore:
             elif kind == _DROPPED:
                 terms[i] = aux[i]
                 texts[i] = f"{aux[i]} events dropped by the agent"
+            elif kind == _MAILBOX:
+                terms[i] = aux[i]
+                texts[i] = f"{aux[i]} messages queued"
         mfa_text = id_texts[h["mfa"]]
         frame = pd.DataFrame({
             "seq": np.arange(chunk.seq_start, chunk.seq_start + n, dtype=np.int64),
@@ -365,6 +400,9 @@ class EventStore:
             "_pid": h["pid"].astype(np.int64),
             "_peer": h["peer"].astype(np.int64),
             "_aux": h["aux"].astype(np.int64),
+            # aux under the name of what it means for the row's kind (schema.AUX)
+            "_duration_ns": np.where(np.isin(h["kind"], _DURATION), h["aux"], 0).astype(np.int64),
+            "_count": np.where(np.isin(h["kind"], _COUNT), h["aux"], 0).astype(np.int64),
             "_truncated": (h["flags"] & FLAG_TRUNCATED).astype(bool),
         })
         if not chunk.spilled:
@@ -435,6 +473,18 @@ class EventStore:
         return raw.payload(seq)
 
 
+def _normalise_aux(table: np.ndarray, native_per_second: int) -> None:
+    """Durations in ``aux`` to nanoseconds (see ``schema.AUX``), in place."""
+    kind, aux = table["kind"], table["aux"]
+    callbacks = kind == _STATE
+    if native_per_second != 1_000_000_000 and callbacks.any():
+        aux[callbacks] = (aux[callbacks].astype(np.float64)
+                          * (1e9 / native_per_second)).astype(np.int64)
+    monitor = np.isin(kind, _MONITOR_MS)
+    if monitor.any():
+        aux[monitor] = aux[monitor] * 1_000_000
+
+
 def _id_key(node: str, term: Any) -> tuple:
     """What makes two interned terms one id. Pids (the most common, by far) skip repr."""
     if type(term) is Pid:
@@ -460,11 +510,21 @@ _CALLBACKS = {Atom("$gen_call"): "handle_call", Atom("$gen_cast"): "handle_cast"
 
 
 def _state_term(term: Any) -> dict:
-    """{Msg, Before, After, Reply, Kind} from the sys hook, unwrapped for people."""
+    """{Msg, Before, After, Reply, Kind[, Extra]} from the sys hook, unwrapped for people.
+
+    Extra (agents from version 10): ``n`` (the callback's number since the
+    hook went in), ``tool`` (ns the hook itself took), ``changes`` (the
+    fields that changed, as the hook found them by identity, or None).
+    """
+    extra: dict = {}
+    if isinstance(term, tuple) and len(term) == 6 and isinstance(term[5], dict):
+        extra = {str(k): v for k, v in term[5].items()}
+        term = term[:5]
     try:
         message, before, after, reply, kind = term
     except (TypeError, ValueError):
-        return {"callback": None, "message": term, "before": None, "after": None, "reply": None}
+        return {"callback": None, "message": term, "before": None, "after": None, "reply": None,
+                "tool_ns": 0, "changes": None}
     callback = "handle_info"
     if kind == Atom("gen_statem"):
         # {EventType, Content}; before/after are the state names.
@@ -483,8 +543,21 @@ def _state_term(term: Any) -> dict:
         reply = reply[1]
     elif reply == Atom("noreply"):
         reply = None
+    changes = extra.get("changes")
     return {"callback": callback, "message": message, "before": before, "after": after,
-            "reply": reply}
+            "reply": reply, "tool_ns": int(extra.get("tool", 0) or 0),
+            "changes": None if not isinstance(changes, tuple) else _changes(changes)}
+
+
+def _changes(found: tuple) -> list[tuple[tuple, Any]]:
+    """[(path, value)] from the hook's ([{Path, Value}], Complete); a path is a
+    tuple of ("key", map key) and ("elem", 1-based position); value STATE_LARGE when too
+    large to copy, ``Atom('$microscope_absent')`` for a key that went away."""
+    items, _complete = found
+    out = []
+    for path, value in items if isinstance(items, list) else []:
+        out.append((tuple((str(step[0]), step[1]) for step in path), value))
+    return out
 
 
 def _map_file(path: str) -> Any:
@@ -499,7 +572,7 @@ def _empty_frame() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in EVENT_COLUMNS})
     frame["seq"] = frame["seq"].astype(np.int64)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    for c in ("_pid", "_peer", "_aux"):
+    for c in ("_pid", "_peer", "_aux", "_duration_ns", "_count"):
         frame[c] = pd.Series(dtype=np.int64)
     frame["_truncated"] = pd.Series(dtype=bool)
     return frame

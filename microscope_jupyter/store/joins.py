@@ -9,6 +9,10 @@ receive the way the BEAM orders delivery: per receiver, identical payloads
 are delivered in the order they were sent (FIFO per sender/receiver pair;
 identical payloads from different senders are indistinguishable anyway).
 Sends to a name are resolved to the pid holding that name at that moment.
+
+A ``timeout`` event (a ``receive ... after`` that fired) is no message. The
+trace spells it like the arrival of the bare atom ``timeout``, so one is
+taken as that message only when a traced send of ``timeout`` pairs with it.
 """
 
 from __future__ import annotations
@@ -18,29 +22,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.terms import Pid
-from .event_store import EventStore
+from ..beam.terms import Atom, Pid
+from ..render.elixir import render
+from .event_store import EventStore, state_recorded
 
 __all__ = ["messages", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
 
 MESSAGE_COLUMNS = ["send_seq", "receive_seq", "sent_at", "received_at", "latency_us", "sender",
                    "sender_name", "receiver", "receiver_name", "term", "text", "status"]
 CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "exception",
-                "started_at", "ended_at", "duration_us", "depth", "status"]
+                "started_at", "ended_at", "duration_us", "depth", "status",
+                "args_text", "result_text", "exception_text"]
 STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
-                 "changed", "duration_us", "text"]
+                 "changed", "duration_us", "tool_us", "text"]
+
+# term_to_binary(timeout) in each atom spelling a node may use.
+_TIMEOUT_ATOM = {b"\x83d\x00\x07timeout", b"\x83s\x07timeout", b"\x83v\x00\x07timeout",
+                 b"\x83w\x07timeout"}
+_TIMEOUT_KEY = hash(b"\x83w\x07timeout")
 
 
 def messages(store: EventStore) -> pd.DataFrame:
     events = store.frame()
     sends = events[events["kind"].isin(["send", "send_to_dead"])].copy()
-    receives = events[events["kind"] == "receive"].copy()
+    receives = events[events["kind"].isin(["receive", "timeout"])].copy()
     if sends.empty and receives.empty:
         return pd.DataFrame(columns=MESSAGE_COLUMNS)
 
     sends["_receiver"] = _resolve_receivers(store, events, sends)
     sends["_key"] = _payload_keys(store, sends["seq"])
     receives["_key"] = _payload_keys(store, receives["seq"])
+    timeouts = receives["kind"] == "timeout"
+    receives.loc[timeouts, "_key"] = _TIMEOUT_KEY
     receives["_receiver"] = receives["_pid"]
     sends["_match"] = -1
     receives["_matched"] = False
@@ -55,6 +68,13 @@ def messages(store: EventStore) -> pd.DataFrame:
     unknown = sends[live & (sends["_receiver"] <= 0)].index
     _pair(sends, receives, unknown, receives.index[~receives["_matched"]], ["_key"])
 
+    # A fired `after` that no send of `timeout` explains is no message.
+    receives = receives[~timeouts | receives["_matched"]].copy()
+    if len(receives):
+        receives.loc[receives["kind"] == "timeout", "term"] = pd.Series(
+            [Atom("timeout")] * int((receives["kind"] == "timeout").sum()),
+            index=receives.index[receives["kind"] == "timeout"], dtype=object)
+        receives.loc[receives["kind"] == "timeout", "text"] = ":timeout"
     recv = receives.set_index("seq")
     matched = sends["_match"] >= 0
     recv_rows = recv.reindex(sends["_match"].where(matched, -1))
@@ -171,7 +191,11 @@ def _holder_at(holders: dict, name: str | None, seq: int) -> int:
 
 
 def _payload_keys(store: EventStore, seqs: pd.Series) -> list[int]:
-    return [hash(store.payload_bytes(int(s))) for s in seqs]
+    keys = []
+    for s in seqs:
+        payload = store.payload_bytes(int(s))
+        keys.append(_TIMEOUT_KEY if payload in _TIMEOUT_ATOM else hash(payload))
+    return keys
 
 
 def calls(store: EventStore) -> pd.DataFrame:
@@ -202,10 +226,22 @@ def calls(store: EventStore) -> pd.DataFrame:
         for call in stack:
             out.append((call["seq"], None, call["pid"], call["name"], call["mfa"], call["args"],
                         None, None, call["ts"], pd.NaT, np.nan, call["depth"], "running"))
+    # As every other table: terms as Elixir (or Erlang) text next to the terms.
+    syntax, limit = store.syntax, store.text_limit
+    out = [row + (_args_text(row[5], syntax, limit),
+                  None if row[12] != "returned" else render(row[6], syntax, limit),
+                  None if row[7] is None else render(row[7], syntax, limit)) for row in out]
     table = _object_frame(out, CALL_COLUMNS, ["args", "result", "exception"])
     table = table.sort_values("call_seq").reset_index(drop=True)
     table["end_seq"] = table["end_seq"].astype("Int64")
     return table
+
+
+def _args_text(args: Any, syntax: str, limit: int) -> str:
+    """``(1, :a)`` for an argument list, as a call is written."""
+    if isinstance(args, list):
+        return "(" + ", ".join(render(a, syntax, limit) for a in args)[:limit] + ")"
+    return render(args, syntax, limit)
 
 
 def states(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
@@ -214,13 +250,18 @@ def states(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
     if pid_ids is not None:
         rows = rows[rows["_pid"].isin(pid_ids)]
     records: list[tuple[Any, ...]] = []
-    for seq, ts, pid, name, term, aux, text in zip(rows["seq"], rows["ts"], rows["pid"],
-                                                   rows["name"], rows["term"], rows["_aux"],
-                                                   rows["text"]):
+    for seq, ts, pid, name, term, duration_ns, text in zip(
+            rows["seq"], rows["ts"], rows["pid"], rows["name"], rows["term"],
+            rows["_duration_ns"], rows["text"]):
         term = term or {}
+        before, after = term.get("before"), term.get("after")
+        if state_recorded(before) and state_recorded(after):
+            changed = before != after
+        else:  # what the hook saw: the fields it found changed, if any
+            changed = bool(term.get("changes")) if term.get("changes") is not None else pd.NA
         records.append((int(seq), ts, pid, name, term.get("callback"), term.get("message"),
-                        term.get("before"), term.get("after"), term.get("reply"),
-                        term.get("before") != term.get("after"), aux / 1000.0, text))
+                        before, after, term.get("reply"), changed, duration_ns / 1000.0,
+                        term.get("tool_ns", 0) / 1000.0, text))
     return _object_frame(records, STATE_COLUMNS, ["message", "before", "after", "reply"])
 
 

@@ -23,12 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..beam.etf import decode, encode
-from .event_store import EventStore, _Chunk, _Source
+from .event_store import EventStore, _Chunk, _normalise_aux, _Source
 from .schema import HEADER_DTYPE
 
 __all__ = ["save_store", "load_store", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+# 2: durations in ``aux`` are nanoseconds for every kind (schema.AUX); in 1
+# the system monitor's were milliseconds.
+FORMAT_VERSION = 2
 
 
 def save_store(store: EventStore, path: str | Path, metadata: dict[str, Any]) -> Path:
@@ -67,7 +69,8 @@ def save_store(store: EventStore, path: str | Path, metadata: dict[str, Any]) ->
         "name": pa.array([encode(a) for _, _, a in store._initial_names], pa.binary()),
     })
     pq.write_table(names, out / "names.parquet")
-    relations = store._initial_relations
+    # Processes traced from the start ride along as ("traced", peer 0) rows.
+    relations = store._initial_relations + [(gid, "traced", 0) for gid in sorted(store._initial_procs)]
     pq.write_table(pa.table({
         "pid": pa.array([r[0] for r in relations], pa.int64()),
         "relation": pa.array([r[1] for r in relations], pa.string()),
@@ -106,9 +109,10 @@ def load_store(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
                                 names["name"].to_pylist())]
     if (src / "relations.parquet").exists():  # absent from sessions saved before it existed
         relations = pq.read_table(src / "relations.parquet")
-        store._initial_relations = list(zip(relations["pid"].to_pylist(),
-                                             relations["relation"].to_pylist(),
-                                             relations["peer"].to_pylist()))
+        rows = list(zip(relations["pid"].to_pylist(), relations["relation"].to_pylist(),
+                        relations["peer"].to_pylist()))
+        store._initial_relations = [r for r in rows if r[1] != "traced"]
+        store._initial_procs = {r[0] for r in rows if r[1] == "traced"}
     sources = pq.read_table(src / "sources.parquet").to_pylist()
     for s in sources:
         store._sources[s["key"]] = _Source(s["node"], s["time_offset"], s["native_per_second"],
@@ -132,6 +136,8 @@ def load_store(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
         headers["pay_off"] = offsets[:-1] - offsets[0]
         headers["pay_len"] = np.diff(offsets)
         headers["ts"] = ts_ns
+        if metadata.get("format_version", 1) < 2:
+            _normalise_aux(headers, 1_000_000_000)
         base = int(offsets[0])
         data = bytes(blob_bytes[base:base + int(offsets[-1] - offsets[0])])
         # A chunk has one node: split where the node changes (once, for one node).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "EVENT_COLUMNS", "FLAG_TRUNCATED"]
+__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "EVENT_COLUMNS", "FLAG_TRUNCATED"]
 
 HEADER_DTYPE = np.dtype([
     ("kind", "u1"),
@@ -22,8 +22,7 @@ HEADER_DTYPE = np.dtype([
     ("ts", "<i8"),       # node monotonic time, native units
     ("pay_off", "<u4"),  # offset of the payload in the batch's payload blob
     ("pay_len", "<u4"),
-    ("aux", "<i8"),      # per kind: dropped count, handler duration (native units), gc major=1,
-                         # demonitor 1 = ended by a 'DOWN' the watcher received
+    ("aux", "<i8"),      # one number whose meaning depends on the kind; see AUX below
 ])
 assert HEADER_DTYPE.itemsize == 40
 
@@ -32,8 +31,28 @@ KINDS = {
     7: "send", 8: "send_to_dead", 9: "receive", 10: "call", 11: "return", 12: "exception",
     13: "state", 14: "gc", 15: "dropped", 16: "long_gc", 17: "long_schedule",
     18: "large_heap", 19: "line", 20: "annotation", 21: "monitor", 22: "demonitor",
+    # a `receive ... after` that fired (Process.sleep, a GenServer timeout): never a message
+    23: "timeout",
+    24: "hook",       # a state hook was installed (aux 1) on the process
+    25: "mailbox",    # the node's own message_queue_len of the process, sampled
 }
 KIND_CODES = {name: code for code, name in KINDS.items()}
+
+# What ``aux`` holds, by kind, once a batch is in the store. The agent sends
+# callback durations in the node's native time unit and system-monitor
+# durations in milliseconds; ingest turns both into nanoseconds, so no
+# reader needs to know the node's clock.
+AUX = {
+    "state": "duration_ns",       # the callback itself, from message taken to return
+    "long_gc": "duration_ns",
+    "long_schedule": "duration_ns",
+    "dropped": "count",           # events dropped in the span that ends here
+    "mailbox": "count",           # message_queue_len
+    "large_heap": "words",        # allocated heap, the figure the monitor compared
+    "gc": "major",                # 1 for a major collection
+    "demonitor": "by_down",       # 1 when the watcher learnt of the end from a 'DOWN'
+    "hook": "installed",
+}
 
 FLAG_TRUNCATED = 1
 

@@ -96,6 +96,11 @@ def test_call_tracing_pairs_calls_with_returns_and_exceptions(demo):
     raised = handle[handle["status"] == "raised"]
     assert len(raised) == 1
     assert raised["exception"].iloc[0] == (Atom("error"), Atom("function_clause"))
+    # Rendered as every other table is, in Elixir.
+    assert returned["args_text"].iloc[0] == "({:update, 1}, %{count: 0, last: nil})"
+    assert returned["result_text"].iloc[0] == "{:noreply, %{count: 1, last: 1}}"
+    assert raised["exception_text"].iloc[0] == "{:error, :function_clause}"
+    assert raised["result_text"].isna().all() and returned["exception_text"].isna().all()
     assert (handle["duration_us"] >= 0).all()
     stats = calls[calls["mfa"].str.startswith("Demo.Stats.", na=False)]
     assert {"Demo.Stats.sent/0", "Demo.Stats.received/0"} <= set(stats["mfa"])

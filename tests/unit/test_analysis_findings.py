@@ -53,7 +53,7 @@ def test_system_monitor_findings_group_per_process():
     found = kinds(recorded(build))
     assert found["long_gc"] == "Demo.WorkerB spent 120 ms in one garbage collection (2 times)"
     assert found["long_schedule"] == "Demo.WorkerA ran 60 ms without yielding the scheduler"
-    assert found["large_heap"] == "Demo.WorkerB reached a heap of 2,000,000 words"
+    assert found["large_heap"] == "Demo.WorkerB reached an allocated heap of 2,000,000 words"
 
 
 def test_mailbox_growth():
@@ -147,3 +147,41 @@ def test_lost_messages_without_a_successor_say_nothing_of_stale_pids():
         agent.event("send_to_dead", A, B, payload=(Atom("update"), 1))
 
     assert "stale" not in kinds(recorded(build))["lost_message"]
+
+
+def test_durations_follow_the_nodes_time_unit():
+    # A node whose native time unit is the microsecond: a 150 ms handler is
+    # 150_000 native units, and must still be slow; a 2 ms one shows as 2000 us.
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB"))], native_per_second=10**6)
+    agent.event("state", B, payload=(Atom("work"), 0, 1, Atom("noreply"), GS), aux=150_000)
+    agent.event("state", B, payload=(Atom("quick"), 1, 2, Atom("noreply"), GS), aux=2_000)
+    agent.flush()
+    session = SavedSession(store, {}, None)
+    assert list(session.states()["duration_us"]) == [150_000.0, 2_000.0]
+    assert kinds(session) == {"slow_handler": "Demo.WorkerB spent 150 ms in handle_info"}
+
+
+def test_lost_messages_from_an_untraced_sender_say_so():
+    def build(agent):
+        agent.event("receive", B, payload=(Atom("update"), 1))
+        agent.event("exit", B, payload=Atom("killed"))
+
+    found = kinds(recorded(build))
+    assert "from an untraced sender to Demo.WorkerB" in found["lost_message"]
+    assert "None" not in found["lost_message"]
+
+
+def test_timeouts_are_never_messages_nor_lost():
+    # Process.sleep inside a handler, then a normal exit: no message, nothing lost.
+    def build(agent):
+        agent.event("timeout", A)
+        agent.event("receive", A, payload=Atom("go"))
+        agent.event("timeout", A)
+        agent.event("exit", A, payload=Atom("normal"))
+
+    session = recorded(build)
+    assert list(session.messages()["text"]) == [":go"]
+    assert "lost_message" not in kinds(session)
+    tt = session.time_travel()
+    assert all(len(m) <= 1 for m in tt.snapshot_at(2)["mailbox"])

@@ -186,3 +186,46 @@ def test_a_reply_to_a_plain_process_call_never_waits_in_its_mailbox():
     assert row(tt.snapshot_at(2), A)["mailbox"] == []
     assert row(tt.snapshot_at(3), A)["mailbox"] == [(Atom("update"), 1)]
     assert row(tt.snapshot_at(4), A)["mailbox"] == []
+
+
+def test_mailbox_length_starts_from_the_nodes_own_count():
+    """Messages queued before the trace, or sent by untraced processes, have no
+    events; the agent's samples of message_queue_len carry them, and arrivals
+    and callbacks move the count between samples."""
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME)])
+    agent.event("mailbox", B, aux=500)                                         # 0 at start
+    agent.event("receive", B, payload=(Atom("up"), 1))                         # 1
+    agent.event("state", B, payload=state(Atom("old"), 0, 1), aux=500)         # 2 took one
+    agent.event("state", B, payload=state(Atom("old"), 1, 2), aux=500)        # 3 took one
+    agent.event("timeout", B)                                                  # 4 no message
+    agent.event("mailbox", B, aux=480)                                         # 5 sampled
+    agent.event("receive", B, payload=(Atom("up"), 2))                         # 6
+    agent.flush()
+    tt = TimeTravel(store)
+    lengths = [int(tt.snapshot_at(i).set_index("pid").loc[str(B), "mailbox_len"]) for i in range(7)]
+    assert lengths == [500, 501, 500, 499, 499, 480, 481]
+    seqs, levels = next(p for p in tt.processes() if p.pid == str(B)).mailbox_levels()
+    assert int(levels.max()) == 501
+    finding = SavedSession(store, {}, None).findings()
+    growth = finding[finding["kind"] == "mailbox_growth"]
+    assert growth["summary"].tolist() == ["the mailbox of Demo.WorkerB grew to 501 messages, "
+                                          "still 481 at the end"]
+
+
+def test_a_large_state_shows_what_changed_and_is_never_judged():
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME)])
+    large = Atom("$microscope_large")
+    extra = {Atom("n"): 2, Atom("tool"): 800,
+             Atom("changes"): ([([(Atom("key"), Atom("count"))], 7)], True)}
+    agent.event("state", B, payload=(Atom("bump"), large, large, (Atom("reply"), 7), GS, extra),
+                aux=3000)
+    agent.flush()
+    session = SavedSession(store, {}, None)
+    row = session.states().iloc[0]
+    assert bool(row["changed"]) and row["tool_us"] == 0.8 and row["duration_us"] == 3.0
+    assert session.query.state_timeline("Demo.WorkerB")["changes"].tolist() == [".count: now 7"]
+    assert "#NotCopied<large state>" in row["text"]
+    checked = session.expect("Demo.WorkerB", lambda before, msg, after: False)
+    assert checked.empty and checked.attrs["unjudged"] == 1

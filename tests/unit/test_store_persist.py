@@ -52,7 +52,7 @@ def test_metadata_is_self_describing(recorded, tmp_path):
     path = recorded.save(tmp_path / "rec")
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["node"] == "demo@host" and meta["otp_release"] == "25"
-    assert meta["events"] == 10 and meta["dropped"] == 7 and meta["format_version"] == 1
+    assert meta["events"] == 10 and meta["dropped"] == 7 and meta["format_version"] == 2
     assert "saved_at" in meta and "microscope_version" in meta
     # The event file reads as plain columns in any Parquet reader.
     table = pq.read_table(path / "events.parquet")

@@ -1,0 +1,100 @@
+"""What recording GenServer state costs the traced process, by state size.
+
+    .venv/bin/python bench/state_capture.py [--sizes 1,5,20] [--calls 2000] [--runs 3]
+
+Workload, on a fresh OTP 25 node: a GenServer holding a state of about N MB
+(a counter next to a large map, as a cache would be) answers `--calls`
+calls that bump the counter (the state changes every time, in one field).
+The call round trip is timed on the node, per call; medians are printed.
+
+- untraced:   the calls alone.
+- null hook:  a sys debug hook that does nothing: the cost of sys's debug
+              path itself, the floor for any hook-based state capture.
+- microscope: s.trace(state=True, messages=False) of the GenServer: every
+              transition recorded (what changed, found by identity; the
+              state itself is not copied past the size budget).
+
+Prints, per size: medians, traced/untraced and traced/null ratios, and the
+tool's own cost as the recording reports it (states' tool_us) next to the
+measured difference (traced - untraced): the recording's figure should
+account for the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import microscope_jupyter as mic  # noqa: E402
+from microscope_jupyter import Atom  # noqa: E402
+from nodes import ERLANG_DIR, compile_erlang, load_module, start_node  # noqa: E402
+
+NAME = Atom("mic_big")
+NULL_HOOK = "sys:install(N, {fun(S, _, _) -> S end, ok}), ok."
+NULL_UNHOOK = "sys:no_debug(N), ok."
+
+
+def median_call_us(s, calls: int) -> float:
+    return statistics.median(s.rpc("mic_load", "time_calls", [NAME, Atom("bump"), calls], 600))
+
+
+def one_size(s, mb: int, calls: int) -> dict:
+    s.rpc("mic_load", "start_big", [NAME, mb * 1_000_000], 120)
+    median_call_us(s, 200)  # warm up: code loaded, caches hot
+    out = {"untraced": median_call_us(s, calls)}
+    s.eval_erlang(NULL_HOOK, N=NAME)
+    out["null"] = median_call_us(s, calls)
+    s.eval_erlang(NULL_UNHOOK, N=NAME)
+    rec = s.trace("mic_big", messages=False, lifecycle=False, system_monitor=False)
+    deadline = time.monotonic() + 30
+    while rec.hooks()["status"].iloc[0] != "installed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first = len(s.events)
+    out["microscope"] = median_call_us(s, calls)
+    rec.stop(timeout=120)
+    states = s.states("mic_big")
+    states = states[states["seq"] >= first]
+    out["tool_reported"] = float(states["tool_us"].median()) if len(states) else float("nan")
+    out["recorded"] = len(states)
+    s.rpc("erlang", "exit", [s.rpc("erlang", "whereis", [NAME]), Atom("kill")])
+    time.sleep(0.1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,5,20", help="state sizes in MB")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    node = start_node("otp25", prefix="bench_state")
+    try:
+        with mic.attach(node.name, cookie=node.cookie) as s:
+            with tempfile.TemporaryDirectory() as tmp:
+                load_module(s, compile_erlang(ERLANG_DIR / "mic_load.erl", Path(tmp)))
+            print(f"state capture, {args.calls} calls per run, medians of {args.runs} runs "
+                  f"(OTP {s.node_info()['otp_release']})")
+            print(f"{'state':>6} {'untraced':>10} {'null hook':>10} {'microscope':>11} "
+                  f"{'/untraced':>10} {'/null':>7} {'tool (rec)':>11} {'measured':>9} "
+                  f"{'rec/meas':>9}")
+            for mb in (int(x) for x in args.sizes.split(",")):
+                runs = [one_size(s, mb, args.calls) for _ in range(args.runs)]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                measured = med["microscope"] - med["untraced"]
+                print(f"{mb:>4}MB {med['untraced']:>8.1f}us {med['null']:>8.1f}us "
+                      f"{med['microscope']:>9.1f}us {med['microscope'] / med['untraced']:>9.2f}x "
+                      f"{med['microscope'] / med['null']:>6.2f}x {med['tool_reported']:>9.1f}us "
+                      f"{measured:>7.1f}us {med['tool_reported'] / measured if measured > 0 else float('nan'):>8.2f}x"
+                      f"   ({int(med['recorded'])} transitions recorded)")
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    main()
