@@ -239,8 +239,10 @@ def test_stop_is_quick_and_leaves_nothing_whatever_the_backlog(load_node):
         assert (s.events["ts"] <= stopped_at).all()
         left = obs.eval_erlang("""
             P = whereis(mic_worker),
-            {erlang:trace_info(P, flags), erlang:process_info(P, message_queue_len)}.""")
+            {erlang:trace_info(P, flags), erlang:process_info(P, message_queue_len),
+             [erlang:trace_info(MFA, traced) || MFA <- [{erlang, monitor, 2}, {erlang, demonitor, 1}]]}.""")
         assert left[0] == (Atom("flags"), []) and left[1][1] > 5000  # still backlogged
+        assert left[2] == [(Atom("traced"), False)] * 2
         # A second trace while the old hook request is still queued: the old
         # hook, once it lands, is inert and removes itself; nothing of it shows.
         rec2 = s.trace("mic_worker")
