@@ -126,6 +126,9 @@ class _StatusLine:
         s = self.recording.status()
         line = (f"⏺ {s['state']}: {s['events']:,} events, {s['rate']:,.0f}/s, "
                 f"{s['dropped']:,} dropped, {s['elapsed_s']:.1f} s")
+        waiting = s["state_hooks"]["pending"]
+        if waiting:  # a GenServer still working through a backlog: its state comes later
+            line += f", state hooks pending on {waiting} process(es)"
         return line + (f" — {s['message']}" if s.get("message") else "")
 
     def _loop(self) -> None:

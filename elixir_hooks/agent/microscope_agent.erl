@@ -50,6 +50,8 @@
          process_tree/0]).
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, sampler_init/3, state_hook/3]).
+%% @private the throwaway GenServer that measures what a hook costs
+-export([init/1, handle_call/3, handle_cast/2]).
 
 -define(VERSION, 10).
 -define(HOOK_ID, microscope_state_hook).
@@ -242,9 +244,14 @@ controller_init(Caller, Owner, Opts0) ->
             %% The controller raises this flag to stop the tracer ahead of its
             %% backlog: a message would wait behind every queued trace message.
             StopFlag = atomics:new(1, []),
+            HookCost = case maps:get(state, Opts) of
+                           true -> hook_overhead();
+                           false -> 0
+                       end,
             Tracer = spawn_opt(?MODULE, tracer_init,
                                [self(), Owner, Opts#{track_monitors => MonitorMFAs =/= [],
-                                                     stop_flag => StopFlag}],
+                                                     stop_flag => StopFlag,
+                                                     hook_overhead => HookCost}],
                                [link, {message_queue_data, off_heap}]),
             Backend = backend(Backend0, Tracer),
             Flags = trace_flags(Opts, MonitorMFAs =/= []),
@@ -274,6 +281,7 @@ controller_init(Caller, Owner, Opts0) ->
                      backend => element(1, Backend),
                      traced => length(Ctl#ctl.procs),
                      hooked => maps:size(Ctl#ctl.hooks),
+                     hook_overhead_ns => HookCost,
                      hook_requests => maps:keys(Ctl#ctl.hooks),
                      patterns => length(Ctl#ctl.patterns) - length(MonitorMFAs),
                      skipped_foreign => skipped_foreign(Procs, Ctl),
@@ -426,6 +434,70 @@ tracer_stats(Tracer) ->
         erlang:demonitor(Ref, [flush]),
         #{state => busy}
     end.
+
+%%%===================================================================
+%%% HOOK COST
+%%%===================================================================
+
+%% A hook times its own work, but not all it costs the process: sys's debug
+%% path around it and handing each report to another process are outside
+%% that window. Measured once per trace, untraced, on a throwaway GenServer:
+%% the median call with our hook (reporting to a sink) minus the median call
+%% without, minus what the hook measured itself. Added to every transition's
+%% `tool' time, so the recording accounts for what tracing cost the app.
+-define(CALIBRATION_CALLS, 400).
+hook_overhead() ->
+    try
+        {ok, G} = gen_server:start(?MODULE, calibration, []),
+        Sink = spawn(fun() -> sink([]) end),
+        Flag = atomics:new(1, []),
+        [code:ensure_loaded(M) || M <- [sys, erts_debug]],
+        Hook = {fun ?MODULE:state_hook/3, #{tracer => Sink, stop_flag => Flag, budget => 4096,
+                                            kind => gen_server, before => unknown,
+                                            pending => none, large => false, n => 0}},
+        %% Alternating blocks, so a burst of load elsewhere falls on both sides.
+        Blocks = [begin
+                      P = call_times(G, ?CALIBRATION_CALLS div 4),
+                      ok = sys:install(G, Hook),
+                      H = call_times(G, ?CALIBRATION_CALLS div 4),
+                      ok = sys:remove(G, element(1, Hook)),
+                      {P, H}
+                  end || _ <- [1, 2, 3, 4]],
+        Plain = lists:append([P || {P, _} <- Blocks]),
+        Hooked = lists:append([H || {_, H} <- Blocks]),
+        Sink ! {report, self()},
+        Own = receive {Sink, Tools} -> median(Tools) after 1000 -> 0 end,
+        atomics:put(Flag, 1, 1),
+        gen_server:stop(G),
+        exit(Sink, kill),
+        max(0, round(median(Hooked) - median(Plain) - Own))
+    catch _:_ -> 0
+    end.
+
+call_times(G, N) ->
+    [begin
+         T0 = erlang:monotonic_time(),
+         _ = gen_server:call(G, ping),
+         erlang:monotonic_time() - T0
+     end || _ <- lists:seq(1, N)].
+
+median(List) ->
+    Sorted = lists:sort(List),
+    lists:nth(max(1, length(Sorted) div 2), Sorted).
+
+sink(Tools) ->
+    receive
+        {report, From} -> From ! {self(), case Tools of [] -> [0]; _ -> Tools end};
+        Report when element(1, Report) =:= microscope_state -> sink([element(10, Report) | Tools]);
+        _ -> sink(Tools)
+    end.
+
+%% @private
+init(calibration) -> {ok, #{count => 0}}.
+%% @private
+handle_call(ping, _From, S = #{count := C}) -> {reply, pong, S#{count := C + 1}}.
+%% @private
+handle_cast(_, S) -> {noreply, S}.
 
 %%%===================================================================
 %%% MAILBOX SAMPLER
@@ -1126,6 +1198,8 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              pending = [],
              %% raised by the controller to stop us ahead of our backlog
              stop_flag,
+             %% what a hooked callback costs beyond what the hook measures itself
+             hook_overhead = 0,
              %% the last state seen of each hooked process (pid -> state), to
              %% rebuild a whole state from the changes a hook sends
              states = #{}}).
@@ -1149,6 +1223,7 @@ tracer_init(Controller, Owner, Opts) ->
                     shed_queue = maps:get(shed_queue, Opts),
                     max_queue = maps:get(max_queue, Opts),
                     stop_flag = maps:get(stop_flag, Opts),
+                    hook_overhead = maps:get(hook_overhead, Opts, 0),
                     window_start = Now, last_flush = Now,
                     second = erlang:convert_time_unit(1, second, native)}).
 
@@ -1495,7 +1570,7 @@ encode({microscope_state, P, TsIn, TsOut, Msg, Capture, Reply, Kind, N, ToolNs},
                   same -> {[], true};   % unchanged, by identity
                   _ -> none
               end,
-    Extra = #{n => N, tool => ToolNs, changes => Changes},
+    Extra = #{n => N, tool => ToolNs + T#tr.hook_overhead, changes => Changes},
     payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply, Kind, Extra},
             T#tr{states = (T#tr.states)#{P => {N, After}}});
 encode({microscope_base, P, Base}, T) ->

@@ -153,12 +153,12 @@ class Recording:
         not reached the request yet: its mailbox is backlogged), or ``not
         installed`` with the reason."""
         requested = [str(p) for p in self.info.get("hook_requests", [])]
-        events = self._store.frame()
-        mine = events[events["seq"] >= self.first_seq]
-        installed = mine[mine["kind"] == "hook"].groupby("pid")["seq"].min().to_dict()
-        exited = set(mine.loc[mine["kind"] == "exit", "pid"])
-        names = mine.dropna(subset=["name"]).groupby("pid")["name"].last().to_dict()
-        initial = {str(pid): name for _, pid, name in self._store.initial_names}
+        store = self._store
+        installed: dict[str, int] = {}
+        for seq, gid in store.landmarks("hook", self.first_seq):
+            installed.setdefault(store.id_text(gid), seq)
+        exited = {store.id_text(gid) for _, gid in store.landmarks("exit", self.first_seq)}
+        names = {str(pid): name for _, pid, name in store.initial_names}
         rows = []
         for pid in requested:
             if pid in installed:
@@ -170,8 +170,7 @@ class Recording:
                           "(it was backlogged); its transitions are missing")
             else:
                 status = "pending"
-            rows.append((pid, names.get(pid, initial.get(pid)), status,
-                         installed.get(pid)))
+            rows.append((pid, names.get(pid), status, installed.get(pid)))
         frame = pd.DataFrame(rows, columns=["pid", "name", "status", "installed_seq"])
         frame["installed_seq"] = frame["installed_seq"].astype("Int64")
         return frame

@@ -41,6 +41,9 @@ _KIND_NAMES = np.array([KINDS.get(i, f"kind_{i}") for i in range(256)], dtype=ob
 _STATE = KIND_CODES["state"]
 _DROPPED = KIND_CODES["dropped"]
 _MAILBOX = KIND_CODES["mailbox"]
+# Rare kinds a live status line asks about: kept aside as batches land, so
+# asking never builds the event frame.
+_LANDMARKS = np.array([KIND_CODES[k] for k in ("hook", "exit")], dtype=np.uint8)
 _MONITOR_MS = np.array([KIND_CODES["long_gc"], KIND_CODES["long_schedule"]], dtype=np.uint8)
 _DURATION = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "duration_ns"], dtype=np.uint8)
 _COUNT = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "count"], dtype=np.uint8)
@@ -139,6 +142,7 @@ class EventStore:
         self._initial_relations: list[tuple[int, str, int]] = []
         # pid ids traced from the start (those the agent reported relations of)
         self._initial_procs: set[int] = set()
+        self._landmarks: list[tuple[int, str, int]] = []   # (seq, kind, pid id)
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
         self._raw_cache: RawColumns | None = None
@@ -208,6 +212,10 @@ class EventStore:
                 table[column] = source.id_map[table[column]]
             _normalise_aux(table, source.native_per_second)
             ts_ns = self._wall_ns(source, table["ts"])
+            for offset in np.flatnonzero(np.isin(table["kind"], _LANDMARKS)):
+                self._landmarks.append((self._count + int(offset),
+                                        KINDS[int(table["kind"][offset])],
+                                        int(table["pid"][offset])))
             chunk = _Chunk(key, source.node, self._count, table, payloads, ts_ns)
             self._chunks.append(chunk)
             self._count += len(table)
@@ -276,6 +284,12 @@ class EventStore:
 
     def __len__(self) -> int:
         return self._count
+
+    def landmarks(self, kind: str, since_seq: int = 0) -> list[tuple[int, int]]:
+        """(seq, pid id) of every ``hook`` or ``exit`` event from ``since_seq`` on,
+        without building the event frame (cheap enough for a live status line)."""
+        with self._lock:
+            return [(q, p) for q, k, p in self._landmarks if k == kind and q >= since_seq]
 
     @property
     def dropped(self) -> int:
