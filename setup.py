@@ -14,6 +14,13 @@ JS = HERE / "js"
 STATIC = HERE / "microscope_jupyter" / "widgets" / "static"
 
 
+# What `mic.demo()` and `microscope demo` need, shipped inside the package
+# (as microscope_jupyter/examples/...) so an installed wheel runs them anywhere
+# Erlang and Elixir are: the demo app's sources and the quickstart notebook.
+EXAMPLES = [("examples/apps/demo", ["mix.exs", "lib/**/*.ex"]),
+            ("examples/notebooks", ["01_quickstart.ipynb"])]
+
+
 class BuildWithAssets(build_py):
     def run(self):
         if shutil.which("erlc") and AGENT.exists():
@@ -24,6 +31,13 @@ class BuildWithAssets(build_py):
                 subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True)
             subprocess.run(["node", "build.mjs"], cwd=JS, check=True)
         super().run()
+        package = Path(self.build_lib) / "microscope_jupyter"
+        for folder, patterns in EXAMPLES:
+            for pattern in patterns:
+                for src in (HERE / folder).glob(pattern):
+                    dest = package / src.relative_to(HERE)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, dest)
 
 
 setup(cmdclass={"build_py": BuildWithAssets})

@@ -48,7 +48,8 @@ def demo(out_dir: str = "out") -> int:
                 text = output.get("data", {}).get("text/plain")
                 if text:
                     print("\nWhat the recording found:\n" + text)
-    print(f"\nOpen it in JupyterLab:  .venv/bin/jupyter lab {executed}")
+    jupyter = Path(sys.executable).with_name("jupyter")
+    print(f"\nOpen it in JupyterLab:  {jupyter if jupyter.exists() else 'jupyter'} lab {executed}")
     return 0
 
 
@@ -71,12 +72,14 @@ def _static_copy(nb):
 
 
 def _quickstart_path() -> Path:
+    """The copy an installed package ships, else a checkout's."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "examples" / "notebooks" / "01_quickstart.ipynb",
-                      Path.cwd() / "examples" / "notebooks" / "01_quickstart.ipynb"):
+    notebook = Path("examples") / "notebooks" / "01_quickstart.ipynb"
+    for candidate in (here / notebook, here.parent / notebook, Path.cwd() / notebook):
         if candidate.exists():
             return candidate
-    raise SystemExit("examples/notebooks/01_quickstart.ipynb was not found; run from a checkout")
+    raise SystemExit(f"{notebook} was not found: reinstall microscope-jupyter, or run from a "
+                     "checkout")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@
     ...
     s.detach()                     # also stops the demo node
 
-The app lives in ``examples/apps/demo`` (or ``$MICROSCOPE_DEMO_APP``). It is
+The app lives in ``examples/apps/demo`` (shipped in the package as
+``microscope_jupyter/examples/apps/demo``, or ``$MICROSCOPE_DEMO_APP``). It is
 built with plain ``mix compile`` into a cache directory, so the source tree
 stays clean and an installed package needs no write access to itself.
 """
@@ -33,9 +34,12 @@ _HERE = Path(__file__).resolve().parent
 
 
 def demo_app_dir() -> Path:
+    """``$MICROSCOPE_DEMO_APP``, else the copy an installed package ships, else a checkout's."""
     env = os.environ.get("MICROSCOPE_DEMO_APP")
     candidates = [Path(env)] if env else []
-    candidates += [_HERE.parent / "examples" / "apps" / "demo", Path.cwd() / "examples" / "apps" / "demo"]
+    candidates += [_HERE / "examples" / "apps" / "demo",           # installed wheel
+                   _HERE.parent / "examples" / "apps" / "demo",    # source checkout
+                   Path.cwd() / "examples" / "apps" / "demo"]
     for path in candidates:
         if (path / "mix.exs").exists():
             return path

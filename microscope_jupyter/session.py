@@ -22,6 +22,7 @@ import pandas as pd
 
 from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
+from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .analysis.recorded import Recorded
 from .beam.node import LocalNode, RemoteNode
@@ -213,10 +214,9 @@ class Session(Recorded):
 
     # -- tracing
 
-    def trace(self, *procs: Any, modules: Any = (), messages: bool = True,
-              lifecycle: bool = True, state: bool = True, gc: bool = False,
-              max_events: int = 1_000_000, max_rate: int = 200_000, duration: Any = None,
-              payload_limit: int = 4096, system_monitor: Any = None) -> Recording:
+    @with_trace_options
+    def trace(self, *procs: Any, modules: Any = (), duration: Any = None,
+              system_monitor: Any = None, **options: Any) -> Recording:
         """Start recording; returns a Recording (a context manager; ``.stop()``).
 
         With no arguments, records every application process (kernel and
@@ -225,13 +225,12 @@ class Session(Recorded):
         GenServer state before/after each callback. ``procs`` narrows it to
         pids, names or supervisors (their whole subtree); children are
         followed as they spawn. ``modules`` adds call/return/exception tracing for
-        ``"MyApp.Worker"`` or ``"MyApp.Worker.handle_call/3"``.
+        ``"MyApp.Worker"`` or ``"MyApp.Worker.handle_call/3"``. ``duration``
+        (none; ``5``, ``"5s"``, ``"500ms"``) stops it by itself.
 
-        Limits are always on: ``max_events`` (1,000,000) then the trace stops;
-        ``max_rate`` (200,000 events/s) beyond which events are dropped and
-        counted; ``duration`` (none; ``5``, ``"5s"``, ``"500ms"``);
-        ``payload_limit`` (4096 bytes per message/argument, larger ones are
-        summarised).
+        Limits are always on. Options, with their defaults:
+
+        {options}
 
         ``system_monitor`` records long_gc / long_schedule / large_heap events:
         None (default) only if the node's single system monitor is free,
@@ -246,10 +245,8 @@ class Session(Recorded):
                              "stop it with rec.stop() first")
         if isinstance(modules, str):
             modules = [modules]
-        spec = TraceSpec.build(procs, modules, duration=duration, messages=messages,
-                               lifecycle=lifecycle, state=state, gc=gc, max_events=max_events,
-                               max_rate=max_rate, payload_limit=payload_limit,
-                               system_monitor=system_monitor)
+        spec = TraceSpec.build(procs, modules, duration=duration, system_monitor=system_monitor,
+                               **options)
         source = f"{self.node}#{len(self.recordings) + 1}"
         if self._node_info is None:
             self.node_info()  # versions for saved sessions, taken while the node is here

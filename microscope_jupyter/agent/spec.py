@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from ..beam.terms import Atom, Pid
 from ..errors import TraceLimitError, TraceSpecError
 from ..render.names import erlang_module_name
+from .options import OPTIONS, THRESHOLDS, check, defaults
 
 __all__ = ["TraceSpec", "parse_duration", "module_spec", "process_spec"]
 
@@ -66,78 +67,50 @@ def parse_duration(value: Any) -> float | None:
     return seconds
 
 
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise TraceLimitError(f"{name}={value!r} cannot work; it must be a positive integer")
-    return value
-
-
 @dataclass
 class TraceSpec:
+    """What to trace and within which limits; the limits are ``options.OPTIONS``."""
+
     procs: list[Any] | None = None
     modules: list[tuple[str, Any, Any]] = field(default_factory=list)
-    messages: bool = True
-    lifecycle: bool = True
-    state: bool = True
-    gc: bool = False
-    max_events: int = 1_000_000
-    max_rate: int = 200_000
     duration_s: float | None = None
-    payload_limit: int = 4096
-    batch_events: int = 2000
-    flush_ms: int = 50
-    shed_queue: int = 50_000
-    max_queue: int = 500_000
     system_monitor: bool | None = None     # None: only if the node's monitor is free
-    long_gc_ms: int = 50
-    long_schedule_ms: int = 50
-    large_heap_words: int = 1_000_000
-    mailbox_ms: int = 100                  # how often real mailbox lengths are sampled
+    options: dict[str, Any] = field(default_factory=defaults)
+
+    def __getattr__(self, name: str) -> Any:
+        # spec.max_rate and friends read as attributes
+        options = self.__dict__.get("options")
+        if options is not None and name in options:
+            return options[name]
+        raise AttributeError(name)
 
     @classmethod
     def build(cls, procs: Iterable[Any] = (), modules: Iterable[str] = (), *,
-              duration: Any = None, system_monitor: Any = None, **limits: Any) -> "TraceSpec":
-        thresholds: dict[str, Any] = {}
+              duration: Any = None, system_monitor: Any = None, **options: Any) -> "TraceSpec":
         if isinstance(system_monitor, dict):
-            unknown = set(system_monitor) - {"long_gc_ms", "long_schedule_ms", "large_heap_words"}
+            unknown = set(system_monitor) - set(THRESHOLDS)
             if unknown:
                 raise TraceLimitError(f"unknown system_monitor threshold {sorted(unknown)[0]!r}; "
-                                      "use long_gc_ms, long_schedule_ms, large_heap_words")
-            thresholds, system_monitor = dict(system_monitor), True
-        spec = cls(procs=[process_spec(p) for p in procs] or None,
+                                      f"use {', '.join(THRESHOLDS)}")
+            options = {**options, **system_monitor}
+            system_monitor = True
+        checked = defaults()
+        checked.update({name: check(name, value) for name, value in options.items()})
+        return cls(procs=[process_spec(p) for p in procs] or None,
                    modules=[module_spec(m) for m in modules],
                    duration_s=parse_duration(duration), system_monitor=system_monitor,
-                   **thresholds, **limits)
-        for name in ("max_events", "max_rate", "payload_limit", "batch_events", "flush_ms",
-                     "shed_queue", "max_queue", "long_gc_ms", "long_schedule_ms",
-                     "large_heap_words", "mailbox_ms"):
-            _positive(name, getattr(spec, name))
-        return spec
+                   options=checked)
 
     def to_agent_opts(self) -> dict:
-        opts = {
+        opts = {Atom(name): value for name, value in self.options.items()}
+        opts.update({
             Atom("procs"): Atom("all") if self.procs is None else list(self.procs),
             Atom("modules"): [(m, f, a) for m, f, a in self.modules],
-            Atom("messages"): self.messages,
-            Atom("lifecycle"): self.lifecycle,
-            Atom("state"): self.state,
-            Atom("gc"): self.gc,
-            Atom("max_events"): self.max_events,
-            Atom("max_rate"): self.max_rate,
             Atom("duration_ms"): (Atom("infinity") if self.duration_s is None
                                   else max(1, int(self.duration_s * 1000))),
-            Atom("payload_limit"): self.payload_limit,
-            Atom("batch_events"): self.batch_events,
-            Atom("flush_ms"): self.flush_ms,
-            Atom("shed_queue"): self.shed_queue,
-            Atom("max_queue"): self.max_queue,
             Atom("system_monitor"): (Atom("auto") if self.system_monitor is None
                                      else bool(self.system_monitor)),
-            Atom("long_gc_ms"): self.long_gc_ms,
-            Atom("long_schedule_ms"): self.long_schedule_ms,
-            Atom("large_heap_words"): self.large_heap_words,
-            Atom("mailbox_ms"): self.mailbox_ms,
-        }
+        })
         return opts
 
     def describe(self) -> dict[str, Any]:
@@ -145,7 +118,6 @@ class TraceSpec:
         return {
             "procs": None if self.procs is None else [str(p) for p in self.procs],
             "modules": [f"{m}:{f}/{a}" for m, f, a in self.modules],
-            "messages": self.messages, "lifecycle": self.lifecycle, "state": self.state,
-            "gc": self.gc, "max_events": self.max_events, "max_rate": self.max_rate,
-            "duration_s": self.duration_s, "payload_limit": self.payload_limit,
+            "duration_s": self.duration_s,
+            **{name: value for name, value in self.options.items() if OPTIONS[name].public},
         }

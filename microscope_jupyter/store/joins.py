@@ -61,12 +61,16 @@ def messages(store: EventStore) -> pd.DataFrame:
 
     # 1. Receiver known (a pid, or a name held by a pid): the n-th identical
     #    payload sent to R pairs with the n-th one R received.
+    messages_in = receives.index[~timeouts]
     known = sends[live & (sends["_receiver"] > 0)]
-    _pair(sends, receives, known.index, receives.index, ["_receiver", "_key"])
+    _pair(sends, receives, known.index, messages_in, ["_receiver", "_key"])
     # 2. Receiver unknown (an alias, a name nobody held): identical payload,
     #    FIFO, among the receives still unpaired.
     unknown = sends[live & (sends["_receiver"] <= 0)].index
-    _pair(sends, receives, unknown, receives.index[~receives["_matched"]], ["_key"])
+    _pair(sends, receives, unknown, messages_in[~receives.loc[messages_in, "_matched"]], ["_key"])
+    # 3. A send of the bare atom `timeout` arrives as what looks like a fired
+    #    `after`: the receiver's first such event after the send.
+    _pair_timeouts(sends, receives, live, timeouts)
 
     # A fired `after` that no send of `timeout` explains is no message.
     receives = receives[~timeouts | receives["_matched"]].copy()
@@ -148,6 +152,22 @@ def _pair(sends: pd.DataFrame, receives: pd.DataFrame, send_index, recv_index,
     joined = joined[joined["_rseq"] > joined["seq"]]
     sends.loc[joined["index"], "_match"] = joined["_rseq"].to_numpy()
     receives.loc[joined["_rindex"], "_matched"] = True
+
+
+def _pair_timeouts(sends: pd.DataFrame, receives: pd.DataFrame, live: pd.Series,
+                   timeouts: pd.Series) -> None:
+    wanted = sends[live & (sends["_key"] == _TIMEOUT_KEY) & (sends["_match"] < 0)]
+    if wanted.empty or not timeouts.any():
+        return
+    fired = receives[timeouts]
+    by_receiver = {pid: list(zip(group["seq"], group.index)) for pid, group in fired.groupby("_pid")}
+    for index, receiver, seq in zip(wanted.index, wanted["_receiver"], wanted["seq"]):
+        for k, (rseq, rindex) in enumerate(by_receiver.get(receiver, [])):
+            if rseq > seq:
+                sends.loc[index, "_match"] = rseq
+                receives.loc[rindex, "_matched"] = True
+                del by_receiver[receiver][k]
+                break
 
 
 def _resolve_receivers(store: EventStore, events: pd.DataFrame, sends: pd.DataFrame) -> np.ndarray:

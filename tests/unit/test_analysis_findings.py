@@ -185,3 +185,17 @@ def test_timeouts_are_never_messages_nor_lost():
     assert "lost_message" not in kinds(session)
     tt = session.time_travel()
     assert all(len(m) <= 1 for m in tt.snapshot_at(2)["mailbox"])
+
+
+def test_a_real_timeout_message_pairs_with_the_fired_after_that_follows_its_send():
+    # The receiver's own `after` fired before; then a traced process sends the
+    # atom `timeout`, which the trace spells the same way.
+    def build(agent):
+        agent.event("timeout", B)
+        agent.event("send", A, B, payload=Atom("timeout"))
+        agent.event("timeout", B)
+
+    session = recorded(build)
+    messages = session.messages()
+    assert list(messages["text"]) == [":timeout"]
+    assert list(messages["status"]) == ["delivered"] and list(messages["receive_seq"]) == [2]

@@ -1,0 +1,111 @@
+"""Python and the Erlang agent agree on every trace option and event kind.
+
+The agent keeps its own defaults and limit checks (it runs on the node, with
+no Python): these tests read them out of its source and fail on any drift
+from ``agent/options.py`` and ``store/schema.py``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import microscope_jupyter as mic
+from microscope_jupyter.agent.beam_file import SOURCE_PATH
+from microscope_jupyter.agent.options import OPTIONS, SPECIAL
+from microscope_jupyter.agent.spec import TraceSpec
+from microscope_jupyter.beam.terms import Atom
+from microscope_jupyter.errors import TraceLimitError
+from microscope_jupyter.store.schema import KINDS
+
+SOURCE = Path(SOURCE_PATH).read_text()
+PYTHON_SIDE_KINDS = {19, 20}  # line and annotation are written by Python, never the agent
+
+
+def erlang_value(text: str):
+    text = text.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return {"true": True, "false": False, "[]": []}.get(text, Atom(text))
+
+
+def agent_defaults(source: str) -> dict:
+    body = re.search(r"^defaults\(\) ->\s*#\{(.*?)\}\.", source, re.S | re.M)[1]
+    pairs = [p.split("=>") for p in body.split(",")]
+    return {k.strip(): erlang_value(v) for k, v in pairs}
+
+
+def agent_checked_limits(source: str) -> set[str]:
+    body = re.search(r"^check_limits\(Opts\) ->.*?\|\| K <- \[(.*?)\]", source, re.S | re.M)[1]
+    return {k.strip() for k in body.split(",")}
+
+
+def agent_kinds(source: str) -> dict[int, str]:
+    return {int(code): name.lower() for name, code in
+            re.findall(r"^-define\(K_([A-Z_]+), (\d+)\)\.", source, re.M)}
+
+
+def drift(source: str) -> list[str]:
+    """Every way the agent's source disagrees with the Python declarations."""
+    out = []
+    erl = agent_defaults(source)
+    python_keys = set(OPTIONS) | set(SPECIAL.values())
+    out += [f"only the agent has option {k}" for k in sorted(set(erl) - python_keys)]
+    out += [f"only Python has option {k}" for k in sorted(python_keys - set(erl))]
+    for name, option in OPTIONS.items():
+        if name in erl and erl[name] != option.default:
+            out.append(f"{name}: agent default {erl[name]!r}, Python {option.default!r}")
+    positive = {n for n, o in OPTIONS.items() if o.kind is int}
+    checked = agent_checked_limits(source)
+    out += [f"the agent does not check {k}" for k in sorted(positive - checked)]
+    out += [f"the agent checks {k}, Python does not" for k in sorted(checked - positive)]
+    agent = agent_kinds(source)
+    for code, name in agent.items():
+        if KINDS.get(code) != name:
+            out.append(f"kind {code}: agent {name}, Python {KINDS.get(code)}")
+    out += [f"kind {c} ({KINDS[c]}) is unknown to the agent"
+            for c in sorted(set(KINDS) - set(agent) - PYTHON_SIDE_KINDS)]
+    return out
+
+
+def test_the_agent_and_python_agree():
+    assert drift(SOURCE) == []
+
+
+@pytest.mark.parametrize("edit", [
+    ("max_rate => 200000", "max_rate => 100000"),            # a default changed on one side
+    ("mailbox_ms => 100}", "mailbox_ms => 100, sample => 5}"),  # an option only the agent has
+    ("-define(K_TIMEOUT, 23).", "-define(K_TIMEOUT, 26)."),   # a kind renumbered
+    ("large_heap_words,\n              mailbox_ms]", "large_heap_words]"),  # a check dropped
+])
+def test_an_edit_on_one_side_is_caught(edit):
+    old, new = edit
+    assert old in SOURCE
+    assert drift(SOURCE.replace(old, new)) != []
+
+
+def test_session_trace_shows_every_public_option_with_its_default():
+    signature = inspect.signature(mic.Session.trace)
+    for name, option in OPTIONS.items():
+        if option.public:
+            assert signature.parameters[name].default == option.default
+            assert f"``{name}`` ({option.default!r})" in mic.Session.trace.__doc__
+        else:
+            assert name not in signature.parameters
+
+
+def test_every_option_reaches_the_agent_under_its_own_name():
+    opts = TraceSpec.build(max_rate=7, mailbox_ms=250).to_agent_opts()
+    assert {str(k) for k in opts} == set(OPTIONS) | set(SPECIAL.values()) - {"exclude"}
+    assert opts[Atom("max_rate")] == 7 and opts[Atom("mailbox_ms")] == 250
+
+
+def test_unknown_and_impossible_options_are_one_line_each():
+    with pytest.raises(TraceLimitError, match="unknown trace option 'max_rat'; did you mean "
+                                              "max_rate?"):
+        TraceSpec.build(max_rat=5)
+    with pytest.raises(TraceLimitError, match=r"messages='yes' cannot work; it must be True"):
+        TraceSpec.build(messages="yes")
