@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import microscope_jupyter as mic  # noqa: E402
-from microscope_jupyter.analysis.recorded import SavedSession  # noqa: E402
+from microscope_jupyter.analysis.recorded import OfflineSession  # noqa: E402
 from microscope_jupyter.beam.etf import encode  # noqa: E402
 from microscope_jupyter.beam.terms import Atom, Pid  # noqa: E402
 from microscope_jupyter.store.event_store import EventStore  # noqa: E402
@@ -99,7 +99,7 @@ def main() -> None:
     print(f"{args.distinct:,} distinct payloads")
     print(f"built {len(store):,} events through append_batch in {time.perf_counter() - t0:.1f} s "
           f"({store.memory_bytes / len(store):.0f} B/event in the store)")
-    session = SavedSession(store, {"node": NODE}, None)
+    session = OfflineSession(store, {"node": NODE}, None)
 
     t0 = time.perf_counter()
     tt = session.time_travel()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from . import errors
 from .beam.terms import Atom
-from .analysis.recorded import SavedSession, load
+from .analysis.recorded import OfflineSession, load
 from .session import Session, attach, demo
 
-__all__ = ["attach", "demo", "load", "Session", "SavedSession", "Atom", "errors",
+__all__ = ["attach", "demo", "load", "Session", "OfflineSession", "Atom", "errors",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 

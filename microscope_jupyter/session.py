@@ -24,7 +24,7 @@ from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
-from .analysis.recorded import Recorded
+from .analysis.recorded import SessionBase
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
 from .errors import MicroscopeError, TraceError
@@ -58,11 +58,11 @@ _NODE_INFO_SRC = """
 """
 
 
-class Session(Recorded):
+class Session(SessionBase):
     """An attached BEAM node. Use ``attach()`` to make one.
 
     Everything that reads a recording (events, messages, states, query,
-    time_travel, expect, findings, sql, save) comes from ``Recorded`` and
+    time_travel, expect, findings, sql, save) comes from ``SessionBase`` and
     works the same on a saved session loaded with ``mic.load``.
     """
 

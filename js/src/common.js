@@ -21,12 +21,11 @@ export function input(attrs = {}) {
   return el;
 }
 
-export const palette = {
-  alive: "#2e9e5b", waiting: "#2e9e5b", running: "#2f6fd6", runnable: "#2f6fd6",
-  exited: "#9aa0a6", suspended: "#e8a33d", garbage_collecting: "#8e5bd6",
-  lost: "#d93025", call: "#2f6fd6", reply: "#80868b", cast: "#188038", info: "#3c4043",
-  crash: "#d93025", selected: "#f9ab00",
-};
+// One palette for the live views and the static HTML Python writes.
+import colours from "../../microscope_jupyter/widgets/palette.json";
+
+export const palette = colours.kinds;
+export const ui = colours.ui;
 
 // 0..1 -> green..yellow..red
 export function heat(x) {

@@ -3,7 +3,7 @@
 //   lanes: [{id, label, start, end, exited}]       (ms since the recording began)
 //   handlers: [[lane, start, duration]]   gcs: [[lane, t]]   mailbox: [[lane, t, len]]
 //   span: total ms
-import { h, palette, injectStyle, baseCss } from "./common.js";
+import { h, palette, ui, injectStyle, baseCss } from "./common.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const LANE = 26, LEFT = 160;
@@ -39,15 +39,15 @@ function render({ model, el }) {
       const y = 20 + i * LANE;
       svg.append(s("text", { x: 4, y: y + 14, "font-size": 11, fill: "#202124" }, String(l.label).slice(0, 24)));
       svg.append(s("rect", { x: x(l.start), y: y + 6, width: Math.max(2, x(l.end ?? span) - x(l.start)), height: 10,
-        fill: l.exited ? "#f6aea9" : "#ceead6", rx: 3 }));
+        fill: l.exited ? ui.lifetime_exited : ui.lifetime, rx: 3 }));
       if (l.exited) svg.append(s("text", { x: x(l.end) - 4, y: y + 15, "font-size": 11, fill: palette.crash }, "✖"));
     });
     for (const [lane, start, dur] of model.get("handlers") || []) {
       const y = 20 + lane * LANE;
-      svg.append(s("rect", { x: x(start), y: y + 3, width: Math.max(1, x(start + dur) - x(start)), height: 16, fill: "#2f6fd6", opacity: 0.55 }));
+      svg.append(s("rect", { x: x(start), y: y + 3, width: Math.max(1, x(start + dur) - x(start)), height: 16, fill: ui.handler, opacity: 0.55 }));
     }
     for (const [lane, t] of model.get("gcs") || []) {
-      svg.append(s("circle", { cx: x(t), cy: 20 + lane * LANE + 11, r: 2.5, fill: "#8e5bd6" }));
+      svg.append(s("circle", { cx: x(t), cy: 20 + lane * LANE + 11, r: 2.5, fill: ui.gc }));
     }
     const byLane = new Map();
     for (const [lane, t, len] of model.get("mailbox") || []) {
@@ -59,7 +59,7 @@ function render({ model, el }) {
       if (top < 2) continue;  // a mailbox that never held two messages is not worth a line
       const y0 = 20 + lane * LANE + 22;
       svg.append(s("polyline", { points: pts.map(([t, len]) => `${x(t)},${y0 - (len / top) * 18}`).join(" "),
-        fill: "none", stroke: "#e37400", "stroke-width": 1.2 }));
+        fill: "none", stroke: ui.mailbox, "stroke-width": 1.2 }));
     }
     body.replaceChildren(svg);
     info.textContent = `${lanes.length} processes over ${span.toFixed(1)} ms`;

@@ -286,7 +286,7 @@ class Recording:
             time.sleep(0.01)
 
     def _owner_queue_empty(self) -> bool:
-        return not self._owner._queue
+        return len(self._owner) == 0
 
     # -- ingest thread
 

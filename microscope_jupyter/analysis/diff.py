@@ -22,9 +22,7 @@ import pandas as pd
 
 from ..beam.terms import Atom, ImproperList, MapPairs
 from ..render.elixir import render
-from ..store.event_store import state_recorded
-
-_ABSENT = Atom("$microscope_absent")
+from ..store.otp import ABSENT, state_recorded
 
 __all__ = ["Change", "diff", "render_diff", "diff_frame", "same_term", "transition_changes"]
 
@@ -157,7 +155,7 @@ def transition_changes(transition: dict) -> list[Change] | None:
     out = []
     for steps, value in transition.get("changes") or []:
         path = "".join(_key_path(v) if t == "key" else f" |> elem({v - 1})" for t, v in steps)
-        if isinstance(value, Atom) and value == _ABSENT:
+        if isinstance(value, Atom) and value == ABSENT:
             out.append(Change(path, "removed", None, None))
         else:
             out.append(Change(path, "set", None, value))

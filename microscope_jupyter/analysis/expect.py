@@ -17,13 +17,13 @@ counts them.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Callable
 
 import pandas as pd
 
 from ..errors import QueryError
 from ..render.elixir import render
-from ..store.event_store import state_recorded
+from ..store.otp import state_recorded
 from .diff import diff, render_diff
 
 __all__ = ["check_expectation", "VIOLATION_COLUMNS"]

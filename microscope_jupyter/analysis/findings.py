@@ -26,16 +26,16 @@ import pandas as pd
 from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa
+from ..store.otp import MESSAGE_ARG, call_tag, is_call_timeout, normal_exit, unmatched_callback
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import Recorded
+    from .recorded import SessionBase
 
 __all__ = ["Finding", "FINDING_COLUMNS", "detect"]
 
 SLOW_HANDLER_MS = 100.0
 MAILBOX_GROWTH = 50
 FINDING_COLUMNS = ["kind", "severity", "pid", "name", "summary", "first_seq", "evidence"]
-_NORMAL = {Atom("normal"), Atom("shutdown")}
 
 
 @dataclass
@@ -53,18 +53,12 @@ class Finding:
                 list(self.evidence))
 
 
-def _normal_exit(reason) -> bool:
-    if isinstance(reason, Atom) and reason in _NORMAL:
-        return True
-    return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("shutdown")
-
-
-def detect(recorded: "Recorded") -> list[Finding]:
+def detect(recorded: "SessionBase") -> list[Finding]:
     events = recorded.events
     out: list[Finding] = []
     exits = events[events["kind"] == "exit"]
     for row in exits.itertuples(index=False):
-        if _normal_exit(row.term):
+        if normal_exit(row.term):
             continue
         who = row.name or row.pid
         out.append(Finding("crash", "error", row.pid, row.name,
@@ -137,7 +131,7 @@ def findings_frame(findings: list[Finding]) -> pd.DataFrame:
     return frame.sort_values("first_seq", kind="stable").reset_index(drop=True)
 
 
-def _died_unread(recorded: "Recorded") -> set[int]:
+def _died_unread(recorded: "SessionBase") -> set[int]:
     tt = recorded.time_travel()
     out: set[int] = set()
     for proc in tt.processes():
@@ -149,17 +143,10 @@ def _died_unread(recorded: "Recorded") -> set[int]:
     return out
 
 
-def _is_call_timeout(reason) -> bool:
-    # exit reason {timeout, {gen_server, call, [...]}} (also GenServer.call in Elixir)
-    return (isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("timeout")
-            and isinstance(reason[1], tuple) and len(reason[1]) == 3
-            and reason[1][1] == Atom("call"))
-
-
 def _timeouts(exits: pd.DataFrame, syntax: str) -> list[Finding]:
     out = []
     for row in exits.itertuples(index=False):
-        if _is_call_timeout(row.term):
+        if is_call_timeout(row.term):
             who = row.name or row.pid
             args = row.term[1][2]
             target = render(args[0], syntax) if isinstance(args, list) and args else "?"
@@ -167,33 +154,6 @@ def _timeouts(exits: pd.DataFrame, syntax: str) -> list[Finding]:
                                f"{who} died waiting for a call to {target} that timed out",
                                int(row.seq), [int(row.seq)]))
     return out
-
-
-# Callbacks that take a message, and where the message is among their arguments.
-_MESSAGE_ARG = {("handle_info", 2): 0, ("handle_cast", 2): 0, ("handle_call", 3): 0,
-                ("handle_event", 4): 1}
-_FUNCTION_CLAUSE_STRUCT = Atom("Elixir.FunctionClauseError")
-
-
-def _unmatched_callback(reason):
-    """(module, function, args, location) when ``reason`` is a callback's function_clause.
-
-    The VM raises ``function_clause`` with the actual arguments as the top
-    frame of the stacktrace; an Elixir ``raise FunctionClauseError`` exits
-    with the exception struct instead of the atom.
-    """
-    if not (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], list)
-            and reason[1]):
-        return None
-    error, (top, *_) = reason
-    is_clause = error == Atom("function_clause") or (
-        isinstance(error, dict) and error.get(Atom("__struct__")) == _FUNCTION_CLAUSE_STRUCT)
-    if not (is_clause and isinstance(top, tuple) and len(top) == 4 and isinstance(top[2], list)):
-        return None
-    module, function, args, location = top
-    if (str(function), len(args)) not in _MESSAGE_ARG:
-        return None
-    return module, function, args, location
 
 
 def _where(location) -> str:
@@ -211,11 +171,11 @@ def _unhandled_messages(events: pd.DataFrame, exits: pd.DataFrame, syntax: str) 
     out = []
     received = events[events["kind"] == "receive"]
     for row in exits.itertuples(index=False):
-        found = _unmatched_callback(row.term)
+        found = unmatched_callback(row.term)
         if found is None:
             continue
         module, function, args, location = found
-        message = args[_MESSAGE_ARG[(str(function), len(args))]]
+        message = args[MESSAGE_ARG[(str(function), len(args))]]
         who = row.name or row.pid
         callback = format_mfa(module, function, len(args), syntax)
         shown = render(message, syntax, 120)
@@ -231,7 +191,7 @@ def _unhandled_messages(events: pd.DataFrame, exits: pd.DataFrame, syntax: str) 
     return out
 
 
-def _slow_handlers(recorded: "Recorded") -> list[Finding]:
+def _slow_handlers(recorded: "SessionBase") -> list[Finding]:
     states = recorded.states()
     slow = states[states["duration_us"] > SLOW_HANDLER_MS * 1000]
     out = []
@@ -250,7 +210,7 @@ _MONITOR_TEXT = {
 }
 
 
-def _monitor_findings(recorded: "Recorded") -> list[Finding]:
+def _monitor_findings(recorded: "SessionBase") -> list[Finding]:
     frame = recorded.store.frame()
     out = []
     for kind, (severity, column, scale, template) in _MONITOR_TEXT.items():
@@ -267,14 +227,6 @@ def _monitor_findings(recorded: "Recorded") -> list[Finding]:
     return out
 
 
-def _call_tag(term):
-    """The reply tag of a gen call message {'$gen_call', {From, Tag}, Request}."""
-    if (isinstance(term, tuple) and len(term) == 3 and term[0] == Atom("$gen_call")
-            and isinstance(term[1], tuple) and len(term[1]) == 2):
-        return term[1][1]
-    return None
-
-
 def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
     """Cycles of gen calls that never got a reply: A waits on B while B waits on A."""
     from .diff import same_term
@@ -283,7 +235,7 @@ def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
     calls = [(int(seq), sender, sender_name, receiver, tag)
              for seq, sender, sender_name, receiver, term in zip(
                  sent["send_seq"], sent["sender"], sent["sender_name"], sent["receiver"], sent["term"])
-             if (tag := _call_tag(term)) is not None and isinstance(receiver, str)]
+             if (tag := call_tag(term)) is not None and isinstance(receiver, str)]
     if not calls:
         return []
     replies = [(int(seq), term[0]) for seq, term in zip(sent["send_seq"], sent["term"])
@@ -314,7 +266,7 @@ def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _mailbox_growth(recorded: "Recorded") -> list[Finding]:
+def _mailbox_growth(recorded: "SessionBase") -> list[Finding]:
     """Mailboxes that piled up, by the node's own sampled queue lengths
     (time travel's ``mailbox_len``), queued-before-the-trace messages included."""
     tt = recorded.time_travel()

@@ -24,7 +24,7 @@ from .diff import render_diff, transition_changes
 from .pattern import compile_pattern
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import Recorded
+    from .recorded import SessionBase
 
 __all__ = ["Query"]
 
@@ -34,11 +34,11 @@ TRACE_COLUMNS = ["step", "depth", "what", "seq", "ts", "pid", "name", "text"]
 
 
 class Query:
-    def __init__(self, recorded: "Recorded"):
+    def __init__(self, recorded: "SessionBase"):
         self._r = recorded
 
     def _pids(self, proc: Any) -> set[str]:
-        ids = self._r._pid_ids(proc)
+        ids = self._r.pids(proc)
         return {self._r.store.id_text(i) for i in ids}
 
     def message_flow(self, a: Any, b: Any) -> pd.DataFrame:

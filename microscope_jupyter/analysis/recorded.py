@@ -1,6 +1,6 @@
 """Everything that works on a recording, live or loaded from disk.
 
-``Session`` (attached to a node) and ``SavedSession`` (``mic.load(path)``)
+``Session`` (attached to a node) and ``OfflineSession`` (``mic.load(path)``)
 both inherit this, so every query, time-travel step, expectation and widget
 behaves the same with or without a node.
 """
@@ -8,6 +8,7 @@ behaves the same with or without a node.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata
 import logging
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MicroscopeError, QueryError
+from ..render.elixir import render
 from ..store import joins
 from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
@@ -24,14 +26,14 @@ from ..store.schema import EVENT_COLUMNS
 from .expect import check_expectation
 from .findings import Finding, detect, findings_frame
 from .query import Query
-from .timetravel import TimeTravel
+from .history import History
 
-__all__ = ["Recorded", "SavedSession", "load"]
+__all__ = ["SessionBase", "OfflineSession", "load"]
 
 log = logging.getLogger(__name__)
 
 
-class Recorded:
+class SessionBase:
     """The analysis API over an EventStore."""
 
     store: EventStore
@@ -109,7 +111,7 @@ class Recorded:
         if proc is None:
             return joins.states(self.store, None)
         try:
-            ids = self._pid_ids(proc)
+            ids = self.pids(proc)
         except QueryError:
             silent = self._alive_elsewhere(proc)
             if silent is None:
@@ -124,8 +126,9 @@ class Recorded:
         """The live pid of ``proc`` when the node is here to ask (a live Session)."""
         return None
 
-    def _pid_ids(self, proc: Any) -> set[int]:
-        """Every pid id that ``proc`` has named during the recording (restarts included)."""
+    def pids(self, proc: Any) -> set[int]:
+        """The pid ids ``proc`` stands for in this recording: a pid, or every pid that
+        held the name or module alias (restarts included); QueryError if none."""
         return self.store.pid_ids(proc)
 
     def supervision_tree(self) -> pd.DataFrame:
@@ -173,9 +176,9 @@ class Recorded:
         """message_flow, state_timeline, execution_path, events_around, trace_message."""
         return Query(self)
 
-    def time_travel(self) -> TimeTravel:
+    def time_travel(self) -> History:
         """A cursor over the recording: ``snapshot_at(t)``, ``step(+1/-1)``, ``diff(t1, t2)``."""
-        return self._cached("time_travel", lambda: TimeTravel(self.store))
+        return self._cached("time_travel", lambda: History(self.store))
 
     def expect(self, proc: Any, rule: Callable) -> pd.DataFrame:
         """Transitions of ``proc`` that broke ``rule``; each becomes a ``state_violation`` finding.
@@ -246,15 +249,14 @@ class Recorded:
 
 
 def _text(value: Any, syntax: str) -> str:
-    from ..render.elixir import render
-
     return render(value, syntax, 500)
 
 
 def _version() -> str:
-    from .. import __version__
-
-    return __version__
+    try:
+        return importlib.metadata.version("microscope-jupyter")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown"
 
 
 def _git_commit() -> str | None:
@@ -266,7 +268,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-class SavedSession(Recorded):
+class OfflineSession(SessionBase):
     """A recording loaded from disk: every query and widget, no node."""
 
     def __init__(self, store: EventStore, metadata: dict[str, Any], path: Path):
@@ -276,7 +278,7 @@ class SavedSession(Recorded):
         self.node = metadata.get("node")
 
     def __repr__(self) -> str:
-        return f"<microscope SavedSession {self.node} {len(self.store)} events from {self.path}>"
+        return f"<microscope OfflineSession {self.node} {len(self.store)} events from {self.path}>"
 
     @property
     def attached(self) -> bool:
@@ -291,10 +293,10 @@ class SavedSession(Recorded):
         return meta
 
 
-def load(path: str | Path) -> SavedSession:
+def load(path: str | Path) -> OfflineSession:
     """Open a session saved with ``s.save(path)``; works with no node."""
     try:
         store, metadata = load_store(path)
     except (FileNotFoundError, ValueError) as exc:
         raise MicroscopeError(f"cannot load {path}: {exc}") from None
-    return SavedSession(store, metadata, Path(path))
+    return OfflineSession(store, metadata, Path(path))

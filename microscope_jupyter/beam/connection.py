@@ -27,6 +27,12 @@ from . import etf
 
 __all__ = ["Connection"]
 
+# Control message operations (erl_dist_protocol.md)
+LINK, SEND, EXIT, UNLINK, REG_SEND, EXIT2 = 1, 2, 3, 4, 6, 8
+MONITOR_P, DEMONITOR_P, MONITOR_P_EXIT, SEND_SENDER = 19, 20, 21, 22
+PAYLOAD_EXIT, PAYLOAD_EXIT2, PAYLOAD_MONITOR_P_EXIT = 24, 26, 28
+ALIAS_SEND, UNLINK_ID, UNLINK_ID_ACK = 33, 35, 36
+
 log = logging.getLogger(__name__)
 
 PASS_THROUGH = 112

@@ -14,72 +14,36 @@ Erlang processes: a remote process linked to a mailbox gets an exit signal
 when the mailbox closes or the connection drops, which is what lets the
 in-node agent clean up after a kernel that died without saying goodbye.
 
-rpc goes the way erl_interface does it: REG_SEND to ``rex`` with
-``{Self, {call, M, F, A, user}}``, reply ``{rex, Result}``. Each call gets a
-fresh mailbox, so a reply that arrives after its timeout lands nowhere.
+``RemoteNode.rpc`` and ``eval_erlang`` are in ``beam/rpc.py``.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import secrets
 import ssl
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import AttachError, BadRpc, CookieMissing, NodeDown, RpcTimeout
-from . import epmd
-from .connection import NO_MESSAGE, Connection
+from ..errors import NodeDown
+from . import epmd, rpc
+from .address import resolve_cookie, split_node_name
+from .connection import (ALIAS_SEND, DEMONITOR_P, EXIT, EXIT2, LINK, MONITOR_P, MONITOR_P_EXIT,
+                         NO_MESSAGE, PAYLOAD_EXIT, PAYLOAD_EXIT2, PAYLOAD_MONITOR_P_EXIT,
+                         REG_SEND, SEND, SEND_SENDER, UNLINK, UNLINK_ID, UNLINK_ID_ACK,
+                         Connection)
 from .handshake import Flags, client_handshake
-from .terms import Atom, Pid, Reference, format_erlang
+from .terms import Atom, Pid, Reference
 
 __all__ = ["LocalNode", "RemoteNode", "Mailbox", "resolve_cookie", "split_node_name"]
 
 log = logging.getLogger(__name__)
 
-# Control message operations (erl_dist_protocol.md)
-LINK, SEND, EXIT, UNLINK, REG_SEND, EXIT2 = 1, 2, 3, 4, 6, 8
-MONITOR_P, DEMONITOR_P, MONITOR_P_EXIT, SEND_SENDER = 19, 20, 21, 22
-PAYLOAD_EXIT, PAYLOAD_EXIT2, PAYLOAD_MONITOR_P_EXIT = 24, 26, 28
-ALIAS_SEND, UNLINK_ID, UNLINK_ID_ACK = 33, 35, 36
 
 A_EXIT, A_DOWN, A_PROCESS = Atom("EXIT"), Atom("DOWN"), Atom("process")
-A_REX, A_BADRPC, A_CALL, A_USER = Atom("rex"), Atom("badrpc"), Atom("call"), Atom("user")
 A_NOCONNECTION, A_NOPROC, A_NORMAL = Atom("noconnection"), Atom("noproc"), Atom("normal")
-
-
-def split_node_name(node: str) -> tuple[str, str]:
-    """``"demo@host"`` -> ``("demo", "host")``; a bare name means this host."""
-    if "@" in node:
-        alive, host = node.split("@", 1)
-    else:
-        import socket
-        alive, host = node, socket.gethostname().split(".")[0]
-    if not alive or not host:
-        raise AttachError(f"expected a node name like demo@localhost, got {node!r}")
-    return alive, host
-
-
-def resolve_cookie(cookie: str | None) -> str:
-    """Argument, then $MICROSCOPE_COOKIE, then ~/.erlang.cookie."""
-    if cookie:
-        return cookie
-    env = os.environ.get("MICROSCOPE_COOKIE")
-    if env:
-        return env
-    path = Path.home() / ".erlang.cookie"
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        text = ""
-    if text:
-        return text
-    raise CookieMissing("no cookie given: pass cookie=..., set MICROSCOPE_COOKIE, or create "
-                        f"{path} with the node's cookie")
 
 
 class Mailbox:
@@ -97,6 +61,10 @@ class Mailbox:
 
     def __repr__(self) -> str:
         return f"<Mailbox {self.pid} queued={len(self._queue)}>"
+
+    def __len__(self) -> int:
+        """Messages waiting to be received."""
+        return len(self._queue)
 
     def deliver(self, message: Any) -> None:
         with self._cond:
@@ -355,43 +323,12 @@ class RemoteNode:
     def rpc(self, module: str, function: str, args: Iterable[Any] = (),
             timeout: float | None = 30.0) -> Any:
         """``rpc:call/5`` through ``rex``; BadRpc if it raised, RpcTimeout if no reply."""
-        args = list(args)
-        with self.local.mailbox() as box:
-            box.watch(self)
-            request = (box.pid, (A_CALL, Atom(module), Atom(function), args, A_USER))
-            self.send(box, "rex", request)
-            try:
-                reply = box.receive(timeout, match=_is_rex_reply)
-            except TimeoutError:
-                raise RpcTimeout(f"{module}:{function}/{len(args)} on {self.name} did not answer "
-                                 f"within {timeout:g} s; the node may be overloaded, or raise "
-                                 "the timeout") from None
-        result = reply[1]
-        if isinstance(result, tuple) and len(result) == 2 and result[0] == A_BADRPC:
-            raise BadRpc(_badrpc_message(self.name, module, function, len(args), result[1]),
-                         reason=result[1])
-        return result
+        return rpc.call(self, module, function, args, timeout)
 
     def eval_erlang(self, source: str, bindings: dict[str, Any] | None = None,
                     timeout: float | None = 30.0) -> Any:
-        """Evaluate Erlang expressions (``"X + 1."``) on the node with stdlib's erl_eval.
-
-        The parse happens on the node once per distinct source and is cached.
-        """
-        exprs = self._parsed.get(source)
-        if exprs is None:
-            chars = [ord(c) for c in source]
-            scanned = self.rpc("erl_scan", "string", [chars], timeout)
-            if not (isinstance(scanned, tuple) and scanned[0] == Atom("ok")):
-                raise BadRpc(f"Erlang source does not scan: {format_erlang(scanned)}", scanned)
-            parsed = self.rpc("erl_parse", "parse_exprs", [scanned[1]], timeout)
-            if not (isinstance(parsed, tuple) and parsed[0] == Atom("ok")):
-                raise BadRpc(f"Erlang source does not parse: {format_erlang(parsed)}; "
-                             "end the expressions with a period", parsed)
-            exprs = self._parsed[source] = parsed[1]
-        binding_list = sorted((Atom(k), v) for k, v in (bindings or {}).items())
-        value = self.rpc("erl_eval", "exprs", [exprs, binding_list], timeout)
-        return value[1]
+        """Evaluate Erlang expressions (``"X + 1."``) on the node with stdlib's erl_eval."""
+        return rpc.eval_erlang(self, source, bindings, timeout, parsed=self._parsed)
 
     # -- receiving (reader thread)
 
@@ -480,24 +417,3 @@ def _ticktime_seconds(answer: Any) -> float:
     if isinstance(answer, tuple) and len(answer) == 2:
         answer = answer[1]
     return float(answer) if isinstance(answer, int) and answer > 0 else 60.0
-
-
-def _is_rex_reply(message: Any) -> bool:
-    return isinstance(message, tuple) and len(message) == 2 and message[0] == A_REX
-
-
-def _badrpc_message(node: str, module: str, function: str, arity: int, reason: Any) -> str:
-    call = f"{module}:{function}/{arity}"
-    if (isinstance(reason, tuple) and len(reason) == 2 and reason[0] == A_EXIT
-            and isinstance(reason[1], tuple) and reason[1] and reason[1][0] == Atom("undef")):
-        missing = call
-        stack = reason[1][1] if len(reason[1]) > 1 else None
-        if isinstance(stack, list) and stack and isinstance(stack[0], tuple) and len(stack[0]) >= 3:
-            m, f, a = stack[0][:3]
-            missing = f"{m}:{f}/{len(a) if isinstance(a, list) else a}"
-        where = "" if missing == call else f" (called from {call})"
-        return (f"{missing} is not defined on {node}{where} (undef); check the module is "
-                "loaded and the function exported with that arity")
-    if reason == Atom("nodedown"):
-        return f"{node} went down during {call}; attach again once the node is back"
-    return f"{call} raised on {node}: {format_erlang(reason, 600)}"

@@ -16,7 +16,6 @@ growing the kernel without bound.
 
 from __future__ import annotations
 
-import mmap
 import os
 import tempfile
 import threading
@@ -27,37 +26,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.etf import decode
 from ..beam.terms import Atom, Pid
-from ..errors import DecodeError, QueryError
-from ..render.elixir import render
-from ..render.names import erlang_module_name, format_mfa_term, format_name
-from .schema import AUX, EVENT_COLUMNS, FLAG_TRUNCATED, HEADER_DTYPE, KIND_CODES, KINDS
+from ..errors import QueryError
+from ..render.names import erlang_module_name, format_name
+from .columns import Chunk, RawColumns, StoreParts
+from .frame import PayloadRenderer, empty_frame, id_text
+from .names import NameIndex
+from .schema import EVENT_COLUMNS, HEADER_DTYPE, KIND_CODES, KINDS, normalise_aux
 
-__all__ = ["EventStore", "STATE_UNKNOWN", "STATE_LARGE", "state_recorded"]
+__all__ = ["EventStore", "RawColumns", "StoreParts"]
 
-_MEMO_MAX = 200_000
-_KIND_NAMES = np.array([KINDS.get(i, f"kind_{i}") for i in range(256)], dtype=object)
 _STATE = KIND_CODES["state"]
-_DROPPED = KIND_CODES["dropped"]
-_MAILBOX = KIND_CODES["mailbox"]
 # Rare kinds a live status line asks about: kept aside as batches land, so
 # asking never builds the event frame.
 _LANDMARKS = np.array([KIND_CODES[k] for k in ("hook", "exit")], dtype=np.uint8)
-_MONITOR_MS = np.array([KIND_CODES["long_gc"], KIND_CODES["long_schedule"]], dtype=np.uint8)
-_DURATION = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "duration_ns"], dtype=np.uint8)
-_COUNT = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "count"], dtype=np.uint8)
-
-# Where a state transition holds one of these instead of a state, the agent
-# did not record it: before the hook had a base (UNKNOWN), or too large to
-# copy out of the process on every callback (LARGE; its changes are kept).
-STATE_UNKNOWN = Atom("$microscope_unknown")
-STATE_LARGE = Atom("$microscope_large")
-
-
-def state_recorded(state: Any) -> bool:
-    """False for the placeholders of a state the agent did not copy."""
-    return not (isinstance(state, Atom) and state in (STATE_UNKNOWN, STATE_LARGE))
 
 
 @dataclass
@@ -68,56 +50,6 @@ class _Source:
     id_map: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     seen: int = 0
     dropped: int = 0
-    batches: int = 0
-
-
-@dataclass
-class _Chunk:
-    source: str
-    node: str
-    seq_start: int
-    headers: np.ndarray      # HEADER_DTYPE, sorted by ts; pid/peer/mfa are global ids
-    payloads: Any            # bytes, or an mmap once spilled
-    ts_ns: np.ndarray        # wall clock, ns since the epoch
-    frame: pd.DataFrame | None = None
-    spilled: bool = False
-
-    @property
-    def nbytes(self) -> int:
-        return 0 if self.spilled else self.headers.nbytes + len(self.payloads) + self.ts_ns.nbytes
-
-
-@dataclass
-class RawColumns:
-    """Every event's header fields as flat numpy arrays (index == seq).
-
-    What the time-travel index and persistence read: no payload is decoded
-    until ``term(i)`` asks for it.
-    """
-
-    kind: np.ndarray
-    flags: np.ndarray
-    pid: np.ndarray
-    peer: np.ndarray
-    mfa: np.ndarray
-    ts_ns: np.ndarray
-    aux: np.ndarray
-    chunk: np.ndarray
-    pay_off: np.ndarray
-    pay_len: np.ndarray
-    node: np.ndarray
-    blobs: list
-    node_names: list
-
-    def __len__(self) -> int:
-        return len(self.kind)
-
-    def payload(self, i: int) -> bytes:
-        off, length = int(self.pay_off[i]), int(self.pay_len[i])
-        return bytes(self.blobs[int(self.chunk[i])][off:off + length])
-
-    def term(self, i: int) -> Any:
-        return decode(self.payload(i)) if self.pay_len[i] else None
 
 
 class EventStore:
@@ -131,7 +63,7 @@ class EventStore:
         self._spill_dir = Path(spill_dir) if spill_dir else None
         self._lock = threading.RLock()
         self._sources: dict[str, _Source] = {}
-        self._chunks: list[_Chunk] = []
+        self._chunks: list[Chunk] = []
         self._ids: list[Any] = [None]           # global id -> term
         self._id_index: dict[tuple, int] = {}   # (node, repr-key) -> global id
         self._count = 0
@@ -146,9 +78,8 @@ class EventStore:
         self._frame_cache: pd.DataFrame | None = None
         self._frame_chunks = 0
         self._raw_cache: RawColumns | None = None
-        # Identical payloads (ticks, repeated messages) decode and render once.
-        # Decoded terms are shared between rows: treat them as read-only.
-        self._memo: dict[tuple[int, bytes], tuple[Any, str | None]] = {}
+        self._names_cache: tuple[int, str, NameIndex] | None = None
+        self._renderer = PayloadRenderer(syntax, text_limit)
 
     def set_syntax(self, syntax: str) -> None:
         """Render terms as ``"elixir"`` (default) or ``"erlang"`` from now on."""
@@ -157,7 +88,8 @@ class EventStore:
         with self._lock:
             self.syntax = syntax
             self._frame_cache = None
-            self._memo.clear()
+            self._names_cache = None
+            self._renderer = PayloadRenderer(syntax, self.text_limit)
             for chunk in self._chunks:
                 chunk.frame = None
 
@@ -196,7 +128,6 @@ class EventStore:
                     source.id_map = grown
                 for local, term in defs:
                     source.id_map[local] = self._global_id(source.node, term)
-            source.batches += 1
             if seen is not None:
                 source.seen = seen
             if dropped is not None:
@@ -210,13 +141,13 @@ class EventStore:
             table = raw[order].copy()
             for column in ("pid", "peer", "mfa"):
                 table[column] = source.id_map[table[column]]
-            _normalise_aux(table, source.native_per_second)
+            normalise_aux(table, source.native_per_second)
             ts_ns = self._wall_ns(source, table["ts"])
             for offset in np.flatnonzero(np.isin(table["kind"], _LANDMARKS)):
                 self._landmarks.append((self._count + int(offset),
                                         KINDS[int(table["kind"][offset])],
                                         int(table["pid"][offset])))
-            chunk = _Chunk(key, source.node, self._count, table, payloads, ts_ns)
+            chunk = Chunk(key, source.node, self._count, table, payloads, ts_ns)
             self._chunks.append(chunk)
             self._count += len(table)
             self._in_memory += chunk.nbytes
@@ -252,17 +183,8 @@ class EventStore:
                 break
             if chunk.spilled:
                 continue
-            base = self._spill_dir / f"chunk-{chunk.seq_start}"
-            np.save(f"{base}.headers.npy", chunk.headers)
-            np.save(f"{base}.ts.npy", chunk.ts_ns)
-            with open(f"{base}.payloads", "wb") as out:
-                out.write(chunk.payloads)
             self._in_memory -= chunk.nbytes
-            chunk.headers = np.load(f"{base}.headers.npy", mmap_mode="r")
-            chunk.ts_ns = np.load(f"{base}.ts.npy", mmap_mode="r")
-            chunk.payloads = _map_file(f"{base}.payloads")
-            chunk.frame = None
-            chunk.spilled = True
+            chunk.spill(self._spill_dir / f"chunk-{chunk.seq_start}")
 
     # ---------------------------------------------------------------- reading
 
@@ -342,11 +264,69 @@ class EventStore:
             self._raw_cache = raw
         return raw
 
+    def names(self) -> NameIndex:
+        """Who held which name when (``store.names``); cached until the next batch."""
+        key = (self._count, self.syntax)
+        cached = self._names_cache
+        if cached is not None and cached[:2] == key:
+            return cached[2]
+        raw = self.raw()
+        initial = [(self._gid_of_pid(node, pid), name) for node, pid, name in self.initial_names]
+        index = NameIndex(raw.kind, raw.pid, raw.peer, initial, self.id_text)
+        self._names_cache = (*key, index)
+        return index
+
+    def to_parts(self) -> StoreParts:
+        raw = self.raw()
+        blobs = [bytes(b) for b in raw.blobs]
+        bases = np.cumsum([0] + [len(b) for b in blobs[:-1]], dtype=np.int64)
+        headers = np.zeros(len(raw), dtype=HEADER_DTYPE)
+        for name in ("kind", "flags", "pid", "peer", "mfa", "aux", "pay_len"):
+            headers[name] = getattr(raw, name)
+        headers["ts"] = raw.ts_ns
+        if len(raw):
+            headers["pay_off"] = bases[raw.chunk] + raw.pay_off
+        node_of = {gid: key[0] or None for key, gid in self._id_index.items()}
+        return StoreParts(
+            headers=headers, payloads=b"".join(blobs), nodes=raw.node,
+            node_names=raw.node_names,
+            ids=[(node_of.get(gid), term) for gid, term in enumerate(self._ids) if gid],
+            initial_names=list(self._initial_names),
+            initial_relations=list(self._initial_relations),
+            initial_procs=set(self._initial_procs),
+            sources=[dict(key=key, node=s.node, time_offset=s.time_offset,
+                          native_per_second=s.native_per_second, seen=s.seen, dropped=s.dropped)
+                     for key, s in self._sources.items()],
+            syntax=self.syntax)
+
+    @classmethod
+    def from_parts(cls, parts: StoreParts) -> "EventStore":
+        store = cls(syntax=parts.syntax)
+        for gid, (node, term) in enumerate(parts.ids, start=1):
+            if store._global_id(node or "", term) != gid:
+                raise ValueError(f"the saved ids are inconsistent at id {gid}")
+        store._initial_names = list(parts.initial_names)
+        store._initial_relations = list(parts.initial_relations)
+        store._initial_procs = set(parts.initial_procs)
+        for s in parts.sources:
+            store._sources[s["key"]] = _Source(s["node"], s["time_offset"], s["native_per_second"],
+                                               seen=s["seen"], dropped=s["dropped"])
+        n = len(parts.headers)
+        # A chunk has one node: split where the node changes.
+        cuts = np.flatnonzero(np.diff(parts.nodes)) + 1
+        for start, stop in zip(np.r_[0, cuts], np.r_[cuts, n]) if n else ():
+            node = parts.node_names[int(parts.nodes[start])]
+            headers = parts.headers[start:stop]
+            store._chunks.append(Chunk(node, node, int(start), headers, parts.payloads,
+                                        headers["ts"].astype(np.int64)))
+        store._count = n
+        return store
+
     def term_of(self, gid: int) -> Any:
         return self._ids[gid]
 
     def id_text(self, gid: int) -> str | None:
-        return _id_text(self._ids[gid], self.syntax)
+        return id_text(self._ids[gid], self.syntax)
 
     def frame(self) -> pd.DataFrame:
         """Every event as a DataFrame with the public columns plus ``_pid``/``_peer`` ids."""
@@ -354,12 +334,12 @@ class EventStore:
             chunks = list(self._chunks)
             if self._frame_cache is not None and self._frame_chunks == len(chunks):
                 return self._frame_cache
-            id_texts = np.array([_id_text(t, self.syntax) for t in self._ids], dtype=object)
+            id_texts = np.array([id_text(t, self.syntax) for t in self._ids], dtype=object)
             frames = [self._chunk_frame(c, id_texts) for c in chunks]
         if frames:
             frame = pd.concat(frames, ignore_index=True)
         else:
-            frame = _empty_frame()
+            frame = empty_frame()
         frame = self._add_names(frame)
         frame["kind"] = frame["kind"].astype("category")
         with self._lock:
@@ -367,89 +347,22 @@ class EventStore:
             self._frame_chunks = len(chunks)
         return frame
 
-    def _chunk_frame(self, chunk: _Chunk, id_texts: np.ndarray) -> pd.DataFrame:
+    def _chunk_frame(self, chunk: Chunk, id_texts: np.ndarray) -> pd.DataFrame:
         if chunk.frame is not None:
             return chunk.frame
-        h = chunk.headers
-        n = len(h)
-        terms: list[Any] = [None] * n
-        texts: list[str | None] = [None] * n
-        # Plain Python lists: indexing numpy scalars in a loop costs more than the decode.
-        kinds = h["kind"].tolist()
-        offs, lens = h["pay_off"].tolist(), h["pay_len"].tolist()
-        flags, aux = h["flags"].tolist(), h["aux"].tolist()
-        blob = chunk.payloads
-        memo = self._memo
-        for i in range(n):
-            length = lens[i]
-            kind = kinds[i]
-            if length:
-                raw = bytes(blob[offs[i]:offs[i] + length])
-                key = (kind, raw)
-                hit = memo.get(key)
-                if hit is None:
-                    hit = self._decode_payload(kind, raw, flags[i])
-                    if len(memo) < _MEMO_MAX:
-                        memo[key] = hit
-                terms[i], texts[i] = hit
-            elif kind == _DROPPED:
-                terms[i] = aux[i]
-                texts[i] = f"{aux[i]} events dropped by the agent"
-            elif kind == _MAILBOX:
-                terms[i] = aux[i]
-                texts[i] = f"{aux[i]} messages queued"
-        mfa_text = id_texts[h["mfa"]]
-        frame = pd.DataFrame({
-            "seq": np.arange(chunk.seq_start, chunk.seq_start + n, dtype=np.int64),
-            "node": chunk.node,
-            "ts": pd.to_datetime(np.asarray(chunk.ts_ns), unit="ns", utc=True),
-            "kind": _KIND_NAMES[kinds],
-            "pid": id_texts[h["pid"]],
-            "name": None,
-            "peer": id_texts[h["peer"]],
-            "mfa": mfa_text,
-            # object, not str: pandas would turn a column of Atoms into plain text
-            "term": pd.Series(terms, dtype=object),
-            "text": texts,
-            "_pid": h["pid"].astype(np.int64),
-            "_peer": h["peer"].astype(np.int64),
-            "_aux": h["aux"].astype(np.int64),
-            # aux under the name of what it means for the row's kind (schema.AUX)
-            "_duration_ns": np.where(np.isin(h["kind"], _DURATION), h["aux"], 0).astype(np.int64),
-            "_count": np.where(np.isin(h["kind"], _COUNT), h["aux"], 0).astype(np.int64),
-            "_truncated": (h["flags"] & FLAG_TRUNCATED).astype(bool),
-        })
+        frame = self._renderer.chunk_frame(chunk.headers, chunk.payloads, chunk.seq_start,
+                                           chunk.node, chunk.ts_ns, id_texts)
         if not chunk.spilled:
             chunk.frame = frame
         return frame
 
-    def _decode_payload(self, kind: int, raw: bytes, flags: int) -> tuple[Any, str | None]:
-        try:
-            term = decode(raw)
-        except DecodeError as exc:
-            return None, f"<undecodable payload: {exc}>"
-        if kind == _STATE:
-            term = _state_term(term)
-        if flags & FLAG_TRUNCATED:
-            return term, (f"#Truncated<{term[1]} bytes>" if isinstance(term, tuple) else None)
-        return term, self._text(kind, term)
-
-    def _text(self, kind: int, term: Any) -> str:
-        if kind == _STATE:
-            return render(term["after"], self.syntax, self.text_limit)
-        return render(term, self.syntax, self.text_limit)
-
     def _add_names(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The registered name each pid had at the moment of each event."""
-        rows = [(-1, self._gid_of_pid(node, pid), name) for node, pid, name in self.initial_names]
-        reg = frame[frame["kind"].isin(["register", "unregister"])]
-        for seq, kind, pid_id, peer_id in zip(reg["seq"], reg["kind"], reg["_pid"], reg["_peer"]):
-            name = self.id_text(int(peer_id)) if kind == "register" else None
-            rows.append((int(seq), int(pid_id), name))
+        """The registered name each pid had at the moment of each event (``names()``)."""
+        rows = [(seq, gid, name) for gid, spans in self.names().named().items()
+                for seq, name in spans]
         if not rows or frame.empty:
             return frame
         names = pd.DataFrame(rows, columns=["seq", "_pid", "name"]).sort_values("seq")
-        names = names[names["_pid"] > 0]
         left = frame.drop(columns=["name"]).sort_values("seq")
         merged = pd.merge_asof(left, names, on="seq", by="_pid", direction="backward")
         return merged[EVENT_COLUMNS + [c for c in merged.columns if c.startswith("_")]]
@@ -465,10 +378,7 @@ class EventStore:
                    if isinstance(term, Pid) and str(term) == text}
         else:
             wanted = {text, format_name(Atom(erlang_module_name(text)), self.syntax) or text}
-            frame = self.frame()
-            ids = set(frame.loc[frame["name"].isin(wanted), "_pid"])
-            ids |= {self._gid_of_pid(node, pid)
-                    for node, pid, name in self.initial_names if name in wanted}
+            ids = self.names().pids_named(wanted)
         ids.discard(-1)
         ids.discard(0)
         if not ids:
@@ -487,106 +397,8 @@ class EventStore:
         return raw.payload(seq)
 
 
-def _normalise_aux(table: np.ndarray, native_per_second: int) -> None:
-    """Durations in ``aux`` to nanoseconds (see ``schema.AUX``), in place."""
-    kind, aux = table["kind"], table["aux"]
-    callbacks = kind == _STATE
-    if native_per_second != 1_000_000_000 and callbacks.any():
-        aux[callbacks] = (aux[callbacks].astype(np.float64)
-                          * (1e9 / native_per_second)).astype(np.int64)
-    monitor = np.isin(kind, _MONITOR_MS)
-    if monitor.any():
-        aux[monitor] = aux[monitor] * 1_000_000
-
-
 def _id_key(node: str, term: Any) -> tuple:
     """What makes two interned terms one id. Pids (the most common, by far) skip repr."""
     if type(term) is Pid:
         return (node, "Pid", term.node, term.id, term.serial, term.creation)
     return (node if isinstance(term, tuple) else "", type(term).__name__, repr(term))
-
-
-def _id_text(term: Any, syntax: str) -> str | None:
-    if term is None:
-        return None
-    if isinstance(term, Pid):
-        return str(term)
-    if isinstance(term, Atom):
-        return format_name(term, syntax)
-    if isinstance(term, tuple) and len(term) == 3 and isinstance(term[2], int):
-        return format_mfa_term(term, syntax)
-    if isinstance(term, tuple) and len(term) == 2:   # {Name, Node} remote send
-        return f"{format_name(term[0], syntax)}@{term[1]}"
-    return render(term, syntax, 80)
-
-
-_CALLBACKS = {Atom("$gen_call"): "handle_call", Atom("$gen_cast"): "handle_cast"}
-
-
-def _state_term(term: Any) -> dict:
-    """{Msg, Before, After, Reply, Kind[, Extra]} from the sys hook, unwrapped for people.
-
-    Extra (agents from version 10): ``n`` (the callback's number since the
-    hook went in), ``tool`` (ns the hook itself took), ``changes`` (the
-    fields that changed, as the hook found them by identity, or None).
-    """
-    extra: dict = {}
-    if isinstance(term, tuple) and len(term) == 6 and isinstance(term[5], dict):
-        extra = {str(k): v for k, v in term[5].items()}
-        term = term[:5]
-    try:
-        message, before, after, reply, kind = term
-    except (TypeError, ValueError):
-        return {"callback": None, "message": term, "before": None, "after": None, "reply": None,
-                "tool_ns": 0, "changes": None}
-    callback = "handle_info"
-    if kind == Atom("gen_statem"):
-        # {EventType, Content}; before/after are the state names.
-        callback = "handle_event"
-        if isinstance(message, tuple) and len(message) == 2:
-            message = message[1]
-    elif isinstance(message, tuple) and message:
-        tag = message[0]
-        if tag == Atom("$gen_call") and len(message) == 3:
-            callback, message = "handle_call", message[2]
-        elif tag == Atom("$gen_cast") and len(message) == 2:
-            callback, message = "handle_cast", message[1]
-        elif tag == Atom("continue") and len(message) == 2:
-            callback, message = "handle_continue", message[1]
-    if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == Atom("reply"):
-        reply = reply[1]
-    elif reply == Atom("noreply"):
-        reply = None
-    changes = extra.get("changes")
-    return {"callback": callback, "message": message, "before": before, "after": after,
-            "reply": reply, "tool_ns": int(extra.get("tool", 0) or 0),
-            "changes": None if not isinstance(changes, tuple) else _changes(changes)}
-
-
-def _changes(found: tuple) -> list[tuple[tuple, Any]]:
-    """[(path, value)] from the hook's ([{Path, Value}], Complete); a path is a
-    tuple of ("key", map key) and ("elem", 1-based position); value STATE_LARGE when too
-    large to copy, ``Atom('$microscope_absent')`` for a key that went away."""
-    items, _complete = found
-    out = []
-    for path, value in items if isinstance(items, list) else []:
-        out.append((tuple((str(step[0]), step[1]) for step in path), value))
-    return out
-
-
-def _map_file(path: str) -> Any:
-    size = os.path.getsize(path)
-    if size == 0:
-        return b""
-    with open(path, "rb") as handle:
-        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def _empty_frame() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in EVENT_COLUMNS})
-    frame["seq"] = frame["seq"].astype(np.int64)
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    for c in ("_pid", "_peer", "_aux", "_duration_ns", "_count"):
-        frame[c] = pd.Series(dtype=np.int64)
-    frame["_truncated"] = pd.Series(dtype=bool)
-    return frame

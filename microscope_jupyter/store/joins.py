@@ -24,7 +24,8 @@ import pandas as pd
 
 from ..beam.terms import Atom, Pid
 from ..render.elixir import render
-from .event_store import EventStore, state_recorded
+from .event_store import EventStore
+from .otp import TIMEOUT_PAYLOADS, state_recorded
 
 __all__ = ["messages", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
 
@@ -36,9 +37,6 @@ CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "
 STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
                  "changed", "duration_us", "tool_us", "text"]
 
-# term_to_binary(timeout) in each atom spelling a node may use.
-_TIMEOUT_ATOM = {b"\x83d\x00\x07timeout", b"\x83s\x07timeout", b"\x83v\x00\x07timeout",
-                 b"\x83w\x07timeout"}
 _TIMEOUT_KEY = hash(b"\x83w\x07timeout")
 
 
@@ -49,7 +47,7 @@ def messages(store: EventStore) -> pd.DataFrame:
     if sends.empty and receives.empty:
         return pd.DataFrame(columns=MESSAGE_COLUMNS)
 
-    sends["_receiver"] = _resolve_receivers(store, events, sends)
+    sends["_receiver"] = _resolve_receivers(store, sends)
     sends["_key"] = _payload_keys(store, sends["seq"])
     receives["_key"] = _payload_keys(store, receives["seq"])
     timeouts = receives["kind"] == "timeout"
@@ -170,51 +168,21 @@ def _pair_timeouts(sends: pd.DataFrame, receives: pd.DataFrame, live: pd.Series,
                 break
 
 
-def _resolve_receivers(store: EventStore, events: pd.DataFrame, sends: pd.DataFrame) -> np.ndarray:
+def _resolve_receivers(store: EventStore, sends: pd.DataFrame) -> np.ndarray:
     """Global pid id of each send's receiver; a name resolves to its holder at that time."""
     out = np.empty(len(sends), dtype=np.int64)
-    holders = _name_holders(store, events)
+    names = store.names()
     for i, (peer, seq) in enumerate(zip(sends["_peer"], sends["seq"])):
         term = store.term_of(int(peer))
-        if isinstance(term, Pid):
-            out[i] = peer
-        else:
-            out[i] = _holder_at(holders, store.id_text(int(peer)), int(seq))
+        out[i] = peer if isinstance(term, Pid) else names.holder_at(store.id_text(int(peer)), int(seq))
     return out
-
-
-def _name_holders(store: EventStore, events: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
-    """name -> [(from_seq, pid_id)], pid_id 0 once unregistered."""
-    holders: dict[str, list[tuple[int, int]]] = {}
-    for node, pid, name in store.initial_names:
-        holders.setdefault(name, []).append((-1, store._gid_of_pid(node, pid)))
-    reg = events[events["kind"].isin(["register", "unregister"])]
-    for seq, kind, pid_id, peer_id in zip(reg["seq"], reg["kind"], reg["_pid"], reg["_peer"]):
-        name = store.id_text(int(peer_id))
-        holders.setdefault(name, []).append((int(seq), int(pid_id) if kind == "register" else 0))
-    # A registered process that exits drops its name.
-    exits = events[events["kind"] == "exit"]
-    exit_seq = dict(zip(exits["_pid"], exits["seq"]))
-    for name, spans in list(holders.items()):
-        extra = [(int(exit_seq[pid]), 0) for _, pid in spans if pid in exit_seq]
-        holders[name] = sorted(spans + extra)
-    return holders
-
-
-def _holder_at(holders: dict, name: str | None, seq: int) -> int:
-    current = 0
-    for from_seq, pid in holders.get(name, ()):
-        if from_seq > seq:
-            break
-        current = pid
-    return current
 
 
 def _payload_keys(store: EventStore, seqs: pd.Series) -> list[int]:
     keys = []
     for s in seqs:
         payload = store.payload_bytes(int(s))
-        keys.append(_TIMEOUT_KEY if payload in _TIMEOUT_ATOM else hash(payload))
+        keys.append(_TIMEOUT_KEY if payload in TIMEOUT_PAYLOADS else hash(payload))
     return keys
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "EVENT_COLUMNS", "FLAG_TRUNCATED"]
+__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "EVENT_COLUMNS", "FLAG_TRUNCATED",
+           "normalise_aux"]
 
 HEADER_DTYPE = np.dtype([
     ("kind", "u1"),
@@ -58,3 +59,17 @@ FLAG_TRUNCATED = 1
 
 # The public columns of Session.events, in order (design.md).
 EVENT_COLUMNS = ["seq", "node", "ts", "kind", "pid", "name", "peer", "mfa", "term", "text"]
+
+_MONITOR_MS = np.array([KIND_CODES["long_gc"], KIND_CODES["long_schedule"]], dtype=np.uint8)
+
+
+def normalise_aux(table: np.ndarray, native_per_second: int) -> None:
+    """Durations in ``aux`` to nanoseconds (see ``schema.AUX``), in place."""
+    kind, aux = table["kind"], table["aux"]
+    callbacks = kind == KIND_CODES["state"]
+    if native_per_second != 1_000_000_000 and callbacks.any():
+        aux[callbacks] = (aux[callbacks].astype(np.float64)
+                          * (1e9 / native_per_second)).astype(np.int64)
+    monitor = np.isin(kind, _MONITOR_MS)
+    if monitor.any():
+        aux[monitor] = aux[monitor] * 1_000_000

@@ -11,6 +11,9 @@ no widget manager runs (exported HTML, GitHub), each shows a static HTML/SVG
 rendering instead, so a shared notebook still has its pictures.
 """
 
-from ._widgets import SequenceDiagram, SupervisionTree, Timeline, TimeTravel
+from .sequence_diagram import SequenceDiagram
+from .supervision_tree import SupervisionTree
+from .time_travel import TimeTravel
+from .timeline import Timeline
 
 __all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline"]

@@ -164,7 +164,7 @@ def test_moving_the_time_travel_slider_changes_the_snapshot(notebook):
     page = notebook
     widget = page.locator(".mic-tt").first
     widget.scroll_into_view_if_needed()
-    # The widget class, not analysis.TimeTravel (same name, also has a cursor).
+    # The widget class, not analysis.History (which also has a cursor).
     before_cursor = int(kernel(page, "w = [x for x in __import__('gc').get_objects() "
                                      "if isinstance(x, mic.widgets.TimeTravel)]\n"
                                      "assert len(w) == 1, w\n"

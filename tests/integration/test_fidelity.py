@@ -17,7 +17,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
-from microscope_jupyter.store.event_store import STATE_UNKNOWN, state_recorded
+from microscope_jupyter.store.otp import STATE_UNKNOWN, state_recorded
 from nodes import load_test_module
 
 HANDLED = Atom("handled")

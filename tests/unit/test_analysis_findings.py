@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from fake_agent import A, B, B2, FakeAgent
-from microscope_jupyter.analysis.recorded import SavedSession
+from microscope_jupyter.analysis.recorded import OfflineSession
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore
 
 GS = Atom("gen_server")
 
 
-def recorded(build) -> SavedSession:
+def recorded(build) -> OfflineSession:
     store = EventStore()
     agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB")), (A, Atom("Elixir.Demo.WorkerA"))])
     build(agent)
     agent.flush()
-    return SavedSession(store, {}, None)
+    return OfflineSession(store, {}, None)
 
 
 def kinds(session) -> dict:
@@ -157,7 +157,7 @@ def test_durations_follow_the_nodes_time_unit():
     agent.event("state", B, payload=(Atom("work"), 0, 1, Atom("noreply"), GS), aux=150_000)
     agent.event("state", B, payload=(Atom("quick"), 1, 2, Atom("noreply"), GS), aux=2_000)
     agent.flush()
-    session = SavedSession(store, {}, None)
+    session = OfflineSession(store, {}, None)
     assert list(session.states()["duration_us"]) == [150_000.0, 2_000.0]
     assert kinds(session) == {"slow_handler": "Demo.WorkerB spent 150 ms in handle_info"}
 

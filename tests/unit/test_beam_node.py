@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from microscope_jupyter.beam import node as n
+from microscope_jupyter.beam import rpc
 from microscope_jupyter.beam.handshake import OUR_FLAGS
 from microscope_jupyter.beam.terms import Atom, Pid, Reference
 from microscope_jupyter.errors import BadRpc, NodeDown
@@ -110,14 +111,14 @@ def test_rpc_request_shape_and_badrpc(wired):
         conn.sent.append((control, message))
         caller = message[0]
         remote._on_message((n.SEND_SENDER, remote_pid(), caller),
-                           (n.A_REX, (n.A_BADRPC, (n.A_EXIT, (Atom("badarg"), [])))))
+                           (rpc.A_REX, (rpc.A_BADRPC, (n.A_EXIT, (Atom("badarg"), [])))))
 
     conn.send = reply_badrpc
     with pytest.raises(BadRpc, match=r"erlang:halt/0 raised on peer@host: \{'EXIT',\{badarg,\[\]\}\}"):
         remote.rpc("erlang", "halt")
     control, request = conn.sent[0]
     assert control[0] == n.REG_SEND and control[3] == Atom("rex")
-    assert request[1] == (n.A_CALL, Atom("erlang"), Atom("halt"), [], n.A_USER)
+    assert request[1] == (rpc.A_CALL, Atom("erlang"), Atom("halt"), [], rpc.A_USER)
     assert not local.mailboxes, "the rpc mailbox is closed after the call"
 
 

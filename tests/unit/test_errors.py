@@ -41,7 +41,7 @@ def test_malformed_node_names_are_attach_errors(name):
 
 def _recorded():
     from fake_agent import A, B, FakeAgent
-    from microscope_jupyter.analysis.recorded import SavedSession
+    from microscope_jupyter.analysis.recorded import OfflineSession
     from microscope_jupyter.beam.terms import Atom
     from microscope_jupyter.store.event_store import EventStore
 
@@ -50,14 +50,14 @@ def _recorded():
     agent.event("send", A, B, payload=1)
     agent.event("receive", B, payload=1)
     agent.flush()
-    return SavedSession(store, {}, None)
+    return OfflineSession(store, {}, None)
 
 
 def _empty():
-    from microscope_jupyter.analysis.recorded import SavedSession
+    from microscope_jupyter.analysis.recorded import OfflineSession
     from microscope_jupyter.store.event_store import EventStore
 
-    return SavedSession(EventStore(), {}, None)
+    return OfflineSession(EventStore(), {}, None)
 
 
 def _set_syntax(s):

@@ -5,7 +5,7 @@ import microscope_jupyter as mic
 
 def test_top_level_names():
     assert sorted(mic.__all__) == sorted(
-        ["attach", "demo", "load", "Session", "SavedSession", "Atom", "errors",
+        ["attach", "demo", "load", "Session", "OfflineSession", "Atom", "errors",
          "load_ipython_extension"])
 
 
@@ -13,7 +13,7 @@ def test_session_surface():
     public = {name for name in dir(mic.Session) if not name.startswith("_")}
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
-                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree"}
+                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():

@@ -9,7 +9,7 @@ import pytest
 
 import microscope_jupyter as mic
 from fake_agent import A, B, FakeAgent
-from microscope_jupyter.analysis.recorded import SavedSession
+from microscope_jupyter.analysis.recorded import OfflineSession
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore
 
@@ -27,7 +27,7 @@ def recorded():
                                          Atom("noreply"), Atom("gen_server")), aux=1000)
     agent.event("dropped", aux=7)
     agent.flush(seen=17, dropped=7)
-    return SavedSession(store, {"node": "demo@host", "otp_release": "25"}, None)
+    return OfflineSession(store, {"node": "demo@host", "otp_release": "25"}, None)
 
 
 def test_round_trip_keeps_every_table(recorded, tmp_path):

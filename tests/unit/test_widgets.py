@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fake_agent import A, B, B2, FakeAgent
-from microscope_jupyter.analysis.recorded import SavedSession
+from microscope_jupyter.analysis.recorded import OfflineSession
 from microscope_jupyter.beam.terms import Atom, Reference
 from microscope_jupyter.store.event_store import EventStore
 from microscope_jupyter.widgets import SequenceDiagram, SupervisionTree, Timeline, TimeTravel
@@ -32,7 +32,7 @@ def recorded():
     agent.event("spawn", A, B2, mfa=(Atom("Elixir.Demo.WorkerB"), Atom("init"), 1))
     agent.event("send_to_dead", A, B, payload=(Atom("update"), 2))
     agent.flush()
-    return SavedSession(store, {"node": "demo@host"}, None)
+    return OfflineSession(store, {"node": "demo@host"}, None)
 
 
 def test_sequence_diagram_data_kinds_labels_and_selection(recorded):
@@ -63,7 +63,7 @@ def test_time_travel_widget_steps_and_highlights(recorded):
     worker_b = next(r for r in tt.snapshot if r["name"] == "Demo.WorkerB")
     assert worker_b["mailbox"] == ["{:update, 1}"] and worker_b["changed"]
     assert worker_b["relations"] == "links Demo.WorkerA"   # peers by name
-    assert "links &amp; monitors" in tt._static_html() and "links Demo.WorkerA" in tt._static_html()
+    assert "links &amp; monitors" in tt.static_html() and "links Demo.WorkerA" in tt.static_html()
     tt.cursor = 5
     worker_b = next(r for r in tt.snapshot if r["pid"] == str(B))
     assert worker_b["diff_text"] == ".n: 0 -> 1" and worker_b["state_text"] == "%{n: 1}"
@@ -93,10 +93,10 @@ def test_tree_from_a_recording(recorded):
 def test_static_diagram_follows_filters_and_hidden_lanes(recorded):
     seq = SequenceDiagram(recorded)
     seq.filter_pattern("{:update, _}")
-    assert "(2 messages)" in seq._static_html()
+    assert "(2 messages)" in seq.static_html()
     lane_id = str(B).replace("<", "&lt;").replace(">", "&gt;")
-    assert lane_id in seq._static_html()
+    assert lane_id in seq.static_html()
     seq.hidden = [str(B)]
-    html = seq._static_html()
+    html = seq.static_html()
     assert lane_id not in html          # the hidden lifeline is gone from the picture
     assert "{:update, 1}" in html       # its messages still show, against the visible sender

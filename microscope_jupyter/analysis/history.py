@@ -40,7 +40,6 @@ shown (it lives for the call, which the trace shows anyway).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,60 +49,19 @@ from ..beam.etf import decode, encode
 from ..beam.terms import Atom
 from ..errors import QueryError
 from ..render.elixir import render
-from ..store.event_store import EventStore, _state_term
+from ..store.event_store import EventStore
+from ..store.otp import is_reply, may_be_reply, transition
 from ..store.schema import KIND_CODES
-from .diff import diff, render_diff
-from .protocol import is_reply, may_be_reply
+from .diff import diff
+from .process_history import ProcessHistory
 
-__all__ = ["TimeTravel", "SNAPSHOT_COLUMNS"]
+__all__ = ["History", "SNAPSHOT_COLUMNS"]
 
 SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "mailbox_len",
                     "links", "monitors", "monitored_by", "current_callback", "last_seq"]
 
 K = KIND_CODES
 _TIMEOUT = Atom("timeout")
-
-
-@dataclass
-class _Proc:
-    gid: int
-    pid: str
-    first_seq: int
-    exit_seq: int | None = None
-    names: list = field(default_factory=list)          # [(seq, name or None)], sorted
-    state_seqs: list = field(default_factory=list)
-    states: list = field(default_factory=list)          # decoded state dicts
-    state_ts_in: list = field(default_factory=list)
-    state_ts_out: list = field(default_factory=list)
-    recv_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    handled_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    handled_by_state: dict = field(default_factory=dict)  # receive seq -> state seq
-    event_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # [(seq, peer_gid, +1/-1)], seq -1 for those held at the start
-    link_events: list = field(default_factory=list)
-    monitor_events: list = field(default_factory=list)       # monitors this process holds
-    monitored_by_events: list = field(default_factory=list)  # monitors held on it
-    # the node's message_queue_len as sampled, and the seqs where the process
-    # took a message off its queue (callbacks; else the handled estimate)
-    sample_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    sample_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    taken_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def mailbox_len(self, seq: int) -> int:
-        """Messages queued at ``seq``: the last sample, moved on by what arrived
-        and what was taken since."""
-        k = int(np.searchsorted(self.sample_seqs, seq, side="right")) - 1
-        since, level = (int(self.sample_seqs[k]), int(self.sample_values[k])) if k >= 0 else (-1, 0)
-        arrived = (np.searchsorted(self.recv_seqs, seq, side="right")
-                   - np.searchsorted(self.recv_seqs, since, side="right"))
-        taken = (np.searchsorted(self.taken_seqs, seq, side="right")
-                 - np.searchsorted(self.taken_seqs, since, side="right"))
-        return max(0, level + int(arrived) - int(taken))
-
-    def mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
-        """(seqs, lengths): the mailbox length after every seq where it may change."""
-        seqs = np.unique(np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs]))
-        return seqs, np.array([self.mailbox_len(int(q)) for q in seqs], dtype=np.int64)
 
 
 def _canonical_key(raw, i: int, memo: dict) -> int | None:
@@ -118,90 +76,97 @@ def _canonical_key(raw, i: int, memo: dict) -> int | None:
     return key
 
 
-class TimeTravel:
+class History:
     """A cursor over a recording, with snapshots and diffs."""
 
     def __init__(self, store: EventStore):
         self.store = store
         self.raw = store.raw()
         self.cursor = 0
-        self._procs: dict[int, _Proc] = {}
+        self._procs: dict[int, ProcessHistory] = {}
         self._build()
 
     # ------------------------------------------------------------------ index
 
     def _build(self) -> None:
-        raw, store = self.raw, self.store
-        n = len(raw)
-        kind, pid, peer = raw.kind, raw.pid, raw.peer
-        procs = self._procs
-        seqs = np.arange(n, dtype=np.int64)
+        seqs = np.arange(len(self.raw), dtype=np.int64)
+        self._index_processes(seqs)
+        self._index_relations(seqs)
+        message_keys = self._index_states(seqs)
+        self._index_receives(seqs, message_keys)
+        names = self.store.names()
+        for gid, p in self._procs.items():
+            p.names = names.spans(gid)
+        self._index_mailboxes(seqs)
 
-        def proc(gid: int, seq: int) -> _Proc:
-            p = procs.get(gid)
-            if p is None:
-                p = procs[gid] = _Proc(gid, store.id_text(gid) or "?", seq)
-            return p
+    def _proc(self, gid: int, seq: int) -> ProcessHistory:
+        p = self._procs.get(gid)
+        if p is None:
+            p = self._procs[gid] = ProcessHistory(gid, self.store.id_text(gid) or "?", seq)
+        return p
 
-        for node, pid_term, name in store.initial_names:
-            gid = store._gid_of_pid(node, pid_term)
-            if gid > 0:
-                proc(gid, -1).names.append((-1, name))
+    def _index_processes(self, seqs: np.ndarray) -> None:
+        """Every process: known at the start, acting, or spawned; when it exited."""
+        store, kind, pid, peer = self.store, self.raw.kind, self.raw.pid, self.raw.peer
+        names = store.names()
+        for gid in names.named():
+            if names.spans(gid)[0][0] == -1:   # named when the trace started
+                self._proc(gid, -1)
         for gid in store.initial_procs:
-            proc(gid, -1)
-
-        # Every process that appears, as actor or as spawned child.
+            self._proc(gid, -1)
         order = np.argsort(pid, kind="stable")
-        sorted_pids = pid[order]
-        bounds = np.flatnonzero(np.diff(sorted_pids)) + 1
+        bounds = np.flatnonzero(np.diff(pid[order])) + 1
         for group in np.split(order, bounds):
             if len(group) == 0 or pid[group[0]] <= 0:
                 continue
-            p = proc(int(pid[group[0]]), int(group[0]))
+            p = self._proc(int(pid[group[0]]), int(group[0]))
             p.first_seq = min(p.first_seq, int(group[0]))  # -1 (known at start) stays -1
             p.event_seqs = np.sort(group)
         for i in seqs[kind == K["spawn"]]:
-            child = proc(int(peer[i]), int(i))
+            child = self._proc(int(peer[i]), int(i))
             child.first_seq = min(child.first_seq, int(i))
         for i in seqs[kind == K["exit"]]:
-            procs[int(pid[i])].exit_seq = int(i)
-        for i in seqs[(kind == K["register"]) | (kind == K["unregister"])]:
-            name = store.id_text(int(peer[i])) if kind[i] == K["register"] else None
-            procs[int(pid[i])].names.append((int(i), name))
+            self._procs[int(pid[i])].exit_seq = int(i)
+
+    def _index_relations(self, seqs: np.ndarray) -> None:
+        """Links and monitors: those held at the start, then made and ended."""
+        kind, pid, peer, procs = self.raw.kind, self.raw.pid, self.raw.peer, self._procs
         for i in seqs[(kind == K["link"]) | (kind == K["unlink"])]:
             sign = 1 if kind[i] == K["link"] else -1
             procs[int(pid[i])].link_events.append((int(i), int(peer[i]), sign))
-            proc(int(peer[i]), int(i)).link_events.append((int(i), int(pid[i]), sign))
+            self._proc(int(peer[i]), int(i)).link_events.append((int(i), int(pid[i]), sign))
         for i in seqs[((kind == K["monitor"]) | (kind == K["demonitor"])) & (peer > 0)]:
             sign = 1 if kind[i] == K["monitor"] else -1
             procs[int(pid[i])].monitor_events.append((int(i), int(peer[i]), sign))
-            proc(int(peer[i]), int(i)).monitored_by_events.append((int(i), int(pid[i]), sign))
+            self._proc(int(peer[i]), int(i)).monitored_by_events.append((int(i), int(pid[i]), sign))
         # Relations held at the start go first; only onto processes the
         # recording knows (a traced process's untraced peer gets no row).
         held: dict[tuple[int, str], list] = {}
-        for holder, relation, other in store.initial_relations:
+        for holder, relation, other in self.store.initial_relations:
             if relation == "link":
                 sides = ((holder, other, "link_events"), (other, holder, "link_events"))
             else:  # holder monitors other
                 sides = ((holder, other, "monitor_events"), (other, holder, "monitored_by_events"))
-            for gid, peer, attr in sides:
+            for gid, other_gid, attr in sides:
                 if gid in procs:
-                    held.setdefault((gid, attr), []).append((-1, peer, 1))
+                    held.setdefault((gid, attr), []).append((-1, other_gid, 1))
         for (gid, attr), start in held.items():
             setattr(procs[gid], attr, start + getattr(procs[gid], attr))
 
-        # States: decode only these payloads.
-        state_rows = seqs[kind == K["state"]]
-        raw_message_keys: dict[int, list[tuple[int, int]]] = {}
-        state_memo: dict[bytes, tuple] = {}
-        for i in state_rows:
+    def _index_states(self, seqs: np.ndarray) -> dict[int, list[tuple[int, int | None]]]:
+        """GenServer transitions (only these payloads are decoded); returns, per
+        process, each callback's message key for pairing it with its receive."""
+        raw, pid = self.raw, self.raw.pid
+        message_keys: dict[int, list[tuple[int, int | None]]] = {}
+        memo: dict[bytes, tuple] = {}
+        for i in seqs[raw.kind == K["state"]]:
             blob = raw.payload(int(i))
-            cached = state_memo.get(blob)
+            cached = memo.get(blob)
             if cached is None:
                 payload = decode(blob)
-                cached = state_memo[blob] = (payload, _state_term(payload))
+                cached = memo[blob] = (payload, transition(payload))
             payload, state = cached
-            p = procs[int(pid[i])]
+            p = self._procs[int(pid[i])]
             p.state_seqs.append(int(i))
             p.states.append(state)
             p.state_ts_out.append(int(raw.ts_ns[i]))
@@ -210,25 +175,29 @@ class TimeTravel:
                 key = hash(encode(payload[0]))
             except Exception:  # noqa: BLE001 - an unencodable message simply never matches
                 key = None
-            raw_message_keys.setdefault(int(pid[i]), []).append((int(i), key))
+            message_keys.setdefault(int(pid[i]), []).append((int(i), key))
+        return message_keys
 
-        # Mailboxes: pair each receive with the callback that handled it.
-        recv_rows = seqs[kind == K["receive"]]
+    def _index_receives(self, seqs: np.ndarray,
+                        message_keys: dict[int, list[tuple[int, int | None]]]) -> None:
+        """Pair each receive with what took it: the callback that handled it (FIFO
+        among equal messages), the call it answered, the process's next act."""
+        raw, kind, pid = self.raw, self.raw.kind, self.raw.pid
         key_memo: dict[bytes, int | None] = {}
         by_pid: dict[int, list[int]] = {}
-        for i in recv_rows:
+        for i in seqs[kind == K["receive"]]:
             by_pid.setdefault(int(pid[i]), []).append(int(i))
+        never = np.iinfo(np.int64).max
         for gid, recvs in by_pid.items():
-            p = procs[gid]
+            p = self._procs[gid]
             handled = np.array(recvs, dtype=np.int64)
-            if gid in raw_message_keys:
-                # Only GenServers have callbacks to pair with; compare messages in our
-                # own canonical encoding (the node's term_to_binary may spell atoms
-                # differently).
+            if gid in message_keys:
+                # Compare messages in our own canonical encoding (the node's
+                # term_to_binary may spell atoms differently).
                 pending: dict[int | None, list[int]] = {}
                 for idx, r in enumerate(recvs):
                     pending.setdefault(_canonical_key(raw, r, key_memo), []).append(idx)
-                for state_seq, key in raw_message_keys[gid]:
+                for state_seq, key in message_keys[gid]:
                     queue = pending.get(key)
                     if queue and recvs[queue[0]] < state_seq:
                         idx = queue.pop(0)
@@ -236,7 +205,6 @@ class TimeTravel:
                         p.handled_by_state[recvs[idx]] = state_seq
             state_seqs = p.state_seqs
             own = p.event_seqs[kind[p.event_seqs] != K["receive"]] if len(p.event_seqs) else []
-            never = np.iinfo(np.int64).max
             for idx, r in enumerate(recvs):
                 if r in p.handled_by_state:
                     continue
@@ -257,9 +225,6 @@ class TimeTravel:
             p.handled_seqs = handled
             if not p.state_seqs:
                 p.taken_seqs = np.sort(handled[handled < never])
-        for p in procs.values():
-            p.names.sort(key=lambda x: x[0])
-        self._index_mailboxes(seqs)
 
     def _index_mailboxes(self, seqs: np.ndarray) -> None:
         """Samples of the real queue length, and what each callback took off it."""
@@ -317,7 +282,7 @@ class TimeTravel:
         frame.attrs["ts"] = pd.Timestamp(ts_t, tz="UTC")
         return frame
 
-    def _row(self, p: _Proc, seq: int, ts_t: int) -> tuple:
+    def _row(self, p: ProcessHistory, seq: int, ts_t: int) -> tuple:
         alive = p.exit_seq is None or p.exit_seq > seq
         name = None
         for s, n in p.names:
@@ -369,7 +334,7 @@ class TimeTravel:
             out.extend([self.store.id_text(peer)] * n)
         return sorted(out)
 
-    def processes(self) -> list[_Proc]:
+    def processes(self) -> list[ProcessHistory]:
         """Every process the recording knows, with its indexed history."""
         return list(self._procs.values())
 
@@ -437,11 +402,3 @@ class TimeTravel:
                                             "text"])
         frame.attrs["from_seq"], frame.attrs["to_seq"] = a.attrs["seq"], b.attrs["seq"]
         return frame
-
-    def state_diff_text(self, proc: Any, t1: Any, t2: Any) -> str:
-        a, b = self.snapshot_at(t1), self.snapshot_at(t2)
-        pid = self._procs[self._resolve(proc)[-1]].pid
-        sa = a.loc[a["pid"] == pid, "state"]
-        sb = b.loc[b["pid"] == pid, "state"]
-        return render_diff(diff(sa.iloc[0] if len(sa) else None, sb.iloc[0] if len(sb) else None),
-                           self.store.syntax)

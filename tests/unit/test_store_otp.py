@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microscope_jupyter.analysis.protocol import is_reply, may_be_reply, message_kind
+from microscope_jupyter.store.otp import is_reply, may_be_reply, message_kind
 from microscope_jupyter.beam.etf import encode
 from microscope_jupyter.beam.terms import Atom, ImproperList, Pid, Reference
 from strategies import atoms, terms

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from fake_agent import NODE, A, B, B2, C, OFFSET, FakeAgent
-from microscope_jupyter.analysis.recorded import SavedSession
-from microscope_jupyter.analysis.timetravel import TimeTravel
+from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.analysis.history import History
 from microscope_jupyter.beam.terms import Atom, ImproperList, Reference
 from microscope_jupyter.errors import QueryError
 from microscope_jupyter.store.event_store import EventStore
@@ -49,7 +49,7 @@ def row(snapshot, pid):
 
 
 def test_state_mailbox_and_name_move_with_time(story):
-    tt = TimeTravel(story)
+    tt = History(story)
     at = tt.snapshot_at(4)
     b = row(at, B)
     assert b["name"] == "Demo.WorkerB" and b["alive"]
@@ -62,7 +62,7 @@ def test_state_mailbox_and_name_move_with_time(story):
 
 
 def test_restarted_process_reuses_the_name(story):
-    tt = TimeTravel(story)
+    tt = History(story)
     after = tt.snapshot_at(14)
     old, new = row(after, B), row(after, B2)
     assert not old["alive"] and old["name"] is None and old["mailbox"] == []
@@ -72,7 +72,7 @@ def test_restarted_process_reuses_the_name(story):
 
 
 def test_step_across_all_and_within_one_process(story):
-    tt = TimeTravel(story)
+    tt = History(story)
     tt.seek(0)
     assert tt.step(+1).attrs["seq"] == 1
     assert tt.step(+1, proc="Demo.WorkerB").attrs["seq"] == 2    # next event of a WorkerB
@@ -89,16 +89,16 @@ def test_step_across_all_and_within_one_process(story):
 
 
 def test_moments_by_timestamp_and_event(story):
-    tt = TimeTravel(story)
+    tt = History(story)
     ts = pd.Timestamp(OFFSET + 8000, tz="UTC")  # event i is stamped 1000 * (i + 2)
     assert tt.snapshot_at(ts).attrs["seq"] == 6
     assert tt.snapshot_at(ts.isoformat()).attrs["seq"] == 6
-    event = SavedSession(story, {}, None).events.iloc[9]
+    event = OfflineSession(story, {}, None).events.iloc[9]
     assert tt.snapshot_at(event).attrs["seq"] == 9
 
 
 def test_diff_between_moments(story):
-    tt = TimeTravel(story)
+    tt = History(story)
     changes = tt.diff(4, 12)
     kinds = set(zip(changes["pid"], changes["change"]))
     assert (str(B), "died") in kinds and (str(B2), "appeared") in kinds
@@ -113,7 +113,7 @@ def test_current_callback_while_a_handler_runs():
     agent.event("send", B, A, payload=Atom("side_effect"), ts=1500)   # inside the handler
     agent.event("state", B, payload=state(1, 0, 1), aux=1500, ts=2000)  # handler ran 500..2000
     agent.flush()
-    tt = TimeTravel(store)
+    tt = History(store)
     assert row(tt.snapshot_at(1), B)["current_callback"] == "handle_info"
     assert row(tt.snapshot_at(2), B)["current_callback"] == "handle_info"
     assert row(tt.snapshot_at(0), B)["current_callback"] == "handle_info"
@@ -128,7 +128,7 @@ def test_gaps_and_out_of_order_batches():
     agent.flush(seen=502, dropped=500)
     agent.event("state", B, payload=state(Atom("b"), 1, 2), ts=4000)
     agent.flush()
-    recorded = SavedSession(store, {}, None)
+    recorded = OfflineSession(store, {}, None)
     kinds = recorded.events["kind"].tolist()
     assert kinds == ["receive", "dropped", "state", "state"]   # clock order within the batch
     tt = recorded.time_travel()
@@ -154,7 +154,7 @@ def test_links_and_monitors_held_at_start_and_made_during_the_trace():
     agent.event("exit", B, payload=Atom("boom"))                           # 7
     agent.event("receive", C, payload=(Atom("DOWN"), ref2, Atom("process"), B, Atom("boom")))  # 8
     agent.flush()
-    tt = TimeTravel(store)
+    tt = History(store)
     start = tt.snapshot_at(2)
     assert row(start, B)["links"] == [str(A)] and row(start, A)["links"] == [str(B)]
     assert row(start, B)["monitored_by"] == [str(C)] and row(start, C)["monitors"] == [str(B)]
@@ -182,7 +182,7 @@ def test_a_reply_to_a_plain_process_call_never_waits_in_its_mailbox():
     agent.event("receive", A, payload=(Atom("update"), 1))                           # 3
     agent.event("send", A, C, payload=Atom("done"))                                  # 4
     agent.flush()
-    tt = TimeTravel(store)
+    tt = History(store)
     assert row(tt.snapshot_at(2), A)["mailbox"] == []
     assert row(tt.snapshot_at(3), A)["mailbox"] == [(Atom("update"), 1)]
     assert row(tt.snapshot_at(4), A)["mailbox"] == []
@@ -202,12 +202,12 @@ def test_mailbox_length_starts_from_the_nodes_own_count():
     agent.event("mailbox", B, aux=480)                                         # 5 sampled
     agent.event("receive", B, payload=(Atom("up"), 2))                         # 6
     agent.flush()
-    tt = TimeTravel(store)
+    tt = History(store)
     lengths = [int(tt.snapshot_at(i).set_index("pid").loc[str(B), "mailbox_len"]) for i in range(7)]
     assert lengths == [500, 501, 500, 499, 499, 480, 481]
     seqs, levels = next(p for p in tt.processes() if p.pid == str(B)).mailbox_levels()
     assert int(levels.max()) == 501
-    finding = SavedSession(store, {}, None).findings()
+    finding = OfflineSession(store, {}, None).findings()
     growth = finding[finding["kind"] == "mailbox_growth"]
     assert growth["summary"].tolist() == ["the mailbox of Demo.WorkerB grew to 501 messages, "
                                           "still 481 at the end"]
@@ -222,7 +222,7 @@ def test_a_large_state_shows_what_changed_and_is_never_judged():
     agent.event("state", B, payload=(Atom("bump"), large, large, (Atom("reply"), 7), GS, extra),
                 aux=3000)
     agent.flush()
-    session = SavedSession(store, {}, None)
+    session = OfflineSession(store, {}, None)
     row = session.states().iloc[0]
     assert bool(row["changed"]) and row["tool_us"] == 0.8 and row["duration_us"] == 3.0
     assert session.query.state_timeline("Demo.WorkerB")["changes"].tolist() == [".count: now 7"]

@@ -1,0 +1,54 @@
+"""One process's history in a recording: what time travel and findings read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ProcessHistory"]
+
+
+@dataclass
+class ProcessHistory:
+    """One process across a recording, indexed for time travel: its events, names,
+    states, relations and mailbox (see ``History`` for what each means)."""
+
+    gid: int
+    pid: str
+    first_seq: int
+    exit_seq: int | None = None
+    names: list = field(default_factory=list)          # [(seq, name or None)], sorted
+    state_seqs: list = field(default_factory=list)
+    states: list = field(default_factory=list)          # decoded state dicts
+    state_ts_in: list = field(default_factory=list)
+    state_ts_out: list = field(default_factory=list)
+    recv_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    handled_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    handled_by_state: dict = field(default_factory=dict)  # receive seq -> state seq
+    event_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # [(seq, peer_gid, +1/-1)], seq -1 for those held at the start
+    link_events: list = field(default_factory=list)
+    monitor_events: list = field(default_factory=list)       # monitors this process holds
+    monitored_by_events: list = field(default_factory=list)  # monitors held on it
+    # the node's message_queue_len as sampled, and the seqs where the process
+    # took a message off its queue (callbacks; else the handled estimate)
+    sample_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sample_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    taken_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def mailbox_len(self, seq: int) -> int:
+        """Messages queued at ``seq``: the last sample, moved on by what arrived
+        and what was taken since."""
+        k = int(np.searchsorted(self.sample_seqs, seq, side="right")) - 1
+        since, level = (int(self.sample_seqs[k]), int(self.sample_values[k])) if k >= 0 else (-1, 0)
+        arrived = (np.searchsorted(self.recv_seqs, seq, side="right")
+                   - np.searchsorted(self.recv_seqs, since, side="right"))
+        taken = (np.searchsorted(self.taken_seqs, seq, side="right")
+                 - np.searchsorted(self.taken_seqs, since, side="right"))
+        return max(0, level + int(arrived) - int(taken))
+
+    def mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs, lengths): the mailbox length after every seq where it may change."""
+        seqs = np.unique(np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs]))
+        return seqs, np.array([self.mailbox_len(int(q)) for q in seqs], dtype=np.int64)

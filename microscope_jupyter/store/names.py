@@ -1,0 +1,88 @@
+"""Who held which registered name when: one index, one rule, for every reader.
+
+    names = store.names()
+    names.holder_at("Demo.WorkerB", 120)      # pid id holding it at seq 120 (0: nobody)
+    names.name_at(pid_id, 120)                # its name then, or None
+    names.pids_named({"Demo.WorkerB"})        # every pid that ever held it (restarts too)
+
+The rule: a name is held from its ``register`` event (or from the start of
+the trace, for names held then) until its ``unregister`` event or the
+holder's ``exit``. A process still holds its name at its own exit event
+and no longer from the next event on. Built once from the raw header
+columns (no payload is decoded), in the store's current syntax.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .schema import KIND_CODES
+
+__all__ = ["NameIndex"]
+
+_REGISTER, _UNREGISTER, _EXIT = (KIND_CODES[k] for k in ("register", "unregister", "exit"))
+
+
+class NameIndex:
+    def __init__(self, kind: np.ndarray, pid: np.ndarray, peer: np.ndarray,
+                 initial: Iterable[tuple[int, str]], id_text: Callable[[int], str | None]):
+        # per pid: [(from_seq, name or None)]; per name: [(from_seq, pid id or 0)]
+        self._spans: dict[int, list[tuple[int, str | None]]] = {}
+        self._holders: dict[str, list[tuple[int, int]]] = {}
+        for gid, name in initial:
+            self._hold(-1, gid, name)
+        rows = np.flatnonzero(np.isin(kind, (_REGISTER, _UNREGISTER, _EXIT)))
+        for seq, k, gid, other in zip(rows.tolist(), kind[rows].tolist(), pid[rows].tolist(),
+                                      peer[rows].tolist()):
+            if k == _REGISTER:
+                self._hold(seq, gid, id_text(other))
+            elif k == _UNREGISTER:
+                self._release(seq, gid)
+            else:
+                self._release(seq + 1, gid)
+        self._span_seqs = {g: [s for s, _ in spans] for g, spans in self._spans.items()}
+        self._holder_seqs = {n: [s for s, _ in held] for n, held in self._holders.items()}
+
+    def _hold(self, seq: int, gid: int, name: str | None) -> None:
+        if gid <= 0 or not name:
+            return
+        self._spans.setdefault(gid, []).append((seq, name))
+        self._holders.setdefault(name, []).append((seq, gid))
+
+    def _release(self, seq: int, gid: int) -> None:
+        spans = self._spans.get(gid)
+        if not spans or spans[-1][1] is None:
+            return
+        name = spans[-1][1]
+        spans.append((seq, None))
+        held = self._holders[name]
+        if held[-1][1] == gid:
+            held.append((seq, 0))
+
+    def name_at(self, gid: int, seq: int) -> str | None:
+        spans = self._spans.get(gid)
+        if not spans:
+            return None
+        k = bisect.bisect_right(self._span_seqs[gid], seq) - 1
+        return spans[k][1] if k >= 0 else None
+
+    def holder_at(self, name: str | None, seq: int) -> int:
+        held = self._holders.get(name) if name else None
+        if not held:
+            return 0
+        k = bisect.bisect_right(self._holder_seqs[name], seq) - 1
+        return held[k][1] if k >= 0 else 0
+
+    def spans(self, gid: int) -> list[tuple[int, str | None]]:
+        """[(from_seq, name or None)] of one process, in order (-1: at the start)."""
+        return list(self._spans.get(gid, ()))
+
+    def pids_named(self, names: set[str]) -> set[int]:
+        return {gid for name in names for _, gid in self._holders.get(name, ()) if gid > 0}
+
+    def named(self) -> dict[int, list[tuple[int, str | None]]]:
+        """Every process that held a name, with its spans."""
+        return {gid: list(spans) for gid, spans in self._spans.items()}

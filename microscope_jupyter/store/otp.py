@@ -1,0 +1,203 @@
+"""What the OTP protocols look like in a trace: one answer for every layer above.
+
+Messages (``message_kind``, ``is_reply``, ``may_be_reply``, ``call_tag``),
+GenServer transitions as the agent's hook reports them (``transition``, and
+the placeholders for states it did not copy), and exit reasons (a normal
+exit, a call that timed out, a callback with no clause for its message).
+
+    message_kind((Atom("$gen_call"), (pid, tag), Atom("get")))   # "call"
+    message_kind((Atom("$gen_cast"), Atom("reset")))             # "cast"
+    message_kind((ImproperList((Atom("alias"),), ref), 42))      # "reply"
+    message_kind((Atom("io_reply"), ref, Atom("ok")))            # "service_reply"
+    message_kind((Atom("update"), 1))                            # "info"
+
+A ``reply`` answers a gen call (``{Ref, Reply}`` or ``{[alias | Ref], Reply}``);
+a ``service_reply`` answers an io or code server request. Either is taken
+at once by the caller's selective receive, so neither waits in a mailbox.
+``may_be_reply`` answers the same question from the encoded bytes, without
+decoding, so an index over a million receives stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..beam.terms import Atom, ImproperList, Reference
+
+__all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
+           "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "state_recorded",
+           "normal_exit", "is_call_timeout", "unmatched_callback", "MESSAGE_ARG"]
+
+# -- messages
+
+_GEN_CALL, _GEN_CAST, _ALIAS = Atom("$gen_call"), Atom("$gen_cast"), Atom("alias")
+_SERVICE_TAGS = {Atom("code_server"), Atom("io_reply"), Atom("io_request")}
+
+
+def message_kind(term: Any) -> str:
+    """"call", "cast", "reply", "service_reply" or "info"."""
+    if not (isinstance(term, tuple) and term):
+        return "info"
+    head = term[0]
+    if head == _GEN_CALL:
+        return "call"
+    if head == _GEN_CAST:
+        return "cast"
+    if isinstance(head, Reference) or (isinstance(head, ImproperList)
+                                       and head.items == (_ALIAS,)):
+        return "reply"
+    if isinstance(head, Atom) and head in _SERVICE_TAGS and len(term) in (2, 3):
+        return "service_reply"
+    return "info"
+
+
+def is_reply(term: Any) -> bool:
+    """A reply to a call the receiver made itself (gen, io or code server)."""
+    return (isinstance(term, tuple) and len(term) in (2, 3)
+            and message_kind(term) in ("reply", "service_reply"))
+
+
+def _atom_spellings(name: bytes) -> tuple[bytes, ...]:
+    """Every way ETF writes a short atom: UTF-8 or Latin-1, 1- or 2-byte length."""
+    n = bytes([len(name)])
+    return (b"w" + n + name, b"s" + n + name, b"v\x00" + n + name, b"d\x00" + n + name)
+
+
+_ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
+_SERVICE_HEADS = tuple(atom for name in (b"code_server", b"io_reply", b"io_request")
+                       for atom in _atom_spellings(name))
+
+
+def may_be_reply(payload: bytes) -> bool:
+    """False when the encoded term cannot be a reply; True means: decode and ask ``is_reply``."""
+    if payload[:2] != b"\x83h" or len(payload) < 4 or payload[2] not in (2, 3):
+        return False
+    first = payload[3:]
+    return ((payload[2] == 2 and first[:1] in (b"Z", b"r")) or first.startswith(_ALIAS_HEADS)
+            or first.startswith(_SERVICE_HEADS))
+
+
+# term_to_binary(timeout), however the node spells the atom: a `receive ... after`
+# that fired looks, in the trace, like the arrival of this message.
+TIMEOUT_PAYLOADS = frozenset(b"\x83" + a for a in _atom_spellings(b"timeout"))
+
+
+def call_tag(term):
+    """The reply tag of a gen call message {'$gen_call', {From, Tag}, Request}."""
+    if (isinstance(term, tuple) and len(term) == 3 and term[0] == Atom("$gen_call")
+            and isinstance(term[1], tuple) and len(term[1]) == 2):
+        return term[1][1]
+    return None
+
+
+
+# -- GenServer transitions
+
+# Where a state transition holds one of these instead of a state, the agent
+# did not record it: before the hook had a base (UNKNOWN), or too large to
+# copy out of the process on every callback (LARGE; its changes are kept).
+STATE_UNKNOWN = Atom("$microscope_unknown")
+STATE_LARGE = Atom("$microscope_large")
+ABSENT = Atom("$microscope_absent")   # in a change: the key went away
+
+
+def state_recorded(state: Any) -> bool:
+    """False for the placeholders of a state the agent did not copy."""
+    return not (isinstance(state, Atom) and state in (STATE_UNKNOWN, STATE_LARGE))
+
+
+def transition(term: Any) -> dict:
+    """{Msg, Before, After, Reply, Kind[, Extra]} from the sys hook, unwrapped for people.
+
+    Extra (agents from version 10): ``n`` (the callback's number since the
+    hook went in), ``tool`` (ns the hook itself took), ``changes`` (the
+    fields that changed, as the hook found them by identity, or None).
+    """
+    extra: dict = {}
+    if isinstance(term, tuple) and len(term) == 6 and isinstance(term[5], dict):
+        extra = {str(k): v for k, v in term[5].items()}
+        term = term[:5]
+    try:
+        message, before, after, reply, kind = term
+    except (TypeError, ValueError):
+        return {"callback": None, "message": term, "before": None, "after": None, "reply": None,
+                "tool_ns": 0, "changes": None}
+    callback = "handle_info"
+    if kind == Atom("gen_statem"):
+        # {EventType, Content}; before/after are the state names.
+        callback = "handle_event"
+        if isinstance(message, tuple) and len(message) == 2:
+            message = message[1]
+    elif isinstance(message, tuple) and message:
+        tag = message[0]
+        if tag == Atom("$gen_call") and len(message) == 3:
+            callback, message = "handle_call", message[2]
+        elif tag == Atom("$gen_cast") and len(message) == 2:
+            callback, message = "handle_cast", message[1]
+        elif tag == Atom("continue") and len(message) == 2:
+            callback, message = "handle_continue", message[1]
+    if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == Atom("reply"):
+        reply = reply[1]
+    elif reply == Atom("noreply"):
+        reply = None
+    changes = extra.get("changes")
+    return {"callback": callback, "message": message, "before": before, "after": after,
+            "reply": reply, "tool_ns": int(extra.get("tool", 0) or 0),
+            "changes": None if not isinstance(changes, tuple) else _changes(changes)}
+
+
+def _changes(found: tuple) -> list[tuple[tuple, Any]]:
+    """[(path, value)] from the hook's ([{Path, Value}], Complete); a path is a
+    tuple of ("key", map key) and ("elem", 1-based position); value STATE_LARGE when too
+    large to copy, ``Atom('$microscope_absent')`` for a key that went away."""
+    items, _complete = found
+    out = []
+    for path, value in items if isinstance(items, list) else []:
+        out.append((tuple((str(step[0]), step[1]) for step in path), value))
+    return out
+
+
+
+# -- exit reasons
+
+_NORMAL = {Atom("normal"), Atom("shutdown")}
+
+
+def normal_exit(reason) -> bool:
+    if isinstance(reason, Atom) and reason in _NORMAL:
+        return True
+    return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("shutdown")
+
+
+def is_call_timeout(reason) -> bool:
+    # exit reason {timeout, {gen_server, call, [...]}} (also GenServer.call in Elixir)
+    return (isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("timeout")
+            and isinstance(reason[1], tuple) and len(reason[1]) == 3
+            and reason[1][1] == Atom("call"))
+
+
+# Callbacks that take a message, and where the message is among their arguments.
+MESSAGE_ARG = {("handle_info", 2): 0, ("handle_cast", 2): 0, ("handle_call", 3): 0,
+                ("handle_event", 4): 1}
+_FUNCTION_CLAUSE_STRUCT = Atom("Elixir.FunctionClauseError")
+
+
+def unmatched_callback(reason):
+    """(module, function, args, location) when ``reason`` is a callback's function_clause.
+
+    The VM raises ``function_clause`` with the actual arguments as the top
+    frame of the stacktrace; an Elixir ``raise FunctionClauseError`` exits
+    with the exception struct instead of the atom.
+    """
+    if not (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], list)
+            and reason[1]):
+        return None
+    error, (top, *_) = reason
+    is_clause = error == Atom("function_clause") or (
+        isinstance(error, dict) and error.get(Atom("__struct__")) == _FUNCTION_CLAUSE_STRUCT)
+    if not (is_clause and isinstance(top, tuple) and len(top) == 4 and isinstance(top[2], list)):
+        return None
+    module, function, args, location = top
+    if (str(function), len(args)) not in MESSAGE_ARG:
+        return None
+    return module, function, args, location

@@ -1,0 +1,147 @@
+"""SequenceDiagram: lifelines and messages (``js/src/sequence_diagram.js``)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import traitlets as t
+
+from ..render.elixir import render
+from ..store.otp import message_kind
+from . import static_html
+from ._base import Widget, esm, safe
+
+__all__ = ["SequenceDiagram", "SYSTEM_LANES"]
+
+
+def _message_kind(term: Any) -> str:
+    """The arrow style: io and code server replies are drawn as plain messages."""
+    kind = message_kind(term)
+    return "info" if kind == "service_reply" else kind
+
+
+SYSTEM_LANES = ("code_server", "erl_prim_loader", "logger", "Logger", "application_controller",
+                "file_server_2", "rex", "global_name_server", "inet_db", "user", "standard_error",
+                "kernel_sup", "error_logger")
+
+
+class SequenceDiagram(Widget):
+    """Lifelines and messages: hover for the payload, click to select, filter, zoom, pan.
+
+    ``procs`` limits it: one process shows everything it sent or received,
+    several show only the messages between them (names cover restarts).
+    Runtime services (``code_server``, ``logger``, ...) start hidden; pass
+    ``hide=None`` or click "show all" to see them. ``selected`` is
+    the send seq of the clicked message; ``selected_message`` is its row of
+    ``s.messages()``. ``filter_pattern("{:update, _}")`` keeps the matching ones.
+    """
+
+    _esm = esm("sequence_diagram")
+    lanes = t.List(t.Dict()).tag(sync=True)
+    msgs = t.Dict().tag(sync=True)
+    crashes = t.List(t.Dict()).tag(sync=True)
+    selected = t.Int(-1).tag(sync=True)
+    cursor = t.Int(-1).tag(sync=True)
+    filter = t.Unicode("").tag(sync=True)
+    hidden = t.List(t.Unicode()).tag(sync=True)
+    row_filter = t.List(t.Int(), allow_none=True, default_value=None).tag(sync=True)
+
+    def __init__(self, source: Any, procs: Any = None, limit: int | None = None,
+                 since: int = 0, hide: tuple[str, ...] | None = SYSTEM_LANES, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._source = source
+        self._procs = procs
+        self._limit = limit
+        self._since = since
+        self.refresh()
+        if hide:
+            # Runtime services (module loading, logging) start hidden: "show all" brings them back.
+            self.hidden = [lane["id"] for lane in self.lanes if lane["label"] in set(hide)]
+
+    def __repr__(self) -> str:
+        return f"<SequenceDiagram: {len(self._table)} messages, {len(self.lanes)} processes>"
+
+    def refresh(self) -> None:
+        table = self._source.messages()
+        table = table[table["send_seq"].notna()]
+        if self._since:
+            table = table[table["send_seq"] >= self._since]
+        if self._procs is not None:
+            procs = [self._procs] if isinstance(self._procs, str) else list(self._procs)
+            wanted: set[str] = set()
+            for proc in procs:
+                wanted |= {self._source.store.id_text(i) for i in self._source.pids(proc)}
+            # One process: everything it sent or got. Several: the conversation between them.
+            if len(procs) == 1:
+                table = table[table["sender"].isin(wanted) | table["receiver"].isin(wanted)]
+            else:
+                table = table[table["sender"].isin(wanted) & table["receiver"].isin(wanted)]
+        if self._limit:
+            table = table.head(self._limit)
+        self._table = table.reset_index(drop=True)
+        names = {}
+        for pid, name in zip(table["sender"], table["sender_name"]):
+            names.setdefault(pid, name if isinstance(name, str) else None)
+        for pid, name in zip(table["receiver"], table["receiver_name"]):
+            names.setdefault(pid, name if isinstance(name, str) else None)
+        order = list(dict.fromkeys(list(table["sender"]) + list(table["receiver"])))
+        order = [p for p in order if isinstance(p, str)]
+        lane_of = {p: i for i, p in enumerate(order)}
+        self.lanes = [{"id": p, "label": names.get(p) or p} for p in order]
+        latency = table["latency_us"].to_numpy(dtype=float)
+        self.msgs = {
+            "from": [lane_of.get(p, -1) for p in table["sender"]],
+            "to": [lane_of.get(p, -1) for p in table["receiver"]],
+            "seq": [int(s) for s in table["send_seq"]],
+            "recv_seq": [None if pd.isna(s) else int(s) for s in table["receive_seq"]],
+            "kind": [_message_kind(term) for term in table["term"]],
+            "status": list(table["status"]),
+            "latency_us": [None if math.isnan(x) else round(x, 1) for x in latency],
+            "text": [str(x) for x in table["text"]],
+            "label": [_label(term, str(text), self._source.store.syntax)
+                      for term, text in zip(table["term"], table["text"])],
+        }
+        events = self._source.events
+        exits = events[events["kind"] == "exit"]
+        seqs = np.asarray(self.msgs["seq"])
+        self.crashes = [{"lane": lane_of[pid], "row": int(np.searchsorted(seqs, seq)) - 1,
+                         "text": str(text)}
+                        for pid, seq, text in zip(exits["pid"], exits["seq"], exits["text"])
+                        if pid in lane_of]
+
+    @property
+    def selected_message(self) -> pd.Series | None:
+        rows = self._table[self._table["send_seq"] == self.selected]
+        return rows.iloc[0] if len(rows) else None
+
+    def filter_pattern(self, pattern: Any) -> int:
+        """Show only messages matching an Elixir pattern (or predicate); None clears."""
+        if pattern is None:
+            self.row_filter = None
+            return len(self._table)
+        from ..analysis.pattern import compile_pattern
+
+        matches = compile_pattern(pattern)
+        keep = [i for i, term in enumerate(self._table["term"]) if safe(matches, term)]
+        self.row_filter = keep
+        return len(keep)
+
+    def static_html(self, max_rows: int = 150) -> str:
+        return static_html.sequence_diagram(self.lanes, self.msgs, set(self.hidden),
+                                            self.row_filter, max_rows)
+
+
+def _label(term: Any, text: str, syntax: str) -> str:
+    """The short arrow label: the request of a call, the body of a cast or reply."""
+    kind = _message_kind(term)
+    try:
+        if kind == "call" and len(term) == 3:
+            return "call " + render(term[2], syntax, 60)
+        if kind in ("cast", "reply") and len(term) == 2:
+            return f"{kind} " + render(term[1], syntax, 60)
+    except TypeError:
+        pass
+    return text[:80]
