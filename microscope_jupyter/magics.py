@@ -220,12 +220,6 @@ class MicroscopeMagics(Magics):
         session = self._recorded()
         return _run(lambda: TimeTravel(session, cursor=options.get("at", 0)))
 
-    @line_magic
-    def beam_explain(self, line: str) -> None:
-        """%beam_explain: reserved; explanations arrive in a later release."""
-        raise UsageError("%beam_explain is not available yet; for now, s.findings() lists what "
-                         "looks wrong with its evidence")
-
     @line_cell_magic
     def trace(self, line: str, cell: str | None = None):
         """%trace start|stop|status [...]; %%trace [--for 1s] [--erlang] runs the cell under trace."""

@@ -15,6 +15,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture
+def ip():
+    """A real IPython shell with the extension loaded; unloaded (and checked clean) after."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from microscope_jupyter import magics
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "microscope")
+    yield shell
+    shell.run_line_magic("unload_ext", "microscope")
+    assert magics._state["session"] is None
+
+
 @pytest.fixture(scope="session")
 def node_factory(tmp_path_factory):
     """Start extra nodes on demand; all are killed by pid at the end of the run."""

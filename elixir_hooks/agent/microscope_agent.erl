@@ -43,6 +43,21 @@
 %%% it uses an isolated trace session instead.
 %%%
 %%% It never creates atoms from input and needs only kernel and stdlib.
+%%%
+%%% Inventory: everything a trace sets on the node, and what undoes it
+%%% (cleanup/2: on stop, detach, a dropped connection or a dead kernel):
+%%%
+%%% ```
+%%%   trace flags on the traced processes    untrace_procs/1, or session_destroy (OTP 27+)
+%%%   call patterns (modules=, monitor BIFs) unset_patterns/1, or session_destroy
+%%%   sys debug hooks (state capture)        unhook_states/1; each hook also removes
+%%%                                          itself once the stop flag is raised
+%%%   the system monitor, when taken         restore_monitor/2
+%%%   controller, tracer, sampler processes  exit at cleanup (tracer and sampler linked)
+%%%   this module                            unloaded by Python at detach
+%%% '''
+%%%
+%%% Nothing else: no ETS table, no registered name, no file, no new atom.
 -module(microscope_agent).
 
 %% PUBLIC
@@ -141,14 +156,10 @@ status(Agent) when is_pid(Agent) ->
 %% process that the trace follows from its first instruction: the
 %% notebook's %%trace cell. Returns {ok, Value} | {error, Reason}.
 eval_traced(Agent, Lang, Code, Timeout) when is_pid(Agent), is_binary(Code) ->
-    Ref = erlang:monitor(process, Agent),
-    Agent ! {eval, self(), Ref, Lang, Code},
-    receive
-        {Ref, Result} -> erlang:demonitor(Ref, [flush]), Result;
-        {'DOWN', Ref, process, Agent, _} -> {error, not_running}
-    after Timeout ->
-        erlang:demonitor(Ref, [flush]),
-        {error, timeout}
+    case request(Agent, fun(From, Ref) -> {eval, From, Ref, Lang, Code} end, Timeout) of
+        {ok, Result} -> Result;
+        down -> {error, not_running};
+        timeout -> {error, timeout}
     end.
 
 %% @doc Every process: {Pid, Info, InitialCall} with Info the process_info
@@ -164,13 +175,9 @@ table_row(P) ->
         undefined -> false;
         Info ->
             Initial = case lists:keyfind(initial_call, 1, Info) of
-                          {initial_call, {proc_lib, init_p, 5}} ->
+                          {initial_call, {proc_lib, init_p, 5} = Call} ->
                               case erlang:process_info(P, dictionary) of
-                                  {dictionary, D} ->
-                                      case lists:keyfind('$initial_call', 1, D) of
-                                          {_, MFA} -> MFA;
-                                          false -> {proc_lib, init_p, 5}
-                                      end;
+                                  {dictionary, D} -> spawned_as(D, Call);
                                   _ -> undefined
                               end;
                           {initial_call, MFA} -> MFA
@@ -197,10 +204,7 @@ tree_row(P) ->
                          {_, [A | _]} when is_atom(A) -> whereis(A);
                          _ -> undefined
                      end,
-            Initial = case lists:keyfind('$initial_call', 1, D) of
-                          {_, MFA} -> MFA;
-                          false -> Call
-                      end,
+            Initial = spawned_as(D, Call),
             App = case application:get_application(P) of {ok, Ap} -> Ap; _ -> undefined end,
             {true, {P, Name, Parent, Initial, Status, Queue, Memory, App}}
     end.
@@ -210,14 +214,23 @@ trace_state(Agent) when is_pid(Agent) ->
     call(Agent, trace_state).
 
 call(Agent, Request) ->
-    Ref = erlang:monitor(process, Agent),
-    Agent ! {Request, self(), Ref},
+    case request(Agent, fun(From, Ref) -> {Request, From, Ref} end, 30000) of
+        {ok, Reply} -> Reply;
+        down -> {error, not_running};
+        timeout -> {error, timeout}
+    end.
+
+%% Every request between our processes: Make(self(), Ref) is sent to Pid,
+%% which answers {Ref, Reply}. {ok, Reply}, or down / timeout.
+request(Pid, Make, Timeout) ->
+    Ref = erlang:monitor(process, Pid),
+    Pid ! Make(self(), Ref),
     receive
-        {Ref, Reply} -> erlang:demonitor(Ref, [flush]), Reply;
-        {'DOWN', Ref, process, Agent, _} -> {error, not_running}
-    after 30000 ->
+        {Ref, Reply} -> erlang:demonitor(Ref, [flush]), {ok, Reply};
+        {'DOWN', Ref, process, Pid, _} -> down
+    after Timeout ->
         erlang:demonitor(Ref, [flush]),
-        {error, timeout}
+        timeout
     end.
 
 %%%===================================================================
@@ -277,35 +290,40 @@ controller_init(Caller, Owner, Opts0) ->
                       Ms -> Ctl3#ctl{sampler = Sampler,
                                      deadline_ref = erlang:send_after(Ms, self(), duration)}
                   end,
-            Info = #{tracer => Tracer,
-                     backend => element(1, Backend),
-                     traced => length(Ctl#ctl.procs),
-                     hooked => maps:size(Ctl#ctl.hooks),
-                     hook_overhead_ns => HookCost,
-                     hook_requests => maps:keys(Ctl#ctl.hooks),
-                     patterns => length(Ctl#ctl.patterns) - length(MonitorMFAs),
-                     skipped_foreign => skipped_foreign(Procs, Ctl),
-                     system_monitor => Ctl#ctl.monitor =/= none,
-                     monitors => monitor_tracking(maps:get(lifecycle, Opts), MonitorMFAs),
-                     relations => Relations,
-                     %% so time travel knows them from the start; an
-                     %% everything-trace of a huge node leaves them to their
-                     %% first event rather than send a list that size
-                     traced_pids => case length(Ctl#ctl.procs) of
-                                        N when N =< 20000 -> Ctl#ctl.procs;
-                                        _ -> []
-                                    end,
-                     time_offset => erlang:time_offset(),
-                     native_per_second => erlang:convert_time_unit(1, second, native),
-                     started => Ctl#ctl.started,
-                     names => [{P, N} || P <- Ctl#ctl.procs,
-                                         {registered_name, N} <- [catch erlang:process_info(P, registered_name)],
-                                         is_atom(N)],
-                     node => node(),
-                     otp_release => erlang:system_info(otp_release)},
+            Info = start_info(Ctl, Procs, MonitorMFAs, Relations, HookCost),
             Caller ! {self(), started, Info},
             controller_loop(Ctl)
     end.
+
+%% What Python learns as the trace starts (Recording.info).
+start_info(Ctl = #ctl{tracer = Tracer, backend = Backend, opts = Opts}, Procs, MonitorMFAs,
+           Relations, HookCost) ->
+    #{tracer => Tracer,
+      backend => element(1, Backend),
+      traced => length(Ctl#ctl.procs),
+      hooked => maps:size(Ctl#ctl.hooks),
+      hook_overhead_ns => HookCost,
+      hook_requests => maps:keys(Ctl#ctl.hooks),
+      patterns => length(Ctl#ctl.patterns) - length(MonitorMFAs),
+      skipped_foreign => skipped_foreign(Procs, Ctl),
+      system_monitor => Ctl#ctl.monitor =/= none,
+      monitors => monitor_tracking(maps:get(lifecycle, Opts), MonitorMFAs),
+      relations => Relations,
+      %% so time travel knows them from the start; an
+      %% everything-trace of a huge node leaves them to their
+      %% first event rather than send a list that size
+      traced_pids => case length(Ctl#ctl.procs) of
+                         N when N =< 20000 -> Ctl#ctl.procs;
+                         _ -> []
+                     end,
+      time_offset => erlang:time_offset(),
+      native_per_second => erlang:convert_time_unit(1, second, native),
+      started => Ctl#ctl.started,
+      names => [{P, N} || P <- Ctl#ctl.procs,
+                          {registered_name, N} <- [catch erlang:process_info(P, registered_name)],
+                          is_atom(N)],
+      node => node(),
+      otp_release => erlang:system_info(otp_release)}.
 
 defaults() ->
     #{procs => all, modules => [], messages => true, lifecycle => true,
@@ -414,25 +432,16 @@ cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
     Stats#{hooks_pending_at_stop => length(Pending)}.
 
 finish_tracer(#ctl{tracer = Tracer}, Reason, StopTs) ->
-    Ref = erlang:monitor(process, Tracer),
-    Tracer ! {finish, self(), Ref, Reason, StopTs},
-    receive
-        {Ref, Stats} -> erlang:demonitor(Ref, [flush]), Stats;
-        {'DOWN', Ref, process, Tracer, _} -> #{}
-    after 5000 ->
-        erlang:demonitor(Ref, [flush]),
-        #{}
+    case request(Tracer, fun(From, Ref) -> {finish, From, Ref, Reason, StopTs} end, 5000) of
+        {ok, Stats} -> Stats;
+        _ -> #{}
     end.
 
 tracer_stats(Tracer) ->
-    Ref = erlang:monitor(process, Tracer),
-    Tracer ! {stats, self(), Ref},
-    receive
-        {Ref, Stats} -> erlang:demonitor(Ref, [flush]), Stats;
-        {'DOWN', Ref, process, Tracer, _} -> #{state => stopped}
-    after 5000 ->
-        erlang:demonitor(Ref, [flush]),
-        #{state => busy}
+    case request(Tracer, fun(From, Ref) -> {stats, From, Ref} end, 5000) of
+        {ok, Stats} -> Stats;
+        down -> #{state => stopped};
+        timeout -> #{state => busy}
     end.
 
 %%%===================================================================
@@ -547,14 +556,7 @@ sample_round(Tracer, Procs, Last) ->
       end, #{}, Procs).
 
 final_samples(Sampler) ->
-    Ref = erlang:monitor(process, Sampler),
-    Sampler ! {final, self(), Ref},
-    receive
-        {Ref, done} -> ok;
-        {'DOWN', Ref, process, Sampler, _} -> ok
-    after 500 -> ok
-    end,
-    erlang:demonitor(Ref, [flush]),
+    _ = request(Sampler, fun(From, Ref) -> {final, From, Ref} end, 500),
     unlink(Sampler),
     exit(Sampler, kill).
 
@@ -637,10 +639,10 @@ subtree(P) ->
 is_supervisor(P) ->
     case erlang:process_info(P, dictionary) of
         {dictionary, D} ->
-            case lists:keyfind('$initial_call', 1, D) of
-                {_, {supervisor, _, _}} -> true;
-                {_, {M, _, _}} -> lists:member(supervisor, behaviours(M));
-                false -> false
+            case spawned_as(D, none) of
+                {supervisor, _, _} -> true;
+                {M, _, _} -> lists:member(supervisor, behaviours(M));
+                none -> false
             end;
         _ -> false
     end.
@@ -990,9 +992,9 @@ unhook_states(#ctl{hooks = Hooks, hook_id = Id}) ->
 gen_kind(P) ->
     case erlang:process_info(P, [dictionary, current_function]) of
         [{dictionary, D}, {current_function, Current}] ->
-            case lists:keyfind('$initial_call', 1, D) of
-                {_, {supervisor, _, _}} -> none;
-                {_, {M, _, _}} ->
+            case spawned_as(D, none) of
+                {supervisor, _, _} -> none;
+                {M, _, _} ->
                     Bs = behaviours(M),
                     Gen = [K || {B, K} <- [{gen_server, gen_server}, {'Elixir.GenServer', gen_server},
                                            {'Elixir.Agent', gen_server}, {gen_statem, gen_statem}],
@@ -1004,9 +1006,18 @@ gen_kind(P) ->
                         {false, [], {gen_statem, loop_receive, _}} -> gen_statem;
                         _ -> none
                     end;
-                false -> none
+                none -> none
             end;
         _ -> none
+    end.
+
+%% The function a proc_lib process (every OTP behaviour) was started with:
+%% its own initial call is always proc_lib:init_p/5, the real one is kept in
+%% its dictionary. Default for any other process.
+spawned_as(Dictionary, Default) ->
+    case lists:keyfind('$initial_call', 1, Dictionary) of
+        {_, MFA} -> MFA;
+        false -> Default
     end.
 
 behaviours(M) ->
@@ -1252,7 +1263,7 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
 finish(T, From, Ref, Reason, StopTs) ->
     Deadline = erlang:monotonic_time() + erlang:convert_time_unit(?FINISH_BUDGET_MS, millisecond,
                                                                    native),
-    T1 = drain_after_stop(T#tr{stopped = true, max_rate = infinity}, StopTs, Deadline),
+    T1 = drain_after_stop(T#tr{stopped = true}, StopTs, Deadline),
     %% No shedding from here on: the last drop span is written, so
     %% everything left goes out, waiting for the connection if it must.
     T2 = flush_all(enqueue_batch(T1)),
@@ -1451,7 +1462,7 @@ shed_pending(T = #tr{pending = [Oldest, Next | Rest]}) ->
 %% The counts of a batch's dropped-count rows (events too, but not kept
 %% trace messages), read back from its headers: aux is the last field.
 dropped_counts(B) ->
-    [Aux || <<Kind:8, _:31/binary, Aux:64/little-signed>> <= maps:get(headers, B),
+    [Aux || <<Kind:8, _:(?HEADER_BYTES - 9)/binary, Aux:64/little-signed>> <= maps:get(headers, B),
             Kind =:= ?K_DROPPED].
 
 readd_drops(0, T) -> T;

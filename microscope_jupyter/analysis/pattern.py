@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ..beam.terms import Atom, ImproperList
 from ..errors import PatternError
 
-__all__ = ["compile_pattern", "PatternError"]
+__all__ = ["compile_pattern", "safe_match", "PatternError"]
 
 
 _TOKEN = re.compile(r"""
@@ -244,3 +244,11 @@ def _variable(name: str) -> Matcher:
         env[name] = term
         return True
     return match
+
+
+def safe_match(predicate: Callable[[Any], bool], term: Any) -> bool:
+    """``predicate(term)``, False where it raises: one odd term must not break a filter."""
+    try:
+        return bool(predicate(term))
+    except Exception:  # noqa: BLE001 - a user's predicate may fail on any term
+        return False

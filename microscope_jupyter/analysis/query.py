@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import QueryError
 from ..render.elixir import render
 from .diff import render_diff, transition_changes
-from .pattern import compile_pattern
+from .pattern import compile_pattern, safe_match
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -110,7 +110,7 @@ class Query:
         matches = compile_pattern(pattern)
         messages = self._r.messages()
         sent = messages[messages["send_seq"].notna()]
-        hits = [i for i, term in zip(sent.index, sent["term"]) if _safe(matches, term)]
+        hits = [i for i, term in zip(sent.index, sent["term"]) if safe_match(matches, term)]
         if not hits:
             raise QueryError(f"no traced send matches {pattern!r}; check the pattern against "
                              "s.messages()['text']")
@@ -175,10 +175,3 @@ def _who(name: Any, pid: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return "an untraced process"
-
-
-def _safe(predicate: Callable[[Any], bool], term: Any) -> bool:
-    try:
-        return bool(predicate(term))
-    except Exception:  # noqa: BLE001 - a user predicate that fails on one term skips it
-        return False

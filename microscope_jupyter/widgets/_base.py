@@ -45,11 +45,3 @@ def records(frame: pd.DataFrame) -> list[dict]:
     for row in clean.to_dict("records"):
         out.append({k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in row.items()})
     return out
-
-
-def safe(predicate: Any, term: Any) -> bool:
-    """A user's predicate, False where it raises on a term."""
-    try:
-        return bool(predicate(term))
-    except Exception:  # noqa: BLE001 - one odd term must not break a filter
-        return False

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import traitlets as t
 
+from ..analysis.pattern import compile_pattern, safe_match
 from ..render.elixir import render
 from ..store.otp import message_kind
 from . import static_html
-from ._base import Widget, esm, safe
+from ._base import Widget, esm
 
 __all__ = ["SequenceDiagram", "SYSTEM_LANES"]
 
@@ -122,10 +123,8 @@ class SequenceDiagram(Widget):
         if pattern is None:
             self.row_filter = None
             return len(self._table)
-        from ..analysis.pattern import compile_pattern
-
         matches = compile_pattern(pattern)
-        keep = [i for i, term in enumerate(self._table["term"]) if safe(matches, term)]
+        keep = [i for i, term in enumerate(self._table["term"]) if safe_match(matches, term)]
         self.row_filter = keep
         return len(keep)
 

@@ -84,7 +84,7 @@ def test_receive_timeouts_are_events_not_messages(load_node):
     # A real message that happens to be the atom `timeout`, from a traced sender
     # (the trace spells it like a fired `after`; its send tells them apart).
     rec.eval_traced("mic_ticker ! timeout.", lang="erlang")
-    time.sleep(0.2)
+    wait_until(lambda: ((s.events["kind"] == "send") & (s.events["text"] == ":timeout")).any())
     rec.stop()
     s.rpc("mic_load", "stop_healthy", [])
 
@@ -122,7 +122,7 @@ def test_hooks_never_wait_for_a_backlogged_server(load_node):
         assert list(hooks["status"]) == ["pending"]
         assert rec.status()["state_hooks"]["pending"] == 1
         wait_until(lambda: rec.hooks()["status"].iloc[0] == "installed", timeout=15)
-        time.sleep(0.5)
+        wait_until(lambda: len(s.states("mic_worker")) >= 20)
         rec.stop()
         truth = obs.eval_erlang("element(2, maps:find(handled, sys:get_state(mic_worker))).")
     s.rpc("mic_load", "stop_feed", [feeder])
@@ -274,7 +274,7 @@ def test_the_tools_own_work_is_not_the_apps(load_node):
     for n in range(20):
         s.rpc("gen_server", "cast", [Atom("mic_worker"), (Atom("work"), 1, n)])
     s.processes()   # the agent's own table walk, on the node, during the trace
-    time.sleep(0.3)
+    wait_until(lambda: len(s.states("mic_worker")) == 20)
     rec.stop()
     events = s.events
     agent_pids = {str(rec.agent), str(rec.info["tracer"])}
@@ -316,7 +316,7 @@ def test_queries_speak_of_what_the_recording_did_not_see(load_node, caplog):
     wait_until(lambda: s.eval_erlang("whereis(mic_b).") == Atom("undefined"))
     s.rpc("mic_load", "start_worker", [Atom("mic_b")])
     rec = s.trace("mic_sender", "mic_b")
-    time.sleep(0.3)
+    wait_until(lambda: (s.events["kind"] == "send_to_dead").sum() >= 5)
     rec.stop()
     with caplog.at_level("WARNING"):
         flow = s.query.message_flow("mic_sender", "mic_b")

@@ -79,7 +79,11 @@ def test_demo_story_state_before_and_after(demo):
     assert call["message"] == (Atom("start"), 20)
     assert call["reply"] == Atom("ok")
     assert call["before"][Atom("interval")] is None and call["after"][Atom("interval")] == 20
-    assert (a_states["duration_us"] >= 0).all()
+    # A callback's duration is the callback itself, in microseconds: each one
+    # fits between the end of the previous transition and its own end.
+    ts = a_states["ts"].astype("int64").to_numpy() / 1000
+    assert (a_states["duration_us"] > 0).all()
+    assert (a_states["duration_us"].to_numpy()[1:] <= ts[1:] - ts[:-1]).all()
 
 
 def test_call_tracing_pairs_calls_with_returns_and_exceptions(demo):
@@ -101,7 +105,9 @@ def test_call_tracing_pairs_calls_with_returns_and_exceptions(demo):
     assert returned["result_text"].iloc[0] == "{:noreply, %{count: 1, last: 1}}"
     assert raised["exception_text"].iloc[0] == "{:error, :function_clause}"
     assert raised["result_text"].isna().all() and returned["exception_text"].isna().all()
-    assert (handle["duration_us"] >= 0).all()
+    # call to return, in microseconds (a unit slip would be off by 1000x)
+    span = (handle["ended_at"] - handle["started_at"]).dt.total_seconds() * 1e6
+    assert ((handle["duration_us"] - span).abs() < 1).all() and (handle["duration_us"] > 0).all()
     stats = calls[calls["mfa"].str.startswith("Demo.Stats.", na=False)]
     assert {"Demo.Stats.sent/0", "Demo.Stats.received/0"} <= set(stats["mfa"])
 

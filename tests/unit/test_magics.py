@@ -1,0 +1,34 @@
+"""The magics' own checks, through a real IPython shell (``ip`` in conftest): no node needed."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+
+@pytest.mark.parametrize("line, message", [
+    ("", "name the node to attach to, e.g. %beam_attach demo@127.0.0.1"),
+    ("a@h b@h", "%beam_attach takes one node name, got 'a@h' and 'b@h'"),
+    ("demo@h --cookie abc", "a cookie typed into a cell is saved with the notebook; use "
+                            "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie"),
+    ("demo@h --bogus", "unknown option --bogus. Usage: %beam_attach NODE@HOST "
+                       "[--cookie-file PATH] [--net-ticktime SECONDS] | --demo"),
+    ("demo@h --cookie-fil x", "unknown option --cookie-fil. Did you mean --cookie-file? Usage: "
+                              "%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]"
+                              " | --demo"),
+    ("demo@h --cookie-file /nonexistent/cookie",
+     "cannot read the cookie file /nonexistent/cookie (No such file or directory)"),
+])
+def test_attach_usage_errors(ip, line, message):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("beam_attach", line)
+    assert str(info.value) == message
+
+
+def test_commands_without_a_session(ip):
+    with pytest.raises(UsageError, match="there is no attached node. Attach with %beam_attach"):
+        ip.run_line_magic("trace", "start")
+    with pytest.raises(UsageError, match="there is no attached node. Attach with %beam_attach"):
+        ip.run_line_magic("beam_processes", "")
+    with pytest.raises(UsageError, match="no attached node to detach from"):
+        ip.run_line_magic("beam_detach", "")
