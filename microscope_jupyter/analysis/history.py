@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.etf import decode, encode
+from ..beam.etf import decode, decode_from
 from ..beam.terms import Atom
-from ..errors import QueryError
+from ..errors import DecodeError, QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore
 from ..store.otp import is_reply, may_be_reply, transition
@@ -64,16 +64,19 @@ K = KIND_CODES
 _TIMEOUT = Atom("timeout")
 
 
-def _canonical_key(raw, i: int, memo: dict) -> int | None:
-    payload = raw.payload(i)
-    if payload in memo:
-        return memo[payload]
+def _message_key(state_payload: bytes) -> int | None:
+    """The hash of a state event's message as the node encoded it: the first
+    element of its ``{Msg, Before, After, ...}`` tuple, which is byte for byte
+    the ``term_to_binary`` of the message its receive event carries. So a
+    receive pairs with its callback by hashing raw bytes, no decoding."""
+    if state_payload[:2] != b"\x83h":
+        return None
+    message = b"\x83" + state_payload[3:]
     try:
-        key = hash(encode(decode(payload)))
-    except Exception:  # noqa: BLE001 - undecodable payloads simply never pair
-        key = None
-    memo[payload] = key
-    return key
+        _, end = decode_from(message)
+    except DecodeError:
+        return None
+    return hash(message[:end])
 
 
 class History:
@@ -164,18 +167,14 @@ class History:
             cached = memo.get(blob)
             if cached is None:
                 payload = decode(blob)
-                cached = memo[blob] = (payload, transition(payload))
-            payload, state = cached
+                cached = memo[blob] = (payload, transition(payload), _message_key(blob))
+            _, state, _ = cached
             p = self._procs[int(pid[i])]
             p.state_seqs.append(int(i))
             p.states.append(state)
             p.state_ts_out.append(int(raw.ts_ns[i]))
             p.state_ts_in.append(int(raw.ts_ns[i]) - int(raw.aux[i]))
-            try:
-                key = hash(encode(payload[0]))
-            except Exception:  # noqa: BLE001 - an unencodable message simply never matches
-                key = None
-            message_keys.setdefault(int(pid[i]), []).append((int(i), key))
+            message_keys.setdefault(int(pid[i]), []).append((int(i), cached[2]))
         return message_keys
 
     def _index_receives(self, seqs: np.ndarray,
@@ -183,7 +182,6 @@ class History:
         """Pair each receive with what took it: the callback that handled it (FIFO
         among equal messages), the call it answered, the process's next act."""
         raw, kind, pid = self.raw, self.raw.kind, self.raw.pid
-        key_memo: dict[bytes, int | None] = {}
         by_pid: dict[int, list[int]] = {}
         for i in seqs[kind == K["receive"]]:
             by_pid.setdefault(int(pid[i]), []).append(int(i))
@@ -192,11 +190,9 @@ class History:
             p = self._procs[gid]
             handled = np.array(recvs, dtype=np.int64)
             if gid in message_keys:
-                # Compare messages in our own canonical encoding (the node's
-                # term_to_binary may spell atoms differently).
                 pending: dict[int | None, list[int]] = {}
                 for idx, r in enumerate(recvs):
-                    pending.setdefault(_canonical_key(raw, r, key_memo), []).append(idx)
+                    pending.setdefault(hash(raw.payload(r)), []).append(idx)
                 for state_seq, key in message_keys[gid]:
                     queue = pending.get(key)
                     if queue and recvs[queue[0]] < state_seq:

@@ -170,18 +170,28 @@ def _pair_timeouts(sends: pd.DataFrame, receives: pd.DataFrame, live: pd.Series,
 
 def _resolve_receivers(store: EventStore, sends: pd.DataFrame) -> np.ndarray:
     """Global pid id of each send's receiver; a name resolves to its holder at that time."""
-    out = np.empty(len(sends), dtype=np.int64)
+    peers = sends["_peer"].to_numpy(dtype=np.int64)
+    out = peers.copy()
     names = store.names()
-    for i, (peer, seq) in enumerate(zip(sends["_peer"], sends["seq"])):
-        term = store.term_of(int(peer))
-        out[i] = peer if isinstance(term, Pid) else names.holder_at(store.id_text(int(peer)), int(seq))
+    # Decide per distinct peer id, not per send: most sends go to a few peers.
+    for peer in np.unique(peers):
+        if peer > 0 and not isinstance(store.term_of(int(peer)), Pid):
+            name = store.id_text(int(peer))
+            rows = np.flatnonzero(peers == peer)
+            out[rows] = [names.holder_at(name, int(q)) for q in sends["seq"].to_numpy()[rows]]
     return out
 
 
 def _payload_keys(store: EventStore, seqs: pd.Series) -> list[int]:
+    """A key per event's payload: equal payloads, equal keys (any spelling of
+    the bare atom ``timeout`` shares one)."""
+    raw = store.raw()
+    rows = seqs.to_numpy(dtype=np.int64)
+    blobs, chunk = raw.blobs, raw.chunk[rows].tolist()
+    offs, lens = raw.pay_off[rows].tolist(), raw.pay_len[rows].tolist()
     keys = []
-    for s in seqs:
-        payload = store.payload_bytes(int(s))
+    for c, o, n in zip(chunk, offs, lens):
+        payload = bytes(blobs[c][o:o + n])
         keys.append(_TIMEOUT_KEY if payload in TIMEOUT_PAYLOADS else hash(payload))
     return keys
 
