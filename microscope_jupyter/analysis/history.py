@@ -45,15 +45,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.etf import decode, decode_from
+from ..beam.etf import decode_from
 from ..beam.terms import Atom
 from ..errors import DecodeError, QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore
-from ..store.otp import is_reply, may_be_reply, transition
+from ..store.otp import is_reply, may_be_reply
 from ..store.schema import KIND_CODES
 from .diff import diff
-from .process_history import ProcessHistory
+from .process_history import ProcessHistory, Transitions
 
 __all__ = ["History", "SNAPSHOT_COLUMNS"]
 
@@ -62,21 +62,27 @@ SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "m
 
 K = KIND_CODES
 _TIMEOUT = Atom("timeout")
+_CONTINUE = Atom("continue")
 
 
-def _message_key(state_payload: bytes) -> int | None:
-    """The hash of a state event's message as the node encoded it: the first
-    element of its ``{Msg, Before, After, ...}`` tuple, which is byte for byte
-    the ``term_to_binary`` of the message its receive event carries. So a
-    receive pairs with its callback by hashing raw bytes, no decoding."""
+def _is_continue(message: Any) -> bool:
+    return isinstance(message, tuple) and len(message) == 2 and message[0] == _CONTINUE
+
+
+def _message_of(state_payload: bytes) -> tuple[int | None, Any]:
+    """A state event's message, and the hash of it as the node encoded it: the
+    first element of its ``{Msg, Before, After, ...}`` tuple, which is byte for
+    byte the ``term_to_binary`` of the message its receive event carries. So a
+    receive pairs with its callback by hashing raw bytes, and only the message,
+    not the states, is decoded to index a transition."""
     if state_payload[:2] != b"\x83h":
-        return None
+        return None, None
     message = b"\x83" + state_payload[3:]
     try:
-        _, end = decode_from(message)
+        term, end = decode_from(message)
     except DecodeError:
-        return None
-    return hash(message[:end])
+        return None, None
+    return hash(message[:end]), term
 
 
 class History:
@@ -87,6 +93,7 @@ class History:
         self.raw = store.raw()
         self.cursor = 0
         self._procs: dict[int, ProcessHistory] = {}
+        self._transitions: dict[bytes, dict] = {}   # decoded states, shared by payload
         self._build()
 
     # ------------------------------------------------------------------ index
@@ -157,24 +164,27 @@ class History:
             setattr(procs[gid], attr, start + getattr(procs[gid], attr))
 
     def _index_states(self, seqs: np.ndarray) -> dict[int, list[tuple[int, int | None]]]:
-        """GenServer transitions (only these payloads are decoded); returns, per
+        """GenServer transitions: where they are and what message each took (the
+        states themselves are decoded when a snapshot reads them); returns, per
         process, each callback's message key for pairing it with its receive."""
-        raw, pid = self.raw, self.raw.pid
+        raw = self.raw
         message_keys: dict[int, list[tuple[int, int | None]]] = {}
-        memo: dict[bytes, tuple] = {}
-        for i in seqs[raw.kind == K["state"]]:
-            blob = raw.payload(int(i))
-            cached = memo.get(blob)
-            if cached is None:
-                payload = decode(blob)
-                cached = memo[blob] = (payload, transition(payload), _message_key(blob))
-            _, state, _ = cached
-            p = self._procs[int(pid[i])]
-            p.state_seqs.append(int(i))
-            p.states.append(state)
-            p.state_ts_out.append(int(raw.ts_ns[i]))
-            p.state_ts_in.append(int(raw.ts_ns[i]) - int(raw.aux[i]))
-            message_keys.setdefault(int(pid[i]), []).append((int(i), cached[2]))
+        messages: dict[bytes, tuple[int | None, Any]] = {}
+        rows = seqs[raw.kind == K["state"]]
+        for i, gid, ts, aux, blob in zip(rows.tolist(), raw.pid[rows].tolist(),
+                                         raw.ts_ns[rows].tolist(), raw.aux[rows].tolist(),
+                                         raw.payloads(rows)):
+            found = messages.get(blob)
+            if found is None:
+                found = messages[blob] = _message_of(blob)
+            p = self._procs[gid]
+            if p.states is None:
+                p.states = Transitions(raw.payload, self._transitions, p.state_seqs)
+            p.state_seqs.append(i)
+            p.state_messages.append(found[1])
+            p.state_ts_out.append(ts)
+            p.state_ts_in.append(ts - aux)
+            message_keys.setdefault(gid, []).append((i, found[0]))
         return message_keys
 
     def _index_receives(self, seqs: np.ndarray,
@@ -183,8 +193,10 @@ class History:
         among equal messages), the call it answered, the process's next act."""
         raw, kind, pid = self.raw, self.raw.kind, self.raw.pid
         by_pid: dict[int, list[int]] = {}
-        for i in seqs[kind == K["receive"]]:
-            by_pid.setdefault(int(pid[i]), []).append(int(i))
+        rows = seqs[kind == K["receive"]]
+        payload_of = dict(zip(rows.tolist(), raw.payloads(rows)))
+        for i, gid in zip(rows.tolist(), pid[rows].tolist()):
+            by_pid.setdefault(gid, []).append(i)
         never = np.iinfo(np.int64).max
         for gid, recvs in by_pid.items():
             p = self._procs[gid]
@@ -192,7 +204,7 @@ class History:
             if gid in message_keys:
                 pending: dict[int | None, list[int]] = {}
                 for idx, r in enumerate(recvs):
-                    pending.setdefault(hash(raw.payload(r)), []).append(idx)
+                    pending.setdefault(hash(payload_of[r]), []).append(idx)
                 for state_seq, key in message_keys[gid]:
                     queue = pending.get(key)
                     if queue and recvs[queue[0]] < state_seq:
@@ -204,7 +216,7 @@ class History:
             for idx, r in enumerate(recvs):
                 if r in p.handled_by_state:
                     continue
-                if may_be_reply(raw.payload(r)) and is_reply(raw.term(r)):
+                if may_be_reply(payload_of[r]) and is_reply(raw.term(r)):
                     continue  # taken by a selective receive inside a call: never queued
                 if state_seqs:
                     nxt = bisect.bisect_right(state_seqs, r)
@@ -238,9 +250,9 @@ class History:
                 continue
             # Each callback took one message off the queue, except a
             # handle_continue and a :timeout that came from a fired `after`.
-            taken = [q for q, st in zip(p.state_seqs, p.states)
-                     if st["callback"] != "handle_continue"
-                     and not (gid in fired and st["message"] == _TIMEOUT)]
+            taken = [q for q, message in zip(p.state_seqs, p.state_messages)
+                     if not _is_continue(message)
+                     and not (gid in fired and message == _TIMEOUT)]
             p.taken_seqs = np.array(taken, dtype=np.int64)
 
     # ------------------------------------------------------------------ moments

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["ProcessHistory"]
+from ..beam.etf import decode
+from ..store.otp import transition
+
+__all__ = ["ProcessHistory", "Transitions"]
+
+
+class Transitions(Sequence):
+    """A process's recorded transitions (``store.otp.transition`` dicts), each
+    decoded the first time it is read: indexing a big recording decodes none,
+    a snapshot decodes one per process. Shared payloads decode once."""
+
+    def __init__(self, payload: Callable[[int], bytes], memo: dict, seqs: list[int]):
+        self._payload, self._memo, self._seqs = payload, memo, seqs
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        blob = self._payload(self._seqs[k])
+        found = self._memo.get(blob)
+        if found is None:
+            found = self._memo[blob] = transition(decode(blob))
+        return found
 
 
 @dataclass
@@ -20,7 +46,8 @@ class ProcessHistory:
     exit_seq: int | None = None
     names: list = field(default_factory=list)          # [(seq, name or None)], sorted
     state_seqs: list = field(default_factory=list)
-    states: list = field(default_factory=list)          # decoded state dicts
+    states: "Transitions | None" = None                  # decoded when read
+    state_messages: list = field(default_factory=list)  # the message each callback took
     state_ts_in: list = field(default_factory=list)
     state_ts_out: list = field(default_factory=list)
     recv_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
