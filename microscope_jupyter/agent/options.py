@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from ..errors import TraceLimitError
 
-__all__ = ["TraceOption", "OPTIONS", "SPECIAL", "defaults", "check", "with_trace_options"]
+__all__ = ["TraceOption", "OPTIONS", "SPECIAL", "THRESHOLDS", "defaults", "check",
+           "with_trace_options"]
 
 
 @dataclass(frozen=True)
