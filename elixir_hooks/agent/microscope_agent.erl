@@ -458,7 +458,8 @@ tracer_stats(Tracer) ->
 hook_overhead() ->
     try
         {ok, G} = gen_server:start(?MODULE, calibration, []),
-        Sink = spawn(fun() -> sink([]) end),
+        %% Our tracer keeps its queue off-heap, and so the sink: a send costs the same.
+        Sink = spawn_opt(fun() -> sink([]) end, [{message_queue_data, off_heap}]),
         Flag = atomics:new(1, []),
         [code:ensure_loaded(M) || M <- [sys, erts_debug]],
         Hook = {fun ?MODULE:state_hook/3, #{tracer => Sink, stop_flag => Flag, budget => 4096,
