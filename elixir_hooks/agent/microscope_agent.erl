@@ -54,10 +54,11 @@
 %%%                                          itself once the stop flag is raised
 %%%   the system monitor, when taken         restore_monitor/2
 %%%   controller, tracer, sampler processes  exit at cleanup (tracer and sampler linked)
+%%%   the hooks' report table (unnamed ETS)  owned by the controller: gone with it
 %%%   this module                            unloaded by Python at detach
 %%% '''
 %%%
-%%% Nothing else: no ETS table, no registered name, no file, no new atom.
+%%% Nothing else: no registered name, no file, no new atom.
 -module(microscope_agent).
 
 %% PUBLIC
@@ -68,7 +69,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 10).
+-define(VERSION, 11).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -242,7 +243,9 @@ request(Pid, Make, Timeout) ->
               %% state hooks: pid -> pending | installed | removed; the id is
               %% unique per trace, so a hook left from an earlier trace (inert,
               %% see state_hook/3) never blocks a new one
-              hooks = #{}, hook_id, sampler, stop_flag}).
+              hooks = #{}, hook_id, sampler, stop_flag,
+              %% where hooks leave their reports (see REPORTS), and their drops
+              reports, report_drops}).
 
 controller_init(Caller, Owner, Opts0) ->
     process_flag(trap_exit, true),
@@ -257,6 +260,7 @@ controller_init(Caller, Owner, Opts0) ->
             %% The controller raises this flag to stop the tracer ahead of its
             %% backlog: a message would wait behind every queued trace message.
             StopFlag = atomics:new(1, []),
+            {Reports, Drops} = new_reports(),
             HookCost = case maps:get(state, Opts) of
                            true -> hook_overhead();
                            false -> 0
@@ -264,14 +268,16 @@ controller_init(Caller, Owner, Opts0) ->
             Tracer = spawn_opt(?MODULE, tracer_init,
                                [self(), Owner, Opts#{track_monitors => MonitorMFAs =/= [],
                                                      stop_flag => StopFlag,
-                                                     hook_overhead => HookCost}],
+                                                     hook_overhead => HookCost,
+                                                     reports => Reports,
+                                                     report_drops => Drops}],
                                [link, {message_queue_data, off_heap}]),
             Backend = backend(Backend0, Tracer),
             Flags = trace_flags(Opts, MonitorMFAs =/= []),
             Ctl0 = #ctl{owner = Owner, owner_ref = OwnerRef, tracer = Tracer,
                         backend = Backend, flags = Flags, opts = Opts,
                         started = erlang:monotonic_time(), stop_flag = StopFlag,
-                        hook_id = {?HOOK_ID, Tracer}},
+                        hook_id = {?HOOK_ID, Tracer}, reports = Reports, report_drops = Drops},
             Ctl1 = set_monitor_patterns(MonitorMFAs, set_patterns(Patterns, Ctl0)),
             Ctl2 = (trace_procs(Procs, Ctl1))#ctl{monitor = set_monitor(Tracer, Opts)},
             %% Hooks are asked for without waiting: a backlogged GenServer takes
@@ -445,26 +451,37 @@ tracer_stats(Tracer) ->
     end.
 
 %%%===================================================================
+%%% REPORTS
+%%%===================================================================
+
+%% Hooks leave one report per callback in this table, keyed {TsOut, Pid, N}
+%% so it is in time order; the tracer takes them at each batch, never ahead
+%% of the trace messages still in its mailbox. Owned by the controller, so it
+%% goes with the trace: a hook that outlives it fails its insert, and sys
+%% drops a hook that fails.
+new_reports() ->
+    {ets:new(microscope_reports, [ordered_set, public, {write_concurrency, true}]),
+     counters:new(1, [write_concurrency])}.
+
+%%%===================================================================
 %%% HOOK COST
 %%%===================================================================
 
 %% A hook times its own work, but not all it costs the process: sys's debug
 %% path around it and handing each report to another process are outside
 %% that window. Measured once per trace, untraced, on a throwaway GenServer:
-%% the median call with our hook (reporting to a sink) minus the median call
+%% the median call with our hook (reporting into a table) minus the median call
 %% without, minus what the hook measured itself. Added to every transition's
 %% `tool' time, so the recording accounts for what tracing cost the app.
 -define(CALIBRATION_CALLS, 400).
 hook_overhead() ->
     try
         {ok, G} = gen_server:start(?MODULE, calibration, []),
-        %% Our tracer keeps its queue off-heap, and so the sink: a send costs the same.
-        Sink = spawn_opt(fun() -> sink([]) end, [{message_queue_data, off_heap}]),
+        {Reports, Drops} = new_reports(),
         Flag = atomics:new(1, []),
         [code:ensure_loaded(M) || M <- [sys, erts_debug]],
-        Hook = {fun ?MODULE:state_hook/3, #{tracer => Sink, stop_flag => Flag, budget => 4096,
-                                            kind => gen_server, before => unknown,
-                                            pending => none, large => false, n => 0}},
+        Hook = {fun ?MODULE:state_hook/3,
+                hook_state(Reports, Drops, Flag, 4096, gen_server, ?CALIBRATION_CALLS)},
         %% Alternating blocks, so a burst of load elsewhere falls on both sides.
         Blocks = [begin
                       P = call_times(G, ?CALIBRATION_CALLS div 4),
@@ -475,11 +492,10 @@ hook_overhead() ->
                   end || _ <- [1, 2, 3, 4]],
         Plain = lists:append([P || {P, _} <- Blocks]),
         Hooked = lists:append([H || {_, H} <- Blocks]),
-        Sink ! {report, self()},
-        Own = receive {Sink, Tools} -> median(Tools) after 1000 -> 0 end,
+        Own = median([element(tuple_size(R), R) || R <- ets:tab2list(Reports)] ++ [0]),
         atomics:put(Flag, 1, 1),
         gen_server:stop(G),
-        exit(Sink, kill),
+        ets:delete(Reports),
         max(0, round(median(Hooked) - median(Plain) - Own))
     catch _:_ -> 0
     end.
@@ -494,13 +510,6 @@ call_times(G, N) ->
 median(List) ->
     Sorted = lists:sort(List),
     lists:nth(max(1, length(Sorted) div 2), Sorted).
-
-sink(Tools) ->
-    receive
-        {report, From} -> From ! {self(), case Tools of [] -> [0]; _ -> Tools end};
-        Report when element(1, Report) =:= microscope_state -> sink([element(10, Report) | Tools]);
-        _ -> sink(Tools)
-    end.
 
 %% @private
 init(calibration) -> {ok, #{count => 0}}.
@@ -943,8 +952,8 @@ restore_monitor({set, Previous}, Tracer) ->
 %% from us, so a message someone else sends between the two is handled
 %% hooked, and the tracer then knows its `before' is unknown rather than
 %% taking a stale one.
-hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts, hooks = Hooks, hook_id = Id,
-                              stop_flag = Flag}) ->
+hook_states(Procs, Ctl = #ctl{opts = Opts, hooks = Hooks, hook_id = Id, stop_flag = Flag,
+                              reports = Reports, report_drops = Drops}) ->
     Budget = state_budget(Opts),
     %% Loaded here, not by the first traced process to need them: a code
     %% server call from inside the app would show as the app's own traffic.
@@ -955,26 +964,30 @@ hook_states(Procs, Ctl = #ctl{tracer = Tracer, opts = Opts, hooks = Hooks, hook_
                         Kind =/= none],
     Self = self(),
     [begin
-         FuncState = #{tracer => Tracer, stop_flag => Flag, budget => Budget, kind => Kind,
-                       before => unknown,
-                       pending => none, large => false, n => 0},
+         FuncState = hook_state(Reports, Drops, Flag, Budget, Kind,
+                                maps:get(shed_queue, Opts)),
          P ! {system, {Self, {microscope_hook, installed, P}},
               {debug, {install, {Id, fun ?MODULE:state_hook/3, FuncState}}}},
          P ! {system, {Self, {microscope_hook, based, P}},
-              {replace_state, base_reporter(Tracer, Kind, Budget)}}
+              {replace_state, base_reporter(Reports, Kind, Budget)}}
      end || {P, Kind} <- New],
     Ctl#ctl{hooks = maps:merge(Hooks, maps:from_list([{P, pending} || {P, _} <- New]))}.
 
 %% Words of state the hook may copy to the tracer per callback.
 state_budget(Opts) -> maps:get(payload_limit, Opts).
 
-base_reporter(Tracer, Kind, Budget) ->
+hook_state(Reports, Drops, Flag, Budget, Kind, Limit) ->
+    #{reports => Reports, drops => Drops, limit => Limit, stop_flag => Flag, budget => Budget,
+      kind => Kind, before => unknown, pending => none, large => false, n => 0}.
+
+base_reporter(Reports, Kind, Budget) ->
     fun(State) ->
             Base = case Kind of
                        gen_statem when is_tuple(State), tuple_size(State) =:= 2 -> element(1, State);
                        _ -> State
                    end,
-            Tracer ! {microscope_base, self(), bounded(Base, Budget)},
+            %% n = 0: the state the hook's first report starts from
+            ets:insert(Reports, {{erlang:monotonic_time(), self(), 0}, base, bounded(Base, Budget)}),
             State
     end.
 
@@ -1064,7 +1077,7 @@ hook_event(F, _Other) ->
 
 hook_out(F = #{pending := none}, _TsOut, _NewState, _Reply) ->
     F;
-hook_out(F = #{tracer := Tracer, budget := Budget, kind := Kind, before := Before,
+hook_out(F = #{budget := Budget, kind := Kind, before := Before,
                pending := {Msg, TsIn}, n := N}, TsOut, NewState, Reply) ->
     %% Every 64th callback a small state goes whole, so a tracer that lost
     %% some of our reports (shed under load) has a base again.
@@ -1072,10 +1085,20 @@ hook_out(F = #{tracer := Tracer, budget := Budget, kind := Kind, before := Befor
                            true -> whole(NewState, Budget);
                            false -> capture(Before, NewState, Budget, maps:get(large, F))
                        end,
-    Tracer ! {microscope_state, self(), TsIn, TsOut, bounded(Msg, Budget), Capture,
-              reply_capture(Reply, Budget), Kind, N + 1,
-              erlang:monotonic_time() - TsOut},
+    Report = {{TsOut, self(), N + 1}, TsIn, bounded(Msg, Budget), Capture,
+              reply_capture(Reply, Budget), Kind},
+    leave_report(F, Report, erlang:monotonic_time() - TsOut),
     F#{before := NewState, pending := none, large := Large, n := N + 1}.
+
+%% A report goes into the trace's table, not to the tracer: a message would
+%% wake the tracer's scheduler on every callback (measured: 2-3 us a call),
+%% an insert wakes nobody; the tracer collects at each batch. A full table
+%% (the tracer fell behind) drops the report, counted.
+leave_report(#{reports := Reports, drops := Drops, limit := Limit}, Report, Tool) ->
+    case ets:info(Reports, size) < Limit of
+        true -> ets:insert(Reports, erlang:append_element(Report, Tool));
+        false -> counters:add(Drops, 1, 1)
+    end.
 
 reply_capture(noreply, _) -> noreply;
 reply_capture({reply, R}, Budget) -> {reply, bounded(R, Budget)}.
@@ -1212,6 +1235,9 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              stop_flag,
              %% what a hooked callback costs beyond what the hook measures itself
              hook_overhead = 0,
+             %% the hooks' report table and drop counter (REPORTS), the drops
+             %% already accounted for, and the newest trace message's time
+             reports, report_drops, drops_counted = 0, last_ts, reports_active = false,
              %% the last state seen of each hooked process (pid -> state), to
              %% rebuild a whole state from the changes a hook sends
              states = #{}}).
@@ -1236,6 +1262,10 @@ tracer_init(Controller, Owner, Opts) ->
                     max_queue = maps:get(max_queue, Opts),
                     stop_flag = maps:get(stop_flag, Opts),
                     hook_overhead = maps:get(hook_overhead, Opts, 0),
+                    reports = maps:get(reports, Opts),
+                    reports_active = maps:get(state, Opts),
+                    last_ts = Now,
+                    report_drops = maps:get(report_drops, Opts),
                     window_start = Now, last_flush = Now,
                     second = erlang:convert_time_unit(1, second, native)}).
 
@@ -1264,7 +1294,8 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
 finish(T, From, Ref, Reason, StopTs) ->
     Deadline = erlang:monotonic_time() + erlang:convert_time_unit(?FINISH_BUDGET_MS, millisecond,
                                                                    native),
-    T1 = drain_after_stop(T#tr{stopped = true}, StopTs, Deadline),
+    T0 = drain_after_stop(T#tr{stopped = true}, StopTs, Deadline),
+    T1 = take_reports(T0, StopTs, fun encode_counted/2),
     %% No shedding from here on: the last drop span is written, so
     %% everything left goes out, waiting for the connection if it must.
     T2 = flush_all(enqueue_batch(T1)),
@@ -1275,13 +1306,23 @@ stats(T, State) ->
       batches => T#tr.batches}.
 
 handle(Msg, T0) ->
-    T = T0#tr{seen = T0#tr.seen + 1},
+    T1 = reports_before(Msg, T0, fun handle/2),
+    T = T1#tr{seen = T1#tr.seen + 1},
     case admit(T) of
-        {keep, T1} ->
-            maybe_flush(periodic_checks(encode_kept(Msg, T1)));
-        {drop, T1} ->
-            periodic_checks(remember_state(Msg, T1))
+        {keep, T2} ->
+            maybe_flush(periodic_checks(encode_kept(Msg, T2)));
+        {drop, T2} ->
+            periodic_checks(remember_state(Msg, T2))
     end.
+
+%% Before a trace message is encoded, the hooks' reports from before it: a
+%% callback lands after the receive it handled and before the exit it led to.
+reports_before({trace_ts, _, _, _, Ts}, T = #tr{reports_active = true}, Handle) ->
+    take_reports(T, Ts - 1, Handle);
+reports_before({trace_ts, _, _, _, _, Ts}, T = #tr{reports_active = true}, Handle) ->
+    take_reports(T, Ts - 1, Handle);
+reports_before(_, T, _) ->
+    T.
 
 encode_kept(Msg, T1) ->
     case encode_event(Msg, T1) of
@@ -1294,9 +1335,14 @@ encode_kept(Msg, T1) ->
             T3#tr{kept = T3#tr.kept + Added, seen = T3#tr.seen + Added - 1}
     end.
 
-%% At the stop: encoded whatever the limits (the events happened inside the trace).
-encode_counted(Msg, T) ->
-    encode_kept(Msg, close_drop_span(T#tr{seen = T#tr.seen + 1})).
+%% At the stop: encoded whatever the limits (the events happened inside the
+%% trace), but no more than max_events, and in order with the hooks' reports.
+encode_counted(Msg, T0) ->
+    T = reports_before(Msg, T0, fun encode_counted/2),
+    case T#tr.kept >= T#tr.max_events of
+        true -> count_drop(T#tr{seen = T#tr.seen + 1});
+        false -> encode_kept(Msg, close_drop_span(T#tr{seen = T#tr.seen + 1}))
+    end.
 
 %% A dropped state event still moves the process's state on, so the next
 %% kept one is rebuilt from the right base (and marked as following a gap).
@@ -1419,7 +1465,42 @@ maybe_flush(T) ->
     T.
 
 flush(T) ->
-    send_pending((enqueue_batch(T))#tr{last_flush = erlang:monotonic_time()}).
+    send_pending((enqueue_batch(take_reports(T)))#tr{last_flush = erlang:monotonic_time()}).
+
+%% The hooks' reports up to the newest trace message handled (all of them
+%% when our mailbox is empty), so a callback never lands ahead of the
+%% receive it handled. Each goes through the limits like a trace message.
+take_reports(T) ->
+    {message_queue_len, Queued} = erlang:process_info(self(), message_queue_len),
+    Until = case Queued of
+                0 -> erlang:monotonic_time();
+                _ -> T#tr.last_ts
+            end,
+    take_reports(T, Until, fun handle/2).
+
+take_reports(T = #tr{reports = Reports, report_drops = Drops}, Until, Handle) ->
+    Dropped = counters:get(Drops, 1) - T#tr.drops_counted,
+    T1 = case Dropped of
+             0 -> T;
+             _ -> readd_drops(Dropped, T#tr{drops_counted = T#tr.drops_counted + Dropped,
+                                            dropped = T#tr.dropped + Dropped,
+                                            seen = T#tr.seen + Dropped})
+         end,
+    take_reports_until(ets:first(Reports), Reports, Until, Handle, T1).
+
+take_reports_until({Ts, _, _} = Key, Reports, Until, Handle, T) when Ts =< Until ->
+    T1 = case ets:take(Reports, Key) of
+             [Report] -> Handle(report_message(Report), T);
+             [] -> T
+         end,
+    take_reports_until(ets:first(Reports), Reports, Until, Handle, T1);
+take_reports_until(_, _, _, _, T) ->
+    T.
+
+report_message({{_Ts, P, 0}, base, Base}) ->
+    {microscope_base, P, Base};
+report_message({{TsOut, P, N}, TsIn, Msg, Capture, Reply, Kind, Tool}) ->
+    {microscope_state, P, TsIn, TsOut, Msg, Capture, Reply, Kind, N, Tool}.
 
 %% The batch being built joins the ones waiting to be sent.
 enqueue_batch(T = #tr{in_batch = 0, defs = []}) ->
@@ -1699,7 +1780,7 @@ add(Kind, Flags, P0, Peer0, MFA0, Ts, Aux, Bin, T0) ->
     Header = <<Kind:8, Flags:8, 0:16, P:32/little, Peer:32/little, MFA:32/little,
               Ts:64/little-signed, (T3#tr.pay_off):32/little, Size:32/little,
               Aux:64/little-signed>>,
-    T3#tr{headers = [Header | T3#tr.headers],
+    T3#tr{headers = [Header | T3#tr.headers], last_ts = max(Ts, T3#tr.last_ts),
           payloads = case Size of 0 -> T3#tr.payloads; _ -> [Bin | T3#tr.payloads] end,
           pay_off = T3#tr.pay_off + Size, in_batch = T3#tr.in_batch + 1}.
 
