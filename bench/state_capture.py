@@ -14,10 +14,13 @@ The call round trip is timed on the node, per call; medians are printed.
               transition recorded (what changed, found by identity; the
               state itself is not copied past the size budget).
 
-Prints, per size: medians, traced/untraced and traced/null ratios, and the
-tool's own cost as the recording reports it (states' tool_us) next to the
-measured difference (traced - untraced): the recording's figure should
-account for the difference.
+Each run times the untraced call before and after the traced block (their
+mean is the run's baseline), so the machine's drift falls on both sides.
+Prints, per size: medians, the median over runs of traced/untraced and
+traced/null, and the tool's own cost as the recording reports it (states'
+tool_us) next to the measured difference (traced - untraced), with the
+median over runs of their ratio: the recording's figure should account for
+the difference.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ def one_size(s, mb: int, calls: int) -> dict:
     first = len(s.events)
     out["microscope"] = median_call_us(s, calls)
     rec.stop(timeout=120)
+    # The untraced call again: the baseline brackets the traced block, so a
+    # drift of the machine during the run falls on both sides.
+    out["untraced"] = (out["untraced"] + median_call_us(s, calls)) / 2
     states = s.states("mic_big")
     states = states[states["seq"] >= first]
     out["tool_reported"] = float(states["tool_us"].median()) if len(states) else float("nan")
@@ -71,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5,20", help="state sizes in MB")
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     node = start_node("otp25", prefix="bench_state")
     try:
@@ -86,11 +92,16 @@ def main() -> None:
             for mb in (int(x) for x in args.sizes.split(",")):
                 runs = [one_size(s, mb, args.calls) for _ in range(args.runs)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                measured = med["microscope"] - med["untraced"]
+                # Ratios per run, then their median: each run's pair shares its moment.
+                ratio = statistics.median(r["microscope"] / r["untraced"] for r in runs)
+                per_null = statistics.median(r["microscope"] / r["null"] for r in runs)
+                share = statistics.median(r["tool_reported"] / (r["microscope"] - r["untraced"])
+                                          for r in runs if r["microscope"] > r["untraced"])
+                measured = statistics.median(r["microscope"] - r["untraced"] for r in runs)
                 print(f"{mb:>4}MB {med['untraced']:>8.1f}us {med['null']:>8.1f}us "
-                      f"{med['microscope']:>9.1f}us {med['microscope'] / med['untraced']:>9.2f}x "
-                      f"{med['microscope'] / med['null']:>6.2f}x {med['tool_reported']:>9.1f}us "
-                      f"{measured:>7.1f}us {med['tool_reported'] / measured if measured > 0 else float('nan'):>8.2f}x"
+                      f"{med['microscope']:>9.1f}us {ratio:>9.2f}x "
+                      f"{per_null:>6.2f}x {med['tool_reported']:>9.1f}us "
+                      f"{measured:>7.1f}us {share:>8.2f}x"
                       f"   ({int(med['recorded'])} transitions recorded)")
     finally:
         node.stop()
