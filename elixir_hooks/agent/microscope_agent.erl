@@ -1415,8 +1415,7 @@ shed(T) ->
 shed(0, T) -> T;
 shed(N, T) ->
     receive
-        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= microscope_state;
-                 element(1, Msg) =:= monitor ->
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= monitor ->
             shed(N - 1, count_drop(T#tr{seen = T#tr.seen + 1}))
     after 0 -> T
     end.
@@ -1445,10 +1444,8 @@ drain_after_stop(T, StopTs, Deadline) ->
 
 %% When a queued message happened; none for what is no event.
 event_ts(Msg) when element(1, Msg) =:= trace_ts -> element(tuple_size(Msg), Msg);
-event_ts({microscope_state, _, _, TsOut, _, _, _, _, _, _}) -> TsOut;
 event_ts({microscope_mailbox, _, _, Ts}) -> Ts;
 event_ts({microscope_hook, _, _, Ts}) -> Ts;
-event_ts({microscope_base, _, _}) -> 0;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
 
@@ -1559,8 +1556,9 @@ flush_all(T = #tr{owner = Owner, pending = Pending}) ->
     T#tr{pending = []}.
 
 %% Trace message -> header + payload. Our own traffic (hook requests and
-%% their replies, hook reports, even those of an earlier trace that reach a
-%% dead pid) is recognised by its tags, wherever it goes, and is no event.
+%% their replies, even those of an earlier trace that reach a dead pid) is
+%% recognised by its tags, wherever it goes, and is no event. Hook reports
+%% never travel as messages (REPORTS).
 encode_event({trace_ts, _, Dir, Msg, _} = M, T) when Dir =:= 'receive' ->
     case agent_traffic(Msg) of
         true -> skip;
@@ -1577,8 +1575,6 @@ encode_event(M, T) ->
 
 agent_traffic({system, {_, {microscope_hook, _, _}}, _}) -> true;
 agent_traffic({{microscope_hook, _, _}, _}) -> true;
-agent_traffic(Msg) when element(1, Msg) =:= microscope_state; element(1, Msg) =:= microscope_base ->
-    true;
 agent_traffic(_) -> false.
 
 encode({trace_ts, P, 'receive', timeout, Ts}, T) ->

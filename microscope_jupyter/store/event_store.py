@@ -36,7 +36,6 @@ from .schema import EVENT_COLUMNS, HEADER_DTYPE, KIND_CODES, KINDS, normalise_au
 
 __all__ = ["EventStore", "RawColumns", "StoreParts"]
 
-_STATE = KIND_CODES["state"]
 # Rare kinds a live status line asks about: kept aside as batches land, so
 # asking never builds the event frame.
 _LANDMARKS = np.array([KIND_CODES[k] for k in ("hook", "exit")], dtype=np.uint8)
