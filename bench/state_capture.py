@@ -39,7 +39,7 @@ from microscope_jupyter import Atom  # noqa: E402
 from nodes import ERLANG_DIR, compile_erlang, load_module, start_node  # noqa: E402
 
 NAME = Atom("mic_big")
-NULL_HOOK = "sys:install(N, {fun(S, _, _) -> S end, ok}), ok."
+NULL_HOOK = "sys:install(N, {fun mic_load:null_hook/3, ok}), ok."
 NULL_UNHOOK = "sys:no_debug(N), ok."
 
 

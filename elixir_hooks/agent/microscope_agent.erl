@@ -69,7 +69,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 11).
+-define(VERSION, 12).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -458,9 +458,13 @@ tracer_stats(Tracer) ->
 %% so it is in time order; the tracer takes them at each batch, never ahead
 %% of the trace messages still in its mailbox. Owned by the controller, so it
 %% goes with the trace: a hook that outlives it fails its insert, and sys
-%% drops a hook that fails.
+%% drops a hook that fails. Hooks read the table's size before each insert
+%% (the bound): with decentralized counters that read sums every
+%% scheduler's counter (measured 4.7 us, more than all else a hook does),
+%% with one counter it is one atomic read.
 new_reports() ->
-    {ets:new(microscope_reports, [ordered_set, public, {write_concurrency, true}]),
+    {ets:new(microscope_reports, [ordered_set, public, {write_concurrency, true},
+                                  {decentralized_counters, false}]),
      counters:new(1, [write_concurrency])}.
 
 %%%===================================================================
@@ -492,7 +496,8 @@ hook_overhead() ->
                   end || _ <- [1, 2, 3, 4]],
         Plain = lists:append([P || {P, _} <- Blocks]),
         Hooked = lists:append([H || {_, H} <- Blocks]),
-        Own = median([element(tuple_size(R), R) || R <- ets:tab2list(Reports)] ++ [0]),
+        Own = median([perf_to_native(element(tuple_size(R), R))
+                      || R <- ets:tab2list(Reports)] ++ [0]),
         atomics:put(Flag, 1, 1),
         gen_server:stop(G),
         ets:delete(Reports),
@@ -940,6 +945,16 @@ restore_monitor({set, Previous}, Tracer) ->
     end,
     ok.
 
+%% A hook's own state (sys's FuncState), a record: read and updated twice per
+%% callback inside the traced process, where a map costs more.
+-record(hook, {reports, drops, limit, stop_flag, budget, kind,
+               before = unknown,   % the state after the last callback seen
+               pending = none,     % {Msg, PerfIn} between `in' and `out'
+               large = false,      % the last state was over the budget
+               room = true,        % the report table had room when last read
+               last_insert = 0,    % what the last report's insert took
+               n = 0}).            % callbacks reported
+
 %% GenServer / gen_statem state capture through sys debug hooks.
 %%
 %% Nothing here waits on the process. The install request is a system
@@ -977,8 +992,8 @@ hook_states(Procs, Ctl = #ctl{opts = Opts, hooks = Hooks, hook_id = Id, stop_fla
 state_budget(Opts) -> maps:get(payload_limit, Opts).
 
 hook_state(Reports, Drops, Flag, Budget, Kind, Limit) ->
-    #{reports => Reports, drops => Drops, limit => Limit, stop_flag => Flag, budget => Budget,
-      kind => Kind, before => unknown, pending => none, large => false, n => 0}.
+    #hook{reports = Reports, drops = Drops, limit = Limit, stop_flag = Flag, budget = Budget,
+          kind = Kind}.
 
 base_reporter(Reports, Kind, Budget) ->
     fun(State) ->
@@ -1052,53 +1067,84 @@ behaviours(M) ->
 %% removes itself (`done') once its trace has stopped: the stop flag is an
 %% atomic, read without a message (is_process_alive/1 on another process
 %% is a request and a reply message, which the trace would show).
-state_hook(F = #{stop_flag := Flag}, Event, _Name) ->
+state_hook(F = #hook{stop_flag = Flag}, Event, _Name) ->
     case atomics:get(Flag, 1) of
         0 -> hook_event(F, Event);
         _ -> done
     end.
 
+%% Durations inside the callback are taken with os:perf_counter/0, a third
+%% of erlang:monotonic_time/0's cost here; only the moment the callback
+%% returned, which orders the report among trace messages, is monotonic.
+%% The tracer converts (report_message/1), not the traced process.
 hook_event(F, {in, Msg}) ->
-    F#{pending := {Msg, erlang:monotonic_time()}};
+    F#hook{pending = {Msg, os:perf_counter()}};
 hook_event(F, {in, Msg, _StateName}) ->
-    F#{pending := {Msg, erlang:monotonic_time()}};
+    F#hook{pending = {Msg, os:perf_counter()}};
 hook_event(F, {continue, _} = Msg) ->
-    F#{pending := {Msg, erlang:monotonic_time()}};
+    F#hook{pending = {Msg, os:perf_counter()}};
 hook_event(F, {out, Reply, _From, NewState}) ->
-    hook_out(F, erlang:monotonic_time(), NewState, {reply, Reply});
+    hook_out(F, NewState, {reply, Reply});
 hook_event(F, {noreply, NewState}) ->
-    hook_out(F, erlang:monotonic_time(), NewState, noreply);
-hook_event(F = #{kind := gen_statem, pending := Pending}, {consume, Event, _State, Next}) ->
-    Now = erlang:monotonic_time(),
-    hook_out(F#{pending := case Pending of none -> {Event, Now}; _ -> Pending end}, Now, Next,
-             noreply);
+    hook_out(F, NewState, noreply);
+hook_event(F = #hook{kind = gen_statem, pending = Pending}, {consume, Event, _State, Next}) ->
+    Pending1 = case Pending of none -> {Event, os:perf_counter()}; _ -> Pending end,
+    hook_out(F#hook{pending = Pending1}, Next, noreply);
 hook_event(F, _Other) ->
     F.
 
-hook_out(F = #{pending := none}, _TsOut, _NewState, _Reply) ->
+hook_out(F = #hook{pending = none}, _NewState, _Reply) ->
     F;
-hook_out(F = #{budget := Budget, kind := Kind, before := Before,
-               pending := {Msg, TsIn}, n := N}, TsOut, NewState, Reply) ->
+hook_out(F = #hook{budget = Budget, kind = Kind, before = Before, large = Large0,
+                   pending = {Msg, PerfIn}, n = N}, NewState, Reply) ->
+    TsOut = erlang:monotonic_time(),
+    PerfOut = os:perf_counter(),
     %% Every 64th callback a small state goes whole, so a tracer that lost
     %% some of our reports (shed under load) has a base again.
-    {Capture, Large} = case N band 63 =:= 63 andalso not maps:get(large, F) of
+    {Capture, Large} = case N band 63 =:= 63 andalso not Large0 of
                            true -> whole(NewState, Budget);
-                           false -> capture(Before, NewState, Budget, maps:get(large, F))
+                           false -> capture(Before, NewState, Budget, Large0)
                        end,
-    Report = {{TsOut, self(), N + 1}, TsIn, bounded(Msg, Budget), Capture,
+    Report = {{TsOut, self(), N + 1}, PerfOut - PerfIn, bounded_message(Msg, Budget), Capture,
               reply_capture(Reply, Budget), Kind},
-    leave_report(F, Report, erlang:monotonic_time() - TsOut),
-    F#{before := NewState, pending := none, large := Large, n := N + 1}.
+    {Room, Insert} = leave_report(F, Report, PerfOut, N),
+    F#hook{before = NewState, pending = none, large = Large, n = N + 1, room = Room,
+           last_insert = Insert}.
 
 %% A report goes into the trace's table, not to the tracer: a message would
 %% wake the tracer's scheduler on every callback (measured: 2-3 us a call),
 %% an insert wakes nobody; the tracer collects at each batch. A full table
-%% (the tracer fell behind) drops the report, counted.
-leave_report(#{reports := Reports, drops := Drops, limit := Limit}, Report, Tool) ->
-    case ets:info(Reports, size) < Limit of
-        true -> ets:insert(Reports, erlang:append_element(Report, Tool));
-        false -> counters:add(Drops, 1, 1)
+%% (the tracer fell behind) drops the report, counted. The table's size is
+%% read every 16th report (a read is a tenth of what the rest costs), so the
+%% bound may be passed by 15 reports a process. The last element is the
+%% hook's own time (perf_counter units): its work up to the insert, plus
+%% what the previous insert took (an insert cannot carry its own time; it
+%% varies with the table and the tracer's draining, so it is measured, not
+%% calibrated). sys's debug path is in the calibration (hook_overhead/0).
+leave_report(#hook{reports = Reports, drops = Drops, limit = Limit, room = Room,
+                   last_insert = LastInsert}, Report, PerfOut, N) ->
+    Room1 = case N band 15 of
+                0 -> ets:info(Reports, size) < Limit;
+                _ -> Room
+            end,
+    case Room1 of
+        true ->
+            Before = os:perf_counter(),
+            ets:insert(Reports, erlang:append_element(Report, Before - PerfOut + LastInsert)),
+            {Room1, os:perf_counter() - Before};
+        false ->
+            counters:add(Drops, 1, 1),
+            {Room1, 0}
     end.
+
+%% A gen call's From ({Pid, Tag}) is small and fixed: only the request is
+%% walked against the budget.
+bounded_message({'$gen_call', From, Request}, Budget) ->
+    {'$gen_call', From, bounded(Request, Budget)};
+bounded_message({'$gen_cast', Request}, Budget) ->
+    {'$gen_cast', bounded(Request, Budget)};
+bounded_message(Msg, Budget) ->
+    bounded(Msg, Budget).
 
 reply_capture(noreply, _) -> noreply;
 reply_capture({reply, R}, Budget) -> {reply, bounded(R, Budget)}.
@@ -1496,8 +1542,11 @@ take_reports_until(_, _, _, _, T) ->
 
 report_message({{_Ts, P, 0}, base, Base}) ->
     {microscope_base, P, Base};
-report_message({{TsOut, P, N}, TsIn, Msg, Capture, Reply, Kind, Tool}) ->
-    {microscope_state, P, TsIn, TsOut, Msg, Capture, Reply, Kind, N, Tool}.
+report_message({{TsOut, P, N}, PerfIn, Msg, Capture, Reply, Kind, PerfTool}) ->
+    {microscope_state, P, TsOut - perf_to_native(PerfIn), TsOut, Msg, Capture, Reply, Kind, N,
+     perf_to_native(PerfTool)}.
+
+perf_to_native(Perf) -> erlang:convert_time_unit(Perf, perf_counter, native).
 
 %% The batch being built joins the ones waiting to be sent.
 enqueue_batch(T = #tr{in_batch = 0, defs = []}) ->

@@ -12,7 +12,7 @@
 -module(mic_load).
 -behaviour(gen_server).
 
--export([start_worker/1, feed/4, stop_feed/1, start_big/2, bump/1, peek/1, time_calls/3,
+-export([start_worker/1, feed/4, stop_feed/1, start_big/2, bump/1, peek/1, time_calls/3, null_hook/3,
          start_healthy/0, stop_healthy/0, sleeper/1, task/1, stop_all/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
@@ -54,6 +54,10 @@ time_calls(Name, Request, N) ->
          gen_server:call(Name, Request, 60000),
          erlang:convert_time_unit(erlang:monotonic_time() - T0, native, nanosecond) / 1000
      end || _ <- lists:seq(1, N)].
+
+%% A sys debug hook that does nothing, compiled: the floor for any hook-based
+%% state capture (a fun typed into a shell is interpreted, far slower).
+null_hook(FuncState, _Event, _Name) -> FuncState.
 
 %%% healthy app --------------------------------------------------------------
 
