@@ -22,6 +22,7 @@ from ..render.elixir import render
 from ..store import joins
 from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
+from ..store.lazy import materialize
 from ..store.schema import EVENT_COLUMNS
 from .expect import check_expectation
 from .findings import Finding, detect, findings_frame
@@ -213,8 +214,9 @@ class SessionBase:
 
         con = duckdb.connect()
         try:
-            con.register("events", self.events.drop(columns=["term"]).astype({"kind": str}))
-            messages = self.messages().drop(columns=["term"])
+            con.register("events", materialize(self.events.drop(columns=["term"]))
+                         .astype({"kind": str}))
+            messages = materialize(self.messages().drop(columns=["term"]))
             con.register("messages", messages)
             states = self.states()
             for column in ("message", "before", "after", "reply"):

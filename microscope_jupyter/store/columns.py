@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..beam.etf import decode
 from ..beam.terms import Pid
@@ -27,7 +26,6 @@ class Chunk:
     headers: np.ndarray      # HEADER_DTYPE, sorted by ts; pid/peer/mfa are global ids
     payloads: Any            # bytes, or an mmap once spilled
     ts_ns: np.ndarray        # wall clock, ns since the epoch
-    frame: pd.DataFrame | None = None
     spilled: bool = False
 
     @property
@@ -43,7 +41,6 @@ class Chunk:
         self.headers = np.load(f"{base}.headers.npy", mmap_mode="r")
         self.ts_ns = np.load(f"{base}.ts.npy", mmap_mode="r")
         self.payloads = _map_file(f"{base}.payloads")
-        self.frame = None
         self.spilled = True
 
 

@@ -30,7 +30,8 @@ from ..beam.terms import Atom, Pid
 from ..errors import QueryError
 from ..render.names import erlang_module_name, format_name
 from .columns import Chunk, RawColumns, StoreParts
-from .frame import PayloadRenderer, empty_frame, id_text
+from .frame import PayloadRenderer, events_frame, id_text
+from .lazy import PayloadSource
 from .names import NameIndex
 from .schema import EVENT_COLUMNS, HEADER_DTYPE, KIND_CODES, KINDS, normalise_aux
 
@@ -75,10 +76,11 @@ class EventStore:
         self._initial_procs: set[int] = set()
         self._landmarks: list[tuple[int, str, int]] = []   # (seq, kind, pid id)
         self._frame_cache: pd.DataFrame | None = None
-        self._frame_chunks = 0
+        self._frame_count = 0
         self._raw_cache: RawColumns | None = None
         self._names_cache: tuple[int, str, NameIndex] | None = None
-        self._renderer = PayloadRenderer(syntax, text_limit)
+        # Decoded payloads are memoised within a quarter of the memory budget.
+        self._renderer = PayloadRenderer(syntax, text_limit, memory_budget // 4)
 
     def set_syntax(self, syntax: str) -> None:
         """Render terms as ``"elixir"`` (default) or ``"erlang"`` from now on."""
@@ -88,9 +90,7 @@ class EventStore:
             self.syntax = syntax
             self._frame_cache = None
             self._names_cache = None
-            self._renderer = PayloadRenderer(syntax, self.text_limit)
-            for chunk in self._chunks:
-                chunk.frame = None
+            self._renderer = PayloadRenderer(syntax, self.text_limit, self.memory_budget // 4)
 
     # ---------------------------------------------------------------- writing
 
@@ -328,31 +328,21 @@ class EventStore:
         return id_text(self._ids[gid], self.syntax)
 
     def frame(self) -> pd.DataFrame:
-        """Every event as a DataFrame with the public columns plus ``_pid``/``_peer`` ids."""
+        """Every event as a DataFrame with the public columns plus ``_pid``/``_peer`` ids.
+
+        ``term`` and ``text`` are lazy (``store.lazy``): built in a pass over
+        the headers, a payload decoded when its row is read."""
         with self._lock:
-            chunks = list(self._chunks)
-            if self._frame_cache is not None and self._frame_chunks == len(chunks):
+            count = self._count
+            if self._frame_cache is not None and self._frame_count == count:
                 return self._frame_cache
             id_texts = np.array([id_text(t, self.syntax) for t in self._ids], dtype=object)
-            frames = [self._chunk_frame(c, id_texts) for c in chunks]
-        if frames:
-            frame = pd.concat(frames, ignore_index=True)
-        else:
-            frame = empty_frame()
-        frame = self._add_names(frame)
-        frame["kind"] = frame["kind"].astype("category")
+            renderer = self._renderer
+        raw = self.raw()
+        frame = self._add_names(events_frame(raw, PayloadSource(raw, renderer), id_texts))
         with self._lock:
             self._frame_cache = frame
-            self._frame_chunks = len(chunks)
-        return frame
-
-    def _chunk_frame(self, chunk: Chunk, id_texts: np.ndarray) -> pd.DataFrame:
-        if chunk.frame is not None:
-            return chunk.frame
-        frame = self._renderer.chunk_frame(chunk.headers, chunk.payloads, chunk.seq_start,
-                                           chunk.node, chunk.ts_ns, id_texts)
-        if not chunk.spilled:
-            chunk.frame = frame
+            self._frame_count = len(raw)
         return frame
 
     def _add_names(self, frame: pd.DataFrame) -> pd.DataFrame:

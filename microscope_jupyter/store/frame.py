@@ -1,11 +1,13 @@
-"""Events as the pandas frame people see: payloads decoded and rendered.
+"""Events as the pandas frame people see, built from the raw columns.
 
-    renderer = PayloadRenderer("elixir", text_limit=200)
-    renderer.chunk_frame(headers, payloads, seq_start, node, ts_ns, id_texts)
+    renderer = PayloadRenderer("elixir", text_limit=200, max_bytes=128 << 20)
+    frame = events_frame(raw, PayloadSource(raw, renderer), id_texts)
 
+Every header column is vectorised; ``term`` and ``text`` are lazy
+(``store.lazy``): a payload is decoded and rendered when a row is read.
 Identical payloads (ticks, repeated messages) decode and render once: the
-renderer keeps them by their bytes. Decoded terms are shared between rows,
-so treat them as read-only.
+renderer keeps them by their bytes, up to ``max_bytes`` of payload. Decoded
+terms are shared between rows, so treat them as read-only.
 """
 
 from __future__ import annotations
@@ -20,79 +22,43 @@ from ..beam.terms import Atom, Pid
 from ..errors import DecodeError
 from ..render.elixir import render
 from ..render.names import format_mfa_term, format_name
+from .columns import RawColumns
+from .lazy import PayloadArray, PayloadSource
 from .otp import transition
 from .schema import AUX, EVENT_COLUMNS, FLAG_TRUNCATED, KIND_CODES, KINDS
 
-__all__ = ["PayloadRenderer", "id_text", "empty_frame"]
+__all__ = ["PayloadRenderer", "events_frame", "id_text", "empty_frame"]
 
-_MEMO_MAX = 200_000
-_KIND_NAMES = np.array([KINDS.get(i, f"kind_{i}") for i in range(256)], dtype=object)
+# What a memo entry costs beyond its payload's bytes (the key tuple, the
+# decoded term and its text), roughly: enough to keep the memo inside its
+# share of the store's memory budget.
+_ENTRY_OVERHEAD = 400
+_KIND_NAMES = [KINDS.get(i, f"kind_{i}") for i in range(256)]
 _STATE = KIND_CODES["state"]
-_DROPPED = KIND_CODES["dropped"]
-_MAILBOX = KIND_CODES["mailbox"]
 _DURATION = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "duration_ns"], dtype=np.uint8)
 _COUNT = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "count"], dtype=np.uint8)
 
 
 class PayloadRenderer:
-    def __init__(self, syntax: str = "elixir", text_limit: int = 200):
+    def __init__(self, syntax: str = "elixir", text_limit: int = 200,
+                 max_bytes: int = 128 << 20):
         self.syntax = syntax
         self.text_limit = text_limit
+        self.max_bytes = max_bytes
+        self.memo_bytes = 0
         self._memo: dict[tuple[int, bytes], tuple[Any, str | None]] = {}
 
-    def chunk_frame(self, headers: np.ndarray, payloads: Any, seq_start: int, node: str,
-                    ts_ns: np.ndarray, id_texts: np.ndarray) -> pd.DataFrame:
-        """One chunk's events as the public frame's rows (names are added later)."""
-        h = headers
-        n = len(h)
-        terms: list[Any] = [None] * n
-        texts: list[str | None] = [None] * n
-        # Plain Python lists: indexing numpy scalars in a loop costs more than the decode.
-        kinds = h["kind"].tolist()
-        offs, lens = h["pay_off"].tolist(), h["pay_len"].tolist()
-        flags, aux = h["flags"].tolist(), h["aux"].tolist()
-        blob = payloads
-        memo = self._memo
-        for i in range(n):
-            length = lens[i]
-            kind = kinds[i]
-            if length:
-                raw = bytes(blob[offs[i]:offs[i] + length])
-                key = (kind, raw)
-                hit = memo.get(key)
-                if hit is None:
-                    hit = self.decode_payload(kind, raw, flags[i])
-                    if len(memo) < _MEMO_MAX:
-                        memo[key] = hit
-                terms[i], texts[i] = hit
-            elif kind == _DROPPED:
-                terms[i] = aux[i]
-                texts[i] = f"{aux[i]} events dropped by the agent"
-            elif kind == _MAILBOX:
-                terms[i] = aux[i]
-                texts[i] = f"{aux[i]} messages queued"
-        mfa_text = id_texts[h["mfa"]]
-        frame = pd.DataFrame({
-            "seq": np.arange(seq_start, seq_start + n, dtype=np.int64),
-            "node": node,
-            "ts": pd.to_datetime(np.asarray(ts_ns), unit="ns", utc=True),
-            "kind": _KIND_NAMES[kinds],
-            "pid": id_texts[h["pid"]],
-            "name": None,
-            "peer": id_texts[h["peer"]],
-            "mfa": mfa_text,
-            # object, not str: pandas would turn a column of Atoms into plain text
-            "term": pd.Series(terms, dtype=object),
-            "text": texts,
-            "_pid": h["pid"].astype(np.int64),
-            "_peer": h["peer"].astype(np.int64),
-            "_aux": h["aux"].astype(np.int64),
-            # aux under the name of what it means for the row's kind (schema.AUX)
-            "_duration_ns": np.where(np.isin(h["kind"], _DURATION), h["aux"], 0).astype(np.int64),
-            "_count": np.where(np.isin(h["kind"], _COUNT), h["aux"], 0).astype(np.int64),
-            "_truncated": (h["flags"] & FLAG_TRUNCATED).astype(bool),
-        })
-        return frame
+    def pair(self, kind: int, raw: bytes, flags: int) -> tuple[Any, str | None]:
+        """(term, text) of one payload, memoised by its bytes."""
+        key = (kind, raw)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self.decode_payload(kind, raw, flags)
+            cost = len(raw) + _ENTRY_OVERHEAD
+            if self.memo_bytes + cost <= self.max_bytes:
+                self._memo[key] = hit
+                self.memo_bytes += cost
+        return hit
 
     def decode_payload(self, kind: int, raw: bytes, flags: int) -> tuple[Any, str | None]:
         try:
@@ -123,6 +89,45 @@ def id_text(term: Any, syntax: str) -> str | None:
     if isinstance(term, tuple) and len(term) == 2:   # {Name, Node} remote send
         return f"{format_name(term[0], syntax)}@{term[1]}"
     return render(term, syntax, 80)
+
+
+def events_frame(raw: RawColumns, source: PayloadSource, id_texts: np.ndarray) -> pd.DataFrame:
+    """Every event in ``raw`` as the public frame's rows (names are added later)."""
+    n = len(raw)
+    if n == 0:
+        return empty_frame()
+    seqs = np.arange(n, dtype=np.int64)
+    kind = raw.kind
+    return pd.DataFrame({
+        "seq": seqs,
+        "node": pd.Categorical.from_codes(raw.node.astype(np.int64),
+                                          categories=list(raw.node_names)).astype(object)
+        if len(raw.node_names) > 1 else raw.node_names[0],
+        "ts": pd.to_datetime(raw.ts_ns, unit="ns", utc=True),
+        "kind": _kind_column(kind),
+        "pid": id_texts[raw.pid],
+        "name": None,
+        "peer": id_texts[raw.peer],
+        "mfa": id_texts[raw.mfa],
+        "term": PayloadArray.of(source, seqs, "term"),
+        "text": PayloadArray.of(source, seqs, "text"),
+        "_pid": raw.pid,
+        "_peer": raw.peer,
+        "_aux": raw.aux,
+        # aux under the name of what it means for the row's kind (schema.AUX)
+        "_duration_ns": np.where(np.isin(kind, _DURATION), raw.aux, 0).astype(np.int64),
+        "_count": np.where(np.isin(kind, _COUNT), raw.aux, 0).astype(np.int64),
+        "_truncated": (raw.flags & FLAG_TRUNCATED).astype(bool),
+    })
+
+
+def _kind_column(kind: np.ndarray) -> pd.Categorical:
+    """Kind names as a categorical of the kinds present, in alphabetical order."""
+    present = sorted((_KIND_NAMES[code], code) for code in np.unique(kind).tolist())
+    lookup = np.zeros(256, dtype=np.int64)
+    for position, (_, code) in enumerate(present):
+        lookup[code] = position
+    return pd.Categorical.from_codes(lookup[kind], categories=[name for name, _ in present])
 
 
 def empty_frame() -> pd.DataFrame:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.terms import Atom, Pid
+from ..beam.terms import Pid
 from ..render.elixir import render
 from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
@@ -70,44 +70,61 @@ def messages(store: EventStore) -> pd.DataFrame:
     #    `after`: the receiver's first such event after the send.
     _pair_timeouts(sends, receives, live, timeouts)
 
-    # A fired `after` that no send of `timeout` explains is no message.
-    receives = receives[~timeouts | receives["_matched"]].copy()
-    if len(receives):
-        receives.loc[receives["kind"] == "timeout", "term"] = pd.Series(
-            [Atom("timeout")] * int((receives["kind"] == "timeout").sum()),
-            index=receives.index[receives["kind"] == "timeout"], dtype=object)
-        receives.loc[receives["kind"] == "timeout", "text"] = ":timeout"
-    recv = receives.set_index("seq")
-    matched = sends["_match"] >= 0
-    recv_rows = recv.reindex(sends["_match"].where(matched, -1))
-    receiver_ids = np.where(matched, recv_rows["_pid"].fillna(0).to_numpy(), sends["_receiver"])
-    exited = set(events.loc[events["kind"] == "exit", "_pid"])
-    observed = set(events["_pid"])
-    receiver_series = pd.Series(receiver_ids)
+    # A fired `after` that no send of `timeout` explains is no message; one
+    # that pairs shows as that send (its term and text are the send's).
+    receives = receives[~timeouts | receives["_matched"]]
+    # Each matched send's receive row, found by seq (receives are in seq order).
+    match = sends["_match"].to_numpy()
+    matched = match >= 0
+    recv_seq = receives["seq"].to_numpy()
+    at = np.where(matched, np.searchsorted(recv_seq, np.maximum(match, 0)), 0)
+    at = np.minimum(at, max(len(recv_seq) - 1, 0))
+    recv_pid = receives["_pid"].to_numpy()
+    recv_name = receives["name"].to_numpy(dtype=object)
+    recv_ts = receives["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    nothing = np.zeros(len(sends), dtype=np.int64)
+    receiver_ids = np.where(matched, recv_pid[at] if len(recv_seq) else nothing,
+                            sends["_receiver"].to_numpy())
+    kinds = events["kind"].to_numpy()
+    pids = events["_pid"].to_numpy()
+    exited = np.unique(pids[kinds == "exit"])
+    observed = np.unique(pids)
     # Unmatched: lost if the receiver died, in flight if it is traced and
     # alive (still in its mailbox at stop), unobserved if it is not traced.
     status = np.select(
-        [sends["kind"].to_numpy() == "send_to_dead", matched.to_numpy(),
-         receiver_series.isin(exited).to_numpy(), receiver_series.isin(observed).to_numpy()],
+        [sends["kind"].to_numpy() == "send_to_dead", matched,
+         np.isin(receiver_ids, exited), np.isin(receiver_ids, observed)],
         ["lost", "delivered", "lost", "in_flight"], default="unobserved")
-    last_name = events.dropna(subset=["name"]).groupby("_pid")["name"].last().to_dict()
-    received_at = pd.to_datetime(recv_rows["ts"].to_numpy(), utc=True)
+    named = events.dropna(subset=["name"])
+    last_name = named.groupby("_pid")["name"].last()
+    received_ns = np.where(matched, recv_ts[at] if len(recv_seq) else nothing,
+                           np.iinfo(np.int64).min)
+    # Who received it: the receive's pid, else the pid the send's name
+    # resolved to, else the name or alias the send was addressed to.
+    ids, inverse = np.unique(receiver_ids, return_inverse=True)
+    id_texts = np.array([store.id_text(int(r)) if r > 0 else None for r in ids], dtype=object)
+    peers = sends["peer"].to_numpy(dtype=object)
+    receiver = np.where(receiver_ids > 0, id_texts[inverse], peers)
+    # Its name: the receiver's name at the receive, else the name the send
+    # was addressed to (not an alias, nor the pid itself), else its last name.
+    name_at_receive = np.where(matched, recv_name[at] if len(recv_seq) else None, None)
+    peer_is_name = pd.notna(peers) & ~pd.Series(peers, dtype=object).astype(str).str.startswith(
+        "#").to_numpy()
+    addressed = ((receiver_ids <= 0) | (sends["_peer"].to_numpy() != receiver_ids)) & peer_is_name
+    last = pd.Series(receiver_ids).map(last_name).to_numpy(dtype=object)
+    receiver_name = np.where(pd.notna(name_at_receive), name_at_receive,
+                             np.where(addressed, peers, last))
     sent_rows = pd.DataFrame({
         "send_seq": sends["seq"].to_numpy(),
-        "receive_seq": sends["_match"].where(matched).astype("Int64").to_numpy(),
-        "sent_at": sends["ts"].to_numpy(),
-        "received_at": received_at,
-        "sender": sends["pid"].to_numpy(),
-        "sender_name": sends["name"].to_numpy(),
-        "receiver": [store.id_text(int(r)) if r > 0 else p
-                     for r, p in zip(receiver_ids, sends["peer"])],
-        "receiver_name": [n if isinstance(n, str) else
-                          (p if (r <= 0 or peer_id != r) and isinstance(p, str) and not p.startswith("#")
-                           else last_name.get(r))
-                          for n, r, p, peer_id in zip(recv_rows["name"], receiver_ids, sends["peer"],
-                                                      sends["_peer"])],
-        "term": pd.Series(sends["term"].to_numpy(), dtype=object),
-        "text": sends["text"].to_numpy(),
+        "receive_seq": pd.arrays.IntegerArray(np.where(matched, match, 0), ~matched),
+        "sent_at": sends["ts"].array,
+        "received_at": pd.to_datetime(received_ns.view("datetime64[ns]"), utc=True),
+        "sender": sends["pid"].to_numpy(dtype=object),
+        "sender_name": sends["name"].to_numpy(dtype=object),
+        "receiver": receiver,
+        "receiver_name": receiver_name,
+        "term": sends["term"].array,   # lazy: decoded when read (store.lazy)
+        "text": sends["text"].array,
         "status": status,
     })
     # Receives with no traced send: the sender is outside the trace.
@@ -115,23 +132,22 @@ def messages(store: EventStore) -> pd.DataFrame:
     orphan_rows = pd.DataFrame({
         "send_seq": pd.array([pd.NA] * len(orphans), dtype="Int64"),
         "receive_seq": orphans["seq"].astype("Int64").to_numpy(),
-        "sent_at": pd.NaT,
-        "received_at": orphans["ts"].to_numpy(),
+        "sent_at": pd.to_datetime(np.full(len(orphans), np.iinfo(np.int64).min).view(
+            "datetime64[ns]"), utc=True),
+        "received_at": orphans["ts"].array,
         "sender": None,
         "sender_name": None,
-        "receiver": orphans["pid"].to_numpy(),
-        "receiver_name": orphans["name"].to_numpy(),
-        "term": pd.Series(orphans["term"].to_numpy(), dtype=object),
-        "text": orphans["text"].to_numpy(),
+        "receiver": orphans["pid"].to_numpy(dtype=object),
+        "receiver_name": orphans["name"].to_numpy(dtype=object),
+        "term": orphans["term"].array,
+        "text": orphans["text"].array,
         "status": "delivered",
     })
     table = pd.concat([sent_rows, orphan_rows], ignore_index=True)
-    table["sent_at"] = pd.to_datetime(table["sent_at"], utc=True)
-    table["received_at"] = pd.to_datetime(table["received_at"], utc=True)
     table["latency_us"] = (table["received_at"] - table["sent_at"]).dt.total_seconds() * 1e6
-    table["send_seq"] = table["send_seq"].astype("Int64")
-    order = table["send_seq"].fillna(table["receive_seq"]).astype(np.int64)
-    table = table.iloc[np.argsort(order.to_numpy(), kind="stable")]
+    order = np.where(table["send_seq"].isna(), table["receive_seq"].fillna(0),
+                     table["send_seq"].fillna(0)).astype(np.int64)
+    table = table.iloc[np.argsort(order, kind="stable")]
     return table[MESSAGE_COLUMNS].reset_index(drop=True)
 
 
