@@ -94,6 +94,7 @@ class History:
         self.cursor = 0
         self._procs: dict[int, ProcessHistory] = {}
         self._transitions: dict[bytes, dict] = {}   # decoded states, shared by payload
+        self._handled: np.ndarray | None = None
         self._build()
 
     # ------------------------------------------------------------------ index
@@ -346,10 +347,17 @@ class History:
         """Every process the recording knows, with its indexed history."""
         return list(self._procs.values())
 
-    def handled_by(self, receive_seq: int) -> int | None:
-        """The state event (seq) of the callback that handled a received message."""
-        p = self._procs.get(int(self.raw.pid[receive_seq]))
-        return p.handled_by_state.get(int(receive_seq)) if p else None
+    def handled_seqs(self) -> np.ndarray:
+        """Per seq, the state event of the callback that handled that received
+        message; -1 where none (not a receive, or not taken by a callback)."""
+        if self._handled is None:
+            handled = np.full(len(self.raw), -1, dtype=np.int64)
+            for p in self._procs.values():
+                if p.handled_by_state:
+                    handled[np.fromiter(p.handled_by_state.keys(), dtype=np.int64)] = \
+                        np.fromiter(p.handled_by_state.values(), dtype=np.int64)
+            self._handled = handled
+        return self._handled
 
     # ------------------------------------------------------------------ moving
 

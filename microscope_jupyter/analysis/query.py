@@ -141,8 +141,8 @@ class Query:
         rows.append((depth, "receive", recv_seq, msg["received_at"], msg["receiver"],
                      msg["receiver_name"], f"received after {msg['latency_us']:.0f} us"))
         tt = self._r.time_travel()
-        state_seq = tt.handled_by(recv_seq)
-        if state_seq is None:
+        state_seq = int(tt.handled_seqs()[recv_seq])
+        if state_seq < 0:
             events = self._r.events
             exits = events[(events["kind"] == "exit") & (events["pid"] == msg["receiver"])
                            & (events["seq"] > recv_seq)]

@@ -90,13 +90,18 @@ class SessionBase:
         table = joins.messages(self.store)
         tt = self.time_travel()
         raw = tt.raw
-        handled = [tt.handled_by(int(r)) if pd.notna(r) else None for r in table["receive_seq"]]
-        table["handled_seq"] = pd.array(handled, dtype="Int64")
+        received = table["receive_seq"].to_numpy(dtype=np.float64, na_value=np.nan)
+        known = ~np.isnan(received)
+        handled = np.full(len(table), -1, dtype=np.int64)
+        handled[known] = tt.handled_seqs()[received[known].astype(np.int64)]
+        taken = handled >= 0
+        table["handled_seq"] = pd.arrays.IntegerArray(np.maximum(handled, 0), ~taken)
         # A state event is stamped when its callback returned; aux is how long it ran.
-        started = np.array([raw.ts_ns[h] - raw.aux[h] if h is not None else np.nan
-                            for h in handled], dtype=np.float64)
-        sent = pd.to_datetime(table["sent_at"], utc=True)
-        sent_ns = np.where(sent.isna(), np.nan, sent.astype("int64").astype(float))
+        started = np.full(len(table), np.nan)
+        started[taken] = raw.ts_ns[handled[taken]] - raw.aux[handled[taken]]
+        sent = table["sent_at"]
+        sent_ns = np.where(sent.isna(), np.nan,
+                           sent.to_numpy(dtype="datetime64[ns]").view(np.int64).astype(float))
         table["wait_us"] = (started - sent_ns) / 1000
         return table
 

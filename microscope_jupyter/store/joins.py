@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..beam.terms import Pid
 from ..render.elixir import render
+from .columns import padded_key
 from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
 
@@ -37,7 +38,8 @@ CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "
 STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
                  "changed", "duration_us", "tool_us", "text"]
 
-_TIMEOUT_KEY = hash(b"\x83w\x07timeout")
+_TIMEOUT_SPELLINGS = np.array([padded_key(p) for p in TIMEOUT_PAYLOADS], dtype=np.int64)
+_TIMEOUT_KEY = int(_TIMEOUT_SPELLINGS.min())
 
 
 def messages(store: EventStore) -> pd.DataFrame:
@@ -198,17 +200,11 @@ def _resolve_receivers(store: EventStore, sends: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _payload_keys(store: EventStore, seqs: pd.Series) -> list[int]:
+def _payload_keys(store: EventStore, seqs: pd.Series) -> np.ndarray:
     """A key per event's payload: equal payloads, equal keys (any spelling of
     the bare atom ``timeout`` shares one)."""
-    raw = store.raw()
-    rows = seqs.to_numpy(dtype=np.int64)
-    blobs, chunk = raw.blobs, raw.chunk[rows].tolist()
-    offs, lens = raw.pay_off[rows].tolist(), raw.pay_len[rows].tolist()
-    keys = []
-    for c, o, n in zip(chunk, offs, lens):
-        payload = bytes(blobs[c][o:o + n])
-        keys.append(_TIMEOUT_KEY if payload in TIMEOUT_PAYLOADS else hash(payload))
+    keys = store.raw().payload_keys(seqs.to_numpy(dtype=np.int64))
+    keys[np.isin(keys, _TIMEOUT_SPELLINGS)] = _TIMEOUT_KEY
     return keys
 
 

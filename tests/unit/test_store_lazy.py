@@ -16,21 +16,24 @@ from microscope_jupyter.store.schema import HEADER_DTYPE, KIND_CODES
 NODE = "lazy@host"
 
 
-def store_of(payloads: list) -> EventStore:
-    """A store with one send event per payload (None: an event with no payload)."""
-    store = EventStore()
-    pid = Pid(Atom(NODE), 100, 0, 1)
-    store.add_source("s", NODE, 0, 10**9)
+def batch_of(payloads: list, ts0: int = 0) -> tuple[bytes, bytes, list]:
+    """One agent batch: a send event per payload (None: an event with no payload)."""
     headers = np.zeros(len(payloads), dtype=HEADER_DTYPE)
     headers["kind"] = KIND_CODES["send"]
     headers["pid"] = 1
-    headers["ts"] = np.arange(len(payloads)) * 1000
+    headers["ts"] = ts0 + np.arange(len(payloads)) * 1000
     blob = bytearray()
     for i, term in enumerate(payloads):
         raw = b"" if term is None else encode(term)
         headers["pay_off"][i], headers["pay_len"][i] = len(blob), len(raw)
         blob += raw
-    store.append_batch("s", headers.tobytes(), bytes(blob), [(1, pid)])
+    return headers.tobytes(), bytes(blob), [(1, Pid(Atom(NODE), 100, 0, 1))]
+
+
+def store_of(payloads: list) -> EventStore:
+    store = EventStore()
+    store.add_source("s", NODE, 0, 10**9)
+    store.append_batch("s", *batch_of(payloads))
     return store
 
 
@@ -116,3 +119,34 @@ def test_the_memo_stays_within_its_budget():
     store._renderer.max_bytes = 2_000
     assert len(store.frame()["text"].tolist()) == 200
     assert store._renderer.memo_bytes <= 2_000
+
+
+def test_payload_keys_are_equal_exactly_for_equal_payloads():
+    long = {Atom("blob"): "x" * 100}     # past the width hashed in numpy
+    terms = [(Atom("tick"), 1), (Atom("tick"), 2), (Atom("tick"), 1), long, dict(long),
+             Atom("timeout"), (Atom("tick"), 1, 0)]
+    store = store_of(terms[:4])
+    store.append_batch("s", *batch_of(terms[4:], ts0=10_000))   # a second chunk
+    raw = store.raw()
+    keys = raw.payload_keys(np.arange(len(terms)))
+    assert keys[0] == keys[2] and keys[3] == keys[4]
+    assert len({keys[0], keys[1], keys[3], keys[5], keys[6]}) == 5
+    assert raw.payload_keys(np.array([2, 0])).tolist() == [keys[2], keys[0]]
+
+
+def test_every_spelling_of_timeout_shares_one_key():
+    from microscope_jupyter.store.columns import padded_key
+    from microscope_jupyter.store.otp import TIMEOUT_PAYLOADS
+    assert len(TIMEOUT_PAYLOADS) > 1
+    store = EventStore()
+    store.add_source("s", NODE, 0, 10**9)
+    spellings = sorted(TIMEOUT_PAYLOADS)
+    headers = np.zeros(len(spellings), dtype=HEADER_DTYPE)
+    headers["kind"] = KIND_CODES["send"]
+    headers["pay_len"] = [len(p) for p in spellings]
+    headers["pay_off"] = np.cumsum([0] + [len(p) for p in spellings])[:-1]
+    store.append_batch("s", headers.tobytes(), b"".join(spellings), [])
+    from microscope_jupyter.store.joins import _payload_keys
+    keys = _payload_keys(store, pd.Series(np.arange(len(spellings))))
+    assert len(set(keys.tolist())) == 1
+    assert len({padded_key(p) for p in spellings}) == len(spellings)   # raw keys differ
