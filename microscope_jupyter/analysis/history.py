@@ -45,12 +45,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.etf import decode_from
-from ..beam.terms import Atom
-from ..errors import DecodeError, QueryError
+from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore
 from ..store.otp import is_reply, may_be_reply
+from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
+                             state_message_keys)
 from ..store.schema import KIND_CODES
 from .diff import diff
 from .process_history import ProcessHistory, Transitions
@@ -61,30 +61,6 @@ SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "m
                     "links", "monitors", "monitored_by", "current_callback", "last_seq"]
 
 K = KIND_CODES
-_TIMEOUT = Atom("timeout")
-_CONTINUE = Atom("continue")
-
-
-def _is_continue(message: Any) -> bool:
-    return isinstance(message, tuple) and len(message) == 2 and message[0] == _CONTINUE
-
-
-def _message_of(state_payload: bytes) -> tuple[int | None, Any]:
-    """A state event's message, and the hash of it as the node encoded it: the
-    first element of its ``{Msg, Before, After, ...}`` tuple, which is byte for
-    byte the ``term_to_binary`` of the message its receive event carries. So a
-    receive pairs with its callback by hashing raw bytes, and only the message,
-    not the states, is decoded to index a transition."""
-    if state_payload[:2] != b"\x83h":
-        return None, None
-    message = b"\x83" + state_payload[3:]
-    try:
-        term, end = decode_from(message)
-    except DecodeError:
-        return None, None
-    return hash(message[:end]), term
-
-
 class History:
     """A cursor over a recording, with snapshots and diffs."""
 
@@ -95,6 +71,7 @@ class History:
         self._procs: dict[int, ProcessHistory] = {}
         self._transitions: dict[bytes, dict] = {}   # decoded states, shared by payload
         self._handled: np.ndarray | None = None
+        self._state_rows = np.zeros(0, dtype=np.int64)
         self._build()
 
     # ------------------------------------------------------------------ index
@@ -103,8 +80,8 @@ class History:
         seqs = np.arange(len(self.raw), dtype=np.int64)
         self._index_processes(seqs)
         self._index_relations(seqs)
-        message_keys = self._index_states(seqs)
-        self._index_receives(seqs, message_keys)
+        self._index_states(seqs)
+        self._index_receives(seqs)
         names = self.store.names()
         for gid, p in self._procs.items():
             p.names = names.spans(gid)
@@ -164,60 +141,55 @@ class History:
         for (gid, attr), start in held.items():
             setattr(procs[gid], attr, start + getattr(procs[gid], attr))
 
-    def _index_states(self, seqs: np.ndarray) -> dict[int, list[tuple[int, int | None]]]:
-        """GenServer transitions: where they are and what message each took (the
-        states themselves are decoded when a snapshot reads them); returns, per
-        process, each callback's message key for pairing it with its receive."""
+    def _index_states(self, seqs: np.ndarray) -> None:
+        """GenServer transitions: where they are and what kind of message each
+        took (nothing is decoded: the states when a snapshot reads them, the
+        messages never; their keys come with the receives)."""
         raw = self.raw
-        message_keys: dict[int, list[tuple[int, int | None]]] = {}
-        messages: dict[bytes, tuple[int | None, Any]] = {}
         rows = seqs[raw.kind == K["state"]]
-        for i, gid, ts, aux, blob in zip(rows.tolist(), raw.pid[rows].tolist(),
-                                         raw.ts_ns[rows].tolist(), raw.aux[rows].tolist(),
-                                         raw.payloads(rows)):
-            found = messages.get(blob)
-            if found is None:
-                found = messages[blob] = _message_of(blob)
+        self._state_rows = rows
+        shapes = message_shapes(raw.heads(rows)).tolist()
+        for i, gid, ts, aux, shape in zip(rows.tolist(), raw.pid[rows].tolist(),
+                                          raw.ts_ns[rows].tolist(), raw.aux[rows].tolist(),
+                                          shapes):
             p = self._procs[gid]
             if p.states is None:
                 p.states = Transitions(raw.payload, self._transitions, p.state_seqs)
             p.state_seqs.append(i)
-            p.state_messages.append(found[1])
+            p.state_shapes.append(shape)
             p.state_ts_out.append(ts)
             p.state_ts_in.append(ts - aux)
-            message_keys.setdefault(gid, []).append((i, found[0]))
-        return message_keys
 
-    def _index_receives(self, seqs: np.ndarray,
-                        message_keys: dict[int, list[tuple[int, int | None]]]) -> None:
+    def _index_receives(self, seqs: np.ndarray) -> None:
         """Pair each receive with what took it: the callback that handled it (FIFO
         among equal messages), the call it answered, the process's next act."""
         raw, kind, pid = self.raw, self.raw.kind, self.raw.pid
-        by_pid: dict[int, list[int]] = {}
         rows = seqs[kind == K["receive"]]
-        payload_of = dict(zip(rows.tolist(), raw.payloads(rows)))
-        for i, gid in zip(rows.tolist(), pid[rows].tolist()):
-            by_pid.setdefault(gid, []).append(i)
+        states = self._state_rows
+        recv_keys = raw.payload_keys(rows)
+        state_keys = state_message_keys(raw, states, rows, recv_keys)
+        keyed = state_keys != 0
+        groups = np.unique(np.concatenate([mix(pid[rows], recv_keys),
+                                           mix(pid[states[keyed]], state_keys[keyed])]),
+                           return_inverse=True)[1]
+        took, taken = fifo_pairs(groups[:len(rows)], rows, groups[len(rows):], states[keyed])
+        handler = np.full(len(rows), -1, dtype=np.int64)
+        handler[taken] = states[keyed][took]
+        order = np.argsort(pid[rows], kind="stable")
+        bounds = np.flatnonzero(np.diff(pid[rows][order])) + 1
         never = np.iinfo(np.int64).max
-        for gid, recvs in by_pid.items():
+        for group in np.split(order, bounds) if len(rows) else []:
+            gid = int(pid[rows[group[0]]])
             p = self._procs[gid]
-            handled = np.array(recvs, dtype=np.int64)
-            if gid in message_keys:
-                pending: dict[int | None, list[int]] = {}
-                for idx, r in enumerate(recvs):
-                    pending.setdefault(hash(payload_of[r]), []).append(idx)
-                for state_seq, key in message_keys[gid]:
-                    queue = pending.get(key)
-                    if queue and recvs[queue[0]] < state_seq:
-                        idx = queue.pop(0)
-                        handled[idx] = state_seq
-                        p.handled_by_state[recvs[idx]] = state_seq
+            recvs = rows[group]
+            handled = np.where(handler[group] >= 0, handler[group], recvs)
+            paired = handler[group] >= 0
+            p.handled_by_state = dict(zip(recvs[paired].tolist(), handler[group][paired].tolist()))
             state_seqs = p.state_seqs
             own = p.event_seqs[kind[p.event_seqs] != K["receive"]] if len(p.event_seqs) else []
-            for idx, r in enumerate(recvs):
-                if r in p.handled_by_state:
-                    continue
-                if may_be_reply(payload_of[r]) and is_reply(raw.term(r)):
+            for idx in np.flatnonzero(~paired).tolist():
+                r = int(recvs[idx])
+                if may_be_reply(raw.payload(r)) and is_reply(raw.term(r)):
                     continue  # taken by a selective receive inside a call: never queued
                 if state_seqs:
                     nxt = bisect.bisect_right(state_seqs, r)
@@ -230,7 +202,7 @@ class History:
                     # No callbacks to go by: a plain process took it by its next act.
                     k = int(np.searchsorted(own, r, side="right"))
                     handled[idx] = int(own[k]) if k < len(own) else never
-            p.recv_seqs = np.array(recvs, dtype=np.int64)
+            p.recv_seqs = recvs
             p.handled_seqs = handled
             if not p.state_seqs:
                 p.taken_seqs = np.sort(handled[handled < never])
@@ -251,9 +223,8 @@ class History:
                 continue
             # Each callback took one message off the queue, except a
             # handle_continue and a :timeout that came from a fired `after`.
-            taken = [q for q, message in zip(p.state_seqs, p.state_messages)
-                     if not _is_continue(message)
-                     and not (gid in fired and message == _TIMEOUT)]
+            taken = [q for q, shape in zip(p.state_seqs, p.state_shapes)
+                     if shape != CONTINUE and not (gid in fired and shape == TIMEOUT)]
             p.taken_seqs = np.array(taken, dtype=np.int64)
 
     # ------------------------------------------------------------------ moments

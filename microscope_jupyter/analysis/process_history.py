@@ -47,7 +47,7 @@ class ProcessHistory:
     names: list = field(default_factory=list)          # [(seq, name or None)], sorted
     state_seqs: list = field(default_factory=list)
     states: "Transitions | None" = None                  # decoded when read
-    state_messages: list = field(default_factory=list)  # the message each callback took
+    state_shapes: list = field(default_factory=list)  # each message: store.pairing.OTHER...
     state_ts_in: list = field(default_factory=list)
     state_ts_out: list = field(default_factory=list)
     recv_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))

@@ -13,7 +13,7 @@ import numpy as np
 from ..beam.etf import decode
 from ..beam.terms import Pid
 
-__all__ = ["Chunk", "RawColumns", "StoreParts"]
+__all__ = ["Chunk", "RawColumns", "StoreParts", "bytes_key"]
 
 
 @dataclass
@@ -83,23 +83,51 @@ class RawColumns:
         """An int64 key per event's payload: equal payloads, equal keys.
 
         Payloads up to 40 bytes (most messages) are hashed in numpy, 64 bits
-        at a time; longer ones by Python's hash of their bytes."""
+        at a time; longer ones by Python's hash of their bytes (bytes_key)."""
         rows = np.asarray(rows, dtype=np.int64)
         keys = np.zeros(len(rows), dtype=np.int64)
         lens = self.pay_len[rows]
         short = lens <= _WIDE
-        # The short rows grouped by chunk (a payload's bytes are in its chunk's blob).
-        at = np.flatnonzero(short)
-        at = at[np.argsort(self.chunk[rows[at]], kind="stable")]
-        chunks = self.chunk[rows[at]]
-        starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]]) if len(at) else []
-        for group in np.split(at, starts[1:]) if len(at) else []:
-            buf = np.frombuffer(self.blobs[int(self.chunk[rows[group[0]]])], dtype=np.uint8)
-            keys[group] = _hash_padded(_padded(buf, self.pay_off[rows[group]], lens[group]),
-                                       lens[group])
+        keys[short] = self.prefix_keys(rows[short], 0, lens[short])
         long_rows = rows[~short]
         if len(long_rows):
             keys[~short] = [hash(p) for p in self.payloads(long_rows)]
+        return keys
+
+    def heads(self, rows: np.ndarray) -> np.ndarray:
+        """The first 40 bytes of each row's payload, zero-padded: (rows, 40) uint8."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros((len(rows), _WIDE), dtype=np.uint8)
+        for group, buf in self._by_chunk(rows, np.arange(len(rows))):
+            head = _padded(buf, self.pay_off[rows[group]],
+                           np.minimum(self.pay_len[rows[group]], _WIDE))
+            out[group, :head.shape[1]] = head
+        return out
+
+    def _by_chunk(self, rows: np.ndarray, at: np.ndarray):
+        """(positions, chunk blob as uint8) for the positions ``at`` of ``rows``, per chunk."""
+        at = at[np.argsort(self.chunk[rows[at]], kind="stable")]
+        chunks = self.chunk[rows[at]]
+        if not len(at):
+            return
+        starts = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1]])
+        for group in np.split(at, starts[1:]):
+            yield group, np.frombuffer(self.blobs[int(self.chunk[rows[group[0]]])], dtype=np.uint8)
+
+    def prefix_keys(self, rows: np.ndarray, skip: int, lengths: np.ndarray) -> np.ndarray:
+        """bytes_key of ``b"\\x83" + payload[1 + skip:skip + length]`` per row, for
+        lengths up to 40: the key a term nested at ``skip`` would have as a
+        payload of its own (a state event's message is its tuple's first
+        element), so one is found among receives without decoding it.
+        Rows whose payload is too short get 0."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.broadcast_to(np.asarray(lengths, dtype=np.int64), rows.shape)
+        keys = np.zeros(len(rows), dtype=np.int64)
+        long_enough = np.flatnonzero(self.pay_len[rows] >= skip + lengths)
+        for group, buf in self._by_chunk(rows, long_enough):
+            window = _padded(buf, self.pay_off[rows[group]] + skip, lengths[group])
+            window[:, 0] = 0x83
+            keys[group] = _hash_padded(window, lengths[group])
         return keys
 
     def term(self, i: int) -> Any:
@@ -111,27 +139,37 @@ _SPAN = np.arange(_WIDE)
 
 
 def _padded(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Each payload's bytes in a row of _WIDE, zero-padded."""
+    """Each payload's bytes in a row, zero-padded to the longest (a multiple
+    of 8 bytes, at most _WIDE)."""
+    width = min(_WIDE, -(-int(lens.max()) // 8) * 8) if len(lens) else 8
+    width = max(width, 8)
     if len(buf) == 0:
-        return np.zeros((len(offs), _WIDE), dtype=np.uint8)
-    inside = _SPAN[None, :] < lens[:, None]
-    index = np.where(inside, offs[:, None] + _SPAN[None, :], 0)
+        return np.zeros((len(offs), width), dtype=np.uint8)
+    span = _SPAN[:width]
+    inside = span[None, :] < lens[:, None]
+    index = np.where(inside, offs[:, None] + span[None, :], 0)
     return np.where(inside, buf[np.minimum(index, len(buf) - 1)], 0).astype(np.uint8)
 
 
-def padded_key(payload: bytes) -> int:
-    """payload_keys' key of one short payload (at most _WIDE bytes)."""
+def bytes_key(payload: bytes) -> int:
+    """payload_keys' key of one payload given as bytes."""
+    if len(payload) > _WIDE:
+        return hash(payload)
     buf = np.frombuffer(payload, dtype=np.uint8)
     lens = np.array([len(payload)])
     return int(_hash_padded(_padded(buf, np.array([0]), lens), lens)[0])
 
 
 def _hash_padded(rows: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's first ``len`` bytes: a word past a row's
+    length leaves its hash alone, so the padding's width does not matter."""
     words = np.ascontiguousarray(rows).view("<u8")
+    lens = lens.astype(np.int64)
     h = lens.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     for j in range(words.shape[1]):
-        h = (h ^ words[:, j]) * np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(31)
+        mixed = (h ^ words[:, j]) * np.uint64(0xBF58476D1CE4E5B9)
+        mixed ^= mixed >> np.uint64(31)
+        h = np.where(lens > 8 * j, mixed, h)
     return h.view(np.int64)
 
 

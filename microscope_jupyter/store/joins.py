@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..beam.terms import Pid
 from ..render.elixir import render
-from .columns import padded_key
+from .columns import bytes_key
 from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
 
@@ -38,7 +38,7 @@ CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "
 STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
                  "changed", "duration_us", "tool_us", "text"]
 
-_TIMEOUT_SPELLINGS = np.array([padded_key(p) for p in TIMEOUT_PAYLOADS], dtype=np.int64)
+_TIMEOUT_SPELLINGS = np.array([bytes_key(p) for p in TIMEOUT_PAYLOADS], dtype=np.int64)
 _TIMEOUT_KEY = int(_TIMEOUT_SPELLINGS.min())
 
 

@@ -135,7 +135,7 @@ def test_payload_keys_are_equal_exactly_for_equal_payloads():
 
 
 def test_every_spelling_of_timeout_shares_one_key():
-    from microscope_jupyter.store.columns import padded_key
+    from microscope_jupyter.store.columns import bytes_key
     from microscope_jupyter.store.otp import TIMEOUT_PAYLOADS
     assert len(TIMEOUT_PAYLOADS) > 1
     store = EventStore()
@@ -149,4 +149,4 @@ def test_every_spelling_of_timeout_shares_one_key():
     from microscope_jupyter.store.joins import _payload_keys
     keys = _payload_keys(store, pd.Series(np.arange(len(spellings))))
     assert len(set(keys.tolist())) == 1
-    assert len({padded_key(p) for p in spellings}) == len(spellings)   # raw keys differ
+    assert len({bytes_key(p) for p in spellings}) == len(spellings)   # raw keys differ
