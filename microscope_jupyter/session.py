@@ -24,6 +24,7 @@ from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
+from .agent.tables import Columns
 from .analysis.recorded import SessionBase
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
@@ -72,7 +73,8 @@ class Session(SessionBase):
         self.node = remote.name
         self._init_recorded(EventStore())
         self._node_info: dict[str, Any] | None = None
-        self._tree_at_start: list[dict] = []
+        # The tree when the first trace started (a DataFrame; records on demand).
+        self._tree_at_start: pd.DataFrame | None = None
         self._agent_used = False
         self.recordings: list[Recording] = []
         self.demo: Any = None          # DemoControls when attached with mic.demo()
@@ -135,26 +137,32 @@ class Session(SessionBase):
         """One row per live process: pid, name, initial_call, current_function,
         status, message_queue_len, memory (bytes) and reductions."""
         self._use_agent()
-        rows = []
-        for pid, info, translated in self._remote.rpc(AGENT_MODULE, "process_table", [], 60):
-            item = dict(info)
-            initial = (format_mfa_term(translated, self.syntax)
-                       or format_mfa_term(item.get(Atom("initial_call")), self.syntax))
-            rows.append((
-                str(pid),
-                format_name(item.get(Atom("registered_name")), self.syntax),
-                initial,
-                format_mfa_term(item.get(Atom("current_function")), self.syntax),
-                str(item.get(Atom("status"), "")),
-                item.get(Atom("message_queue_len"), 0),
-                item.get(Atom("memory"), 0),
-                item.get(Atom("reductions"), 0),
-            ))
-        frame = pd.DataFrame.from_records(rows, columns=PROCESS_COLUMNS)
-        return frame.astype({"message_queue_len": "int64", "memory": "int64", "reductions": "int64"})
+        table = Columns.read(self._remote.rpc(AGENT_MODULE, "process_table", [], 60))
+        mfa = self._mfa_text
+        return pd.DataFrame({
+            "pid": table.texts("pid"),
+            "name": table.terms("name", self._name_text),
+            "initial_call": table.terms("initial_call", mfa),
+            "current_function": table.terms("current_function", mfa),
+            "status": table.terms("status", str),
+            "message_queue_len": table.ints("message_queue_len"),
+            "memory": table.ints("memory"),
+            "reductions": table.ints("reductions"),
+        }, columns=PROCESS_COLUMNS)
+
+    def _mfa_text(self, mfa: Any) -> str | None:
+        return format_mfa_term(mfa, self.syntax)
+
+    def _name_text(self, name: Any) -> str | None:
+        return format_name(name, self.syntax) if isinstance(name, Atom) else None
 
     def _initial_tree(self) -> list[dict]:
-        return self._tree_at_start
+        tree = self._tree_at_start
+        if tree is None:
+            return []
+        columns = list(tree.columns)
+        values = [tree[c].astype(object).where(tree[c].notna(), None).tolist() for c in columns]
+        return [dict(zip(columns, row)) for row in zip(*values)]
 
     def supervision_tree(self) -> pd.DataFrame:
         """The live node's process tree: one row per process with its parent.
@@ -163,16 +171,22 @@ class Session(SessionBase):
         status, message_queue_len, memory, application. Roots have no parent.
         """
         self._use_agent()
-        rows = []
-        for pid, name, parent, initial, status, queue, memory, app in self._remote.rpc(
-                AGENT_MODULE, "process_tree", [], 60):
-            # Supervisors are proc_lib processes whose initial call is supervisor's.
-            module = initial[0] if isinstance(initial, tuple) and initial else None
-            kind = "supervisor" if module == Atom("supervisor") else "worker"
-            rows.append((str(pid), format_name(name, self.syntax),
-                         str(parent) if isinstance(parent, Pid) else None, kind, format_mfa_term(initial, self.syntax), str(status),
-                         queue, memory, None if app == Atom("undefined") else str(app)))
-        return pd.DataFrame(rows, columns=TREE_COLUMNS)
+        table = Columns.read(self._remote.rpc(AGENT_MODULE, "process_tree", [], 60))
+        # Supervisors are proc_lib processes whose initial call is supervisor's.
+        kind = table.terms("initial_call", lambda mfa: "supervisor" if isinstance(mfa, tuple)
+                           and mfa and mfa[0] == Atom("supervisor") else "worker")
+        return pd.DataFrame({
+            "pid": table.texts("pid"),
+            "name": table.terms("name", self._name_text),
+            "parent": table.texts("parent"),
+            "kind": kind,
+            "initial_call": table.terms("initial_call", self._mfa_text),
+            "status": table.terms("status", str),
+            "message_queue_len": table.ints("message_queue_len"),
+            "memory": table.ints("memory"),
+            "application": table.terms("application",
+                                       lambda a: None if a == Atom("undefined") else str(a)),
+        }, columns=TREE_COLUMNS)
 
     def _metadata(self) -> dict[str, Any]:
         meta = super()._metadata()
@@ -186,7 +200,7 @@ class Session(SessionBase):
             "erts_version": info.get("erts_version"),
             "elixir_version": info.get("elixir_version"),
             "applications": info.get("applications", {}),
-            "tree": self._tree_at_start,
+            "tree": self._initial_tree(),
             "traces": [{"source": r.source, "spec": r.spec.describe(), "status": {
                 k: v for k, v in r.status().items() if k != "message"}, "message": r.message}
                 for r in self.recordings],
@@ -250,9 +264,8 @@ class Session(SessionBase):
         source = f"{self.node}#{len(self.recordings) + 1}"
         if self._node_info is None:
             self.node_info()  # versions for saved sessions, taken while the node is here
-        if not self._tree_at_start:
-            tree = self.supervision_tree()
-            self._tree_at_start = tree.astype(object).where(tree.notna(), None).to_dict("records")
+        if self._tree_at_start is None:
+            self._tree_at_start = self.supervision_tree()
         recording = Recording.start(self._remote, self._local, self.store, spec, source)
         self.recordings.append(recording)
         return recording

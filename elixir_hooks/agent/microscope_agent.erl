@@ -69,7 +69,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 12).
+-define(VERSION, 13).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -163,36 +163,43 @@ eval_traced(Agent, Lang, Code, Timeout) when is_pid(Agent), is_binary(Code) ->
         timeout -> {error, timeout}
     end.
 
-%% @doc Every process: {Pid, Info, InitialCall} with Info the process_info
-%% items a process table shows. proc_lib processes all start in
-%% proc_lib:init_p/5; their real entry point is in their dictionary, read
-%% only for them.
+%% @doc Every process, as columns (see COLUMNS): pid, name, initial_call,
+%% current_function, status, message_queue_len, memory, reductions.
+%% proc_lib processes all start in proc_lib:init_p/5; their real entry
+%% point is in their dictionary, read only for them.
 process_table() ->
-    lists:filtermap(fun table_row/1, erlang:processes()).
+    columns([{pid, pids}, {name, terms}, {initial_call, terms}, {current_function, terms},
+             {status, terms}, {message_queue_len, ints}, {memory, ints}, {reductions, ints}],
+            lists:filtermap(fun table_row/1, erlang:processes())).
 
 table_row(P) ->
     case erlang:process_info(P, [registered_name, initial_call, current_function, status,
                                  message_queue_len, memory, reductions]) of
         undefined -> false;
-        Info ->
-            Initial = case lists:keyfind(initial_call, 1, Info) of
-                          {initial_call, {proc_lib, init_p, 5} = Call} ->
+        [{registered_name, Name}, {initial_call, Call}, {current_function, Current},
+         {status, Status}, {message_queue_len, Queue}, {memory, Memory},
+         {reductions, Reductions}] ->
+            Initial = case Call of
+                          {proc_lib, init_p, 5} ->
                               case erlang:process_info(P, dictionary) of
                                   {dictionary, D} -> spawned_as(D, Call);
                                   _ -> undefined
                               end;
-                          {initial_call, MFA} -> MFA
+                          _ -> Call
                       end,
-            {true, {P, Info, Initial}}
+            {true, {P, Name, Initial, Current, Status, Queue, Memory, Reductions}}
     end.
 
-%% @doc Every process with what a supervision tree needs: {Pid, Name, Parent,
-%% InitialCall, Status, QueueLen, Memory, App}. Parent is the first
-%% '$ancestors' entry (proc_lib keeps it). These two are compiled here
-%% rather than sent as erl_eval source: on a node with 50k processes the
-%% interpreted versions cost the node seconds.
+%% @doc Every process with what a supervision tree needs, as columns: pid,
+%% name, parent, initial_call, status, message_queue_len, memory,
+%% application. Parent is the first '$ancestors' entry (proc_lib keeps it).
+%% Both tables are compiled here rather than sent as erl_eval source: on a
+%% node with 50k processes the interpreted versions cost the node seconds.
 process_tree() ->
-    lists:filtermap(fun tree_row/1, erlang:processes()).
+    columns([{pid, pids}, {name, terms}, {parent, pids}, {initial_call, terms},
+             {status, terms}, {message_queue_len, ints}, {memory, ints},
+             {application, terms}],
+            lists:filtermap(fun tree_row/1, erlang:processes())).
 
 tree_row(P) ->
     case erlang:process_info(P, [registered_name, dictionary, status, message_queue_len,
@@ -209,6 +216,41 @@ tree_row(P) ->
             App = case application:get_application(P) of {ok, Ap} -> Ap; _ -> undefined end,
             {true, {P, Name, Parent, Initial, Status, Queue, Memory, App}}
     end.
+
+%% COLUMNS: a table of N rows as {microscope_columns, N, [{Name, Kind, Data}]},
+%% so that the client decodes a handful of terms, not N times a row's:
+%%   pids   Data is one binary, the pids' texts joined by spaces ("" for a
+%%          row without one);
+%%   ints   Data is a binary of N signed 64-bit little-endian integers;
+%%   terms  Data is {Distinct, Index}: the distinct values, and a binary of
+%%          N 32-bit little-endian indexes into them (an MFA, a status or
+%%          an application repeats across thousands of processes).
+columns(Spec, Rows) ->
+    {_, Out} = lists:foldl(
+                 fun({Name, Kind}, {I, Acc}) ->
+                         Values = [element(I, R) || R <- Rows],
+                         {I + 1, [{Name, Kind, column(Kind, Values)} | Acc]}
+                 end, {1, []}, Spec),
+    {microscope_columns, length(Rows), lists:reverse(Out)}.
+
+column(pids, Values) ->
+    iolist_to_binary(lists:join($\s, [case is_pid(P) of
+                                          true -> pid_to_list(P);
+                                          false -> ""
+                                      end || P <- Values]));
+column(ints, Values) ->
+    << <<V:64/little-signed>> || V <- Values >>;
+column(terms, Values) ->
+    {Index, _, Distinct} =
+        lists:foldl(fun(V, {Acc, Seen, Ds}) ->
+                            case Seen of
+                                #{V := I} -> {[I | Acc], Seen, Ds};
+                                _ ->
+                                    I = map_size(Seen),
+                                    {[I | Acc], Seen#{V => I}, [V | Ds]}
+                            end
+                    end, {[], #{}, []}, Values),
+    {lists:reverse(Distinct), << <<I:32/little>> || I <- lists:reverse(Index) >>}.
 
 %% @doc What this agent has set, for tests and for the curious.
 trace_state(Agent) when is_pid(Agent) ->

@@ -1,0 +1,68 @@
+"""Process tables as the agent sends them: columns, not rows.
+
+    table = Columns.read(remote.rpc(AGENT_MODULE, "process_table", [], 60))
+    table.ints("memory")                       # int64 array
+    table.texts("pid")                         # "<0.123.0>" or None per row
+    table.terms("initial_call", format_mfa)    # each distinct value formatted once
+
+On a node with 50,000 processes a table of rows is 400,000 terms to decode;
+as columns it is a few binaries and the distinct values (an MFA, a status
+or an application repeats across thousands of processes). The format is
+the agent's ``columns/2`` (see COLUMNS in microscope_agent.erl).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..beam.terms import Atom
+from ..errors import MicroscopeError
+
+__all__ = ["Columns"]
+
+_TAG = Atom("microscope_columns")
+
+
+class Columns:
+    def __init__(self, rows: int, columns: dict[str, tuple[str, Any]]):
+        self.rows = rows
+        self._columns = columns
+
+    @classmethod
+    def read(cls, reply: Any) -> "Columns":
+        if not (isinstance(reply, tuple) and len(reply) == 3 and reply[0] == _TAG):
+            raise MicroscopeError(f"the agent sent a table this client cannot read: {reply!r:.80}"
+                                  "; detach and attach again to reload the agent")
+        _, rows, columns = reply
+        return cls(rows, {str(name): (str(kind), data) for name, kind, data in columns})
+
+    def _data(self, name: str, kind: str) -> Any:
+        have, data = self._columns[name]
+        if have != kind:
+            raise MicroscopeError(f"column {name!r} is {have}, not {kind}")
+        return data
+
+    def ints(self, name: str) -> np.ndarray:
+        return np.frombuffer(_raw(self._data(name, "ints")), dtype="<i8").astype(np.int64)
+
+    def texts(self, name: str) -> np.ndarray:
+        """A pid column as text ("<0.123.0>"), None where a row has none."""
+        data = self._data(name, "pids")
+        if self.rows == 0:
+            return np.zeros(0, dtype=object)
+        return np.array([t or None for t in _raw(data).decode("latin-1").split(" ")],
+                        dtype=object)
+
+    def terms(self, name: str, render: Callable[[Any], Any] = lambda v: v) -> np.ndarray:
+        """A term column, ``render`` applied once per distinct value."""
+        distinct, index = self._data(name, "terms")
+        values = np.empty(len(distinct), dtype=object)
+        values[:] = [render(v) for v in distinct]
+        return values[np.frombuffer(_raw(index), dtype="<u4")] if self.rows else values[:0]
+
+
+def _raw(data: bytes | str) -> bytes:
+    """A binary's bytes: the decoder gives a binary that is valid UTF-8 as str."""
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
