@@ -84,7 +84,7 @@ class SessionBase:
         callback that handled it (GenServers): the time it really waited,
         which grows with a backlog; ``handled_seq`` is that callback's event.
         """
-        return self._cached("messages", self._messages).copy()
+        return _handed_out(self._cached("messages", self._messages))
 
     def _messages(self) -> pd.DataFrame:
         table = joins.messages(self.store)
@@ -107,7 +107,7 @@ class SessionBase:
 
     def calls(self) -> pd.DataFrame:
         """One row per traced call: args, result or exception, duration."""
-        return self._cached("calls", lambda: joins.calls(self.store)).copy()
+        return _handed_out(self._cached("calls", lambda: joins.calls(self.store)))
 
     def states(self, proc: Any = None) -> pd.DataFrame:
         """One row per GenServer transition of ``proc`` (all if None): before/after.
@@ -307,3 +307,12 @@ def load(path: str | Path) -> OfflineSession:
     except (FileNotFoundError, ValueError) as exc:
         raise MicroscopeError(f"cannot load {path}: {exc}") from None
     return OfflineSession(store, metadata, Path(path))
+
+
+_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+
+
+def _handed_out(table: pd.DataFrame) -> pd.DataFrame:
+    """A cached table as the caller's own: with copy-on-write (pandas 3) a
+    shallow copy already is, and costs no memory; else a deep one."""
+    return table.copy(deep=_PANDAS_MAJOR < 3)

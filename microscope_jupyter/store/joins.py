@@ -44,8 +44,10 @@ _TIMEOUT_KEY = int(_TIMEOUT_SPELLINGS.min())
 
 def messages(store: EventStore) -> pd.DataFrame:
     events = store.frame()
-    sends = events[events["kind"].isin(["send", "send_to_dead"])].copy()
-    receives = events[events["kind"].isin(["receive", "timeout"])].copy()
+    # Only the columns the join reads: the copies below are of every message.
+    columns = ["seq", "kind", "pid", "name", "peer", "ts", "term", "text", "_pid", "_peer"]
+    sends = events.loc[events["kind"].isin(["send", "send_to_dead"]), columns].copy()
+    receives = events.loc[events["kind"].isin(["receive", "timeout"]), columns].copy()
     if sends.empty and receives.empty:
         return pd.DataFrame(columns=MESSAGE_COLUMNS)
 
@@ -116,41 +118,47 @@ def messages(store: EventStore) -> pd.DataFrame:
     last = pd.Series(receiver_ids).map(last_name).to_numpy(dtype=object)
     receiver_name = np.where(pd.notna(name_at_receive), name_at_receive,
                              np.where(addressed, peers, last))
-    sent_rows = pd.DataFrame({
-        "send_seq": sends["seq"].to_numpy(),
-        "receive_seq": pd.arrays.IntegerArray(np.where(matched, match, 0), ~matched),
-        "sent_at": sends["ts"].array,
-        "received_at": pd.to_datetime(received_ns.view("datetime64[ns]"), utc=True),
-        "sender": sends["pid"].to_numpy(dtype=object),
-        "sender_name": sends["name"].to_numpy(dtype=object),
-        "receiver": receiver,
-        "receiver_name": receiver_name,
-        "term": sends["term"].array,   # lazy: decoded when read (store.lazy)
-        "text": sends["text"].array,
-        "status": status,
-    })
-    # Receives with no traced send: the sender is outside the trace.
+    # Receives with no traced send: the sender is outside the trace. The
+    # table is built once, in its final order (by send, else receive, seq):
+    # no concatenated copy to sort afterwards.
     orphans = receives[~receives["_matched"]]
-    orphan_rows = pd.DataFrame({
-        "send_seq": pd.array([pd.NA] * len(orphans), dtype="Int64"),
-        "receive_seq": orphans["seq"].astype("Int64").to_numpy(),
-        "sent_at": pd.to_datetime(np.full(len(orphans), np.iinfo(np.int64).min).view(
-            "datetime64[ns]"), utc=True),
-        "received_at": orphans["ts"].array,
-        "sender": None,
-        "sender_name": None,
-        "receiver": orphans["pid"].to_numpy(dtype=object),
-        "receiver_name": orphans["name"].to_numpy(dtype=object),
-        "term": orphans["term"].array,
-        "text": orphans["text"].array,
-        "status": "delivered",
-    })
-    table = pd.concat([sent_rows, orphan_rows], ignore_index=True)
-    table["latency_us"] = (table["received_at"] - table["sent_at"]).dt.total_seconds() * 1e6
-    order = np.where(table["send_seq"].isna(), table["receive_seq"].fillna(0),
-                     table["send_seq"].fillna(0)).astype(np.int64)
-    table = table.iloc[np.argsort(order, kind="stable")]
-    return table[MESSAGE_COLUMNS].reset_index(drop=True)
+    n_orphans = len(orphans)
+    order = np.argsort(np.concatenate([sends["seq"].to_numpy(), orphans["seq"].to_numpy()]),
+                       kind="stable")
+
+    def both(sent: np.ndarray, orphan: np.ndarray) -> np.ndarray:
+        return np.concatenate([sent, orphan])[order]
+
+    never = np.iinfo(np.int64).min
+    sent_ns = both(sends["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64),
+                   np.full(n_orphans, never))
+    received_ns = both(received_ns, orphans["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64))
+    sent_rows = ~both(np.zeros(len(sends), dtype=bool), np.ones(n_orphans, dtype=bool))
+    nothing = np.full(n_orphans, None, dtype=object)
+    latency = np.where((sent_ns != never) & (received_ns != never),
+                       (received_ns - sent_ns) / 1000.0, np.nan)
+    # pandas concatenates the lazy columns by their seqs (nothing is decoded)
+    terms = pd.concat([sends["term"], orphans["term"]], ignore_index=True).array
+    texts = pd.concat([sends["text"], orphans["text"]], ignore_index=True).array
+    return pd.DataFrame({
+        "send_seq": pd.arrays.IntegerArray(both(sends["seq"].to_numpy(), np.zeros(n_orphans,
+                                                                                   np.int64)),
+                                           ~sent_rows),
+        "receive_seq": pd.arrays.IntegerArray(
+            both(np.where(matched, match, 0), orphans["seq"].to_numpy()),
+            both(~matched, np.zeros(n_orphans, dtype=bool))),
+        "sent_at": pd.to_datetime(sent_ns.view("datetime64[ns]"), utc=True),
+        "received_at": pd.to_datetime(received_ns.view("datetime64[ns]"), utc=True),
+        "latency_us": latency,
+        "sender": pd.Series(both(sends["pid"].to_numpy(dtype=object), nothing), dtype=object),
+        "sender_name": pd.Series(both(sends["name"].to_numpy(dtype=object), nothing),
+                                 dtype=object),
+        "receiver": both(receiver, orphans["pid"].to_numpy(dtype=object)),
+        "receiver_name": both(receiver_name, orphans["name"].to_numpy(dtype=object)),
+        "term": terms.take(order),   # lazy: decoded when read (store.lazy)
+        "text": texts.take(order),
+        "status": both(status, np.full(n_orphans, "delivered", dtype=object)),
+    })[MESSAGE_COLUMNS]
 
 
 def _pair(sends: pd.DataFrame, receives: pd.DataFrame, send_index, recv_index,
