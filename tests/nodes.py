@@ -182,3 +182,12 @@ WORKLOAD_SOURCE = ERLANG_DIR / "mic_workload.erl"
 def load_test_module(session, name: str, out_dir: Path) -> None:
     """Compile tests/erlang/<name>.erl and load it onto the session's node."""
     load_module(session, compile_erlang(ERLANG_DIR / f"{name}.erl", out_dir))
+
+
+def wait_until(condition, timeout: float = 20.0, step: float = 0.05) -> None:
+    """Poll ``condition`` until it holds: tests wait on what they need, not on time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(step)

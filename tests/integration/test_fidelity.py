@@ -18,7 +18,7 @@ import pytest
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
 from microscope_jupyter.store.otp import STATE_UNKNOWN, state_recorded
-from nodes import load_test_module
+from nodes import load_test_module, wait_until
 
 HANDLED = Atom("handled")
 
@@ -40,14 +40,6 @@ def observer(node):
 
 def queue_len(obs, name: str) -> int:
     return obs.eval_erlang(f"element(2, erlang:process_info(whereis({name}), message_queue_len)).")
-
-
-def wait_until(condition, timeout=20.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(step)
 
 
 class QueueSampler(threading.Thread):

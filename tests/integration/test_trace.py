@@ -9,7 +9,7 @@ import pytest
 import microscope_jupyter as mic
 from microscope_jupyter import Atom, errors
 from microscope_jupyter.beam.terms import Reference
-from nodes import load_module, load_test_module
+from nodes import load_module, load_test_module, wait_until
 
 
 def _run_story(s, seconds=0.8):
@@ -201,7 +201,8 @@ def test_gen_server_state_for_cast_call_and_info(node_factory, workload_beam, ru
         s.rpc("gen_server", "cast", [Atom("mic_counter"), (Atom("add"), 2)])
         s.rpc("erlang", "send", [counter, (Atom("add"), 3)])
         assert s.rpc("gen_server", "call", [Atom("mic_counter"), (Atom("add"), 4)]) == Atom("ok")
-        time.sleep(0.2)
+        # the hook reports a call's transition just after its reply goes out
+        wait_until(lambda: len(s.states("mic_counter")) == 3)
         rec.stop()
         states = s.states("mic_counter")
         assert list(states["callback"]) == ["handle_cast", "handle_info", "handle_call"]
@@ -221,7 +222,7 @@ def test_gen_statem_state_names(node_factory, tmp_path):
         rec = s.trace("mic_switch")
         assert rec.info["hooked"] == 1
         assert [s.rpc("mic_switch", "flip", []) for _ in range(3)] == [Atom("on"), Atom("off"), Atom("on")]
-        time.sleep(0.2)
+        wait_until(lambda: len(s.states("mic_switch")) == 3)
         rec.stop()
         states = s.states("mic_switch")
         assert list(states["before"]) == [Atom("off"), Atom("on"), Atom("off")]
@@ -238,8 +239,7 @@ def test_children_are_followed_and_lifecycle_can_be_left_out(node_factory, workl
         box = s._local.mailbox()
         s._remote.send(box, driver, (Atom("go"), box.pid))
         box.receive(timeout=10)
-        time.sleep(0.2)
-        rec.stop()
+        rec.stop()   # what the trace saw before the stop is drained, whatever is in flight
         events = s.events
         # ping and pong are spawned by the driver: traced through set_on_spawn.
         assert events["pid"].nunique() >= 3
@@ -301,10 +301,13 @@ def test_replies_to_aliases_pair_without_interning_each_alias(node_factory, work
         rec = s.trace(caller, counter, state=False)
         for _ in range(20):
             s.rpc("mic_workload", "watch", [caller, (Atom("call"), Atom("mic_counter"), Atom("get"))])
-        time.sleep(0.2)
+
+        def replies():
+            table = s.messages()
+            return table[(table["sender"] == str(counter)) & (table["receiver"] == str(caller))]
+        wait_until(lambda: len(replies()) >= 20)
         rec.stop()
-        replies = s.messages()
-        replies = replies[(replies["sender"] == str(counter)) & (replies["receiver"] == str(caller))]
+        replies = replies()
         assert len(replies) == 20 and (replies["status"] == "delivered").all()
         assert all(text.startswith("{[:alias | #Reference<") for text in replies["text"])
         # One id per process and name, not one per call.
