@@ -7,6 +7,7 @@
     Demo.start_updates(20); Process.sleep(500)   # cell form: Elixir run under trace,
                                                  # then its sequence diagram
     %beam_processes   %beam_tree   %beam_sequence   %beam_timetravel   %beam_detach
+    %beam_explain Why isn't WorkerB receiving all updates from WorkerA?
 
 Mistakes raise ``UsageError``, so IPython shows one line and no traceback,
 with a "did you mean" for near misses. There is deliberately no
@@ -219,6 +220,13 @@ class MicroscopeMagics(Magics):
         _, options = _options(_split(line), {"at": int}, "%beam_timetravel [--at SEQ]")
         session = self._recorded()
         return _run(lambda: TimeTravel(session, cursor=options.get("at", 0)))
+
+    @line_magic
+    def beam_explain(self, line: str):
+        """%beam_explain [QUESTION]: why the recording went as it did, in one paragraph."""
+        question = line.strip().strip("\"'") or None
+        session = self._recorded()
+        return _run(lambda: session.explain(question))
 
     @line_cell_magic
     def trace(self, line: str, cell: str | None = None):

@@ -97,6 +97,12 @@ s.events.loc[unhandled["evidence"], ["kind", "name", "text"]].reset_index(drop=T
 
 Fix: handle the checkpoint in WorkerB, and send to the registered name (`send(Demo.WorkerB, ...)`)
 or monitor WorkerB and look it up again when it restarts."""),
+    ("markdown", """## 9. Ask why
+`s.explain(question)` joins the findings into causes and answers in one paragraph: what happened,
+why, and what to do, with the evidence (event seqs) behind each cause. `%beam_explain` does the same."""),
+    ("code", """e = s.explain("Why isn't WorkerB receiving all updates from WorkerA?")
+print(e.text)"""),
+    ("code", """e.causes[["rank", "kind", "confidence", "processes"]]"""),
     ("code", """s.save("quickstart-recording")   # an offline copy: mic.load(...) answers the same queries
 %beam_detach"""),
 ]

@@ -25,6 +25,7 @@ from ..store.persist import load_store, save_store
 from ..store.lazy import materialize
 from ..store.schema import EVENT_COLUMNS
 from .expect import check_expectation
+from .explain import Explanation, explain
 from .findings import Finding, detect, findings_frame
 from .query import Query
 from .history import History
@@ -200,6 +201,16 @@ class SessionBase:
                 f"{row.name or row.pid} broke {described} on {row.callback}"
                 f"({row.message_text}): {row.reason}", int(row.seq), [int(row.seq)]))
         return violations
+
+    def explain(self, question: str | None = None, *, proc: Any = None) -> Explanation:
+        """Why things went as they did: ``.text`` (a paragraph: what happened,
+        why, what to do) and ``.causes`` (ranked, each with evidence seqs).
+        Names in ``question`` (or ``proc``) put the causes about them first."""
+        return explain(self, question, proc=proc)
+
+    def live_holder(self, name: str) -> str | None:
+        """The pid holding ``name`` on the live node now; None when detached."""
+        return self._alive_elsewhere(name)
 
     def findings(self) -> pd.DataFrame:
         """kind, severity, pid, name, summary, first_seq, evidence (event seqs)."""

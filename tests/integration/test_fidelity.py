@@ -292,6 +292,9 @@ def test_a_healthy_app_raises_no_alarm(load_node):
     assert bad.empty, bad[["kind", "summary"]].to_string()
     kinds = set(s.events["kind"])
     assert {"send", "receive", "state", "timeout", "spawn", "exit"} <= kinds
+    explanation = s.explain("is anything wrong with mic_store?")
+    assert explanation.causes.empty, explanation.causes["summary"].tolist()
+    assert explanation.text.startswith("Nothing looks wrong")
 
 
 def test_queries_speak_of_what_the_recording_did_not_see(load_node, caplog):
@@ -319,6 +322,10 @@ def test_queries_speak_of_what_the_recording_did_not_see(load_node, caplog):
     assert idle.empty and "is alive on the node" in caplog.text
     with pytest.raises(mic.errors.QueryError):
         s.states("no_such_process_anywhere")
+    # the stale pid, though its crash came before the trace: named in the explanation
+    cause = s.explain("why does mic_b get nothing from mic_sender?").causes.iloc[0]
+    assert cause["kind"] == "stale_pid" and "mic_sender" in cause["summary"]
+    assert "before the recording began" in cause["summary"]
     trace = s.query.trace_message("{:\"$gen_cast\", _}")
     assert "nan" not in " ".join(trace["text"]) and "None" not in " ".join(trace["text"])
     s.eval_erlang("mic_sender ! stop, ok.")

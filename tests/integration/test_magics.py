@@ -70,3 +70,6 @@ def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
     assert "Demo.Supervisor" in {n["name"] for n in tree.nodes}
     travel = ip.run_line_magic("beam_timetravel", "--at 5")
     assert travel.cursor == 5
+    explanation = ip.run_line_magic("beam_explain", "Why isn't WorkerB getting updates?")
+    assert explanation.question == "Why isn't WorkerB getting updates?"
+    assert explanation.text == s.explain("Why isn't WorkerB getting updates?").text

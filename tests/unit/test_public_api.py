@@ -13,7 +13,8 @@ def test_session_surface():
     public = {name for name in dir(mic.Session) if not name.startswith("_")}
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
-                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids"}
+                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids",
+                      "explain", "live_holder"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():

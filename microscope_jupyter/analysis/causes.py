@@ -1,0 +1,338 @@
+"""Causes: findings joined into chains that say why, each with its evidence.
+
+    for cause in find_causes(recorded): cause.kind, cause.summary, cause.evidence
+
+Each finder reads the recording's tables and returns ``Cause`` objects:
+
+- ``stale_pid``: sends to a dead pid whose name another pid now holds; who
+  keeps the stale pid, and where in its state;
+- ``backlog``: a mailbox that grew (the node's own counts), arrival against
+  handling rate, and what ate the handling time (callbacks grouped by
+  message shape, garbage collections, long schedules, the tool's own cost);
+- ``crash_restart``: a crash, the restart, and what the restart lost;
+- ``deadlock``: one per cycle of calls, with how often it recurred;
+- ``state_growth``: a GenServer whose state keeps growing, and which part.
+
+Everything is computed from the recording (deterministic: the same
+recording gives the same causes), except that a name whose holder died
+before the trace began is looked up on the live node when one is attached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..beam.terms import Atom, Pid
+from ..render.elixir import render
+from ..store.otp import state_recorded
+from .findings import MAILBOX_GROWTH
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import SessionBase
+
+__all__ = ["Cause", "find_causes"]
+
+
+@dataclass
+class Cause:
+    kind: str
+    confidence: float
+    summary: str
+    evidence: list[int] = field(default_factory=list)
+    processes: list[str] = field(default_factory=list)
+
+
+def find_causes(recorded: "SessionBase") -> list[Cause]:
+    causes = _stale_pids(recorded) + _backlogs(recorded) + _crashes(recorded)
+    causes += _deadlocks(recorded) + _state_growth(recorded)
+    return causes
+
+
+# -- stale pids ---------------------------------------------------------------
+
+def _stale_pids(recorded: "SessionBase") -> list[Cause]:
+    messages = recorded.messages()
+    lost = messages[(messages["status"] == "lost") & messages["send_seq"].notna()]
+    if lost.empty:
+        return []
+    events = recorded.events
+    out = []
+    for receiver, group in lost.groupby("receiver", sort=False):
+        name = _name_of(events, receiver) or next(
+            (n for n in group["receiver_name"] if isinstance(n, str)), None)
+        exits = events[(events["kind"] == "exit") & (events["pid"] == receiver)]
+        # Why it died is the crash's own cause (crash_restart): here, only when.
+        died = (f"died at seq {int(exits['seq'].iloc[0])}" if len(exits)
+                else "had died before the recording began")
+        taken = events.iloc[0:0]
+        if name is None:
+            holder = "the recording never saw its name"
+        else:
+            taken = events[(events["kind"] == "register") & (events["peer"] == name)
+                           & (events["pid"] != receiver)]
+            if len(taken):
+                holder = (f"{taken['pid'].iloc[-1]} has held the name since seq "
+                          f"{int(taken['seq'].iloc[-1])}")
+            else:
+                live = recorded.live_holder(name)
+                holder = (f"on the live node {name} is now {live} (asked after the recording)"
+                          if live else f"no process took the name {name} while recording")
+        senders = [s for s in dict.fromkeys(group["sender_name"].fillna(group["sender"]))
+                   if isinstance(s, str)]
+        where = [f"{s} keeps it in its state at {path}" for s in senders
+                 if (path := _path_to_pid(recorded, s, receiver))]
+        target = f"the {name} that {died}" if name else f"a process that {died}"
+        advice = (f"Send to the name {name}, or monitor it and look it up again on :DOWN."
+                  if name else "Look the process up by name when sending, or monitor it "
+                  "and look it up again on :DOWN.")
+        summary = (f"{', '.join(senders)} sent {len(group)} message(s) to {receiver}, {target}; "
+                   f"{holder}, so they were lost. "
+                   + (". ".join(where) + ", taken once and never looked up again. " if where
+                      else f"{senders[0] if senders else 'The sender'} holds a stale pid. ")
+                   + advice)
+        evidence = [int(s) for s in group["send_seq"].head(20)] + [int(s) for s in exits["seq"]]
+        evidence += [int(s) for s in taken["seq"].tail(1)]
+        out.append(Cause("stale_pid", 0.9 if where else 0.7, summary, sorted(set(evidence)),
+                         [p for p in [name, receiver] if p] + senders))
+    return out
+
+
+def _why_died(recorded: "SessionBase", pid: str) -> str:
+    """A crash's reason in a few words: the unmatched message if that was it."""
+    findings = recorded.findings()
+    mine = findings[findings["pid"] == pid]
+    for kind in ("unhandled_message", "call_timeout", "crash"):
+        rows = mine[mine["kind"] == kind]
+        if len(rows):
+            text = str(rows["summary"].iloc[0]).split(" crashed: ", 1)[-1]
+            text = text.split(". Add a clause", 1)[0]
+            return text if len(text) <= 160 else text[:157] + "..."
+    return "exited"
+
+
+def _name_of(events: pd.DataFrame, pid: str) -> str | None:
+    names = events.loc[(events["pid"] == pid) & events["name"].notna(), "name"]
+    return str(names.iloc[-1]) if len(names) else None
+
+
+def _path_to_pid(recorded: "SessionBase", proc: str, pid: str) -> str | None:
+    """Where in ``proc``'s last recorded state the pid ``pid`` is (".worker_b")."""
+    try:
+        states = recorded.states(proc)
+    except Exception:  # noqa: BLE001 - an unknown or silent sender has no state to search
+        return None
+    for state in reversed(states["after"].tolist()):
+        if state_recorded(state):
+            return _find_pid(state, pid, "")
+    return None
+
+
+def _find_pid(term: Any, pid: str, path: str) -> str | None:
+    if isinstance(term, Pid):
+        return (path or "the whole state") if str(term) == pid else None
+    if isinstance(term, dict):
+        items = [(f".{k}" if isinstance(k, Atom) else f"[{render(k, 'elixir', 40)}]", v)
+                 for k, v in term.items()]
+    elif isinstance(term, (tuple, list)):
+        items = [(f"[{i}]", v) for i, v in enumerate(term)]
+    else:
+        return None
+    for step, value in items:
+        found = _find_pid(value, pid, path + step)
+        if found:
+            return found
+    return None
+
+
+# -- backlogs -----------------------------------------------------------------
+
+def _backlogs(recorded: "SessionBase") -> list[Cause]:
+    tt = recorded.time_travel()
+    raw, events = tt.raw, recorded.events
+    out = []
+    for proc in tt.processes():
+        seqs, level = proc.mailbox_levels()
+        if not len(level) or int(level.max()) < MAILBOX_GROWTH:
+            continue
+        peak_at = int(level.argmax())
+        start = int(seqs[int(np.argmax(level >= max(1, level[peak_at] // 10)))])
+        end = int(seqs[peak_at])
+        seconds = max((raw.ts_ns[end] - raw.ts_ns[start]) / 1e9, 1e-3)
+        name = next((n for s, n in reversed(proc.names) if n and s <= end), None)
+        who = name or proc.pid
+        window = events[(events["seq"] >= start) & (events["seq"] <= end)
+                        & (events["pid"] == proc.pid)]
+        arrived = int((window["kind"] == "receive").sum())
+        states = recorded.states(proc.pid)
+        handled = states[(states["seq"] >= start) & (states["seq"] <= end)]
+        summary = (f"The mailbox of {who} grew to {int(level[peak_at])} messages (the node's "
+                   f"own count): {arrived / seconds:.0f} arrived per second while it handled "
+                   f"{len(handled) / seconds:.0f}.")
+        evidence = [start, end]
+        if len(handled):
+            busy = handled["duration_us"].sum() / 1e6 / seconds
+            summary += f" It was busy {min(busy, 1.0):.0%} of that time"
+            slow, slow_seqs = _slowest_shapes(handled)
+            summary += (f": {slow}." if slow else ".")
+            evidence += slow_seqs
+            tool = handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9)
+            if tool > 0.3:
+                summary += (f" The recording itself added {tool:.0%} to those callbacks: part "
+                            "of the slowness is the tool's.")
+        for kind, what in (("long_gc", "garbage collections"), ("long_schedule",
+                                                                "long runs without yielding")):
+            hits = window[window["kind"] == kind]
+            if len(hits):
+                worst = hits["_duration_ns"].max() / 1e6
+                summary += f" {len(hits)} {what} (up to {worst:.0f} ms) fell in that window."
+                evidence += [int(s) for s in hits["seq"]]
+        summary += " Move the slow work out of the callback (a Task), batch it, or shed load."
+        out.append(Cause("backlog", 0.8, summary, sorted(set(evidence)), [who]))
+    return out
+
+
+def _shape(message: Any) -> str:
+    """A message's shape: its tag and arity, ``{:tick, _}``; gen calls and casts unwrapped."""
+    if isinstance(message, tuple) and message and message[0] in (Atom("$gen_cast"),
+                                                                 Atom("$gen_call")):
+        message = message[-1]
+    if isinstance(message, tuple) and message and isinstance(message[0], Atom):
+        return "{" + ", ".join([render(message[0], "elixir", 40)] + ["_"] * (len(message) - 1)) + "}"
+    return render(message, "elixir", 40) if isinstance(message, Atom) else type(message).__name__
+
+
+def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
+    """What took the handling time: callbacks grouped by message shape, the
+    costliest first, with how often the slow ones come."""
+    table = pd.DataFrame({"callback": handled["callback"].astype(str),
+                          "shape": [_shape(m) for m in handled["message"]],
+                          "ms": handled["duration_us"].to_numpy() / 1000.0,
+                          "seq": handled["seq"].to_numpy()})
+    parts, seqs = [], []
+    totals = table.groupby(["callback", "shape"], sort=True)["ms"].sum().sort_values(
+        ascending=False, kind="stable")
+    for (callback, shape), total in totals.head(2).items():
+        group = table[(table["callback"] == callback) & (table["shape"] == shape)]
+        typical = float(group["ms"].median())
+        slow = group[group["ms"] > max(3 * typical, 1.0)]
+        text = f"{callback} of {shape} took {total:.0f} ms in all ({len(group)} calls)"
+        if len(slow) and len(slow) < len(group):
+            every = np.diff(np.flatnonzero((group["ms"] > max(3 * typical, 1.0)).to_numpy()))
+            period = f"every {int(every[0])}th" if len(every) and (every == every[0]).all() \
+                else f"{len(slow)} of them"
+            text += (f"; {period} took {slow['ms'].min():.0f}-{slow['ms'].max():.0f} ms, "
+                     f"the rest about {typical:.1f} ms")
+        parts.append(text)
+        seqs += [int(s) for s in (slow if len(slow) else group).nlargest(5, "ms")["seq"]]
+    return "; ".join(parts), seqs
+
+
+# -- crashes, deadlocks, growth -----------------------------------------------
+
+def _crashes(recorded: "SessionBase") -> list[Cause]:
+    findings = recorded.findings()
+    crashes = findings[findings["kind"] == "crash"]
+    restarts = findings[findings["kind"] == "restart"]
+    lost = findings[findings["kind"] == "lost_message"]
+    out = []
+    for crash in crashes.itertuples(index=False):
+        summary = f"{crash.name or crash.pid} crashed: {_why_died(recorded, crash.pid)}."
+        evidence = list(crash.evidence)
+        again = restarts[(restarts["name"] == crash.name) & (restarts["first_seq"] > crash.first_seq)]
+        if crash.name and len(again):
+            restart = again.iloc[0]
+            summary += f" Its supervisor restarted it as {restart['pid']} (seq {restart['first_seq']})"
+            before = _last_state(recorded, crash.pid)
+            after = _first_state(recorded, restart["pid"])
+            if before is not None and after is not None and before != after:
+                summary += (f"; the restart lost its state: {render(before, 'elixir', 80)} "
+                            f"became {render(after, 'elixir', 80)}")
+            summary += "."
+            evidence += list(restart["evidence"])
+        unread = lost[(lost["pid"] == crash.pid) & lost["summary"].str.contains("never handled")]
+        if len(unread):
+            summary += " Messages still in its mailbox died with it."
+            evidence += list(unread["evidence"].iloc[0])[:10]
+        out.append(Cause("crash_restart", 0.6, summary, sorted(set(evidence)),
+                         [crash.name or crash.pid]))
+    return out
+
+
+def _last_state(recorded: "SessionBase", pid: str) -> Any:
+    try:
+        states = recorded.states(pid)
+    except Exception:  # noqa: BLE001 - a process with no recorded state
+        return None
+    values = [s for s in states["after"] if state_recorded(s)]
+    return values[-1] if values else None
+
+
+def _first_state(recorded: "SessionBase", pid: str) -> Any:
+    try:
+        states = recorded.states(pid)
+    except Exception:  # noqa: BLE001
+        return None
+    values = [s for s in states["before"] if state_recorded(s)]
+    return values[0] if values else None
+
+
+def _deadlocks(recorded: "SessionBase") -> list[Cause]:
+    findings = recorded.findings()
+    rows = findings[findings["kind"] == "deadlock"]
+    out = []
+    for summary, group in rows.groupby("summary", sort=False):
+        times = f" It happened {len(group)} times." if len(group) > 1 else ""
+        evidence = sorted({s for ev in group["evidence"] for s in ev})
+        out.append(Cause("deadlock", 0.9, summary[0].upper() + summary[1:] + "." + times
+                         + " Break the cycle: a call inside a handle_call to a process that "
+                         "calls back never returns; make one of them a cast or reply later.",
+                         evidence, [p for p in group["name"].fillna(group["pid"])]))
+    return out
+
+
+def _size(term: Any, budget: int = 100_000) -> int:
+    if isinstance(term, dict):
+        return len(term) + sum(_size(v) for v in list(term.values())[:1000])
+    if isinstance(term, (list, tuple)):
+        return len(term) + sum(_size(v) for v in term[:1000])
+    return 0
+
+
+def _state_growth(recorded: "SessionBase") -> list[Cause]:
+    states = recorded.states()
+    out = []
+    for pid, group in states.groupby("pid", sort=True):
+        afters = [(seq, a) for seq, a in zip(group["seq"], group["after"]) if state_recorded(a)]
+        if len(afters) < 20:
+            continue
+        start = group["before"].iloc[0]
+        first = start if state_recorded(start) else afters[0][1]
+        sizes = np.array([_size(first)] + [_size(a) for _, a in afters])
+        steps = np.diff(sizes)
+        late = steps[-max(len(steps) // 4, 1):]
+        if (sizes[-1] - sizes[0] < 20 or (steps < 0).mean() > 0.05 or (steps > 0).mean() < 0.5
+                or (late > 0).mean() < 0.5):   # still growing at the end, not levelled off
+            continue
+        last = afters[-1][1]
+        part = ""
+        if isinstance(first, dict) and isinstance(last, dict):
+            own = len(last) - len(first)
+            field, grew = max(((k, _size(v) - _size(first.get(k))) for k, v in last.items()),
+                              key=lambda kv: kv[1], default=(None, 0))
+            if own >= grew:
+                part = (f" The state map itself gains ~{own / len(afters):.1f} keys per "
+                        "callback and never shrinks.")
+            else:
+                part = (f" The growing part is {render(field, 'elixir', 40)}, gaining "
+                        f"~{grew / len(afters):.1f} entries per callback and never shrinking.")
+        name = next((n for n in group["name"] if isinstance(n, str)), None) or pid
+        out.append(Cause("state_growth", 0.6,
+                         f"The state of {name} grew steadily from {sizes[0]} to {sizes[-1]} "
+                         f"entries over {len(afters)} callbacks.{part} Unbounded growth ends in "
+                         "memory trouble: evict, cap or move it to ETS.",
+                         [afters[0][0], afters[-1][0]], [name]))
+    return out

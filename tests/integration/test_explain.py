@@ -1,0 +1,78 @@
+"""s.explain() names the cause, with its evidence, on real nodes: the demo's
+stale pid, a backlog behind a slow handler, a growing state; and says nothing
+is wrong on a healthy app."""
+
+from __future__ import annotations
+
+
+import pytest
+
+import microscope_jupyter as mic
+from microscope_jupyter import Atom
+from nodes import load_test_module, wait_until
+
+QUESTION = "Why isn't WorkerB receiving all updates from WorkerA?"
+
+
+def test_the_demo_story_is_a_stale_pid(demo):
+    rec = demo.trace()
+    demo.demo.start_updates(20)
+    wait_until(lambda: (demo.events["kind"] == "exit").any() and
+               (demo.messages()["status"] == "lost").sum() >= 3, timeout=30)
+    rec.stop()
+    e = demo.explain(QUESTION)
+    print(e.text)
+    lead = e.causes.iloc[0]
+    assert lead["kind"] == "stale_pid"
+    assert "Demo.WorkerA" in e.text and ".worker_b" in e.text
+    assert "Demo.WorkerB" in e.text and "crash" in e.text.lower() or "died" in e.text
+    lost = demo.messages()
+    lost_seqs = set(lost.loc[lost["status"] == "lost", "send_seq"].astype(int))
+    assert set(lead["evidence"]) & lost_seqs
+    assert e.text == demo.explain(QUESTION).text   # deterministic
+    assert "stale_pid" in e._repr_markdown_()
+
+
+@pytest.fixture
+def load_node(node_factory, tmp_path):
+    node = node_factory("otp25", prefix="explain")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_test_module(s, "mic_load", tmp_path)
+        yield s
+    node.stop()
+
+
+def test_a_backlog_behind_a_slow_handler(load_node):
+    s = load_node
+    worker = s.rpc("mic_load", "start_worker", [Atom("mic_worker")])
+    rec = s.trace("mic_worker")
+    # a cast every 2 ms, each taking 5 ms to handle
+    feeder = s.rpc("mic_load", "feed", [worker, 2, 5, 400])
+    wait_until(lambda: s.eval_erlang(
+        "element(2, erlang:process_info(whereis(mic_worker), message_queue_len))."
+    ) >= 120, timeout=30)
+    rec.stop()
+    s.rpc("mic_load", "stop_feed", [feeder])
+    e = s.explain("why is mic_worker slow?")
+    lead = e.causes.iloc[0]
+    assert lead["kind"] == "backlog" and "mic_worker" in lead["processes"]
+    assert "handle_cast of {:work, _, _}" in e.text
+    # the rates: about 500/s arrive, about 200/s are handled
+    arrived, handled = [float(x) for x in __import__("re").findall(
+        r"(\d+) arrived per second while it handled (\d+)", e.text)[0]]
+    assert arrived > 1.5 * handled
+    assert "busy" in e.text and e.causes["evidence"].iloc[0]
+
+
+def test_a_state_that_keeps_growing(load_node):
+    s = load_node
+    s.eval_erlang("{ok, _} = gen_server:start({local, mic_grow}, mic_load, store, []), ok.")
+    rec = s.trace("mic_grow")
+    s.eval_erlang("[gen_server:call(mic_grow, {put, I, I}) || I <- lists:seq(1, 60)], ok.")
+    wait_until(lambda: len(s.states("mic_grow")) == 60)
+    rec.stop()
+    e = s.explain()
+    growth = e.causes[e.causes["kind"] == "state_growth"]
+    assert len(growth) == 1 and "mic_grow" in growth["summary"].iloc[0]
+    assert "from 0 to 60 entries" in growth["summary"].iloc[0]
+    assert "map itself gains ~1.0 keys per callback" in growth["summary"].iloc[0]
