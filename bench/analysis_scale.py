@@ -9,8 +9,8 @@ the same EventStore.append_batch path the agent uses, then measures:
 - the one-time time-travel index;
 - snapshot_at at random moments (median and worst; target <= 50 ms);
 - save and load (targets <= 2 s each);
-- building s.events (term and text are lazy: decoded when read) and
-  s.messages(), and the peak RSS of the whole run.
+- building s.events (term and text are lazy: decoded when read),
+  s.messages() and s.explain(), and the peak RSS of the whole run.
 
 There is no peer tool to compare with (nothing else has time travel over
 recorded BEAM state); the targets are the ones issue 9 names for 1M events
@@ -135,6 +135,15 @@ def main() -> None:
     messages = session.messages()
     messages_s = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    explanation = session.explain()
+    explain_s = time.perf_counter() - t0
+    assert explanation.text
+    fresh = OfflineSession(store, {"node": NODE}, None)
+    t0 = time.perf_counter()
+    fresh.explain()
+    explain_cold_s = time.perf_counter() - t0
+
     print(f"time-travel index (one time):   {index_s:.2f} s  (target <= 2 s)")
     print(f"snapshot_at, 30 random moments: median {statistics.median(samples):.1f} ms, "
           f"worst {max(samples):.1f} ms  (target <= 50 ms)")
@@ -143,6 +152,8 @@ def main() -> None:
     print(f"load, median of {args.runs}:            {statistics.median(loads):.2f} s  (target <= 2 s)")
     print(f"s.messages() ({len(messages):,} rows): {messages_s:.2f} s  (target <= 2 s)")
     print(f"building s.events (lazy terms): {frame_s:.2f} s  (target <= 1.5 s)")
+    print(f"s.explain(), findings included: {explain_s:.2f} s  (target <= 2 s; messages and "
+          f"time travel already built), {explain_cold_s:.2f} s on a fresh session")
     t0 = time.perf_counter()
     shown = events.tail(20)["text"].tolist()
     print(f"reading 20 rows' text:          {(time.perf_counter() - t0) * 1000:.1f} ms "

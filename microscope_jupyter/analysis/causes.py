@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..beam.terms import Atom, Pid
 from ..render.elixir import render
+from ..store import joins
 from ..store.otp import state_recorded
 from .findings import MAILBOX_GROWTH
 
@@ -302,8 +303,29 @@ def _size(term: Any, budget: int = 100_000) -> int:
     return 0
 
 
+def _growing_payloads(recorded: "SessionBase") -> set[int]:
+    """Pid ids whose state events keep getting longer: a state that grows
+    makes its events grow, so only those are decoded to look closer."""
+    events = recorded.store.frame()
+    rows = events[events["kind"] == "state"]
+    raw = recorded.store.raw()
+    out = set()
+    for pid, seqs in rows.groupby("_pid", sort=True)["seq"]:
+        if len(seqs) < 20:
+            continue
+        lengths = raw.pay_len[seqs.to_numpy()]
+        steps = np.diff(lengths)
+        late = steps[-max(len(steps) // 4, 1):]
+        if lengths[-1] > lengths[0] and (late > 0).mean() >= 0.25:
+            out.add(int(pid))
+    return out
+
+
 def _state_growth(recorded: "SessionBase") -> list[Cause]:
-    states = recorded.states()
+    growing = _growing_payloads(recorded)
+    if not growing:
+        return []
+    states = joins.states(recorded.store, growing)
     out = []
     for pid, group in states.groupby("pid", sort=True):
         afters = [(seq, a) for seq, a in zip(group["seq"], group["after"]) if state_recorded(a)]

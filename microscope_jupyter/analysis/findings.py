@@ -21,12 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa
-from ..store.otp import MESSAGE_ARG, call_tag, is_call_timeout, normal_exit, unmatched_callback
+from ..store import joins
+from ..store.columns import RawColumns
+from ..store.otp import GEN_CALL_HEADS, MESSAGE_ARG, call_tag, is_call_timeout, normal_exit, unmatched_callback
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -111,7 +114,7 @@ def detect(recorded: "SessionBase") -> list[Finding]:
                            int(first["_seq"]), [int(s) for s in group["_seq"]]))
     out += _unhandled_messages(events, exits, recorded.store.syntax)
     out += _timeouts(exits, recorded.store.syntax)
-    out += _deadlocks(messages)
+    out += _deadlocks(messages, recorded.store.raw())
     out += _mailbox_growth(recorded)
     out += _slow_handlers(recorded)
     out += _monitor_findings(recorded)
@@ -192,7 +195,12 @@ def _unhandled_messages(events: pd.DataFrame, exits: pd.DataFrame, syntax: str) 
 
 
 def _slow_handlers(recorded: "SessionBase") -> list[Finding]:
-    states = recorded.states()
+    # Found by the durations in the headers; only the slow ones are decoded.
+    events = recorded.store.frame()
+    slow = events[(events["kind"] == "state") & (events["_duration_ns"] > SLOW_HANDLER_MS * 1e6)]
+    if slow.empty:
+        return []
+    states = joins.states(recorded.store, {int(p) for p in slow["_pid"].unique()})
     slow = states[states["duration_us"] > SLOW_HANDLER_MS * 1000]
     out = []
     for row in slow.itertuples(index=False):
@@ -227,11 +235,20 @@ def _monitor_findings(recorded: "SessionBase") -> list[Finding]:
     return out
 
 
-def _deadlocks(messages: pd.DataFrame) -> list[Finding]:
+def _deadlocks(messages: pd.DataFrame, raw: RawColumns) -> list[Finding]:
     """Cycles of gen calls that never got a reply: A waits on B while B waits on A."""
     from .diff import same_term
 
     sent = messages[messages["send_seq"].notna()]
+    # Only gen calls and 2-tuples (their replies) matter: picked by their
+    # first bytes, so the other messages are never decoded.
+    heads = raw.heads(sent["send_seq"].to_numpy(dtype=np.int64))
+    pairs = (heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
+    gen_calls = np.zeros(len(sent), dtype=bool)
+    for head in GEN_CALL_HEADS:
+        wanted = np.frombuffer(head, dtype=np.uint8)
+        gen_calls |= np.all(heads[:, :len(wanted)] == wanted, axis=1)
+    sent = sent[pairs | gen_calls]
     calls = [(int(seq), sender, sender_name, receiver, tag)
              for seq, sender, sender_name, receiver, term in zip(
                  sent["send_seq"], sent["sender"], sent["sender_name"], sent["receiver"], sent["term"])

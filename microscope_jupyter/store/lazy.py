@@ -160,6 +160,10 @@ class PayloadArray(ObjectStringArrayMixin, ExtensionArray):
         values = self._read()
         return values if dtype is None or np.dtype(dtype) == object else values.astype(dtype)
 
+    def __iter__(self):
+        # Read the rows once, not one by one (pandas' default goes through __getitem__).
+        return iter(self._read())
+
     def _derive(self, seqs: np.ndarray | None, values: np.ndarray | None) -> "PayloadArray":
         return type(self)(self._dtype, self._source, seqs, values)
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..beam.terms import Atom, ImproperList, Reference
 
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
-           "CONTINUE_HEADS", "TIMEOUT_ATOMS",
+           "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS",
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "state_recorded",
            "normal_exit", "is_call_timeout", "unmatched_callback", "MESSAGE_ARG"]
 
@@ -67,6 +67,8 @@ def _atom_spellings(name: bytes) -> tuple[bytes, ...]:
 # How a state event's message starts (after the event tuple's own header):
 # {continue, _} (a handle_continue) and the bare atom timeout.
 CONTINUE_HEADS = tuple(b"h\x02" + atom for atom in _atom_spellings(b"continue"))
+# How a payload starts when it is a gen call ({'$gen_call', From, Request}).
+GEN_CALL_HEADS = tuple(b"\x83h\x03" + atom for atom in _atom_spellings(b"$gen_call"))
 TIMEOUT_ATOMS = _atom_spellings(b"timeout")
 _ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
 _SERVICE_HEADS = tuple(atom for name in (b"code_server", b"io_reply", b"io_request")

@@ -229,3 +229,19 @@ def test_a_large_state_shows_what_changed_and_is_never_judged():
     assert "#NotCopied<large state>" in row["text"]
     checked = session.expect("Demo.WorkerB", lambda before, msg, after: False)
     assert checked.empty and checked.attrs["unjudged"] == 1
+
+
+def test_mailbox_levels_agree_with_mailbox_len_at_every_seq():
+    import numpy as np
+
+    from microscope_jupyter.analysis.process_history import ProcessHistory
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        p = ProcessHistory(1, "<0.1.0>", 0)
+        p.recv_seqs = np.sort(rng.choice(200, rng.integers(0, 40), replace=False))
+        p.taken_seqs = np.sort(rng.choice(200, rng.integers(0, 40), replace=False))
+        p.sample_seqs = np.sort(rng.choice(200, rng.integers(0, 5), replace=False))
+        p.sample_values = rng.integers(0, 20, len(p.sample_seqs))
+        seqs, levels = p.mailbox_levels()
+        assert levels.tolist() == [p.mailbox_len(int(q)) for q in seqs]
