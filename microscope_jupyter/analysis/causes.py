@@ -104,12 +104,14 @@ def _stale_pids(recorded: "SessionBase") -> list[Cause]:
 
 def _why_died(recorded: "SessionBase", pid: str) -> str:
     """A crash's reason in a few words: the unmatched message if that was it."""
-    findings = recorded.findings()
+    findings = recorded.findings(grouped=False)
     mine = findings[findings["pid"] == pid]
     for kind in ("unhandled_message", "call_timeout", "crash"):
         rows = mine[mine["kind"] == kind]
         if len(rows):
             text = str(rows["summary"].iloc[0]).split(" crashed: ", 1)[-1]
+            who = rows["name"].iloc[0] or pid
+            text = text[len(who) + 1:] if text.startswith(f"{who} ") else text
             text = text.split(". Add a clause", 1)[0]
             return text if len(text) <= 160 else text[:157] + "..."
     return "exited"
@@ -235,7 +237,7 @@ def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
 # -- crashes, deadlocks, growth -----------------------------------------------
 
 def _crashes(recorded: "SessionBase") -> list[Cause]:
-    findings = recorded.findings()
+    findings = recorded.findings(grouped=False)
     crashes = findings[findings["kind"] == "crash"]
     restarts = findings[findings["kind"] == "restart"]
     lost = findings[findings["kind"] == "lost_message"]
@@ -282,17 +284,36 @@ def _first_state(recorded: "SessionBase", pid: str) -> Any:
 
 
 def _deadlocks(recorded: "SessionBase") -> list[Cause]:
-    findings = recorded.findings()
+    findings = recorded.findings(grouped=False)
     rows = findings[findings["kind"] == "deadlock"]
     out = []
+    messages = recorded.messages() if len(rows) else None
     for summary, group in rows.groupby("summary", sort=False):
         times = f" It happened {len(group)} times." if len(group) > 1 else ""
         evidence = sorted({s for ev in group["evidence"] for s in ev})
+        first = set(group["evidence"].iloc[0])
+        calls = messages[messages["send_seq"].isin(first)].sort_values("send_seq")
+        requests = [f"{n or p} called {_request(t)}" for n, p, t in
+                    zip(calls["sender_name"], calls["sender"], calls["term"])]
+        if requests:
+            times = f" The calls: {'; '.join(requests)}." + times
+        timeouts = findings[(findings["kind"] == "call_timeout")
+                            & (findings["first_seq"] > min(evidence))]
+        if len(timeouts):
+            times += (f" {len(timeouts)} caller(s) then died of the call timeout: "
+                      f"{', '.join(sorted(set(timeouts['name'].fillna(timeouts['pid']))))}.")
         out.append(Cause("deadlock", 0.9, summary[0].upper() + summary[1:] + "." + times
                          + " Break the cycle: a call inside a handle_call to a process that "
                          "calls back never returns; make one of them a cast or reply later.",
                          evidence, [p for p in group["name"].fillna(group["pid"])]))
     return out
+
+
+def _request(term: Any) -> str:
+    """The request of a gen call message, as Elixir."""
+    if isinstance(term, tuple) and len(term) == 3:
+        return render(term[2], "elixir", 60)
+    return render(term, "elixir", 60)
 
 
 def _size(term: Any, budget: int = 100_000) -> int:

@@ -96,7 +96,7 @@ def _paragraph(recorded: "SessionBase", causes: list[Cause], focus: set[str]) ->
     text = lead.summary
     linked = [c for c in causes[1:] if c.kind != lead.kind and set(c.processes) & set(
         lead.processes)]
-    if linked and linked[0].kind == "crash_restart":
+    if linked and lead.kind == "stale_pid" and linked[0].kind == "crash_restart":
         text = linked[0].summary + " Then: " + text   # the crash came first
     elif linked:
         text += " Behind it: " + linked[0].summary

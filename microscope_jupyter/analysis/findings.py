@@ -127,11 +127,34 @@ def detect(recorded: "SessionBase") -> list[Finding]:
     return out
 
 
-def findings_frame(findings: list[Finding]) -> pd.DataFrame:
-    frame = pd.DataFrame([f.row() for f in findings], columns=FINDING_COLUMNS)
+def findings_frame(findings: list[Finding], grouped: bool = True) -> pd.DataFrame:
+    """One row per finding; ``grouped``: one per (kind, process), with how
+    many times it happened, its first and last seq and all the evidence."""
+    if grouped:
+        findings = _grouped(findings)
+    frame = pd.DataFrame([f.row() + (count, last) for f, count, last in findings]
+                         if grouped else [f.row() for f in findings],
+                         columns=FINDING_COLUMNS + (["count", "last_seq"] if grouped else []))
     # One spelling of "no name": None (a NaN from a pandas lookup is not a name).
     frame["name"] = frame["name"].astype(object).where(frame["name"].notna(), None)
     return frame.sort_values("first_seq", kind="stable").reset_index(drop=True)
+
+
+def _grouped(findings: list[Finding]) -> list[tuple[Finding, int, int]]:
+    groups: dict[tuple, list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: f.first_seq):
+        groups.setdefault((f.kind, f.name or f.pid, f.severity), []).append(f)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        evidence = sorted({s for f in members for s in f.evidence})
+        last = max(f.first_seq for f in members)
+        summary = first.summary
+        if len(members) > 1:
+            summary += f" ({len(members)} times, seqs {first.first_seq} to {last})"
+        out.append((Finding(first.kind, first.severity, first.pid, first.name, summary,
+                            first.first_seq, evidence), len(members), last))
+    return out
 
 
 def _died_unread(recorded: "SessionBase") -> set[int]:

@@ -212,8 +212,10 @@ class SessionBase:
         """The pid holding ``name`` on the live node now; None when detached."""
         return self._alive_elsewhere(name)
 
-    def findings(self) -> pd.DataFrame:
-        """kind, severity, pid, name, summary, first_seq, evidence (event seqs)."""
+    def findings(self, grouped: bool = True) -> pd.DataFrame:
+        """kind, severity, pid, name, summary, first_seq, evidence (event seqs),
+        count and last_seq: one row per kind of trouble per process (a
+        deadlock that recurred is one row); ``grouped=False``: every occurrence."""
         detected = self._cached("findings", lambda: detect(self))
         seen = set()
         unique = []
@@ -222,7 +224,7 @@ class SessionBase:
             if key not in seen:
                 seen.add(key)
                 unique.append(f)
-        return findings_frame(unique)
+        return findings_frame(unique, grouped)
 
     def sql(self, query: str) -> pd.DataFrame:
         """DuckDB SQL over ``events``, ``messages``, ``states`` and ``calls`` (terms as text)."""

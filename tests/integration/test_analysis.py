@@ -98,8 +98,14 @@ def test_expectations_become_findings(story):
     lost = findings[findings["kind"] == "lost_message"].iloc[0]
     assert "from Demo.WorkerA to Demo.WorkerB" in lost["summary"]
     assert "the sender holds a stale pid" in lost["summary"]   # the planted second bug
-    violation = findings[findings["kind"] == "state_violation"].iloc[0]
+    each = story.findings(grouped=False)
+    violation = each[each["kind"] == "state_violation"].iloc[0]
     assert violation["name"] == "Demo.WorkerB" and violation["evidence"] == [violation["first_seq"]]
+    # grouped (the default): one row per kind and process, with the count and all the evidence
+    grouped = findings[findings["kind"] == "state_violation"]
+    assert len(grouped) == 1 and grouped["count"].iloc[0] == (each["kind"] == "state_violation").sum()
+    assert set(grouped["evidence"].iloc[0]) == {s for ev in each.loc[each["kind"] == "state_violation",
+                                                                      "evidence"] for s in ev}
 
 
 def test_saved_session_answers_offline_and_keeps_no_cookie(story, demo_node, tmp_path):
@@ -136,3 +142,7 @@ def test_deadlock_and_call_timeouts_are_found(node_factory, tmp_path):
         assert len(deadlock["evidence"].iloc[0]) == 2
         timeouts = findings[findings["kind"] == "call_timeout"]
         assert set(timeouts["name"]) == {"mic_left", "mic_right"}
+        cause = s.explain("why did mic_left die?").causes
+        cycle = cause[cause["kind"] == "deadlock"]["summary"].iloc[0]
+        assert "mic_left called" in cycle and "mic_right called" in cycle
+        assert "died of the call timeout" in cycle
