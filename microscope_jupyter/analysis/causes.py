@@ -35,7 +35,7 @@ from .findings import MAILBOX_GROWTH
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
 
-__all__ = ["Cause", "find_causes"]
+__all__ = ["Cause", "find_causes", "message_shape", "state_entries"]
 
 
 @dataclass
@@ -198,7 +198,7 @@ def _backlogs(recorded: "SessionBase") -> list[Cause]:
     return out
 
 
-def _shape(message: Any) -> str:
+def message_shape(message: Any) -> str:
     """A message's shape: its tag and arity, ``{:tick, _}``; gen calls and casts unwrapped."""
     if isinstance(message, tuple) and message and message[0] in (Atom("$gen_cast"),
                                                                  Atom("$gen_call")):
@@ -212,7 +212,7 @@ def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
     """What took the handling time: callbacks grouped by message shape, the
     costliest first, with how often the slow ones come."""
     table = pd.DataFrame({"callback": handled["callback"].astype(str),
-                          "shape": [_shape(m) for m in handled["message"]],
+                          "shape": [message_shape(m) for m in handled["message"]],
                           "ms": handled["duration_us"].to_numpy() / 1000.0,
                           "seq": handled["seq"].to_numpy()})
     parts, seqs = [], []
@@ -316,11 +316,12 @@ def _request(term: Any) -> str:
     return render(term, "elixir", 60)
 
 
-def _size(term: Any, budget: int = 100_000) -> int:
+def state_entries(term: Any) -> int:
+    """Map keys and list or tuple elements in a term, nested (the first 1000 of each)."""
     if isinstance(term, dict):
-        return len(term) + sum(_size(v) for v in list(term.values())[:1000])
+        return len(term) + sum(state_entries(v) for v in list(term.values())[:1000])
     if isinstance(term, (list, tuple)):
-        return len(term) + sum(_size(v) for v in term[:1000])
+        return len(term) + sum(state_entries(v) for v in term[:1000])
     return 0
 
 
@@ -354,7 +355,7 @@ def _state_growth(recorded: "SessionBase") -> list[Cause]:
             continue
         start = group["before"].iloc[0]
         first = start if state_recorded(start) else afters[0][1]
-        sizes = np.array([_size(first)] + [_size(a) for _, a in afters])
+        sizes = np.array([state_entries(first)] + [state_entries(a) for _, a in afters])
         steps = np.diff(sizes)
         late = steps[-max(len(steps) // 4, 1):]
         if (sizes[-1] - sizes[0] < 20 or (steps < 0).mean() > 0.05 or (steps > 0).mean() < 0.5
@@ -364,7 +365,7 @@ def _state_growth(recorded: "SessionBase") -> list[Cause]:
         part = ""
         if isinstance(first, dict) and isinstance(last, dict):
             own = len(last) - len(first)
-            field, grew = max(((k, _size(v) - _size(first.get(k))) for k, v in last.items()),
+            field, grew = max(((k, state_entries(v) - state_entries(first.get(k))) for k, v in last.items()),
                               key=lambda kv: kv[1], default=(None, 0))
             if own >= grew:
                 part = (f" The state map itself gains ~{own / len(afters):.1f} keys per "

@@ -24,6 +24,7 @@ from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
 from ..store.lazy import materialize
 from ..store.schema import EVENT_COLUMNS
+from .anomalies import anomalies
 from .expect import check_expectation
 from .explain import Explanation, explain
 from .findings import Finding, detect, findings_frame
@@ -207,6 +208,13 @@ class SessionBase:
         why, what to do) and ``.causes`` (ranked, each with evidence seqs).
         Names in ``question`` (or ``proc``) put the causes about them first."""
         return explain(self, question, proc=proc)
+
+    def anomalies(self, baseline: "SessionBase | None" = None) -> pd.DataFrame:
+        """What behaves unlike its baseline (a recording of a good run, or by
+        default the earlier half of this one): callback latency per process
+        and message shape, message rates between named processes, state size.
+        Robust z-scores and rank tests (scipy); evidence seqs per row."""
+        return anomalies(self, baseline)
 
     def live_holder(self, name: str) -> str | None:
         """The pid holding ``name`` on the live node now; None when detached."""

@@ -68,7 +68,8 @@ def test_a_state_that_keeps_growing(load_node):
     s = load_node
     s.eval_erlang("{ok, _} = gen_server:start({local, mic_grow}, mic_load, store, []), ok.")
     rec = s.trace("mic_grow")
-    s.eval_erlang("[gen_server:call(mic_grow, {put, I, I}) || I <- lists:seq(1, 60)], ok.")
+    s.eval_erlang("[begin gen_server:call(mic_grow, {put, I, I}), timer:sleep(5) end "
+                  "|| I <- lists:seq(1, 60)], ok.")
     wait_until(lambda: len(s.states("mic_grow")) == 60)
     rec.stop()
     e = s.explain()

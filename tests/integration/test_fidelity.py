@@ -295,6 +295,8 @@ def test_a_healthy_app_raises_no_alarm(load_node):
     explanation = s.explain("is anything wrong with mic_store?")
     assert explanation.causes.empty, explanation.causes["summary"].tolist()
     assert explanation.text.startswith("Nothing looks wrong")
+    unusual = s.anomalies()   # the later half against the earlier: nothing changed
+    assert unusual.empty, unusual[["kind", "summary", "baseline", "now", "z"]].to_dict("records")
 
 
 def test_queries_speak_of_what_the_recording_did_not_see(load_node, caplog):

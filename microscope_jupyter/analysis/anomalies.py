@@ -1,0 +1,190 @@
+"""Anomalies: what behaves unlike its baseline, with robust statistics.
+
+    s.anomalies()                      # the later half against the earlier half
+    s.anomalies(mic.load("good/"))     # against a recording of a good run
+
+Behaviour is keyed so that two recordings line up: a process by its
+registered name (pids differ between runs), a callback by the shape of its
+message (``{:tick, _}``), traffic by sender and receiver names. Compared:
+
+- ``latency``: callback durations per (process, callback, message shape):
+  a robust z-score of the median against the baseline's median and MAD
+  (``0.6745 (x - median) / MAD``, flagged past 3.5) and a Mann-Whitney U
+  test, and at least 1.5 times slower;
+- ``rate``: messages per second between two named processes, Poisson
+  means test, at least twice (or half) the baseline's rate, or stopped;
+- ``state_size``: the entries a process's state holds (map keys, list and
+  tuple elements, nested) against the baseline, the same robust z-score.
+
+Each row has evidence seqs in this recording.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..store.otp import state_recorded
+from .causes import message_shape, state_entries
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import SessionBase
+
+__all__ = ["anomalies", "ANOMALY_COLUMNS", "Z_LIMIT"]
+
+ANOMALY_COLUMNS = ["kind", "process", "what", "baseline", "now", "z", "p_value", "summary",
+                   "evidence"]
+Z_LIMIT = 3.5
+_MIN_SAMPLES = 5
+
+
+def anomalies(recorded: "SessionBase", baseline: "SessionBase | None" = None) -> pd.DataFrame:
+    if baseline is None:
+        old, new = _halves(recorded)
+    else:
+        old, new = _Window(baseline, None), _Window(recorded, None)
+    rows = _latency(old, new) + _rates(old, new) + _state_sizes(old, new)
+    frame = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
+    return frame.sort_values(["kind", "process", "what"], kind="stable").reset_index(drop=True)
+
+
+class _Window:
+    """A recording, or the part of it between two timestamps (ns)."""
+
+    def __init__(self, recorded: "SessionBase", span: tuple[int, int] | None):
+        self.recorded = recorded
+        self.span = span
+
+    def _within(self, table: pd.DataFrame, column: str) -> pd.DataFrame:
+        if self.span is None or table.empty:
+            return table
+        ns = table[column].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        return table[(ns >= self.span[0]) & (ns < self.span[1])]
+
+    def seconds(self) -> float:
+        if self.span is not None:
+            return max((self.span[1] - self.span[0]) / 1e9, 1e-9)
+        ts = self.recorded.events["ts"]
+        return max((ts.max() - ts.min()).total_seconds(), 1e-9) if len(ts) else 1e-9
+
+    def states(self) -> pd.DataFrame:
+        return self._within(self.recorded.states(), "ts")
+
+    def messages(self) -> pd.DataFrame:
+        return self._within(self.recorded.messages().dropna(subset=["sent_at"]), "sent_at")
+
+    def state_sizes(self) -> pd.DataFrame:
+        """Entries in each recorded state (map keys and list or tuple elements, nested)."""
+        states = self.states()
+        keep = np.array([bool(state_recorded(a)) for a in states["after"]], dtype=bool)
+        states = states.loc[keep] if len(states) else states
+        return pd.DataFrame({
+            "name": states["name"].where(states["name"].notna(), states["pid"]).to_numpy(
+                dtype=object),
+            "entries": [state_entries(a) for a in states["after"]],
+            "seq": states["seq"].to_numpy()})
+
+
+def _halves(recorded: "SessionBase") -> tuple[_Window, _Window]:
+    ts = recorded.events["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if not len(ts):
+        return _Window(recorded, (0, 0)), _Window(recorded, (0, 0))
+    middle = int(ts.min() + (ts.max() - ts.min()) // 2)
+    return _Window(recorded, (int(ts.min()), middle)), _Window(recorded, (middle, int(ts.max()) + 1))
+
+
+def _robust_z(values: np.ndarray, base: np.ndarray) -> float:
+    median = float(np.median(base))
+    mad = float(np.median(np.abs(base - median)))
+    spread = max(mad, 0.05 * abs(median), 1e-9)   # a constant baseline is not infinitely tight
+    return 0.6745 * (float(np.median(values)) - median) / spread
+
+
+def _keyed_states(window: _Window) -> pd.DataFrame:
+    states = window.states()
+    return pd.DataFrame({
+        "process": states["name"].where(states["name"].notna(), states["pid"]).to_numpy(
+            dtype=object),
+        "what": [f"{c} of {message_shape(m)}" for c, m in zip(states["callback"],
+                                                              states["message"])],
+        "us": states["duration_us"].to_numpy(dtype=float),
+        "seq": states["seq"].to_numpy()})
+
+
+def _latency(old: _Window, new: _Window) -> list[tuple]:
+    base, now = _keyed_states(old), _keyed_states(new)
+    rows = []
+    base_groups = {key: group for key, group in base.groupby(["process", "what"], sort=True)}
+    for key, group in now.groupby(["process", "what"], sort=True):
+        before = base_groups.get(key)
+        if before is None or len(before) < _MIN_SAMPLES or len(group) < _MIN_SAMPLES:
+            continue
+        z = _robust_z(group["us"].to_numpy(), before["us"].to_numpy())
+        slower = np.median(group["us"]) / max(np.median(before["us"]), 1e-9)
+        if abs(z) <= Z_LIMIT or not (slower >= 1.5 or slower <= 1 / 1.5):
+            continue
+        p = float(stats.mannwhitneyu(group["us"], before["us"], alternative="two-sided").pvalue)
+        if p >= 0.01:
+            continue
+        process, what = key
+        rows.append(("latency", process, what, float(np.median(before["us"])),
+                     float(np.median(group["us"])), z, p,
+                     f"{process}: {what} takes {np.median(group['us']) / 1000:.2f} ms (median) "
+                     f"against {np.median(before['us']) / 1000:.2f} ms in the baseline, "
+                     f"{slower:.1f}x", [int(s) for s in group.nlargest(5, "us")["seq"]]))
+    return rows
+
+
+def _pairs(window: _Window) -> pd.DataFrame:
+    messages = window.messages()
+    named = messages[messages["sender_name"].notna() & messages["receiver_name"].notna()]
+    return pd.DataFrame({"pair": [f"{a} -> {b}" for a, b in zip(named["sender_name"],
+                                                                named["receiver_name"])],
+                         "seq": named["send_seq"].to_numpy(dtype=np.int64)})
+
+
+def _rates(old: _Window, new: _Window) -> list[tuple]:
+    base, now = _pairs(old), _pairs(new)
+    t_old, t_new = old.seconds(), new.seconds()
+    before = base["pair"].value_counts()
+    after = now["pair"].value_counts()
+    rows = []
+    for pair in sorted(set(before.index) | set(after.index)):
+        k_old, k_new = int(before.get(pair, 0)), int(after.get(pair, 0))
+        if k_old + k_new < 2 * _MIN_SAMPLES:
+            continue
+        r_old, r_new = k_old / t_old, k_new / t_new
+        ratio = r_new / r_old if r_old else np.inf
+        if 0.5 < ratio < 2:
+            continue
+        p = float(stats.poisson_means_test(k_new, t_new, k_old, t_old).pvalue)
+        if p >= 0.001:
+            continue
+        what = "stopped" if k_new == 0 else f"{ratio:.1f}x the baseline rate"
+        seqs = now.loc[now["pair"] == pair, "seq"].head(5).tolist() or \
+            base.loc[base["pair"] == pair, "seq"].tail(5).tolist()
+        rows.append(("rate", pair.split(" -> ")[0], pair, r_old, r_new, np.nan, p,
+                     f"{pair}: {r_new:.1f} messages/s against {r_old:.1f} in the baseline "
+                     f"({what})", [int(s) for s in seqs]))
+    return rows
+
+
+def _state_sizes(old: _Window, new: _Window) -> list[tuple]:
+    base, now = old.state_sizes(), new.state_sizes()
+    rows = []
+    base_groups = {name: group for name, group in base.groupby("name", sort=True)}
+    for name, group in now.groupby("name", sort=True):
+        before = base_groups.get(name)
+        if before is None or len(before) < _MIN_SAMPLES or len(group) < _MIN_SAMPLES:
+            continue
+        was, is_ = float(np.median(before["entries"])), float(np.median(group["entries"]))
+        z = _robust_z(group["entries"].to_numpy(float), before["entries"].to_numpy(float))
+        if z <= Z_LIMIT or is_ < 1.5 * was or is_ - was < 20:
+            continue
+        rows.append(("state_size", name, "state", was, is_, z, np.nan,
+                     f"{name}: its state holds {is_:.0f} entries (median) against {was:.0f} "
+                     "in the baseline", [int(group["seq"].iloc[-1])]))
+    return rows
