@@ -51,3 +51,31 @@ class FakeAgent:
         return n
 
 
+MS = 1_000_000   # ns
+
+
+def updates(agent: "FakeAgent", start_ms: int, count: int, every_ms: int, work_ms) -> None:
+    """A sends B `{:update, n}` every `every_ms`; B handles each in `work_ms(n)` ms."""
+    from microscope_jupyter.beam.terms import Atom
+
+    for n in range(count):
+        t = (start_ms + n * every_ms) * MS
+        message = (Atom("update"), n)
+        agent.event("send", A, peer=B, payload=message, ts=t)
+        agent.event("receive", B, payload=message, ts=t + 10_000)
+        agent.event("state", B, payload=(message, {Atom("n"): n}, {Atom("n"): n + 1},
+                                         Atom("noreply"), Atom("gen_server")),
+                    aux=work_ms(n) * MS, ts=t + 10_000 + work_ms(n) * MS)
+
+
+def demo_recording(build):
+    """An OfflineSession of what ``build(agent)`` laid down, A and B named as the demo's."""
+    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.beam.terms import Atom
+
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB")),
+                                    (A, Atom("Elixir.Demo.WorkerA"))])
+    build(agent)
+    agent.flush()
+    return OfflineSession(store, {}, None)

@@ -103,6 +103,10 @@ why, and what to do, with the evidence (event seqs) behind each cause. `%beam_ex
     ("code", """e = s.explain("Why isn't WorkerB receiving all updates from WorkerA?")
 print(e.text)"""),
     ("code", """e.causes[["rank", "kind", "confidence", "processes"]]"""),
+    ("markdown", """`s.dashboard()` draws the metrics (`s.metrics()`: the node's mailbox counts, callback
+latency by message shape, GC pauses) with the findings marked; it also shows in an exported HTML copy."""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+s.dashboard(["Demo.WorkerA", "Demo.WorkerB"])"""),
     ("code", """s.save("quickstart-recording")   # an offline copy: mic.load(...) answers the same queries
 %beam_detach"""),
 ]

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..store.otp import state_recorded
 from .causes import message_shape, state_entries
@@ -126,6 +125,8 @@ def _latency(old: _Window, new: _Window) -> list[tuple]:
         slower = np.median(group["us"]) / max(np.median(before["us"]), 1e-9)
         if abs(z) <= Z_LIMIT or not (slower >= 1.5 or slower <= 1 / 1.5):
             continue
+        from scipy import stats   # here, not at import: scipy.stats takes a while to load
+
         p = float(stats.mannwhitneyu(group["us"], before["us"], alternative="two-sided").pvalue)
         if p >= 0.01:
             continue
@@ -160,6 +161,8 @@ def _rates(old: _Window, new: _Window) -> list[tuple]:
         ratio = r_new / r_old if r_old else np.inf
         if 0.5 < ratio < 2:
             continue
+        from scipy import stats
+
         p = float(stats.poisson_means_test(k_new, t_new, k_old, t_old).pvalue)
         if p >= 0.001:
             continue

@@ -30,6 +30,7 @@ from .explain import Explanation, explain
 from .findings import Finding, detect, findings_frame
 from .query import Query
 from .history import History
+from .metrics import Dashboard, dashboard, metrics
 
 __all__ = ["SessionBase", "OfflineSession", "load"]
 
@@ -215,6 +216,16 @@ class SessionBase:
         and message shape, message rates between named processes, state size.
         Robust z-scores and rank tests (scipy); evidence seqs per row."""
         return anomalies(self, baseline)
+
+    def metrics(self) -> pd.DataFrame:
+        """Per process over time, tidy: ts, seq, pid, name, metric (mailbox_len,
+        callback_ms, gc_ms, events_per_s), value, detail."""
+        return metrics(self)
+
+    def dashboard(self, procs: list[str] | None = None) -> Dashboard:
+        """A plotly dashboard of ``metrics()`` (mailbox length, callback latency by
+        message shape, GC pauses) with findings marked; shows offline too."""
+        return dashboard(self, procs)
 
     def live_holder(self, name: str) -> str | None:
         """The pid holding ``name`` on the live node now; None when detached."""

@@ -130,6 +130,10 @@ def test_quickstart_runs_and_every_widget_renders(notebook, screenshots):
         assert widget.is_visible(), f"{name} did not render"
         widget.screenshot(path=str(screenshots / f"lab_{name}.png"))
     assert page.locator(".mic-seq").count() == 2   # %%trace's diagram and the filtered one
+    plot = page.locator(".js-plotly-plot").first   # s.dashboard(): drawn, with its traces
+    plot.scroll_into_view_if_needed()
+    assert plot.is_visible() and plot.locator(".scatterlayer .trace").count() >= 2
+    plot.screenshot(path=str(screenshots / "lab_dashboard.png"))
     assert page.locator(".mic-tree .row").count() > 10
 
 

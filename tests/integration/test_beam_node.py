@@ -9,11 +9,16 @@ from microscope_jupyter.beam.terms import Atom, Pid, Reference
 EXIT, DOWN = Atom("EXIT"), Atom("DOWN")
 
 # A remote process that traps exits and forwards everything it gets to Fwd.
+# Returns once the forwarder traps exits: an exit signal sent before that
+# would kill it instead of reaching it as a message.
 FORWARDER = """
-spawn(fun() ->
+Self = self(),
+P = spawn(fun() ->
     process_flag(trap_exit, true),
+    Self ! {trapping, self()},
     (fun Loop() -> receive M -> Fwd ! {got, self(), M}, Loop() end end)()
-end).
+end),
+receive {trapping, P} -> P end.
 """
 
 

@@ -5,34 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fake_agent import A, B, FakeAgent
-from microscope_jupyter.analysis.recorded import OfflineSession
+from fake_agent import A, MS, demo_recording as recorded, updates
 from microscope_jupyter.beam.terms import Atom
-from microscope_jupyter.store.event_store import EventStore
-
-GS = Atom("gen_server")
-MS = 1_000_000   # ns
-
-
-def recorded(build) -> OfflineSession:
-    store = EventStore()
-    agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB")),
-                                    (A, Atom("Elixir.Demo.WorkerA"))])
-    build(agent)
-    agent.flush()
-    return OfflineSession(store, {}, None)
-
-
-def updates(agent, start_ms: int, count: int, every_ms: int, work_ms) -> None:
-    """A sends B `{:update, n}`; B handles each in `work_ms(n)` ms."""
-    for n in range(count):
-        t = (start_ms + n * every_ms) * MS
-        message = (Atom("update"), n)
-        agent.event("send", A, peer=B, payload=message, ts=t)
-        agent.event("receive", B, payload=message, ts=t + 10_000)
-        agent.event("state", B, payload=(message, {Atom("n"): n}, {Atom("n"): n + 1},
-                                         Atom("noreply"), GS), aux=work_ms(n) * MS,
-                    ts=t + 10_000 + work_ms(n) * MS)
 
 
 def test_steady_behaviour_has_no_anomaly():

@@ -1,0 +1,128 @@
+"""Metrics: per process over time, as one tidy table, and a dashboard of them.
+
+    s.metrics()                 # ts, seq, pid, name, metric, value, detail
+    s.dashboard(["mic_worker"]) # plotly: mailbox length, callback latency by
+                                # message shape, GC pauses; findings marked
+
+Metrics: ``mailbox_len`` (the node's own sampled message_queue_len),
+``callback_ms`` (each callback's duration; detail: callback and message
+shape), ``gc_ms`` (long garbage collections from the system monitor) and
+``events_per_s`` (events per 100 ms window, per process).
+
+The figure shows in JupyterLab and in an exported HTML file with no
+network: plotly.js is inlined into the first dashboard a kernel shows and
+reused by the ones after it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .causes import message_shape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import SessionBase
+
+__all__ = ["metrics", "Dashboard", "METRIC_COLUMNS"]
+
+METRIC_COLUMNS = ["ts", "seq", "pid", "name", "metric", "value", "detail"]
+_WINDOW = "100ms"
+
+
+def metrics(recorded: "SessionBase") -> pd.DataFrame:
+    events = recorded.store.frame()
+    parts = []
+    mailbox = events[events["kind"] == "mailbox"]
+    parts.append(_rows(mailbox, "mailbox_len", mailbox["_count"].astype(float), None))
+    states = recorded.states()
+    if len(states):
+        parts.append(pd.DataFrame({
+            "ts": states["ts"], "seq": states["seq"], "pid": states["pid"],
+            "name": states["name"], "metric": "callback_ms",
+            "value": states["duration_us"] / 1000.0,
+            "detail": [f"{c} of {message_shape(m)}" for c, m in zip(states["callback"],
+                                                                   states["message"])]}))
+    gcs = events[events["kind"] == "long_gc"]
+    parts.append(_rows(gcs, "gc_ms", gcs["_duration_ns"] / 1e6, None))
+    acting = events[events["pid"].notna()]
+    if len(acting):
+        rate = (acting.set_index("ts").groupby(["pid", pd.Grouper(freq=_WINDOW)])["seq"]
+                .agg(["count", "min"]).reset_index())
+        names = acting.dropna(subset=["name"]).groupby("pid")["name"].last()
+        parts.append(pd.DataFrame({
+            "ts": rate["ts"], "seq": rate["min"], "pid": rate["pid"],
+            "name": rate["pid"].map(names), "metric": "events_per_s",
+            "value": rate["count"] * 10.0, "detail": None}))
+    table = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else pd.DataFrame(columns=METRIC_COLUMNS)
+    table = table[METRIC_COLUMNS]
+    table["name"] = table["name"].astype(object).where(table["name"].notna(), None)
+    return table.sort_values(["ts", "seq"], kind="stable").reset_index(drop=True)
+
+
+def _rows(rows: pd.DataFrame, metric: str, values: pd.Series, detail: Any) -> pd.DataFrame:
+    return pd.DataFrame({"ts": rows["ts"], "seq": rows["seq"], "pid": rows["pid"],
+                         "name": rows["name"], "metric": metric,
+                         "value": values.to_numpy(dtype=float), "detail": detail})
+
+
+class Dashboard:
+    """A plotly figure of a recording's metrics (``.figure``), shown offline."""
+
+    _plotly_shown = False   # plotly.js goes into the first dashboard a kernel shows
+
+    def __init__(self, figure: Any):
+        self.figure = figure
+
+    def _repr_html_(self) -> str:
+        first = not Dashboard._plotly_shown
+        Dashboard._plotly_shown = True
+        html = self.figure.to_html(full_html=False, include_plotlyjs=first,
+                                   config={"displaylogo": False})
+        if not first:
+            return html
+        # plotly.js registers itself with an AMD loader when it finds one (an
+        # exported notebook loads require.js) instead of setting window.Plotly,
+        # which the figures use: hide the loader while it runs.
+        return ("<script>window.__micDefine = window.define; window.define = undefined;</script>"
+                + html.replace("</script>", "</script><script>window.define = window.__micDefine;"
+                               "</script>", 1))
+
+
+def dashboard(recorded: "SessionBase", procs: list[str] | None = None) -> Dashboard:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    table = metrics(recorded)
+    who = table["name"].where(table["name"].notna(), table["pid"])
+    if procs is not None:
+        table = table[who.isin([str(p) for p in procs]) | table["pid"].isin(
+            [str(p) for p in procs])]
+        who = who[table.index]
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=("mailbox length (the node's count)",
+                                           "callback latency (ms), by message shape",
+                                           "GC pauses (ms)"))
+    for name, rows in table[table["metric"] == "mailbox_len"].groupby(who, sort=True):
+        figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"], mode="lines",
+                                    line_shape="hv", name=f"{name} mailbox"), row=1, col=1)
+    callbacks = table[table["metric"] == "callback_ms"]
+    for (name, detail), rows in callbacks.groupby([who[callbacks.index], "detail"], sort=True):
+        figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"], mode="markers",
+                                    marker={"size": 5}, name=f"{name}: {detail}",
+                                    customdata=rows["seq"],
+                                    hovertemplate="seq %{customdata}<br>%{y:.2f} ms"),
+                         row=2, col=1)
+    for name, rows in table[table["metric"] == "gc_ms"].groupby(who, sort=True):
+        figure.add_trace(go.Bar(x=rows["ts"], y=rows["value"], name=f"{name} GC"), row=3, col=1)
+    events = recorded.store.frame()
+    for finding in recorded.findings().itertuples(index=False):
+        if finding.severity in ("error", "warning") and 0 <= finding.first_seq < len(events):
+            figure.add_vline(x=events["ts"].iloc[finding.first_seq], line_dash="dot",
+                             line_color="#c0392b", opacity=0.5)
+    figure.update_layout(height=720, margin={"l": 50, "r": 20, "t": 40, "b": 30},
+                         legend={"font": {"size": 10}})
+    return Dashboard(figure)
+

@@ -1,0 +1,40 @@
+"""Metrics and the dashboard from a hand-built recording."""
+
+from __future__ import annotations
+
+from fake_agent import B, MS, demo_recording as recorded, updates
+
+from microscope_jupyter.analysis.metrics import METRIC_COLUMNS, Dashboard
+
+
+def build(agent):
+    updates(agent, 0, 30, 10, lambda n: 1 if n % 10 else 40)
+    for n, length in enumerate([0, 5, 12, 3]):
+        agent.event("mailbox", B, aux=length, ts=(n * 100 + 5) * MS)
+
+
+def test_metrics_are_tidy_and_true_to_the_events():
+    s = recorded(build)
+    table = s.metrics()
+    assert list(table.columns) == METRIC_COLUMNS
+    mailbox = table[table["metric"] == "mailbox_len"]
+    assert mailbox["value"].tolist() == [0, 5, 12, 3] and set(mailbox["name"]) == {"Demo.WorkerB"}
+    callbacks = table[table["metric"] == "callback_ms"]
+    assert len(callbacks) == 30 and sorted(callbacks["value"].unique()) == [1.0, 40.0]
+    assert set(callbacks["detail"]) == {"handle_info of {:update, _}"}
+    rate = table[table["metric"] == "events_per_s"]
+    # every event of B in 100 ms windows, as events per second
+    assert rate.loc[rate["name"] == "Demo.WorkerB", "value"].sum() / 10 == \
+        (s.events["name"] == "Demo.WorkerB").sum()
+    assert table["ts"].is_monotonic_increasing
+
+
+def test_the_dashboard_draws_each_metric_and_inlines_plotly_once():
+    s = recorded(build)
+    board = s.dashboard(["Demo.WorkerB"])
+    names = [trace.name for trace in board.figure.data]
+    assert "Demo.WorkerB mailbox" in names and "Demo.WorkerB: handle_info of {:update, _}" in names
+    Dashboard._plotly_shown = False
+    first, second = board._repr_html_(), s.dashboard()._repr_html_()
+    assert len(first) > 1_000_000 > len(second)   # plotly.js once, in the first
+    assert "cdn" not in first.lower().split("<div")[0]
