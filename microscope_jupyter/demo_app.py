@@ -28,7 +28,7 @@ from .beam import epmd
 from .beam.terms import Atom, Pid
 from .errors import AttachError, MicroscopeError
 
-__all__ = ["DemoNode", "boot_demo_node", "demo_app_dir"]
+__all__ = ["DemoNode", "boot_demo_node", "boot_app_node", "demo_app_dir"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -71,21 +71,30 @@ class DemoNode:
 
 def boot_demo_node(timeout: float = 120.0) -> DemoNode:
     """Compile the demo app if needed and boot it as ``microscope_demo_XXXX@host``."""
+    return boot_app_node(demo_app_dir(), "microscope_demo", timeout)
+
+
+def boot_app_node(app: Path, prefix: str, timeout: float = 120.0) -> DemoNode:
+    """Compile a Mix app (no dependencies) if needed and boot it as
+    ``PREFIX_XXXX@host`` with ``mix run --no-halt``; the example notebooks'
+    apps boot this way."""
     mix = shutil.which("mix")
     elixir = shutil.which("elixir")
     if mix is None or elixir is None:
         raise AttachError("Elixir is not installed: run `apt-get install -y elixir` (as root) "
                           "and try again")
-    app = demo_app_dir()
-    env = dict(os.environ, MIX_BUILD_PATH=str(_build_dir()), MIX_ENV="dev")
+    app = Path(app)
+    build = _build_dir() if prefix == "microscope_demo" else _build_dir().parent / app.name
+    build.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, MIX_BUILD_PATH=str(build), MIX_ENV="dev")
     built = subprocess.run([mix, "compile"], cwd=app, env=env, capture_output=True, text=True,
                            timeout=timeout)
     if built.returncode != 0:
-        raise AttachError(f"the demo app did not compile:\n{built.stdout}{built.stderr}")
-    alive = f"microscope_demo_{secrets.token_hex(3)}"
+        raise AttachError(f"the app in {app} did not compile:\n{built.stdout}{built.stderr}")
+    alive = f"{prefix}_{secrets.token_hex(3)}"
     cookie = secrets.token_hex(16)
     host = socket.gethostname().split(".")[0]
-    log = open(_build_dir() / f"{alive}.log", "wb")
+    log = open(build / f"{alive}.log", "wb")
     process = subprocess.Popen(
         [elixir, "--sname", alive, "--cookie", cookie, "-S", mix, "run", "--no-compile",
          "--no-halt"],
@@ -97,8 +106,8 @@ def boot_demo_node(timeout: float = 120.0) -> DemoNode:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AttachError(f"the demo node exited with {process.returncode}; see "
-                              f"{_build_dir() / (alive + '.log')}")
+            raise AttachError(f"the node exited with {process.returncode}; see "
+                              f"{build / (alive + '.log')}")
         try:
             if alive in epmd.names(host, timeout=1.0):
                 return node
@@ -106,7 +115,7 @@ def boot_demo_node(timeout: float = 120.0) -> DemoNode:
             pass
         time.sleep(0.1)
     node.stop()
-    raise AttachError(f"the demo node did not start within {timeout:g} s")
+    raise AttachError(f"the node {alive} did not start within {timeout:g} s")
 
 
 class DemoControls:

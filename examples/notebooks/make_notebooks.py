@@ -112,6 +112,121 @@ s.dashboard(["Demo.WorkerA", "Demo.WorkerB"])"""),
 ]
 
 
+WHY_SLOW = [
+    ("markdown", """# Why is it slow? A backlog behind one slow callback
+
+A GenServer handles one message at a time, in the order they arrive. While a callback runs, new
+messages wait in the mailbox; if they arrive faster than they are handled, the mailbox grows and
+everything that waits on the process waits longer. Nothing crashes: the app just falls behind.
+
+The app here (`examples/apps/slowpoke`) has a clock that sends `{:tick, n}` to `Slowpoke.Ingest`
+every 4 ms. Users say the numbers it reports lag further and further behind. Let's find out why."""),
+    ("code", """import time
+from pathlib import Path
+
+import microscope_jupyter as mic
+from microscope_jupyter.demo_app import boot_app_node
+
+app = next(p / "examples" / "apps" / "slowpoke" for p in [Path.cwd(), *Path.cwd().parents]
+           if (p / "examples" / "apps" / "slowpoke").exists())
+node = boot_app_node(app, "slowpoke")          # compiles with mix, boots a local node
+s = mic.attach(node.name, cookie=node.cookie)
+while s.rpc("erlang", "whereis", [mic.Atom("Elixir.Slowpoke.Ingest")]) == mic.Atom("undefined"):
+    time.sleep(0.1)
+print("attached:", s.attached)"""),
+    ("markdown", "## 1. Record three seconds of ticks\nWe trace the clock and the ingest process: messages, and every GenServer callback with its state and duration."),
+    ("code", """rec = s.trace("Slowpoke.Ingest", "Slowpoke.Clock")
+s.rpc("Elixir.Slowpoke", "start_ticks", [])
+time.sleep(3)
+status = rec.stop()
+s.rpc("Elixir.Slowpoke", "stop_ticks", [])
+print("recorded events:", len(s.events) > 1000, "| dropped:", status["dropped"])"""),
+    ("markdown", "## 2. Ask why\n`s.explain` joins what the recording found (a growing mailbox, slow callbacks, garbage collection) into one cause, with the evidence:"),
+    ("code", """e = s.explain("Why is Slowpoke.Ingest falling behind?")
+cause = e.causes.iloc[0]
+print("cause:", cause["kind"], "| about:", cause["processes"])
+print("names the periodic slow tick:", "every 25th took" in e.text)
+print("compares arrival and handling rates:", "arrived per second while it handled" in e.text)"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+e"""),
+    ("markdown", "## 3. Check the evidence\nThe slow callbacks are exactly the ticks whose number is a multiple of 25, the ones that rebuild the report:"),
+    ("code", """states = s.states("Slowpoke.Ingest")
+slow = states[states["duration_us"] > 50_000]
+print("slow callbacks:", len(slow) > 3)
+print("all on a multiple of 25:", all(m[1] % 25 == 0 for m in slow["message"]))
+print("the others take under 1 ms:", states.loc[states["duration_us"] <= 50_000, "duration_us"].max() < 1000)"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+s.dashboard(["Slowpoke.Ingest"])"""),
+    ("markdown", """## 4. The fix
+
+`Slowpoke.Ingest.handle_info({:tick, n}, ...)` rebuilds its report synchronously on every 25th tick.
+Do the rebuild in a `Task` and send the result back (or rebuild incrementally, or on a timer that
+drops ticks while one is running), so the callback returns in microseconds and the mailbox drains."""),
+    ("code", """s.detach()
+node.stop()"""),
+]
+
+
+WHERE_DID_THEY_GO = [
+    ("markdown", """# Where did my messages go? A stale pid from before we looked
+
+`send/2` to a pid never fails, even when the process behind it is dead: the message is dropped,
+silently. A process that looks another one up once and keeps its pid will, after that process
+crashes and its supervisor restarts it, keep sending into the void.
+
+The app here (`examples/apps/relay`) relays sensor readings from `Relay.Feeder` to `Relay.Sink`.
+Users say the sink's count stopped moving shortly after the app started. Whatever happened, it
+happened before anyone was watching."""),
+    ("code", """import time
+from pathlib import Path
+
+import microscope_jupyter as mic
+from microscope_jupyter.demo_app import boot_app_node
+
+app = next(p / "examples" / "apps" / "relay" for p in [Path.cwd(), *Path.cwd().parents]
+           if (p / "examples" / "apps" / "relay").exists())
+node = boot_app_node(app, "relay")
+s = mic.attach(node.name, cookie=node.cookie)
+while s.rpc("erlang", "whereis", [mic.Atom("Elixir.Relay.Feeder")]) == mic.Atom("undefined"):
+    time.sleep(0.1)
+time.sleep(0.5)   # the app has been running a while when we come to look
+print("readings the sink counted:", s.rpc("Elixir.Relay", "readings", []))"""),
+    ("markdown", "## 1. Record a second\nWe trace both processes: every message sent and received, and the sink's state."),
+    ("code", """rec = s.trace("Relay.Feeder", "Relay.Sink")
+time.sleep(1)
+rec.stop()
+sent = s.events[(s.events["name"] == "Relay.Feeder") & s.events["kind"].isin(["send", "send_to_dead"])]
+print("the feeder keeps sending:", len(sent) > 20)
+print("to a dead pid:", (sent["kind"] == "send_to_dead").all())
+received = (s.events["kind"] == "receive") & (s.events["name"] == "Relay.Sink")
+print("the sink received:", int(received.sum()), "messages")"""),
+    ("markdown", "## 2. Ask where they went"),
+    ("code", """e = s.explain("Where did the readings go?")
+cause = e.causes.iloc[0]
+print("cause:", cause["kind"])
+print("it died before we looked:", "died before the recording began" in e.text)
+print("who keeps the stale pid:", "Relay.Feeder keeps it in its state at .sink" in e.text)
+print("the live node's answer:", "on the live node Relay.Sink" in e.text)"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+e"""),
+    ("markdown", "## 3. Check it on the live node\nThe pid in the feeder's state is not the pid that holds the name `Relay.Sink` now:"),
+    ("code", """feeder = s.states("Relay.Feeder")["after"].iloc[-1]
+stale = str(feeder[mic.Atom("sink")])
+live = s.processes().set_index("name").loc["Relay.Sink", "pid"]
+print("the feeder targets a different pid than the live sink:", stale != live)
+print("the stale pid is alive:", s.rpc("erlang", "is_process_alive",
+                                       [feeder[mic.Atom("sink")]]))"""),
+    ("markdown", """## 4. The fix
+
+Two bugs: `Relay.Sink` has no clause for a `:calibrating` reading, so it crashed on the fifth one;
+and `Relay.Feeder` looked the sink up once in `init/1`. Handle (or skip) the calibration reading, and
+send to the registered name (`send(Relay.Sink, ...)`), or monitor the sink and look it up again on
+`:DOWN`."""),
+    ("code", """s.detach()
+node.stop()"""),
+]
+
+
 def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -137,11 +252,17 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
     return nb
 
 
+NOTEBOOKS = {"01_quickstart.ipynb": QUICKSTART, "02_why_is_it_slow.ipynb": WHY_SLOW,
+             "03_where_did_my_messages_go.ipynb": WHERE_DID_THEY_GO}
+
+
 def main() -> None:
-    out = HERE / "01_quickstart.ipynb"
-    nb = execute(build(QUICKSTART), HERE)
-    nbformat.write(tidy(nb), out)
-    print(f"wrote {out}")
+    wanted = sys.argv[1:] or list(NOTEBOOKS)
+    for name in wanted:
+        out = HERE / name
+        nb = execute(build(NOTEBOOKS[name]), HERE)
+        nbformat.write(tidy(nb), out)
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -84,14 +84,19 @@ def _stale_pids(recorded: "SessionBase") -> list[Cause]:
                           if live else f"no process took the name {name} while recording")
         senders = [s for s in dict.fromkeys(group["sender_name"].fillna(group["sender"]))
                    if isinstance(s, str)]
-        where = [f"{s} keeps it in its state at {path}" for s in senders
-                 if (path := _path_to_pid(recorded, s, receiver))]
+        paths = {s: path for s in senders if (path := _path_to_pid(recorded, s, receiver))}
+        where = [f"{s} keeps it in its state at {path}" for s, path in paths.items()]
+        guess = _live_namesake(recorded, paths) if name is None and paths else None
+        if guess:
+            holder = (f"the recording never saw its name, but on the live node {guess[0]} "
+                      f"(the name its field {guess[2]} suggests) is now {guess[1]}")
         target = f"the {name} that {died}" if name else f"a process that {died}"
-        advice = (f"Send to the name {name}, or monitor it and look it up again on :DOWN."
-                  if name else "Look the process up by name when sending, or monitor it "
+        named = name or (guess[0] if guess else None)
+        advice = (f"Send to the name {named}, or monitor it and look it up again on :DOWN."
+                  if named else "Look the process up by name when sending, or monitor it "
                   "and look it up again on :DOWN.")
-        summary = (f"{', '.join(senders)} sent {len(group)} message(s) to {receiver}, {target}; "
-                   f"{holder}, so they were lost. "
+        summary = (f"{', '.join(senders)} sent {len(group)} message(s) to {receiver}, {target}, "
+                   f"so they were lost; {holder}. "
                    + (". ".join(where) + ", taken once and never looked up again. " if where
                       else f"{senders[0] if senders else 'The sender'} holds a stale pid. ")
                    + advice)
@@ -100,6 +105,23 @@ def _stale_pids(recorded: "SessionBase") -> list[Cause]:
         out.append(Cause("stale_pid", 0.9 if where else 0.7, summary, sorted(set(evidence)),
                          [p for p in [name, receiver] if p] + senders))
     return out
+
+
+def _live_namesake(recorded: "SessionBase", paths: dict[str, str]) -> tuple | None:
+    """A registered name the field holding a stale pid suggests (``.sink`` in
+    ``Relay.Feeder`` suggests ``Relay.Sink``), and its live holder: what the
+    stale pid most likely was, when it died before the recording."""
+    for sender, path in paths.items():
+        field = path.rsplit(".", 1)[-1].strip("[]:")
+        if not field.isidentifier():
+            continue
+        module = "".join(part.capitalize() for part in field.split("_"))
+        prefixes = [sender.rsplit(".", k)[0] for k in range(1, sender.count(".") + 1)]
+        for candidate in [f"{p}.{module}" for p in prefixes] + [module, field]:
+            holder = recorded.live_holder(candidate)
+            if holder:
+                return candidate, holder, path
+    return None
 
 
 def _why_died(recorded: "SessionBase", pid: str) -> str:
@@ -155,7 +177,7 @@ def _find_pid(term: Any, pid: str, path: str) -> str | None:
 
 def _backlogs(recorded: "SessionBase") -> list[Cause]:
     tt = recorded.time_travel()
-    raw, events = tt.raw, recorded.events
+    raw, events = tt.raw, recorded.store.frame()   # with the _aux and _duration_ns columns
     out = []
     for proc in tt.processes():
         seqs, level = proc.mailbox_levels()
@@ -193,6 +215,12 @@ def _backlogs(recorded: "SessionBase") -> list[Cause]:
                 worst = hits["_duration_ns"].max() / 1e6
                 summary += f" {len(hits)} {what} (up to {worst:.0f} ms) fell in that window."
                 evidence += [int(s) for s in hits["seq"]]
+        heaps = window[window["kind"] == "large_heap"]
+        if len(heaps):
+            summary += (f" Its heap reached {int(heaps['_aux'].max()):,} words {len(heaps)} "
+                        "times meanwhile: the slow work also churns memory (garbage "
+                        "collection).")
+            evidence += [int(s) for s in heaps["seq"].head(5)]
         summary += " Move the slow work out of the callback (a Task), batch it, or shed load."
         out.append(Cause("backlog", 0.8, summary, sorted(set(evidence)), [who]))
     return out
@@ -206,6 +234,10 @@ def message_shape(message: Any) -> str:
     if isinstance(message, tuple) and message and isinstance(message[0], Atom):
         return "{" + ", ".join([render(message[0], "elixir", 40)] + ["_"] * (len(message) - 1)) + "}"
     return render(message, "elixir", 40) if isinstance(message, Atom) else type(message).__name__
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:.1f} ms" if ms >= 0.1 else f"{ms * 1000:.0f} us"
 
 
 def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
@@ -228,7 +260,7 @@ def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
             period = f"every {int(every[0])}th" if len(every) and (every == every[0]).all() \
                 else f"{len(slow)} of them"
             text += (f"; {period} took {slow['ms'].min():.0f}-{slow['ms'].max():.0f} ms, "
-                     f"the rest about {typical:.1f} ms")
+                     f"the rest about {_duration(typical)}")
         parts.append(text)
         seqs += [int(s) for s in (slow if len(slow) else group).nlargest(5, "ms")["seq"]]
     return "; ".join(parts), seqs
