@@ -266,7 +266,9 @@ def _deadlocks(messages: pd.DataFrame, raw: RawColumns) -> list[Finding]:
     # Only gen calls and 2-tuples (their replies) matter: picked by their
     # first bytes, so the other messages are never decoded.
     heads = raw.heads(sent["send_seq"].to_numpy(dtype=np.int64))
-    pairs = (heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
+    # a reply is {Tag, Reply}: Tag a reference, or [alias | Ref] (OTP 24+)
+    pairs = ((heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
+             & np.isin(heads[:, 3], [ord("Z"), ord("r"), ord("l")]))
     gen_calls = np.zeros(len(sent), dtype=bool)
     for head in GEN_CALL_HEADS:
         wanted = np.frombuffer(head, dtype=np.uint8)
