@@ -184,8 +184,9 @@ def _backlogs(recorded: "SessionBase") -> list[Cause]:
         if not len(level) or int(level.max()) < MAILBOX_GROWTH:
             continue
         peak_at = int(level.argmax())
-        start = int(seqs[int(np.argmax(level >= max(1, level[peak_at] // 10)))])
-        end = int(seqs[peak_at])
+        # the backlog's span: from when it passed a tenth of its peak to when it fell back
+        high = np.flatnonzero(level >= max(1, level[peak_at] // 10))
+        start, end = int(seqs[high[0]]), int(seqs[high[-1]])
         seconds = max((raw.ts_ns[end] - raw.ts_ns[start]) / 1e9, 1e-3)
         name = next((n for s, n in reversed(proc.names) if n and s <= end), None)
         who = name or proc.pid
@@ -205,7 +206,11 @@ def _backlogs(recorded: "SessionBase") -> list[Cause]:
             summary += (f": {slow}." if slow else ".")
             evidence += slow_seqs
             tool = handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9)
-            if tool > 0.3:
+            if tool > 1.0:
+                summary += (f" The recording itself added {tool:.0%} to those callbacks, more "
+                            "than they took: much of this backlog is the tool's. Trace with "
+                            "state=False to see the app alone.")
+            elif tool > 0.3:
                 summary += (f" The recording itself added {tool:.0%} to those callbacks: part "
                             "of the slowness is the tool's.")
         for kind, what in (("long_gc", "garbage collections"), ("long_schedule",
@@ -222,7 +227,8 @@ def _backlogs(recorded: "SessionBase") -> list[Cause]:
                         "collection).")
             evidence += [int(s) for s in heaps["seq"].head(5)]
         summary += " Move the slow work out of the callback (a Task), batch it, or shed load."
-        out.append(Cause("backlog", 0.8, summary, sorted(set(evidence)), [who]))
+        tool_made = len(handled) and handled["tool_us"].sum() > handled["duration_us"].sum()
+        out.append(Cause("backlog", 0.5 if tool_made else 0.8, summary, sorted(set(evidence)), [who]))
     return out
 
 

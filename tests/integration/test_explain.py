@@ -4,6 +4,7 @@ is wrong on a healthy app."""
 
 from __future__ import annotations
 
+import re
 
 import pytest
 
@@ -77,3 +78,22 @@ def test_a_state_that_keeps_growing(load_node):
     assert len(growth) == 1 and "mic_grow" in growth["summary"].iloc[0]
     assert "from 0 to 60 entries" in growth["summary"].iloc[0]
     assert "map itself gains ~1.0 keys per callback" in growth["summary"].iloc[0]
+
+
+def test_a_backlog_the_tool_itself_made_says_so(load_node):
+    s = load_node
+    worker = s.rpc("mic_load", "start_worker", [Atom("mic_worker")])
+    rec = s.trace("mic_worker")
+    wait_until(lambda: rec.hooks()["status"].iloc[0] == "installed")
+    # casts as fast as a loop sends them, each doing nothing: the hook costs more than the work
+    s.rpc("mic_load", "feed", [worker, 0, 0, 20000])
+    wait_until(lambda: s.eval_erlang("maps:get(handled, sys:get_state(mic_worker)).") >= 20000,
+               timeout=60)
+    rec.stop()
+    cause = s.explain("why is mic_worker behind?").causes.iloc[0]
+    assert cause["kind"] == "backlog" and "The recording itself added" in cause["summary"]
+    share = int(re.search(r"itself added (\d+)%", cause["summary"]).group(1))
+    assert share > 30   # the hook's ~2 us against callbacks that do nothing
+    # past 100% it says the backlog is mostly the tool's, and trusts itself less
+    assert ("much of this backlog is the tool's" in cause["summary"]) == (share > 100)
+    assert cause["confidence"] == (0.5 if share > 100 else 0.8)
