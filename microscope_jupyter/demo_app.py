@@ -47,9 +47,10 @@ def demo_app_dir() -> Path:
                       "examples/apps/demo folder of a microscope-jupyter checkout")
 
 
-def _build_dir() -> Path:
+def _build_dir(app: Path) -> Path:
+    """Where a Mix app is built: the cache, one folder per app (``demo_build``)."""
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "microscope" / "demo_build"
+    return base / "microscope" / f"{app.name}_build"
 
 
 @dataclass
@@ -84,7 +85,7 @@ def boot_app_node(app: Path, prefix: str, timeout: float = 120.0) -> DemoNode:
         raise AttachError("Elixir is not installed: run `apt-get install -y elixir` (as root) "
                           "and try again")
     app = Path(app)
-    build = _build_dir() if prefix == "microscope_demo" else _build_dir().parent / app.name
+    build = _build_dir(app)
     build.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MIX_BUILD_PATH=str(build), MIX_ENV="dev")
     built = subprocess.run([mix, "compile"], cwd=app, env=env, capture_output=True, text=True,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..beam.terms import Atom, Pid
+from ..errors import MicroscopeError
 from ..render.elixir import render
 from ..store import joins
 from ..store.otp import state_recorded
@@ -146,14 +147,8 @@ def _name_of(events: pd.DataFrame, pid: str) -> str | None:
 
 def _path_to_pid(recorded: "SessionBase", proc: str, pid: str) -> str | None:
     """Where in ``proc``'s last recorded state the pid ``pid`` is (".worker_b")."""
-    try:
-        states = recorded.states(proc)
-    except Exception:  # noqa: BLE001 - an unknown or silent sender has no state to search
-        return None
-    for state in reversed(states["after"].tolist()):
-        if state_recorded(state):
-            return _find_pid(state, pid, "")
-    return None
+    state = _last_state(recorded, proc)
+    return _find_pid(state, pid, "") if state is not None else None
 
 
 def _find_pid(term: Any, pid: str, path: str) -> str | None:
@@ -188,7 +183,7 @@ def _backlogs(recorded: "SessionBase") -> list[Cause]:
         high = np.flatnonzero(level >= max(1, level[peak_at] // 10))
         start, end = int(seqs[high[0]]), int(seqs[high[-1]])
         seconds = max((raw.ts_ns[end] - raw.ts_ns[start]) / 1e9, 1e-3)
-        name = next((n for s, n in reversed(proc.names) if n and s <= end), None)
+        name = proc.last_name(end)
         who = name or proc.pid
         window = events[(events["seq"] >= start) & (events["seq"] <= end)
                         & (events["pid"] == proc.pid)]
@@ -303,21 +298,23 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
     return out
 
 
-def _last_state(recorded: "SessionBase", pid: str) -> Any:
+def _full_states(recorded: "SessionBase", proc: str, column: str) -> list:
+    """``proc``'s states in ``column`` (before/after) that were recorded in full;
+    none for a process the recording has no transitions of."""
     try:
-        states = recorded.states(pid)
-    except Exception:  # noqa: BLE001 - a process with no recorded state
-        return None
-    values = [s for s in states["after"] if state_recorded(s)]
+        states = recorded.states(proc)
+    except MicroscopeError:   # unknown here, or silent
+        return []
+    return [s for s in states[column] if state_recorded(s)]
+
+
+def _last_state(recorded: "SessionBase", pid: str) -> Any:
+    values = _full_states(recorded, pid, "after")
     return values[-1] if values else None
 
 
 def _first_state(recorded: "SessionBase", pid: str) -> Any:
-    try:
-        states = recorded.states(pid)
-    except Exception:  # noqa: BLE001
-        return None
-    values = [s for s in states["before"] if state_recorded(s)]
+    values = _full_states(recorded, pid, "before")
     return values[0] if values else None
 
 

@@ -28,7 +28,7 @@ from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa
 from ..store import joins
-from ..store.columns import RawColumns
+from ..store.columns import RawColumns, starts_with
 from ..store.otp import GEN_CALL_HEADS, MESSAGE_ARG, call_tag, is_call_timeout, normal_exit, unmatched_callback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -269,11 +269,7 @@ def _deadlocks(messages: pd.DataFrame, raw: RawColumns) -> list[Finding]:
     # a reply is {Tag, Reply}: Tag a reference, or [alias | Ref] (OTP 24+)
     pairs = ((heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
              & np.isin(heads[:, 3], [ord("Z"), ord("r"), ord("l")]))
-    gen_calls = np.zeros(len(sent), dtype=bool)
-    for head in GEN_CALL_HEADS:
-        wanted = np.frombuffer(head, dtype=np.uint8)
-        gen_calls |= np.all(heads[:, :len(wanted)] == wanted, axis=1)
-    sent = sent[pairs | gen_calls]
+    sent = sent[pairs | starts_with(heads, GEN_CALL_HEADS)]
     calls = [(int(seq), sender, sender_name, receiver, tag)
              for seq, sender, sender_name, receiver, term in zip(
                  sent["send_seq"], sent["sender"], sent["sender_name"], sent["receiver"], sent["term"])
@@ -319,7 +315,7 @@ def _mailbox_growth(recorded: "SessionBase") -> list[Finding]:
             continue
         peak = int(level.max())
         at = int(seqs[int(level.argmax())])
-        name = next((n for s, n in reversed(proc.names) if n and s <= at), None)
+        name = proc.last_name(at)
         ending = int(level[-1])
         trend = f", still {ending} at the end" if ending >= MAILBOX_GROWTH // 2 else ""
         out.append(Finding("mailbox_growth", "warning", proc.pid, name,

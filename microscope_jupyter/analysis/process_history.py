@@ -64,6 +64,10 @@ class ProcessHistory:
     sample_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     taken_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
+    def last_name(self, seq: int) -> str | None:
+        """The last name it held at or before ``seq`` (kept after it let go of it)."""
+        return next((n for s, n in reversed(self.names) if n and s <= seq), None)
+
     def mailbox_len(self, seq: int) -> int:
         """Messages queued at ``seq``: the last sample, moved on by what arrived
         and what was taken since."""

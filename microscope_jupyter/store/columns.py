@@ -13,7 +13,7 @@ import numpy as np
 from ..beam.etf import decode
 from ..beam.terms import Pid
 
-__all__ = ["Chunk", "RawColumns", "StoreParts", "bytes_key"]
+__all__ = ["Chunk", "RawColumns", "StoreParts", "bytes_key", "starts_with"]
 
 
 @dataclass
@@ -149,6 +149,16 @@ def _padded(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
     inside = span[None, :] < lens[:, None]
     index = np.where(inside, offs[:, None] + span[None, :], 0)
     return np.where(inside, buf[np.minimum(index, len(buf) - 1)], 0).astype(np.uint8)
+
+
+def starts_with(heads: np.ndarray, patterns, at: int = 0) -> np.ndarray:
+    """Rows of ``heads`` (``RawColumns.heads``) whose bytes from ``at`` begin
+    with any of ``patterns``."""
+    found = np.zeros(len(heads), dtype=bool)
+    for pattern in patterns:
+        wanted = np.frombuffer(pattern, dtype=np.uint8)
+        found |= np.all(heads[:, at:at + len(wanted)] == wanted, axis=1)
+    return found
 
 
 def bytes_key(payload: bytes) -> int:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..beam.etf import decode_from
 from ..errors import DecodeError
-from .columns import RawColumns, bytes_key
+from .columns import RawColumns, bytes_key, starts_with
 from .otp import CONTINUE_HEADS, TIMEOUT_ATOMS
 
 __all__ = ["OTHER", "CONTINUE", "TIMEOUT", "message_shapes", "state_message_keys",
@@ -33,11 +33,8 @@ def message_shapes(heads: np.ndarray) -> np.ndarray:
     message starts at byte 3, after the event tuple's header."""
     shapes = np.zeros(len(heads), dtype=np.int8)
     is_tuple = (heads[:, 0] == 0x83) & (heads[:, 1] == ord("h"))
-    for pattern, shape in [(h, CONTINUE) for h in CONTINUE_HEADS] + \
-            [(a, TIMEOUT) for a in TIMEOUT_ATOMS]:
-        wanted = np.frombuffer(pattern, dtype=np.uint8)
-        same = np.all(heads[:, 3:3 + len(wanted)] == wanted, axis=1)
-        shapes[is_tuple & same] = shape
+    shapes[is_tuple & starts_with(heads, CONTINUE_HEADS, 3)] = CONTINUE
+    shapes[is_tuple & starts_with(heads, TIMEOUT_ATOMS, 3)] = TIMEOUT
     return shapes
 
 
