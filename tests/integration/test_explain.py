@@ -49,20 +49,24 @@ def test_a_backlog_behind_a_slow_handler(load_node):
     rec = s.trace("mic_worker")
     # a cast every 2 ms, each taking 5 ms to handle
     feeder = s.rpc("mic_load", "feed", [worker, 2, 5, 400])
-    wait_until(lambda: s.eval_erlang(
-        "element(2, erlang:process_info(whereis(mic_worker), message_queue_len))."
-    ) >= 120, timeout=30)
+    queue = "element(2, erlang:process_info(whereis(mic_worker), message_queue_len))."
+    wait_until(lambda: s.eval_erlang(queue) >= 120, timeout=30)
+    seen_before = s.eval_erlang(queue)    # the node's own counts, around the stop
     rec.stop()
+    seen_after = s.eval_erlang(queue)
     s.rpc("mic_load", "stop_feed", [feeder])
     e = s.explain("why is mic_worker slow?")
     lead = e.causes.iloc[0]
     assert lead["kind"] == "backlog" and "mic_worker" in lead["processes"]
     assert "handle_cast of {:work, _, _}" in e.text
     # the rates: about 500/s arrive, about 200/s are handled
-    arrived, handled = [float(x) for x in __import__("re").findall(
+    arrived, handled = [float(x) for x in re.findall(
         r"(\d+) arrived per second while it handled (\d+)", e.text)[0]]
     assert arrived > 1.5 * handled
     assert "busy" in e.text and e.causes["evidence"].iloc[0]
+    # the peak it reports is the node's: within 10% of what the node said around the stop
+    peak = int(re.search(r"grew to (\d+) messages", e.text).group(1))
+    assert 0.9 * seen_before <= peak <= 1.1 * max(seen_after, seen_before)
 
 
 def test_a_state_that_keeps_growing(load_node):
