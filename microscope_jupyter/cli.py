@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -48,6 +49,10 @@ def demo(out_dir: str = "out") -> int:
                 text = output.get("data", {}).get("text/plain")
                 if text:
                     print("\nWhat the recording found:\n" + text)
+        if cell.cell_type == "code" and "s.explain(" in cell.source:
+            answer = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout")
+            if answer:
+                print("\nWhy, in one paragraph (s.explain):\n" + textwrap.fill(answer, 100))
     jupyter = Path(sys.executable).with_name("jupyter")
     print(f"\nOpen it in JupyterLab:  {jupyter if jupyter.exists() else 'jupyter'} lab {executed}")
     return 0

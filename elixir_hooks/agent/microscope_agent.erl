@@ -69,7 +69,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 13).
+-define(VERSION, 14).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -98,6 +98,7 @@
 -define(K_TIMEOUT, 23).    % a `receive ... after' that fired: not a message
 -define(K_HOOK, 24).       % a state hook changed: aux 1 installed, 0 removed
 -define(K_MAILBOX, 25).    % a sampled message_queue_len: aux is the length
+-define(K_VITALS, 26).     % sampled memory, heap and reductions: aux is memory in bytes
 
 -define(F_TRUNCATED, 1).
 
@@ -599,17 +600,24 @@ sampler_loop(Tracer, Procs, Last, Interval, Wait) ->
 
 %% A process appears in a round's result only while alive; a length is sent
 %% only when it differs from the last one sent (a process never sampled
-%% counts as 0, so the start sends exactly the non-empty mailboxes).
+%% counts as 0, so the start sends exactly the non-empty mailboxes). Its
+%% memory, heap and reductions go too, when the process has run or its
+%% memory changed since the last round (so an idle process costs nothing).
 sample_round(Tracer, Procs, Last) ->
     lists:foldl(
       fun(P, Acc) ->
-              case erlang:process_info(P, message_queue_len) of
-                  {message_queue_len, Len} ->
-                      case maps:get(P, Last, 0) of
-                          Len -> ok;
-                          _ -> Tracer ! {microscope_mailbox, P, Len, erlang:monotonic_time()}
-                      end,
-                      Acc#{P => Len};
+              case erlang:process_info(P, [message_queue_len, memory, total_heap_size,
+                                           reductions]) of
+                  [{message_queue_len, Len}, {memory, Mem}, {total_heap_size, Heap},
+                   {reductions, Reds}] ->
+                      Ts = erlang:monotonic_time(),
+                      {LastLen, LastVitals} = maps:get(P, Last, {0, none}),
+                      Len =:= LastLen
+                          orelse (Tracer ! {microscope_mailbox, P, Len, Ts}),
+                      Vitals = {Mem, Reds},
+                      Vitals =:= LastVitals
+                          orelse (Tracer ! {microscope_vitals, P, Mem, Heap, Reds, Ts}),
+                      Acc#{P => {Len, Vitals}};
                   undefined ->
                       Acc
               end
@@ -1536,6 +1544,7 @@ drain_after_stop(T, StopTs, Deadline) ->
 %% When a queued message happened; none for what is no event.
 event_ts(Msg) when element(1, Msg) =:= trace_ts -> element(tuple_size(Msg), Msg);
 event_ts({microscope_mailbox, _, _, Ts}) -> Ts;
+event_ts({microscope_vitals, _, _, _, _, Ts}) -> Ts;
 event_ts({microscope_hook, _, _, Ts}) -> Ts;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
@@ -1764,6 +1773,9 @@ encode({microscope_hook, P, How, Ts}, T) ->
     event(?K_HOOK, P, none, none, Ts, How, T);
 encode({microscope_mailbox, P, Len, Ts}, T) ->
     event(?K_MAILBOX, P, none, none, Ts, Len, T);
+encode({microscope_vitals, P, Mem, Heap, Reds, Ts}, T) ->
+    payload(?K_VITALS, P, none, none, Ts, Mem,
+            #{memory => Mem, heap_words => Heap, reductions => Reds}, T);
 encode({monitor, P, _, _} = Msg, T) when is_pid(P) ->
     case agent_process(P) of
         true -> skip;  % our own work is not the app's

@@ -97,18 +97,21 @@ s.events.loc[unhandled["evidence"], ["kind", "name", "text"]].reset_index(drop=T
 
 Fix: handle the checkpoint in WorkerB, and send to the registered name (`send(Demo.WorkerB, ...)`)
 or monitor WorkerB and look it up again when it restarts."""),
-    ("markdown", """## 9. Ask why
-`s.explain(question)` joins the findings into causes and answers in one paragraph: what happened,
-why, and what to do, with the evidence (event seqs) behind each cause. `%beam_explain` does the same."""),
-    ("code", """e = s.explain("Why isn't WorkerB receiving all updates from WorkerA?")
-print(e.text)"""),
-    ("code", """e.causes[["rank", "kind", "confidence", "processes"]]"""),
-    ("markdown", """`s.dashboard()` draws the metrics (`s.metrics()`: the node's mailbox counts, callback
-latency by message shape, GC pauses) with the findings marked; it also shows in an exported HTML copy."""),
+    ("markdown", """## 9. The metrics
+`s.dashboard()` draws the metrics (`s.metrics()`: the node's own mailbox counts and process memory,
+callback latency by message shape, GC pauses) with the findings marked; it also shows in an exported
+HTML copy with no network. `s.save(...)` keeps an offline copy: `mic.load(...)` answers the same
+queries, time travel and explanations."""),
     ("code", """# NBVAL_IGNORE_OUTPUT
 s.dashboard(["Demo.WorkerA", "Demo.WorkerB"])"""),
-    ("code", """s.save("quickstart-recording")   # an offline copy: mic.load(...) answers the same queries
-%beam_detach"""),
+    ("code", """s.save("quickstart-recording")"""),
+    ("markdown", """## 10. Ask why
+`s.explain(question)` joins the findings into causes and answers in one paragraph: what happened,
+why, and what to do, with the evidence (event seqs) behind each cause (`e.causes`).
+`%beam_explain` does the same. (`%beam_detach` when you are done; closing the kernel detaches too,
+and the agent cleans up after itself on the node.)"""),
+    ("code", """e = s.explain("Why isn't WorkerB receiving all updates from WorkerA?")
+print(e.text)"""),
 ]
 
 
@@ -257,7 +260,7 @@ NOTEBOOKS = {"01_quickstart.ipynb": QUICKSTART, "02_why_is_it_slow.ipynb": WHY_S
 
 
 def main() -> None:
-    wanted = sys.argv[1:] or list(NOTEBOOKS)
+    wanted = [n if n.endswith(".ipynb") else f"{n}.ipynb" for n in sys.argv[1:]] or list(NOTEBOOKS)
     for name in wanted:
         out = HERE / name
         nb = execute(build(NOTEBOOKS[name]), HERE)

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..store.otp import state_recorded
-from .causes import message_shape, state_entries
+from .backlog import message_shape
+from .causes import state_entries
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase

@@ -20,7 +20,6 @@ before the trace began is looked up on the live node when one is attached.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,26 +29,20 @@ from ..beam.terms import Atom, Pid
 from ..errors import MicroscopeError
 from ..render.elixir import render
 from ..store import joins
-from ..store.otp import state_recorded
-from .findings import MAILBOX_GROWTH
+from ..render.names import format_name, known_as
+from ..store.otp import call_target, is_call_timeout, message_kind, state_recorded
+from .backlog import backlogs
+from .cause import Cause
+from .findings import crash_messages
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
 
-__all__ = ["Cause", "find_causes", "message_shape", "state_entries"]
-
-
-@dataclass
-class Cause:
-    kind: str
-    confidence: float
-    summary: str
-    evidence: list[int] = field(default_factory=list)
-    processes: list[str] = field(default_factory=list)
+__all__ = ["Cause", "find_causes", "state_entries"]
 
 
 def find_causes(recorded: "SessionBase") -> list[Cause]:
-    causes = _stale_pids(recorded) + _backlogs(recorded) + _crashes(recorded)
+    causes = _stale_pids(recorded) + backlogs(recorded) + _crashes(recorded)
     causes += _deadlocks(recorded) + _state_growth(recorded)
     return causes
 
@@ -168,105 +161,6 @@ def _find_pid(term: Any, pid: str, path: str) -> str | None:
     return None
 
 
-# -- backlogs -----------------------------------------------------------------
-
-def _backlogs(recorded: "SessionBase") -> list[Cause]:
-    tt = recorded.time_travel()
-    raw, events = tt.raw, recorded.store.frame()   # with the _aux and _duration_ns columns
-    out = []
-    for proc in tt.processes():
-        seqs, level = proc.mailbox_levels()
-        if not len(level) or int(level.max()) < MAILBOX_GROWTH:
-            continue
-        peak_at = int(level.argmax())
-        # the backlog's span: from when it passed a tenth of its peak to when it fell back
-        high = np.flatnonzero(level >= max(1, level[peak_at] // 10))
-        start, end = int(seqs[high[0]]), int(seqs[high[-1]])
-        seconds = max((raw.ts_ns[end] - raw.ts_ns[start]) / 1e9, 1e-3)
-        name = proc.last_name(end)
-        who = name or proc.pid
-        window = events[(events["seq"] >= start) & (events["seq"] <= end)
-                        & (events["pid"] == proc.pid)]
-        arrived = int((window["kind"] == "receive").sum())
-        states = recorded.states(proc.pid)
-        handled = states[(states["seq"] >= start) & (states["seq"] <= end)]
-        summary = (f"The mailbox of {who} grew to {int(level[peak_at])} messages (the node's "
-                   f"own count): {arrived / seconds:.0f} arrived per second while it handled "
-                   f"{len(handled) / seconds:.0f}.")
-        evidence = [start, end]
-        if len(handled):
-            busy = handled["duration_us"].sum() / 1e6 / seconds
-            summary += f" It was busy {min(busy, 1.0):.0%} of that time"
-            slow, slow_seqs = _slowest_shapes(handled)
-            summary += (f": {slow}." if slow else ".")
-            evidence += slow_seqs
-            tool = handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9)
-            if tool > 1.0:
-                summary += (f" The recording itself added {tool:.0%} to those callbacks, more "
-                            "than they took: much of this backlog is the tool's. Trace with "
-                            "state=False to see the app alone.")
-            elif tool > 0.3:
-                summary += (f" The recording itself added {tool:.0%} to those callbacks: part "
-                            "of the slowness is the tool's.")
-        for kind, what in (("long_gc", "garbage collections"), ("long_schedule",
-                                                                "long runs without yielding")):
-            hits = window[window["kind"] == kind]
-            if len(hits):
-                worst = hits["_duration_ns"].max() / 1e6
-                summary += f" {len(hits)} {what} (up to {worst:.0f} ms) fell in that window."
-                evidence += [int(s) for s in hits["seq"]]
-        heaps = window[window["kind"] == "large_heap"]
-        if len(heaps):
-            summary += (f" Its heap reached {int(heaps['_aux'].max()):,} words {len(heaps)} "
-                        "times meanwhile: the slow work also churns memory (garbage "
-                        "collection).")
-            evidence += [int(s) for s in heaps["seq"].head(5)]
-        summary += " Move the slow work out of the callback (a Task), batch it, or shed load."
-        tool_made = len(handled) and handled["tool_us"].sum() > handled["duration_us"].sum()
-        out.append(Cause("backlog", 0.5 if tool_made else 0.8, summary, sorted(set(evidence)), [who]))
-    return out
-
-
-def message_shape(message: Any) -> str:
-    """A message's shape: its tag and arity, ``{:tick, _}``; gen calls and casts unwrapped."""
-    if isinstance(message, tuple) and message and message[0] in (Atom("$gen_cast"),
-                                                                 Atom("$gen_call")):
-        message = message[-1]
-    if isinstance(message, tuple) and message and isinstance(message[0], Atom):
-        return "{" + ", ".join([render(message[0], "elixir", 40)] + ["_"] * (len(message) - 1)) + "}"
-    return render(message, "elixir", 40) if isinstance(message, Atom) else type(message).__name__
-
-
-def _duration(ms: float) -> str:
-    return f"{ms:.1f} ms" if ms >= 0.1 else f"{ms * 1000:.0f} us"
-
-
-def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
-    """What took the handling time: callbacks grouped by message shape, the
-    costliest first, with how often the slow ones come."""
-    table = pd.DataFrame({"callback": handled["callback"].astype(str),
-                          "shape": [message_shape(m) for m in handled["message"]],
-                          "ms": handled["duration_us"].to_numpy() / 1000.0,
-                          "seq": handled["seq"].to_numpy()})
-    parts, seqs = [], []
-    totals = table.groupby(["callback", "shape"], sort=True)["ms"].sum().sort_values(
-        ascending=False, kind="stable")
-    for (callback, shape), total in totals.head(2).items():
-        group = table[(table["callback"] == callback) & (table["shape"] == shape)]
-        typical = float(group["ms"].median())
-        slow = group[group["ms"] > max(3 * typical, 1.0)]
-        text = f"{callback} of {shape} took {total:.0f} ms in all ({len(group)} calls)"
-        if len(slow) and len(slow) < len(group):
-            every = np.diff(np.flatnonzero((group["ms"] > max(3 * typical, 1.0)).to_numpy()))
-            period = f"every {int(every[0])}th" if len(every) and (every == every[0]).all() \
-                else f"{len(slow)} of them"
-            text += (f"; {period} took {slow['ms'].min():.0f}-{slow['ms'].max():.0f} ms, "
-                     f"the rest about {_duration(typical)}")
-        parts.append(text)
-        seqs += [int(s) for s in (slow if len(slow) else group).nlargest(5, "ms")["seq"]]
-    return "; ".join(parts), seqs
-
-
 # -- crashes, deadlocks, growth -----------------------------------------------
 
 def _crashes(recorded: "SessionBase") -> list[Cause]:
@@ -274,10 +168,28 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
     crashes = findings[findings["kind"] == "crash"]
     restarts = findings[findings["kind"] == "restart"]
     lost = findings[findings["kind"] == "lost_message"]
+    fatal = crash_messages(recorded)
+    events = recorded.events if fatal else None
+    # Callers that died of a call to a crashed process are that crash's
+    # consequences, told in its cause rather than as causes of their own.
+    callers = {}
+    for crash in crashes.itertuples(index=False):
+        later = crashes[(crashes["name"] == crash.name) & (crashes["first_seq"] > crash.first_seq)]
+        callers[crash.pid] = _failed_callers(recorded, crash.pid, crash.name,
+                                             int(later["first_seq"].min())
+                                             if crash.name and len(later) else None)
+    consequences = {seq for found in callers.values() for _, seq, _ in found}
     out = []
     for crash in crashes.itertuples(index=False):
-        summary = f"{crash.name or crash.pid} crashed: {_why_died(recorded, crash.pid)}."
+        if crash.first_seq in consequences:
+            continue
+        summary = f"{known_as(crash.name, crash.pid)} crashed: {_why_died(recorded, crash.pid)}."
         evidence = list(crash.evidence)
+        if crash.pid in fatal and not findings[(findings["pid"] == crash.pid) & (
+                findings["kind"] == "unhandled_message")].shape[0]:
+            seq = fatal[crash.pid]
+            summary += f" It was handling {_message(events['term'].iloc[seq])} (seq {seq})."
+            evidence.append(seq)
         again = restarts[(restarts["name"] == crash.name) & (restarts["first_seq"] > crash.first_seq)]
         if crash.name and len(again):
             restart = again.iloc[0]
@@ -289,12 +201,47 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
                             f"became {render(after, 'elixir', 80)}")
             summary += "."
             evidence += list(restart["evidence"])
+        failed = callers[crash.pid]
+        if failed:
+            timed_out = sum(timeout for _, _, timeout in failed)
+            summary += f" {len(failed)} caller(s) died of their calls to it"
+            summary += (f", {timed_out} of them by the call timeout while it was stuck: "
+                        if timed_out else ": ")
+            summary += ", ".join(sorted({caller for caller, _, _ in failed})[:5]) + "."
+            evidence += [seq for _, seq, _ in failed]
         unread = lost[(lost["pid"] == crash.pid) & lost["summary"].str.contains("never handled")]
         if len(unread):
             summary += " Messages still in its mailbox died with it."
             evidence += list(unread["evidence"].iloc[0])[:10]
         out.append(Cause("crash_restart", 0.6, summary, sorted(set(evidence)),
-                         [crash.name or crash.pid]))
+                         [known_as(crash.name, crash.pid)]))
+    return out
+
+
+def _message(term: Any) -> str:
+    """A received message as a GenServer sees it: "the cast {:settle, 400}"."""
+    kind = message_kind(term)
+    if kind in ("call", "cast") and isinstance(term, tuple) and term:
+        return f"the {kind} {render(term[-1], 'elixir', 80)}"
+    return f"the message {render(term, 'elixir', 80)}"
+
+
+def _failed_callers(recorded: "SessionBase", pid: str, name: str | None,
+                    until: int | None) -> list[tuple[str, int, bool]]:
+    """(caller, exit seq, timed out) for each caller that died of a gen call to
+    ``pid``, or to ``name`` before the name's next crash at ``until``."""
+    events = recorded.store.frame()
+    exits = events[events["kind"] == "exit"]
+    if until is not None:
+        exits = exits[exits["seq"] < until]
+    out = []
+    for seq, caller, caller_name, reason in zip(exits["seq"], exits["pid"], exits["name"],
+                                                exits["term"]):
+        target = call_target(reason)
+        if (isinstance(target, Pid) and str(target) == pid) or (
+                name and isinstance(target, Atom) and format_name(target) == name):
+            out.append((caller_name if isinstance(caller_name, str) else caller, int(seq),
+                        is_call_timeout(reason)))
     return out
 
 

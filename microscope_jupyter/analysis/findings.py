@@ -26,15 +26,16 @@ import pandas as pd
 
 from ..beam.terms import Atom
 from ..render.elixir import render
-from ..render.names import format_mfa
+from ..render.names import format_mfa, known_as
 from ..store import joins
 from ..store.columns import RawColumns, starts_with
-from ..store.otp import GEN_CALL_HEADS, MESSAGE_ARG, call_tag, is_call_timeout, normal_exit, unmatched_callback
+from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag, crash_site, is_call_timeout,
+                         message_kind, normal_exit, unmatched_callback)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
 
-__all__ = ["Finding", "FINDING_COLUMNS", "detect"]
+__all__ = ["Finding", "FINDING_COLUMNS", "detect", "crash_messages"]
 
 SLOW_HANDLER_MS = 100.0
 MAILBOX_GROWTH = 50
@@ -51,6 +52,10 @@ class Finding:
     first_seq: int
     evidence: list[int] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):   # a missing name read from a frame is NaN
+            self.name = None
+
     def row(self) -> tuple:
         return (self.kind, self.severity, self.pid, self.name, self.summary, self.first_seq,
                 list(self.evidence))
@@ -63,9 +68,10 @@ def detect(recorded: "SessionBase") -> list[Finding]:
     for row in exits.itertuples(index=False):
         if normal_exit(row.term):
             continue
-        who = row.name or row.pid
+        who = known_as(row.name, row.pid)
         out.append(Finding("crash", "error", row.pid, row.name,
-                           f"{who} crashed: {row.text}", int(row.seq), [int(row.seq)]))
+                           f"{who} crashed: {_reason_text(row.term, row.text, recorded.syntax)}",
+                           int(row.seq), [int(row.seq)]))
     registers = events[events["kind"] == "register"]
     dead_names = {}
     for row in exits.itertuples(index=False):
@@ -143,7 +149,7 @@ def findings_frame(findings: list[Finding], grouped: bool = True) -> pd.DataFram
 def _grouped(findings: list[Finding]) -> list[tuple[Finding, int, int]]:
     groups: dict[tuple, list[Finding]] = {}
     for f in sorted(findings, key=lambda f: f.first_seq):
-        groups.setdefault((f.kind, f.name or f.pid, f.severity), []).append(f)
+        groups.setdefault((f.kind, known_as(f.name, f.pid), f.severity), []).append(f)
     out = []
     for members in groups.values():
         first = members[0]
@@ -158,14 +164,41 @@ def _grouped(findings: list[Finding]) -> list[tuple[Finding, int, int]]:
 
 
 def _died_unread(recorded: "SessionBase") -> set[int]:
-    tt = recorded.time_travel()
     out: set[int] = set()
-    for proc in tt.processes():
+    for proc, unread in _unread_at_exit(recorded):
+        out.update(unread)
+    out.difference_update(crash_messages(recorded).values())
+    return out
+
+
+def _unread_at_exit(recorded: "SessionBase"):
+    """(process history, receive seqs no callback took before it exited)."""
+    for proc in recorded.time_travel().processes():
         if proc.exit_seq is None or not len(proc.recv_seqs):
             continue
-        for r, h in zip(proc.recv_seqs, proc.handled_seqs):
-            if h == proc.exit_seq and int(r) not in proc.handled_by_state:
-                out.add(int(r))
+        unread = [int(r) for r, h in zip(proc.recv_seqs, proc.handled_seqs)
+                  if h == proc.exit_seq and int(r) not in proc.handled_by_state]
+        if unread:
+            yield proc, unread
+
+
+def crash_messages(recorded: "SessionBase") -> dict[str, int]:
+    """pid -> receive seq of the message a callback was handling when it raised.
+
+    A GenServer takes its messages in order, and a callback that raises
+    leaves no state event: of the messages it never finished, the oldest of
+    the kind the raising callback takes (a call, a cast, an info) is the one
+    it was handling. That message was handled, fatally, not lost unread."""
+    events = recorded.events
+    out = {}
+    for proc, unread in _unread_at_exit(recorded):
+        site = crash_site(events["term"].iloc[proc.exit_seq])
+        if site is None:
+            continue
+        for seq in unread:
+            if site[2] is None or message_kind(events["term"].iloc[seq]) == site[2]:
+                out[proc.pid] = seq
+                break
     return out
 
 
@@ -173,13 +206,25 @@ def _timeouts(exits: pd.DataFrame, syntax: str) -> list[Finding]:
     out = []
     for row in exits.itertuples(index=False):
         if is_call_timeout(row.term):
-            who = row.name or row.pid
+            who = known_as(row.name, row.pid)
             args = row.term[1][2]
             target = render(args[0], syntax) if isinstance(args, list) and args else "?"
             out.append(Finding("call_timeout", "error", row.pid, row.name,
                                f"{who} died waiting for a call to {target} that timed out",
                                int(row.seq), [int(row.seq)]))
     return out
+
+
+def _reason_text(reason, text: str, syntax: str) -> str:
+    """An exception exit as "{:badmatch, ...} in M.f/2 at file:line" (the top
+    frame of the stacktrace, not the whole of it); any other reason as is."""
+    if (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], list)
+            and reason[1] and isinstance(reason[1][0], tuple) and len(reason[1][0]) == 4):
+        module, function, arity, location = reason[1][0]
+        arity = len(arity) if isinstance(arity, list) else arity
+        return (f"{render(reason[0], syntax, 120)} in "
+                f"{format_mfa(module, function, arity, syntax)}{_where(location)}")
+    return text
 
 
 def _where(location) -> str:
@@ -202,7 +247,7 @@ def _unhandled_messages(events: pd.DataFrame, exits: pd.DataFrame, syntax: str) 
             continue
         module, function, args, location = found
         message = args[MESSAGE_ARG[(str(function), len(args))]]
-        who = row.name or row.pid
+        who = known_as(row.name, row.pid)
         callback = format_mfa(module, function, len(args), syntax)
         shown = render(message, syntax, 120)
         state = render(args[-1], syntax, 80)
@@ -228,7 +273,7 @@ def _slow_handlers(recorded: "SessionBase") -> list[Finding]:
     out = []
     for row in slow.itertuples(index=False):
         out.append(Finding("slow_handler", "warning", row.pid, row.name,
-                           f"{row.name or row.pid} spent {row.duration_us / 1000:.0f} ms in "
+                           f"{known_as(row.name, row.pid)} spent {row.duration_us / 1000:.0f} ms in "
                            f"{row.callback}", int(row.seq), [int(row.seq)]))
     return out
 
@@ -319,6 +364,6 @@ def _mailbox_growth(recorded: "SessionBase") -> list[Finding]:
         ending = int(level[-1])
         trend = f", still {ending} at the end" if ending >= MAILBOX_GROWTH // 2 else ""
         out.append(Finding("mailbox_growth", "warning", proc.pid, name,
-                           f"the mailbox of {name or proc.pid} grew to {peak} messages{trend}",
+                           f"the mailbox of {known_as(name, proc.pid)} grew to {peak} messages{trend}",
                            at, [at]))
     return out

@@ -5,9 +5,11 @@
                                 # message shape, GC pauses; findings marked
 
 Metrics: ``mailbox_len`` (the node's own sampled message_queue_len),
-``callback_ms`` (each callback's duration; detail: callback and message
-shape), ``gc_ms`` (long garbage collections from the system monitor) and
-``events_per_s`` (events per 100 ms window, per process).
+``memory_bytes``, ``heap_words`` and ``reductions_per_s`` (sampled with it,
+whenever the process had run), ``callback_ms`` (each callback's duration;
+detail: callback and message shape), ``gc_ms`` (long garbage collections
+from the system monitor) and ``events_per_s`` (events per 100 ms window,
+per process).
 
 The figure shows in JupyterLab and in an exported HTML file with no
 network: plotly.js is inlined into the first dashboard a kernel shows and
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from .causes import message_shape
+from ..beam.terms import Atom
+from .backlog import message_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -36,6 +40,7 @@ def metrics(recorded: "SessionBase") -> pd.DataFrame:
     parts = []
     mailbox = events[events["kind"] == "mailbox"]
     parts.append(_rows(mailbox, "mailbox_len", mailbox["_count"].astype(float), None))
+    parts += _vitals(events[events["kind"] == "vitals"])
     states = recorded.states()
     if len(states):
         parts.append(pd.DataFrame({
@@ -60,6 +65,30 @@ def metrics(recorded: "SessionBase") -> pd.DataFrame:
     table = table[METRIC_COLUMNS]
     table["name"] = table["name"].astype(object).where(table["name"].notna(), None)
     return table.sort_values(["ts", "seq"], kind="stable").reset_index(drop=True)
+
+
+_HEAP, _REDUCTIONS = Atom("heap_words"), Atom("reductions")
+
+
+def _vitals(vitals: pd.DataFrame) -> list[pd.DataFrame]:
+    """Memory and heap as sampled; reductions as a rate between samples."""
+    if not len(vitals):
+        return []
+    terms = list(vitals["term"])
+    heap = np.array([t[_HEAP] if isinstance(t, dict) else np.nan for t in terms], dtype=float)
+    total = np.array([t[_REDUCTIONS] if isinstance(t, dict) else np.nan for t in terms],
+                     dtype=float)
+    # The rate over the span since the process's previous sample; its
+    # first sample has no span and no rate.
+    by_pid = vitals.groupby("pid", sort=False)
+    seconds = by_pid["ts"].diff().dt.total_seconds().to_numpy()
+    done = pd.Series(total, index=vitals.index).groupby(vitals["pid"], sort=False).diff()
+    rate = done.to_numpy() / np.where(seconds > 0, seconds, np.nan)
+    measured = ~np.isnan(rate)
+    return [_rows(vitals, "memory_bytes", vitals["_aux"].astype(float), None),
+            _rows(vitals, "heap_words", pd.Series(heap, index=vitals.index), None),
+            _rows(vitals[measured], "reductions_per_s",
+                  pd.Series(rate[measured], index=vitals.index[measured]), None)]
 
 
 def _rows(rows: pd.DataFrame, metric: str, values: pd.Series, detail: Any) -> pd.DataFrame:
@@ -101,10 +130,10 @@ def dashboard(recorded: "SessionBase", procs: list[str] | None = None) -> Dashbo
         table = table[who.isin([str(p) for p in procs]) | table["pid"].isin(
             [str(p) for p in procs])]
         who = who[table.index]
-    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+    figure = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
                            subplot_titles=("mailbox length (the node's count)",
                                            "callback latency (ms), by message shape",
-                                           "GC pauses (ms)"))
+                                           "GC pauses (ms)", "process memory (KB)"))
     for name, rows in table[table["metric"] == "mailbox_len"].groupby(who, sort=True):
         figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"], mode="lines",
                                     line_shape="hv", name=f"{name} mailbox"), row=1, col=1)
@@ -117,12 +146,15 @@ def dashboard(recorded: "SessionBase", procs: list[str] | None = None) -> Dashbo
                          row=2, col=1)
     for name, rows in table[table["metric"] == "gc_ms"].groupby(who, sort=True):
         figure.add_trace(go.Bar(x=rows["ts"], y=rows["value"], name=f"{name} GC"), row=3, col=1)
+    for name, rows in table[table["metric"] == "memory_bytes"].groupby(who, sort=True):
+        figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"] / 1024, mode="lines",
+                                    line_shape="hv", name=f"{name} memory"), row=4, col=1)
     events = recorded.store.frame()
     for finding in recorded.findings().itertuples(index=False):
         if finding.severity in ("error", "warning") and 0 <= finding.first_seq < len(events):
             figure.add_vline(x=events["ts"].iloc[finding.first_seq], line_dash="dot",
                              line_color="#c0392b", opacity=0.5)
-    figure.update_layout(height=720, margin={"l": 50, "r": 20, "t": 40, "b": 30},
+    figure.update_layout(height=900, margin={"l": 50, "r": 20, "t": 40, "b": 30},
                          legend={"font": {"size": 10}})
     return Dashboard(figure)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import MicroscopeError, QueryError
 from ..render.elixir import render
+from ..render.names import known_as
 from ..store import joins
 from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
@@ -200,7 +201,7 @@ class SessionBase:
         for row in violations.itertuples(index=False):
             self._expect_findings.append(Finding(
                 "state_violation", "error", row.pid, row.name,
-                f"{row.name or row.pid} broke {described} on {row.callback}"
+                f"{known_as(row.name, row.pid)} broke {described} on {row.callback}"
                 f"({row.message_text}): {row.reason}", int(row.seq), [int(row.seq)]))
         return violations
 

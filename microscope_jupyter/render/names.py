@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-__all__ = ["format_mfa", "format_mfa_term", "format_name", "format_module", "erlang_module_name"]
+__all__ = ["format_mfa", "format_mfa_term", "format_name", "format_module", "erlang_module_name",
+           "known_as"]
 
 _ELIXIR = "Elixir."
 
@@ -82,3 +83,11 @@ def _quote_erlang(text: str) -> str:
     if text and text[0].islower() and all(c.isalnum() or c in "_@" for c in text):
         return text
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def known_as(name: Any, pid: Any) -> str:
+    """A process as people know it: its registered name when it had one at
+    that moment, else its pid. A missing name is None or, in a pandas string
+    column, NaN."""
+    return name if isinstance(name, str) and name else str(pid)
+

@@ -33,7 +33,7 @@ from .columns import Chunk, RawColumns, StoreParts
 from .frame import PayloadRenderer, events_frame, id_text
 from .lazy import PayloadSource
 from .names import NameIndex
-from .schema import EVENT_COLUMNS, HEADER_DTYPE, KIND_CODES, KINDS, normalise_aux
+from .schema import HEADER_DTYPE, KIND_CODES, KINDS, normalise_aux
 
 __all__ = ["EventStore", "RawColumns", "StoreParts"]
 
@@ -351,10 +351,21 @@ class EventStore:
                 for seq, name in spans]
         if not rows or frame.empty:
             return frame
-        names = pd.DataFrame(rows, columns=["seq", "_pid", "name"]).sort_values("seq")
-        left = frame.drop(columns=["name"]).sort_values("seq")
-        merged = pd.merge_asof(left, names, on="seq", by="_pid", direction="backward")
-        return merged[EVENT_COLUMNS + [c for c in merged.columns if c.startswith("_")]]
+        # The last span of the event's own pid that began at or before it:
+        # one search over (pid, seq) keys; None where the pid had no name.
+        # (A span held from before the trace starts at seq -1, hence the + 1.)
+        seqs = np.array([r[0] for r in rows], dtype=np.int64) + 1
+        gids = np.array([r[1] for r in rows], dtype=np.int64)
+        values = np.array([r[2] for r in rows] + [None], dtype=object)
+        width = int(max(seqs.max(), frame["seq"].iloc[-1] + 1)) + 1
+        keys = gids * width + seqs
+        order = np.argsort(keys, kind="stable")
+        keys, gids = keys[order], gids[order]
+        pids = frame["_pid"].to_numpy(dtype=np.int64)
+        at = np.searchsorted(keys, pids * width + frame["seq"].to_numpy() + 1, side="right") - 1
+        own = (at >= 0) & (gids[np.maximum(at, 0)] == pids)
+        frame["name"] = values[np.where(own, order[np.maximum(at, 0)], len(rows))]
+        return frame
 
     def pid_ids(self, proc: Any) -> set[int]:
         """Every pid id ``proc`` stands for: a pid text, or a registered name or

@@ -27,7 +27,8 @@ from ..beam.terms import Atom, ImproperList, Reference
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
            "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS",
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "state_recorded",
-           "normal_exit", "is_call_timeout", "unmatched_callback", "MESSAGE_ARG"]
+           "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
+           "MESSAGE_ARG"]
 
 # -- messages
 
@@ -183,6 +184,17 @@ def is_call_timeout(reason) -> bool:
             and reason[1][1] == Atom("call"))
 
 
+def call_target(reason) -> Any:
+    """The server a caller called, when ``reason`` is the exit of a gen call
+    (``{Why, {Module, call, [Server | _]}}``: a timeout, or the server's own
+    crash reason when it died with the call unanswered); else None."""
+    if (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], tuple)
+            and len(reason[1]) == 3 and reason[1][1] == Atom("call")
+            and isinstance(reason[1][2], list) and reason[1][2]):
+        return reason[1][2][0]
+    return None
+
+
 # Callbacks that take a message, and where the message is among their arguments.
 MESSAGE_ARG = {("handle_info", 2): 0, ("handle_cast", 2): 0, ("handle_call", 3): 0,
                 ("handle_event", 4): 1}
@@ -208,3 +220,23 @@ def unmatched_callback(reason):
     if (str(function), len(args)) not in MESSAGE_ARG:
         return None
     return module, function, args, location
+
+
+_CALLBACK_KINDS = {"handle_call": "call", "handle_cast": "cast", "handle_info": "info",
+                   "handle_event": None}
+
+
+def crash_site(reason):
+    """(error, frame, message kind) when ``reason`` is an exception raised in a
+    message callback (``{Error, [{M, F, A, Location} | _]}`` with a frame of
+    handle_call/cast/info/event): which kind of message it was handling
+    ("call", "cast", "info", or None for gen_statem's handle_event); else None."""
+    if not (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], list)):
+        return None
+    for frame in reason[1][:8]:
+        if not (isinstance(frame, tuple) and len(frame) == 4):
+            return None
+        if str(frame[1]) in _CALLBACK_KINDS:
+            return reason[0], frame, _CALLBACK_KINDS[str(frame[1])]
+    return None
+

@@ -36,6 +36,9 @@ KINDS = {
     23: "timeout",
     24: "hook",       # a state hook was installed (aux 1) on the process
     25: "mailbox",    # the node's own message_queue_len of the process, sampled
+    # the process's memory, heap and reductions, sampled when it has run
+    # (payload: %{memory: bytes, heap_words: n, reductions: total so far})
+    26: "vitals",
 }
 KIND_CODES = {name: code for code, name in KINDS.items()}
 
@@ -49,6 +52,7 @@ AUX = {
     "long_schedule": "duration_ns",
     "dropped": "count",           # events dropped in the span that ends here
     "mailbox": "count",           # message_queue_len
+    "vitals": "bytes",            # the process's memory (process_info memory)
     "large_heap": "words",        # allocated heap, the figure the monitor compared
     "gc": "major",                # 1 for a major collection
     "demonitor": "by_down",       # 1 when the watcher learnt of the end from a 'DOWN'

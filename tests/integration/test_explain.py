@@ -82,6 +82,14 @@ def test_a_state_that_keeps_growing(load_node):
     assert len(growth) == 1 and "mic_grow" in growth["summary"].iloc[0]
     assert "from 0 to 60 entries" in growth["summary"].iloc[0]
     assert "map itself gains ~1.0 keys per callback" in growth["summary"].iloc[0]
+    # the node's own memory figures, sampled while it grew
+    memory = s.eval_erlang("element(2, erlang:process_info(whereis(mic_grow), memory)).")
+    table = s.metrics()
+    grow = table[table["name"] == "mic_grow"]
+    sampled = grow.loc[grow["metric"] == "memory_bytes", "value"]
+    assert len(sampled) >= 2 and sampled.iloc[-1] > sampled.iloc[0]
+    assert 0.8 * memory <= sampled.iloc[-1] <= 1.25 * memory
+    assert (grow.loc[grow["metric"] == "reductions_per_s", "value"] > 0).any()
 
 
 def test_a_backlog_the_tool_itself_made_says_so(load_node):
@@ -101,3 +109,36 @@ def test_a_backlog_the_tool_itself_made_says_so(load_node):
     # past 100% it says the backlog is mostly the tool's, and trusts itself less
     assert ("much of this backlog is the tool's" in cause["summary"]) == (share > 100)
     assert cause["confidence"] == (0.5 if share > 100 else 0.8)
+
+
+def test_a_crash_its_restart_and_the_callers_that_timed_out(load_node, tmp_path):
+    s = load_node
+    load_test_module(s, "mic_ledger", tmp_path)
+    s.rpc("mic_ledger", "start", [])
+    callers = s.rpc("mic_ledger", "callers", [3, 100])
+    rec = s.trace()
+    for n in (5, 7):
+        s.rpc("mic_ledger", "deposit", [n])
+    old = s.eval_erlang("whereis(mic_ledger).")
+    # a settlement that takes 400 ms and then crashes; three callers give up after 100 ms
+    s.rpc("mic_ledger", "settle", [400])
+    s.rpc("mic_ledger", "go", [callers])
+    wait_until(lambda: s.eval_erlang("whereis(mic_ledger).") not in (old, Atom("undefined")))
+    s.rpc("mic_ledger", "deposit", [1])      # the app goes on, with what the restart left
+    wait_until(lambda: len(s.findings(grouped=False).query("kind == 'call_timeout'")) == 3
+               and len(s.states("mic_ledger")) == 3)
+    rec.stop()
+    causes = s.explain("what happened to mic_ledger?").causes
+    crash = causes.query("kind == 'crash_restart'")
+    assert len(crash) == 1          # the callers' deaths are its consequences, not causes
+    summary = crash["summary"].iloc[0]
+    assert ("mic_ledger crashed: {:badmatch, {:error, :overdrawn}} in :mic_ledger.handle_cast/2 "
+            "at tests/erlang/mic_ledger.erl:") in summary
+    assert "It was handling the cast {:settle, 400}" in summary
+    assert "%{balance: 12} became %{balance: 0}" in summary      # what the restart lost
+    assert "3 caller(s) died of their calls to it, 3 of them by the call timeout" in summary
+    timeouts = s.findings(grouped=False).query("kind == 'call_timeout'")
+    assert set(timeouts["first_seq"]) <= set(crash["evidence"].iloc[0])
+    # the settle message was handled (fatally); only the three calls died unread
+    lost = s.findings().query("kind == 'lost_message'")
+    assert "3 reached it but were never handled" in lost["summary"].iloc[0]

@@ -76,4 +76,6 @@ def test_microscope_demo_runs_the_shipped_quickstart(installed):
               if o.get("output_type") == "error"]
     assert not errors
     assert "lost_message" in result.stdout      # the story's finding, printed at the end
+    answer = result.stdout.split("Why, in one paragraph (s.explain):", 1)[1]
+    assert "Demo.WorkerA" in answer and "worker_b" in answer   # the stale pid and where it is kept
     assert (work / "out" / "01_quickstart.html").stat().st_size > 10_000

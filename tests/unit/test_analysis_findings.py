@@ -100,9 +100,10 @@ def test_unhandled_message_names_the_callback_the_message_and_where():
         "Add a clause for it, or stop sending it.")
     assert unhandled["evidence"] == [1, 3] and unhandled["first_seq"] == 1  # its arrival, the exit
     assert "crash" in set(found["kind"])  # the crash stays a finding of its own
-    # Both died unread; :other came from an untraced sender, so it counts from its arrival.
+    # The update was handled, fatally: not lost. :other died unread; it came from an
+    # untraced sender, so it counts from its arrival.
     lost = found[found["kind"] == "lost_message"].iloc[0]
-    assert lost["evidence"] == [0, 2] and "2 reached it but were never handled" in lost["summary"]
+    assert lost["evidence"] == [2] and "1 reached it but were never handled" in lost["summary"]
 
 
 def test_unhandled_message_for_calls_statem_events_and_elixir_exceptions():

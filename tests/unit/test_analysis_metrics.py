@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fake_agent import B, MS, demo_recording as recorded, updates
 
+from microscope_jupyter.beam.terms import Atom
+
 from microscope_jupyter.analysis.metrics import METRIC_COLUMNS, Dashboard
 
 
@@ -11,6 +13,12 @@ def build(agent):
     updates(agent, 0, 30, 10, lambda n: 1 if n % 10 else 40)
     for n, length in enumerate([0, 5, 12, 3]):
         agent.event("mailbox", B, aux=length, ts=(n * 100 + 5) * MS)
+    # sampled vitals: 100 ms apart, 5,000 then 20,000 reductions done
+    for n, (memory, heap, reductions) in enumerate([(2000, 233, 1000), (8000, 987, 6000),
+                                                    (9000, 987, 26000)]):
+        agent.event("vitals", B, aux=memory, ts=(n * 100 + 6) * MS,
+                    payload={Atom("memory"): memory, Atom("heap_words"): heap,
+                             Atom("reductions"): reductions})
 
 
 def test_metrics_are_tidy_and_true_to_the_events():
@@ -19,6 +27,11 @@ def test_metrics_are_tidy_and_true_to_the_events():
     assert list(table.columns) == METRIC_COLUMNS
     mailbox = table[table["metric"] == "mailbox_len"]
     assert mailbox["value"].tolist() == [0, 5, 12, 3] and set(mailbox["name"]) == {"Demo.WorkerB"}
+    by_metric = {m: rows["value"].tolist() for m, rows in table.groupby("metric")}
+    assert by_metric["memory_bytes"] == [2000, 8000, 9000]
+    assert by_metric["heap_words"] == [233, 987, 987]
+    # a rate needs a span: none for the first sample
+    assert [round(v) for v in by_metric["reductions_per_s"]] == [50_000, 200_000]
     callbacks = table[table["metric"] == "callback_ms"]
     assert len(callbacks) == 30 and sorted(callbacks["value"].unique()) == [1.0, 40.0]
     assert set(callbacks["detail"]) == {"handle_info of {:update, _}"}
@@ -33,6 +46,7 @@ def test_the_dashboard_draws_each_metric_and_inlines_plotly_once():
     s = recorded(build)
     board = s.dashboard(["Demo.WorkerB"])
     names = [trace.name for trace in board.figure.data]
+    assert "Demo.WorkerB memory" in names
     assert "Demo.WorkerB mailbox" in names and "Demo.WorkerB: handle_info of {:update, _}" in names
     Dashboard._plotly_shown = False
     first, second = board._repr_html_(), s.dashboard()._repr_html_()
