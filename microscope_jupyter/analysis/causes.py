@@ -50,6 +50,8 @@ def find_causes(recorded: "SessionBase") -> list[Cause]:
 # -- stale pids ---------------------------------------------------------------
 
 def _stale_pids(recorded: "SessionBase") -> list[Cause]:
+    if not joins.may_have_lost(recorded.store):
+        return []
     messages = recorded.messages()
     lost = messages[(messages["status"] == "lost") & messages["send_seq"].notna()]
     if lost.empty:

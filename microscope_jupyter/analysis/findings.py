@@ -28,7 +28,7 @@ from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa, known_as
 from ..store import joins
-from ..store.columns import RawColumns, starts_with
+from ..store.columns import starts_with
 from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag, crash_site, is_call_timeout,
                          message_kind, normal_exit, unmatched_callback)
 
@@ -86,6 +86,27 @@ def detect(recorded: "SessionBase") -> list[Finding]:
             out.append(Finding("restart", "warning", row.pid, row.peer,
                                f"{row.peer} was restarted as {row.pid} after {old_pid} died",
                                int(row.seq), [seq, int(row.seq)]))
+    out += _lost_messages(recorded, successor)
+    out += _unhandled_messages(events, exits, recorded.store.syntax)
+    out += _timeouts(exits, recorded.store.syntax)
+    out += _deadlocks(recorded.store)
+    out += _mailbox_growth(recorded)
+    out += _slow_handlers(recorded)
+    out += _monitor_findings(recorded)
+    gaps = events[events["kind"] == "dropped"]
+    if len(gaps):
+        total = int(gaps["term"].sum())
+        out.append(Finding("trace_gap", "warning", None, None,
+                           f"the agent dropped {total} events under load; the recording has gaps",
+                           int(gaps["seq"].iloc[0]), [int(s) for s in gaps["seq"]]))
+    return out
+
+
+def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]]) -> list[Finding]:
+    """Sent to a dead pid, or delivered and still unread when the receiver died."""
+    if not joins.may_have_lost(recorded.store):
+        return []   # decided from the headers: no need to join every message
+    out = []
     messages = recorded.messages()
     lost = messages[messages["status"] == "lost"].copy()
     # Delivered but never handled: still in the mailbox when the receiver died.
@@ -118,18 +139,6 @@ def detect(recorded: "SessionBase") -> list[Finding]:
                             "or monitor the process and look it up again when it goes down.")
         out.append(Finding("lost_message", "error", receiver, name, summary,
                            int(first["_seq"]), [int(s) for s in group["_seq"]]))
-    out += _unhandled_messages(events, exits, recorded.store.syntax)
-    out += _timeouts(exits, recorded.store.syntax)
-    out += _deadlocks(messages, recorded.store.raw())
-    out += _mailbox_growth(recorded)
-    out += _slow_handlers(recorded)
-    out += _monitor_findings(recorded)
-    gaps = events[events["kind"] == "dropped"]
-    if len(gaps):
-        total = int(gaps["term"].sum())
-        out.append(Finding("trace_gap", "warning", None, None,
-                           f"the agent dropped {total} events under load; the recording has gaps",
-                           int(gaps["seq"].iloc[0]), [int(s) for s in gaps["seq"]]))
     return out
 
 
@@ -303,25 +312,26 @@ def _monitor_findings(recorded: "SessionBase") -> list[Finding]:
     return out
 
 
-def _deadlocks(messages: pd.DataFrame, raw: RawColumns) -> list[Finding]:
+def _deadlocks(store) -> list[Finding]:
     """Cycles of gen calls that never got a reply: A waits on B while B waits on A."""
     from .diff import same_term
 
-    sent = messages[messages["send_seq"].notna()]
+    sent = joins.outgoing(store)
     # Only gen calls and 2-tuples (their replies) matter: picked by their
     # first bytes, so the other messages are never decoded.
-    heads = raw.heads(sent["send_seq"].to_numpy(dtype=np.int64))
+    heads = store.raw().heads(sent["seq"].to_numpy(dtype=np.int64))
     # a reply is {Tag, Reply}: Tag a reference, or [alias | Ref] (OTP 24+)
     pairs = ((heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
              & np.isin(heads[:, 3], [ord("Z"), ord("r"), ord("l")]))
     sent = sent[pairs | starts_with(heads, GEN_CALL_HEADS)]
-    calls = [(int(seq), sender, sender_name, receiver, tag)
+    calls = [(int(seq), sender, sender_name if isinstance(sender_name, str) else None,
+              store.id_text(int(receiver)), tag)
              for seq, sender, sender_name, receiver, term in zip(
-                 sent["send_seq"], sent["sender"], sent["sender_name"], sent["receiver"], sent["term"])
-             if (tag := call_tag(term)) is not None and isinstance(receiver, str)]
+                 sent["seq"], sent["pid"], sent["name"], sent["_receiver"], sent["term"])
+             if (tag := call_tag(term)) is not None and receiver > 0]
     if not calls:
         return []
-    replies = [(int(seq), term[0]) for seq, term in zip(sent["send_seq"], sent["term"])
+    replies = [(int(seq), term[0]) for seq, term in zip(sent["seq"], sent["term"])
                if isinstance(term, tuple) and len(term) == 2]
     waiting: dict[str, tuple[int, str, str | None]] = {}
     for seq, caller, caller_name, callee, tag in calls:

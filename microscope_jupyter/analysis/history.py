@@ -148,17 +148,17 @@ class History:
         raw = self.raw
         rows = seqs[raw.kind == K["state"]]
         self._state_rows = rows
-        shapes = message_shapes(raw.heads(rows)).tolist()
-        for i, gid, ts, aux, shape in zip(rows.tolist(), raw.pid[rows].tolist(),
-                                          raw.ts_ns[rows].tolist(), raw.aux[rows].tolist(),
-                                          shapes):
-            p = self._procs[gid]
-            if p.states is None:
-                p.states = Transitions(raw.payload, self._transitions, p.state_seqs)
-            p.state_seqs.append(i)
-            p.state_shapes.append(shape)
-            p.state_ts_out.append(ts)
-            p.state_ts_in.append(ts - aux)
+        shapes = message_shapes(raw.heads(rows))
+        pids, ts_out = raw.pid[rows], raw.ts_ns[rows]
+        ts_in = ts_out - raw.aux[rows]
+        order = np.argsort(pids, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(pids[order])) + 1) if len(rows) else []:
+            p = self._procs[int(pids[group[0]])]
+            p.state_seqs = rows[group].tolist()
+            p.state_shapes = shapes[group].tolist()
+            p.state_ts_out = ts_out[group].tolist()
+            p.state_ts_in = ts_in[group].tolist()
+            p.states = Transitions(raw.payload, self._transitions, p.state_seqs)
 
     def _index_receives(self, seqs: np.ndarray) -> None:
         """Pair each receive with what took it: the callback that handled it (FIFO

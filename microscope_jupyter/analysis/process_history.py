@@ -63,6 +63,7 @@ class ProcessHistory:
     sample_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sample_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     taken_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _levels: tuple | None = field(default=None, repr=False, compare=False)  # mailbox_levels()
 
     def last_name(self, seq: int) -> str | None:
         """The last name it held at or before ``seq`` (kept after it let go of it)."""
@@ -81,7 +82,14 @@ class ProcessHistory:
 
     def mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, lengths): the mailbox length after every seq where it may change."""
-        seqs = np.unique(np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs]))
+        if self._levels is None:
+            self._levels = self._mailbox_levels()
+        return self._levels
+
+    def _mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
+        seqs = np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs])
+        seqs.sort()
+        seqs = seqs[np.r_[True, seqs[1:] != seqs[:-1]]] if len(seqs) else seqs
         # mailbox_len at every seq at once (the same arithmetic, vectorised)
         k = np.searchsorted(self.sample_seqs, seqs, side="right") - 1
         has = k >= 0

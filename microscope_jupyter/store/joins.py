@@ -27,8 +27,9 @@ from ..render.elixir import render
 from .columns import bytes_key
 from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
+from .schema import KIND_CODES
 
-__all__ = ["messages", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
+__all__ = ["messages", "outgoing", "may_have_lost", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
 
 MESSAGE_COLUMNS = ["send_seq", "receive_seq", "sent_at", "received_at", "latency_us", "sender",
                    "sender_name", "receiver", "receiver_name", "term", "text", "status"]
@@ -42,16 +43,43 @@ _TIMEOUT_SPELLINGS = np.array([bytes_key(p) for p in TIMEOUT_PAYLOADS], dtype=np
 _TIMEOUT_KEY = int(_TIMEOUT_SPELLINGS.min())
 
 
+# Only the columns the joins read: the copies below are of every message.
+_MESSAGE_READS = ["seq", "kind", "pid", "name", "peer", "ts", "term", "text", "_pid", "_peer"]
+
+
+def outgoing(store: EventStore) -> pd.DataFrame:
+    """Every traced send (and send to a dead process), with ``_receiver``: the
+    global pid id it went to, a name resolved to its holder at that moment
+    (0 or less when unknown: an alias, a name nobody held)."""
+    events = store.frame()
+    out = events.loc[events["kind"].isin(["send", "send_to_dead"]), _MESSAGE_READS].copy()
+    out["_receiver"] = _resolve_receivers(store, out)
+    return out
+
+
+def may_have_lost(store: EventStore) -> bool:
+    """False when no message can have been lost, decided from the headers
+    alone: nothing was sent to a dead process, and no process that exited
+    was sent to (by pid or by a name it held) or received anything."""
+    raw = store.raw()
+    kind = raw.kind
+    if (kind == KIND_CODES["send_to_dead"]).any():
+        return True
+    exited = np.unique(raw.pid[kind == KIND_CODES["exit"]])
+    if not len(exited):
+        return False
+    named = set(store.names().named())
+    return bool(np.isin(raw.pid[kind == KIND_CODES["receive"]], exited).any()
+                or np.isin(raw.peer[kind == KIND_CODES["send"]], exited).any()
+                or named.intersection(exited.tolist()))
+
+
 def messages(store: EventStore) -> pd.DataFrame:
     events = store.frame()
-    # Only the columns the join reads: the copies below are of every message.
-    columns = ["seq", "kind", "pid", "name", "peer", "ts", "term", "text", "_pid", "_peer"]
-    sends = events.loc[events["kind"].isin(["send", "send_to_dead"]), columns].copy()
-    receives = events.loc[events["kind"].isin(["receive", "timeout"]), columns].copy()
+    sends = outgoing(store)
+    receives = events.loc[events["kind"].isin(["receive", "timeout"]), _MESSAGE_READS].copy()
     if sends.empty and receives.empty:
         return pd.DataFrame(columns=MESSAGE_COLUMNS)
-
-    sends["_receiver"] = _resolve_receivers(store, sends)
     sends["_key"] = _payload_keys(store, sends["seq"])
     receives["_key"] = _payload_keys(store, receives["seq"])
     timeouts = receives["kind"] == "timeout"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fake_agent import A, B, B2, FakeAgent
+from fake_agent import A, B, B2, C, FakeAgent
 from microscope_jupyter.analysis.recorded import OfflineSession
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore
@@ -200,3 +200,32 @@ def test_a_real_timeout_message_pairs_with_the_fired_after_that_follows_its_send
     messages = session.messages()
     assert list(messages["text"]) == [":timeout"]
     assert list(messages["status"]) == ["delivered"] and list(messages["receive_seq"]) == [2]
+
+
+def test_the_lost_message_gate_never_hides_a_loss():
+    """joins.may_have_lost decides from the headers alone whether the message
+    join can find a loss; whenever it says no, the join finds none."""
+    from hypothesis import given, settings, strategies as st
+
+    from microscope_jupyter.store import joins
+
+    procs = st.sampled_from([A, B, B2, C])
+    step = st.one_of(
+        st.tuples(st.just("send"), procs, procs, st.integers(0, 3)),
+        st.tuples(st.just("receive"), procs, st.none(), st.integers(0, 3)),
+        st.tuples(st.just("exit"), procs, st.none(), st.none()),
+        st.tuples(st.just("send_to_dead"), procs, procs, st.integers(0, 3)))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(step, max_size=14))
+    def check(steps):
+        def build(agent):
+            for kind, pid, peer, n in steps:
+                payload = Atom("boom") if kind == "exit" else (Atom("m"), n)
+                agent.event(kind, pid, peer, payload=payload)
+        s = recorded(build)
+        lost = s.findings(grouped=False).query("kind == 'lost_message'")
+        if not joins.may_have_lost(s.store):
+            assert lost.empty and not (s.messages()["status"] == "lost").any()
+
+    check()
