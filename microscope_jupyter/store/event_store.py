@@ -336,8 +336,8 @@ class EventStore:
             count = self._count
             if self._frame_cache is not None and self._frame_count == count:
                 return self._frame_cache
-            id_texts = np.array([id_text(t, self.syntax) for t in self._ids], dtype=object)
             renderer = self._renderer
+        id_texts = self.id_texts()
         raw = self.raw()
         frame = self._add_names(events_frame(raw, PayloadSource(raw, renderer), id_texts))
         with self._lock:
@@ -347,25 +347,36 @@ class EventStore:
 
     def _add_names(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The registered name each pid had at the moment of each event (``names()``)."""
+        if not frame.empty and self.names().named():
+            frame["name"] = self.names_at(frame["_pid"].to_numpy(), frame["seq"].to_numpy())
+        return frame
+
+    def names_at(self, gids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """The name each pid id held at each seq (object array, None for none):
+        one search over (pid, seq) keys of every name span."""
         rows = [(seq, gid, name) for gid, spans in self.names().named().items()
                 for seq, name in spans]
-        if not rows or frame.empty:
-            return frame
-        # The last span of the event's own pid that began at or before it:
-        # one search over (pid, seq) keys; None where the pid had no name.
+        gids = np.asarray(gids, dtype=np.int64)
+        if not rows or not len(gids):
+            return np.full(len(gids), None, dtype=object)
         # (A span held from before the trace starts at seq -1, hence the + 1.)
-        seqs = np.array([r[0] for r in rows], dtype=np.int64) + 1
-        gids = np.array([r[1] for r in rows], dtype=np.int64)
+        starts = np.array([r[0] for r in rows], dtype=np.int64) + 1
+        holders = np.array([r[1] for r in rows], dtype=np.int64)
         values = np.array([r[2] for r in rows] + [None], dtype=object)
-        width = int(max(seqs.max(), frame["seq"].iloc[-1] + 1)) + 1
-        keys = gids * width + seqs
+        seqs = np.asarray(seqs, dtype=np.int64) + 1
+        width = int(max(starts.max(), seqs.max())) + 1
+        keys = holders * width + starts
         order = np.argsort(keys, kind="stable")
-        keys, gids = keys[order], gids[order]
-        pids = frame["_pid"].to_numpy(dtype=np.int64)
-        at = np.searchsorted(keys, pids * width + frame["seq"].to_numpy() + 1, side="right") - 1
-        own = (at >= 0) & (gids[np.maximum(at, 0)] == pids)
-        frame["name"] = values[np.where(own, order[np.maximum(at, 0)], len(rows))]
-        return frame
+        keys, holders = keys[order], holders[order]
+        at = np.searchsorted(keys, gids * width + seqs, side="right") - 1
+        own = (at >= 0) & (holders[np.maximum(at, 0)] == gids)
+        return values[np.where(own, order[np.maximum(at, 0)], len(rows))]
+
+    def id_texts(self) -> np.ndarray:
+        """Every interned id's text (pids, names, MFAs), indexed by id."""
+        with self._lock:
+            ids = list(self._ids)
+        return np.array([id_text(t, self.syntax) for t in ids], dtype=object)
 
     def pid_ids(self, proc: Any) -> set[int]:
         """Every pid id ``proc`` stands for: a pid text, or a registered name or

@@ -52,7 +52,7 @@ def outgoing(store: EventStore) -> pd.DataFrame:
     global pid id it went to, a name resolved to its holder at that moment
     (0 or less when unknown: an alias, a name nobody held)."""
     events = store.frame()
-    out = events.loc[events["kind"].isin(["send", "send_to_dead"]), _MESSAGE_READS].copy()
+    out = events.loc[events["kind"].isin(["send", "send_to_dead"]), _MESSAGE_READS]
     out["_receiver"] = _resolve_receivers(store, out)
     return out
 
@@ -77,7 +77,7 @@ def may_have_lost(store: EventStore) -> bool:
 def messages(store: EventStore) -> pd.DataFrame:
     events = store.frame()
     sends = outgoing(store)
-    receives = events.loc[events["kind"].isin(["receive", "timeout"]), _MESSAGE_READS].copy()
+    receives = events.loc[events["kind"].isin(["receive", "timeout"]), _MESSAGE_READS]
     if sends.empty and receives.empty:
         return pd.DataFrame(columns=MESSAGE_COLUMNS)
     sends["_key"] = _payload_keys(store, sends["seq"])
@@ -111,38 +111,40 @@ def messages(store: EventStore) -> pd.DataFrame:
     recv_seq = receives["seq"].to_numpy()
     at = np.where(matched, np.searchsorted(recv_seq, np.maximum(match, 0)), 0)
     at = np.minimum(at, max(len(recv_seq) - 1, 0))
+    # Texts and names from the ids (the frame's string columns are slow to read)
+    texts_of = store.id_texts()
     recv_pid = receives["_pid"].to_numpy()
-    recv_name = receives["name"].to_numpy(dtype=object)
+    recv_name = store.names_at(recv_pid, recv_seq)
     recv_ts = receives["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     nothing = np.zeros(len(sends), dtype=np.int64)
     receiver_ids = np.where(matched, recv_pid[at] if len(recv_seq) else nothing,
                             sends["_receiver"].to_numpy())
-    kinds = events["kind"].to_numpy()
-    pids = events["_pid"].to_numpy()
-    exited = np.unique(pids[kinds == "exit"])
-    observed = np.unique(pids)
+    raw = store.raw()
+    exited = np.unique(raw.pid[raw.kind == KIND_CODES["exit"]])
+    observed = np.unique(raw.pid)
     # Unmatched: lost if the receiver died, in flight if it is traced and
     # alive (still in its mailbox at stop), unobserved if it is not traced.
     status = np.select(
         [sends["kind"].to_numpy() == "send_to_dead", matched,
          np.isin(receiver_ids, exited), np.isin(receiver_ids, observed)],
         ["lost", "delivered", "lost", "in_flight"], default="unobserved")
-    named = events.dropna(subset=["name"])
-    last_name = named.groupby("_pid")["name"].last()
+    # each pid's last name (spans from the name index: no pass over the events)
+    last_name = pd.Series({gid: next((n for _, n in reversed(spans) if n), None)
+                           for gid, spans in store.names().named().items()}, dtype=object)
     received_ns = np.where(matched, recv_ts[at] if len(recv_seq) else nothing,
                            np.iinfo(np.int64).min)
     # Who received it: the receive's pid, else the pid the send's name
     # resolved to, else the name or alias the send was addressed to.
-    ids, inverse = np.unique(receiver_ids, return_inverse=True)
-    id_texts = np.array([store.id_text(int(r)) if r > 0 else None for r in ids], dtype=object)
-    peers = sends["peer"].to_numpy(dtype=object)
-    receiver = np.where(receiver_ids > 0, id_texts[inverse], peers)
+    peer_ids = sends["_peer"].to_numpy()
+    peers = texts_of[peer_ids]
+    receiver = np.where(receiver_ids > 0, texts_of[np.maximum(receiver_ids, 0)], peers)
     # Its name: the receiver's name at the receive, else the name the send
     # was addressed to (not an alias, nor the pid itself), else its last name.
     name_at_receive = np.where(matched, recv_name[at] if len(recv_seq) else None, None)
-    peer_is_name = pd.notna(peers) & ~pd.Series(peers, dtype=object).astype(str).str.startswith(
-        "#").to_numpy()
-    addressed = ((receiver_ids <= 0) | (sends["_peer"].to_numpy() != receiver_ids)) & peer_is_name
+    ids = np.unique(peer_ids)
+    is_name = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
+    is_name[ids] = [text is not None and not text.startswith("#") for text in texts_of[ids]]
+    addressed = ((receiver_ids <= 0) | (peer_ids != receiver_ids)) & is_name[peer_ids]
     last = pd.Series(receiver_ids).map(last_name).to_numpy(dtype=object)
     receiver_name = np.where(pd.notna(name_at_receive), name_at_receive,
                              np.where(addressed, peers, last))
@@ -178,11 +180,13 @@ def messages(store: EventStore) -> pd.DataFrame:
         "sent_at": pd.to_datetime(sent_ns.view("datetime64[ns]"), utc=True),
         "received_at": pd.to_datetime(received_ns.view("datetime64[ns]"), utc=True),
         "latency_us": latency,
-        "sender": pd.Series(both(sends["pid"].to_numpy(dtype=object), nothing), dtype=object),
-        "sender_name": pd.Series(both(sends["name"].to_numpy(dtype=object), nothing),
+        "sender": pd.Series(both(texts_of[sends["_pid"].to_numpy()], nothing), dtype=object),
+        "sender_name": pd.Series(both(store.names_at(sends["_pid"].to_numpy(),
+                                                     sends["seq"].to_numpy()), nothing),
                                  dtype=object),
-        "receiver": both(receiver, orphans["pid"].to_numpy(dtype=object)),
-        "receiver_name": both(receiver_name, orphans["name"].to_numpy(dtype=object)),
+        "receiver": both(receiver, texts_of[orphans["_pid"].to_numpy()]),
+        "receiver_name": both(receiver_name, store.names_at(orphans["_pid"].to_numpy(),
+                                                            orphans["seq"].to_numpy())),
         "term": terms.take(order),   # lazy: decoded when read (store.lazy)
         "text": texts.take(order),
         "status": both(status, np.full(n_orphans, "delivered", dtype=object)),
