@@ -228,6 +228,30 @@ class MicroscopeMagics(Magics):
         session = self._recorded()
         return _run(lambda: session.explain(question))
 
+    @line_magic
+    def beam_exunit(self, line: str):
+        """%beam_exunit PROC [--mode reproduce|regression] [--out FILE] [--between A:B]
+        [--module MOD]: an ExUnit test that replays PROC's recorded messages."""
+        usage = ("%beam_exunit PROC [--mode reproduce|regression] [--out FILE] "
+                 "[--between FIRST:LAST] [--module MyApp.Server]")
+        positional, options = _options(_split(line), {"mode": str, "out": str, "between": str,
+                                                      "module": str}, usage)
+        if len(positional) != 1:
+            raise UsageError(f"name one process. Usage: {usage}")
+        between = None
+        if "between" in options:
+            first, _, last = options["between"].partition(":")
+            if not (first.isdigit() and last.isdigit()):
+                raise UsageError(f"--between takes two seqs, FIRST:LAST, not {options['between']!r}")
+            between = (int(first), int(last))
+        session = self._recorded()
+        test = _run(lambda: session.exunit(positional[0], between=between,
+                                           mode=options.get("mode", "reproduce"),
+                                           module=options.get("module")))
+        if "out" in options:
+            print(f"wrote {test.write(options['out'])}")
+        return test
+
     @line_cell_magic
     def trace(self, line: str, cell: str | None = None):
         """%trace start|stop|status [...]; %%trace [--for 1s] [--erlang] runs the cell under trace."""

@@ -28,6 +28,7 @@ from ..store.schema import EVENT_COLUMNS
 from .anomalies import anomalies
 from .expect import check_expectation
 from .explain import Explanation, explain
+from .exunit import ExUnitTest, exunit
 from .findings import Finding, detect, findings_frame
 from .query import Query
 from .history import History
@@ -46,6 +47,7 @@ class SessionBase:
     def _init_recorded(self, store: EventStore) -> None:
         self.store = store
         self._expect_findings: list[Finding] = []
+        self._expectations: list[tuple[Any, Callable]] = []   # (proc, rule), for exunit
         self._cache: dict[str, tuple[int, Any]] = {}
 
     def _cached(self, key: str, build: Callable[[], Any]) -> Any:
@@ -197,6 +199,7 @@ class SessionBase:
         function ``rule(before, message) -> expected_after``.
         """
         violations = check_expectation(self.states(proc), rule, self.store.syntax)
+        self._expectations.append((proc, rule))
         described = getattr(rule, "__name__", "rule")
         for row in violations.itertuples(index=False):
             self._expect_findings.append(Finding(
@@ -204,6 +207,21 @@ class SessionBase:
                 f"{known_as(row.name, row.pid)} broke {described} on {row.callback}"
                 f"({row.message_text}): {row.reason}", int(row.seq), [int(row.seq)]))
         return violations
+
+    def exunit(self, proc: Any, *, between: tuple[int, int] | None = None,
+               mode: str = "reproduce", module: str | None = None) -> ExUnitTest:
+        """An ExUnit test that replays ``proc``'s recorded messages against its
+        own module and asserts each recorded state (``.source``, ``.write(path)``).
+
+        ``mode="reproduce"`` asserts what happened, a crash included (passes
+        while the bug is there); ``"regression"`` asserts that the process
+        survives the message that crashed it, and the states that
+        expected-state rules given to ``s.expect(proc, rule)`` compute (fails
+        until the bug is fixed). ``between=(first_seq, last_seq)`` narrows the
+        replay; ``module`` names the GenServer's module when the recording
+        cannot tell."""
+        rules = [rule for p, rule in self._expectations if str(p) == str(proc)]
+        return exunit(self, proc, between=between, mode=mode, module=module, rules=rules)
 
     def explain(self, question: str | None = None, *, proc: Any = None) -> Explanation:
         """Why things went as they did: ``.text`` (a paragraph: what happened,

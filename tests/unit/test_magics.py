@@ -32,3 +32,16 @@ def test_commands_without_a_session(ip):
         ip.run_line_magic("beam_processes", "")
     with pytest.raises(UsageError, match="no attached node to detach from"):
         ip.run_line_magic("beam_detach", "")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("", "name one process. Usage: %beam_exunit PROC"),
+    ("A B", "name one process. Usage: %beam_exunit PROC"),
+    ("A --between 5-9", "--between takes two seqs, FIRST:LAST, not '5-9'"),
+    ("A --mod X", "unknown option --mod. Did you mean --mode? Usage: %beam_exunit PROC"),
+    ("A", "there is no session. Attach with %beam_attach"),
+])
+def test_exunit_usage_errors(ip, line, message):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("beam_exunit", line)
+    assert str(info.value).startswith(message)

@@ -14,7 +14,7 @@ def test_session_surface():
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
                       "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids",
-                      "explain", "live_holder", "anomalies", "metrics", "dashboard"}
+                      "explain", "live_holder", "anomalies", "metrics", "dashboard", "exunit"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():

@@ -1,0 +1,349 @@
+"""ExUnit tests written from a recording: ``s.exunit(proc, mode=...)``.
+
+    test = s.exunit("Demo.WorkerB")                      # mode="reproduce"
+    test.write("test/")                                  # test/demo_worker_b_reproduce_test.exs
+    s.exunit("Demo.WorkerB", mode="regression").source
+
+The test runs the GenServer's own module from the recorded state before the
+first replayed message: a ``start_supervised`` child enters
+``:gen_server.enter_loop/3`` with that state, so ``init/1`` (whose argument
+the recording does not hold) is not called and no registered name clashes
+with the running app. It then replays the recorded messages in order
+(``send`` for infos, ``GenServer.cast``, ``GenServer.call`` asserting the
+recorded reply), with ``:sys.get_state/1`` as the barrier after each, and
+asserts each recorded state. Pids in the state and the messages are stand-in
+processes that forward what they get to the test, so what the GenServer sent
+them is asserted with ``assert_receive``.
+
+- ``reproduce`` asserts what happened, a crash and its reason included: it
+  passes while the bug is there.
+- ``regression`` asserts what should have happened: the process survives the
+  message that crashed it, and expected-state rules given to ``s.expect``
+  (``rule(before, message) -> expected``) replace the recorded states. It
+  fails until the bug is fixed.
+
+Limits, said in the generated file where they apply: timers the callbacks
+start are real during the replay; messages to registered names reach the
+real processes of the app under ``mix test``; gen_statem is not supported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..beam.terms import ImproperList, MapPairs, Pid
+from ..errors import QueryError
+from ..render.elixir import render
+from ..render.elixir_code import ElixirCode
+from ..store.otp import message_kind, state_recorded
+from .findings import crash_messages
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import SessionBase
+
+__all__ = ["ExUnitTest", "exunit", "MODES"]
+
+MODES = ("reproduce", "regression")
+_WIDE = 600          # a state pattern longer than this asserts only the changed keys
+
+
+@dataclass
+class ExUnitTest:
+    """A generated ExUnit test: ``.source`` (Elixir), ``.write(path)``."""
+
+    source: str
+    module: str          # the test module
+    filename: str        # a name for it under test/
+
+    def write(self, path: str | Path) -> Path:
+        """Write the test; a directory gets ``filename`` inside it."""
+        target = Path(path)
+        if target.is_dir() or str(path).endswith("/"):
+            target.mkdir(parents=True, exist_ok=True)
+            target = target / self.filename
+        target.write_text(self.source)
+        return target
+
+    def _repr_markdown_(self) -> str:
+        return f"```elixir\n{self.source}```"
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | None = None,
+           mode: str = "reproduce", module: str | None = None,
+           rules: list[Callable] = ()) -> ExUnitTest:
+    if mode not in MODES:
+        raise QueryError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    states = recorded.states(proc)
+    if between is not None:
+        states = states[(states["seq"] >= between[0]) & (states["seq"] <= between[1])]
+    pid = _which_pid(recorded, states)
+    mine = states[states["pid"] == pid].reset_index(drop=True)
+    if mine.empty:
+        raise QueryError(f"no GenServer transitions of {proc!r} in that range to replay; "
+                         "trace it with state=True while it handles messages")
+    start = mine["before"].iloc[0]
+    if not state_recorded(start):
+        raise QueryError(f"the recording has no full state of {proc!r} before seq "
+                         f"{int(mine['seq'].iloc[0])} (too large for payload_limit?): trace "
+                         "again with a larger payload_limit to replay it")
+    name = next((n for n in mine["name"] if isinstance(n, str)), None)
+    target = _module_of(recorded, proc, pid, name, module)
+    events = recorded.events
+    crash = _crash(recorded, pid, between)
+    messages = [m for m in mine["message"]] + ([crash[0]] if crash else [])
+    code = ElixirCode(_stand_ins(recorded, pid, [start] + messages + list(mine["after"])
+                                 + list(mine["reply"])))
+    test_module = f"{target}.{mode.capitalize()}Test"
+    lines = _header(recorded, name or pid, pid, mine, mode, crash)
+    lines += [f"defmodule {test_module} do", "  use ExUnit.Case, async: false", ""]
+    title = (f"{name or pid} replays {len(messages)} recorded message(s)"
+             + (" and crashes as it did" if crash and mode == "reproduce" else "")
+             + (" and survives the message that crashed it" if crash and mode == "regression"
+                else ""))
+    lines.append(f"  test {_string(title)} do")
+    for pid_seen, var in code.bound.items():
+        lines.append(f"    {var} = stand_in({_string(var)})   # stands in for {pid_seen}")
+    lines.append(f"    pid = start_recorded({target}, {code.value(start)})")
+    lines.append("    ref = Process.monitor(pid)")
+    sends = events[(events["kind"].isin(["send", "send_to_dead"])) & (events["pid"] == pid)]
+    previous = int(mine["seq"].iloc[0]) - 1
+    expected_state = [r for r in rules if _arity(r) == 2] if mode == "regression" else []
+    before = start
+    for row in mine.itertuples(index=False):
+        lines.append("")
+        lines.append(f"    # seq {int(row.seq)}: {row.callback}")
+        lines += _replay(code, row.callback, row.message, row.reply)
+        lines += _sent(code, sends, previous, int(row.seq))
+        after = row.after
+        for rule in expected_state:
+            after = rule(before, row.message)
+        lines += _assert_state(code, before, after)
+        before, previous = row.after, int(row.seq)
+    if crash:
+        message, reason, seq = crash
+        lines.append("")
+        if mode == "reproduce":
+            lines.append(f"    # seq {seq}: the message it crashed on")
+            lines.append(_deliver(code, message))
+            lines.append("    assert_receive {:DOWN, ^ref, :process, ^pid, reason}, 5000")
+            lines.append(f"    assert {_reason_pattern(code, reason)} = reason")
+        else:
+            lines.append(f"    # seq {seq}: it crashed here in the recording; it must survive it")
+            lines.append(_deliver(code, message))
+            lines.append("    result = barrier(pid)")
+            lines.append(f"    assert match?({{:ok, _}}, result), "
+                         f"{_string(f'{name or pid} crashed on ' + render(message, 'elixir', 80))}")
+            for rule in expected_state:
+                lines.append("    {:ok, state} = result")
+                lines.append(f"    assert {code.pattern(rule(before, _unwrap(message)))} = state")
+            lines.append("    refute_received {:DOWN, ^ref, :process, ^pid, _}")
+    lines.append("  end")
+    lines += _START + (_STAND_IN if code.bound else []) + (
+        _BARRIER if crash and mode == "regression" else [])
+    lines.append("end")
+    filename = re.sub(r"(?<!^)(?=[A-Z])", "_", target.replace(".", "")).lower()
+    return ExUnitTest("\n".join(lines) + "\n", test_module, f"{filename}_{mode}_test.exs")
+
+
+# -- what to replay -------------------------------------------------------------
+
+def _which_pid(recorded: "SessionBase", states) -> str:
+    """The life to replay: the first that crashed, else the first with transitions."""
+    if states.empty:
+        raise QueryError("no GenServer transitions to replay in that range")
+    crashed = crash_messages(recorded)
+    for pid in dict.fromkeys(states["pid"]):
+        if pid in crashed:
+            return pid
+    return states["pid"].iloc[0]
+
+
+def _crash(recorded: "SessionBase", pid: str, between) -> tuple[Any, Any, int] | None:
+    """(message as received, exit reason, receive seq) when ``pid`` died in a callback."""
+    seq = crash_messages(recorded).get(pid)
+    if seq is None or (between is not None and not between[0] <= seq <= between[1]):
+        return None
+    events = recorded.events
+    exits = events[(events["kind"] == "exit") & (events["pid"] == pid)]
+    return events["term"].iloc[seq], exits["term"].iloc[0], seq
+
+
+def _module_of(recorded: "SessionBase", proc: Any, pid: str, name: str | None,
+               module: str | None) -> str:
+    if module:
+        return module.removeprefix("Elixir.")
+    tree = recorded.supervision_tree()
+    calls = tree.loc[(tree["pid"] == pid) | (tree["name"] == name), "initial_call"].dropna()
+    for call in calls:
+        found = re.match(r"^([A-Z][\w.]*)\.init/1$", str(call))
+        if found:
+            return found.group(1)
+    if name and re.match(r"^[A-Z][\w]*(\.[A-Z]\w*)*$", name):
+        return name                  # registered under its own module's name
+    raise QueryError(f"cannot tell which module {proc!r} runs; pass module='MyApp.Server'")
+
+
+def _stand_ins(recorded: "SessionBase", own: str, terms: list) -> dict[Pid, str]:
+    """A variable per pid the replay's terms hold (not the process itself)."""
+    found: dict[Pid, None] = {}
+    for term in terms:
+        _pids(term, found)
+    names = recorded.events.dropna(subset=["name"]).groupby("pid")["name"].last().to_dict()
+    out, taken = {}, set()
+    for pid in found:
+        if str(pid) == own:
+            continue
+        base = names.get(str(pid))
+        var = (re.sub(r"(?<!^)(?=[A-Z])", "_", base.split(".")[-1]).lower()
+               if isinstance(base, str) else f"pid_{pid.id}")
+        var = re.sub(r"\W", "_", var)
+        while var in taken or var in ("pid", "ref", "state", "reason"):
+            var += "_"
+        taken.add(var)
+        out[pid] = var
+    return out
+
+
+def _pids(term: Any, found: dict) -> None:
+    if isinstance(term, Pid):
+        found[term] = None
+    elif isinstance(term, (tuple, list)):
+        for x in term:
+            _pids(x, found)
+    elif isinstance(term, ImproperList):
+        for x in term.items:
+            _pids(x, found)
+        _pids(term.tail, found)
+    elif isinstance(term, (dict, MapPairs)):
+        for k, v in term.items():
+            _pids(k, found)
+            _pids(v, found)
+
+
+# -- the lines of the test ------------------------------------------------------
+
+def _replay(code: ElixirCode, callback: str, message: Any, reply: Any) -> list[str]:
+    if callback == "handle_call":
+        return [f"    assert {code.pattern(reply)} = GenServer.call(pid, {code.value(message)})"]
+    if callback == "handle_cast":
+        return [f"    GenServer.cast(pid, {code.value(message)})"]
+    if callback == "handle_continue":
+        return ["    # (a handle_continue: the previous callback asked for it)"]
+    return [f"    send(pid, {code.value(message)})"]
+
+
+def _deliver(code: ElixirCode, received: Any) -> str:
+    """A message as it arrived (``$gen_call``/``$gen_cast`` wrapped) sent the same way."""
+    kind = message_kind(received)
+    if kind == "cast":
+        return f"    GenServer.cast(pid, {code.value(received[1])})"
+    if kind == "call":
+        return (f"    spawn(fn -> catch_exit(GenServer.call(pid, {code.value(received[2])})) end)")
+    return f"    send(pid, {code.value(received)})"
+
+
+def _unwrap(received: Any) -> Any:
+    kind = message_kind(received)
+    return received[-1] if kind in ("call", "cast") else received
+
+
+def _sent(code: ElixirCode, sends, after_seq: int, upto: int) -> list[str]:
+    """assert_receive for what the callback sent to a stood-in process."""
+    out = []
+    window = sends[(sends["seq"] > after_seq) & (sends["seq"] < upto)]
+    for kind, peer, term in zip(window["kind"], window["peer"], window["term"]):
+        var = next((v for p, v in code.bound.items() if str(p) == peer), None)
+        if var is None:
+            continue
+        if kind == "send_to_dead":
+            out.append(f"    # it sent {render(term, 'elixir', 60)} to {var}, dead by then: lost")
+        else:
+            out.append(f"    assert_receive {{:stand_in, {_string(var)}, {code.pattern(term)}}}")
+    return out
+
+
+def _assert_state(code: ElixirCode, before: Any, after: Any) -> list[str]:
+    if not state_recorded(after):
+        return ["    :sys.get_state(pid)   # (its state here was too large to record)"]
+    pattern = code.pattern(after)
+    if len(pattern) > _WIDE and isinstance(after, dict) and isinstance(before, dict):
+        changed = [k for k, v in after.items() if k not in before or before[k] != v]
+        pattern = code.pattern(after, only=changed)
+    return [f"    assert {pattern} = :sys.get_state(pid)"]
+
+
+def _reason_pattern(code: ElixirCode, reason: Any) -> str:
+    """An exception exit's error (its stacktrace as ``_``); any other reason whole."""
+    if (isinstance(reason, tuple) and len(reason) == 2 and isinstance(reason[1], list)
+            and reason[1] and isinstance(reason[1][0], tuple)):
+        return "{" + code.pattern(reason[0]) + ", _}"
+    return code.pattern(reason)
+
+
+def _header(recorded, who, pid, mine, mode: str, crash) -> list[str]:
+    first, last = int(mine["seq"].iloc[0]), int(mine["seq"].iloc[-1])
+    verdict = ("passes while the recorded behaviour, bug included, is still there"
+               if mode == "reproduce" else
+               "asserts what should have happened: fails until the bug is fixed")
+    node = recorded.metadata.get("node", "the node") if hasattr(recorded, "metadata") else "the node"
+    return [f"# Generated by BEAM Microscope from a recording of {who} ({pid}) on {node},",
+            f"# seqs {first}-{crash[2] if crash else last}. Mode: {mode} ({verdict}).",
+            "# Timers its callbacks start are real during the replay, and messages to",
+            "# registered names reach the app's own processes under `mix test`.", ""]
+
+
+def _string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#") + '"'
+
+
+def _arity(rule: Callable) -> int:
+    import inspect
+    try:
+        return len([p for p in inspect.signature(rule).parameters.values()
+                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    except (TypeError, ValueError):
+        return 3
+
+
+_START = """
+  # The module's own callbacks, entered with the recorded state: init/1 is not
+  # called (the recording does not hold its argument) and no name is taken.
+  defp start_recorded(module, state) do
+    start_supervised!(%{id: module, restart: :temporary,
+                        start: {:proc_lib, :start_link, [__MODULE__, :enter_recorded, [module, state]]}})
+  end
+
+  @doc false
+  def enter_recorded(module, state) do
+    :proc_lib.init_ack({:ok, self()})
+    :gen_server.enter_loop(module, [], state)
+  end""".split("\n")
+
+_STAND_IN = """
+  # A process that forwards whatever it gets to the test, tagged.
+  defp stand_in(tag) do
+    test = self()
+    spawn_link(fn -> forward(test, tag) end)
+  end
+
+  defp forward(test, tag) do
+    receive do
+      message ->
+        send(test, {:stand_in, tag, message})
+        forward(test, tag)
+    end
+  end""".split("\n")
+
+_BARRIER = """
+  # The state once the process has handled what it was sent, or why it could not.
+  defp barrier(pid) do
+    {:ok, :sys.get_state(pid)}
+  catch
+    :exit, reason -> {:crashed, reason}
+  end""".split("\n")

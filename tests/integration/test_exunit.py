@@ -1,0 +1,94 @@
+"""ExUnit tests generated from recordings run under `mix test` (ExUnit only):
+on the demo, the reproduce test passes on the buggy build and fails on the
+fixed one, and the regression test does the opposite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from microscope_jupyter import Atom
+from microscope_jupyter.demo_app import demo_app_dir
+from nodes import wait_until
+
+QUESTION_FIX = ('  def handle_info({:update, n, :checkpoint}, state),\n'
+                '    do: handle_info({:update, n}, state)\n\n')
+
+
+def mix_test(app: Path, test_file: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MIX_ENV="test", MIX_BUILD_PATH=str(app / "_build_test"))
+    return subprocess.run(["mix", "test", str(test_file.relative_to(app)), "--no-color"],
+                          cwd=app, env=env, capture_output=True, text=True, timeout=300)
+
+
+def copy_app(source: Path, to: Path) -> Path:
+    app = to / source.name
+    shutil.copytree(source, app, ignore=shutil.ignore_patterns("_build*", "deps"))
+    (app / "test").mkdir(exist_ok=True)
+    (app / "test" / "test_helper.exs").write_text("ExUnit.start()\n")
+    return app
+
+
+@pytest.fixture(scope="module")
+def demo_tests(demo_node, tmp_path_factory):
+    """Both generated tests of the demo's WorkerB, from one recording of the bug."""
+    import microscope_jupyter as mic
+    from microscope_jupyter.demo_app import DemoControls
+
+    s = mic.attach(demo_node.name, cookie=demo_node.cookie)
+    s.demo = DemoControls(s)
+    s.demo.reset()
+    rec = s.trace()
+    s.demo.start_updates(20)
+    wait_until(lambda: (s.events["kind"] == "exit").any(), timeout=30)
+    rec.stop()
+    s.demo.stop_updates()
+    # what WorkerB should do with every update, checkpoints included
+    count, last = Atom("count"), Atom("last")
+    s.expect("Demo.WorkerB", lambda before, message: {**before, count: before[count] + 1,
+                                                      last: message[1]})
+    tests = {mode: s.exunit("Demo.WorkerB", mode=mode) for mode in ("reproduce", "regression")}
+    s.detach()
+    return tests
+
+
+def test_the_generated_source_replays_and_asserts_what_was_recorded(demo_tests):
+    source = demo_tests["reproduce"].source
+    assert "pid = start_recorded(Demo.WorkerB, %{count: 0, last: nil})" in source
+    assert "send(pid, {:update, 1})" in source
+    assert "assert %{count: 9, last: 9} = :sys.get_state(pid)" in source
+    assert "send(pid, {:update, 10, :checkpoint})" in source
+    assert "assert {:function_clause, _} = reason" in source
+    assert "Process.sleep" not in source
+    regression = demo_tests["regression"].source
+    assert "it must survive it" in regression and "assert_receive {:DOWN" not in regression
+    # the expected-state rule given to s.expect says what the checkpoint should leave
+    assert "assert %{count: 10, last: 10} = state" in regression
+
+
+def test_reproduce_passes_on_the_bug_and_regression_fails_until_the_fix(demo_tests, tmp_path):
+    buggy = copy_app(demo_app_dir(), tmp_path / "buggy")
+    reproduce = demo_tests["reproduce"].write(buggy / "test/")
+    regression = demo_tests["regression"].write(buggy / "test/")
+    ran = mix_test(buggy, reproduce)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 test, 0 failures" in ran.stdout
+    ran = mix_test(buggy, regression)
+    assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout + ran.stderr
+    assert "Demo.WorkerB crashed on {:update, 10, :checkpoint}" in ran.stdout
+
+    fixed = copy_app(demo_app_dir(), tmp_path / "fixed")
+    worker_b = fixed / "lib" / "demo" / "worker_b.ex"
+    source = worker_b.read_text()
+    worker_b.write_text(source.replace("  @impl true\n  def handle_info",
+                                       "  @impl true\n" + QUESTION_FIX + "  def handle_info", 1))
+    reproduce = demo_tests["reproduce"].write(fixed / "test/")
+    regression = demo_tests["regression"].write(fixed / "test/")
+    ran = mix_test(fixed, reproduce)
+    assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout + ran.stderr
+    ran = mix_test(fixed, regression)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
