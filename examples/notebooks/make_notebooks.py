@@ -83,7 +83,7 @@ tree"""),
 mic.widgets.Timeline(s)"""),
     ("markdown", "## 8. The cause"),
     ("code", """findings = s.findings()
-findings[["kind", "severity", "name"]]"""),
+findings[["kind", "severity", "name"]].sort_values(["kind", "name"]).reset_index(drop=True)"""),
     ("markdown", "Each finding says in plain words what went wrong, and lists the events that show it (`evidence`, event seqs):"),
     ("code", """unhandled = findings[findings["kind"] == "unhandled_message"].iloc[0]
 print(unhandled["summary"])

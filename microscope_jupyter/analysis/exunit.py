@@ -96,7 +96,7 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
     target = _module_of(recorded, proc, pid, name, module)
     events = recorded.events
     crash = _crash(recorded, pid, between)
-    messages = [m for m in mine["message"]] + ([crash[0]] if crash else [])
+    messages = [m for m in mine["message"]] + ([_unwrap(crash[0])] if crash else [])
     code = ElixirCode(_stand_ins(recorded, pid, [start] + messages + list(mine["after"])
                                  + list(mine["reply"])))
     test_module = f"{target}.{mode.capitalize()}Test"
@@ -244,7 +244,7 @@ def _deliver(code: ElixirCode, received: Any) -> str:
     if kind == "cast":
         return f"    GenServer.cast(pid, {code.value(received[1])})"
     if kind == "call":
-        return (f"    spawn(fn -> catch_exit(GenServer.call(pid, {code.value(received[2])})) end)")
+        return f"    catch_exit(GenServer.call(pid, {code.value(received[2])}))"
     return f"    send(pid, {code.value(received)})"
 
 

@@ -116,12 +116,13 @@ def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]
     # A message from an untraced sender has a receive but no send: it counts from its arrival.
     lost["_seq"] = lost["send_seq"].fillna(lost["receive_seq"]).astype("int64")
     lost = lost.sort_values("_seq", kind="stable")
-    for (receiver, receiver_name), group in lost.groupby(["receiver", "receiver_name"],
-                                                         dropna=False, sort=False):
+    # One row per receiver: the name it had (at a receive, or as addressed) is
+    # the first one known among its lost messages.
+    for receiver, group in lost.groupby("receiver", dropna=False, sort=False):
         senders = sorted({str(s) for s in group["sender_name"].fillna(group["sender"])
                           .fillna("an untraced sender")})
         first = group.iloc[0]
-        name = receiver_name if isinstance(receiver_name, str) else None
+        name = next((n for n in group["receiver_name"] if isinstance(n, str)), None)
         in_mailbox = int(group["receive_seq"].isin(unread).sum())
         how = "the receiver was dead"
         if in_mailbox:

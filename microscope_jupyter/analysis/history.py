@@ -186,17 +186,17 @@ class History:
             paired = handler[group] >= 0
             p.handled_by_state = dict(zip(recvs[paired].tolist(), handler[group][paired].tolist()))
             state_seqs = p.state_seqs
+            taken_later = recvs[paired]   # in seq order: arrivals a callback took
             own = p.event_seqs[kind[p.event_seqs] != K["receive"]] if len(p.event_seqs) else []
             for idx in np.flatnonzero(~paired).tolist():
                 r = int(recvs[idx])
                 if may_be_reply(raw.payload(r)) and is_reply(raw.term(r)):
                     continue  # taken by a selective receive inside a call: never queued
                 if state_seqs:
-                    nxt = bisect.bisect_right(state_seqs, r)
-                    if nxt < len(state_seqs):
-                        # A later callback ran without it: taken some other way.
-                        if p.exit_seq is None or p.exit_seq > state_seqs[nxt]:
-                            continue
+                    # A callback took a message that arrived after it: in a
+                    # first-in first-out mailbox, it was taken some other way.
+                    if np.searchsorted(taken_later, r, side="right") < len(taken_later):
+                        continue
                     handled[idx] = p.exit_seq if p.exit_seq is not None else never
                 else:
                     # No callbacks to go by: a plain process took it by its next act.

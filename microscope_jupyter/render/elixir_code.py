@@ -35,6 +35,7 @@ _PLAIN = re.compile(r"^[a-z_][A-Za-z0-9_@]*[?!]?$")
 _OPERATOR_ATOMS = {"nil", "true", "false"}
 _TIMESTAMP_STRUCTS = {"Elixir.DateTime", "Elixir.NaiveDateTime", "Elixir.Time"}
 _STRUCT = Atom("__struct__")
+_EXCEPTION = Atom("__exception__")
 _RESERVED = {"do", "end", "fn", "when", "and", "or", "not", "in", "catch", "rescue", "after",
              "else"}
 
@@ -181,7 +182,8 @@ class ElixirCode:
         if struct is not None and pattern and str(struct) in _TIMESTAMP_STRUCTS:
             return "_"
         module = elixir_module(str(struct)) if struct is not None else None
-        rest = [(k, v) for k, v in pairs if not (module and k == _STRUCT)]
+        rest = [(k, v) for k, v in pairs if not (module and k == _STRUCT)
+                and not (pattern and module and k == _EXCEPTION)]   # always true in one
         if pattern:
             # A key in a pattern must be a literal (or pinned): entries keyed
             # by a pid, a ref or a closure are left out of the subset match.

@@ -92,3 +92,56 @@ def test_reproduce_passes_on_the_bug_and_regression_fails_until_the_fix(demo_tes
     assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout + ran.stderr
     ran = mix_test(fixed, regression)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+AWKWARD = Path(__file__).resolve().parents[1] / "apps" / "awkward"
+
+
+@pytest.fixture(scope="module")
+def awkward_recording():
+    """The awkward app's scenario, recorded; the node is gone before the tests run."""
+    import microscope_jupyter as mic
+    from microscope_jupyter.demo_app import boot_app_node
+
+    node = boot_app_node(AWKWARD, "awkward")
+    try:
+        s = mic.attach(node.name, cookie=node.cookie)
+        wait_until(lambda: s.eval_erlang("whereis('Elixir.Awkward.Parser') =/= undefined."))
+        rec = s.trace("Awkward.Hub", "Awkward.Cart", "Awkward.Parser")
+        s.rpc("Elixir.Awkward", "drive", [])
+        wait_until(lambda: (s.events["kind"] == "exit").sum() >= 2)
+        rec.stop()
+        yield s
+        s.detach()
+    finally:
+        node.stop()
+
+
+def test_awkward_states_replay_under_mix_test(awkward_recording, tmp_path):
+    s = awkward_recording
+    app = copy_app(AWKWARD, tmp_path)
+    tests = {proc: s.exunit(proc) for proc in ("Awkward.Hub", "Awkward.Cart", "Awkward.Parser")}
+    hub, cart, parser = (tests[p].source for p in ("Awkward.Hub", "Awkward.Cart",
+                                                    "Awkward.Parser"))
+    # a pid stood in for, with what the hub sent it asserted; refs and timestamps as _
+    assert "= stand_in(" in hub and "assert_receive {:stand_in," in hub
+    assert "{:published, :news, <<104, 195, 169, 108, 108, 111, 255, 0>>}" in hub
+    assert "since: _" in hub and "{:ok, _} = GenServer.call(pid, {:subscribe, " in hub
+    # a struct, its timestamp as _, a charlist as a list, a crash by exception
+    assert "%Awkward.Cart{" in cart and "updated_at: _" in cart
+    assert "[112, 101, 97, 114]" in cart
+    assert "stand_in(" not in cart      # the caller's pid in the crashing call is no state
+    assert '{%ArgumentError{message: "empty cart"}, _} = reason' in cart
+    # a tuple state with a non-UTF-8 binary, keyword options and a float
+    assert "{<<99, 200>>, [mode: :strict, sep: 10], [\"ab\"], 0.75}" in parser
+    assert "send(pid, {:data, :eof})" in parser
+    assert "{:function_clause, _} = reason" in parser
+    for test in tests.values():
+        ran = mix_test(app, test.write(app / "test/"))
+        assert ran.returncode == 0, test.source + ran.stdout + ran.stderr
+        assert "1 test, 0 failures" in ran.stdout
+    # regression: the two that crashed must survive, and so fail until fixed
+    for proc in ("Awkward.Cart", "Awkward.Parser"):
+        ran = mix_test(app, s.exunit(proc, mode="regression").write(app / "test/"))
+        assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout
+        assert f"{proc} crashed on" in ran.stdout
