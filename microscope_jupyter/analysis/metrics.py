@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..beam.terms import Atom
 from .backlog import message_shape
+from .causes import find_causes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -154,6 +155,13 @@ def dashboard(recorded: "SessionBase", procs: list[str] | None = None) -> Dashbo
         if finding.severity in ("error", "warning") and 0 <= finding.first_seq < len(events):
             figure.add_vline(x=events["ts"].iloc[finding.first_seq], line_dash="dot",
                              line_color="#c0392b", opacity=0.5)
+    # Each cause (s.explain's chains) where its evidence begins, named on the line.
+    for cause in find_causes(recorded):
+        first = min((s for s in cause.evidence if 0 <= s < len(events)), default=None)
+        if first is not None:
+            figure.add_vline(x=events["ts"].iloc[first], line_color="#8e44ad", opacity=0.7,
+                             annotation_text=cause.kind.replace("_", " "),
+                             annotation_position="top left", annotation_font_size=10)
     figure.update_layout(height=900, margin={"l": 50, "r": 20, "t": 40, "b": 30},
                          legend={"font": {"size": 10}})
     return Dashboard(figure)

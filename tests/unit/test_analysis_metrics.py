@@ -52,3 +52,18 @@ def test_the_dashboard_draws_each_metric_and_inlines_plotly_once():
     first, second = board._repr_html_(), s.dashboard()._repr_html_()
     assert len(first) > 1_000_000 > len(second)   # plotly.js once, in the first
     assert "cdn" not in first.lower().split("<div")[0]
+
+
+def test_the_dashboard_names_each_cause_where_its_evidence_begins():
+    def crashing(agent):
+        build(agent)
+        agent.event("exit", B, payload=Atom("boom"), ts=400 * MS)
+
+    s = recorded(crashing)
+    board = s.dashboard()
+    labels = [a.text for a in board.figure.layout.annotations]
+    assert "crash restart" in labels
+    crash_at = s.events.loc[s.events["kind"] == "exit", "ts"].iloc[0]
+    marked = [shape.x0 for shape in board.figure.layout.shapes if shape.line.color == "#8e44ad"]
+    assert any(str(crash_at)[:19] in str(x)[:19].replace("T", " ") or x == crash_at
+               for x in marked)
