@@ -17,7 +17,7 @@ STATIC = HERE / "microscope_jupyter" / "widgets" / "static"
 # What `mic.demo()` and `microscope demo` need, shipped inside the package
 # (as microscope_jupyter/examples/...) so an installed wheel runs them anywhere
 # Erlang and Elixir are: the demo app's sources and the quickstart notebook.
-EXAMPLES = [("examples/apps/demo", ["mix.exs", "lib/**/*.ex"]),
+EXAMPLES = [("examples/apps/demo", ["mix.exs", "lib/**/*.ex", "fixed/**/*.ex"]),
             ("examples/notebooks", ["01_quickstart.ipynb"])]
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from . import errors
 from .beam.terms import Atom
+from .analysis.compare import compare
 from .analysis.recorded import OfflineSession, load
 from .session import Session, attach, demo
 
-__all__ = ["attach", "demo", "load", "Session", "OfflineSession", "Atom", "errors",
+__all__ = ["attach", "demo", "load", "compare", "Session", "OfflineSession", "Atom", "errors",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 

@@ -28,7 +28,8 @@ from .beam import epmd
 from .beam.terms import Atom, Pid
 from .errors import AttachError, MicroscopeError
 
-__all__ = ["DemoNode", "boot_demo_node", "boot_app_node", "demo_app_dir"]
+__all__ = ["DemoNode", "boot_demo_node", "boot_app_node", "demo_app_dir", "fixed_demo_app_dir",
+           "checkout_commit"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -70,9 +71,29 @@ class DemoNode:
             self.process.wait(timeout=10)
 
 
-def boot_demo_node(timeout: float = 120.0) -> DemoNode:
-    """Compile the demo app if needed and boot it as ``microscope_demo_XXXX@host``."""
+def boot_demo_node(timeout: float = 120.0, fixed: bool = False) -> DemoNode:
+    """Compile the demo app if needed and boot it as ``microscope_demo_XXXX@host``;
+    ``fixed`` boots the build with both bugs fixed (``examples/apps/demo/fixed``)."""
+    if fixed:
+        return boot_app_node(fixed_demo_app_dir(), "microscope_demo_fixed", timeout)
     return boot_app_node(demo_app_dir(), "microscope_demo", timeout)
+
+
+def fixed_demo_app_dir() -> Path:
+    """The demo with its fix: a copy (in the cache) whose ``lib`` has the files
+    of ``fixed/lib`` laid over it. WorkerA sends to the name; WorkerB takes
+    the checkpoint."""
+    source = demo_app_dir()
+    app = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "microscope" / "demo_fixed"
+    app.mkdir(parents=True, exist_ok=True)
+    for folder, pattern in ((source, "mix.exs"), (source, "lib/**/*.ex"),
+                            (source / "fixed", "lib/**/*.ex")):
+        for file in folder.glob(pattern):
+            target = app / file.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_bytes() != file.read_bytes():
+                target.write_bytes(file.read_bytes())   # unchanged files keep their mtime
+    return app
 
 
 def boot_app_node(app: Path, prefix: str, timeout: float = 120.0) -> DemoNode:
@@ -147,3 +168,21 @@ class DemoControls:
                 return
             time.sleep(0.1)
         raise AttachError("the demo app did not start its workers in time")
+
+
+def checkout_commit(source: str | None) -> str | None:
+    """The git commit of the checkout a source file is in (``+dirty`` when the
+    file has uncommitted changes); None when it is in none on this machine."""
+    if not source or not Path(source).exists():
+        return None
+    folder = str(Path(source).parent)
+    try:
+        head = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--", source],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    return commit + "+dirty" if commit and dirty.stdout.strip() else commit
+

@@ -25,7 +25,9 @@ from .agent.controller import Recording, ensure_agent, unload_agent
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
+from .analysis.compare import modules_seen
 from .analysis.recorded import SessionBase
+from .demo_app import checkout_commit
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
 from .errors import MicroscopeError, TraceError
@@ -75,6 +77,7 @@ class Session(SessionBase):
         self._node_info: dict[str, Any] | None = None
         # The tree when the first trace started (a DataFrame; records on demand).
         self._tree_at_start: pd.DataFrame | None = None
+        self._versions: list[dict] = []   # _module_versions(), as last asked
         self._agent_used = False
         self.recordings: list[Recording] = []
         self.demo: Any = None          # DemoControls when attached with mic.demo()
@@ -163,6 +166,21 @@ class Session(SessionBase):
         columns = list(tree.columns)
         values = [tree[c].astype(object).where(tree[c].notna(), None).tolist() for c in columns]
         return [dict(zip(columns, row)) for row in zip(*values)]
+
+    def _module_versions(self) -> list[dict]:
+        """Asked of the node while attached (code can be reloaded); the last
+        answer once detached."""
+        if self.attached and len(self.store):
+            modules = [Atom(m) for m in modules_seen(self)]
+            found = self.eval_erlang(_VERSIONS, Mods=modules) if modules else []
+            self._versions = [{
+                "module": format_name(m, self.syntax), "md5": md5.hex() if isinstance(
+                    md5, bytes) else None,
+                "application": None if app == Atom("undefined") else str(app),
+                "vsn": _text_or_none(vsn), "source": _text_or_none(source),
+                "commit": checkout_commit(_text_or_none(source))}
+                for m, md5, app, vsn, source in found]
+        return list(self._versions)
 
     def supervision_tree(self) -> pd.DataFrame:
         """The live node's process tree: one row per process with its parent.
@@ -299,15 +317,15 @@ def _chars(value: Any) -> str:
     return str(value)
 
 
-def demo() -> Session:
+def demo(fixed: bool = False) -> Session:
     """Boot the bundled demo app (compiling it if needed) and attach to it.
 
     ``s.demo.start_updates(50)`` starts the scenario; ``s.detach()`` also
-    stops the demo node.
+    stops the demo node. ``fixed=True`` boots the build with both bugs fixed.
     """
     from .demo_app import DemoControls, boot_demo_node
 
-    node = boot_demo_node()
+    node = boot_demo_node(fixed=fixed)
     try:
         session = attach(node.name, cookie=node.cookie)
     except BaseException:
@@ -336,3 +354,24 @@ def attach(node: str, cookie: str | None = None, *, net_ticktime: float | None =
         local.close()
         raise
     return Session(local, remote)
+
+
+# For each loaded module: md5, application, its vsn, source path.
+_VERSIONS = """
+[begin
+     Info = M:module_info(),
+     App = case application:get_application(M) of {ok, A} -> A; undefined -> undefined end,
+     Vsn = case App =/= undefined andalso application:get_key(App, vsn) of
+               {ok, V} -> V;
+               _ -> undefined
+           end,
+     Source = proplists:get_value(source, proplists:get_value(compile, Info, []), undefined),
+     {M, proplists:get_value(md5, Info), App, Vsn, Source}
+ end || M <- Mods, erlang:module_loaded(M)].
+"""
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A charlist or binary as text; None for an atom such as undefined."""
+    return _chars(value) if isinstance(value, (list, str)) else None
+

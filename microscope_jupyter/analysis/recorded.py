@@ -26,6 +26,7 @@ from ..store.persist import load_store, save_store
 from ..store.lazy import materialize
 from ..store.schema import EVENT_COLUMNS
 from .anomalies import anomalies
+from .compare import VERSION_COLUMNS
 from .expect import check_expectation
 from .explain import Explanation, explain
 from .exunit import ExUnitTest, exunit
@@ -144,6 +145,10 @@ class SessionBase:
         return self.store.pid_ids(proc)
 
     def supervision_tree(self) -> pd.DataFrame:
+        """The process tree (a live session reads the node; a saved one, ``recorded_tree``)."""
+        return self.recorded_tree()
+
+    def recorded_tree(self) -> pd.DataFrame:
         """The process tree as the recording saw it: parent = the process that spawned it.
 
         Same columns as the live tree; status is alive/exited at the end of
@@ -296,11 +301,22 @@ class SessionBase:
         """Write a self-describing directory (Parquet + metadata.json); never the cookie."""
         return save_store(self.store, path, self._metadata())
 
+    def versions(self) -> pd.DataFrame:
+        """Each module the recording ran (its GenServers, its call-traced modules):
+        md5, application and its version, source path, and the git commit of
+        the checkout the source is in (when it is in one on this machine)."""
+        return pd.DataFrame(self._module_versions(), columns=VERSION_COLUMNS)
+
+    def _module_versions(self) -> list[dict]:
+        return []
+
     def _metadata(self) -> dict[str, Any]:
         return {
+            "modules": self._module_versions(),
             "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
             "microscope_version": _version(),
-            "git_commit": _git_commit(),
+            # the notebook's own checkout; the app's commits are per module (versions())
+            "notebook_git_commit": _git_commit(),
             "dropped": self.store.dropped,
             "seen": self.store.seen,
         }
@@ -344,6 +360,9 @@ class OfflineSession(SessionBase):
 
     def _initial_tree(self) -> list[dict]:
         return list(self.metadata.get("tree", []))
+
+    def _module_versions(self) -> list[dict]:
+        return list(self.metadata.get("modules", []))
 
     def _metadata(self) -> dict[str, Any]:
         meta = dict(self.metadata)

@@ -5,7 +5,7 @@ import microscope_jupyter as mic
 
 def test_top_level_names():
     assert sorted(mic.__all__) == sorted(
-        ["attach", "demo", "load", "Session", "OfflineSession", "Atom", "errors",
+        ["attach", "demo", "load", "compare", "Session", "OfflineSession", "Atom", "errors",
          "load_ipython_extension"])
 
 
@@ -14,7 +14,8 @@ def test_session_surface():
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
                       "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids",
-                      "explain", "live_holder", "anomalies", "metrics", "dashboard", "exunit"}
+                      "explain", "live_holder", "anomalies", "metrics", "dashboard", "exunit",
+                      "versions", "recorded_tree"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():

@@ -1,0 +1,18 @@
+defmodule Demo.WorkerB do
+  @moduledoc "Keeps the latest counter from WorkerA and how many updates it has seen."
+  use GenServer
+
+  def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
+
+  @impl true
+  def init(_opts), do: {:ok, %{count: 0, last: nil}}
+
+  @impl true
+  # The fix: a checkpoint is an update too.
+  def handle_info({:update, n, :checkpoint}, state), do: handle_info({:update, n}, state)
+
+  def handle_info({:update, n}, state) do
+    Demo.Stats.received()
+    {:noreply, %{state | count: state.count + 1, last: n}}
+  end
+end

@@ -1,0 +1,197 @@
+"""Two recordings compared: ``mic.compare(before, after)``.
+
+    diff = mic.compare(mic.load("buggy/"), mic.load("fixed/"))
+    diff                 # in a notebook: what changed, in plain words
+    diff.frame()         # aspect, what, before, after, change, significant
+    diff.modules         # md5, application version and git commit per module
+
+Aspects, each lined up by names (pids differ between runs):
+
+- ``module``: a module whose md5 differs (with the commits of the checkouts
+  the sources came from, when they were in one);
+- ``finding``: a finding kind per process that appeared or disappeared, or
+  whose count changed;
+- ``cause``: a kind of cause ``s.explain`` names in one and not the other;
+- ``messages``: messages per (sender, receiver, message shape): counts and
+  rates per second;
+- ``transitions``: GenServer transitions per (process, callback, message shape);
+- ``latency``, ``rate``, ``state_size``: what ``after.anomalies(before)``
+  finds significant (robust z-scores and rank tests; see ``anomalies``).
+
+Two recordings of the same build should differ only in counts that the
+statistics do not call significant.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..render.names import erlang_module_name
+from .anomalies import anomalies
+from .backlog import message_shape
+from .causes import find_causes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import SessionBase
+
+__all__ = ["Comparison", "compare", "COMPARISON_COLUMNS", "VERSION_COLUMNS", "modules_seen"]
+
+COMPARISON_COLUMNS = ["aspect", "what", "before", "after", "change", "significant"]
+
+
+@dataclass
+class Comparison:
+    """What changed between two recordings; ``.frame()`` has one row per difference."""
+
+    rows: pd.DataFrame
+    modules: pd.DataFrame
+
+    def frame(self) -> pd.DataFrame:
+        return self.rows.copy()
+
+    def significant(self) -> pd.DataFrame:
+        return self.rows[self.rows["significant"]].reset_index(drop=True)
+
+    def summary(self) -> list[str]:
+        """The significant differences, one sentence each."""
+        out = []
+        for row in self.significant().itertuples(index=False):
+            out.append(f"{row.aspect}: {row.what}: {row.change}")
+        return out or ["No significant difference: the same findings, causes, modules, and "
+                       "no latency, rate or state size the statistics call different."]
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join(f"- {line}" for line in self.summary())
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary())
+        return f"<ul>{items}</ul>"
+
+
+def compare(before: "SessionBase", after: "SessionBase") -> Comparison:
+    modules = _modules(before, after)
+    rows = []
+    for m in modules[modules["changed"]].itertuples(index=False):
+        commits = (f" (commit {_commit(m.commit_before)} -> {_commit(m.commit_after)})"
+                   if m.commit_before != m.commit_after else "")
+        rows.append(("module", m.module, m.md5_before, m.md5_after,
+                     "changed" + commits if m.md5_before and m.md5_after
+                     else ("new" if m.md5_after else "gone"), True))
+    rows += _counted("finding", _findings(before), _findings(after), significant_if_new=True)
+    rows += _counted("cause", _causes(before), _causes(after), significant_if_new=True)
+    rows += _counted("messages", _flows(before), _flows(after), rates=(before, after))
+    rows += _counted("transitions", _transitions(before), _transitions(after))
+    for a in anomalies(after, before).itertuples(index=False):
+        what = a.what if str(a.what).startswith(str(a.process)) else f"{a.process}: {a.what}"
+        change = str(a.summary).removeprefix(f"{what}: ")
+        rows.append((a.kind, what, a.baseline, a.now, change, True))
+    frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    frame["significant"] = frame["significant"].astype(bool)
+    return Comparison(frame, modules)
+
+
+VERSION_COLUMNS = ["module", "md5", "application", "vsn", "source", "commit"]
+
+
+def modules_seen(recorded: "SessionBase") -> list[str]:
+    """Erlang names of the modules the recording ran: the GenServers it
+    recorded (their initial calls) and the modules it call-traced."""
+    events = recorded.events
+    acting = set(events.loc[events["kind"].isin(["state", "exit"]), "pid"].dropna())
+    tree = recorded.recorded_tree()
+    calls = tree.loc[tree["pid"].isin(acting), "initial_call"].dropna().tolist()
+    calls += events.loc[events["kind"] == "call", "mfa"].dropna().unique().tolist()
+    out = []
+    for call in calls:
+        module = str(call).lstrip(":").rsplit("/", 1)[0].rsplit(".", 1)[0]
+        if module and '"' not in module and module not in ("proc_lib", "gen", "erlang"):
+            out.append(erlang_module_name(module))
+    return sorted(set(out))
+
+
+# -- what is lined up -------------------------------------------------------------
+
+def _findings(recorded: "SessionBase") -> dict[str, int]:
+    found = recorded.findings()
+    return {f"{kind} ({name or pid})": int(count) for kind, name, pid, count in zip(
+        found["kind"], found["name"], found["pid"], found["count"])
+        if kind != "trace_gap"}
+
+
+def _causes(recorded: "SessionBase") -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cause in find_causes(recorded):
+        key = f"{cause.kind} ({', '.join(p for p in cause.processes if not p.startswith('<'))})"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _flows(recorded: "SessionBase") -> dict[str, int]:
+    messages = recorded.messages()
+    named = messages[messages["sender_name"].notna() & messages["receiver_name"].notna()]
+    keys = [f"{s} -> {r} {message_shape(t)}" for s, r, t in zip(
+        named["sender_name"], named["receiver_name"], named["term"])]
+    return pd.Series(keys, dtype=object).value_counts().to_dict() if keys else {}
+
+
+def _transitions(recorded: "SessionBase") -> dict[str, int]:
+    states = recorded.states()
+    named = states[states["name"].notna()]
+    keys = [f"{n} {c} of {message_shape(m)}" for n, c, m in zip(
+        named["name"], named["callback"], named["message"])]
+    return pd.Series(keys, dtype=object).value_counts().to_dict() if keys else {}
+
+
+def _seconds(recorded: "SessionBase") -> float:
+    ts = recorded.events["ts"]
+    return max((ts.max() - ts.min()).total_seconds(), 1e-3) if len(ts) else 1e-3
+
+
+def _counted(aspect: str, old: dict, new: dict, significant_if_new: bool = False,
+             rates: tuple | None = None) -> list[tuple]:
+    """A row per key whose count differs: gone and new keys are significant for
+    findings and causes; plain count changes are left to the statistics."""
+    rows = []
+    per = (_seconds(rates[0]), _seconds(rates[1])) if rates else None
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, 0), new.get(key, 0)
+        if a == b:
+            continue
+        if a and b:
+            change = f"{a} -> {b}"
+        else:
+            change = "gone" if a else "new"
+        if per:
+            change += f" ({a / per[0]:.1f}/s -> {b / per[1]:.1f}/s)"
+        rows.append((aspect, key, a, b, change, significant_if_new and not (a and b)))
+    return rows
+
+
+def _commit(commit) -> str:
+    return str(commit)[:10] if isinstance(commit, str) else "not in a git checkout"
+
+
+def _modules(before: "SessionBase", after: "SessionBase") -> pd.DataFrame:
+    a = before.versions().set_index("module") if len(before.versions()) else None
+    b = after.versions().set_index("module") if len(after.versions()) else None
+    names = sorted(set(a.index if a is not None else []) | set(b.index if b is not None else []))
+    rows = []
+    for name in names:
+        left = a.loc[name].where(a.loc[name].notna(), None) if a is not None and name in a.index \
+            else None
+        right = b.loc[name].where(b.loc[name].notna(), None) if b is not None and name in b.index \
+            else None
+        md5_a = left["md5"] if left is not None else None
+        md5_b = right["md5"] if right is not None else None
+        rows.append((name, md5_a, md5_b, md5_a != md5_b,
+                     left["commit"] if left is not None else None,
+                     right["commit"] if right is not None else None,
+                     left["vsn"] if left is not None else None,
+                     right["vsn"] if right is not None else None))
+    return pd.DataFrame(rows, columns=["module", "md5_before", "md5_after", "changed",
+                                       "commit_before", "commit_after", "vsn_before",
+                                       "vsn_after"])
