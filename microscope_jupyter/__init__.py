@@ -14,8 +14,9 @@ from .beam.terms import Atom
 from .analysis.compare import compare
 from .analysis.recorded import OfflineSession, load
 from .session import Session, attach, demo
+from .bisection import bisect
 
-__all__ = ["attach", "demo", "load", "compare", "Session", "OfflineSession", "Atom", "errors",
+__all__ = ["attach", "demo", "load", "compare", "bisect", "Session", "OfflineSession", "Atom", "errors",
            "load_ipython_extension"]
 __version__ = "0.1.0"
 

@@ -24,6 +24,8 @@ flags only.
     ├── QueryError                  a question about a recording with no answer (no such
     │                               process, nothing matches, empty recording, bad rule)
     ├── PatternError                an Elixir pattern string that does not parse
+    ├── BisectError                 git bisect could not run (no repository, unknown
+    │                               commit) or the scenario raised
     ├── DecodeError                 malformed external term format (names offset and tag)
     └── EncodeError                 a Python value with no Erlang term form
 
@@ -55,6 +57,7 @@ __all__ = [
     "TraceLimitError",
     "QueryError",
     "PatternError",
+    "BisectError",
     "DecodeError",
     "EncodeError",
 ]
@@ -153,6 +156,10 @@ class QueryError(MicroscopeError, LookupError):
 
 class PatternError(MicroscopeError, ValueError):
     """A pattern string that is not a valid Elixir match pattern."""
+
+
+class BisectError(MicroscopeError):
+    """git bisect could not run (no repository, an unknown commit), or the scenario raised."""
 
 
 class DecodeError(MicroscopeError, ValueError):

@@ -5,7 +5,7 @@ import microscope_jupyter as mic
 
 def test_top_level_names():
     assert sorted(mic.__all__) == sorted(
-        ["attach", "demo", "load", "compare", "Session", "OfflineSession", "Atom", "errors",
+        ["attach", "demo", "load", "compare", "bisect", "Session", "OfflineSession", "Atom", "errors",
          "load_ipython_extension"])
 
 
