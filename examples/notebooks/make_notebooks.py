@@ -255,8 +255,90 @@ def execute(nb: nbformat.NotebookNode, cwd: Path) -> nbformat.NotebookNode:
     return nb
 
 
+FIX_AND_VERIFY = [
+    ("markdown", """# Fix and verify: a recorded bug as ExUnit tests, a fixed build, and what changed
+
+The quickstart found two bugs in the demo app: WorkerB crashes on `{:update, 10, :checkpoint}`, and
+WorkerA keeps sending to the pid WorkerB had before its restart. Here we close the loop:
+
+1. record the bug once more;
+2. turn the recording into two ExUnit tests: **reproduce** (asserts what happened: passes while the
+   bug is there) and **regression** (asserts what should have happened: fails until it is fixed);
+3. run both with `mix test`, then boot the fixed build, record it, and compare the two recordings;
+4. run the tests against the fixed code: now the regression test passes."""),
+    ("code", """import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import microscope_jupyter as mic
+from microscope_jupyter.demo_app import demo_app_dir, fixed_demo_app_dir
+
+
+def record_updates(s, until):
+    \"\"\"Trace the app while WorkerA sends updates, until `until(s)` holds.\"\"\"
+    rec = s.trace()
+    s.demo.start_updates(20)
+    deadline = time.monotonic() + 30
+    while not until(s) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec.stop()
+    s.demo.stop_updates()
+
+
+buggy = mic.demo()
+record_updates(buggy, lambda s: (s.events["kind"] == "exit").any())
+print(buggy.explain().causes["kind"].tolist())"""),
+    ("markdown", """## 1. Two tests from one recording
+`s.exunit(proc)` replays what `Demo.WorkerB` received, in order, against its own module: it starts
+from the state recorded before the first message, uses `:sys.get_state/1` as the barrier after each
+message, and asserts each recorded state. With an expected-state rule given to `s.expect`, the
+regression test asserts what the checkpoint *should* leave."""),
+    ("code", """count, last = mic.Atom("count"), mic.Atom("last")
+buggy.expect("Demo.WorkerB", lambda before, message: {**before, count: before[count] + 1,
+                                                      last: message[1]})
+reproduce = buggy.exunit("Demo.WorkerB")
+regression = buggy.exunit("Demo.WorkerB", mode="regression")
+print("\\n".join(reproduce.source.splitlines()[5:16]))
+print("    ...")
+print("\\n".join(line for line in regression.source.splitlines() if "survive" in line
+                or "state =" in line or "= state" in line))"""),
+    ("markdown", "## 2. Run them against the code that has the bug\n`test.run(app)` writes the test into the app's `test/` folder and runs `mix test` on it."),
+    ("code", """work = Path(tempfile.mkdtemp())
+buggy_app = shutil.copytree(demo_app_dir(), work / "buggy", ignore=shutil.ignore_patterns("fixed", "_build*"))
+print("reproduce: ", reproduce.run(buggy_app))
+print("regression:", regression.run(buggy_app))"""),
+    ("markdown", """## 3. The fixed build
+`mic.demo(fixed=True)` boots the demo with both fixes (`examples/apps/demo/fixed`): WorkerB takes the
+checkpoint, and WorkerA sends to the name `Demo.WorkerB` instead of a pid it looked up once."""),
+    ("code", """buggy_recording = mic.load(buggy.save(work / "buggy-recording"))
+buggy.detach()
+fixed = mic.demo(fixed=True)
+record_updates(fixed, lambda s: (s.events["kind"] == "state").sum() >= 45)
+fixed_recording = mic.load(fixed.save(work / "fixed-recording"))
+fixed.detach()
+print(fixed_recording.explain().text.split(":")[0])"""),
+    ("markdown", """## 4. What changed
+`mic.compare(before, after)` lines the two recordings up by names: the modules whose md5 changed
+(with the git commit of the checkout each source came from), findings and causes that appeared or
+disappeared, message flow and transitions by message shape, and whatever the statistics of
+`s.anomalies` call significant."""),
+    ("code", """diff = mic.compare(buggy_recording, fixed_recording)
+rows = diff.significant()
+rows[rows["aspect"].isin(["module", "finding", "cause"])][["aspect", "what", "change"]].reset_index(drop=True)"""),
+    ("code", """keeping_up = diff.frame().query("aspect == 'transitions' and what == 'Demo.WorkerB handle_info of {:update, _}'")
+print("WorkerB handled more updates after the fix:",
+      bool((keeping_up["after"] > keeping_up["before"]).all() and len(keeping_up) == 1))"""),
+    ("markdown", "## 5. The tests against the fixed code\nThe regression test now passes, and the reproduce test fails: the bug it reproduced is gone."),
+    ("code", """fixed_app = shutil.copytree(fixed_demo_app_dir(), work / "fixed", ignore=shutil.ignore_patterns("_build*"))
+print("regression:", regression.run(fixed_app))
+print("reproduce: ", reproduce.run(fixed_app))"""),
+]
+
+
 NOTEBOOKS = {"01_quickstart.ipynb": QUICKSTART, "02_why_is_it_slow.ipynb": WHY_SLOW,
-             "03_where_did_my_messages_go.ipynb": WHERE_DID_THEY_GO}
+             "03_where_did_my_messages_go.ipynb": WHERE_DID_THEY_GO,
+             "04_fix_and_verify.ipynb": FIX_AND_VERIFY}
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ from .findings import crash_messages
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
 
-__all__ = ["ExUnitTest", "exunit", "MODES"]
+__all__ = ["ExUnitTest", "ExUnitRun", "exunit", "MODES"]
 
 MODES = ("reproduce", "regression")
 _WIDE = 600          # a state pattern longer than this asserts only the changed keys
@@ -67,11 +67,47 @@ class ExUnitTest:
         target.write_text(self.source)
         return target
 
+    def __str__(self) -> str:
+        return self.source
+
+    def run(self, app: str | Path, timeout: float = 300.0) -> "ExUnitRun":
+        """Write the test into the Mix app ``app`` (its ``test/`` folder, with a
+        ``test_helper.exs`` if it has none) and run it with ``mix test``."""
+        import os
+        import shutil
+        import subprocess
+
+        app = Path(app)
+        mix = shutil.which("mix")
+        if mix is None:
+            raise QueryError("mix was not found: install Elixir to run the generated test")
+        helper = app / "test" / "test_helper.exs"
+        if not helper.exists():
+            helper.parent.mkdir(parents=True, exist_ok=True)
+            helper.write_text("ExUnit.start()\n")
+        path = self.write(app / "test" / self.filename)
+        env = dict(os.environ, MIX_ENV="test")
+        ran = subprocess.run([mix, "test", str(path.relative_to(app)), "--no-color"], cwd=app,
+                             env=env, capture_output=True, text=True, timeout=timeout)
+        output = ran.stdout + ran.stderr
+        summary = next((line for line in output.splitlines()
+                        if re.match(r"^\d+ tests?, \d+ failures?", line)), output.strip()[-200:])
+        return ExUnitRun(ran.returncode == 0, summary, output)
+
     def _repr_markdown_(self) -> str:
         return f"```elixir\n{self.source}```"
 
+
+@dataclass
+class ExUnitRun:
+    """What ``mix test`` said of a generated test."""
+
+    passed: bool
+    summary: str          # "1 test, 0 failures"
+    output: str
+
     def __str__(self) -> str:
-        return self.source
+        return f"{'passed' if self.passed else 'failed'}: {self.summary}"
 
 
 def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | None = None,
