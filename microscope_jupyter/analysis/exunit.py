@@ -11,9 +11,11 @@ the recording does not hold) is not called and no registered name clashes
 with the running app. It then replays the recorded messages in order
 (``send`` for infos, ``GenServer.cast``, ``GenServer.call`` asserting the
 recorded reply), with ``:sys.get_state/1`` as the barrier after each, and
-asserts each recorded state. Pids in the state and the messages are stand-in
-processes that forward what they get to the test, so what the GenServer sent
-them is asserted with ``assert_receive``.
+asserts each recorded state. Pids in the state and the messages are live
+stand-in processes. The test traces the GenServer's sends, so what each
+callback sent (to a stand-in, a name or a pid) is asserted with
+``assert_receive {:trace, ^pid, :send, message, to}``; replies to the caller
+are checked by the call's own assertion.
 
 - ``reproduce`` asserts what happened, a crash and its reason included: it
   passes while the bug is there.
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..beam.terms import ImproperList, MapPairs, Pid
+from ..beam.terms import Atom, ImproperList, MapPairs, Pid
 from ..errors import QueryError
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
@@ -115,7 +117,7 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
            rules: list[Callable] = ()) -> ExUnitTest:
     if mode not in MODES:
         raise QueryError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    states = recorded.states(proc)
+    states = every = recorded.states(proc)
     if between is not None:
         states = states[(states["seq"] >= between[0]) & (states["seq"] <= between[1])]
     pid = _which_pid(recorded, states)
@@ -130,7 +132,6 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
                          "again with a larger payload_limit to replay it")
     name = next((n for n in mine["name"] if isinstance(n, str)), None)
     target = _module_of(recorded, proc, pid, name, module)
-    events = recorded.events
     crash = _crash(recorded, pid, between)
     messages = [m for m in mine["message"]] + ([_unwrap(crash[0])] if crash else [])
     code = ElixirCode(_stand_ins(recorded, pid, [start] + messages + list(mine["after"])
@@ -147,15 +148,27 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
         lines.append(f"    {var} = stand_in({_string(var)})   # stands in for {pid_seen}")
     lines.append(f"    pid = start_recorded({target}, {code.value(start)})")
     lines.append("    ref = Process.monitor(pid)")
-    sends = events[(events["kind"].isin(["send", "send_to_dead"])) & (events["pid"] == pid)]
-    previous = int(mine["seq"].iloc[0]) - 1
+    frame = recorded.store.frame()     # with the peer's id
+    sends = frame[(frame["kind"].isin(["send", "send_to_dead"])) & (frame["pid"] == pid)
+                  & (frame["seq"] < int(mine["seq"].iloc[-1]))]
+    targets = {int(g): recorded.store.term_of(int(g)) for g in sends["_peer"].unique()}
+    found: dict = {}
+    for term in sends["term"]:
+        _pids(term, found)
+    own = next((p for p in found if str(p) == pid), None)
+    sent_code = ElixirCode({**code.bound, **({own: "pid"} if own is not None else {})})
+    if len(sends):
+        lines.append("    :erlang.trace(pid, true, [:send])   # what it sends comes to the test")
+    # what the first callback sent counts from the callback before it (if any)
+    earlier = every[(every["pid"] == pid) & (every["seq"] < int(mine["seq"].iloc[0]))]
+    previous = int(earlier["seq"].iloc[-1]) if len(earlier) else -1
     expected_state = [r for r in rules if _arity(r) == 2] if mode == "regression" else []
     before = start
     for row in mine.itertuples(index=False):
         lines.append("")
         lines.append(f"    # seq {int(row.seq)}: {row.callback}")
         lines += _replay(code, row.callback, row.message, row.reply)
-        lines += _sent(code, sends, previous, int(row.seq))
+        lines += _sent(sent_code, sends, targets, previous, int(row.seq))
         after = row.after
         for rule in expected_state:
             after = rule(before, row.message)
@@ -289,18 +302,23 @@ def _unwrap(received: Any) -> Any:
     return received[-1] if kind in ("call", "cast") else received
 
 
-def _sent(code: ElixirCode, sends, after_seq: int, upto: int) -> list[str]:
-    """assert_receive for what the callback sent to a stood-in process."""
+def _sent(code: ElixirCode, sends, targets: dict, after_seq: int, upto: int) -> list[str]:
+    """assert_receive, through the send trace, for what the callback sent. Replies
+    to the caller are left out: the call's own assertion checks them."""
     out = []
     window = sends[(sends["seq"] > after_seq) & (sends["seq"] < upto)]
-    for kind, peer, term in zip(window["kind"], window["peer"], window["term"]):
-        var = next((v for p, v in code.bound.items() if str(p) == peer), None)
-        if var is None:
-            continue
+    for kind, peer, term in zip(window["kind"], window["_peer"], window["term"]):
+        to = targets.get(int(peer))
         if kind == "send_to_dead":
-            out.append(f"    # it sent {render(term, 'elixir', 60)} to {var}, dead by then: lost")
-        else:
-            out.append(f"    assert_receive {{:stand_in, {_string(var)}, {code.pattern(term)}}}")
+            out.append(f"    # it sent {render(term, 'elixir', 60)} to {render(to, 'elixir', 40)}, "
+                       "dead by then: lost")
+        elif message_kind(term) not in ("reply", "service_reply"):
+            whom = (("^" + code.bound[to]) if isinstance(to, Pid) and to in code.bound
+                    else code.value(to) if isinstance(to, Atom) else "_")
+            # a call's From (pid and tag) is the runtime's: only the request is asserted
+            what = ('{:"$gen_call", _, ' + code.pattern(term[2]) + "}"
+                    if message_kind(term) == "call" else code.pattern(term))
+            out.append(f"    assert_receive {{:trace, ^pid, :send, {what}, {whom}}}")
     return out
 
 
@@ -362,17 +380,13 @@ _START = """
   end""".split("\n")
 
 _STAND_IN = """
-  # A process that forwards whatever it gets to the test, tagged.
-  defp stand_in(tag) do
-    test = self()
-    spawn_link(fn -> forward(test, tag) end)
-  end
+  # A live process in the place of one the recording held (what is sent to it
+  # is asserted through the send trace).
+  defp stand_in(_tag), do: spawn_link(fn -> sink() end)
 
-  defp forward(test, tag) do
+  defp sink do
     receive do
-      message ->
-        send(test, {:stand_in, tag, message})
-        forward(test, tag)
+      _ -> sink()
     end
   end""".split("\n")
 

@@ -64,6 +64,8 @@ def test_the_generated_source_replays_and_asserts_what_was_recorded(demo_tests):
     assert "send(pid, {:update, 10, :checkpoint})" in source
     assert "assert {:function_clause, _} = reason" in source
     assert "Process.sleep" not in source
+    # what WorkerB sent while handling an update (Demo.Stats.received/0, a call), traced
+    assert 'assert_receive {:trace, ^pid, :send, {:"$gen_call", _, {:update, _}}, _}' in source
     regression = demo_tests["regression"].source
     assert "it must survive it" in regression and "assert_receive {:DOWN" not in regression
     # the expected-state rule given to s.expect says what the checkpoint should leave
@@ -124,7 +126,9 @@ def test_awkward_states_replay_under_mix_test(awkward_recording, tmp_path):
     hub, cart, parser = (tests[p].source for p in ("Awkward.Hub", "Awkward.Cart",
                                                     "Awkward.Parser"))
     # a pid stood in for, with what the hub sent it asserted; refs and timestamps as _
-    assert "= stand_in(" in hub and "assert_receive {:stand_in," in hub
+    assert "= stand_in(" in hub
+    assert ("assert_receive {:trace, ^pid, :send, {:published, :sport, \"goal\"}, ^pid_"
+            in hub)
     assert "{:published, :news, <<104, 195, 169, 108, 108, 111, 255, 0>>}" in hub
     assert "since: _" in hub and "{:ok, _} = GenServer.call(pid, {:subscribe, " in hub
     # a struct, its timestamp as _, a charlist as a list, a crash by exception
