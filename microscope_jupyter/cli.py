@@ -9,12 +9,14 @@ and an HTML copy to ``out/``.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import textwrap
 import time
 from pathlib import Path
 
 from .errors import MicroscopeError
+from .session import attach
 
 
 def demo(out_dir: str = "out") -> int:
@@ -58,6 +60,30 @@ def demo(out_dir: str = "out") -> int:
     return 0
 
 
+def _mcp(args) -> int:
+    try:
+        from .assistant import Assistant, Ceilings, build_server
+    except ImportError as exc:
+        raise SystemExit(f"microscope mcp needs the mcp package ({exc.name}): "
+                         "pip install 'microscope-jupyter[mcp]'") from None
+    cookie = None
+    if args.cookie_file:
+        try:
+            cookie = Path(args.cookie_file).expanduser().read_text().strip()
+        except OSError as exc:
+            raise SystemExit(f"microscope: cannot read the cookie file {args.cookie_file} "
+                             f"({exc.strerror})") from None
+    ceilings = Ceilings(args.max_events, args.max_rate, args.max_duration,
+                        args.max_payload) if args.allow_trace else None
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)   # stdout is the protocol's
+    session = attach(args.node, cookie=cookie)
+    try:
+        build_server(Assistant(session, ceilings=ceilings, cap=args.cap)).run("stdio")
+    finally:
+        session.detach()      # the agent stops every trace and cleans up on the node
+    return 0
+
+
 def _static_copy(nb):
     """The notebook as a standalone page: each widget's static HTML/SVG instead of a live view.
 
@@ -92,10 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo", help="run the quickstart notebook against the bundled demo app")
     run.add_argument("--out", default="out", help="where the executed notebook and HTML go")
+    serve = sub.add_parser("mcp", help="serve a node to AI assistants over MCP (stdio)")
+    serve.add_argument("--node", required=True, help="the node to attach to, name@host")
+    serve.add_argument("--cookie-file", help="a file holding the cookie (else "
+                       "$MICROSCOPE_COOKIE, then ~/.erlang.cookie)")
+    serve.add_argument("--allow-trace", action="store_true",
+                       help="pre-approve traces within the ceilings below (else none can start: "
+                            "stdio has no notebook to approve in, so the client must ask its "
+                            "human through elicitation)")
+    serve.add_argument("--max-events", type=int, default=100_000)
+    serve.add_argument("--max-rate", type=int, default=50_000)
+    serve.add_argument("--max-duration", type=float, default=30.0, help="seconds")
+    serve.add_argument("--max-payload", type=int, default=4096, help="bytes per payload")
+    serve.add_argument("--cap", type=int, default=8_000, help="characters per answer")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return demo(args.out)
+        if args.command == "mcp":
+            return _mcp(args)
     except MicroscopeError as exc:
         print(f"microscope: {exc}", file=sys.stderr)
         return 1

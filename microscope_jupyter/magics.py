@@ -252,6 +252,43 @@ class MicroscopeMagics(Magics):
             print(f"wrote {test.write(options['out'])}")
         return test
 
+    @line_magic
+    def beam_mcp(self, line: str):
+        """%beam_mcp start [--port P] [--allow-trace] | stop | status | approve ID | deny ID:
+        serve this session to AI assistants over MCP, and decide on their trace proposals."""
+        usage = "%beam_mcp start [--port P] [--allow-trace] | stop | status | approve ID | deny ID"
+        words = _split(line)
+        if not words:
+            raise UsageError(f"say what to do. Usage: {usage}")
+        command, rest = words[0], words[1:]
+        session = current_session()
+        server = getattr(session, "mcp", None)
+        if command == "start":
+            _, options = _options(rest, {"port": int, "allow-trace": None}, usage)
+            ceilings = {} if options.get("allow-trace") else None
+            return _run(lambda: session.serve_mcp(options.get("port", 0), allow_trace=ceilings))
+        if server is None or not server.running:
+            raise UsageError("no MCP server is running; start one with %beam_mcp start")
+        if command == "stop":
+            server.stop()
+            print("MCP server stopped")
+            return None
+        if command == "status":
+            pending = server.assistant.pending()
+            print(f"{server!r}; pending proposals: "
+                  + ("; ".join(f"{p.id}: {p.request.processes or 'every process'} for "
+                               f"{p.request.duration_s:g} s ({p.request.reason})"
+                               for p in pending) or "none"))
+            return None
+        if command in ("approve", "deny"):
+            if len(rest) != 1 or not rest[0].isdigit():
+                raise UsageError(f"name the proposal: %beam_mcp {command} ID")
+            proposal = _run(lambda: server.assistant.decide(int(rest[0]), command == "approve",
+                                                            "notebook"))
+            print(f"proposal {proposal.id}: {proposal.status}. {proposal.message}")
+            return None
+        raise UsageError(f"unknown %beam_mcp command {command!r}.{_suggest(command, ['start', 'stop', 'status', 'approve', 'deny'])} Usage: {usage}")
+
     @line_cell_magic
     def trace(self, line: str, cell: str | None = None):
         """%trace start|stop|status [...]; %%trace [--for 1s] [--erlang] runs the cell under trace."""

@@ -78,6 +78,7 @@ class Session(SessionBase):
         # The tree when the first trace started (a DataFrame; records on demand).
         self._tree_at_start: pd.DataFrame | None = None
         self._versions: list[dict] = []   # _module_versions(), as last asked
+        self.mcp = None                    # serve_mcp(): the MCP server, while it runs
         self._agent_used = False
         self.recordings: list[Recording] = []
         self.demo: Any = None          # DemoControls when attached with mic.demo()
@@ -95,6 +96,8 @@ class Session(SessionBase):
 
     def detach(self) -> None:
         """Stop any trace, unload the agent, disconnect. Safe to call twice."""
+        if self.mcp is not None:
+            self.mcp.stop()
         if self._remote.alive:
             for recording in self.recordings:
                 if recording.running:
@@ -181,6 +184,27 @@ class Session(SessionBase):
                 "commit": checkout_commit(_text_or_none(source))}
                 for m, md5, app, vsn, source in found]
         return list(self._versions)
+
+    def serve_mcp(self, port: int = 0, *, allow_trace: Any = None, cap: int = 8_000):
+        """Serve this session to AI assistants over MCP (streamable HTTP on
+        127.0.0.1, with a bearer token printed once). What an assistant records
+        lands in this session. ``allow_trace`` pre-approves traces within
+        ceilings (a ``Ceilings``, or a dict of max_events, max_rate,
+        duration_s, payload_limit); otherwise each proposal waits for
+        ``%beam_mcp approve ID``. Needs ``pip install 'microscope-jupyter[mcp]'``."""
+        try:
+            from .assistant import Assistant, Ceilings, HttpServer
+        except ImportError as exc:
+            raise MicroscopeError(f"serving MCP needs the mcp package ({exc.name}): "
+                                  "pip install 'microscope-jupyter[mcp]'") from None
+        if self.mcp is not None and self.mcp.running:
+            self.mcp.stop()
+        ceilings = Ceilings(**allow_trace) if isinstance(allow_trace, dict) else allow_trace
+        self.mcp = HttpServer(Assistant(self, ceilings=ceilings, cap=cap), port)
+        print(f"MCP server for {self.node}: {self.mcp.url}\n"
+              f"token (shown once, not saved): {self.mcp.token}\n"
+              "send it as 'Authorization: Bearer <token>'; stop with s.mcp.stop()")
+        return self.mcp
 
     def supervision_tree(self) -> pd.DataFrame:
         """The live node's process tree: one row per process with its parent.

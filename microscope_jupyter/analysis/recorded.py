@@ -49,6 +49,7 @@ class SessionBase:
         self.store = store
         self._expect_findings: list[Finding] = []
         self._expectations: list[tuple[Any, Callable]] = []   # (proc, rule), for exunit
+        self.audit: list[dict] = []   # what assistants asked through MCP, and who approved
         self._cache: dict[str, tuple[int, Any]] = {}
 
     def _cached(self, key: str, build: Callable[[], Any]) -> Any:
@@ -312,6 +313,7 @@ class SessionBase:
 
     def _metadata(self) -> dict[str, Any]:
         return {
+            "audit": list(self.audit),
             "modules": self._module_versions(),
             "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
             "microscope_version": _version(),
@@ -348,6 +350,7 @@ class OfflineSession(SessionBase):
     def __init__(self, store: EventStore, metadata: dict[str, Any], path: Path):
         self._init_recorded(store)
         self.metadata = metadata
+        self.audit = list(metadata.get("audit", []))
         self.path = path
         self.node = metadata.get("node")
 
