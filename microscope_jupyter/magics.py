@@ -274,12 +274,8 @@ class MicroscopeMagics(Magics):
             print("MCP server stopped")
             return None
         if command == "status":
-            pending = server.assistant.pending()
-            print(f"{server!r}; pending proposals: "
-                  + ("; ".join(f"{p.id}: {p.request.processes or 'every process'} for "
-                               f"{p.request.duration_s:g} s ({p.request.reason})"
-                               for p in pending) or "none"))
-            return None
+            print(f"{server!r}; {len(server.assistant.pending())} proposal(s) pending")
+            return server.approvals()
         if command in ("approve", "deny"):
             if len(rest) != 1 or not rest[0].isdigit():
                 raise UsageError(f"name the proposal: %beam_mcp {command} ID")

@@ -201,9 +201,11 @@ class Session(SessionBase):
             self.mcp.stop()
         ceilings = Ceilings(**allow_trace) if isinstance(allow_trace, dict) else allow_trace
         self.mcp = HttpServer(Assistant(self, ceilings=ceilings, cap=cap), port)
+        # The token is never printed: a kernel forwards even its own stderr into the
+        # cell's output, and an executed notebook is saved and shared.
         print(f"MCP server for {self.node}: {self.mcp.url}\n"
-              f"token (shown once, not saved): {self.mcp.token}\n"
-              "send it as 'Authorization: Bearer <token>'; stop with s.mcp.stop()")
+              "Give your client the header 'Authorization: Bearer <s.mcp.token>' (the token "
+              "is not shown here, so the notebook never saves it). Stop it with %beam_mcp stop.")
         return self.mcp
 
     def supervision_tree(self) -> pd.DataFrame:

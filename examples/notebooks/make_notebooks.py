@@ -336,9 +336,75 @@ print("reproduce: ", reproduce.run(fixed_app))"""),
 ]
 
 
+ASSISTANT = [
+    ("markdown", """# An assistant at work: a conversation over MCP, approved by a human
+
+An AI assistant reaches BEAM Microscope through MCP tools: the same engine as this notebook, with
+limits. It can read the node and the recording freely; to record anything it must *propose* a
+trace, and a human approves. Every answer is capped, and every call is audited.
+
+Here an assistant's conversation about the demo's bug is replayed tool call by tool call through
+the official MCP SDK's client, over the same streamable HTTP an editor would use. No model is
+needed to run it: the calls are the ones an assistant made."""),
+    ("code", """import httpx2
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+import microscope_jupyter as mic
+
+%load_ext microscope
+s = %beam_attach --demo
+server = s.serve_mcp()"""),
+    ("code", """async def call(tool, **arguments):
+    \"\"\"One tool call, as the assistant's client makes it (the token in its header).\"\"\"
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with httpx2.AsyncClient(headers=headers) as http:
+        async with Client(streamable_http_client(server.url, http_client=http)) as client:
+            return (await client.call_tool(tool, arguments)).content[0].text
+
+
+def show(answer, lines=6):
+    print("\\n".join(answer.splitlines()[:lines]))"""),
+    ("markdown", "## 1. The question, and a look at the node\n> *User:* Why isn't WorkerB receiving all updates from WorkerA?"),
+    ("code", """answer = await call("processes", filter="Demo.Worker")
+print([line.split(" | ")[1] for line in answer.splitlines()[1:]])"""),
+    ("markdown", """## 2. The assistant proposes a trace; the human decides
+Its client cannot ask the human itself, so the proposal waits in the notebook.
+`%beam_mcp status` shows it with Approve / Deny buttons; `%beam_mcp approve ID` does the same."""),
+    ("code", """print(await call("propose_trace", reason="see what WorkerB receives and when it fails",
+                 processes=["Demo.Supervisor"], duration_s=1.5))"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+%beam_mcp status"""),
+    ("code", """%beam_mcp approve 1"""),
+    ("markdown", "## 3. What the recording says\nWorkerA starts sending; the assistant waits for the trace to end, then asks for the findings and the explanation."),
+    ("code", """import time
+s.demo.start_updates(20)
+while server.assistant.recording.state == "running":
+    time.sleep(0.1)
+s.demo.stop_updates()
+findings = await call("findings")
+kinds = {line.split(" | ")[0] for line in findings.splitlines()[1:-1]}
+print("the crash and the lost messages found:", {"unhandled_message", "lost_message"} <= kinds)"""),
+    ("code", """explanation = await call("explain", question="Why isn't WorkerB receiving all updates from WorkerA?")
+print("stale pid named:", "stale_pid" in explanation, "| where WorkerA keeps it:", ".worker_b" in explanation)"""),
+    ("markdown", "Answers are capped (8,000 characters by default). A long one says where it was cut and which cursor gives the next page; `since=<seq>` asks for only what is new:"),
+    ("code", """messages = await call("messages", pattern="{:update, _}")
+print(messages.splitlines()[-1].split(" rows; ")[1].split(":")[0])
+newest = int(messages.rsplit("newest seq ", 1)[1].split(":")[0])
+print(await call("messages", pattern="{:update, _}", since=newest))"""),
+    ("markdown", "## 4. A test from the recording, and the audit\nThe assistant asks for an ExUnit test that reproduces the crash. Every call above is in `s.audit`, saved with the session."),
+    ("code", """test = await call("exunit", proc="Demo.WorkerB")
+print(next(line for line in test.splitlines() if line.startswith("defmodule")))
+print([entry["tool"] for entry in s.audit])
+print("decided by:", [e["arguments"]["by"] for e in s.audit if e["tool"] == "decision"])"""),
+    ("code", """%beam_mcp stop
+%beam_detach"""),
+]
+
+
 NOTEBOOKS = {"01_quickstart.ipynb": QUICKSTART, "02_why_is_it_slow.ipynb": WHY_SLOW,
              "03_where_did_my_messages_go.ipynb": WHERE_DID_THEY_GO,
-             "04_fix_and_verify.ipynb": FIX_AND_VERIFY}
+             "04_fix_and_verify.ipynb": FIX_AND_VERIFY, "05_assistant.ipynb": ASSISTANT}
 
 
 def main() -> None:

@@ -205,7 +205,9 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
 def _which_pid(recorded: "SessionBase", states) -> str:
     """The life to replay: the first that crashed, else the first with transitions."""
     if states.empty:
-        raise QueryError("no GenServer transitions to replay in that range")
+        raise QueryError("no GenServer transitions to replay: the process handled no message "
+                         "while it was traced (or in the range asked for); trace it "
+                         "(state=True) while it works")
     crashed = crash_messages(recorded)
     for pid in dict.fromkeys(states["pid"]):
         if pid in crashed:

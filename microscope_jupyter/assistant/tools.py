@@ -20,7 +20,7 @@ __all__ = ["build_server"]
 
 def build_server(assistant: Assistant):
     """An ``MCPServer`` whose tools read and record through ``assistant``."""
-    server = MCPServer("beam-microscope", instructions=(
+    server = MCPServer("beam-microscope", log_level="WARNING", instructions=(
         "BEAM Microscope: look inside a live Elixir/Erlang node. Start with node_info and "
         "processes or supervision_tree; findings and explain say what went wrong in the "
         "recording; propose_trace asks the human to record more. Answers are capped: follow "

@@ -29,8 +29,9 @@ class HttpServer:
         self.token = secrets.token_urlsafe(24)   # shown once by serve_mcp; never in a repr
         app = _TokenGate(build_server(assistant).streamable_http_app(host="127.0.0.1"),
                          self.token)
+        # log_config=None: uvicorn leaves the kernel's logging as it found it
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                lifespan="on")
+                                lifespan="on", log_config=None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="microscope-mcp",
                                         daemon=True)
@@ -43,6 +44,12 @@ class HttpServer:
         sockets = [s for server in self._server.servers for s in server.sockets]
         self.port = sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def approvals(self):
+        """Approve / Deny buttons for the assistant's trace proposals (a widget)."""
+        from ..widgets.approvals import ApprovalPanel
+
+        return ApprovalPanel(self.assistant)
 
     @property
     def running(self) -> bool:

@@ -183,3 +183,53 @@ def test_moving_the_time_travel_slider_changes_the_snapshot(notebook):
                            arg=before_text, timeout=5000)
     widget.locator("button.next").click()
     assert kernel_cursor_once_moved(page, after_cursor) == after_cursor + 1
+
+
+def run_new_cell(page, code: str) -> None:
+    """Add a code cell at the end of the notebook and run it, as a person would."""
+    page.evaluate("""async (code) => {
+        const nb = window.jupyterapp.shell.currentWidget;
+        const n = nb.content.model.cells.length;
+        nb.content.model.sharedModel.insertCell(n, { cell_type: 'code', source: code });
+        nb.content.activeCellIndex = n;
+        await window.jupyterapp.commands.execute('notebook:run-cell');
+    }""", code)
+
+
+def test_an_assistants_trace_is_approved_by_clicking_in_the_notebook(notebook):
+    page = notebook
+    # an assistant on a client that cannot ask its human proposes a trace: it waits
+    out = kernel(page, """
+from mcp.client import Client
+from microscope_jupyter.assistant import build_server
+server = s.serve_mcp()
+async def propose():
+    async with Client(build_server(server.assistant)) as c:
+        return (await c.call_tool("propose_trace", {"reason": "watch WorkerB",
+                "processes": ["Demo.WorkerB"], "duration_s": 1.0})).content[0].text
+print(await propose())
+""")
+    assert "proposal 1: pending." in out, out
+    run_new_cell(page, "%beam_mcp status")
+    panel = page.locator(".microscope-approvals").last
+    panel.wait_for(timeout=20_000)
+    assert "Reason: watch WorkerB" in panel.inner_text()
+    events_before = int(kernel(page, "print(len(s.store))").strip())
+    panel.get_by_role("button", name="Approve").click()
+    page.wait_for_function("() => [...document.querySelectorAll('.microscope-approvals')]"
+                           ".pop().innerText.includes('started')", timeout=20_000)
+    assert kernel(page, "p = server.assistant.proposals[1]; print(p.status, p.decided_by)"
+                  ).strip() == "started notebook"
+    # the assistant sees what its approved trace recorded
+    status = kernel(page, """
+import time
+while server.assistant.recording.state == "running":
+    time.sleep(0.05)
+async def status():
+    async with Client(build_server(server.assistant)) as c:
+        return (await c.call_tool("trace_status", {})).content[0].text
+print(await status())
+server.stop()
+""")
+    assert "proposal 1: started by notebook" in status, status
+    assert int(kernel(page, "print(len(s.store))").strip()) > events_before

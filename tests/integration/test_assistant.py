@@ -206,10 +206,10 @@ def test_http_needs_the_token_binds_loopback_and_stops_clean(demo, demo_node, ca
     from mcp.client.streamable_http import streamable_http_client
 
     handle = demo.serve_mcp()
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().out        # what a notebook cell would keep
     token = handle.token
-    assert token in printed and token not in repr(handle) and handle.url.startswith(
-        "http://127.0.0.1:")
+    assert handle.url in printed and token not in printed and token not in repr(handle)
+    assert handle.url.startswith("http://127.0.0.1:")
     refused = httpx2.post(handle.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert refused.status_code == 401
     with socket.socket() as probe:   # not on any other address
