@@ -238,8 +238,11 @@ def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workl
                         f'element(2, erlang:process_info(list_to_pid("{tracer}"), message_queue_len)).'))
             finally:
                 os.kill(child.pid, signal.SIGCONT)
-            # Shedding starts at 50k queued; a suspended tracer would pile up to max_queue.
-            assert max(queues) < 120_000, queues
+            # Shedding starts at 50k queued and halves the queue each time; a suspended
+            # tracer would pile up to max_queue (500k). On a loaded 2-core host the flood
+            # can outrun one halving (125k seen once in a full run), so the bound is half
+            # of max_queue: far from the pile-up, and still shedding's doing.
+            assert max(queues) < 250_000, queues
         child.stdin.write("stop\n")
         child.stdin.flush()
         result = json.loads(child.stdout.readline())

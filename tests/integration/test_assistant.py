@@ -25,7 +25,12 @@ READ_ONLY = {"node_info", "processes", "supervision_tree", "trace_status", "find
 
 
 def run(coroutine):
-    return asyncio.run(coroutine)
+    """Run the client in a thread of its own: the browser tests' sync driver may hold
+    this thread's event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def text(result) -> str:

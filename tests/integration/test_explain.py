@@ -124,6 +124,9 @@ def test_a_crash_its_restart_and_the_callers_that_timed_out(load_node, tmp_path)
     s.rpc("mic_ledger", "settle", [400])
     s.rpc("mic_ledger", "go", [callers])
     wait_until(lambda: s.eval_erlang("whereis(mic_ledger).") not in (old, Atom("undefined")))
+    new = str(s.eval_erlang("whereis(mic_ledger)."))
+    # the agent hooks the restarted ledger as it comes up; the app goes on once it has
+    wait_until(lambda: ((s.events["kind"] == "hook") & (s.events["pid"] == new)).any())
     s.rpc("mic_ledger", "deposit", [1])      # the app goes on, with what the restart left
     wait_until(lambda: len(s.findings(grouped=False).query("kind == 'call_timeout'")) == 3
                and len(s.states("mic_ledger")) == 3)
