@@ -9,8 +9,10 @@ Workload, on a fresh OTP 25 node: two processes bounce `--rounds` messages
 - untraced:   the workload alone.
 - null:       traced into a tracer that only counts: the BEAM's own trace
               rate here, the physical limit every tracer shares.
-- microscope: s.trace() of the workload with limits raised out of the way,
-              timed until every event has landed in s.events.
+- microscope: s.trace() of the workload with limits raised out of the way
+              (max_events, max_rate, and shed_queue/max_queue: a momentary
+              backlog of 50k messages would otherwise shed events), timed
+              until every event has landed in s.events; drops are printed.
 - dbg:        dbg's default (printing) tracer, timed until its mailbox drains,
               printing to the target's own stdout (a file here: its fastest case).
 - dbg, remsh: the same, printing to another node's console, as dbg does when
@@ -124,7 +126,7 @@ def main() -> None:
     console = start_node("otp25", prefix="remsh", cookie=node.cookie)
     results: dict[str, list[float]] = {k: [] for k in (
         "untraced_us", "null_us", "null_rate", "mic_us", "mic_rate", "dbg_us", "dbg_rate",
-        "bytes_per_event", "nomon_us", "nomon_rate", "remsh_us", "remsh_rate")}
+        "bytes_per_event", "nomon_us", "nomon_rate", "remsh_us", "remsh_rate", "mic_dropped")}
     workload = args.workload
     dbg_mem, dbg_queue = [], []
     try:
@@ -152,8 +154,10 @@ def main() -> None:
                 s.store.__init__()  # a fresh store per run
                 us, events, wall, rec = run_driver(
                     s, args.rounds, trace_ours=True, max_events=10 * events_expected,
-                    max_rate=100_000_000, workload=workload)
+                    max_rate=100_000_000, shed_queue=10 * events_expected,
+                    max_queue=20 * events_expected, workload=workload)
                 assert rec.status()["monitors"] == "tracked"
+                results["mic_dropped"].append(rec.status()["dropped"])
                 results["mic_us"].append(us)
                 results["mic_rate"].append(events / wall)
                 results["bytes_per_event"].append(s.store.memory_bytes / max(1, len(s.store)))
@@ -166,7 +170,8 @@ def main() -> None:
                 try:
                     us, events, wall, rec = run_driver(
                         s, args.rounds, trace_ours=True, max_events=10 * events_expected,
-                        max_rate=100_000_000, workload=workload)
+                        max_rate=100_000_000, shed_queue=10 * events_expected,
+                        max_queue=20 * events_expected, workload=workload)
                 finally:
                     s.eval_erlang("erlang:trace_pattern({erlang, demonitor, 1}, false, [local]).")
                 assert rec.status()["monitors"] == "unavailable"
@@ -204,9 +209,10 @@ def main() -> None:
     print(f"  dbg, printing to a remsh   {med['remsh_us'] / 1e3:9.1f} ms   "
           f"slowdown {med['remsh_us'] / med['untraced_us']:.2f}x   end-to-end {med['remsh_rate']:,.0f} ev/s")
     print("ratios")
-    print(f"  ingest / null generation rate:       {med['mic_rate'] / med['null_rate']:.2f}x  (target >= 0.5)")
-    print(f"  slowdown vs null tracer's slowdown:  {med['mic_us'] / med['null_us']:.2f}x  (target <= 1.2)")
-    print(f"  ingest / dbg end-to-end:             {med['mic_rate'] / med['dbg_rate']:.1f}x  (target >= 25)")
+    print(f"  ingest / null generation rate:       {med['mic_rate'] / med['null_rate']:.2f}x  (target >= 0.95)")
+    print(f"  dropped at the flood, each run:      {results['mic_dropped']}  (target: all 0)")
+    print(f"  slowdown vs null tracer's slowdown:  {med['mic_us'] / med['null_us']:.2f}x  (target <= 1.1)")
+    print(f"  ingest / dbg end-to-end:             {med['mic_rate'] / med['dbg_rate']:.1f}x")
     print(f"  ingest / dbg from a remsh:           {med['mic_rate'] / med['remsh_rate']:.1f}x")
     print(f"  slowdown with / without monitors:    {med['mic_us'] / med['nomon_us']:.2f}x")
     print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 200)")

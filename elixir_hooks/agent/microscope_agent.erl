@@ -69,7 +69,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 14).
+-define(VERSION, 15).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -1342,10 +1342,12 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              states = #{}}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
-%% and its mailbox would grow unseen. Instead up to this many batches wait;
-%% beyond, the oldest is shed and counted like any other drop. 16 batches of
-%% 2,000 events hold about as many events as the 50k-message shedding threshold.
--define(MAX_PENDING, 16).
+%% and its mailbox would grow unseen. Instead batches wait, as many as hold
+%% shed_queue events (at least 16): the same bound as the tracer's own
+%% mailbox, so raising shed_queue lets a flood wait out a slow notebook
+%% instead of shedding. Beyond, the oldest is shed and counted like any
+%% other drop.
+-define(MIN_PENDING, 16).
 
 tracer_init(Controller, Owner, Opts) ->
     Now = erlang:monotonic_time(),
@@ -1387,12 +1389,16 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
     end.
 
 %% The trace ends at StopTs: what the traced processes did before it is
-%% encoded (for a bounded time; the rest is counted as dropped), what
-%% reached us from after it (a hook that ran on) is no part of the recording.
+%% encoded (for a bounded time: 300 ms, plus 3 us for each message queued at
+%% the stop, at most 10 s; the rest is counted as dropped), what reached us
+%% from after it (a hook that ran on) is no part of the recording. The queue
+%% is bounded by shed_queue while tracing, so the drain is too.
 -define(FINISH_BUDGET_MS, 300).
+-define(FINISH_MAX_MS, 10000).
 finish(T, From, Ref, Reason, StopTs) ->
-    Deadline = erlang:monotonic_time() + erlang:convert_time_unit(?FINISH_BUDGET_MS, millisecond,
-                                                                   native),
+    {message_queue_len, Queued} = erlang:process_info(self(), message_queue_len),
+    Budget = min(?FINISH_MAX_MS, ?FINISH_BUDGET_MS + Queued * 3 div 1000),
+    Deadline = erlang:monotonic_time() + erlang:convert_time_unit(Budget, millisecond, native),
     T0 = drain_after_stop(T#tr{stopped = true}, StopTs, Deadline),
     T1 = take_reports(T0, StopTs, fun encode_counted/2),
     %% No shedding from here on: the last drop span is written, so
@@ -1628,9 +1634,13 @@ send_pending(T = #tr{owner = Owner, pending = [B | Rest]}) ->
 %% The oldest waiting batch goes: its events count as dropped, its id
 %% definitions move to the next batch (later events refer to them), and the
 %% dropped-count rows it carried are written again.
-shed_pending(T = #tr{pending = Pending}) when length(Pending) =< ?MAX_PENDING ->
-    T;
-shed_pending(T = #tr{pending = [Oldest, Next | Rest]}) ->
+shed_pending(T = #tr{pending = Pending, shed_queue = Shed, batch_events = Size}) ->
+    case length(Pending) =< max(?MIN_PENDING, Shed div Size) of
+        true -> T;
+        false -> shed_oldest(T)
+    end.
+
+shed_oldest(T = #tr{pending = [Oldest, Next | Rest]}) ->
     %% Lost: its events from trace messages (kept until now, dropped from
     %% now); its dropped-count rows were counted already and only need
     %% writing again.

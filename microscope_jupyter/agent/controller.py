@@ -31,7 +31,7 @@ __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = 14  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 15  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 
 
