@@ -145,7 +145,17 @@ class _StatusLine:
 class MicroscopeMagics(Magics):
     @line_magic
     def beam_attach(self, line: str) -> Session:
-        """%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS] | --demo"""
+        """Attach to a running node as a hidden node; the session becomes `s`'s value.
+
+        %beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]
+        %beam_attach --demo                  boot the bundled demo app and attach to it
+
+        Options:
+          --cookie-file PATH     read the cookie from PATH (else $MICROSCOPE_COOKIE, then
+                                 ~/.erlang.cookie); a cookie is never typed into a cell
+          --net-ticktime SECONDS the node's net_ticktime, when it is not the default 60
+          --demo                 compile if needed and boot examples/apps/demo
+        """
         words = _split(line)
         if "--cookie" in words:
             raise UsageError("a cookie typed into a cell is saved with the notebook; use "
@@ -287,7 +297,27 @@ class MicroscopeMagics(Magics):
 
     @line_cell_magic
     def trace(self, line: str, cell: str | None = None):
-        """%trace start|stop|status [...]; %%trace [--for 1s] [--erlang] runs the cell under trace."""
+        """Record what the node does.
+
+        %trace start [PROC ...] [options]   record PROCs (registered names, module aliases,
+                                            pids, or supervisors with their whole subtree);
+                                            none: every process
+        %trace stop                          stop; every event kept is then in s.events
+        %trace status                        events, rate, drops and state hooks so far
+        %%trace [options]                    run the cell's Elixir (--erlang: Erlang) on the
+                                             node under trace; shows its sequence diagram
+
+        Options:
+          --modules M,...   also record calls of these ("Demo.WorkerB.handle_info/2",
+                            "Demo.WorkerB.handle_info", "Demo.WorkerB")
+          --for DURATION    stop after 500ms, 5s, 2m ... (default: until %trace stop)
+          --max-events N    stop after N events (default 1,000,000)
+          --max-rate N      events per second beyond which the agent drops and counts them
+                            (default 200,000)
+          --no-state        no GenServer state before and after each callback
+          --no-messages     no sends and receives
+          --erlang          %%trace only: the cell is Erlang
+        """
         if cell is not None:
             return self._trace_cell(line, cell)
         words = _split(line)

@@ -45,3 +45,15 @@ def test_exunit_usage_errors(ip, line, message):
     with pytest.raises(UsageError) as info:
         ip.run_line_magic("beam_exunit", line)
     assert str(info.value).startswith(message)
+
+
+def test_help_lists_every_option(ip):
+    from microscope_jupyter.magics import TRACE_OPTIONS
+
+    trace_help = ip.find_cell_magic("trace").__doc__
+    assert all(f"--{name}" in trace_help for name in TRACE_OPTIONS), trace_help
+    attach_help = ip.find_line_magic("beam_attach").__doc__
+    for option in ("--cookie-file", "--net-ticktime", "--demo"):
+        assert option in attach_help
+    for magic in ("beam_exunit", "beam_mcp", "beam_explain", "beam_sequence", "beam_timetravel"):
+        assert ip.find_line_magic(magic).__doc__.startswith(f"%{magic}")
