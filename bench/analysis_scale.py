@@ -20,6 +20,7 @@ with 100,000 distinct payloads (--distinct 100000).
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import statistics
 import sys
@@ -174,8 +175,12 @@ def main() -> None:
     shown = events.tail(20)["text"].tolist()
     print(f"reading 20 rows' text:          {(time.perf_counter() - t0) * 1000:.1f} ms "
           f"({len(shown)} rows)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"peak RSS so far:                {peak:.2f} GiB  (two sessions on one store)")
     # The same recording ending in a crash that loses messages: explain must
-    # then join every message, on a fresh session.
+    # then join every message, on a fresh session (the others are let go).
+    del session, fresh, tt, snap, events, messages, explanation, loaded
+    gc.collect()
     add_crash(store, args.events)
     crashed = OfflineSession(store, {"node": NODE}, None)
     t0 = time.perf_counter()
@@ -184,7 +189,7 @@ def main() -> None:
           f"{time.perf_counter() - t0:.2f} s  (target <= 2 s)")
     assert "crashed" in text and "lost" in text, text
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"peak RSS:                       {peak:.2f} GiB")
+    print(f"peak RSS, whole run:            {peak:.2f} GiB")
 
 
 if __name__ == "__main__":
