@@ -52,7 +52,7 @@ def find_causes(recorded: "SessionBase") -> list[Cause]:
 def _stale_pids(recorded: "SessionBase") -> list[Cause]:
     if not joins.may_have_lost(recorded.store):
         return []
-    messages = recorded.messages()
+    messages = joins.lost_candidates(recorded.store)
     lost = messages[(messages["status"] == "lost") & messages["send_seq"].notna()]
     if lost.empty:
         return []

@@ -107,7 +107,7 @@ def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]
     if not joins.may_have_lost(recorded.store):
         return []   # decided from the headers: no need to join every message
     out = []
-    messages = recorded.messages()
+    messages = joins.lost_candidates(recorded.store)
     lost = messages[messages["status"] == "lost"].copy()
     # Delivered but never handled: still in the mailbox when the receiver died.
     unread = _died_unread(recorded)

@@ -83,8 +83,12 @@ class SessionBase:
         """Every recorded event, one row each (columns as in design.md)."""
         return self.store.frame()[EVENT_COLUMNS]
 
-    def messages(self) -> pd.DataFrame:
+    def messages(self, receivers: list[Any] | None = None) -> pd.DataFrame:
         """One row per message: each send joined to its receive; lost ones marked.
+
+        ``receivers`` (names or pids) keeps the messages sent to or received by
+        them, plus every send to a dead process; on a large recording that is
+        much faster than the whole table.
 
         ``latency_us`` runs from send to the receive event, which marks
         arrival on OTP 27+ but, before, the moment the receiver moved it out
@@ -92,10 +96,14 @@ class SessionBase:
         callback that handled it (GenServers): the time it really waited,
         which grows with a backlog; ``handled_seq`` is that callback's event.
         """
+        if receivers is not None:
+            ids = np.array(sorted({g for r in receivers for g in self.pids(r)}), dtype=np.int64)
+            return _handed_out(self._cached(f"messages to {ids.tolist()}",
+                                            lambda: self._messages(ids)))
         return _handed_out(self._cached("messages", self._messages))
 
-    def _messages(self) -> pd.DataFrame:
-        table = joins.messages(self.store)
+    def _messages(self, receivers: np.ndarray | None = None) -> pd.DataFrame:
+        table = joins.messages(self.store, receivers)
         tt = self.time_travel()
         raw = tt.raw
         received = table["receive_seq"].to_numpy(dtype=np.float64, na_value=np.nan)

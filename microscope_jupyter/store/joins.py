@@ -29,7 +29,7 @@ from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
 from .schema import KIND_CODES
 
-__all__ = ["messages", "outgoing", "may_have_lost", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
+__all__ = ["messages", "outgoing", "may_have_lost", "lost_candidates", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
 
 MESSAGE_COLUMNS = ["send_seq", "receive_seq", "sent_at", "received_at", "latency_us", "sender",
                    "sender_name", "receiver", "receiver_name", "term", "text", "status"]
@@ -74,10 +74,23 @@ def may_have_lost(store: EventStore) -> bool:
                 or named.intersection(exited.tolist()))
 
 
-def messages(store: EventStore) -> pd.DataFrame:
+def lost_candidates(store: EventStore) -> pd.DataFrame:
+    """``messages`` of the processes that exited, and every send to a dead one:
+    all the rows that can be ``lost``, without pairing the rest."""
+    raw = store.raw()
+    return messages(store, np.unique(raw.pid[raw.kind == KIND_CODES["exit"]]))
+
+
+def messages(store: EventStore, receivers: np.ndarray | None = None) -> pd.DataFrame:
+    """Every message; with ``receivers`` (pid ids), only those sent to or received
+    by them, and every send to a dead process: the same rows for those, found
+    without pairing the rest of the recording."""
     events = store.frame()
     sends = outgoing(store)
     receives = events.loc[events["kind"].isin(["receive", "timeout"]), _MESSAGE_READS]
+    if receivers is not None:
+        sends = sends[sends["_receiver"].isin(receivers) | (sends["kind"] == "send_to_dead")]
+        receives = receives[receives["_pid"].isin(receivers)]
     if sends.empty and receives.empty:
         return pd.DataFrame(columns=MESSAGE_COLUMNS)
     sends["_key"] = _payload_keys(store, sends["seq"])
@@ -96,7 +109,7 @@ def messages(store: EventStore) -> pd.DataFrame:
     _pair(sends, receives, known.index, messages_in, ["_receiver", "_key"])
     # 2. Receiver unknown (an alias, a name nobody held): identical payload,
     #    FIFO, among the receives still unpaired.
-    unknown = sends[live & (sends["_receiver"] <= 0)].index
+    unknown = sends[live & (sends["_receiver"] <= 0)].index   # none when receivers are given
     _pair(sends, receives, unknown, messages_in[~receives.loc[messages_in, "_matched"]], ["_key"])
     # 3. A send of the bare atom `timeout` arrives as what looks like a fired
     #    `after`: the receiver's first such event after the send.
