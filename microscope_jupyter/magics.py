@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.display import display
@@ -181,8 +182,15 @@ class MicroscopeMagics(Magics):
                     raise UsageError(f"cannot read the cookie file {path} ({exc.strerror})") from None
                 if not cookie:
                     raise UsageError(f"the cookie file {path} is empty")
-            session = _run(lambda: attach(positional[0], cookie,
-                                          net_ticktime=options.get("net-ticktime")))
+            try:
+                session = _run(lambda: attach(positional[0], cookie,
+                                              net_ticktime=options.get("net-ticktime")))
+            except UsageError as exc:
+                # The library's hint names its keyword; here it is the magic's option.
+                raise UsageError(str(exc).replace("pass cookie=..., set MICROSCOPE_COOKIE",
+                                                  "use --cookie-file PATH, set $MICROSCOPE_COOKIE")
+                                 .replace("cookie=..., MICROSCOPE_COOKIE",
+                                          "--cookie-file PATH, $MICROSCOPE_COOKIE")) from None
         previous = _state["session"]
         if previous is not None:
             previous.detach()
@@ -354,7 +362,13 @@ class MicroscopeMagics(Magics):
         recording = _state["recording"]
         if recording is None:
             raise UsageError("no trace has been started; start one with %trace start")
-        return recording.status()
+        status = {k: v for k, v in recording.status().items() if k != "message"}
+        table = pd.DataFrame({"value": [v if isinstance(v, (int, float, str)) else str(v)
+                                        for v in status.values()]}, index=list(status))
+        table.attrs["status"] = status          # the dict itself, for code
+        if recording.message:
+            print(recording.message)
+        return table
 
     def _trace_cell(self, line: str, cell: str):
         from .widgets import SequenceDiagram

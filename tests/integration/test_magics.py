@@ -30,6 +30,8 @@ def test_wrong_cookie_is_one_line_and_secret(ip, any_node, tmp_path):
         ip.run_line_magic("beam_attach", f"{any_node.name} --cookie-file {cookie_file}")
     assert "rejected the cookie" in str(info.value)
     assert "wrong-cookie-value" not in str(info.value) and "\n" not in str(info.value)
+    # the hint speaks the magic's own options, not the Python keyword
+    assert "--cookie-file PATH" in str(info.value) and "cookie=..." not in str(info.value)
 
 
 def test_trace_usage_errors(ip, any_node, tmp_path):
@@ -52,7 +54,9 @@ def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
 
     DemoControls(s).reset()
     ip.run_line_magic("trace", "start Demo.WorkerA --max-events 100000")
-    assert ip.run_line_magic("trace", "status")["state"] == "running"
+    status = ip.run_line_magic("trace", "status")      # a readable table, one row a field
+    assert status.loc["state", "value"] == "running" and status.attrs["status"]["state"] == "running"
+    assert "events" in status.index and "dropped" in status.index
     with pytest.raises(UsageError, match="a trace is already running"):
         ip.run_line_magic("trace", "start")
     ip.run_line_magic("trace", "stop")
