@@ -272,7 +272,9 @@ class Recording:
         elif dropped:
             self.message = (f"{dropped:,} events were dropped under load (max_rate="
                             f"{self.spec.max_rate:,}/s); they are counted in 'dropped' rows.")
-        if self.message and reason != "stopped":
+        if self.message and reason == "duration":
+            log.info(self.message)       # the end the user asked for: news, not a warning
+        elif self.message and reason != "stopped":
             log.warning(self.message)
 
     def _wait_for_ingest(self, timeout: float) -> None:
