@@ -210,8 +210,11 @@ class MicroscopeMagics(Magics):
 
     @line_magic
     def beam_processes(self, line: str):
-        """%beam_processes: the attached node's processes as a DataFrame."""
-        return _run(lambda: current_session().processes())
+        """%beam_processes: the attached node's processes as a DataFrame (the mailbox,
+        memory and reductions columns first, where a narrow notebook shows them)."""
+        table = _run(lambda: current_session().processes())
+        first = ["pid", "name", "message_queue_len", "memory", "reductions", "status"]
+        return table[first + [c for c in table.columns if c not in first]]
 
     @line_magic
     def beam_tree(self, line: str):
@@ -237,7 +240,10 @@ class MicroscopeMagics(Magics):
 
         _, options = _options(_split(line), {"at": int}, "%beam_timetravel [--at SEQ]")
         session = self._recorded()
-        return _run(lambda: TimeTravel(session, cursor=options.get("at", 0)))
+        at, last = options.get("at", 0), len(session.store) - 1
+        if not 0 <= at <= last:
+            raise UsageError(f"--at {at} is outside the recording: its seqs run 0-{last}")
+        return _run(lambda: TimeTravel(session, cursor=at))
 
     @line_magic
     def beam_explain(self, line: str):

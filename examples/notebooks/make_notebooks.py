@@ -48,10 +48,11 @@ later = updates.iloc[10:]
 print("updates after the checkpoint:", "many" if len(later) >= 5 else len(later))
 print("all of them sent to the first WorkerB pid:", (later["receiver"] == first_receiver).all())
 print("some of them lost:", "lost" in set(later["status"]))"""),
-    ("markdown", "## 4. The sequence diagram\nOnly WorkerA and WorkerB, filtered to the updates (an Elixir pattern):"),
+    ("markdown", "## 4. The sequence diagram\nOnly WorkerA and WorkerB, filtered to the updates (an Elixir pattern such as `\"{:update, _}\"`, or a predicate):"),
     ("code", """# NBVAL_IGNORE_OUTPUT
 seq = mic.widgets.SequenceDiagram(s, procs=["Demo.WorkerA", "Demo.WorkerB"])
-seq.filter_pattern("{:update, _}")
+# every update, the checkpoints ({:update, n, :checkpoint}) included
+seq.filter_pattern(lambda m: isinstance(m, tuple) and m[0] == mic.Atom("update"))
 seq"""),
     ("code", """print(sorted({lane["label"] for lane in seq.lanes}))"""),
     ("markdown", "## 5. WorkerB's state, transition by transition"),

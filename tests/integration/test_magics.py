@@ -18,6 +18,7 @@ def test_attach_processes_detach(ip, any_node, tmp_path, capsys):
     assert session.attached and session.node == any_node.name
     frame = ip.run_line_magic("beam_processes", "")
     assert "code_server" in set(frame["name"].dropna())
+    assert list(frame.columns[:4]) == ["pid", "name", "message_queue_len", "memory"]
     ip.run_line_magic("beam_detach", "")
     assert not session.attached
     assert f"Detached from {any_node.name}." in capsys.readouterr().out
@@ -74,6 +75,9 @@ def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
     assert "Demo.Supervisor" in {n["name"] for n in tree.nodes}
     travel = ip.run_line_magic("beam_timetravel", "--at 5")
     assert travel.cursor == 5
+    with pytest.raises(UsageError, match=r"--at 999999999 is outside the recording: its seqs "
+                                         r"run 0-\d+"):
+        ip.run_line_magic("beam_timetravel", "--at 999999999")
     explanation = ip.run_line_magic("beam_explain", "Why isn't WorkerB getting updates?")
     assert explanation.question == "Why isn't WorkerB getting updates?"
     assert explanation.text == s.explain("Why isn't WorkerB getting updates?").text
