@@ -56,8 +56,10 @@ class Atom(str):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    def __hash__(self) -> int:
-        return hash(("atom", str(self)))
+    # The text's own hash, in C: an atom and the equal text share a hash but
+    # never compare equal, so a dict keeps them apart all the same. Atoms are
+    # hashed endlessly (map keys, interned ids), so this is worth it.
+    __hash__ = str.__hash__
 
     def __repr__(self) -> str:
         return f"Atom({str.__repr__(self)})"
