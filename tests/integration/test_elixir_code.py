@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+import strategies
 from microscope_jupyter import Atom
-from microscope_jupyter.beam.terms import BitBinary, ExportFun, ImproperList, MapPairs, Pid
+from microscope_jupyter.beam.terms import ExportFun, ImproperList, MapPairs, Pid
 from microscope_jupyter.render.elixir_code import ElixirCode
 
 # atoms with quotes, interpolation, unicode, dots, reserved words and aliases
@@ -19,23 +20,9 @@ atom_names = st.one_of(
 ).filter(lambda n: n not in ("true", "false", "nil", "undefined"))
 atoms = atom_names.map(Atom)
 scalars = st.one_of(
-    atoms, st.booleans(), st.none(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False).map(lambda x: x + 0.0),
-    st.text(max_size=12),                                  # UTF-8 binaries
-    st.binary(max_size=6).filter(lambda b: not _utf8(b)),  # other binaries
-    st.builds(lambda d, n: BitBinary(bytes(d[:-1]) + bytes([d[-1] & (0xFF << (8 - n)) & 0xFF]), n),
-              st.binary(min_size=1, max_size=3), st.integers(min_value=1, max_value=7)),
+    atoms, strategies.scalars,
     st.builds(ExportFun, st.sampled_from([Atom("erlang"), Atom("Elixir.Enum")]),
               st.sampled_from([Atom("max"), Atom("map")]), st.integers(0, 3)))
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 terms = st.recursive(scalars, lambda inner: st.one_of(
