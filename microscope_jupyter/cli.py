@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from .beam.address import read_cookie_file
 from .errors import MicroscopeError
 from .session import attach
 
@@ -66,13 +67,7 @@ def _mcp(args) -> int:
     except ImportError as exc:
         raise SystemExit(f"microscope mcp needs the mcp package ({exc.name}): "
                          "pip install 'microscope-jupyter[mcp]'") from None
-    cookie = None
-    if args.cookie_file:
-        try:
-            cookie = Path(args.cookie_file).expanduser().read_text().strip()
-        except OSError as exc:
-            raise SystemExit(f"microscope: cannot read the cookie file {args.cookie_file} "
-                             f"({exc.strerror})") from None
+    cookie = read_cookie_file(args.cookie_file) if args.cookie_file else None
     ceilings = Ceilings(args.max_events, args.max_rate, args.max_duration,
                         args.max_payload) if args.allow_trace else None
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)   # stdout is the protocol's

@@ -48,10 +48,13 @@ def demo_app_dir() -> Path:
                       "examples/apps/demo folder of a microscope-jupyter checkout")
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "microscope"
+
+
 def _build_dir(app: Path) -> Path:
     """Where a Mix app is built: the cache, one folder per app (``demo_build``)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "microscope" / f"{app.name}_build"
+    return _cache_dir() / f"{app.name}_build"
 
 
 @dataclass
@@ -84,7 +87,7 @@ def fixed_demo_app_dir() -> Path:
     of ``fixed/lib`` laid over it. WorkerA sends to the name; WorkerB takes
     the checkpoint."""
     source = demo_app_dir()
-    app = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "microscope" / "demo_fixed"
+    app = _cache_dir() / "demo_fixed"
     app.mkdir(parents=True, exist_ok=True)
     for folder, pattern in ((source, "mix.exs"), (source, "lib/**/*.ex"),
                             (source / "fixed", "lib/**/*.ex")):

@@ -21,7 +21,6 @@ import difflib
 import shlex
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -29,6 +28,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.display import display
 
+from .beam.address import read_cookie_file
 from .errors import MicroscopeError
 from .session import Session, attach, demo
 
@@ -175,13 +175,7 @@ class MicroscopeMagics(Magics):
                                  f"{positional[1]!r}")
             cookie = None
             if "cookie-file" in options:
-                path = Path(options["cookie-file"]).expanduser()
-                try:
-                    cookie = path.read_text().strip()
-                except OSError as exc:
-                    raise UsageError(f"cannot read the cookie file {path} ({exc.strerror})") from None
-                if not cookie:
-                    raise UsageError(f"the cookie file {path} is empty")
+                cookie = _run(lambda: read_cookie_file(options["cookie-file"]))
             try:
                 session = _run(lambda: attach(positional[0], cookie,
                                               net_ticktime=options.get("net-ticktime")))

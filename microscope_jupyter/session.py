@@ -187,7 +187,7 @@ class Session(SessionBase):
 
     def serve_mcp(self, port: int = 0, *, allow_trace: Any = None, cap: int = 8_000):
         """Serve this session to AI assistants over MCP (streamable HTTP on
-        127.0.0.1, with a bearer token printed once). What an assistant records
+        127.0.0.1, behind a bearer token in ``s.mcp.token``, never printed). What an assistant records
         lands in this session. ``allow_trace`` pre-approves traces within
         ceilings (a ``Ceilings``, or a dict of max_events, max_rate,
         duration_s, payload_limit); otherwise each proposal waits for

@@ -26,26 +26,28 @@ from ..render.elixir import render
 from ..store.otp import state_recorded
 from .diff import diff, render_diff
 
-__all__ = ["check_expectation", "VIOLATION_COLUMNS"]
+__all__ = ["check_expectation", "expects_state", "VIOLATION_COLUMNS"]
 
 VIOLATION_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after",
                      "expected", "reason", "diff", "diff_text"]
 
 
-def _arity(rule: Callable) -> int:
+def expects_state(rule: Callable) -> bool:
+    """Whether ``rule`` is an expected-state function, ``(before, message) ->
+    expected``, rather than a check of three arguments."""
     try:
         params = [p for p in inspect.signature(rule).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
-        return 3
-    return len(params)
+        return False
+    return len(params) == 2
 
 
 def check_expectation(states: pd.DataFrame, rule: Callable, syntax: str = "elixir") -> pd.DataFrame:
     if not callable(rule):
         raise QueryError("rule must be a callable: (before, message, after) -> bool | str, "
                          "or (before, message) -> expected state")
-    expected_state = _arity(rule) == 2
+    expected_state = expects_state(rule)
     rows = []
     unjudged = 0
     for row in states.itertuples(index=False):

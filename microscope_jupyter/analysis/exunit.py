@@ -41,6 +41,7 @@ from ..errors import QueryError
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
 from ..store.otp import message_kind, state_recorded
+from .expect import expects_state
 from .findings import crash_messages
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,11 +121,9 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
     states = every = recorded.states(proc)
     if between is not None:
         states = states[(states["seq"] >= between[0]) & (states["seq"] <= between[1])]
-    pid = _which_pid(recorded, states)
+    crashed = crash_messages(recorded)       # pid -> the receive its callback raised on
+    pid = _which_pid(states, crashed)
     mine = states[states["pid"] == pid].reset_index(drop=True)
-    if mine.empty:
-        raise QueryError(f"no GenServer transitions of {proc!r} in that range to replay; "
-                         "trace it with state=True while it handles messages")
     start = mine["before"].iloc[0]
     if not state_recorded(start):
         raise QueryError(f"the recording has no full state of {proc!r} before seq "
@@ -132,7 +131,7 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
                          "again with a larger payload_limit to replay it")
     name = next((n for n in mine["name"] if isinstance(n, str)), None)
     target = _module_of(recorded, proc, pid, name, module)
-    crash = _crash(recorded, pid, between)
+    crash = _crash(recorded, crashed.get(pid), pid, between)
     messages = [m for m in mine["message"]] + ([_unwrap(crash[0])] if crash else [])
     code = ElixirCode(_stand_ins(recorded, pid, [start] + messages + list(mine["after"])
                                  + list(mine["reply"])))
@@ -162,7 +161,7 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
     # what the first callback sent counts from the callback before it (if any)
     earlier = every[(every["pid"] == pid) & (every["seq"] < int(mine["seq"].iloc[0]))]
     previous = int(earlier["seq"].iloc[-1]) if len(earlier) else -1
-    expected_state = [r for r in rules if _arity(r) == 2] if mode == "regression" else []
+    expected_state = [r for r in rules if expects_state(r)] if mode == "regression" else []
     before = start
     for row in mine.itertuples(index=False):
         lines.append("")
@@ -196,28 +195,28 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
     lines += _START + (_STAND_IN if code.bound else []) + (
         _BARRIER if crash and mode == "regression" else [])
     lines.append("end")
-    filename = re.sub(r"(?<!^)(?=[A-Z])", "_", target.replace(".", "")).lower()
+    filename = _snake(target.replace(".", ""))
     return ExUnitTest("\n".join(lines) + "\n", test_module, f"{filename}_{mode}_test.exs")
 
 
 # -- what to replay -------------------------------------------------------------
 
-def _which_pid(recorded: "SessionBase", states) -> str:
+def _which_pid(states, crashed: dict[str, int]) -> str:
     """The life to replay: the first that crashed, else the first with transitions."""
     if states.empty:
         raise QueryError("no GenServer transitions to replay: the process handled no message "
                          "while it was traced (or in the range asked for); trace it "
                          "(state=True) while it works")
-    crashed = crash_messages(recorded)
     for pid in dict.fromkeys(states["pid"]):
         if pid in crashed:
             return pid
     return states["pid"].iloc[0]
 
 
-def _crash(recorded: "SessionBase", pid: str, between) -> tuple[Any, Any, int] | None:
-    """(message as received, exit reason, receive seq) when ``pid`` died in a callback."""
-    seq = crash_messages(recorded).get(pid)
+def _crash(recorded: "SessionBase", seq: int | None, pid: str,
+           between) -> tuple[Any, Any, int] | None:
+    """(message as received, exit reason, receive seq) when ``pid`` died in a
+    callback, taking the message received at ``seq``."""
     if seq is None or (between is not None and not between[0] <= seq <= between[1]):
         return None
     events = recorded.events
@@ -229,7 +228,7 @@ def _module_of(recorded: "SessionBase", proc: Any, pid: str, name: str | None,
                module: str | None) -> str:
     if module:
         return module.removeprefix("Elixir.")
-    tree = recorded.supervision_tree()
+    tree = recorded.recorded_tree()     # not the live node's: the pid may be long gone
     calls = tree.loc[(tree["pid"] == pid) | (tree["name"] == name), "initial_call"].dropna()
     for call in calls:
         found = re.match(r"^([A-Z][\w.]*)\.init/1$", str(call))
@@ -245,13 +244,14 @@ def _stand_ins(recorded: "SessionBase", own: str, terms: list) -> dict[Pid, str]
     found: dict[Pid, None] = {}
     for term in terms:
         _pids(term, found)
-    names = recorded.events.dropna(subset=["name"]).groupby("pid")["name"].last().to_dict()
+    store = recorded.store
+    names = {store.id_text(gid): name for gid, name in store.names().last_names().items()}
     out, taken = {}, set()
     for pid in found:
         if str(pid) == own:
             continue
         base = names.get(str(pid))
-        var = (re.sub(r"(?<!^)(?=[A-Z])", "_", base.split(".")[-1]).lower()
+        var = (_snake(base.split(".")[-1])
                if isinstance(base, str) else f"pid_{pid.id}")
         var = re.sub(r"\W", "_", var)
         while var in taken or var in ("pid", "ref", "state", "reason"):
@@ -354,17 +354,13 @@ def _header(recorded, who, pid, mine, mode: str, crash) -> list[str]:
             "# registered names reach the app's own processes under `mix test`.", ""]
 
 
+def _snake(name: str) -> str:
+    """``WorkerB`` -> ``worker_b``: a module's name as a file or variable name."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def _string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#") + '"'
-
-
-def _arity(rule: Callable) -> int:
-    import inspect
-    try:
-        return len([p for p in inspect.signature(rule).parameters.values()
-                    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
-    except (TypeError, ValueError):
-        return 3
 
 
 _START = """

@@ -159,22 +159,22 @@ class Assistant:
                                   f"{[p.id for p in self.pending()] or 'none'}")
         if proposal.status != "pending":
             raise MicroscopeError(f"proposal {proposal_id} is already {proposal.status}")
-        proposal.decided_by, proposal.decided_at = by, now()
-        if not approve:
-            proposal.status = "declined"
-            proposal.message = f"declined by the human ({by})"
-        else:
+        if approve:
             self.start(proposal, by)
+        else:
+            self.decline(proposal, by, f"declined by the human ({by})")
         self.record("decision", {"proposal": proposal_id, "approve": approve, "by": by},
                     proposal.status)
         return proposal
 
+    def decline(self, proposal: Proposal, by: str, message: str) -> None:
+        proposal.status, proposal.message = "declined", message
+        proposal.decided_by, proposal.decided_at = by, now()
+
     def start(self, proposal: Proposal, by: str) -> None:
-        refusal = self.ceilings.refuse(proposal.request) if (
-            by == "pre-approval" and self.ceilings) else None
-        if refusal:
-            proposal.status, proposal.message = "refused", refusal
-            return
+        """Start an approved trace (``by``: who approved it); the API's own
+        refusals mark it refused."""
+        proposal.decided_by, proposal.decided_at = by, now()
         r = proposal.request
         if self.recording is not None and self.recording.state == "running":
             self.recording.stop()
@@ -186,7 +186,6 @@ class Assistant:
             proposal.status, proposal.message = "refused", str(exc).splitlines()[0]
             return
         proposal.status = "started"
-        proposal.decided_by = proposal.decided_by or by
         proposal.message = (f"tracing {', '.join(r.processes) or 'every process'} for "
                             f"{r.duration_s:g} s (at most {r.max_events} events), approved by {by}")
 

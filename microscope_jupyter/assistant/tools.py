@@ -13,7 +13,7 @@ from mcp.types import ToolAnnotations
 
 from ..analysis.pattern import compile_pattern, safe_match
 from ..errors import MicroscopeError
-from .engine import Approval, Assistant, NotAsked, TraceRequest, cell, now
+from .engine import Approval, Assistant, NotAsked, TraceRequest, cell
 
 __all__ = ["build_server"]
 
@@ -91,21 +91,18 @@ def build_server(assistant: Assistant):
                                max_events, max_rate, payload_limit, reason)
         proposal = assistant.propose(request)
         data = getattr(answer, "data", None)
-        if assistant.ceilings is not None and assistant.ceilings.refuse(request) is None:
-            assistant.start(proposal, "pre-approval")
-            proposal.decided_by, proposal.decided_at = "pre-approval", now()
-        elif assistant.ceilings is not None:
-            proposal.status = "refused"
-            proposal.message = assistant.ceilings.refuse(request)
-        elif isinstance(data, Approval):
-            proposal.decided_by, proposal.decided_at = "elicitation", now()
-            if data.approve:
-                assistant.start(proposal, "elicitation")
+        if assistant.ceilings is not None:      # the human decided ahead, by ceilings
+            refusal = assistant.ceilings.refuse(request)
+            if refusal:
+                proposal.status, proposal.message = "refused", refusal
             else:
-                proposal.status, proposal.message = "declined", "declined by the human"
+                assistant.start(proposal, "pre-approval")
+        elif isinstance(data, Approval) and data.approve:
+            assistant.start(proposal, "elicitation")
+        elif isinstance(data, Approval):
+            assistant.decline(proposal, "elicitation", "declined by the human")
         elif getattr(answer, "action", None) in ("decline", "cancel"):
-            proposal.status, proposal.message = "declined", f"the human chose {answer.action}"
-            proposal.decided_by, proposal.decided_at = "elicitation", now()
+            assistant.decline(proposal, "elicitation", f"the human chose {answer.action}")
         else:
             proposal.message = (f"waiting for the human: in the notebook, %beam_mcp approve "
                                 f"{proposal.id} (or deny {proposal.id}); check trace_status")

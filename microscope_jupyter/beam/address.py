@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import AttachError, CookieMissing
 
-__all__ = ["split_node_name", "resolve_cookie"]
+__all__ = ["split_node_name", "resolve_cookie", "read_cookie_file"]
 
 
 def split_node_name(node: str) -> tuple[str, str]:
@@ -20,6 +20,19 @@ def split_node_name(node: str) -> tuple[str, str]:
     if not alive or not host:
         raise AttachError(f"expected a node name like demo@localhost, got {node!r}")
     return alive, host
+
+
+def read_cookie_file(path: str | Path) -> str:
+    """The cookie in a file (``--cookie-file``); CookieMissing, one line, if it
+    cannot be read or holds nothing. The message never carries the cookie."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise CookieMissing(f"cannot read the cookie file {path} ({exc.strerror})") from None
+    if not text:
+        raise CookieMissing(f"the cookie file {path} is empty")
+    return text
 
 
 def resolve_cookie(cookie: str | None) -> str:

@@ -348,29 +348,9 @@ class EventStore:
     def _add_names(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The registered name each pid had at the moment of each event (``names()``)."""
         if not frame.empty and self.names().named():
-            frame["name"] = self.names_at(frame["_pid"].to_numpy(), frame["seq"].to_numpy())
+            frame["name"] = self.names().names_at(frame["_pid"].to_numpy(),
+                                                  frame["seq"].to_numpy())
         return frame
-
-    def names_at(self, gids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
-        """The name each pid id held at each seq (object array, None for none):
-        one search over (pid, seq) keys of every name span."""
-        rows = [(seq, gid, name) for gid, spans in self.names().named().items()
-                for seq, name in spans]
-        gids = np.asarray(gids, dtype=np.int64)
-        if not rows or not len(gids):
-            return np.full(len(gids), None, dtype=object)
-        # (A span held from before the trace starts at seq -1, hence the + 1.)
-        starts = np.array([r[0] for r in rows], dtype=np.int64) + 1
-        holders = np.array([r[1] for r in rows], dtype=np.int64)
-        values = np.array([r[2] for r in rows] + [None], dtype=object)
-        seqs = np.asarray(seqs, dtype=np.int64) + 1
-        width = int(max(starts.max(), seqs.max())) + 1
-        keys = holders * width + starts
-        order = np.argsort(keys, kind="stable")
-        keys, holders = keys[order], holders[order]
-        at = np.searchsorted(keys, gids * width + seqs, side="right") - 1
-        own = (at >= 0) & (holders[np.maximum(at, 0)] == gids)
-        return values[np.where(own, order[np.maximum(at, 0)], len(rows))]
 
     def id_texts(self) -> np.ndarray:
         """Every interned id's text (pids, names, MFAs), indexed by id."""

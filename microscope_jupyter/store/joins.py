@@ -127,7 +127,8 @@ def messages(store: EventStore, receivers: np.ndarray | None = None) -> pd.DataF
     # Texts and names from the ids (the frame's string columns are slow to read)
     texts_of = store.id_texts()
     recv_pid = receives["_pid"].to_numpy()
-    recv_name = store.names_at(recv_pid, recv_seq)
+    names = store.names()
+    recv_name = names.names_at(recv_pid, recv_seq)
     recv_ts = receives["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     nothing = np.zeros(len(sends), dtype=np.int64)
     receiver_ids = np.where(matched, recv_pid[at] if len(recv_seq) else nothing,
@@ -141,9 +142,7 @@ def messages(store: EventStore, receivers: np.ndarray | None = None) -> pd.DataF
         [sends["kind"].to_numpy() == "send_to_dead", matched,
          np.isin(receiver_ids, exited), np.isin(receiver_ids, observed)],
         ["lost", "delivered", "lost", "in_flight"], default="unobserved")
-    # each pid's last name (spans from the name index: no pass over the events)
-    last_name = pd.Series({gid: next((n for _, n in reversed(spans) if n), None)
-                           for gid, spans in store.names().named().items()}, dtype=object)
+    last_name = pd.Series(names.last_names(), dtype=object)   # no pass over the events
     received_ns = np.where(matched, recv_ts[at] if len(recv_seq) else nothing,
                            np.iinfo(np.int64).min)
     # Who received it: the receive's pid, else the pid the send's name
@@ -194,11 +193,11 @@ def messages(store: EventStore, receivers: np.ndarray | None = None) -> pd.DataF
         "received_at": pd.to_datetime(received_ns.view("datetime64[ns]"), utc=True),
         "latency_us": latency,
         "sender": pd.Series(both(texts_of[sends["_pid"].to_numpy()], nothing), dtype=object),
-        "sender_name": pd.Series(both(store.names_at(sends["_pid"].to_numpy(),
+        "sender_name": pd.Series(both(names.names_at(sends["_pid"].to_numpy(),
                                                      sends["seq"].to_numpy()), nothing),
                                  dtype=object),
         "receiver": both(receiver, texts_of[orphans["_pid"].to_numpy()]),
-        "receiver_name": both(receiver_name, store.names_at(orphans["_pid"].to_numpy(),
+        "receiver_name": both(receiver_name, names.names_at(orphans["_pid"].to_numpy(),
                                                             orphans["seq"].to_numpy())),
         "term": terms.take(order),   # lazy: decoded when read (store.lazy)
         "text": texts.take(order),

@@ -3,6 +3,8 @@
     names = store.names()
     names.holder_at("Demo.WorkerB", 120)      # pid id holding it at seq 120 (0: nobody)
     names.name_at(pid_id, 120)                # its name then, or None
+    names.names_at(pid_ids, seqs)             # the same for many at once (numpy)
+    names.last_names()                        # pid id -> the last name it held
     names.pids_named({"Demo.WorkerB"})        # every pid that ever held it (restarts too)
 
 The rule: a name is held from its ``register`` event (or from the start of
@@ -45,6 +47,7 @@ class NameIndex:
                 self._release(seq + 1, gid)
         self._span_seqs = {g: [s for s, _ in spans] for g, spans in self._spans.items()}
         self._holder_seqs = {n: [s for s, _ in held] for n, held in self._holders.items()}
+        self._search: tuple | None = None   # names_at's sorted span keys, built on first use
 
     def _hold(self, seq: int, gid: int, name: str | None) -> None:
         if gid <= 0 or not name:
@@ -68,6 +71,31 @@ class NameIndex:
             return None
         k = bisect.bisect_right(self._span_seqs[gid], seq) - 1
         return spans[k][1] if k >= 0 else None
+
+    def names_at(self, gids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """``name_at`` for many (pid id, seq) pairs at once: an object array, None
+        where a process held no name. One search over (pid, seq) keys of every span."""
+        gids = np.asarray(gids, dtype=np.int64)
+        if not self._spans or not len(gids):
+            return np.full(len(gids), None, dtype=object)
+        if self._search is None:
+            rows = [(gid, seq, name) for gid, spans in self._spans.items() for seq, name in spans]
+            holders = np.array([r[0] for r in rows], dtype=np.int64)
+            starts = np.array([r[1] for r in rows], dtype=np.int64) + 1   # -1: held at start
+            names = np.array([r[2] for r in rows] + [None], dtype=object)
+            order = np.argsort(holders * (int(starts.max()) + 1) + starts, kind="stable")
+            self._search = (holders[order], starts[order], names[np.r_[order, len(rows)]])
+        holders, starts, names = self._search
+        seqs = np.asarray(seqs, dtype=np.int64) + 1
+        width = int(max(starts.max(), seqs.max())) + 1
+        at = np.searchsorted(holders * width + starts, gids * width + seqs, side="right") - 1
+        own = (at >= 0) & (holders[np.maximum(at, 0)] == gids)
+        return names[np.where(own, at, len(holders))]
+
+    def last_names(self) -> dict[int, str]:
+        """Each process that held a name: the last one it held (kept after it let go)."""
+        return {gid: name for gid, spans in self._spans.items()
+                for name in [next((n for _, n in reversed(spans) if n), None)] if name}
 
     def holder_at(self, name: str | None, seq: int) -> int:
         held = self._holders.get(name) if name else None

@@ -12,7 +12,6 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
 from mcp import types
 from mcp.client import Client
 

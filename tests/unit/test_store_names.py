@@ -1,0 +1,29 @@
+"""store.names: the vectorised lookups agree with the one rule, pair by pair."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from microscope_jupyter.store.names import NameIndex
+from microscope_jupyter.store.schema import KIND_CODES
+
+KINDS = [KIND_CODES[k] for k in ("register", "unregister", "exit", "send")]
+NAMES = {10: "a", 11: "b", 12: "c"}           # peer ids of register events -> names
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.integers(1, 4), st.sampled_from(sorted(NAMES))),
+                max_size=30),
+       st.lists(st.tuples(st.integers(1, 4), st.sampled_from(sorted(NAMES.values()))), max_size=3))
+def test_names_at_and_last_names_follow_name_at(rows, initial):
+    kind = np.array([k for k, _, _ in rows], dtype=np.uint8)
+    pid = np.array([p for _, p, _ in rows], dtype=np.int64)
+    peer = np.array([n for _, _, n in rows], dtype=np.int64)
+    index = NameIndex(kind, pid, peer, initial, NAMES.get)
+    gids, seqs = np.meshgrid(np.arange(0, 6), np.arange(-1, len(rows) + 1))
+    found = index.names_at(gids.ravel(), seqs.ravel())
+    assert list(found) == [index.name_at(int(g), int(s)) for g, s in zip(gids.ravel(), seqs.ravel())]
+    expected = {g: [n for _, n in index.spans(g) if n][-1] for g in range(6)
+                if any(n for _, n in index.spans(g))}
+    assert index.last_names() == expected
