@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodes import start_node
-
-RUNTIMES = ["otp25", "otp28"]
+from nodes import RUNTIMES, start_node
 
 
 def pytest_collection_modifyitems(config, items):

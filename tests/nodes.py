@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = socket.gethostname().split(".")[0]
+RUNTIMES = ["otp25", "otp28"]   # Debian's OTP 25, and the OTP 28 runtime from PyPI
 
 
 @dataclass

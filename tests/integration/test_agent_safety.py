@@ -19,7 +19,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
-from nodes import load_module
+from nodes import RUNTIMES, load_module
 
 # Everything a trace could leave behind, as seen on the target.
 LEFTOVERS = """
@@ -191,18 +191,20 @@ def test_otp28_sessions_leave_a_foreign_tracer_alone(node_factory, workload_beam
         assert left == CLEAN
 
 
-def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workload_beam, tmp_path):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workload_beam, tmp_path,
+                                                            runtime):
     """The kernel stops reading (SIGSTOP, as a long GIL-holding cell would): the
     distribution backs up, yet the tracer is never suspended, sheds what it
-    cannot send, counts it, and loses nothing silently."""
-    node = node_factory("otp25", prefix="stall")
+    cannot send, counts it, and loses nothing silently. On OTP 25 and 28."""
+    node = node_factory(runtime, prefix="stall")
     script = tmp_path / "kernel.py"
     script.write_text(textwrap.dedent(f"""
         import json, sys
         import microscope_jupyter as mic
         from microscope_jupyter import Atom
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from nodes import load_module
+        from nodes import RUNTIMES, load_module
         from pathlib import Path
         s = mic.attach({node.name!r}, cookie={node.cookie!r})
         load_module(s, Path({str(workload_beam)!r}))
