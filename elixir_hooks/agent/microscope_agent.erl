@@ -69,7 +69,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 15).
+-define(VERSION, 16).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -323,41 +323,55 @@ controller_init(Caller, Owner, Opts0) ->
                         hook_id = {?HOOK_ID, Tracer}, reports = Reports, report_drops = Drops},
             Ctl1 = set_monitor_patterns(MonitorMFAs, set_patterns(Patterns, Ctl0)),
             Ctl2 = (trace_procs(Procs, Ctl1))#ctl{monitor = set_monitor(Tracer, Opts)},
+            Sampler = spawn_link(?MODULE, sampler_init,
+                                 [Tracer, Ctl2#ctl.procs, maps:get(mailbox_ms, Opts)]),
+            Ctl3 = case maps:get(duration_ms, Opts) of
+                       infinity -> Ctl2#ctl{sampler = Sampler};
+                       Ms -> Ctl2#ctl{sampler = Sampler,
+                                      deadline_ref = erlang:send_after(Ms, self(), duration)}
+                   end,
+            %% The caller (an rpc from Python) is answered once tracing runs;
+            %% what costs a pass over every traced process (hooks, links and
+            %% monitors, names) follows as one details message to the owner,
+            %% so a trace of a 50k-process node starts without waiting on it.
+            Caller ! {self(), started, start_info(Ctl3, Procs, MonitorMFAs, HookCost)},
             %% Hooks are asked for without waiting: a backlogged GenServer takes
             %% the request when it reaches it, so trace start never waits on the app.
-            Ctl3 = case maps:get(state, Opts) of
-                       true -> hook_states(Ctl2#ctl.procs, Ctl2);
-                       false -> Ctl2
-                   end,
+            Ctl = case maps:get(state, Opts) of
+                      true -> hook_states(Ctl3#ctl.procs, Ctl3);
+                      false -> Ctl3
+                  end,
             %% Taken after tracing began: a link or monitor made meanwhile is
             %% both here and an event, never in neither.
-            Relations = relations(Ctl3#ctl.procs, [self(), Tracer]),
-            Sampler = spawn_link(?MODULE, sampler_init,
-                                 [Tracer, Ctl3#ctl.procs, maps:get(mailbox_ms, Opts)]),
-            Ctl = case maps:get(duration_ms, Opts) of
-                      infinity -> Ctl3#ctl{sampler = Sampler};
-                      Ms -> Ctl3#ctl{sampler = Sampler,
-                                     deadline_ref = erlang:send_after(Ms, self(), duration)}
-                  end,
-            Info = start_info(Ctl, Procs, MonitorMFAs, Relations, HookCost),
-            Caller ! {self(), started, Info},
+            Relations = relations(Ctl#ctl.procs, [self(), Tracer]),
+            Owner ! {microscope_details, self(), start_details(Ctl, Relations)},
             controller_loop(Ctl)
     end.
 
-%% What Python learns as the trace starts (Recording.info).
+%% What Python learns as the trace starts (Recording.info), then in the
+%% details message right after (merged into Recording.info).
 start_info(Ctl = #ctl{tracer = Tracer, backend = Backend, opts = Opts}, Procs, MonitorMFAs,
-           Relations, HookCost) ->
+           HookCost) ->
     #{tracer => Tracer,
       backend => element(1, Backend),
       traced => length(Ctl#ctl.procs),
-      hooked => maps:size(Ctl#ctl.hooks),
       hook_overhead_ns => HookCost,
-      hook_requests => maps:keys(Ctl#ctl.hooks),
       patterns => length(Ctl#ctl.patterns) - length(MonitorMFAs),
       skipped_foreign => skipped_foreign(Procs, Ctl),
       system_monitor => Ctl#ctl.monitor =/= none,
       monitors => monitor_tracking(maps:get(lifecycle, Opts), MonitorMFAs),
-      relations => Relations,
+      time_offset => erlang:time_offset(),
+      native_per_second => erlang:convert_time_unit(1, second, native),
+      started => Ctl#ctl.started,
+      node => node(),
+      otp_release => erlang:system_info(otp_release)}.
+
+%% As columns: on a 50k-process node the relations alone are 100k tuples of
+%% pids, and decoding pid terms one by one is most of what Python spends.
+start_details(Ctl, Relations) ->
+    #{hooked => maps:size(Ctl#ctl.hooks),
+      hook_requests => pid_list(maps:keys(Ctl#ctl.hooks)),
+      relations => relation_columns(Relations),
       %% so time travel knows them from the start; an
       %% everything-trace of a huge node leaves them to their
       %% first event rather than send a list that size
@@ -365,14 +379,42 @@ start_info(Ctl = #ctl{tracer = Tracer, backend = Backend, opts = Opts}, Procs, M
                          N when N =< 20000 -> Ctl#ctl.procs;
                          _ -> []
                      end,
-      time_offset => erlang:time_offset(),
-      native_per_second => erlang:convert_time_unit(1, second, native),
-      started => Ctl#ctl.started,
       names => [{P, N} || P <- Ctl#ctl.procs,
                           {registered_name, N} <- [catch erlang:process_info(P, registered_name)],
-                          is_atom(N)],
-      node => node(),
-      otp_release => erlang:system_info(otp_release)}.
+                          is_atom(N)]}.
+
+%% PIDS: {microscope_pids, Nodes, Bin}, Bin holding per pid its node's index
+%% in Nodes (16 bits) and its id, serial and creation (32 bits each), all
+%% little-endian.
+pid_list(Pids) ->
+    Nodes = lists:usort([node(P) || P <- Pids]),
+    NodeIx = maps:from_list(lists:zip(Nodes, lists:seq(0, length(Nodes) - 1))),
+    {microscope_pids, Nodes,
+     << <<(maps:get(node(P), NodeIx)):16/little, (pid_numbers(P))/binary>> || P <- Pids >>}.
+
+pid_numbers(P) ->
+    case term_to_binary(P) of
+        <<131, 88, Rest/binary>> ->         % NEW_PID_EXT: 32-bit creation
+            <<Id:32, Serial:32, Creation:32>> = binary:part(Rest, byte_size(Rest) - 12, 12),
+            <<Id:32/little, Serial:32/little, Creation:32/little>>;
+        <<131, 103, Rest/binary>> ->        % PID_EXT: 8-bit creation
+            <<Id:32, Serial:32, Creation:8>> = binary:part(Rest, byte_size(Rest) - 9, 9),
+            <<Id:32/little, Serial:32/little, Creation:32/little>>
+    end.
+
+%% RELATIONS: {microscope_relations, Pids, Bin}: Pids the distinct pids (as
+%% PIDS), Bin per relation the holder's index (32 bits), the relation
+%% (8 bits: 0 link, 1 monitor, 2 monitored_by) and the peer's index (32 bits).
+relation_columns(Relations) ->
+    Pids = lists:usort(lists:append([[A, B] || {A, _, B} <- Relations])),
+    Ix = maps:from_list(lists:zip(Pids, lists:seq(0, length(Pids) - 1))),
+    {microscope_relations, pid_list(Pids),
+     << <<(maps:get(A, Ix)):32/little, (relation_code(R)):8, (maps:get(B, Ix)):32/little>>
+        || {A, R, B} <- Relations >>}.
+
+relation_code(link) -> 0;
+relation_code(monitor) -> 1;
+relation_code(monitored_by) -> 2.
 
 defaults() ->
     #{procs => all, modules => [], messages => true, lifecycle => true,

@@ -26,13 +26,18 @@ from ..render.names import format_module
 from ..store.event_store import EventStore
 from .beam_file import AGENT_MODULE, agent_beam_bytes
 from .spec import TraceSpec
+from .tables import read_pids, read_relations
 
 __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = 15  # -define(VERSION, ...) in microscope_agent.erl
+# How long Recording.info waits for the details that follow the start reply.
+DETAILS_WAIT_S = 30.0
+
+AGENT_VERSION = 16  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
+A_DETAILS = Atom("microscope_details")
 
 
 def ensure_agent(remote: RemoteNode) -> None:
@@ -71,7 +76,10 @@ class Recording:
         self._remote = remote
         self._owner = owner
         self.agent = agent
-        self.info = info
+        self._info = info
+        # Set when the agent's start details (hooks asked for, names, links
+        # and monitors) are in: they follow the start reply.
+        self._details = threading.Event()
         self.spec = spec
         self._store = store
         self.source = source
@@ -111,8 +119,7 @@ class Recording:
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
         info["monitors"] = str(info.get("monitors", "off"))  # tracked | unavailable | off
         store.add_source(source, remote.name, info["time_offset"], info["native_per_second"],
-                         info.get("names", []), info.get("relations", []),
-                         info.get("traced_pids", []))
+                         details_follow=True)
         recording = cls(remote, owner, agent, info, store, source, spec)
         if info.get("skipped_foreign"):
             log.warning("%d processes are traced by another tool and were left alone",
@@ -122,6 +129,12 @@ class Recording:
                         "on this node (before OTP 27 trace patterns are node-wide), or modules= "
                         "names erlang:monitor/demonitor itself")
         return recording
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the agent reported at start: tracer, backend, counts, hooks asked for."""
+        self._details.wait(DETAILS_WAIT_S)
+        return self._info
 
     # -- status
 
@@ -141,9 +154,9 @@ class Recording:
             "seen": self._seen,
             "rate": self._events / elapsed,
             "elapsed_s": elapsed,
-            "traced_processes": self.info.get("traced", 0),
+            "traced_processes": self._info.get("traced", 0),
             "state_hooks": self._hook_counts(),
-            "monitors": self.info.get("monitors", "off"),
+            "monitors": self._info.get("monitors", "off"),
             "message": self.message,
         }
 
@@ -199,6 +212,7 @@ class Recording:
             if isinstance(reply, tuple) and reply[0] == Atom("ok"):
                 self._finish("stopped", _stats(reply[1]))
         self._wait_for_ingest(timeout)
+        self._settle_details(timeout if self._remote.alive else 0.0)
         self._owner.close()
         self._done.set()
         if self.state == "running":
@@ -206,6 +220,12 @@ class Recording:
             self.stopped_at = time.monotonic()
         self._warn_missing_hooks()
         return self.status()
+
+    def _settle_details(self, timeout: float) -> None:
+        """The start details are in, or will never be: readers stop waiting."""
+        if not self._details.wait(timeout):
+            self._store.details_lost(self.source)
+            self._details.set()
 
     def _warn_missing_hooks(self) -> None:
         if not self.info.get("hook_requests"):
@@ -304,6 +324,7 @@ class Recording:
                     self.stopped_at = time.monotonic()
                     self.message = ("The connection to the node dropped; the agent removed its "
                                     "trace on the node. Events up to then are kept.")
+                self._settle_details(0.0)
                 return
             try:
                 self._handle(message)
@@ -317,6 +338,16 @@ class Recording:
                                              list(defs), seen, dropped)
             self._seen, self._dropped = seen, dropped
             self._events += added
+        elif isinstance(message, tuple) and message and message[0] == A_DETAILS:
+            try:
+                details = {str(k): v for k, v in message[2].items()}
+                self._store.add_details(self.source, details["names"],
+                                        read_relations(details["relations"]),
+                                        details["traced_pids"])
+                self._info.update(hooked=details["hooked"],
+                                  hook_requests=read_pids(details["hook_requests"]))
+            finally:
+                self._settle_details(0.0)   # a bad message must not leave readers waiting
         elif isinstance(message, tuple) and message and message[0] == A_STOPPED:
             _, _agent, reason, stats = message
             self._finish(str(reason), _stats(stats))

@@ -17,12 +17,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..beam.terms import Atom
+from ..beam.terms import Atom, Pid
 from ..errors import MicroscopeError
+from ..store.columns import RelationTable
 
-__all__ = ["Columns"]
+__all__ = ["Columns", "read_pids", "read_relations"]
 
 _TAG = Atom("microscope_columns")
+_PIDS, _RELATIONS = Atom("microscope_pids"), Atom("microscope_relations")
+_PID_RECORD = np.dtype([("node", "<u2"), ("id", "<u4"), ("serial", "<u4"), ("creation", "<u4")])
+_RELATION_RECORD = np.dtype([("holder", "<u4"), ("relation", "u1"), ("peer", "<u4")])
 
 
 class Columns:
@@ -66,3 +70,24 @@ class Columns:
 def _raw(data: bytes | str) -> bytes:
     """A binary's bytes: the decoder gives a binary that is valid UTF-8 as str."""
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+def read_pids(term: Any) -> list[Pid]:
+    """Pids as the agent's ``pid_list/1`` sends them (see PIDS in microscope_agent.erl)."""
+    if not (isinstance(term, tuple) and len(term) == 3 and term[0] == _PIDS):
+        raise MicroscopeError(f"the agent sent a pid list this client cannot read: {term!r:.80}")
+    _, nodes, data = term
+    records = np.frombuffer(_raw(data), dtype=_PID_RECORD)
+    return [Pid(nodes[n], i, s, c) for n, i, s, c in
+            zip(records["node"].tolist(), records["id"].tolist(), records["serial"].tolist(),
+                records["creation"].tolist())]
+
+
+def read_relations(term: Any) -> RelationTable:
+    """Links and monitors as the agent's ``relation_columns/1`` sends them (RELATIONS there)."""
+    if not (isinstance(term, tuple) and len(term) == 3 and term[0] == _RELATIONS):
+        raise MicroscopeError(f"the agent sent relations this client cannot read: {term!r:.80}")
+    _, pids, data = term
+    records = np.frombuffer(_raw(data), dtype=_RELATION_RECORD)
+    return RelationTable(read_pids(pids), records["holder"].astype(np.int64),
+                         records["relation"].astype(np.int64), records["peer"].astype(np.int64))

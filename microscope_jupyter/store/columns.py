@@ -183,6 +183,34 @@ def _hash_padded(rows: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return h.view(np.int64)
 
 
+RELATIONS = ("link", "monitor", "monitored_by")   # RelationTable.relation codes
+
+
+@dataclass
+class RelationTable:
+    """Links and monitors as a trace began, as columns: ``pids`` the distinct
+    pids, and per relation the holder's and the peer's index into them and
+    the relation's code in RELATIONS. ``monitored_by`` means the peer holds a
+    monitor on the holder."""
+
+    pids: list[Pid]
+    holder: np.ndarray
+    relation: np.ndarray
+    peer: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: Any) -> "RelationTable":
+        """From (pid, relation, peer) rows, the relation an atom or str."""
+        index: dict[Pid, int] = {}
+        holder, relation, peer = [], [], []
+        for a, r, b in rows:
+            holder.append(index.setdefault(a, len(index)))
+            relation.append(RELATIONS.index(str(r)))
+            peer.append(index.setdefault(b, len(index)))
+        return cls(list(index), np.array(holder, dtype=np.int64),
+                   np.array(relation, dtype=np.int64), np.array(peer, dtype=np.int64))
+
+
 @dataclass
 class StoreParts:
     """Everything a store holds, as plain columns and lists: what persistence

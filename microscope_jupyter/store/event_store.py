@@ -16,6 +16,7 @@ growing the kernel without bound.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -29,8 +30,9 @@ import pandas as pd
 from ..beam.terms import Atom, Pid
 from ..errors import QueryError
 from ..render.names import erlang_module_name, format_name
-from .columns import Chunk, RawColumns, StoreParts
+from .columns import RELATIONS, Chunk, RawColumns, RelationTable, StoreParts
 from .frame import PayloadRenderer, events_frame, id_text
+from .ids import IdTable
 from .lazy import PayloadSource
 from .names import NameIndex
 from .schema import HEADER_DTYPE, KIND_CODES, KINDS, normalise_aux
@@ -39,6 +41,12 @@ __all__ = ["EventStore", "RawColumns", "StoreParts"]
 
 # Rare kinds a live status line asks about: kept aside as batches land, so
 # asking never builds the event frame.
+log = logging.getLogger(__name__)
+
+# How long a reader waits for a trace's start details (a 50k-process node
+# sends them within a second or two of its start reply).
+DETAILS_TIMEOUT_S = 30.0
+
 _LANDMARKS = np.array([KIND_CODES[k] for k in ("hook", "exit")], dtype=np.uint8)
 
 
@@ -64,8 +72,7 @@ class EventStore:
         self._lock = threading.RLock()
         self._sources: dict[str, _Source] = {}
         self._chunks: list[Chunk] = []
-        self._ids: list[Any] = [None]           # global id -> term
-        self._id_index: dict[tuple, int] = {}   # (node, repr-key) -> global id
+        self._ids = IdTable()
         self._count = 0
         self._in_memory = 0
         self._initial_names: list[tuple[str, Pid, Any]] = []  # (node, pid, name atom) at start
@@ -74,6 +81,9 @@ class EventStore:
         self._initial_relations: list[tuple[int, str, int]] = []
         # pid ids traced from the start (those the agent reported relations of)
         self._initial_procs: set[int] = set()
+        # sources whose initial names and relations are still on their way
+        self._details_pending: set[str] = set()
+        self._details_arrived = threading.Condition(self._lock)
         self._landmarks: list[tuple[int, str, int]] = []   # (seq, kind, pid id)
         self._frame_cache: pd.DataFrame | None = None
         self._frame_count = 0
@@ -97,21 +107,54 @@ class EventStore:
     def add_source(self, key: str, node: str, time_offset: int, native_per_second: int,
                    names: list[tuple[Pid, Any]] = (),
                    relations: list[tuple[Pid, Any, Pid]] = (),
-                   traced: list[Pid] = ()) -> None:
+                   traced: list[Pid] = (), details_follow: bool = False) -> None:
+        """A new agent (one trace on one node). With ``details_follow`` its names,
+        links and monitors at start come later through ``add_details``, and
+        readers of them wait until then (or until ``details_lost``)."""
         with self._lock:
             self._sources[key] = _Source(node, time_offset, native_per_second)
-            self._initial_procs.update(self._global_id(node, pid) for pid in traced)
+            if details_follow:
+                self._details_pending.add(key)
+            else:
+                self.add_details(key, names, relations, traced)
+
+    def add_details(self, key: str, names: list[tuple[Pid, Any]] = (),
+                    relations: "RelationTable | list[tuple[Pid, Any, Pid]]" = (),
+                    traced: list[Pid] = ()) -> None:
+        """The registered names, links and monitors of a source's processes as its trace began."""
+        if not isinstance(relations, RelationTable):
+            relations = RelationTable.from_rows(relations)
+        with self._lock:
+            node = self._sources[key].node
+            self._initial_procs.update(self._ids.intern_all(node, list(traced)).tolist())
             self._initial_names.extend((node, pid, name) for pid, name in names)
-            held = set()
-            for pid, relation, peer in relations:
-                traced, other = self._global_id(node, pid), self._global_id(node, peer)
-                self._initial_procs.add(traced)
-                # Both sides report a monitor between two traced processes: once is enough.
-                if str(relation) == "monitored_by":   # other monitors traced
-                    held.add((other, "monitor", traced))
-                else:
-                    held.add((traced, str(relation), other))
-            self._initial_relations.extend(sorted(held))
+            ids = self._ids.intern_all(node, relations.pids)
+            holder, peer = ids[relations.holder], ids[relations.peer]
+            self._initial_procs.update(np.unique(holder).tolist())
+            # Both sides report a monitor between two traced processes: once is enough.
+            by = relations.relation == RELATIONS.index("monitored_by")
+            rows = np.unique(np.stack([np.where(by, peer, holder),
+                                       np.where(by, RELATIONS.index("monitor"), relations.relation),
+                                       np.where(by, holder, peer)], axis=1).reshape(-1, 3), axis=0)
+            self._initial_relations.extend((h, RELATIONS[r], p) for h, r, p in rows.tolist())
+            self._names_cache = None
+            self._details_pending.discard(key)
+            self._details_arrived.notify_all()
+
+    def details_lost(self, key: str) -> None:
+        """A source's details will not come (its agent or connection went first)."""
+        with self._lock:
+            self._details_pending.discard(key)
+            self._details_arrived.notify_all()
+
+    def _await_details(self) -> None:
+        with self._lock:
+            if self._details_pending and not self._details_arrived.wait_for(
+                    lambda: not self._details_pending, DETAILS_TIMEOUT_S):
+                log.warning("the agent of %s never sent the names, links and monitors its "
+                            "processes had at trace start; views go without them",
+                            ", ".join(sorted(self._details_pending)))
+                self._details_pending.clear()
 
     def append_batch(self, key: str, headers: bytes, payloads: bytes,
                      defs: list[tuple[int, Any]], seen: int | None = None,
@@ -126,7 +169,7 @@ class EventStore:
                     grown[: len(source.id_map)] = source.id_map
                     source.id_map = grown
                 for local, term in defs:
-                    source.id_map[local] = self._global_id(source.node, term)
+                    source.id_map[local] = self._ids.intern(source.node, term)
             if seen is not None:
                 source.seen = seen
             if dropped is not None:
@@ -153,15 +196,6 @@ class EventStore:
             if self._in_memory > self.memory_budget:
                 self._spill()
             return len(table)
-
-    def _global_id(self, node: str, term: Any) -> int:
-        key = _id_key(node, term)
-        gid = self._id_index.get(key)
-        if gid is None:
-            gid = len(self._ids)
-            self._ids.append(term)
-            self._id_index[key] = gid
-        return gid
 
     @staticmethod
     def _wall_ns(source: _Source, mono: np.ndarray) -> np.ndarray:
@@ -190,17 +224,20 @@ class EventStore:
     @property
     def initial_names(self) -> list[tuple[str, Pid, str]]:
         """(node, pid, name) registered when each trace started, in the current syntax."""
+        self._await_details()
         return [(node, pid, format_name(name, self.syntax) or str(name))
                 for node, pid, name in self._initial_names]
 
     @property
     def initial_procs(self) -> set[int]:
         """Pid ids known to be traced (and alive) when their trace started."""
+        self._await_details()
         return set(self._initial_procs)
 
     @property
     def initial_relations(self) -> list[tuple[int, str, int]]:
         """(pid id, "link" or "monitor", peer id) as each trace started."""
+        self._await_details()
         return list(self._initial_relations)
 
     def __len__(self) -> int:
@@ -270,12 +307,13 @@ class EventStore:
         if cached is not None and cached[:2] == key:
             return cached[2]
         raw = self.raw()
-        initial = [(self._gid_of_pid(node, pid), name) for node, pid, name in self.initial_names]
+        initial = [(self._ids.of_pid(node, pid), name) for node, pid, name in self.initial_names]
         index = NameIndex(raw.kind, raw.pid, raw.peer, initial, self.id_text)
         self._names_cache = (*key, index)
         return index
 
     def to_parts(self) -> StoreParts:
+        self._await_details()
         raw = self.raw()
         blobs = [bytes(b) for b in raw.blobs]
         bases = np.cumsum([0] + [len(b) for b in blobs[:-1]], dtype=np.int64)
@@ -285,11 +323,10 @@ class EventStore:
         headers["ts"] = raw.ts_ns
         if len(raw):
             headers["pay_off"] = bases[raw.chunk] + raw.pay_off
-        node_of = {gid: key[0] or None for key, gid in self._id_index.items()}
         return StoreParts(
             headers=headers, payloads=b"".join(blobs), nodes=raw.node,
             node_names=raw.node_names,
-            ids=[(node_of.get(gid), term) for gid, term in enumerate(self._ids) if gid],
+            ids=self._ids.with_nodes(),
             initial_names=list(self._initial_names),
             initial_relations=list(self._initial_relations),
             initial_procs=set(self._initial_procs),
@@ -302,7 +339,7 @@ class EventStore:
     def from_parts(cls, parts: StoreParts) -> "EventStore":
         store = cls(syntax=parts.syntax)
         for gid, (node, term) in enumerate(parts.ids, start=1):
-            if store._global_id(node or "", term) != gid:
+            if store._ids.intern(node or "", term) != gid:
                 raise ValueError(f"the saved ids are inconsistent at id {gid}")
         store._initial_names = list(parts.initial_names)
         store._initial_relations = list(parts.initial_relations)
@@ -322,10 +359,10 @@ class EventStore:
         return store
 
     def term_of(self, gid: int) -> Any:
-        return self._ids[gid]
+        return self._ids.term(gid)
 
     def id_text(self, gid: int) -> str | None:
-        return id_text(self._ids[gid], self.syntax)
+        return id_text(self._ids.term(gid), self.syntax)
 
     def frame(self) -> pd.DataFrame:
         """Every event as a DataFrame with the public columns plus ``_pid``/``_peer`` ids.
@@ -354,9 +391,7 @@ class EventStore:
 
     def id_texts(self) -> np.ndarray:
         """Every interned id's text (pids, names, MFAs), indexed by id."""
-        with self._lock:
-            ids = list(self._ids)
-        return np.array([id_text(t, self.syntax) for t in ids], dtype=object)
+        return self._ids.texts(self.syntax)
 
     def pid_ids(self, proc: Any) -> set[int]:
         """Every pid id ``proc`` stands for: a pid text, or a registered name or
@@ -365,8 +400,7 @@ class EventStore:
         if text.startswith("<"):
             # Every pid an event names (as actor or peer) is interned: no need
             # to build the event frame for this.
-            ids = {gid for gid, term in enumerate(self._ids)
-                   if isinstance(term, Pid) and str(term) == text}
+            ids = self._ids.pids_with_text(text)
         else:
             wanted = {text, format_name(Atom(erlang_module_name(text)), self.syntax) or text}
             ids = self.names().pids_named(wanted)
@@ -377,19 +411,9 @@ class EventStore:
                              "'<0.123.0>', a registered name, or a module alias")
         return {int(i) for i in ids}
 
-    def _gid_of_pid(self, node: str, pid: Pid) -> int:
-        return self._id_index.get(_id_key(node, pid), -1)
-
     def payload_bytes(self, seq: int) -> bytes:
         """The raw payload of event ``seq`` (O(1): read through the flat header arrays)."""
         raw = self.raw()
         if not 0 <= seq < len(raw):
             raise QueryError(f"no event with seq {seq}; seqs run from 0 to {self._count - 1}")
         return raw.payload(seq)
-
-
-def _id_key(node: str, term: Any) -> tuple:
-    """What makes two interned terms one id. Pids (the most common, by far) skip repr."""
-    if type(term) is Pid:
-        return (node, "Pid", term.node, term.id, term.serial, term.creation)
-    return (node if isinstance(term, tuple) else "", type(term).__name__, repr(term))

@@ -311,4 +311,4 @@ def test_replies_to_aliases_pair_without_interning_each_alias(node_factory, work
         assert len(replies) == 20 and (replies["status"] == "delivered").all()
         assert all(text.startswith("{[:alias | #Reference<") for text in replies["text"])
         # One id per process and name, not one per call.
-        assert not any(isinstance(term, Reference) for term in s.store._ids)
+        assert not any(isinstance(term, Reference) for term in s.store._ids.terms())

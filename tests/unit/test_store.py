@@ -174,3 +174,30 @@ def test_erlang_syntax_rerenders(store):
     assert frame["name"].iloc[0] == "Elixir.Demo.WorkerA"
     with pytest.raises(ValueError, match="syntax must be"):
         store.set_syntax("lisp")
+
+
+def test_start_details_that_follow_are_waited_for_and_fold_monitors(store):
+    """A trace's names and relations may come after its start: readers wait for
+    them; a monitor reported by both sides (monitor and monitored_by) is one."""
+    import threading
+
+    store.add_source("late", "demo@host", OFFSET, 10**9, details_follow=True)
+    seen = []
+    reader = threading.Thread(target=lambda: seen.append(store.initial_relations))
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive() and not seen     # waiting, not answering without them
+    store.add_details("late", [(A, Atom("Elixir.Demo.WorkerA"))],
+                      [(A, Atom("link"), B), (B, Atom("link"), A), (A, Atom("monitor"), C),
+                       (C, Atom("monitored_by"), A)], [])
+    reader.join(5)
+    ids = {store.id_text(h) + " " + r + " " + store.id_text(p) for h, r, p in seen[0]}
+    assert ids == {"<0.100.0> link <0.101.0>", "<0.101.0> link <0.100.0>",
+                   "<0.100.0> monitor <0.103.0>"}
+    assert [name for _, _, name in store.initial_names] == ["Demo.WorkerA"]
+
+
+def test_details_that_never_come_release_readers(store):
+    store.add_source("gone", "demo@host", OFFSET, 10**9, details_follow=True)
+    store.details_lost("gone")
+    assert store.initial_relations == [] and store.initial_procs == set()
