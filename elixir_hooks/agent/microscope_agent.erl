@@ -1365,7 +1365,9 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              headers = [], payloads = [], pay_off = 0, in_batch = 0,
              seen = 0, kept = 0, dropped = 0, drop_since = none, batches = 0,
              intern = #{}, next_id = 1, defs = [],
-             window_start, window_count = 0, second, last_flush, stopped = false,
+             %% the rate window: its start, and how many were kept before it
+             window_start, window_kept = 0, second, last_flush, stopped = false,
+             %% seen bsr 8 at the last periodic check
              check = 0,
              %% monitor tracking: calls awaiting their return (pid -> target),
              %% and live monitors we reported (ref -> target pid or none)
@@ -1452,14 +1454,16 @@ stats(T, State) ->
     #{state => State, seen => T#tr.seen, kept => T#tr.kept, dropped => T#tr.dropped,
       batches => T#tr.batches}.
 
+%% The path every trace message takes: it copies the (large) #tr record
+%% once for the event it adds and once for the counts, no more; the rate
+%% window and the periodic checks read counts rather than keep their own.
 handle(Msg, T0) ->
-    T1 = reports_before(Msg, T0, fun handle/2),
-    T = T1#tr{seen = T1#tr.seen + 1},
+    T = reports_before(Msg, T0, fun handle/2),
     case admit(T) of
         {keep, T2} ->
             maybe_flush(periodic_checks(encode_kept(Msg, T2)));
         {drop, T2} ->
-            periodic_checks(remember_state(Msg, T2))
+            periodic_checks(remember_state(Msg, T2#tr{seen = T2#tr.seen + 1}))
     end.
 
 %% Before a trace message is encoded, the hooks' reports from before it: a
@@ -1473,13 +1477,13 @@ reports_before(_, T, _) ->
 
 encode_kept(Msg, T1) ->
     case encode_event(Msg, T1) of
-        skip -> T1#tr{seen = T1#tr.seen - 1};
+        skip -> T1;
         T3 ->
             %% Most messages make one event; a monitor call makes none until
             %% its return, a 'DOWN' makes two. Count events, so
             %% kept + dropped = seen holds.
             Added = T3#tr.in_batch - T1#tr.in_batch,
-            T3#tr{kept = T3#tr.kept + Added, seen = T3#tr.seen + Added - 1}
+            T3#tr{kept = T3#tr.kept + Added, seen = T3#tr.seen + Added}
     end.
 
 %% At the stop: encoded whatever the limits (the events happened inside the
@@ -1488,7 +1492,7 @@ encode_counted(Msg, T0) ->
     T = reports_before(Msg, T0, fun encode_counted/2),
     case T#tr.kept >= T#tr.max_events of
         true -> count_drop(T#tr{seen = T#tr.seen + 1});
-        false -> encode_kept(Msg, close_drop_span(T#tr{seen = T#tr.seen + 1}))
+        false -> encode_kept(Msg, close_drop_span(T))
     end.
 
 %% A dropped state event still moves the process's state on, so the next
@@ -1511,12 +1515,12 @@ admit(T = #tr{kept = Kept, max_events = Max}) when Kept >= Max ->
 admit(T0) ->
     Now = erlang:monotonic_time(),
     T = case Now - T0#tr.window_start >= T0#tr.second of
-            true -> T0#tr{window_start = Now, window_count = 0};
+            true -> T0#tr{window_start = Now, window_kept = T0#tr.kept};
             false -> T0
         end,
-    case T#tr.window_count >= T#tr.max_rate of
+    case T#tr.kept - T#tr.window_kept >= T#tr.max_rate of
         true -> {drop, count_drop(T)};
-        false -> {keep, close_drop_span(T#tr{window_count = T#tr.window_count + 1})}
+        false -> {keep, close_drop_span(T)}
     end.
 
 count_drop(T = #tr{drop_since = none}) ->
@@ -1529,9 +1533,10 @@ close_drop_span(T = #tr{drop_since = {Since, N}}) ->
     add(?K_DROPPED, 0, 0, 0, 0, Since, N, <<>>, T#tr{drop_since = none}).
 
 %% Every 256 events: is our mailbox running away? Shed, or stop.
-periodic_checks(T = #tr{check = C}) when C < 255 ->
-    T#tr{check = C + 1};
-periodic_checks(T = #tr{stop_flag = Flag}) ->
+periodic_checks(T = #tr{seen = Seen, check = C}) when Seen bsr 8 =:= C ->
+    T;
+periodic_checks(T0 = #tr{stop_flag = Flag}) ->
+    T = T0#tr{check = T0#tr.seen bsr 8},
     case atomics:get(Flag, 1) of
         1 ->
             %% The controller is stopping us: take its request ahead of the backlog.
@@ -1546,12 +1551,14 @@ periodic_checks(T = #tr{stop_flag = Flag}) ->
     if
         Len >= T#tr.max_queue, not T#tr.stopped ->
             T#tr.controller ! {limit, overload},
-            shed(T#tr{check = 0, stopped = true});
+            checked(shed(T#tr{stopped = true}));
         Len >= T#tr.shed_queue ->
-            shed(T#tr{check = 0});
+            checked(shed(T));
         true ->
-            T#tr{check = 0}
+            T
     end.
+
+checked(T) -> T#tr{check = T#tr.seen bsr 8}.
 
 %% Discard what is queued now, counting it; a trace message costs one
 %% receive here instead of an encode and a network send.

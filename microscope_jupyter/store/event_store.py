@@ -35,19 +35,20 @@ from .frame import PayloadRenderer, events_frame, id_text
 from .ids import IdTable
 from .lazy import PayloadSource
 from .names import NameIndex
-from .schema import HEADER_DTYPE, KIND_CODES, KINDS, normalise_aux
+from .schema import HEADER_DTYPE, KIND_CODES, KINDS
 
 __all__ = ["EventStore", "RawColumns", "StoreParts"]
 
-# Rare kinds a live status line asks about: kept aside as batches land, so
-# asking never builds the event frame.
 log = logging.getLogger(__name__)
 
 # How long a reader waits for a trace's start details (a 50k-process node
 # sends them within a second or two of its start reply).
 DETAILS_TIMEOUT_S = 30.0
 
-_LANDMARKS = np.array([KIND_CODES[k] for k in ("hook", "exit")], dtype=np.uint8)
+# Rare kinds a live status line asks about: kept aside as batches land, so
+# asking never builds the event frame.
+_IS_LANDMARK = np.zeros(256, dtype=bool)   # by kind code: "hook" and "exit"
+_IS_LANDMARK[[KIND_CODES["hook"], KIND_CODES["exit"]]] = True
 
 
 @dataclass
@@ -176,36 +177,19 @@ class EventStore:
                 source.dropped = dropped
             if not headers:
                 return 0
-            raw = np.frombuffer(headers, dtype=HEADER_DTYPE)
-            # Batches arrive in tracer-mailbox order; within a batch, put
-            # events in clock order so seq follows time.
-            order = np.argsort(raw["ts"], kind="stable")
-            table = raw[order].copy()
-            for column in ("pid", "peer", "mfa"):
-                table[column] = source.id_map[table[column]]
-            normalise_aux(table, source.native_per_second)
-            ts_ns = self._wall_ns(source, table["ts"])
-            for offset in np.flatnonzero(np.isin(table["kind"], _LANDMARKS)):
+            chunk = Chunk.from_batch(key, source.node, self._count, headers, payloads,
+                                     source.id_map, source.time_offset, source.native_per_second)
+            table = chunk.headers
+            for offset in np.flatnonzero(_IS_LANDMARK[table["kind"]]):
                 self._landmarks.append((self._count + int(offset),
                                         KINDS[int(table["kind"][offset])],
                                         int(table["pid"][offset])))
-            chunk = Chunk(key, source.node, self._count, table, payloads, ts_ns)
             self._chunks.append(chunk)
             self._count += len(table)
             self._in_memory += chunk.nbytes
             if self._in_memory > self.memory_budget:
                 self._spill()
             return len(table)
-
-    @staticmethod
-    def _wall_ns(source: _Source, mono: np.ndarray) -> np.ndarray:
-        per_second = source.native_per_second
-        native = mono.astype(np.int64) + source.time_offset
-        if per_second == 1_000_000_000:
-            return native
-        if 1_000_000_000 % per_second == 0:
-            return native * (1_000_000_000 // per_second)
-        return (native.astype(np.float64) * (1e9 / per_second)).astype(np.int64)
 
     def _spill(self) -> None:
         """Move the oldest in-memory chunks to disk until under budget."""

@@ -64,7 +64,8 @@ FLAG_TRUNCATED = 1
 # The public columns of Session.events, in order (design.md).
 EVENT_COLUMNS = ["seq", "node", "ts", "kind", "pid", "name", "peer", "mfa", "term", "text"]
 
-_MONITOR_MS = np.array([KIND_CODES["long_gc"], KIND_CODES["long_schedule"]], dtype=np.uint8)
+_MONITOR_MS = np.zeros(256, dtype=bool)   # by kind code: aux in ms from the system monitor
+_MONITOR_MS[[KIND_CODES["long_gc"], KIND_CODES["long_schedule"]]] = True
 
 
 def normalise_aux(table: np.ndarray, native_per_second: int) -> None:
@@ -74,6 +75,6 @@ def normalise_aux(table: np.ndarray, native_per_second: int) -> None:
     if native_per_second != 1_000_000_000 and callbacks.any():
         aux[callbacks] = (aux[callbacks].astype(np.float64)
                           * (1e9 / native_per_second)).astype(np.int64)
-    monitor = np.isin(kind, _MONITOR_MS)
+    monitor = _MONITOR_MS[kind]
     if monitor.any():
         aux[monitor] = aux[monitor] * 1_000_000
