@@ -1,4 +1,5 @@
-// Shared helpers for the widgets: DOM, colours, styles. No dependencies.
+// Shared helpers for the widgets: DOM, theme colours, tooltips, resizing,
+// findings marks. No dependencies.
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -39,15 +40,126 @@ export function injectStyle(root, css) {
   root.append(h("style", {}, css));
 }
 
+// Every colour of the chrome is a JupyterLab theme variable (light or dark),
+// with the light value as the fallback outside JupyterLab. Canvas painters
+// read the resolved values through themeColours().
 export const baseCss = `
-.mic { font: 12px/1.4 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, sans-serif;
-       color: #202124; border: 1px solid #dadce0; border-radius: 6px; overflow: hidden; }
+.mic { --mic-text: var(--jp-ui-font-color1, ${ui.text}); --mic-muted: var(--jp-ui-font-color2, ${ui.muted});
+       --mic-line: var(--jp-border-color2, ${ui.line}); --mic-panel: var(--jp-layout-color2, ${ui.panel});
+       --mic-bg: var(--jp-layout-color1, #ffffff); --mic-faint: var(--jp-border-color3, #f1f3f4);
+       --mic-accent: var(--jp-brand-color1, ${palette.call});
+       --mic-changed: color-mix(in srgb, var(--jp-warn-color1, #f9ab00) 22%, transparent);
+       --mic-selected: color-mix(in srgb, var(--jp-warn-color1, #f9ab00) 30%, transparent);
+       --mic-cursor: color-mix(in srgb, var(--jp-brand-color1, #2f6fd6) 18%, transparent);
+       --mic-diff: var(--jp-warn-color0, ${ui.diff}); --mic-dead: var(--jp-ui-font-color3, ${ui.dead});
+       --mic-crash: var(--jp-error-color1, ${palette.crash});
+       --mic-tip-bg: var(--jp-inverse-layout-color1, #202124); --mic-tip-text: var(--jp-ui-inverse-font-color1, #ffffff);
+       font: 12px/1.4 var(--jp-ui-font-family, -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, sans-serif);
+       color: var(--mic-text); background: var(--mic-bg); border: 1px solid var(--mic-line);
+       border-radius: 6px; overflow: hidden; position: relative; }
 .mic .bar { display: flex; gap: 6px; align-items: center; padding: 6px 8px;
-            background: #f8f9fa; border-bottom: 1px solid #dadce0; flex-wrap: wrap; }
-.mic input, .mic select, .mic button { font: inherit; padding: 2px 6px; }
-.mic .muted { color: #5f6368; }
-.mic .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
-.mic .tip { position: fixed; z-index: 1000; max-width: 520px; background: #202124; color: #fff;
-            padding: 6px 8px; border-radius: 4px; white-space: pre-wrap; pointer-events: none;
-            font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 11px; }
+            background: var(--mic-panel); border-bottom: 1px solid var(--mic-line); flex-wrap: wrap; }
+.mic input, .mic select, .mic button { font: inherit; padding: 2px 6px; color: var(--mic-text);
+            background: var(--mic-bg); border: 1px solid var(--mic-line); border-radius: 3px; }
+.mic button:hover { border-color: var(--mic-accent); }
+.mic .muted { color: var(--mic-muted); }
+.mic .mono { font-family: var(--jp-code-font-family, ui-monospace, SFMono-Regular, Menlo, monospace); }
+.mic .empty { padding: 16px; color: var(--mic-muted); }
+.mic .tip { position: absolute; z-index: 10; max-width: 520px; background: var(--mic-tip-bg);
+            color: var(--mic-tip-text); padding: 6px 8px; border-radius: 4px; white-space: pre-wrap;
+            pointer-events: none; font-family: var(--jp-code-font-family, ui-monospace, Menlo, monospace);
+            font-size: 11px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
+.mic .marks { position: relative; height: 10px; }
+.mic .mark { position: absolute; top: 0; width: 10px; height: 10px; margin-left: -5px; padding: 0;
+             border: none; border-radius: 2px; cursor: pointer; }
+.mic .mark.error { background: var(--mic-crash); }
+.mic .mark.warning { background: var(--jp-warn-color1, #f9ab00); }
+.mic .mark.info { background: var(--mic-accent); }
 `;
+
+// The resolved theme colours, for canvas painting (read at each paint: the
+// theme can change while a notebook is open).
+export function themeColours(root) {
+  const style = getComputedStyle(root);
+  const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+  return {
+    text: get("--mic-text", ui.text), muted: get("--mic-muted", ui.muted), line: get("--mic-line", ui.line),
+    panel: get("--mic-panel", ui.panel), bg: get("--mic-bg", "#ffffff"), faint: get("--mic-faint", "#f1f3f4"),
+    selected: get("--mic-selected", "#fef7e0"), cursor: get("--mic-cursor", "#e8f0fe"),
+    crash: get("--mic-crash", palette.crash), accent: get("--mic-accent", palette.call),
+  };
+}
+
+// A tooltip inside the widget's root, placed at the pointer. (position:
+// fixed would be relative to JupyterLab's panel, which has contain: strict,
+// and land hundreds of pixels away.)
+export function tooltip(root) {
+  const tip = h("div", { class: "tip", style: { display: "none" } });
+  root.append(tip);
+  return {
+    el: tip,
+    show(ev, text) {
+      tip.textContent = text;
+      tip.style.display = "block";
+      const box = root.getBoundingClientRect();
+      const x = ev.clientX - box.left, y = ev.clientY - box.top;
+      const w = tip.offsetWidth, hgt = tip.offsetHeight;
+      tip.style.left = `${Math.max(2, x + 14 + w > box.width ? x - w - 10 : x + 14)}px`;
+      tip.style.top = `${Math.max(2, y + 14 + hgt > box.height ? y - hgt - 8 : y + 14)}px`;
+    },
+    hide() { tip.style.display = "none"; },
+  };
+}
+
+// Calls fn when el changes size (a JupyterLab panel resized, the sidebar
+// opened); returns the disconnect.
+export function onResize(el, fn) {
+  if (typeof ResizeObserver === "undefined") return () => {};
+  let pending = false, last = "";
+  const observer = new ResizeObserver(() => {
+    const size = `${el.clientWidth}x${el.clientHeight}`;
+    if (size === last || pending) return;
+    last = size; pending = true;
+    requestAnimationFrame(() => { pending = false; fn(); });
+  });
+  observer.observe(el);
+  return () => observer.disconnect();
+}
+
+// Findings as marks along a track: marks [{seq, severity, text}] placed by
+// position(mark) -> 0..1, clicked -> onPick(mark).
+export function markTrack(marks, position, onPick) {
+  const track = h("div", { class: "marks" });
+  for (const m of marks) {
+    const p = position(m);
+    if (p === null || p === undefined || Number.isNaN(p)) continue;
+    const b = h("button", { class: `mark ${m.severity || "info"}`, title: m.text, "data-seq": m.seq,
+                            style: { left: `${Math.max(0, Math.min(1, p)) * 100}%` } });
+    b.addEventListener("click", (e) => { e.stopPropagation(); onPick(m); });
+    track.append(b);
+  }
+  return track;
+}
+
+// "1.5 ms", "320 µs", "2.1 s"
+export function fmtUs(us) {
+  if (us === null || us === undefined || Number.isNaN(us)) return "";
+  const a = Math.abs(us);
+  if (a >= 1e6) return `${(us / 1e6).toFixed(a >= 1e7 ? 1 : 2)} s`;
+  if (a >= 1e3) return `${(us / 1e3).toFixed(a >= 1e4 ? 1 : 2)} ms`;
+  return `${Math.round(us)} µs`;
+}
+
+// A tick step of 1, 2 or 5 x 10^n covering about `target` units.
+export function niceStep(target) {
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(target, 1e-9))));
+  const m = target / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+
+// The first index i with arr[i] > x (arr sorted ascending).
+export function upperBound(arr, x) {
+  let lo = 0, hi = arr.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (arr[mid] <= x) lo = mid + 1; else hi = mid; }
+  return lo;
+}

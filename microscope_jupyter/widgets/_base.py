@@ -38,6 +38,32 @@ class Widget(anywidget.AnyWidget):
         return ""
 
 
+def finding_marks(source: Any, lane_of: dict[str, int] | None = None,
+                  t0_ns: int | None = None) -> list[dict]:
+    """The recording's findings as marks a widget draws and links to:
+    ``{seq, t_us, lane, severity, kind, text}`` at each finding's first event
+    (``t_us`` from ``t0_ns``; ``lane`` from ``lane_of`` by pid, -1 if none)."""
+    try:
+        findings = source.findings()
+    except MicroscopeError:
+        return []
+    if findings.empty:
+        return []
+    ts = source.store.raw().ts_ns
+    marks = []
+    for row in findings.itertuples(index=False):
+        seq = int(row.first_seq)
+        if not 0 <= seq < len(ts):
+            continue
+        marks.append({
+            "seq": seq, "kind": str(row.kind), "severity": str(row.severity),
+            "text": str(row.summary),
+            "t_us": None if t0_ns is None else round((int(ts[seq]) - t0_ns) / 1000, 1),
+            "lane": (lane_of or {}).get(row.pid, -1) if isinstance(row.pid, str) else -1,
+        })
+    return marks
+
+
 def records(frame: pd.DataFrame) -> list[dict]:
     """DataFrame rows as JSON-able dicts (numpy ints and NaN made plain)."""
     clean = frame.astype(object).where(frame.notna(), None)

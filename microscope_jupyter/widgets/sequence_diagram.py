@@ -11,9 +11,9 @@ import traitlets as t
 
 from ..analysis.pattern import compile_pattern, safe_match
 from ..render.elixir import render
-from ..store.otp import message_kind
+from ..store.otp import message_kind, normal_exit
 from . import static_html
-from ._base import Widget, esm
+from ._base import Widget, esm, finding_marks
 
 __all__ = ["SequenceDiagram", "SYSTEM_LANES"]
 
@@ -32,6 +32,14 @@ SYSTEM_LANES = ("code_server", "erl_prim_loader", "logger", "Logger", "applicati
 class SequenceDiagram(Widget):
     """Lifelines and messages: hover for the payload, click to select, filter, zoom, pan.
 
+    ``mode="time"`` puts time on the vertical axis: each arrow runs from its
+    send to the moment it was handled (a message that waited behind a backlog
+    slopes down), callbacks are activation bars, and a receiver's queue depth
+    is a band beside its lifeline. ``mode="compact"`` (the default) gives
+    each message a row. Findings are marks in the margin; click one to move
+    the cursor (and every linked widget) to it. Keys: up/down step through
+    messages, +/- zoom, f fits, 0 resets, t switches mode.
+
     ``procs`` limits it: one process shows everything it sent or received,
     several show only the messages between them (names cover restarts).
     Runtime services (``code_server``, ``logger``, ...) start hidden; pass
@@ -49,10 +57,15 @@ class SequenceDiagram(Widget):
     filter = t.Unicode("").tag(sync=True)
     hidden = t.List(t.Unicode()).tag(sync=True)
     row_filter = t.List(t.Int(), allow_none=True, default_value=None).tag(sync=True)
+    mode = t.Enum(["compact", "time"], default_value="compact").tag(sync=True)
+    activations = t.List(t.List()).tag(sync=True)
+    queue = t.List(t.List()).tag(sync=True)
+    marks = t.List(t.Dict()).tag(sync=True)
 
     def __init__(self, source: Any, procs: Any = None, limit: int | None = None,
-                 since: int = 0, hide: tuple[str, ...] | None = SYSTEM_LANES, **kwargs: Any):
-        super().__init__(**kwargs)
+                 since: int = 0, hide: tuple[str, ...] | None = SYSTEM_LANES,
+                 mode: str = "compact", **kwargs: Any):
+        super().__init__(mode=mode, **kwargs)
         self._source = source
         self._procs = procs
         self._limit = limit
@@ -93,6 +106,13 @@ class SequenceDiagram(Widget):
         lane_of = {p: i for i, p in enumerate(order)}
         self.lanes = [{"id": p, "label": names.get(p) or p} for p in order]
         latency = table["latency_us"].to_numpy(dtype=float)
+        wait = table["wait_us"].to_numpy(dtype=float)
+        # Times in µs from the first message: sent, and handled (the callback
+        # that took it began) or else received.
+        sent = table["sent_at"].to_numpy(dtype="datetime64[ns]")
+        t0 = int(sent[~np.isnat(sent)].view(np.int64).min()) if (~np.isnat(sent)).any() else 0
+        sent_us = _us_since(sent, t0)
+        end_us = np.where(np.isnan(wait), _us_since(table["received_at"], t0), sent_us + wait)
         self.msgs = {
             "from": [lane_of.get(p, -1) for p in table["sender"]],
             "to": [lane_of.get(p, -1) for p in table["receiver"]],
@@ -100,7 +120,10 @@ class SequenceDiagram(Widget):
             "recv_seq": [None if pd.isna(s) else int(s) for s in table["receive_seq"]],
             "kind": [_message_kind(term) for term in table["term"]],
             "status": list(table["status"]),
-            "latency_us": [None if math.isnan(x) else round(x, 1) for x in latency],
+            "latency_us": _plain(latency),
+            "wait_us": _plain(wait),
+            "send_us": _plain(sent_us),
+            "end_us": _plain(end_us),
             "text": [str(x) for x in table["text"]],
             "label": [_label(term, str(text), self._source.store.syntax)
                       for term, text in zip(table["term"], table["text"])],
@@ -109,9 +132,40 @@ class SequenceDiagram(Widget):
         exits = events[events["kind"] == "exit"]
         seqs = np.asarray(self.msgs["seq"])
         self.crashes = [{"lane": lane_of[pid], "row": int(np.searchsorted(seqs, seq)) - 1,
-                         "text": str(text)}
-                        for pid, seq, text in zip(exits["pid"], exits["seq"], exits["text"])
+                         "t_us": round((ts.value - t0) / 1000, 1), "text": str(text),
+                         "abnormal": not normal_exit(term)}
+                        for pid, seq, ts, term, text in zip(exits["pid"], exits["seq"], exits["ts"],
+                                                            exits["term"], exits["text"])
                         if pid in lane_of]
+        self.activations, self.queue = self._time_layers(lane_of, t0)
+        self.marks = [m for m in finding_marks(self._source, lane_of, t0)
+                      if m["lane"] >= 0 or not lane_of]
+
+    def _time_layers(self, lane_of: dict[str, int], t0: int) -> tuple[list, list]:
+        """Callbacks as [lane, start_us, dur_us, callback] and mailbox depth as
+        [lane, t_us, len] for the lanes: what time mode draws on the lifelines."""
+        states = self._source.states()
+        activations = []
+        if len(states):
+            mine = states[states["pid"].isin(lane_of)]
+            ends = _us_since(mine["ts"], t0)
+            durations = mine["duration_us"].to_numpy(dtype=float)
+            for pid, end, dur, callback in zip(mine["pid"], ends, durations, mine["callback"]):
+                if not np.isnan(dur):
+                    activations.append([lane_of[pid], round(end - dur, 1), round(dur, 1),
+                                        str(callback)])
+        queue = []
+        ts = self._source.store.raw().ts_ns
+        for proc in self._source.time_travel().processes():
+            if proc.pid not in lane_of:
+                continue
+            seqs, levels = proc.mailbox_levels()
+            ok = (seqs >= 0) & (seqs < len(ts))
+            if not ok.any() or levels[ok].max() < 2:
+                continue      # a mailbox that never held two messages is no band
+            queue += [[lane_of[proc.pid], round((t - t0) / 1000, 1), n]
+                      for t, n in zip(ts[seqs[ok]].tolist(), levels[ok].tolist())]
+        return activations, queue
 
     @property
     def selected_message(self) -> pd.Series | None:
@@ -131,6 +185,18 @@ class SequenceDiagram(Widget):
     def static_html(self, max_rows: int = 150) -> str:
         return static_html.sequence_diagram(self.lanes, self.msgs, set(self.hidden),
                                             self.row_filter, max_rows)
+
+
+def _us_since(times: Any, t0_ns: int) -> np.ndarray:
+    """Timestamps as float µs after ``t0_ns``, NaN where missing (the
+    difference taken in int64: epoch ns as floats lose a quarter of a µs)."""
+    values = np.asarray(times, dtype="datetime64[ns]")
+    return np.where(np.isnat(values), np.nan, (values.view(np.int64) - t0_ns) / 1000)
+
+
+def _plain(values: np.ndarray) -> list:
+    """Floats for JSON: rounded to 0.1, None for NaN."""
+    return [None if math.isnan(x) else round(x, 1) for x in values.tolist()]
 
 
 def _label(term: Any, text: str, syntax: str) -> str:

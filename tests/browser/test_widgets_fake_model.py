@@ -79,30 +79,187 @@ def seq_state(n=6):
         "msgs": {"from": [0] * n, "to": [1] * n, "seq": list(range(10, 10 + n)),
                  "recv_seq": [None] * n, "kind": ["info"] * n,
                  "status": ["delivered"] * (n - 1) + ["lost"], "latency_us": [50.0] * n,
+                 "wait_us": [None] * n, "send_us": [100.0 * i for i in range(n)],
+                 "end_us": [100.0 * i + 50 for i in range(n)],
                  "text": [f"{{:update, {i}}}" for i in range(n)]},
-        "crashes": [{"lane": 1, "row": n - 2, "text": "function_clause"}],
+        "crashes": [{"lane": 1, "row": n - 2, "t_us": 100.0 * (n - 1), "text": "function_clause",
+                     "abnormal": True}],
         "selected": -1, "cursor": -1, "filter": "", "hidden": [], "row_filter": None,
+        "mode": "compact", "activations": [], "queue": [], "marks": [],
     }
+
+
+HEADER, ROW, PAD = 34, 22, 12     # sequence_diagram.js: header, default row height, time padding
+
+
+def lane_x(page):
+    return [int(x) for x in page.get_attribute("#root", "data-lane-x").split(",")]
+
+
+def canvas_pixel(page, x, y):
+    """The canvas colour at viewport point (x, y), as [r, g, b]."""
+    return page.evaluate("""([x, y]) => {
+        const c = document.querySelector('.mic-seq canvas'), d = window.devicePixelRatio || 1;
+        return [...c.getContext('2d').getImageData(Math.round(x * d), Math.round(y * d), 1, 1).data].slice(0, 3);
+    }""", [x, y])
 
 
 def test_sequence_click_hover_filter(page, server, screenshots):
     mount(page, server, "sequence_diagram", seq_state())
     page.wait_for_selector("[data-ready='1']")
     box = page.locator(".viewport").bounding_box()
-    # Row 2 sits at HEADER (34) + 2 * 22 + 11 px from the top of the viewport.
-    page.mouse.move(box["x"] + 200, box["y"] + 34 + 2 * 22 + 11)
-    assert "{:update, 2}" in page.locator(".tip").inner_text()
-    page.mouse.click(box["x"] + 200, box["y"] + 34 + 2 * 22 + 11)
+    xs = lane_x(page)
+    # Row 2 sits at HEADER + 2 rows + half a row from the top of the viewport.
+    page.mouse.move(box["x"] + (xs[0] + xs[1]) / 2, box["y"] + HEADER + 2 * ROW + 11)
+    tip = page.locator(".tip")
+    assert "{:update, 2}" in tip.inner_text()
+    assert tip.inner_text().startswith("Demo.WorkerA → Demo.WorkerB · info · 50 µs")
+    page.mouse.click(box["x"] + (xs[0] + xs[1]) / 2, box["y"] + HEADER + 2 * ROW + 11)
     assert page.evaluate("model.get('selected')") == 12
     page.fill("input.filter", "update, 5")
     assert page.locator(".info").inner_text().startswith("1 of 6 messages")
     page.fill("input.filter", "")
-    page.mouse.click(box["x"] + 80, box["y"] + 14)          # the first lifeline's name
+    page.mouse.click(box["x"] + xs[0], box["y"] + 14)          # the first lifeline's name
     assert page.evaluate("model.get('hidden')") == ["<0.2.0>"]
     assert "1 processes" in page.locator(".info").inner_text()
     page.click("button.show-all")
     assert page.evaluate("model.get('hidden')") == []
     page.screenshot(path=str(screenshots / "fake_sequence_diagram.png"))
+
+
+def test_sequence_tooltip_at_the_pointer_and_the_arrow_highlighted(page, server):
+    mount(page, server, "sequence_diagram", seq_state())
+    page.wait_for_selector("[data-ready='1']")
+    box = page.locator(".viewport").bounding_box()
+    xs = lane_x(page)
+    x, y = (xs[0] + xs[1]) / 2, HEADER + ROW + 11          # row 1's arrow
+    before = canvas_pixel(page, x, y)
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    tip = page.locator(".tip").bounding_box()
+    distance = ((tip["x"] - (box["x"] + x)) ** 2 + (tip["y"] - (box["y"] + y)) ** 2) ** 0.5
+    assert distance < 30, f"the tooltip is {distance:.0f} px from the pointer"
+    page.wait_for_timeout(50)
+    assert canvas_pixel(page, x, y) == [0xf9, 0xab, 0x00] != before   # highlighted in "selected"
+    page.mouse.move(box["x"] + x, box["y"] + 10)   # over the header: no message
+    assert not page.locator(".tip").is_visible()
+
+
+def test_sequence_first_row_is_below_the_header_and_keys_navigate(page, server):
+    mount(page, server, "sequence_diagram", seq_state())
+    page.wait_for_selector("[data-ready='1']")
+    box = page.locator(".viewport").bounding_box()
+    xs = lane_x(page)
+    page.mouse.move(box["x"] + xs[0] + 30, box["y"] + HEADER + 4)
+    assert "{:update, 0}" in page.locator(".tip").inner_text()
+    page.focus(".viewport")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("model.get('selected')") == 10
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("model.get('selected')") == 11
+    assert page.evaluate("model.get('cursor')") == 11       # linked widgets follow
+    page.keyboard.press("End")
+    assert page.evaluate("model.get('selected')") == 15
+
+
+def test_sequence_zoom_moves_headers_and_lifelines_together(page, server, screenshots):
+    mount(page, server, "sequence_diagram", seq_state(120))
+    page.wait_for_selector("[data-ready='1']")
+    box = page.locator(".viewport").bounding_box()
+    for button in ["zoom-out", "zoom-out", "zoom-in", "zoom-out"]:
+        page.click(f"button.{button}")
+        xs = lane_x(page)
+        # the lifeline is drawn at the header's x (sampled below the last visible arrow's label)
+        for x in xs:
+            assert canvas_pixel(page, x, box["height"] - 3) != canvas_pixel(page, x + 6, box["height"] - 3)
+        # and a click on the header at that x hides that process
+        page.mouse.click(box["x"] + xs[1], box["y"] + 14)
+        assert page.evaluate("model.get('hidden')") == ["<0.3.0>"]
+        page.click("button.show-all")
+    page.click("button.fit")
+    assert float(page.get_attribute("#root", "data-scale")) * 120 <= box["height"]   # all rows fit
+    page.click("button.reset")
+    assert float(page.get_attribute("#root", "data-scale")) == ROW
+    assert lane_x(page)[1] - lane_x(page)[0] == 150
+    page.screenshot(path=str(screenshots / "fake_sequence_zoomed.png"))
+
+
+def test_sequence_drag_pans_without_selecting(page, server):
+    mount(page, server, "sequence_diagram", seq_state(400))
+    page.wait_for_selector("[data-ready='1']")
+    box = page.locator(".viewport").bounding_box()
+    page.mouse.move(box["x"] + 300, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 300, box["y"] + 200, steps=5)
+    page.mouse.up()
+    assert page.evaluate("document.querySelector('.viewport').scrollTop") >= 90
+    assert page.evaluate("model.get('selected')") == -1
+    assert page.evaluate("model.saved.length") == 0
+
+
+def backlog_state():
+    """WorkerA sends 5 messages 100 µs apart; WorkerB handles each 2 ms later than the last."""
+    state = seq_state(5)
+    state["msgs"]["send_us"] = [0.0, 100.0, 200.0, 300.0, 400.0]
+    state["msgs"]["end_us"] = [50.0, 2050.0, 4050.0, 6050.0, None]     # the last one was lost
+    state["msgs"]["wait_us"] = [50.0, 1950.0, 3850.0, 5750.0, None]
+    state["activations"] = [[1, 50.0, 1990.0, "handle_info"], [1, 2050.0, 1990.0, "handle_info"]]
+    state["queue"] = [[1, 100.0, 1], [1, 200.0, 2], [1, 300.0, 3], [1, 2050.0, 2]]
+    state["crashes"] = [{"lane": 1, "row": 3, "t_us": 6100.0, "text": "normal", "abnormal": False}]
+    state["marks"] = [{"seq": 12, "t_us": 200.0, "lane": 1, "severity": "warning",
+                       "text": "the mailbox of Demo.WorkerB grew to 3 messages"}]
+    state["mode"] = "time"
+    return state
+
+
+def test_time_mode_ends_a_backlogged_arrow_where_it_was_handled(page, server, screenshots):
+    mount(page, server, "sequence_diagram", backlog_state())
+    page.wait_for_selector("[data-ready='1']")
+    assert page.get_attribute("#root", "data-mode") == "time"
+    box = page.locator(".viewport").bounding_box()
+    scale = float(page.get_attribute("#root", "data-scale"))      # px per µs
+    xs = lane_x(page)
+    y_of = lambda us: HEADER + PAD + us * scale                  # noqa: E731
+    # near the receiver, at the time message 3 (sent at 300 µs) was handled: that arrow
+    top = max(0, y_of(6050.0) - 300)
+    page.evaluate(f"document.querySelector('.viewport').scrollTop = {top}")
+    page.wait_for_timeout(50)
+    top = page.evaluate("document.querySelector('.viewport').scrollTop")
+    page.mouse.move(box["x"] + xs[1] - 6, box["y"] + y_of(6050.0) - 1 - top)
+    text = page.locator(".tip").inner_text()
+    assert "{:update, 3}" in text and "waited 5.75 ms" in text, text
+    page.screenshot(path=str(screenshots / "fake_sequence_time_mode.png"))
+    # a normal exit is an end, not a crash: no crash red at WorkerB's exit
+    y = y_of(6100.0) - top
+    red = page.evaluate("""([x, y]) => {
+        const c = document.querySelector('.mic-seq canvas'), d = window.devicePixelRatio || 1;
+        const px = c.getContext('2d').getImageData((x - 8) * d, (y - 8) * d, 16 * d, 16 * d).data;
+        let n = 0; for (let i = 0; i < px.length; i += 4) if (px[i] > 200 && px[i + 1] < 80 && px[i + 2] < 80) n++;
+        return n; }""", [xs[1], y])
+    assert red == 0
+    # where a horizontal arrow would have ended: not that message
+    page.evaluate("document.querySelector('.viewport').scrollTop = 0")
+    page.wait_for_timeout(50)
+    page.mouse.move(box["x"] + xs[1] - 6, box["y"] + y_of(300.0))
+    assert "{:update, 3}" not in (page.locator(".tip").inner_text()
+                                  if page.locator(".tip").is_visible() else "")
+    # the finding's mark: clicking it moves the cursor to its seq
+    page.mouse.click(box["x"] + 13, box["y"] + y_of(200.0))
+    assert page.evaluate("model.get('cursor')") == 12
+    # t switches back to compact, keeping the selection in view
+    page.focus(".viewport")
+    page.keyboard.press("t")
+    assert page.evaluate("model.get('mode')") == "compact"
+
+
+def test_sequence_redraws_when_resized(page, server):
+    mount(page, server, "sequence_diagram", seq_state())
+    page.wait_for_selector("[data-ready='1']")
+    page.evaluate("document.getElementById('root').style.width = '600px'")
+    page.wait_for_function("document.querySelector('.mic-seq canvas').style.width === "
+                           "document.querySelector('.viewport').clientWidth + 'px'")
+    assert page.evaluate("document.querySelector('.viewport').clientWidth") < 600
 
 
 def test_sequence_50k_messages_render_and_pan(page, server):

@@ -41,7 +41,13 @@ def test_sequence_diagram_data_kinds_labels_and_selection(recorded):
     assert seq.msgs["kind"] == ["call", "info", "info"]
     assert seq.msgs["label"][0] == "call :get"
     assert seq.msgs["status"] == ["delivered", "delivered", "lost"]
-    assert seq.crashes == [{"lane": 1, "row": 1, "text": ":boom"}]
+    assert seq.crashes == [{"lane": 1, "row": 1, "t_us": 6.0, "text": ":boom", "abnormal": True}]
+    # time mode: µs from the first send; each arrow ends where its callback began
+    # (the fake agent stamps events 1 µs apart; callbacks ran 0.8 and 0.5 µs)
+    assert seq.msgs["send_us"] == [0.0, 3.0, 8.0]
+    assert seq.msgs["end_us"] == [1.2, 4.5, None]          # the last was sent to a dead pid
+    assert seq.activations == [[1, 1.2, 0.8, "handle_call"], [1, 4.5, 0.5, "handle_info"]]
+    assert seq.mode == "compact" and SequenceDiagram(recorded, mode="time").mode == "time"
     seq.selected = seq.msgs["seq"][1]
     assert seq.selected_message["text"] == "{:update, 1}"
     assert seq.filter_pattern("{:update, _}") == 2 and seq.row_filter == [1, 2]
