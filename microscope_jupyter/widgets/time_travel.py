@@ -9,10 +9,10 @@ import pandas as pd
 import traitlets as t
 
 from ..analysis.diff import diff, render_diff
-from ..errors import QueryError
+from ..errors import MicroscopeError, QueryError
 from ..render.elixir import render
 from . import static_html
-from ._base import Widget, esm
+from ._base import Widget, esm, finding_marks
 
 __all__ = ["TimeTravel"]
 
@@ -21,8 +21,12 @@ class TimeTravel(Widget):
     """A slider over the recording showing every process at the cursor.
 
     Rows that changed since the previous event are highlighted with their
-    diff. Step with the buttons or the arrow keys (within one process when
-    ``proc`` is set). ``link(sequence_diagram)`` follows its cursor.
+    diff and pinned at the top. Step with the buttons or the arrow keys
+    (within one process when ``proc`` is set: a name that matches no recorded
+    process says so in ``message``). "only changed" and the supervisor menu
+    narrow the table. Findings are ticks under the slider; click one to jump
+    to it. A process that exited keeps its name, with its exit reason.
+    ``link(sequence_diagram)`` follows its cursor.
     """
 
     _esm = esm("time_travel")
@@ -31,14 +35,21 @@ class TimeTravel(Widget):
     proc = t.Unicode("").tag(sync=True)
     snapshot = t.List(t.Dict()).tag(sync=True)
     event_text = t.Unicode("").tag(sync=True)
+    marks = t.List(t.Dict()).tag(sync=True)
+    supervisors = t.List(t.Dict()).tag(sync=True)     # [{pid, name}] for the filter menu
+    message = t.Unicode("").tag(sync=True)           # feedback: an unknown process, say
 
     def __init__(self, source: Any, cursor: Any = 0, **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
         self._tt = source.time_travel()
         self.n_events = len(source.store)
+        self._histories = {p.pid: p for p in self._tt.processes()}
+        self._ancestors, self.supervisors = _family(source)
+        self.marks = finding_marks(source)
         self.on_msg(self._on_custom)
         self.observe(self._redraw, names="cursor")
+        self.observe(self._check_proc, names="proc")
         self.cursor = self._tt.seq_of(cursor) if self.n_events else 0
         self._redraw()
 
@@ -63,9 +74,19 @@ class TimeTravel(Widget):
         self._tt.cursor = self.cursor
         try:
             snapshot = self._tt.step(delta, proc=self.proc or None)
-        except QueryError:
+        except QueryError as exc:
+            self.message = str(exc)
             snapshot = self._tt.step(delta)
         self.cursor = int(snapshot.attrs["seq"])
+
+    def _check_proc(self, _change: Any = None) -> None:
+        """Say at once when the process to step within matches nothing."""
+        self.message = ""
+        if self.proc:
+            try:
+                self._source.pids(self.proc)
+            except QueryError as exc:
+                self.message = str(exc)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -87,9 +108,13 @@ class TimeTravel(Widget):
             changed = (old is None or bool(changes) or old.alive != r.alive
                        or old.mailbox_len != r.mailbox_len
                        or relations != _relations_text(old, label))
+            history = self._histories.get(r.pid)
+            name = r.name if isinstance(r.name, str) else (
+                history.last_name(self.cursor) if history is not None else None)
             rows.append({
-                "pid": r.pid, "name": r.name if isinstance(r.name, str) else None,
+                "pid": r.pid, "name": name,
                 "alive": bool(r.alive),
+                "exit_text": "" if r.alive or history is None else self._exit_text(history),
                 "state_text": r.state_text if isinstance(r.state_text, str) else "",
                 "mailbox": [render(m, self._source.store.syntax, 60) for m in r.mailbox],
                 "mailbox_len": int(r.mailbox_len),
@@ -97,16 +122,51 @@ class TimeTravel(Widget):
                 "relations": relations,
                 "diff_text": render_diff(changes, self._source.store.syntax) if changes else "",
                 "changed": bool(changed and self.cursor > 0),
+                "ancestors": self._ancestors.get(r.pid, []),
             })
         self.snapshot = rows
         event = self._source.store.frame().iloc[self.cursor]
-        self.event_text = (f"#{int(event['seq'])} {event['ts']:%H:%M:%S.%f} {event['kind']} "
-                           f"{event['name'] or event['pid'] or ''} "
-                           f"{'-> ' + str(event['peer']) + ' ' if isinstance(event['peer'], str) else ''}"
-                           f"{event['text'] or ''}")[:300]
+        who = _text(event["name"]) or _text(event["pid"])
+        peer = _text(event["peer"])
+        self.event_text = " ".join(part for part in (
+            f"#{int(event['seq'])}", f"{event['ts']:%H:%M:%S.%f}", str(event["kind"]), who,
+            f"-> {peer}" if peer else "", _text(event["text"])) if part)[:300]
+
+    def _exit_text(self, history: Any) -> str:
+        """"exited: <reason>", the reason as the exit event rendered it."""
+        if history.exit_seq is None:
+            return "exited"
+        reason = self._source.store.frame()["text"].iloc[history.exit_seq]
+        return f"exited: {reason}" if isinstance(reason, str) and reason else "exited"
 
     def static_html(self) -> str:
         return static_html.time_travel(self.snapshot, self.cursor, self.n_events, self.event_text)
+
+
+def _text(value: Any) -> str:
+    """A frame cell as text: '' for None and NaN (never the string 'nan')."""
+    return value if isinstance(value, str) else ""
+
+
+def _family(source: Any) -> tuple[dict[str, list[str]], list[dict]]:
+    """Each pid's ancestors (nearest first) in the recorded tree, and the
+    supervisors (with their names) a user can narrow the table to."""
+    try:
+        tree = source.recorded_tree()
+    except MicroscopeError:
+        return {}, []
+    parent = {p: q for p, q in zip(tree["pid"], tree["parent"]) if isinstance(q, str)}
+    ancestors: dict[str, list[str]] = {}
+    for pid in tree["pid"]:
+        chain, seen, up = [], {pid}, parent.get(pid)
+        while up is not None and up not in seen:
+            chain.append(up)
+            seen.add(up)
+            up = parent.get(up)
+        ancestors[pid] = chain
+    supervisors = [{"pid": p, "name": n if isinstance(n, str) else p}
+                   for p, n, k in zip(tree["pid"], tree["name"], tree["kind"]) if k == "supervisor"]
+    return ancestors, supervisors
 
 
 def _relations_text(row: Any, label: dict[str, str]) -> str:

@@ -296,6 +296,47 @@ def test_time_travel_keys_and_slider(page, server, screenshots):
     page.screenshot(path=str(screenshots / "fake_time_travel.png"))
 
 
+def test_time_travel_pins_changes_filters_and_says_what_is_wrong(page, server, screenshots):
+    row = {"alive": True, "state_text": "%{}", "mailbox": [], "mailbox_len": 0, "current_callback": "",
+           "diff_text": "", "relations": "", "changed": False, "exit_text": ""}
+    rows = [{**row, "pid": f"<0.{i}.0>", "name": f"Demo.W{i}", "ancestors": ["<0.1.0>"]} for i in range(2, 80)]
+    rows.insert(0, {**row, "pid": "<0.1.0>", "name": "Demo.Sup", "ancestors": []})
+    rows[60] = {**rows[60], "changed": True, "diff_text": ".n: 1 -> 2"}
+    rows[70] = {**rows[70], "alive": False, "exit_text": "exited: {:badmatch, 3}", "changed": True,
+                "ancestors": ["<0.90.0>"]}
+    state = {"n_events": 500, "cursor": 40, "proc": "", "event_text": "#40 exit", "snapshot": rows,
+             "marks": [{"seq": 250, "severity": "error", "text": "Demo.W71 crashed"}],
+             "supervisors": [{"pid": "<0.1.0>", "name": "Demo.Sup"}, {"pid": "<0.90.0>", "name": "Demo.Other"}],
+             "message": ""}
+    mount(page, server, "time_travel", state)
+    # the changed rows come first, pinned, the dead one with its name and reason
+    first = page.locator("tr[data-pid]").nth(0)
+    assert "pinned" in first.get_attribute("class") and "Demo.W61" in first.inner_text()
+    dead = page.locator("tr.dead")
+    assert "Demo.W71" in dead.inner_text() and "exited: {:badmatch, 3}" in dead.inner_text()
+    page.check("input.only-changed")
+    assert page.locator("tr[data-pid]").count() == 2
+    page.uncheck("input.only-changed")
+    page.select_option("select.supervisor", "<0.1.0>")
+    assert page.locator("tr[data-pid]").count() == 78   # the supervisor and its 77 (one has another)
+    page.select_option("select.supervisor", "")
+    # a typed position outside the recording: said, not silently clamped
+    page.fill("input.seq", "999999")
+    page.dispatch_event("input.seq", "change")
+    assert "seq 999999 is outside the recording: seqs run from 0 to 499" in page.locator(".message").inner_text()
+    assert page.evaluate("model.get('cursor')") == 40
+    # a finding's tick under the slider moves the cursor to it
+    page.click(".mark[data-seq='250']")
+    assert page.evaluate("model.get('cursor')") == 250
+    # Python's feedback shows too
+    page.evaluate("model.set('message', \"no recorded process matches 'Demo.WorkerZ'\")")
+    assert "Demo.WorkerZ" in page.locator(".message").inner_text()
+    # the state column keeps its room at 80 processes
+    widths = page.evaluate("[...document.querySelectorAll('.mic-tt th')].map((t) => t.offsetWidth)")
+    assert widths[1] >= 300, widths
+    page.screenshot(path=str(screenshots / "fake_time_travel_filters.png"))
+
+
 def test_timeline_draws_lanes(page, server, screenshots):
     state = {"lanes": [{"id": "<0.2.0>", "label": "Demo.WorkerA", "start": 0, "end": None, "exited": False},
                        {"id": "<0.3.0>", "label": "Demo.WorkerB", "start": 0, "end": 80, "exited": True}],

@@ -87,6 +87,21 @@ def test_time_travel_widget_steps_and_highlights(recorded):
     assert tt.cursor == 1 and "receive" in tt.event_text
 
 
+def test_time_travel_keeps_a_dead_name_and_says_what_is_wrong(recorded):
+    tt = TimeTravel(recorded, cursor=6)                 # WorkerB has just exited :boom
+    worker_b = next(r for r in tt.snapshot if r["pid"] == str(B))
+    assert not worker_b["alive"]
+    assert worker_b["name"] == "Demo.WorkerB"           # not just "<0.101.0>"
+    assert worker_b["exit_text"] == "exited: :boom"
+    assert "nan" not in tt.event_text and tt.event_text.split()[2] == "exit"
+    tt.proc = "Demo.WorkerZ"                            # a typo: said at once, not ignored
+    assert "no recorded process matches 'Demo.WorkerZ'" in tt.message
+    tt.step(+1)                                         # steps through everything meanwhile
+    assert tt.cursor == 7 and "Demo.WorkerZ" in tt.message
+    tt.proc = "Demo.WorkerA"
+    assert tt.message == ""
+
+
 def test_tree_from_a_recording(recorded):
     tree = SupervisionTree(recorded)
     by_pid = {n["pid"]: n for n in tree.nodes}
