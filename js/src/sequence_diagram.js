@@ -38,7 +38,7 @@ function render({ model, el }) {
   const showAll = btn("show-all", "show every process again", "show all");
   const info = h("span", { class: "muted info" });
   const legend = h("span", { class: "legend muted" },
-    ...["call", "reply", "cast", "info", "lost"].map((k) => h("span", { style: { color: palette[k] } }, `━ ${k}`)));
+    ...["call", "reply", "cast", "info", "lost"].map((k) => h("span", { style: { color: k === "info" ? "var(--mic-text)" : palette[k] } }, `━ ${k}`)));
   const viewport = h("div", { class: "viewport", tabindex: "0", role: "application",
                               "aria-label": "sequence diagram: arrow keys move between messages" });
   const spacer = h("div", { class: "spacer" });
@@ -254,7 +254,7 @@ function render({ model, el }) {
     const y2 = time ? yOfTime(rowEnd[r]) : y1;
     if (x2 === undefined) x2 = x1 + (kind === "lost" ? 60 : 40);
     const xs = x1 === undefined ? x2 - 40 : x1;
-    const colour = palette[kind] || colours.text;
+    const colour = kind === "info" ? colours.text : (palette[kind] || colours.text);   // info: the theme's text
     ctx.strokeStyle = highlighted ? palette.selected : colour;
     ctx.fillStyle = ctx.strokeStyle;
     ctx.setLineDash(kind === "reply" ? [3, 3] : kind === "lost" ? [6, 3] : []);

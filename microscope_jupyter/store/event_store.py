@@ -246,6 +246,18 @@ class EventStore:
     def memory_bytes(self) -> int:
         return self._in_memory
 
+    def recording_spans(self) -> list[tuple[int, int]]:
+        """(first, last) wall-clock ns of each recording (agent batch source), in time order."""
+        with self._lock:
+            chunks = list(self._chunks)
+        spans: dict[str, list[int]] = {}
+        for c in chunks:
+            if len(c.ts_ns):
+                lo, hi = int(c.ts_ns.min()), int(c.ts_ns.max())
+                span = spans.setdefault(c.source, [lo, hi])
+                span[0], span[1] = min(span[0], lo), max(span[1], hi)
+        return sorted((lo, hi) for lo, hi in spans.values())
+
     @property
     def spilled_chunks(self) -> int:
         return sum(1 for c in self._chunks if c.spilled)

@@ -184,7 +184,7 @@ class SequenceDiagram(Widget):
 
     def static_html(self, max_rows: int = 150) -> str:
         return static_html.sequence_diagram(self.lanes, self.msgs, set(self.hidden),
-                                            self.row_filter, max_rows)
+                                            self.row_filter, max_rows, self.crashes)
 
 
 def _us_since(times: Any, t0_ns: int) -> np.ndarray:

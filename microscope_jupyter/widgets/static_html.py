@@ -1,6 +1,11 @@
-"""Every widget's static rendering, in one place: what exported HTML and GitHub show
-where no widget manager runs. The colours come from ``palette.json``, the file
-the JS front ends import, so the two views never disagree.
+"""Every widget's static rendering, in one place: what exported HTML, GitHub and
+an untrusted notebook show where no widget manager runs. The colours come from
+``palette.json``, the file the JS front ends import, so the two views never
+disagree.
+
+Plain HTML with inline styles only: JupyterLab sanitises the HTML of an
+untrusted notebook, and its sanitiser removes SVG (leaving its text as
+garble) and ``data:`` image URLs, but keeps tables, divs and these styles.
 """
 
 from __future__ import annotations
@@ -47,50 +52,64 @@ def supervision_tree(nodes: list[dict], limit: int = 400) -> str:
             f'<b>Supervision tree</b> ({len(nodes)} processes){walk(None, 0)}{more}</div>')
 
 
+def _badge(text: str, colour: str) -> str:
+    return (f'<span style="background-color:{colour};color:#ffffff;padding:0 5px;'
+            f'border-radius:3px;font-size:11px">{html.escape(text)}</span>')
+
+
 def sequence_diagram(lanes_all: list[dict], m: dict, hidden: set[str],
-                     row_filter: list[int] | None, max_rows: int = 150) -> str:
+                     row_filter: list[int] | None, max_rows: int = 150,
+                     crashes: list[dict] = ()) -> str:
+    """One row per message: sender, arrow (kind colour, label), receiver, what happened;
+    exits between the rows they follow (crashes in red)."""
     lanes = [lane for lane in lanes_all if lane["id"] not in hidden]
-    column = {lanes_all.index(lane): k for k, lane in enumerate(lanes)}
+    visible = {lanes_all.index(lane) for lane in lanes}
     allowed = None if row_filter is None else set(row_filter)
     rows = [i for i in range(len(m.get("seq", [])))
             if (allowed is None or i in allowed)
-            and (m["from"][i] in column or m["to"][i] in column)]
+            and (m["from"][i] in visible or m["to"][i] in visible)]
     total = len(rows)
     rows = rows[:max_rows]
-    lane_w, row_h, left, top = 150, 22, 80, 34
-    width = left + max(1, len(lanes)) * lane_w
-    height = top + len(rows) * row_h + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="11">']
-    for k, lane in enumerate(lanes):
-        x = left + k * lane_w
-        parts.append(f'<line x1="{x}" y1="{top}" x2="{x}" y2="{height}" stroke="{UI["line"]}"/>'
-                     f'<text x="{x}" y="14" text-anchor="middle" font-weight="600">'
-                     f'{html.escape(str(lane["label"])[:22])}</text>'
-                     f'<text x="{x}" y="27" text-anchor="middle" fill="{UI["muted"]}">'
-                     f'{html.escape(lane["id"])}</text>')
     labels = m.get("label") or m["text"]
-    for r, i in enumerate(rows):
-        y = top + r * row_h + row_h / 2
-        kind = "lost" if m["status"][i] == "lost" else m["kind"][i]
-        x1 = left + column[m["from"][i]] * lane_w if m["from"][i] in column else None
-        x2 = left + column[m["to"][i]] * lane_w if m["to"][i] in column else None
-        if x1 is None:
-            x1 = x2 - 50
-        if x2 is None:
-            x2 = x1 + 50
-        colour = PALETTE[kind]
-        dash = ' stroke-dasharray="4 3"' if kind in ("reply", "lost") else ""
-        parts.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}"'
-                     f'{dash}/><circle cx="{x2}" cy="{y}" r="2.5" fill="{colour}"/>'
-                     f'<text x="{min(x1, x2) + 4}" y="{y - 4}" fill="{PALETTE["info"]}">'
-                     f'<title>{html.escape(m["text"][i])}</title>'
-                     f'{html.escape(labels[i][:40])}</text>')
-    parts.append("</svg>")
+    waits = m.get("wait_us") or [None] * len(m["seq"])
+    name = lambda k: html.escape(str(lanes_all[k]["label"])) if 0 <= k < len(lanes_all) else "?"  # noqa: E731
+    exits_after: dict[int, list[dict]] = {}
+    for c in crashes:
+        exits_after.setdefault(c["row"], []).append(c)
+    base = f"padding:1px 6px;border-bottom:1px solid {UI['line']};white-space:nowrap"
+    cell = f'style="{base}"'
+    out = []
+
+    def exit_rows(row: int) -> None:
+        for c in exits_after.get(row, []):
+            colour = PALETTE["crash"] if c.get("abnormal", True) else UI["muted"]
+            what = "✖ crashed" if c.get("abnormal", True) else "■ exited"
+            out.append(f'<tr><td {cell}></td><td style="{base};color:{colour}" colspan="4">'
+                       f'<b>{name(c["lane"])} {what}</b>: <code>{html.escape(c["text"][:160])}</code>'
+                       f'</td></tr>')
+
+    exit_rows(-1)
+    for i in rows:
+        kind = "lost" if m["status"][i] == "lost" else (m["kind"][i] or "info")
+        colour = PALETTE.get(kind, PALETTE["info"])
+        wait = waits[i] if waits[i] is not None else m["latency_us"][i]
+        took = "" if wait is None else (f"{wait / 1000:.1f} ms" if wait >= 1000 else f"{wait:.0f} µs")
+        arrow = "╌╌✕" if kind == "lost" else "──▶"
+        out.append(
+            f'<tr><td {cell}><small style="color:{UI["muted"]}">#{m["seq"][i]}</small></td>'
+            f'<td style="{base};text-align:right">{name(m["from"][i])}</td>'
+            f'<td style="{base};color:{colour}" title="{html.escape(m["text"][i][:300])}">'
+            f'<span style="color:{colour}">{arrow}</span> <code>{html.escape(labels[i][:60])}</code></td>'
+            f'<td {cell}>{name(m["to"][i])}</td>'
+            f'<td {cell}>{_badge(m["status"][i], colour) if kind == "lost" else html.escape(m["status"][i])}'
+            f' <small style="color:{UI["muted"]}">{took}</small></td></tr>')
+        exit_rows(i)
+    legend = " ".join(_badge(k, PALETTE[k]) for k in ("call", "reply", "cast", "info", "lost"))
     more = "" if total <= max_rows else \
         f"<p>… {total - max_rows} more messages in the interactive view</p>"
-    return (f'<div style="max-height:420px;overflow:auto"><b>Sequence diagram</b> '
-            f'({total} messages)<br>{"".join(parts)}{more}</div>')
+    return (f'<div style="max-height:420px;overflow-y:auto;font-family:sans-serif;font-size:12px">'
+            f'<b>Sequence diagram</b> ({total} messages, {len(lanes)} processes) {legend}'
+            f'<table style="border-collapse:collapse">{"".join(out)}</table>{more}</div>')
 
 
 def time_travel(snapshot: list[dict], cursor: int, n_events: int, event_text: str) -> str:
@@ -109,26 +128,42 @@ def time_travel(snapshot: list[dict], cursor: int, n_events: int, event_text: st
             f'<th>links &amp; monitors</th></tr>{rows}</table></div>')
 
 
-def timeline(lanes: list[dict], handlers: list[list], span: float) -> str:
-    width, left, lane_h = 760, 160, 22
+def timeline(lanes: list[dict], handlers: list[list], span: float,
+             callbacks: list[str] = (), max_bars: int = 3000) -> str:
+    """A track per process: its life, its callbacks, its end (a crash in red), on a shared axis."""
     span = span or 1.0
-
-    def x(v: float) -> float:
-        return left + v / span * (width - left - 10)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{20 + len(lanes) * lane_h}" font-family="sans-serif" font-size="11">']
-    for i, lane in enumerate(lanes):
-        y = 20 + i * lane_h
-        end = lane["end"] if lane["end"] is not None else span
-        fill = UI["lifetime_exited"] if lane["exited"] else UI["lifetime"]
-        parts.append(f'<text x="4" y="{y + 12}">{html.escape(str(lane["label"])[:24])}</text>'
-                     f'<rect x="{x(lane["start"]):.1f}" y="{y + 4}" '
-                     f'width="{max(2, x(end) - x(lane["start"])):.1f}" height="10" rx="3" '
-                     f'fill="{fill}"/>')
-    for lane, start, dur in handlers[:5000]:
-        parts.append(f'<rect x="{x(start):.1f}" y="{20 + lane * lane_h + 2}" '
-                     f'width="{max(1, x(start + dur) - x(start)):.1f}" height="14" '
-                     f'fill="{UI["handler"]}" opacity="0.5"/>')
-    parts.append("</svg>")
-    return f'<div><b>Timeline</b> ({len(lanes)} processes)<br>{"".join(parts)}</div>'
+    pct = lambda v: f"{max(0.0, min(100.0, v / span * 100)):.3f}%"  # noqa: E731
+    per_lane: dict[int, list[list]] = {}
+    for bar in handlers[:max_bars]:
+        per_lane.setdefault(bar[0], []).append(bar)
+    busy = {k: sum(b[2] for b in bars) for k, bars in per_lane.items()}
+    rows = []
+    for k, lane in enumerate(lanes):
+        start, end = lane["start"] or 0.0, lane["end"] if lane["end"] is not None else span
+        life = UI["lifetime_exited"] if lane.get("abnormal") else UI["lifetime"]
+        bars = "".join(
+            f'<div style="position:absolute;left:{pct(b[1])};width:{pct(max(b[2], span / 1000))};'
+            f'top:2px;height:10px;background-color:{UI["handler"]};opacity:0.6"></div>'
+            for b in per_lane.get(k, []))
+        end_mark = ""
+        if lane.get("exited"):
+            colour = PALETTE["crash"] if lane.get("abnormal") else UI["muted"]
+            end_mark = (f'<div style="position:absolute;left:{pct(end)};top:-2px;color:{colour};'
+                        f'font-size:12px;font-weight:bold">{"✖" if lane.get("abnormal") else "|"}</div>')
+        reason = (f' <small style="color:{PALETTE["crash"]}">{html.escape(lane.get("reason", "")[:60])}</small>'
+                  if lane.get("abnormal") else "")
+        rows.append(
+            f'<tr><td style="padding:1px 6px;white-space:nowrap">{html.escape(str(lane["label"])[:30])}'
+            f'{reason}</td><td style="padding:1px 0;min-width:480px">'
+            f'<div style="position:relative;height:14px;background-color:{UI["panel"]}">'
+            f'<div style="position:absolute;left:{pct(start)};width:{pct(end - start)};top:5px;'
+            f'height:4px;background-color:{life}"></div>{bars}{end_mark}</div></td>'
+            f'<td style="padding:1px 6px;white-space:nowrap"><small>{busy.get(k, 0):.1f} ms busy</small>'
+            f'</td></tr>')
+    legend = (f'{_badge("callback", UI["handler"])} {_badge("alive", UI["lifetime"])} '
+              f'<span style="color:{PALETTE["crash"]}">✖ crash</span>')
+    return (f'<div style="font-family:sans-serif;font-size:12px;max-height:420px;overflow-y:auto">'
+            f'<b>Timeline</b> ({len(lanes)} processes over {span:.1f} ms) {legend}'
+            f'<table style="border-collapse:collapse"><tr><td></td><td style="padding:0">'
+            f'<small>0 ms</small><small style="float:right">{span:.1f} ms</small></td><td></td></tr>'
+            f'{"".join(rows)}</table></div>')

@@ -233,3 +233,113 @@ server.stop()
 """)
     assert "proposal 1: started by notebook" in status, status
     assert int(kernel(page, "print(len(s.store))").strip()) > events_before
+
+
+def test_tooltip_sits_at_the_pointer_in_jupyterlab(notebook):
+    """JupyterLab's panels have contain: strict, which makes position: fixed
+    relative to the panel: the tooltip must still appear at the pointer."""
+    page = notebook
+    viewport = page.locator(".mic-seq .viewport").nth(1)
+    viewport.scroll_into_view_if_needed()
+    box = viewport.bounding_box()
+    root = page.locator(".mic-seq").nth(1)
+    xs = [int(x) for x in root.locator("xpath=..").get_attribute("data-lane-x").split(",")]
+    x, y = box["x"] + (xs[0] + xs[1]) / 2, box["y"] + 34 + 11
+    page.mouse.move(x, y)
+    tip = root.locator(".tip")
+    tip.wait_for(state="visible", timeout=5000)
+    tb = tip.bounding_box()
+    distance = ((tb["x"] - x) ** 2 + (tb["y"] - y) ** 2) ** 0.5
+    assert distance < 40, f"the tooltip is {distance:.0f} px from the pointer"
+    assert "Demo.WorkerA → Demo.WorkerB" in tip.inner_text()
+
+
+def _luminance(css: str) -> float:
+    import re
+
+    r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_dark_theme_leaves_no_light_chrome(notebook, screenshots):
+    page = notebook
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{theme: 'JupyterLab Dark'})")
+    try:
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=20_000)
+        page.wait_for_timeout(500)
+        for selector in [".mic-seq", ".mic-tt", ".mic-tree", ".mic-timeline"]:
+            widget = page.locator(selector).first
+            styles = widget.evaluate("""(el) => {
+                const bar = el.querySelector('.bar'), s = getComputedStyle(el), b = getComputedStyle(bar);
+                return [s.backgroundColor, s.color, b.backgroundColor]; }""")
+            background, text, bar = styles
+            assert _luminance(background) < 0.35 and _luminance(bar) < 0.35, (selector, styles)
+            assert _luminance(text) > 0.6, (selector, styles)
+        # the canvas painters read the theme too: the diagram's header is dark
+        seq = page.locator(".mic-seq").nth(1)
+        seq.scroll_into_view_if_needed()
+        seq.locator("button.fit").click()
+        pixel = seq.evaluate("""(el) => { const c = el.querySelector('canvas');
+            return [...c.getContext('2d').getImageData(5, 5, 1, 1).data].slice(0, 3); }""")
+        assert sum(pixel) / 3 < 90, pixel
+        seq.screenshot(path=str(screenshots / "lab_dark_sequence_diagram.png"))
+        page.locator(".mic-timeline").first.screenshot(path=str(screenshots / "lab_dark_timeline.png"))
+    finally:
+        page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
+                      "{theme: 'JupyterLab Light'})")
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'true'", timeout=20_000)
+
+
+def test_an_untrusted_notebook_shows_legible_fallbacks(browser, lab, screenshots):
+    """Reopened untrusted, a notebook's widgets are shown by their static HTML
+    through JupyterLab's sanitiser: still pictures, with legend and crashes."""
+    import nbformat
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_agent import A, B, FakeAgent
+    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.beam.terms import Atom
+    from microscope_jupyter.store.event_store import EventStore
+    from microscope_jupyter.widgets import SequenceDiagram, Timeline
+
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB")),
+                                    (A, Atom("Elixir.Demo.WorkerA"))])
+    for n in range(3):
+        agent.event("send", A, B, payload=(Atom("update"), n))
+        agent.event("receive", B, payload=(Atom("update"), n))
+    agent.event("exit", B, payload=(Atom("badmatch"), 3))
+    agent.event("send_to_dead", A, B, payload=(Atom("update"), 3))
+    agent.flush()
+    recorded = OfflineSession(store, {"node": "demo@host"}, None)
+    cells = []
+    for widget in (SequenceDiagram(recorded), Timeline(recorded)):
+        data, metadata = widget._repr_mimebundle_()
+        cell = nbformat.v4.new_code_cell("w")
+        cell.outputs = [nbformat.v4.new_output("display_data", data=data, metadata=metadata)]
+        cells.append(cell)
+    path = lab["dir"] / "untrusted.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)   # never signed: untrusted
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(f"{lab['url']}/lab/tree/untrusted.ipynb?token={lab['token']}")
+        panel = page.locator(".jp-NotebookPanel", has_text="Sequence diagram (4 messages")
+        outputs = panel.locator(".jp-OutputArea-output")
+        outputs.nth(1).wait_for(timeout=60_000)
+        text = outputs.nth(0).inner_text()
+        assert "Sequence diagram (4 messages, 2 processes)" in text
+        assert all(k in text for k in ("call", "reply", "cast", "info", "lost"))   # the legend
+        assert "Demo.WorkerB ✖ crashed" in text and "{:badmatch, 3}" in text
+        assert "{:update, 1}" in text and "<svg" not in text
+        timeline = outputs.nth(1)
+        assert "Timeline (2 processes" in timeline.inner_text()
+        bars = timeline.evaluate("(el) => [...el.querySelectorAll('td div div')]"
+                                 ".map((d) => d.getBoundingClientRect().width)")
+        assert bars and max(bars) > 50, bars          # the lifetime bars kept their widths
+        crash = timeline.locator("text=✖").last
+        assert "rgb(217, 48, 37)" in crash.evaluate("(el) => getComputedStyle(el).color")
+        page.screenshot(path=str(screenshots / "lab_untrusted_fallbacks.png"))
+    finally:
+        context.close()

@@ -337,12 +337,74 @@ def test_time_travel_pins_changes_filters_and_says_what_is_wrong(page, server, s
     page.screenshot(path=str(screenshots / "fake_time_travel_filters.png"))
 
 
-def test_timeline_draws_lanes(page, server, screenshots):
-    state = {"lanes": [{"id": "<0.2.0>", "label": "Demo.WorkerA", "start": 0, "end": None, "exited": False},
-                       {"id": "<0.3.0>", "label": "Demo.WorkerB", "start": 0, "end": 80, "exited": True}],
-             "handlers": [[0, 10, 2], [1, 20, 5]], "gcs": [[0, 30]], "mailbox": [[1, 10, 1], [1, 20, 0]],
-             "span": 100}
-    mount(page, server, "timeline", state)
-    assert page.locator("svg.timeline-svg rect").count() == 4
-    assert "2 processes" in page.locator(".mic-timeline .bar").inner_text()
+def timeline_state():
+    """WorkerA: born at 5 ms, a callback every 10 ms (the 5th takes 30 ms), dies :normal at 90 ms.
+    WorkerB: crashes at 80 ms; its mailbox climbs to 6. Nothing recorded from 40 to 50 ms."""
+    handlers = [[0, 10.0 * k, 30.0 if k == 5 else 1.0, 0] for k in range(1, 9)]
+    handlers += [[1, 10.0 * k + 2, 2.0, 1] for k in range(8)]
+    return {
+        "lanes": [{"id": "<0.2.0>", "label": "Demo.WorkerA", "start": 5.0, "end": 90.0, "born": True,
+                   "exited": True, "abnormal": False, "reason": ":normal"},
+                  {"id": "<0.3.0>", "label": "Demo.WorkerB", "start": 0.0, "end": 80.0, "born": False,
+                   "exited": True, "abnormal": True, "reason": "{:badmatch, 3}"}],
+        "handlers": handlers, "callbacks": ["handle_info", "handle_call"],
+        "calls": [[0, 61.0, 4.0, 0]], "mfas": ["Demo.WorkerA.flush/1"],
+        "gcs": [[0, 30.0]], "mailbox": [[1, 10.0, 1], [1, 20.0, 3], [1, 30.0, 6], [1, 60.0, 2]],
+        "gaps": [[40.0, 50.0]],
+        "marks": [{"seq": 7, "t_ms": 80.0, "lane": 1, "severity": "error", "text": "Demo.WorkerB crashed"}],
+        "span": 100.0, "cursor": -1, "cursor_ms": None,
+    }
+
+
+LEFT, AXIS, TRACK = 170, 26, 24      # timeline.js: label column, time axis, track height
+
+
+def test_timeline_tracks_hover_and_brush(page, server, screenshots):
+    mount(page, server, "timeline", timeline_state())
+    page.wait_for_selector("[data-ready='1']")
+    box = page.locator(".viewport").bounding_box()
+    width = box["width"] - LEFT - 10
+    x_of = lambda ms: box["x"] + LEFT + ms / 100.0 * width      # noqa: E731
+    lane_y = lambda k: box["y"] + AXIS + k * TRACK + 9           # noqa: E731  WorkerA: 0; WorkerB: 1
+    page.mouse.move(x_of(55.0), lane_y(0))           # the 30 ms callback (50-80 ms)
+    assert page.locator(".tip").inner_text().startswith("Demo.WorkerA · handle_info · 30.0 ms")
+    page.mouse.move(x_of(80.0), lane_y(1))           # the crash, with its reason
+    text = page.locator(".tip").inner_text()
+    assert "crashed at 80.0 ms" in text or "Demo.WorkerB crashed" in text
+    page.mouse.move(x_of(90.0), lane_y(0))           # a normal end is not a crash
+    assert "exited at 90.0 ms" in page.locator(".tip").inner_text()
+    # the mailbox track, under WorkerB, with its y axis
+    page.mouse.move(x_of(35.0), box["y"] + AXIS + 2 * TRACK + 17)
+    assert page.locator(".tip").inner_text() == "Demo.WorkerB · mailbox 6 at 35.0 ms"
+    # shift+drag selects 0-70 ms and sums up the callbacks in it
+    page.keyboard.down("Shift")
+    page.mouse.move(x_of(0.5), lane_y(0))
+    page.mouse.down()
+    page.mouse.move(x_of(70.0), lane_y(0), steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    summary = page.locator(".summary").inner_text()
+    assert "Demo.WorkerA · handle_info: 6 calls" in summary and "p99 30.0 ms" in summary, summary
     page.screenshot(path=str(screenshots / "fake_timeline.png"))
+    # a click asks Python to move the cursor to that time
+    page.mouse.click(x_of(25.0), lane_y(1))
+    sent = page.evaluate("model.sent")
+    assert sent[-1]["event"] == "seek_ms" and abs(sent[-1]["ms"] - 25.0) < 0.5
+
+
+def test_timeline_zoom_pan_and_resize(page, server):
+    mount(page, server, "timeline", timeline_state())
+    page.wait_for_selector("[data-ready='1']")
+    view = lambda: [float(v) for v in page.get_attribute("#root", "data-view").split(",")]  # noqa: E731
+    assert view() == [0.0, 100.0]
+    page.click("button.zoom-in")
+    a, b = view()
+    assert abs((b - a) - 100 / 1.5) < 0.01
+    page.focus(".viewport")
+    page.keyboard.press("d")                          # pan right
+    assert view()[0] > a
+    page.keyboard.press("f")
+    assert view() == [0.0, 100.0]
+    page.evaluate("document.getElementById('root').style.width = '700px'")
+    page.wait_for_function("document.querySelector('.mic-timeline canvas').style.width === "
+                           "document.querySelector('.mic-timeline .viewport').clientWidth + 'px'")
