@@ -22,6 +22,7 @@ import pandas as pd
 
 from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
+from .agent.inspect import process_details
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
@@ -38,7 +39,7 @@ from .store.event_store import EventStore
 __all__ = ["Session", "attach", "demo"]
 
 TREE_COLUMNS = ["pid", "name", "parent", "kind", "initial_call", "status", "message_queue_len",
-                "memory", "application"]
+                "memory", "application", "reductions"]
 PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
                    "message_queue_len", "memory", "reductions"]
 
@@ -230,6 +231,7 @@ class Session(SessionBase):
             "memory": table.ints("memory"),
             "application": table.terms("application",
                                        lambda a: None if a == Atom("undefined") else str(a)),
+            "reductions": table.ints("reductions"),
         }, columns=TREE_COLUMNS)
 
     def _metadata(self) -> dict[str, Any]:
@@ -313,6 +315,14 @@ class Session(SessionBase):
         recording = Recording.start(self._remote, self._local, self.store, spec, source)
         self.recordings.append(recording)
         return recording
+
+    def process(self, proc: Any, timeout: float = 1.0) -> dict[str, Any]:
+        """One live process (a pid text or a name): its ``state`` (GenServers and
+        other sys processes that answer within ``timeout``), ``links``,
+        ``monitors``, ``monitored_by`` and counters. QueryError if there is none."""
+        self._require_attached()
+        self._use_agent()
+        return process_details(self._remote, proc, int(timeout * 1000))
 
     def _alive_elsewhere(self, proc: Any) -> str | None:
         if not self.attached:

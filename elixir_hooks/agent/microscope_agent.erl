@@ -62,6 +62,7 @@
 -module(microscope_agent).
 
 %% PUBLIC
+-export([process_details/2]).
 -export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
          process_tree/0]).
 %% @private internal exports (spawned funs, sys debug hook)
@@ -193,21 +194,23 @@ table_row(P) ->
 
 %% @doc Every process with what a supervision tree needs, as columns: pid,
 %% name, parent, initial_call, status, message_queue_len, memory,
-%% application. Parent is the first '$ancestors' entry (proc_lib keeps it).
+%% application, reductions. Parent is the first '$ancestors' entry (proc_lib
+%% keeps it).
 %% Both tables are compiled here rather than sent as erl_eval source: on a
 %% node with 50k processes the interpreted versions cost the node seconds.
 process_tree() ->
     columns([{pid, pids}, {name, terms}, {parent, pids}, {initial_call, terms},
              {status, terms}, {message_queue_len, ints}, {memory, ints},
-             {application, terms}],
+             {application, terms}, {reductions, ints}],
             lists:filtermap(fun tree_row/1, erlang:processes())).
 
 tree_row(P) ->
     case erlang:process_info(P, [registered_name, dictionary, status, message_queue_len,
-                                 memory, initial_call]) of
+                                 memory, initial_call, reductions]) of
         undefined -> false;
         [{registered_name, Name}, {dictionary, D}, {status, Status},
-         {message_queue_len, Queue}, {memory, Memory}, {initial_call, Call}] ->
+         {message_queue_len, Queue}, {memory, Memory}, {initial_call, Call},
+         {reductions, Reductions}] ->
             Parent = case lists:keyfind('$ancestors', 1, D) of
                          {_, [A | _]} when is_pid(A) -> A;
                          {_, [A | _]} when is_atom(A) -> whereis(A);
@@ -215,7 +218,59 @@ tree_row(P) ->
                      end,
             Initial = spawned_as(D, Call),
             App = case application:get_application(P) of {ok, Ap} -> Ap; _ -> undefined end,
-            {true, {P, Name, Parent, Initial, Status, Queue, Memory, App}}
+            {true, {P, Name, Parent, Initial, Status, Queue, Memory, App, Reductions}}
+    end.
+
+%% @doc One process as a person inspecting it wants it: its links and
+%% monitors, where it is, its counters, and (for a GenServer, gen_statem or
+%% other sys process that answers within Timeout ms) its state. A busy
+%% process does not answer in time: the state is then {error, timeout},
+%% never a wait. Never more than Timeout.
+process_details(Text = <<"<", _/binary>>, Timeout) ->
+    try list_to_pid(binary_to_list(Text)) of
+        P -> process_details(P, Timeout)
+    catch error:badarg -> {error, not_a_pid}
+    end;
+process_details(Name, Timeout) when is_binary(Name) ->
+    %% Only an atom the node already has can name a process: none is created.
+    try whereis(binary_to_existing_atom(Name, utf8)) of
+        P when is_pid(P) -> process_details(P, Timeout);
+        _ -> {error, not_registered}
+    catch error:badarg -> {error, not_registered}
+    end;
+process_details(P, Timeout) when is_pid(P) ->
+    Info = erlang:process_info(P, [registered_name, status, message_queue_len, memory,
+                                   reductions, current_function, links, monitors,
+                                   monitored_by, trap_exit]),
+    case Info of
+        undefined -> {error, not_alive};
+        _ ->
+            State = case erlang:process_info(P, dictionary) of
+                        {dictionary, D} when is_list(D) ->
+                            case lists:keymember('$initial_call', 1, D) of
+                                true -> catch_state(P, Timeout);
+                                false -> {error, not_a_sys_process}
+                            end;
+                        _ -> {error, not_alive}
+                    end,
+            {ok, maps:from_list([{state, State} | Info])}
+    end.
+
+%% sys:get_state in a helper: if the process does not answer, the helper
+%% is killed and the caller goes on (the request stays in the process's
+%% mailbox and its late answer goes to a dead pid, which costs nothing).
+catch_state(P, Timeout) ->
+    Self = self(),
+    Ref = make_ref(),
+    {Helper, MRef} = spawn_monitor(fun() -> Self ! {Ref, catch sys:get_state(P, infinity)} end),
+    receive
+        {Ref, {'EXIT', Why}} -> erlang:demonitor(MRef, [flush]), {error, Why};
+        {Ref, State} -> erlang:demonitor(MRef, [flush]), {ok, State}
+    after Timeout ->
+        exit(Helper, kill),
+        erlang:demonitor(MRef, [flush]),
+        receive {Ref, _} -> ok after 0 -> ok end,
+        {error, timeout}
     end.
 
 %% COLUMNS: a table of N rows as {microscope_columns, N, [{Name, Kind, Data}]},

@@ -187,10 +187,11 @@ class SessionBase:
                 pids.append(str(pid))
             last_name.setdefault(str(pid), name)
         rows = [(pid, last_name.get(pid), parent.get(pid), kinds.get(pid, "worker"),
-                 initial.get(pid), "exited" if pid in exited else "alive", 0, 0, apps.get(pid))
+                 initial.get(pid), "exited" if pid in exited else "alive", 0, 0, apps.get(pid), 0)
                 for pid in pids]
         return pd.DataFrame(rows, columns=["pid", "name", "parent", "kind", "initial_call", "status",
-                                           "message_queue_len", "memory", "application"])
+                                           "message_queue_len", "memory", "application",
+                                           "reductions"])
 
     def _initial_tree(self) -> list[dict]:
         """The process tree when recording began (saved with the session)."""

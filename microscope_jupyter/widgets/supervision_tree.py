@@ -1,45 +1,165 @@
-"""SupervisionTree: processes as a collapsible tree (``js/src/supervision_tree.js``)."""
+"""SupervisionTree: processes as a collapsible tree, at observer grade
+(``js/src/supervision_tree.js``)."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from datetime import datetime, timezone
 from typing import Any
 
 import traitlets as t
 
+from ..errors import MicroscopeError
+from ..render.elixir import render
 from . import static_html
 from ._base import Widget, esm, records
 
-__all__ = ["SupervisionTree"]
+__all__ = ["SupervisionTree", "OTP_APPLICATIONS"]
+
+# Applications of OTP and Elixir: listed after the user's own.
+OTP_APPLICATIONS = frozenset({
+    "kernel", "stdlib", "sasl", "compiler", "crypto", "public_key", "ssl", "inets", "mnesia",
+    "os_mon", "runtime_tools", "tools", "observer", "elixir", "logger", "iex", "mix", "eex",
+    "ex_unit", "asn1", "syntax_tools", "xmerl", "ssh", "tftp", "ftp", "erts", "parsetools"})
 
 
 class SupervisionTree(Widget):
-    """Processes as a collapsible tree; colour by status, mailbox or memory.
+    """Processes as a tree grouped by application (yours first), like observer.
 
-    ``SupervisionTree(s)`` reads the live node when ``s`` is attached (call
-    ``refresh()`` to read it again), else the recording. ``selected`` holds
-    the pid clicked last.
+    Columns sort (mailbox, memory, reductions) within each supervisor; colour
+    by mailbox (the default), status, memory or reductions, with a legend.
+    ``as_of`` says when the node was read; ``live = True`` reads it again
+    every ``interval`` seconds. Restart counts come from the recording (how
+    many processes held a name). Clicking a process selects it (``selected``)
+    and shows its state, links and monitors (``details``), with a button to
+    trace it for a few seconds.
     """
 
     _esm = esm("supervision_tree")
     nodes = t.List(t.Dict()).tag(sync=True)
     selected = t.Unicode("").tag(sync=True)
     query = t.Unicode("").tag(sync=True)
-    color_by = t.Enum(["status", "mailbox", "memory"], "status").tag(sync=True)
+    color_by = t.Enum(["mailbox", "status", "memory", "reductions"], "mailbox").tag(sync=True)
+    sort_by = t.Enum(["tree", "mailbox", "memory", "reductions"], "tree").tag(sync=True)
+    user_apps = t.List(t.Unicode()).tag(sync=True)
+    as_of = t.Unicode("").tag(sync=True)
+    live = t.Bool(False).tag(sync=True)
+    can_trace = t.Bool(False).tag(sync=True)
+    details = t.Dict().tag(sync=True)
+    interval = t.Float(2.0)
 
     def __init__(self, source: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
+        self._timer: threading.Timer | None = None
+        self.on_msg(self._on_custom)
+        self.observe(self._show_details, names="selected")
+        self.observe(self._go_live, names="live")
         self.refresh()
 
     def __repr__(self) -> str:
         return f"<SupervisionTree: {len(self.nodes)} processes>"
 
     def refresh(self) -> None:
-        self.nodes = records(self._source.supervision_tree())
+        """Read the tree again (the live node when attached, else the recording)."""
+        nodes = records(self._source.supervision_tree())
+        restarts = _restarts(self._source)
+        for n in nodes:
+            n["restarts"] = restarts.get(n.get("name"), 0) if n.get("name") else 0
+        apps = {n.get("application") for n in nodes if n.get("application")}
+        self.user_apps = sorted(a for a in apps if a not in OTP_APPLICATIONS)
+        self.can_trace = bool(getattr(self._source, "attached", False))
+        self.nodes = nodes
+        self.as_of = datetime.now(timezone.utc).astimezone().strftime("%H:%M:%S")
 
     @property
     def selected_process(self) -> dict | None:
         return next((n for n in self.nodes if n["pid"] == self.selected), None)
 
+    # -- live refresh
+
+    def _go_live(self, _change: Any = None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.live:
+            self._timer = threading.Timer(self.interval, self._tick)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _tick(self) -> None:
+        try:
+            self.refresh()
+        except MicroscopeError as exc:          # the node went away: stop, and say so
+            self.details = {"pid": "", "error": f"live refresh stopped: {exc}"}
+            self.live = False
+            return
+        self._go_live()
+
+    def close(self) -> None:
+        self.live = False
+        super().close()
+
+    # -- the selected process
+
+    def _show_details(self, _change: Any = None) -> None:
+        pid = self.selected
+        if not pid:
+            self.details = {}
+            return
+        syntax = self._source.store.syntax
+        label = {n["pid"]: n.get("name") or n["pid"] for n in self.nodes}
+        peers = lambda items: [label.get(str(p), str(p)) for p in items]  # noqa: E731
+        if self.can_trace:
+            try:
+                d = self._source.process(pid)
+            except MicroscopeError as exc:
+                self.details = {"pid": pid, "error": str(exc)}
+                return
+            monitors = [m[1] if isinstance(m, tuple) else m for m in d.get("monitors", [])]
+            self.details = {
+                "pid": pid,
+                "state": render(d["state"], syntax, 2000) if d["state"] is not None
+                else f"(no state: {d['state_error']})",
+                "links": peers(d.get("links", [])), "monitors": peers(monitors),
+                "monitored_by": peers(d.get("monitored_by", [])),
+                "current_function": render(d.get("current_function"), syntax, 120),
+                "counters": f"mailbox {d.get('message_queue_len')} · memory "
+                            f"{d.get('memory')} B · reductions {d.get('reductions')}",
+            }
+            return
+        # a recording: the process as time travel has it at the end
+        history = self._source.time_travel()
+        snapshot = history.snapshot_at(len(self._source.store) - 1)
+        row = snapshot[snapshot["pid"] == pid]
+        if row.empty:
+            self.details = {"pid": pid, "error": "no events of this process were recorded"}
+            return
+        r = row.iloc[0]
+        self.details = {"pid": pid, "state": r["state_text"] or "(no recorded state)",
+                        "links": peers(r["links"]), "monitors": peers(r["monitors"]),
+                        "monitored_by": peers(r["monitored_by"]),
+                        "counters": f"as recorded at the end · mailbox {r['mailbox_len']}"}
+
+    def _on_custom(self, _widget: Any, content: dict, _buffers: Any) -> None:
+        if content.get("event") == "trace" and self.can_trace:
+            pid, seconds = str(content.get("pid")), float(content.get("seconds", 5))
+            try:
+                self._source.trace(pid, duration=seconds)
+                note = f"tracing {pid} for {seconds:g} s: its events land in s.events"
+            except MicroscopeError as exc:
+                note = f"could not trace {pid}: {exc}"
+            self.details = {**self.details, "trace": note}
+
     def static_html(self) -> str:
         return static_html.supervision_tree(self.nodes)
+
+
+def _restarts(source: Any) -> dict[str, int]:
+    """Per name, how many times the recording saw it pass to a new process."""
+    try:
+        held = Counter(source.store.names().last_names().values())
+    except MicroscopeError:
+        return {}
+    return {name: n - 1 for name, n in held.items() if name and n > 1}

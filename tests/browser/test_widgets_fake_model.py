@@ -48,18 +48,62 @@ TREE = {"nodes": [
 
 def test_tree_click_search_collapse(page, server, screenshots):
     mount(page, server, "supervision_tree", TREE)
-    assert page.locator(".row").count() == 3
+    assert page.locator(".row[data-pid]").count() == 3
     page.click(".row[data-pid='<0.3.0>']")
     assert page.evaluate("model.get('selected')") == "<0.3.0>"
     assert page.evaluate("model.saved.length") == 1
     page.fill("input.search", "workera")
-    assert page.locator(".row").count() == 2          # the match and its ancestor
+    assert page.locator(".row[data-pid]").count() == 2          # the match and its ancestor
     assert page.evaluate("model.get('query')") == "workera"
     page.fill("input.search", "")
     page.click(".row[data-pid='<0.1.0>'] .caret")
-    assert page.locator(".row").count() == 1
+    assert page.locator(".row[data-pid]").count() == 1
     assert page.get_attribute("input.search", "data-lm-suppress-shortcuts") == "true"
     page.screenshot(path=str(screenshots / "fake_supervision_tree.png"))
+
+
+def test_tree_groups_by_application_sorts_and_shows_details(page, server, screenshots):
+    node = {"kind": "worker", "status": "waiting", "memory": 1000, "reductions": 10,
+            "message_queue_len": 0, "initial_call": "", "restarts": 0}
+    nodes = [{**node, "pid": "<0.40.0>", "name": "kernel_sup", "parent": None, "kind": "supervisor",
+              "application": "kernel"},
+             {**node, "pid": "<0.41.0>", "name": "code_server", "parent": "<0.40.0>",
+              "application": "kernel", "message_queue_len": 2},
+             {**node, "pid": "<0.1.0>", "name": "Demo.Supervisor", "parent": None, "kind": "supervisor",
+              "application": "demo"},
+             {**node, "pid": "<0.2.0>", "name": "Demo.WorkerA", "parent": "<0.1.0>", "application": "demo",
+              "memory": 9000, "reductions": 5},
+             {**node, "pid": "<0.3.0>", "name": "Demo.WorkerB", "parent": "<0.1.0>", "application": "demo",
+              "message_queue_len": 412, "reductions": 90000, "restarts": 2}]
+    state = {"nodes": nodes, "selected": "", "query": "", "color_by": "mailbox", "sort_by": "tree",
+             "user_apps": ["demo"], "as_of": "12:00:01", "live": False, "can_trace": True, "details": {}}
+    mount(page, server, "supervision_tree", state)
+    groups = page.locator(".row.group").all_inner_texts()
+    assert [g.strip("▾▸ \n") for g in groups] == ["demo", "kernel (OTP)"]   # yours first
+    order = lambda: page.locator(".row[data-pid]").evaluate_all("(els) => els.map((e) => e.dataset.pid)")  # noqa: E731
+    assert order() == ["<0.1.0>", "<0.2.0>", "<0.3.0>", "<0.40.0>", "<0.41.0>"]
+    page.click(".head [data-sort='mailbox']")
+    assert page.evaluate("model.get('sort_by')") == "mailbox"
+    assert order()[:3] == ["<0.1.0>", "<0.3.0>", "<0.2.0>"]   # the backlogged worker first among its siblings
+    page.click(".head [data-sort='memory']")
+    assert order()[:3] == ["<0.1.0>", "<0.2.0>", "<0.3.0>"]
+    page.click(".head [data-sort='memory']")                  # again: back to tree order
+    assert page.evaluate("model.get('sort_by')") == "tree"
+    assert "↻ 2" in page.locator(".row[data-pid='<0.3.0>']").inner_text()
+    assert "412 mailbox" in page.locator(".legend").inner_text()       # the colour scale's top
+    assert "as of 12:00:01" in page.locator(".as-of").inner_text()
+    page.check("input.live")
+    assert page.evaluate("model.get('live')") is True
+    # a click selects; Python's details show with a button that asks to trace it
+    page.click(".row[data-pid='<0.3.0>']")
+    page.evaluate("""model.set('details', {pid: '<0.3.0>', state: '%{count: 7}', links: ['Demo.Supervisor'],
+                     monitors: [], monitored_by: ['Demo.WorkerA'], counters: 'mailbox 412'})""")
+    text = page.locator(".details").inner_text()
+    assert "%{count: 7}" in text and "links: Demo.Supervisor" in text and "monitored by: Demo.WorkerA" in text
+    assert "null" not in text
+    page.click("button.trace")
+    assert page.evaluate("model.sent") == [{"event": "trace", "pid": "<0.3.0>", "seconds": 5}]
+    page.screenshot(path=str(screenshots / "fake_supervision_tree_observer.png"))
 
 
 def test_tree_stays_fluid_with_5000_processes(page, server):
