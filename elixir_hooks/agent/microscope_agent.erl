@@ -538,19 +538,54 @@ hook_counts(#ctl{hooks = Hooks}) ->
     maps:fold(fun(_, S, Acc) -> maps:update_with(S, fun(N) -> N + 1 end, 1, Acc) end,
               #{pending => 0, installed => 0}, Hooks).
 
+%% A failure comes back as {error, {Class, Reason, Text}}, Text the error as
+%% the language's own shell would print it: "** (UndefinedFunctionError)
+%% function Demo.nope/1 is undefined or private", a syntax error with its
+%% line and column.
 eval_code(elixir, Code) ->
     try 'Elixir.Code':eval_string(Code) of
         {Value, _Binding} -> {ok, Value}
-    catch Class:Reason -> {error, {Class, Reason}}
+    catch Class:Reason:Stack ->
+            {error, {Class, Reason, elixir_banner(Class, Reason, Stack)}}
     end;
 eval_code(erlang, Code) ->
-    try
-        {ok, Tokens, _} = erl_scan:string(binary_to_list(Code)),
-        {ok, Exprs} = erl_parse:parse_exprs(Tokens),
-        {value, Value, _} = erl_eval:exprs(Exprs, []),
-        {ok, Value}
-    catch Class:Reason -> {error, {Class, Reason}}
+    case erl_scan:string(binary_to_list(Code)) of
+        {error, {Line, Mod, Desc}, _} ->
+            {error, {error, syntax, erlang_syntax(Line, Mod, Desc)}};
+        {ok, Tokens, _} ->
+            case erl_parse:parse_exprs(Tokens) of
+                {error, {Line, Mod, Desc}} ->
+                    {error, {error, syntax, erlang_syntax(Line, Mod, Desc)}};
+                {ok, Exprs} ->
+                    try erl_eval:exprs(Exprs, []) of
+                        {value, Value, _} -> {ok, Value}
+                    catch Class:Reason:Stack ->
+                            Text = try erl_error:format_exception(Class, Reason, Stack)
+                                   catch _:_ -> io_lib:format("~p:~p", [Class, Reason])
+                                   end,
+                            {error, {Class, Reason, first_line(Text)}}
+                    end
+            end
     end.
+
+elixir_banner(Class, Reason, Stack) ->
+    try 'Elixir.Exception':format_banner(Class, Reason, Stack)
+    catch _:_ -> iolist_to_binary(io_lib:format("** (~p) ~p", [Class, Reason]))
+    end.
+
+erlang_syntax(Location, Mod, Desc) ->
+    {Line, Column} = case Location of
+                         {L, C} -> {L, C};
+                         L -> {L, undefined}
+                     end,
+    Where = case Column of
+                undefined -> io_lib:format("line ~p", [Line]);
+                _ -> io_lib:format("line ~p, column ~p", [Line, Column])
+            end,
+    iolist_to_binary(["syntax error at ", Where, ": ", Mod:format_error(Desc)]).
+
+first_line(Text) ->
+    hd(string:split(unicode:characters_to_binary(Text), "\n")).
 
 notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
     Owner ! {microscope_stopped, self(), Reason, Stats}.

@@ -251,6 +251,10 @@ class Recording:
         if isinstance(reply, tuple) and reply and reply[0] == Atom("ok"):
             return reply[1]
         reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
+        if isinstance(reason, tuple) and len(reason) == 3 and isinstance(reason[2], (str, bytes)):
+            # {Class, Reason, Text}: the error as the language's shell prints it
+            text = reason[2].decode("utf-8", "replace") if isinstance(reason[2], bytes) else reason[2]
+            raise BadRpc(f"the {lang} code raised on {self._remote.name}: {text}", reason[:2])
         from ..render.elixir import render
 
         raise BadRpc(f"the {lang} code raised on {self._remote.name}: "

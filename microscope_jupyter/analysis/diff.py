@@ -162,12 +162,13 @@ def transition_changes(transition: dict) -> list[Change] | None:
     return out
 
 
-def render_diff(changes: list[Change] | None, syntax: str = "elixir") -> str:
+def render_diff(changes: list[Change] | None, syntax: str = "elixir", sep: str = "\n") -> str:
+    """One line a change (``sep="; "`` for a table cell, where a newline shows as ``\\n``)."""
     if changes is None:
         return "(not recorded)"
     if not changes:
         return "(no change)"
-    return "\n".join(c.text(syntax) for c in changes)
+    return sep.join(c.text(syntax) for c in changes)
 
 
 def diff_frame(changes: list[Change], syntax: str = "elixir") -> pd.DataFrame:

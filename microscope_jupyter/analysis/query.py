@@ -77,7 +77,7 @@ class Query:
         states = self._r.states(proc).copy()
         syntax = self._r.store.syntax
         transitions = self._r.store.frame().set_index("seq").loc[states["seq"], "term"]
-        states["changes"] = [render_diff(transition_changes(t), syntax) for t in transitions]
+        states["changes"] = [render_diff(transition_changes(t), syntax, "; ") for t in transitions]
         states["message_text"] = [render(m, syntax, 120) for m in states["message"]]
         return states
 

@@ -25,7 +25,7 @@ def test_queries(story):
     flow = story.query.message_flow("Demo.WorkerA", "Demo.WorkerB")
     assert flow["text"].iloc[0] == "{:update, 1}" and (flow["direction"] == "->").all()
     timeline = story.query.state_timeline("Demo.WorkerB")
-    assert timeline["changes"].iloc[0] == ".count: 0 -> 1\n.last: nil -> 1"
+    assert timeline["changes"].iloc[0] == ".count: 0 -> 1; .last: nil -> 1"   # one line a cell
     around = story.query.events_around(int(timeline["seq"].iloc[2]), window_ms=5)
     assert int(timeline["seq"].iloc[2]) in set(around["seq"])
     assert len(around) < len(story.events)

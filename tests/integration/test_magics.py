@@ -69,8 +69,16 @@ def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
     assert "{:update, 1}" in texts
     lanes = {lane["label"] for lane in diagram.lanes}
     assert {"Demo.WorkerA", "Demo.WorkerB"} <= lanes
-    with pytest.raises(UsageError, match="the elixir code raised"):
+    with pytest.raises(UsageError, match=r"the elixir code raised on .*: \*\* \(RuntimeError\) boom$"):
         ip.run_cell_magic("trace", "", "raise \"boom\"")
+    # errors as Elixir prints them: the function that is missing, where the syntax breaks
+    with pytest.raises(UsageError, match=r"\*\* \(UndefinedFunctionError\) function Demo.nope/1 "
+                                         r"is undefined or private$"):
+        ip.run_cell_magic("trace", "", "Demo.nope(1)")
+    with pytest.raises(UsageError, match=r"\*\* \(TokenMissingError\) nofile:2:9: missing terminator"):
+        ip.run_cell_magic("trace", "", "x = 1\ny = (1 +")
+    with pytest.raises(UsageError, match=r"the erlang code raised on .*: syntax error at line 1"):
+        ip.run_cell_magic("trace", "--erlang", "X = (1 + .")
     tree = ip.run_line_magic("beam_tree", "")
     assert "Demo.Supervisor" in {n["name"] for n in tree.nodes}
     travel = ip.run_line_magic("beam_timetravel", "--at 5")
