@@ -58,20 +58,3 @@ def test_help_lists_every_option(ip):
     for magic in ("beam_exunit", "beam_mcp", "beam_explain", "beam_sequence", "beam_timetravel"):
         assert ip.find_line_magic(magic).__doc__.startswith(f"%{magic}")
 
-
-def test_the_trace_status_line_is_html_in_a_notebook_and_text_elsewhere():
-    from microscope_jupyter.magics import _Status
-
-    status = {"state": "running", "events": 12345, "rate": 678.9, "dropped": 3, "elapsed_s": 2.5,
-              "state_hooks": {"pending": 1}, "message": None}
-    text = repr(_Status(status))
-    assert text == ("recording: 12,345 events, 679/s, 3 dropped, 2.5 s, "
-                    "state hooks pending on 1 process(es)")
-    html = _Status(status)._repr_html_()
-    assert "&#9679;" in html and "<b>recording</b>" in html and "'" not in html
-    assert '<b style="color:#b06000">3 dropped</b>' in html        # loss stands out
-    done = _Status({**status, "state": "duration", "dropped": 0, "state_hooks": {"pending": 0},
-                    "message": "Tracing stopped after its duration of 1 s."})
-    assert repr(done) == ("duration: 12,345 events, 679/s, 0 dropped, 2.5 s. "
-                          "Tracing stopped after its duration of 1 s.")
-    assert "#d93025" not in done._repr_html_()          # a normal finish is not red
