@@ -145,18 +145,25 @@ function render({ model, el }) {
     if (l.born && start >= v0 && start <= v1) {     // birth: a small bar across the track
       ctx.fillStyle = palette.alive; ctx.fillRect(xOf(start) - 1, y + 4, 2, TRACK - 8);
     }
-    // duration bars in view, at most one per pixel column
+    // duration bars in view, at most one per pixel column, as one path per
+    // kind (a canvas state change per bar costs more than the bar)
     const hi = upperBound(b.starts, v1);
+    const scale = (w - LEFT - 10) / (v1 - v0);
+    const paths = { callback: new Path2D(), call: new Path2D() };
     let lastX = -1;
     for (let k = hi - 1; k >= 0 && b.starts[k] >= v0 - b.maxDur; k--) {
-      const [s, d, kind] = b.bars[k];
+      const bar = b.bars[k], s = bar[0], d = bar[1];
       if (s + d < v0) continue;
-      const bx = Math.max(LEFT, xOf(s)), bw = Math.max(1, Math.min(w, xOf(s + d)) - bx);
-      if (bw < 1.5 && Math.floor(bx) === lastX) continue;
-      lastX = Math.floor(bx);
-      ctx.fillStyle = kind === "call" ? palette.cast : ui.handler;
-      ctx.globalAlpha = 0.75; ctx.fillRect(bx, y + (kind === "call" ? 14 : 4), bw, kind === "call" ? 6 : 10); ctx.globalAlpha = 1;
+      const bx = Math.max(LEFT, LEFT + (s - v0) * scale), bw = Math.max(1, Math.min(w, LEFT + (s + d - v0) * scale) - bx);
+      const col = bx | 0;
+      if (bw < 1.5 && col === lastX) continue;
+      lastX = col;
+      if (bar[2] === "call") paths.call.rect(bx, y + 14, bw, 6); else paths.callback.rect(bx, y + 4, bw, 10);
     }
+    ctx.globalAlpha = 0.75;
+    ctx.fillStyle = ui.handler; ctx.fill(paths.callback);
+    ctx.fillStyle = palette.cast; ctx.fill(paths.call);
+    ctx.globalAlpha = 1;
     ctx.fillStyle = ui.gc;
     for (const t of b.gcs) if (t >= v0 && t <= v1) { ctx.beginPath(); ctx.arc(xOf(t), y + TRACK - 4, 2, 0, 7); ctx.fill(); }
     if (l.exited && l.end !== null && l.end !== undefined && l.end >= v0 && l.end <= v1) {

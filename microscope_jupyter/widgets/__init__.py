@@ -4,6 +4,7 @@
     tree = SupervisionTree(s)          # click a process: tree.selected
     seq = SequenceDiagram(s)           # click an arrow: seq.selected, seq.selected_message
     tt = TimeTravel(s); tt.link(seq)   # the slider follows the diagram's cursor
+    graph = ProcessGraph(s); graph.link(tt)   # play: every linked widget follows
 
 Each widget is one Python class and one JS entry (``js/src/<name>.js``,
 bundled into ``widgets/static/``); traitlets are the source of truth. Where
@@ -11,9 +12,10 @@ no widget manager runs (exported HTML, GitHub), each shows a static HTML/SVG
 rendering instead, so a shared notebook still has its pictures.
 """
 
+from .process_graph import ProcessGraph
 from .sequence_diagram import SequenceDiagram
 from .supervision_tree import SupervisionTree
 from .time_travel import TimeTravel
 from .timeline import Timeline
 
-__all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline"]
+__all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline", "ProcessGraph"]

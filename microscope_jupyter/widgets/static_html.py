@@ -14,7 +14,8 @@ import html
 import json
 from pathlib import Path
 
-__all__ = ["PALETTE", "UI", "supervision_tree", "sequence_diagram", "time_travel", "timeline"]
+__all__ = ["PALETTE", "UI", "supervision_tree", "sequence_diagram", "time_travel", "timeline",
+           "process_graph"]
 
 _COLOURS = json.loads((Path(__file__).resolve().parent / "palette.json").read_text())
 PALETTE: dict[str, str] = _COLOURS["kinds"]
@@ -167,3 +168,27 @@ def timeline(lanes: list[dict], handlers: list[list], span: float,
             f'<table style="border-collapse:collapse"><tr><td></td><td style="padding:0">'
             f'<small>0 ms</small><small style="float:right">{span:.1f} ms</small></td><td></td></tr>'
             f'{"".join(rows)}</table></div>')
+
+
+def process_graph(nodes: list[dict], edges: list[dict], path: list[dict]) -> str:
+    """The flows as a table (busiest first), and the causal chain when one is focused."""
+    label = lambda k: html.escape(str(nodes[k]["label"])) if 0 <= k < len(nodes) else "?"  # noqa: E731
+    wait = lambda us: "" if us is None else (f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} µs")  # noqa: E731
+    cell = f"padding:1px 6px;border-bottom:1px solid {UI['line']};white-space:nowrap"
+    rows = "".join(
+        f'<tr><td style="{cell};text-align:right">{label(e["from"])}</td><td style="{cell}">→</td>'
+        f'<td style="{cell}">{label(e["to"])}</td><td style="{cell};text-align:right">{e["count"]}</td>'
+        f'<td style="{cell}">{wait(e["median_us"])}</td><td style="{cell}">{wait(e["max_us"])}</td></tr>'
+        for e in sorted(edges, key=lambda e: -e["count"])[:60])
+    chain = "".join(
+        f'<li style="color:{PALETTE["crash"] if p["slowest"] else UI["text"]}">{label(p["from"])} → '
+        f'{label(p["to"])} <code>{html.escape(p["text"])}</code> {wait(p["wait_us"])}'
+        f'{" ← the longest wait" if p["slowest"] else ""}</li>' for p in path)
+    crashed = ", ".join(label(k) for k, n in enumerate(nodes) if n.get("crashed"))
+    return (f'<div style="font-family:sans-serif;font-size:12px;max-height:420px;overflow-y:auto">'
+            f'<b>Process graph</b> ({len(nodes)} processes, {len(edges)} flows)'
+            + (f' <span style="color:{PALETTE["crash"]}">✖ crashed: {crashed}</span>' if crashed else "")
+            + f'<table style="border-collapse:collapse"><tr><th style="{cell}">from</th><th></th>'
+            f'<th style="{cell}">to</th><th style="{cell}">messages</th><th style="{cell}">median wait</th>'
+            f'<th style="{cell}">longest</th></tr>{rows}</table>'
+            + (f"<b>Causal chain</b><ol>{chain}</ol>" if chain else "") + "</div>")

@@ -452,3 +452,60 @@ def test_timeline_zoom_pan_and_resize(page, server):
     page.evaluate("document.getElementById('root').style.width = '700px'")
     page.wait_for_function("document.querySelector('.mic-timeline canvas').style.width === "
                            "document.querySelector('.mic-timeline .viewport').clientWidth + 'px'")
+
+
+def graph_state():
+    return {
+        "nodes": [{"id": "<0.2.0>", "label": "Demo.WorkerA", "sent": 40, "received": 0, "crashed": False},
+                  {"id": "<0.3.0>", "label": "Demo.WorkerB", "sent": 20, "received": 40, "crashed": True},
+                  {"id": "<0.4.0>", "label": "Demo.Stats", "sent": 0, "received": 20, "crashed": False}],
+        "edges": [{"from": 0, "to": 1, "count": 40, "median_us": 50.0, "max_us": 900.0, "last_seq": 80},
+                  {"from": 1, "to": 2, "count": 20, "median_us": 250000.0, "max_us": 400000.0, "last_seq": 81}],
+        "flights": {"from": [0] * 40, "to": [1] * 40, "send_ms": [2.0 * k for k in range(40)],
+                    "end_ms": [2.0 * k + 1 for k in range(40)]},
+        "seq_times": [[2.0 * k, 2 * k] for k in range(41)], "span": 80.0, "cursor": -1,
+        "playing": False, "speed": 1.0, "focus": -1, "path": [],
+        "marks": [{"seq": 81, "severity": "warning", "text": "Demo.Stats fell behind"}],
+    }
+
+
+def test_process_graph_plays_hovers_and_focuses(page, server, screenshots):
+    mount(page, server, "process_graph", graph_state())
+    page.wait_for_selector("[data-ready='1']")
+    nodes = page.evaluate("JSON.parse(document.getElementById('root').dataset.nodes)")
+    box = page.locator("canvas").bounding_box()
+    page.mouse.move(box["x"] + nodes[1][0], box["y"] + nodes[1][1])
+    assert page.locator(".tip").inner_text().startswith("Demo.WorkerB <0.3.0>")
+    assert "crashed" in page.locator(".tip").inner_text()
+    # hover along the WorkerB -> Stats edge, find it, click it: its causal chain is asked for
+    found = False
+    for u in [i / 20 for i in range(3, 18)]:
+        x = nodes[1][0] + (nodes[2][0] - nodes[1][0]) * u
+        y = nodes[1][1] + (nodes[2][1] - nodes[1][1]) * u
+        for dy in range(-20, 21, 2):
+            page.mouse.move(box["x"] + x, box["y"] + y + dy)
+            if page.locator(".tip").is_visible() and \
+                    page.locator(".tip").inner_text().startswith("Demo.WorkerB → Demo.Stats"):
+                found = True
+                break
+        if found:
+            break
+    assert found, "no tooltip along the WorkerB -> Stats edge"
+    assert "20 messages · median wait 250.0 ms" in page.locator(".tip").inner_text()
+    page.mouse.click(box["x"] + x, box["y"] + y + dy)
+    assert page.evaluate("model.get('focus')") == 81
+    page.evaluate("""model.set('path', [{from: 0, to: 1, send_seq: 80, text: '{:update, 3}', wait_us: 50,
+                     worked_us: null, slowest: false}, {from: 1, to: 2, send_seq: 81, text: '{:stat, 3}',
+                     wait_us: 250000, worked_us: 12, slowest: true}])""")
+    text = page.locator(".path").inner_text()
+    assert "2. Demo.WorkerB → Demo.Stats" in text and "waited 250.0 ms  ← the longest wait" in text
+    # a finding from the menu is focused the same way
+    page.select_option("select.findings", "81")
+    assert page.evaluate("model.get('focus')") == 81
+    # play at 0.1x (80 ms take 0.8 s): the cursor, and every linked widget, moves with the messages
+    page.select_option("select.speed", "0.1")
+    page.click("button.play")
+    page.wait_for_function("model.get('cursor') > 4", timeout=5000)
+    page.wait_for_function("model.get('playing') === false", timeout=10000)   # stops at the end
+    assert page.evaluate("model.get('cursor')") >= 70
+    page.screenshot(path=str(screenshots / "fake_process_graph.png"))

@@ -8,7 +8,8 @@ from fake_agent import A, B, B2, FakeAgent
 from microscope_jupyter.analysis.recorded import OfflineSession
 from microscope_jupyter.beam.terms import Atom, Reference
 from microscope_jupyter.store.event_store import EventStore
-from microscope_jupyter.widgets import SequenceDiagram, SupervisionTree, Timeline, TimeTravel
+from microscope_jupyter.widgets import (ProcessGraph, SequenceDiagram, SupervisionTree, Timeline,
+                                        TimeTravel)
 
 NAME = Atom("Elixir.Demo.WorkerB")
 GS = Atom("gen_server")
@@ -120,6 +121,25 @@ def test_timeline_tracks_from_a_recording(recorded):
     tl.link(tt)
     tt.cursor = 6
     assert tl.cursor == 6 and tl.cursor_ms == 0.006
+
+
+def test_process_graph_flows_flights_and_a_focused_chain(recorded):
+    graph = ProcessGraph(recorded)
+    labels = [n["label"] for n in graph.nodes]
+    assert labels == ["Demo.WorkerA", "Demo.WorkerB"]
+    assert graph.nodes[1]["crashed"] and not graph.nodes[0]["crashed"]    # :boom
+    edge = graph.edges[0]
+    assert (edge["from"], edge["to"], edge["count"]) == (0, 1, 3)         # the lost one included
+    assert graph.flights["send_ms"] == [0.0, 0.003, 0.008]
+    assert graph.seq_times[0] == [0.0, 0] and len(graph.seq_times) == len(recorded.store)
+    chain = graph.focus_on(3)                      # the {:update, 1} send
+    assert chain["text"].tolist()[-1] == "{:update, 1}"
+    assert graph.path[-1]["to"] == 1 and graph.path[-1]["send_seq"] == 3
+    assert "<table" in graph.static_html() and "Causal chain" in graph.static_html()
+    tt = TimeTravel(recorded)
+    graph.link(tt)
+    graph.cursor = 5                                # playback moves linked widgets
+    assert tt.cursor == 5
 
 
 def test_tree_from_a_recording(recorded):

@@ -1,0 +1,254 @@
+// ProcessGraph: processes as nodes, message flows as edges (width by count,
+// colour by how long messages waited), laid out by a small force simulation.
+// Play animates the recording: messages fly along their edges while the
+// shared cursor (and every linked widget) follows. A focused message or
+// finding shows its causal chain, hop by hop, the longest wait in red.
+// Model:
+//   nodes: [{id, label, sent, received, crashed}]
+//   edges: [{from, to, count, median_us, max_us}]            (node indexes)
+//   flights: {from: [], to: [], send_ms: [], end_ms: []}       one per message, by send time
+//   seq_times: [[ms, seq]]   span: ms    cursor: seq    playing: bool   speed: x
+//   path: [{from, to, send_seq, text, wait_us, worked_us, slowest}]   focus: seq (-1 none)
+//   marks: [{seq, severity, text}]   findings: clicking one focuses it
+import { h, palette, heat, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound } from "./common.js";
+
+function render({ model, el }) {
+  const root = h("div", { class: "mic mic-graph" });
+  injectStyle(root, baseCss + `
+    .mic-graph canvas { display: block; width: 100%; height: 440px; cursor: default; }
+    .mic-graph .path { padding: 4px 8px; border-top: 1px solid var(--mic-line); white-space: pre-wrap; }
+    .mic-graph .path:empty { display: none; }
+    .mic-graph .path .slow { color: var(--mic-crash); font-weight: 600; }
+    .mic-graph select.findings { max-width: 320px; }`);
+  const play = h("button", { class: "play", title: "play the recording (space)" }, "▶ play");
+  const speed = h("select", { class: "speed", title: "playback speed" },
+    ...[0.01, 0.1, 1, 10, 100].map((v) => h("option", { value: String(v) }, `${v}×`)));
+  const clock = h("span", { class: "muted mono clock" });
+  const findings = h("select", { class: "findings", title: "show the causal chain of a finding" });
+  const info = h("span", { class: "muted info" });
+  const canvas = h("canvas", { tabindex: "0" });
+  const pathBox = h("div", { class: "path mono" });
+  root.append(h("div", { class: "bar" }, play, speed, clock, findings, info), canvas, pathBox);
+  const tip = tooltip(root);
+  el.append(root);
+  const ctx = canvas.getContext("2d");
+
+  let nodes = [], edges = [], pos = [], t = 0, last = null, raf = null, lastCursorPush = 0, hoverEdge = -1;
+  let colours = themeColours(root), sendIdx = null;
+
+  // -- layout: a force simulation run to rest once (a few hundred nodes at most)
+  function layout() {
+    nodes = model.get("nodes") || [];
+    edges = model.get("edges") || [];
+    const n = nodes.length, w = canvas.clientWidth || 800, hgt = canvas.clientHeight || 440;
+    pos = nodes.map((_, i) => ({ x: w / 2 + Math.cos((2 * Math.PI * i) / Math.max(1, n)) * Math.min(w, hgt) * 0.35,
+                                 y: hgt / 2 + Math.sin((2 * Math.PI * i) / Math.max(1, n)) * Math.min(w, hgt) * 0.35 }));
+    const k = Math.sqrt((w * hgt) / Math.max(1, n)) * 0.6;
+    const rounds = n > 100 ? 120 : 300;       // O(n²) a round: fewer, larger steps for big graphs
+    const cool = Math.pow(0.01, 1 / rounds);
+    for (let it = 0, temp = Math.min(w, hgt) / 8; it < rounds; it++, temp *= cool) {
+      const d = pos.map(() => ({ x: 0, y: 0 }));
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
+        let dx = pos[i].x - pos[j].x, dy = pos[i].y - pos[j].y;
+        const dist = Math.max(1, Math.hypot(dx, dy)), f = (k * k) / dist;
+        dx /= dist; dy /= dist;
+        d[i].x += dx * f; d[i].y += dy * f; d[j].x -= dx * f; d[j].y -= dy * f;
+      }
+      for (const e of edges) {
+        const a = pos[e.from], b = pos[e.to];
+        if (!a || !b || e.from === e.to) continue;
+        let dx = a.x - b.x, dy = a.y - b.y;
+        const dist = Math.max(1, Math.hypot(dx, dy)), f = (dist * dist) / k;
+        dx /= dist; dy /= dist;
+        d[e.from].x -= dx * f; d[e.from].y -= dy * f; d[e.to].x += dx * f; d[e.to].y += dy * f;
+      }
+      for (let i = 0; i < n; i++) {
+        // gravity: without it repulsion pins loosely connected processes to the walls
+        d[i].x += (w / 2 - pos[i].x) * 0.9; d[i].y += (hgt / 2 - pos[i].y) * 1.6;
+        const len = Math.max(1e-9, Math.hypot(d[i].x, d[i].y)), step = Math.min(len, temp);
+        pos[i].x = Math.max(60, Math.min(w - 60, pos[i].x + (d[i].x / len) * step));
+        pos[i].y = Math.max(30, Math.min(hgt - 30, pos[i].y + (d[i].y / len) * step));
+      }
+    }
+    const f = model.get("flights") || {};
+    sendIdx = Float64Array.from(f.send_ms || []);
+    info.textContent = `${n} processes · ${edges.length} flows · ${(f.send_ms || []).length.toLocaleString()} messages`;
+    el.dataset.nodes = JSON.stringify(pos.map((p) => [Math.round(p.x), Math.round(p.y)]));
+    paint();
+  }
+
+  const maxCount = () => Math.max(1, ...edges.map((e) => e.count));
+  const maxWait = () => Math.max(1, ...edges.map((e) => e.median_us || 0));
+
+  // an edge between a and b, bent to one side so a->b and b->a stay apart
+  function curve(a, b) {
+    const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2, dx = b.x - a.x, dy = b.y - a.y, len = Math.max(1, Math.hypot(dx, dy));
+    return { cx: mx - (dy / len) * 18, cy: my + (dx / len) * 18 };
+  }
+  const at = (a, c, b, u) => ({ x: (1 - u) * (1 - u) * a.x + 2 * (1 - u) * u * c.cx + u * u * b.x,
+                                y: (1 - u) * (1 - u) * a.y + 2 * (1 - u) * u * c.cy + u * u * b.y });
+
+  function paint() {
+    colours = themeColours(root);
+    const w = canvas.clientWidth || 800, hgt = canvas.clientHeight || 440, dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(hgt * dpr)) {
+      canvas.width = Math.round(w * dpr); canvas.height = Math.round(hgt * dpr);
+    }
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = colours.bg; ctx.fillRect(0, 0, w, hgt);
+    const onPath = new Map((model.get("path") || []).map((p, i) => [`${p.from}>${p.to}`, { ...p, order: i + 1 }]));
+    const mc = maxCount(), mw = maxWait();
+    edges.forEach((e, i) => {
+      const a = pos[e.from], b = pos[e.to];
+      if (!a || !b) return;
+      const c = curve(a, b), hop = onPath.get(`${e.from}>${e.to}`);
+      ctx.strokeStyle = hop ? (hop.slowest ? colours.crash : colours.accent) : heat(Math.log1p(e.median_us || 0) / Math.log1p(mw));
+      ctx.globalAlpha = hop || i === hoverEdge ? 1 : 0.7;
+      ctx.lineWidth = (hop ? 3 : 1) + 5 * Math.log1p(e.count) / Math.log1p(mc) + (i === hoverEdge ? 2 : 0);
+      ctx.beginPath(); ctx.moveTo(a.x, a.y); ctx.quadraticCurveTo(c.cx, c.cy, b.x, b.y); ctx.stroke();
+      const tipAt = at(a, c, b, 0.8), before = at(a, c, b, 0.72);
+      const ang = Math.atan2(tipAt.y - before.y, tipAt.x - before.x);
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.beginPath(); ctx.moveTo(tipAt.x, tipAt.y);
+      ctx.lineTo(tipAt.x - 9 * Math.cos(ang - 0.4), tipAt.y - 9 * Math.sin(ang - 0.4));
+      ctx.lineTo(tipAt.x - 9 * Math.cos(ang + 0.4), tipAt.y - 9 * Math.sin(ang + 0.4)); ctx.fill();
+      ctx.globalAlpha = 1;
+      if (hop) {
+        const m = at(a, c, b, 0.5);
+        ctx.fillStyle = colours.text; ctx.font = "bold 11px sans-serif";
+        ctx.fillText(`${hop.order}${hop.slowest ? ` · waited ${fmtUs(hop.wait_us)}` : ""}`, m.x + 6, m.y - 6);
+      }
+    });
+    // messages in flight at the playback time
+    const f = model.get("flights") || {};
+    if (model.get("playing") || t > 0) {
+      const hi = upperBound(sendIdx, t);
+      ctx.fillStyle = palette.selected;
+      let shown = 0;
+      for (let i = hi - 1; i >= 0 && shown < 400; i--) {
+        const s = f.send_ms[i], e = f.end_ms[i] ?? s;
+        if (e < t) { if (t - s > 60000) break; continue; }
+        const a = pos[f.from[i]], b = pos[f.to[i]];
+        if (!a || !b) continue;
+        const u = e > s ? (t - s) / (e - s) : 1;
+        const p = at(a, curve(a, b), b, Math.max(0, Math.min(1, u)));
+        ctx.beginPath(); ctx.arc(p.x, p.y, 3.5, 0, 7); ctx.fill(); shown++;
+      }
+      el.dataset.inFlight = String(shown);
+    }
+    // nodes
+    const maxTraffic = Math.max(1, ...nodes.map((nd) => nd.sent + nd.received));
+    nodes.forEach((nd, i) => {
+      const p = pos[i], r = 6 + 10 * Math.sqrt((nd.sent + nd.received) / maxTraffic);
+      ctx.fillStyle = colours.panel; ctx.strokeStyle = nd.crashed ? colours.crash : colours.muted; ctx.lineWidth = nd.crashed ? 3 : 1.5;
+      ctx.beginPath(); ctx.arc(p.x, p.y, r, 0, 7); ctx.fill(); ctx.stroke();
+      ctx.fillStyle = colours.text; ctx.font = "600 11px sans-serif"; ctx.textAlign = "center";
+      ctx.fillText(String(nd.label).slice(0, 28), p.x, p.y - r - 4); ctx.textAlign = "left";
+    });
+    clock.textContent = `${fmtUs(t * 1000)} / ${fmtUs((model.get("span") || 0) * 1000)}`;
+  }
+
+  function drawPath() {
+    const path = model.get("path") || [];
+    if (!path.length) { pathBox.replaceChildren(); return; }
+    const label = (k) => (nodes[k] ? nodes[k].label : "outside the trace");
+    pathBox.replaceChildren(h("b", {}, `causal chain of #${model.get("focus")} (${path.length} hops)`),
+      ...path.map((p, i) => h("div", { class: p.slowest ? "slow" : "" },
+        `${i + 1}. ${label(p.from)} → ${label(p.to)}  ${p.text}` +
+        (p.worked_us !== null && p.worked_us !== undefined ? `  (sent ${fmtUs(p.worked_us)} into its cause's callback)` : "") +
+        (p.wait_us !== null && p.wait_us !== undefined ? `  waited ${fmtUs(p.wait_us)}` : "") +
+        (p.slowest ? "  ← the longest wait" : ""))));
+  }
+
+  function drawFindings() {
+    const marks = model.get("marks") || [];
+    findings.replaceChildren(h("option", { value: "" }, marks.length ? "causal chain of a finding…" : "no findings"),
+      ...marks.map((m) => h("option", { value: String(m.seq) }, `${m.severity}: ${m.text}`.slice(0, 90))));
+    findings.value = "";
+  }
+
+  // -- playback
+  const seqAt = (ms) => {
+    const st = model.get("seq_times") || [];
+    let lo = 0, hi = st.length - 1;
+    if (hi < 0) return -1;
+    while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (st[mid][0] <= ms) lo = mid; else hi = mid - 1; }
+    return st[lo][1];
+  };
+  function frame(now) {
+    if (!model.get("playing")) { raf = null; return; }
+    const dt = last === null ? 0 : now - last;
+    last = now;
+    t = Math.min(model.get("span") || 0, t + dt * Number(speed.value));
+    const done = t >= (model.get("span") || 0);
+    if (done || now - lastCursorPush > 120) {      // linked widgets follow, a few times a second
+      lastCursorPush = now;
+      const seq = seqAt(t);
+      if (seq >= 0 && seq !== model.get("cursor")) { model.set("cursor", seq); model.save_changes(); }
+    }
+    paint();
+    if (done) { model.set("playing", false); model.save_changes(); raf = null; return; }
+    raf = requestAnimationFrame(frame);
+  }
+  function setPlaying(on) {
+    if (on && t >= (model.get("span") || 0)) t = 0;
+    model.set("playing", on); model.save_changes();
+  }
+  model.on("change:playing", () => {
+    play.textContent = model.get("playing") ? "■ pause" : "▶ play";
+    if (model.get("playing") && raf === null) { last = null; raf = requestAnimationFrame(frame); }
+  });
+
+  // -- hover and clicks
+  function edgeAt(x, y) {
+    let best = -1, bestD = 8;
+    edges.forEach((e, i) => {
+      const a = pos[e.from], b = pos[e.to];
+      if (!a || !b) return;
+      const c = curve(a, b);
+      for (let u = 0; u <= 1; u += 0.05) {
+        const p = at(a, c, b, u), d = Math.hypot(p.x - x, p.y - y);
+        if (d < bestD) { bestD = d; best = i; }
+      }
+    });
+    return best;
+  }
+  function nodeAt(x, y) {
+    return pos.findIndex((p) => Math.hypot(p.x - x, p.y - y) < 14);
+  }
+  canvas.addEventListener("mousemove", (ev) => {
+    const r = canvas.getBoundingClientRect(), x = ev.clientX - r.left, y = ev.clientY - r.top;
+    const ni = nodeAt(x, y);
+    const ei = ni >= 0 ? -1 : edgeAt(x, y);
+    if (ei !== hoverEdge) { hoverEdge = ei; paint(); }
+    if (ni >= 0) { const nd = nodes[ni]; tip.show(ev, `${nd.label} ${nd.id}\nsent ${nd.sent} · received ${nd.received}${nd.crashed ? "\ncrashed" : ""}`); }
+    else if (ei >= 0) {
+      const e = edges[ei];
+      tip.show(ev, `${nodes[e.from].label} → ${nodes[e.to].label}\n${e.count} messages · median wait ${fmtUs(e.median_us)} · longest ${fmtUs(e.max_us)}\n(click: the causal chain of its last message)`);
+    } else tip.hide();
+  });
+  canvas.addEventListener("mouseleave", () => { tip.hide(); if (hoverEdge >= 0) { hoverEdge = -1; paint(); } });
+  canvas.addEventListener("click", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const ei = edgeAt(ev.clientX - r.left, ev.clientY - r.top);
+    if (ei >= 0 && edges[ei].last_seq !== undefined) { model.set("focus", edges[ei].last_seq); model.save_changes(); }
+  });
+  canvas.addEventListener("keydown", (ev) => {
+    if (ev.key === " ") { ev.preventDefault(); ev.stopPropagation(); setPlaying(!model.get("playing")); }
+  });
+  play.addEventListener("click", () => setPlaying(!model.get("playing")));
+  speed.value = String(model.get("speed") || 1);
+  speed.addEventListener("change", () => { model.set("speed", Number(speed.value)); model.save_changes(); });
+  findings.addEventListener("change", () => { if (findings.value) { model.set("focus", Number(findings.value)); model.save_changes(); } });
+  for (const name of ["nodes", "edges", "flights"]) model.on(`change:${name}`, layout);
+  model.on("change:path", () => { drawPath(); paint(); });
+  model.on("change:marks", drawFindings);
+  const stopResize = onResize(canvas, layout);
+  layout();
+  drawPath();
+  drawFindings();
+  el.dataset.ready = "1";
+  return () => { stopResize(); if (raf !== null) cancelAnimationFrame(raf); root.remove(); };
+}
+
+export default { render };

@@ -1,0 +1,137 @@
+"""ProcessGraph: processes as nodes, message flows as edges, playback and
+causal chains (``js/src/process_graph.js``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import traitlets as t
+
+from ..analysis import causal
+from ..store.otp import normal_exit
+from ._base import Widget, esm, finding_marks
+
+__all__ = ["ProcessGraph"]
+
+
+class ProcessGraph(Widget):
+    """Who talks to whom: processes as nodes, message flows as edges (width by
+    count, colour by the median wait), laid out by force.
+
+    Play animates the recording at a chosen speed: messages fly along their
+    edges and ``cursor`` moves with them, so linked widgets (``link``) follow.
+    ``focus_on(seq)`` (or clicking an edge, or picking a finding) shows the
+    causal chain that led there, hop by hop, with where it waited longest;
+    ``chain`` holds it as a DataFrame.
+    """
+
+    _esm = esm("process_graph")
+    nodes = t.List(t.Dict()).tag(sync=True)
+    edges = t.List(t.Dict()).tag(sync=True)
+    flights = t.Dict().tag(sync=True)
+    seq_times = t.List(t.List()).tag(sync=True)
+    span = t.Float(0.0).tag(sync=True)
+    cursor = t.Int(-1).tag(sync=True)
+    playing = t.Bool(False).tag(sync=True)
+    speed = t.Float(1.0).tag(sync=True)
+    focus = t.Int(-1).tag(sync=True)
+    path = t.List(t.Dict()).tag(sync=True)
+    marks = t.List(t.Dict()).tag(sync=True)
+
+    def __init__(self, source: Any, procs: Any = None, limit: int = 50_000, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._source = source
+        self._procs = procs
+        self._limit = limit
+        self.chain = pd.DataFrame(columns=causal.CHAIN_COLUMNS)
+        self.observe(self._on_focus, names="focus")
+        self.refresh()
+
+    def __repr__(self) -> str:
+        return f"<ProcessGraph: {len(self.nodes)} processes, {len(self.edges)} flows>"
+
+    def link(self, other: Any) -> "ProcessGraph":
+        """Share the cursor with ``other``: playback moves it."""
+        self.cursor = other.cursor
+        t.link((other, "cursor"), (self, "cursor"))
+        return self
+
+    def refresh(self) -> None:
+        table = self._source.messages()
+        if self._procs is not None:
+            wanted: set[str] = set()
+            for proc in [self._procs] if isinstance(self._procs, str) else self._procs:
+                wanted |= {self._source.store.id_text(i) for i in self._source.pids(proc)}
+            table = table[table["sender"].isin(wanted) | table["receiver"].isin(wanted)]
+        self._messages = table
+        ts = self._source.store.raw().ts_ns
+        t0 = int(ts[0]) if len(ts) else 0
+        self.span = float((int(ts[-1]) - t0) / 1e6) if len(ts) else 0.0
+        known = table[table["sender"].notna() & table["receiver"].notna()]
+        pids = list(dict.fromkeys([*known["sender"], *known["receiver"]]))
+        index = {p: i for i, p in enumerate(pids)}
+        names = {**dict(zip(known["receiver"], known["receiver_name"])),
+                 **dict(zip(known["sender"], known["sender_name"]))}
+        events = self._source.events
+        exits = events[events["kind"] == "exit"]
+        crashed = {p for p, term in zip(exits["pid"], exits["term"]) if not normal_exit(term)}
+        sent = known["sender"].value_counts().to_dict()
+        got = known["receiver"].value_counts().to_dict()
+        self.nodes = [{"id": p, "label": names.get(p) if isinstance(names.get(p), str) else p,
+                       "sent": int(sent.get(p, 0)), "received": int(got.get(p, 0)),
+                       "crashed": p in crashed} for p in pids]
+        wait = known["wait_us"].astype(float).fillna(known["latency_us"].astype(float))
+        grouped = known.assign(_wait=wait).groupby(["sender", "receiver"], sort=False)
+        self.edges = [{"from": index[a], "to": index[b], "count": int(len(g)),
+                       "median_us": _num(g["_wait"].median()), "max_us": _num(g["_wait"].max()),
+                       "last_seq": int(g["send_seq"].max())}
+                      for (a, b), g in grouped]
+        flights = known.head(self._limit)
+        sent_ns = flights["sent_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        send_ms = (sent_ns - t0) / 1e6
+        end_ms = send_ms + flights["wait_us"].astype(float).fillna(
+            flights["latency_us"].astype(float)).to_numpy() / 1000
+        order = np.argsort(send_ms, kind="stable")
+        self.flights = {"from": [index[p] for p in flights["sender"].to_numpy()[order]],
+                        "to": [index[p] for p in flights["receiver"].to_numpy()[order]],
+                        "send_ms": np.round(send_ms[order], 4).tolist(),
+                        "end_ms": [None if np.isnan(x) else round(x, 4) for x in end_ms[order]]}
+        step = max(1, len(ts) // 2000)
+        self.seq_times = [[round((int(ts[k]) - t0) / 1e6, 4), int(k)]
+                          for k in range(0, len(ts), step)]
+        self.marks = [{"seq": m["seq"], "severity": m["severity"], "text": m["text"]}
+                      for m in finding_marks(self._source)]
+
+    def focus_on(self, seq: int) -> pd.DataFrame:
+        """Show the causal chain of the message sent at ``seq`` (or, for any
+        other event, of the message its process was handling then)."""
+        self.focus = int(seq)
+        return self.chain
+
+    def _on_focus(self, _change: Any = None) -> None:
+        seq = self.focus
+        self.chain = pd.DataFrame(columns=causal.CHAIN_COLUMNS)
+        if seq >= 0:
+            pid = self._source.store.frame()["pid"].iloc[seq] if seq < len(self._source.store) \
+                else None
+            start = causal.message_for_event(self._messages, seq, pid if isinstance(pid, str)
+                                             else None)
+            if start is not None:
+                self.chain = causal.chain(self._messages, start)
+        index = {n["id"]: i for i, n in enumerate(self.nodes)}
+        self.path = [{"from": index.get(r.sender, -1), "to": index.get(r.receiver, -1),
+                      "send_seq": None if pd.isna(r.send_seq) else int(r.send_seq),
+                      "text": str(r.text)[:120], "wait_us": _num(r.wait_us),
+                      "worked_us": _num(r.worked_us), "slowest": bool(r.slowest)}
+                     for r in self.chain.itertuples(index=False)]
+
+    def static_html(self) -> str:
+        from . import static_html
+
+        return static_html.process_graph(self.nodes, self.edges, self.path)
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value), 1)
