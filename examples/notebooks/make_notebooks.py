@@ -76,12 +76,16 @@ print("WorkerA still targets the old pid:", str(a_state[mic.Atom("worker_b")]) =
 print("WorkerA monitors:", after.set_index("name").loc["Demo.WorkerA", "monitors"] or "nothing")"""),
     ("code", """# NBVAL_IGNORE_OUTPUT
 mic.widgets.TimeTravel(s, cursor=int(crash["seq"]) - 1).link(seq)"""),
-    ("markdown", "## 7. The supervision tree and the timeline\nThe tree is read live from the node (search, collapse, colour by mailbox or memory; click a process to select it). The timeline shows lifetimes, callbacks and mailbox length."),
+    ("markdown", "## 7. The supervision tree, the timeline and the process graph\nThe tree is read live from the node, grouped by application with yours first (search, sort by mailbox, memory or reductions; click a process for its state, links and monitors, and to trace it). The timeline is a track per process: lifetimes, callbacks, crashes with their reasons and mailbox length (ctrl+wheel zooms, shift+drag sums up a range). The process graph shows who talks to whom; press play and the time travel slider above follows the recording; pick a finding to see the chain of messages that led to it."),
     ("code", """# NBVAL_IGNORE_OUTPUT
 tree = mic.widgets.SupervisionTree(s)
 tree"""),
     ("code", """# NBVAL_IGNORE_OUTPUT
 mic.widgets.Timeline(s)"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+graph = mic.widgets.ProcessGraph(s, procs=["Demo.WorkerA", "Demo.WorkerB", "Demo.Stats"])
+graph.link(seq)
+graph"""),
     ("markdown", "## 8. The cause"),
     ("code", """findings = s.findings()
 findings[["kind", "severity", "name"]].sort_values(["kind", "name"]).reset_index(drop=True)"""),

@@ -124,7 +124,8 @@ def test_quickstart_runs_and_every_widget_renders(notebook, screenshots):
     assert not errors, "\n".join(errors)
     assert kernel(page, "print(len(s.events) > 100)").strip() == "True"
     for selector, name in [(".mic-seq", "sequence_diagram"), (".mic-tt", "time_travel"),
-                           (".mic-tree", "supervision_tree"), (".mic-timeline", "timeline")]:
+                           (".mic-tree", "supervision_tree"), (".mic-timeline", "timeline"),
+                           (".mic-graph", "process_graph")]:
         widget = page.locator(selector).first
         widget.scroll_into_view_if_needed()
         assert widget.is_visible(), f"{name} did not render"
@@ -343,3 +344,25 @@ def test_an_untrusted_notebook_shows_legible_fallbacks(browser, lab, screenshots
         page.screenshot(path=str(screenshots / "lab_untrusted_fallbacks.png"))
     finally:
         context.close()
+
+
+def test_playing_the_process_graph_moves_the_linked_widgets(notebook):
+    page = notebook
+    graph = page.locator(".mic-graph").first
+    graph.scroll_into_view_if_needed()
+    start = int(kernel(page, "print(graph.cursor)").strip())
+    graph.locator("select.speed").select_option("0.1")
+    graph.locator("button.play").click()
+    deadline = time.monotonic() + 20
+    moved = start
+    while moved == start and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        moved = int(kernel(page, "print(graph.cursor)").strip())
+    assert moved != start
+    # linked through the sequence diagram: the time travel slider follows
+    assert int(kernel(page, "print(seq.cursor)").strip()) == moved
+    graph.locator("button.play").click()          # pause
+    graph.locator("select.findings").select_option(index=1)
+    page.wait_for_function("() => document.querySelector('.mic-graph .path')?.innerText.includes('causal chain')",
+                           timeout=10_000)
+    assert "hops" in graph.locator(".path").inner_text()
