@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const entries = ["supervision_tree", "sequence_diagram", "time_travel", "timeline", "process_graph"];
+const entries = ["supervision_tree", "sequence_diagram", "time_travel", "timeline", "process_graph",
+                 "source_view"];
 
 await build({
   entryPoints: entries.map((e) => path.join(here, "src", `${e}.js`)),

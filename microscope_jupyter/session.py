@@ -22,7 +22,7 @@ import pandas as pd
 
 from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
-from .agent.inspect import process_details
+from .agent.inspect import module_source, process_details
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
@@ -323,6 +323,13 @@ class Session(SessionBase):
         self._require_attached()
         self._use_agent()
         return process_details(self._remote, proc, int(timeout * 1000))
+
+    def source(self, module: str) -> dict[str, Any]:
+        """Where ``module``'s source is on the node (``source``), the file (``text``,
+        when the node can read it) and its functions' first lines (debug info)."""
+        self._require_attached()
+        self._use_agent()
+        return module_source(self._remote, module)
 
     def _alive_elsewhere(self, proc: Any) -> str | None:
         if not self.attached:

@@ -62,7 +62,7 @@
 -module(microscope_agent).
 
 %% PUBLIC
--export([process_details/2]).
+-export([process_details/2, module_source/1]).
 -export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
          process_tree/0]).
 %% @private internal exports (spawned funs, sys debug hook)
@@ -271,6 +271,55 @@ catch_state(P, Timeout) ->
         erlang:demonitor(MRef, [flush]),
         receive {Ref, _} -> ok after 0 -> ok end,
         {error, timeout}
+    end.
+
+%% @doc Where a module's source is and what its functions' lines are:
+%% #{source => Path | undefined, text => Binary | undefined (the file, when
+%% this node can read it and it is under 2 MB), functions => [{Name, Arity,
+%% Line}] from the debug info (Erlang's abstract code, or Elixir's through
+%% its debug_info backend), or {error, Why} when a release stripped it}.
+module_source(Module) when is_atom(Module) ->
+    case code:ensure_loaded(Module) of
+        {module, Module} ->
+            Compile = try Module:module_info(compile) catch _:_ -> [] end,
+            Source = case lists:keyfind(source, 1, Compile) of
+                         {source, S} -> unicode:characters_to_binary(S);
+                         false -> undefined
+                     end,
+            {ok, #{source => Source, text => read_source(Source),
+                   functions => function_lines(Module)}};
+        {error, Why} -> {error, Why}
+    end.
+
+read_source(undefined) -> undefined;
+read_source(Path) ->
+    case file:read_file_info(Path) of
+        {ok, Info} when element(2, Info) < 2000000 ->
+            case file:read_file(Path) of
+                {ok, Text} -> Text;
+                _ -> undefined
+            end;
+        _ -> undefined
+    end.
+
+function_lines(Module) ->
+    Beam = case code:which(Module) of
+               Path when is_list(Path) -> Path;
+               _ -> case code:get_object_code(Module) of
+                        {_, Binary, _} -> Binary;
+                        error -> none
+                    end
+           end,
+    case Beam =/= none andalso beam_lib:chunks(Beam, [debug_info]) of
+        {ok, {Module, [{debug_info, {debug_info_v1, Backend, Data}}]}} ->
+            case catch Backend:debug_info(erlang_v1, Module, Data, []) of
+                {ok, Forms} ->
+                    [{Name, Arity, erl_anno:line(Anno)}
+                     || {function, Anno, Name, Arity, _} <- Forms];
+                _ -> {error, no_debug_info}
+            end;
+        {ok, {Module, [{debug_info, _}]}} -> {error, no_debug_info};
+        _ -> {error, no_debug_info}
     end.
 
 %% COLUMNS: a table of N rows as {microscope_columns, N, [{Name, Kind, Data}]},

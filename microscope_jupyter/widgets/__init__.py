@@ -14,8 +14,10 @@ rendering instead, so a shared notebook still has its pictures.
 
 from .process_graph import ProcessGraph
 from .sequence_diagram import SequenceDiagram
+from .source_view import SourceView
 from .supervision_tree import SupervisionTree
 from .time_travel import TimeTravel
 from .timeline import Timeline
 
-__all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline", "ProcessGraph"]
+__all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline", "ProcessGraph",
+           "SourceView"]

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 __all__ = ["PALETTE", "UI", "supervision_tree", "sequence_diagram", "time_travel", "timeline",
-           "process_graph"]
+           "process_graph", "source_view"]
 
 _COLOURS = json.loads((Path(__file__).resolve().parent / "palette.json").read_text())
 PALETTE: dict[str, str] = _COLOURS["kinds"]
@@ -192,3 +192,16 @@ def process_graph(nodes: list[dict], edges: list[dict], path: list[dict]) -> str
             f'<th style="{cell}">to</th><th style="{cell}">messages</th><th style="{cell}">median wait</th>'
             f'<th style="{cell}">longest</th></tr>{rows}</table>'
             + (f"<b>Causal chain</b><ol>{chain}</ol>" if chain else "") + "</div>")
+
+
+def source_view(module: str, path: str, lines: list[str], line: int, note: str, what: str) -> str:
+    """The lines around the one shown, that one marked."""
+    lo, hi = max(1, line - 8), min(len(lines), (line or 1) + 12)
+    body = "".join(
+        f'<div style="white-space:pre;background-color:{UI["changed"] if n == line else "transparent"}">'
+        f'<span style="color:{UI["muted"]}">{n:5} </span>{html.escape(lines[n - 1])}</div>'
+        for n in range(lo, hi + 1))
+    return (f'<div style="font-family:sans-serif;font-size:12px"><b>{html.escape(module)}</b> '
+            f'<code>{html.escape(path)}</code> {html.escape(what)}'
+            + (f'<div style="color:{UI["muted"]}">{html.escape(note)}</div>' if note else "")
+            + f'<div style="font-family:monospace;font-size:12px">{body}</div></div>')

@@ -509,3 +509,24 @@ def test_process_graph_plays_hovers_and_focuses(page, server, screenshots):
     page.wait_for_function("model.get('playing') === false", timeout=10000)   # stops at the end
     assert page.evaluate("model.get('cursor')") >= 70
     page.screenshot(path=str(screenshots / "fake_process_graph.png"))
+
+
+def test_source_view_scrolls_to_the_line_and_shades_what_ran(page, server, screenshots):
+    lines = [f"  # line {n}" for n in range(1, 201)]
+    lines[119] = "  def handle_info({:update, n}, state) do"
+    state = {"module": "Demo.WorkerB", "path": "/app/lib/demo/worker_b.ex", "lines": lines,
+             "functions": {"init/1": 8, "handle_info/2": 120, "terminate/2": 150},
+             "ran": {"handle_info/2": [9, 569.2], "init/1": [1, 3.0]}, "line": 120,
+             "function": "handle_info/2", "what": "crashed in handle_info/2 at line 120",
+             "note": "source read from the local checkout: /src/worker_b.ex"}
+    mount(page, server, "source_view", state)
+    page.wait_for_selector("[data-ready='1']")
+    target = page.locator(".ln.target")
+    assert target.get_attribute("data-line") == "120" and target.is_visible()   # scrolled to it
+    assert "9× · 569 µs" in target.inner_text()
+    assert page.locator(".ln[data-function='handle_info/2']").count() == 30    # lines 120-149
+    shaded = page.locator(".ln[data-line='130']").evaluate("(el) => el.style.background")
+    assert shaded.startswith("rgba("), shaded
+    assert page.locator(".ln[data-line='160']").evaluate("(el) => el.style.background") == ""
+    assert "local checkout" in page.locator(".note").inner_text()
+    page.screenshot(path=str(screenshots / "fake_source_view.png"))

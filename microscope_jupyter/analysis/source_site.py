@@ -1,0 +1,141 @@
+"""Where in the source an event happened, and what in a module ran.
+
+    site_of_event(recorded, seq)   # Site(module, function, arity, line, what)
+    executed(recorded, module)     # {"handle_info/2": (calls, total µs)}
+
+A crash points at the top frame of its stacktrace (file and line from the
+BEAM); a traced call at its function; a GenServer transition at its
+callback in the process's module (from how the process was started); any
+other event at its process's module. Modules are named as Elixir shows them
+("Demo.WorkerB") or as Erlang atoms (":lists").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..beam.terms import Atom
+from ..render.names import format_module
+from ..store.otp import crash_site
+
+__all__ = ["Site", "site_of_event", "site_of_finding", "executed"]
+
+CALLBACK_ARITY = {"init": 1, "handle_call": 3, "handle_cast": 2, "handle_info": 2,
+                  "handle_continue": 2, "terminate": 2, "code_change": 3, "handle_event": 4}
+
+
+@dataclass
+class Site:
+    module: str | None
+    function: str | None = None
+    arity: int | None = None
+    line: int | None = None
+    what: str = ""
+
+    @property
+    def key(self) -> str | None:
+        return f"{self.function}/{self.arity}" if self.function and self.arity is not None else None
+
+
+def site_of_event(recorded: Any, seq: int) -> Site:
+    events = recorded.store.frame()
+    if not 0 <= seq < len(events):
+        return Site(None, what=f"no event {seq}")
+    row = events.iloc[seq]
+    kind, term = str(row["kind"]), row["term"]
+    if kind == "exit":
+        crash = crash_site(term)
+        if crash is not None:
+            _error, (module, function, arity, location), _kind = crash
+            line = _location_line(location)
+            return Site(format_module(str(module)), str(function),
+                        arity if isinstance(arity, int) else len(arity), line,
+                        f"crashed in {function}/{arity if isinstance(arity, int) else len(arity)}"
+                        + (f" at line {line}" if line else ""))
+    mfa = row["mfa"]
+    if isinstance(mfa, str) and "/" in mfa:
+        module, function, arity = _split_mfa(mfa)
+        return Site(module, function, arity, None, f"{kind} of {mfa}")
+    module = _module_of(recorded, row["pid"])
+    if kind == "state":
+        callback = _callback_name(recorded, seq)
+        if callback:
+            return Site(module, callback, CALLBACK_ARITY.get(callback), None, f"the {callback} callback")
+    return Site(module, what=f"{kind} in {module or 'an unknown module'}")
+
+
+def site_of_finding(recorded: Any, finding: Any) -> Site:
+    """A finding's site: its first evidence that names a place (a crash, a call,
+    a callback), else its first event."""
+    evidence = list(finding["evidence"]) if "evidence" in finding else []
+    for seq in evidence or [int(finding["first_seq"])]:
+        site = site_of_event(recorded, int(seq))
+        if site.function:
+            return site
+    return site_of_event(recorded, int(evidence[0] if evidence else finding["first_seq"]))
+
+
+def executed(recorded: Any, module: str) -> dict[str, tuple[int, float]]:
+    """Per "function/arity" of ``module``: how many times it ran in the recording
+    and for how long in total (µs), from traced calls and GenServer callbacks."""
+    out: dict[str, list[float]] = {}
+    calls = recorded.calls()
+    if len(calls):
+        for mfa, duration in zip(calls["mfa"], calls["duration_us"]):
+            if isinstance(mfa, str) and "/" in mfa:
+                mod, fun, arity = _split_mfa(mfa)
+                if mod == module:
+                    _add(out, f"{fun}/{arity}", duration)
+    states = recorded.states()
+    if len(states):
+        modules = {pid: _module_of(recorded, pid) for pid in states["pid"].unique()}
+        for pid, callback, duration in zip(states["pid"], states["callback"], states["duration_us"]):
+            if modules.get(pid) == module and str(callback) in CALLBACK_ARITY:
+                _add(out, f"{callback}/{CALLBACK_ARITY[str(callback)]}", duration)
+    return {k: (int(v[0]), float(v[1])) for k, v in out.items()}
+
+
+def _add(out: dict[str, list[float]], key: str, duration: Any) -> None:
+    entry = out.setdefault(key, [0, 0.0])
+    entry[0] += 1
+    entry[1] += 0.0 if duration is None or pd.isna(duration) else float(duration)
+
+
+def _split_mfa(mfa: str) -> tuple[str, str, int]:
+    """"Demo.WorkerB.handle_info/2" or ":lists.map/2" -> (module, function, arity)."""
+    head, arity = mfa.rsplit("/", 1)
+    module, function = head.rsplit(".", 1)
+    return module, function, int(arity)
+
+
+def _module_of(recorded: Any, pid: Any) -> str | None:
+    """The module a process runs: the one whose init it was started with."""
+    if not isinstance(pid, str):
+        return None
+    tree = recorded.recorded_tree()
+    row = tree[tree["pid"] == pid]
+    initial = row["initial_call"].iloc[0] if len(row) else None
+    if not (isinstance(initial, str) and "/" in initial):   # else: how the recording saw it spawned
+        events = recorded.events
+        spawned = events[(events["kind"] == "spawn") & (events["peer"] == pid)]
+        initial = spawned["mfa"].iloc[0] if len(spawned) else None
+    if isinstance(initial, str) and "/" in initial:
+        return _split_mfa(initial)[0]
+    return None
+
+
+def _callback_name(recorded: Any, seq: int) -> str | None:
+    states = recorded.states()
+    match = states[states["seq"] == seq]
+    return str(match["callback"].iloc[0]) if len(match) else None
+
+
+def _location_line(location: Any) -> int | None:
+    if isinstance(location, list):
+        for item in location:
+            if isinstance(item, tuple) and len(item) == 2 and item[0] == Atom("line"):
+                return int(item[1])
+    return None
