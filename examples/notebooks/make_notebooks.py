@@ -93,6 +93,10 @@ findings[["kind", "severity", "name"]].sort_values(["kind", "name"]).reset_index
     ("code", """unhandled = findings[findings["kind"] == "unhandled_message"].iloc[0]
 print(unhandled["summary"])
 s.events.loc[unhandled["evidence"], ["kind", "name", "text"]].reset_index(drop=True)"""),
+    ("markdown", "The crash in WorkerB's source, at the line the BEAM reported, with each function shaded by how often it ran while we recorded:"),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+crash_finding = findings[findings["kind"] == "crash"].iloc[0]
+mic.widgets.SourceView(s, crash_finding)"""),
     ("markdown", """Two bugs together:
 
 1. **WorkerB crashes** on `{:update, 10, :checkpoint}`: every tenth update is a checkpoint tuple, and

@@ -72,7 +72,8 @@ function render({ model, el }) {
     }
     const f = model.get("flights") || {};
     sendIdx = Float64Array.from(f.send_ms || []);
-    info.textContent = `${n} processes · ${edges.length} flows · ${(f.send_ms || []).length.toLocaleString()} messages`;
+    info.textContent = n ? `${n} processes · ${edges.length} flows · ${(f.send_ms || []).length.toLocaleString()} messages`
+      : "no messages between traced processes yet: record with s.trace() and refresh()";
     el.dataset.nodes = JSON.stringify(pos.map((p) => [Math.round(p.x), Math.round(p.y)]));
     paint();
   }

@@ -44,7 +44,8 @@ function render({ model, el }) {
   const spacer = h("div", { class: "spacer" });
   const canvas = h("canvas");
   viewport.append(canvas, spacer);
-  root.append(h("div", { class: "bar" }, filter, modeBtn, zoomOut, zoomIn, fit, reset, showAll, legend, info), viewport);
+  const empty = h("div", { class: "empty", style: { display: "none" } });
+  root.append(h("div", { class: "bar" }, filter, modeBtn, zoomOut, zoomIn, fit, reset, showAll, legend, info), empty, viewport);
   const tip = tooltip(root);
   el.append(root);
   const ctx = canvas.getContext("2d");
@@ -137,6 +138,8 @@ function render({ model, el }) {
     spacer.style.marginTop = `-${hgt}px`;
     modeBtn.classList.toggle("on", mode() === "time");
     const total = (msgs && msgs.seq || []).length;
+    empty.style.display = rows.length ? "none" : "block";
+    empty.textContent = total ? "no message matches the filter or the shown processes" : "no messages recorded: record with s.trace() (or %%trace) and refresh()";
     info.textContent = `${rows.length.toLocaleString()} of ${total.toLocaleString()} messages · ${lanes.length} processes` +
       (mode() === "time" ? ` · ${fmtUs(span)}` : "");
     el.dataset.laneX = lanes.map((_, k) => Math.round(LEFT + k * laneW + laneW / 2)).join(",");

@@ -32,7 +32,8 @@ function render({ model, el }) {
   const spacer = h("div", { class: "spacer" });
   viewport.append(canvas, spacer);
   const summary = h("div", { class: "summary mono" });
-  root.append(h("div", { class: "bar" }, h("b", {}, "Timeline"), zoomOut, zoomIn, fit, info, legend), viewport, summary);
+  const empty = h("div", { class: "empty", style: { display: "none" } }, "nothing recorded yet: record with s.trace() and refresh()");
+  root.append(h("div", { class: "bar" }, h("b", {}, "Timeline"), zoomOut, zoomIn, fit, info, legend), empty, viewport, summary);
   const tip = tooltip(root);
   el.append(root);
   const ctx = canvas.getContext("2d");
@@ -63,6 +64,7 @@ function render({ model, el }) {
       if (byLane[i].peak >= 2) { tracks.push({ lane: i, kind: "mailbox", y, hgt: MAILBOX }); y += MAILBOX; }
     });
     spacer.style.height = `${y + 8}px`;
+    empty.style.display = lanes.length ? "none" : "block";
     spacer.style.marginTop = `-${viewport.clientHeight || 420}px`;
     if (!fitted) { v0 = 0; v1 = span; fitted = true; }
     paint();
@@ -304,7 +306,11 @@ function render({ model, el }) {
     const p = pointer(ev);
     if (p.x < LEFT || p.vy < AXIS) return;
     brush = null; summary.textContent = "";
-    model.send({ event: "seek_ms", ms: tOf(p.x) });
+    // a finding's mark: straight to its evidence
+    const tr = trackAt(p.y), tol = 6 * (v1 - v0) / (width() - LEFT - 10), t = tOf(p.x);
+    const mark = tr && (model.get("marks") || []).find((m) => m.lane === tr.lane && Math.abs(m.t_ms - t) < tol);
+    if (mark) { model.set("cursor", mark.seq); model.save_changes(); return; }
+    model.send({ event: "seek_ms", ms: t });
   });
   viewport.addEventListener("wheel", (ev) => {
     if (!ev.ctrlKey) return;

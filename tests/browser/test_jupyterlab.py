@@ -125,7 +125,7 @@ def test_quickstart_runs_and_every_widget_renders(notebook, screenshots):
     assert kernel(page, "print(len(s.events) > 100)").strip() == "True"
     for selector, name in [(".mic-seq", "sequence_diagram"), (".mic-tt", "time_travel"),
                            (".mic-tree", "supervision_tree"), (".mic-timeline", "timeline"),
-                           (".mic-graph", "process_graph")]:
+                           (".mic-graph", "process_graph"), (".mic-source", "source_view")]:
         widget = page.locator(selector).first
         widget.scroll_into_view_if_needed()
         assert widget.is_visible(), f"{name} did not render"
@@ -366,3 +366,64 @@ def test_playing_the_process_graph_moves_the_linked_widgets(notebook):
     page.wait_for_function("() => document.querySelector('.mic-graph .path')?.innerText.includes('causal chain')",
                            timeout=10_000)
     assert "hops" in graph.locator(".path").inner_text()
+
+
+def test_source_view_shows_the_crash_line(notebook):
+    page = notebook
+    view = page.locator(".mic-source").first
+    view.scroll_into_view_if_needed()
+    target = view.locator(".ln.target")
+    assert target.is_visible() and "def handle_info(" in target.inner_text()
+    assert "×" in target.inner_text()                 # how often it ran, on its first line
+
+
+def test_zoom_keeps_headers_over_lifelines_and_resize_redraws(notebook):
+    page = notebook
+    seq = page.locator(".mic-seq").nth(1)
+    seq.scroll_into_view_if_needed()
+    host = seq.locator("xpath=..")
+    canvas = seq.locator("canvas")
+    for button in ["zoom-out", "zoom-out", "zoom-in"]:
+        seq.locator(f"button.{button}").click()
+        xs = [int(x) for x in host.get_attribute("data-lane-x").split(",")]
+        # each lifeline is drawn at its header's x: the lifeline colour there, not beside it
+        colours = canvas.evaluate("""(c, xs) => xs.map((x) => {
+            const d = window.devicePixelRatio || 1, y = c.height / d - 3;
+            const at = (px) => [...c.getContext('2d').getImageData(px * d, y * d, 1, 1).data].slice(0, 3).join();
+            return [at(x), at(x + 6)]; })""", xs)
+        assert all(on != beside for on, beside in colours), colours
+    # the file browser opening narrows the notebook: the canvas follows
+    before = canvas.evaluate("(c) => c.style.width")
+    page.evaluate("window.jupyterapp.commands.execute('filebrowser:toggle-main')")
+    page.wait_for_function("(w) => document.querySelectorAll('.mic-seq canvas')[1].style.width !== w",
+                           arg=before, timeout=10_000)
+    page.evaluate("window.jupyterapp.commands.execute('filebrowser:toggle-main')")
+
+
+def test_time_mode_ends_an_arrow_where_its_message_was_handled(notebook):
+    page = notebook
+    run_new_cell(page, "seq_time = mic.widgets.SequenceDiagram(s, procs=['Demo.WorkerA', 'Demo.Stats'], "
+                       "mode='time')\nseq_time")
+    page.locator(".mic-seq[data-mode], .mic-seq").last.wait_for(timeout=20_000)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-mode]')].some(e => e.dataset.mode === 'time')",
+                           timeout=20_000)
+    host = page.locator("[data-mode='time']").last
+    host.scroll_into_view_if_needed()
+    # the message that waited longest, from the kernel's own table
+    picked = kernel(page, """m = seq_time.msgs
+k = max((i for i in range(len(m['seq'])) if m['end_us'][i] is not None and m['to'][i] >= 0),
+        key=lambda i: m['end_us'][i] - m['send_us'][i])
+print(k, m['end_us'][k], m['to'][k], m['text'][k])""").split(maxsplit=3)
+    k, end_us, to, text = int(picked[0]), float(picked[1]), int(picked[2]), picked[3].strip()
+    scale = float(host.get_attribute("data-scale"))
+    lane_x = [int(x) for x in host.get_attribute("data-lane-x").split(",")]
+    viewport = host.locator(".viewport")
+    y = 34 + 12 + end_us * scale
+    viewport.evaluate("(v, y) => { v.scrollTop = Math.max(0, y - 200); }", y)
+    page.wait_for_timeout(100)
+    top = viewport.evaluate("(v) => v.scrollTop")
+    box = viewport.bounding_box()
+    page.mouse.move(box["x"] + lane_x[to] - 5, box["y"] + y - top - 1)
+    tip = host.locator(".tip")
+    tip.wait_for(state="visible", timeout=5000)
+    assert text[:30] in tip.inner_text(), (text, tip.inner_text())

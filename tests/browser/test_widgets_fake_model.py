@@ -430,7 +430,10 @@ def test_timeline_tracks_hover_and_brush(page, server, screenshots):
     summary = page.locator(".summary").inner_text()
     assert "Demo.WorkerA · handle_info: 6 calls" in summary and "p99 30.0 ms" in summary, summary
     page.screenshot(path=str(screenshots / "fake_timeline.png"))
-    # a click asks Python to move the cursor to that time
+    # a finding's mark: a click goes straight to its evidence
+    page.mouse.click(x_of(80.0), box["y"] + AXIS + TRACK + 3)
+    assert page.evaluate("model.get('cursor')") == 7
+    # elsewhere, a click asks Python to move the cursor to that time
     page.mouse.click(x_of(25.0), lane_y(1))
     sent = page.evaluate("model.sent")
     assert sent[-1]["event"] == "seek_ms" and abs(sent[-1]["ms"] - 25.0) < 0.5
@@ -530,3 +533,26 @@ def test_source_view_scrolls_to_the_line_and_shades_what_ran(page, server, scree
     assert page.locator(".ln[data-line='160']").evaluate("(el) => el.style.background") == ""
     assert "local checkout" in page.locator(".note").inner_text()
     page.screenshot(path=str(screenshots / "fake_source_view.png"))
+
+
+def test_empty_widgets_say_so(page, server):
+    state = seq_state(0)
+    state["crashes"] = []
+    mount(page, server, "sequence_diagram", state)
+    page.wait_for_selector("[data-ready='1']")
+    assert "no messages recorded" in page.locator(".empty").inner_text()
+
+
+def test_a_filter_that_hides_everything_says_so(page, server):
+    mount(page, server, "sequence_diagram", seq_state())
+    page.wait_for_selector("[data-ready='1']")
+    assert not page.locator(".empty").is_visible()
+    page.fill("input.filter", "no such message")
+    assert "no message matches the filter" in page.locator(".empty").inner_text()
+
+
+def test_an_empty_timeline_says_so(page, server):
+    mount(page, server, "timeline", {**timeline_state(), "lanes": [], "handlers": [], "calls": [],
+                                     "gcs": [], "mailbox": [], "gaps": [], "marks": []})
+    page.wait_for_selector("[data-ready='1']")
+    assert "nothing recorded yet" in page.locator(".empty").inner_text()
