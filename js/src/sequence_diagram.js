@@ -7,7 +7,8 @@
 // Model:
 //   lanes: [{id, label}]
 //   msgs: {from:[lane], to:[lane|-1], seq:[], recv_seq:[], kind:[], status:[], latency_us:[],
-//          wait_us:[], text:[], label:[], send_us:[], end_us:[]}
+//          wait_us:[], text:[], label:[], send_us:[], end_us:[], pair:[]}
+//          pair: a call's reply, a reply's call (row index, -1 none): hovering one lights both
 //          send_us / end_us: µs since the first message; end is when it was handled (the
 //          callback that took it began), else received, else null (lost, in flight)
 //   activations: [[lane, start_us, dur_us, callback]]     queue: [[lane, t_us, len]]
@@ -211,8 +212,10 @@ function render({ model, el }) {
     }
     drawn = [];
     ctx.font = "11px ui-monospace, Menlo, monospace";
-    for (const r of vis) drawArrow(r, rows[r] === hover);
-    if (hover >= 0) { const r = rows.indexOf(hover); if (r >= 0 && vis.includes(r)) drawArrow(r, true); }
+    // the hovered message, and its call or reply, drawn last and highlighted
+    const lit = new Set(hover >= 0 ? [hover, ...(msgs.pair && msgs.pair[hover] >= 0 ? [msgs.pair[hover]] : [])] : []);
+    for (const r of vis) drawArrow(r, lit.has(rows[r]));
+    for (const i of lit) { const r = rows.indexOf(i); if (r >= 0 && vis.includes(r)) drawArrow(r, true); }
     // exits: abnormal ones are crashes (red cross), normal ones a plain end
     for (const [orig, { y, c }] of exitAt) {
       const x = laneX(orig);
@@ -377,8 +380,12 @@ function render({ model, el }) {
     const name = (lane) => { const l = (model.get("lanes") || [])[lane]; return l ? l.label : "?"; };
     const wait = msgs.wait_us ? msgs.wait_us[i] : null, lat = msgs.latency_us[i];
     const took = wait !== null && wait !== undefined && !Number.isNaN(wait) ? `waited ${fmtUs(wait)}` : fmtUs(lat);
+    const p = msgs.pair ? msgs.pair[i] : -1, send = msgs.send_us || [];
+    const paired = p >= 0 ? (msgs.kind[i] === "call"
+      ? `\nreplied by #${msgs.seq[p]}${send[p] !== undefined && send[i] !== undefined ? ` after ${fmtUs(send[p] - send[i])}` : ""}`
+      : `\nanswers the call #${msgs.seq[p]}`) : "";
     return `${name(msgs.from[i])} → ${msgs.to[i] >= 0 ? name(msgs.to[i]) : "?"} · ${msgs.kind[i] || "info"}` +
-      (took ? ` · ${took}` : "") + `\n#${msgs.seq[i]} ${msgs.status[i]}\n${msgs.text[i]}`;
+      (took ? ` · ${took}` : "") + `\n#${msgs.seq[i]} ${msgs.status[i]}${paired}\n${msgs.text[i]}`;
   }
   function select(i) {
     model.set("selected", msgs.seq[i]); model.set("cursor", msgs.seq[i]); model.save_changes();

@@ -11,7 +11,7 @@ import traitlets as t
 
 from ..analysis.pattern import compile_pattern, safe_match
 from ..render.elixir import render
-from ..store.otp import message_kind, normal_exit
+from ..store.otp import call_tag, message_kind, normal_exit
 from . import static_html
 from ._base import Widget, esm, finding_marks
 
@@ -127,6 +127,7 @@ class SequenceDiagram(Widget):
             "text": [str(x) for x in table["text"]],
             "label": [_label(term, str(text), self._source.store.syntax)
                       for term, text in zip(table["term"], table["text"])],
+            "pair": _call_reply_pairs(table["term"]),
         }
         events = self._source.events
         exits = events[events["kind"] == "exit"]
@@ -185,6 +186,22 @@ class SequenceDiagram(Widget):
     def static_html(self, max_rows: int = 150) -> str:
         return static_html.sequence_diagram(self.lanes, self.msgs, set(self.hidden),
                                             self.row_filter, max_rows, self.crashes)
+
+
+def _call_reply_pairs(terms: Any) -> list[int]:
+    """Each call's reply and each reply's call, as row indexes (-1: none): the
+    reply's head is the tag of the call it answers."""
+    pair = [-1] * len(terms)
+    calls: dict[str, int] = {}
+    for i, term in enumerate(terms):
+        tag = call_tag(term)
+        if tag is not None:
+            calls[repr(tag)] = i
+        elif message_kind(term) == "reply" and len(term) == 2:
+            k = calls.pop(repr(term[0]), None)
+            if k is not None:
+                pair[i], pair[k] = k, i
+    return pair
 
 
 def _us_since(times: Any, t0_ns: int) -> np.ndarray:

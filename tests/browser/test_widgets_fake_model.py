@@ -556,3 +556,24 @@ def test_an_empty_timeline_says_so(page, server):
                                      "gcs": [], "mailbox": [], "gaps": [], "marks": []})
     page.wait_for_selector("[data-ready='1']")
     assert "nothing recorded yet" in page.locator(".empty").inner_text()
+
+
+def test_hovering_a_call_lights_its_reply(page, server):
+    state = seq_state(4)
+    state["crashes"] = []
+    state["msgs"]["kind"] = ["call", "info", "info", "reply"]
+    state["msgs"]["from"] = [0, 0, 0, 1]
+    state["msgs"]["to"] = [1, 1, 1, 0]
+    state["msgs"]["pair"] = [3, -1, -1, 0]
+    mount(page, server, "sequence_diagram", state)
+    page.wait_for_selector("[data-ready='1']")
+    box = page.locator(".viewport").bounding_box()
+    xs = lane_x(page)
+    x = (xs[0] + xs[1]) / 2
+    reply_y = HEADER + 3 * ROW + 11
+    before = canvas_pixel(page, x, reply_y)
+    page.mouse.move(box["x"] + x, box["y"] + HEADER + 11)          # over the call
+    assert "replied by #13" in page.locator(".tip").inner_text()
+    page.wait_for_timeout(50)
+    assert canvas_pixel(page, x - 3, reply_y) == [0xf9, 0xab, 0x00] or \
+        canvas_pixel(page, x, reply_y) == [0xf9, 0xab, 0x00], before   # the reply is lit too

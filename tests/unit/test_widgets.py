@@ -162,3 +162,17 @@ def test_static_diagram_follows_filters_and_hidden_lanes(recorded):
     assert "{:update, 1}" in html       # its messages still show, against the visible sender
     seq.filter_pattern(None)
     assert "(3 messages, 1 processes)" in seq.static_html()
+
+
+def test_calls_and_their_replies_are_paired():
+    from microscope_jupyter.beam.terms import ImproperList
+    from microscope_jupyter.widgets.sequence_diagram import _call_reply_pairs
+
+    ref1, ref2 = (Reference(Atom("demo@host"), 1, (k, 2, 3)) for k in (1, 2))
+    alias = ImproperList((Atom("alias"),), ref2)
+    terms = [(Atom("$gen_call"), (A, ref1), Atom("get")),          # 0: call, tag a plain ref
+             (Atom("$gen_call"), (A, alias), Atom("put")),         # 1: call, tag an alias
+             (Atom("update"), 1),                                  # 2: no pair
+             (ImproperList((Atom("alias"),), ref2), Atom("ok")),   # 3: answers 1
+             (ref1, 42)]                                           # 4: answers 0
+    assert _call_reply_pairs(terms) == [4, 3, -1, 1, 0]
