@@ -4,7 +4,7 @@
 // counts, and a details panel for the selected process.
 // Model (traitlets are the source of truth):
 //   nodes: [{pid, name, parent, kind, status, message_queue_len, memory, reductions,
-//            initial_call, application, restarts}]
+//            initial_call, application, restarts, findings: [{severity, text, seq}]}]
 //   selected: pid ("" = none)   query: search text   color_by: mailbox|status|memory|reductions
 //   sort_by: tree|mailbox|memory|reductions    user_apps: [app]    as_of: "HH:MM:SS"   live: bool
 //   can_trace: bool    details: {pid, state, links, monitors, monitored_by, counters, trace, error}
@@ -36,6 +36,8 @@ function render({ model, el }) {
     .mic-tree .sup { font-weight: 600; }
     .mic-tree .hit { background: color-mix(in srgb, var(--jp-warn-color1, #f9ab00) 40%, transparent); }
     .mic-tree .restarts { color: var(--mic-crash); }
+    .mic-tree .finding.error { color: var(--mic-crash); } .mic-tree .finding.warning { color: var(--jp-warn-color1, #b06000); }
+    .mic-tree .finding.info { color: var(--mic-accent); }
     .mic-tree .legend { display: inline-flex; align-items: center; gap: 4px; }
     .mic-tree .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 50%; }
     .mic-tree .ramp { display: inline-block; width: 80px; height: 8px; border-radius: 4px;
@@ -149,7 +151,8 @@ function render({ model, el }) {
   function draw() {
     flatten();
     spacer.style.height = `${flat.length * ROW}px`;
-    count.textContent = `${flat.filter((f) => f.n).length} of ${nodes.length} processes`;
+    count.textContent = nodes.length ? `${flat.filter((f) => f.n).length} of ${nodes.length} processes`
+      : "no processes: attach to a node, or record one";
     asOf.textContent = model.get("as_of") ? `as of ${model.get("as_of")}` : "";
     for (const s of head.querySelectorAll("[data-sort]")) s.classList.toggle("on", s.dataset.sort === model.get("sort_by"));
     drawLegend();
@@ -186,7 +189,8 @@ function render({ model, el }) {
           n.name ? h("span", { class: "muted mono" }, n.pid) : null),
         h("span", { class: "muted" }, n.initial_call || ""),
         ...COUNTERS.map(([key]) => h("span", { class: "num" }, (n[key] || 0).toLocaleString())),
-        h("span", { class: "num restarts" }, n.restarts ? `↻ ${n.restarts}` : ""));
+        h("span", { class: "num restarts" }, n.restarts ? `↻ ${n.restarts}` : "",
+          (n.findings || []).length ? h("span", { class: `finding ${worst(n.findings)}`, title: n.findings.map((f) => `${f.severity}: ${f.text}`).join("\n") }, ` ⚠${n.findings.length}`) : null));
       row.querySelector(".caret").addEventListener("click", (e) => {
         e.stopPropagation();
         if (collapsed.has(n.pid)) collapsed.delete(n.pid); else collapsed.add(n.pid);
@@ -195,6 +199,10 @@ function render({ model, el }) {
       row.addEventListener("click", () => { model.set("selected", n.pid); model.save_changes(); });
       viewport.append(row);
     }
+  }
+
+  function worst(findings) {
+    return findings.some((f) => f.severity === "error") ? "error" : findings.some((f) => f.severity === "warning") ? "warning" : "info";
   }
 
   function drawDetails() {
@@ -209,6 +217,7 @@ function render({ model, el }) {
       d.counters ? h("div", { class: "muted" }, d.counters, d.current_function ? ` · in ${d.current_function}` : "") : null,
       d.state ? h("pre", { class: "mono state" }, d.state) : null,
       line("links", d.links), line("monitors", d.monitors), line("monitored by", d.monitored_by),
+      ...((node && node.findings) || []).map((f) => h("div", { class: `finding ${f.severity}` }, `${f.severity}: ${f.text} (#${f.seq})`)),
       d.trace ? h("div", { class: "muted" }, d.trace) : null].filter(Boolean));
   }
 

@@ -65,8 +65,10 @@ class SupervisionTree(Widget):
         """Read the tree again (the live node when attached, else the recording)."""
         nodes = records(self._source.supervision_tree())
         restarts = _restarts(self._source)
+        found = _findings_by_process(self._source)
         for n in nodes:
             n["restarts"] = restarts.get(n.get("name"), 0) if n.get("name") else 0
+            n["findings"] = found.get(n["pid"]) or found.get(n.get("name")) or []
         apps = {n.get("application") for n in nodes if n.get("application")}
         self.user_apps = sorted(a for a in apps if a not in OTP_APPLICATIONS)
         self.can_trace = bool(getattr(self._source, "attached", False))
@@ -154,6 +156,21 @@ class SupervisionTree(Widget):
 
     def static_html(self) -> str:
         return static_html.supervision_tree(self.nodes)
+
+
+def _findings_by_process(source: Any) -> dict[str, list[dict]]:
+    """The recording's findings by the pid and the name they are about."""
+    try:
+        findings = source.findings()
+    except MicroscopeError:
+        return {}
+    out: dict[str, list[dict]] = {}
+    for row in findings.itertuples(index=False):
+        item = {"severity": str(row.severity), "text": str(row.summary), "seq": int(row.first_seq)}
+        for key in {row.pid, row.name} - {None}:
+            if isinstance(key, str):
+                out.setdefault(key, []).append(item)
+    return out
 
 
 def _restarts(source: Any) -> dict[str, int]:

@@ -74,7 +74,8 @@ def test_tree_groups_by_application_sorts_and_shows_details(page, server, screen
              {**node, "pid": "<0.2.0>", "name": "Demo.WorkerA", "parent": "<0.1.0>", "application": "demo",
               "memory": 9000, "reductions": 5},
              {**node, "pid": "<0.3.0>", "name": "Demo.WorkerB", "parent": "<0.1.0>", "application": "demo",
-              "message_queue_len": 412, "reductions": 90000, "restarts": 2}]
+              "message_queue_len": 412, "reductions": 90000, "restarts": 2,
+              "findings": [{"severity": "error", "text": "Demo.WorkerB crashed", "seq": 40}]}]
     state = {"nodes": nodes, "selected": "", "query": "", "color_by": "mailbox", "sort_by": "tree",
              "user_apps": ["demo"], "as_of": "12:00:01", "live": False, "can_trace": True, "details": {}}
     mount(page, server, "supervision_tree", state)
@@ -90,6 +91,8 @@ def test_tree_groups_by_application_sorts_and_shows_details(page, server, screen
     page.click(".head [data-sort='memory']")                  # again: back to tree order
     assert page.evaluate("model.get('sort_by')") == "tree"
     assert "↻ 2" in page.locator(".row[data-pid='<0.3.0>']").inner_text()
+    badge = page.locator(".row[data-pid='<0.3.0>'] .finding.error")
+    assert "⚠1" in badge.inner_text() and badge.get_attribute("title") == "error: Demo.WorkerB crashed"
     assert "412 mailbox" in page.locator(".legend").inner_text()       # the colour scale's top
     assert "as of 12:00:01" in page.locator(".as-of").inner_text()
     page.check("input.live")
@@ -101,6 +104,7 @@ def test_tree_groups_by_application_sorts_and_shows_details(page, server, screen
     text = page.locator(".details").inner_text()
     assert "%{count: 7}" in text and "links: Demo.Supervisor" in text and "monitored by: Demo.WorkerA" in text
     assert "null" not in text
+    assert "error: Demo.WorkerB crashed (#40)" in text       # its findings, with their evidence
     page.click("button.trace")
     assert page.evaluate("model.sent") == [{"event": "trace", "pid": "<0.3.0>", "seconds": 5}]
     page.screenshot(path=str(screenshots / "fake_supervision_tree_observer.png"))

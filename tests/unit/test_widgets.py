@@ -147,6 +147,8 @@ def test_tree_from_a_recording(recorded):
     by_pid = {n["pid"]: n for n in tree.nodes}
     assert by_pid[str(B2)]["parent"] == str(A)
     assert by_pid[str(B)]["status"] == "exited"
+    assert any(f["text"].startswith("Demo.WorkerB") and f["severity"] == "error"
+               for f in by_pid[str(B)]["findings"])           # its crash, marked on its row
     tree.selected = str(A)
     assert tree.selected_process["name"] == "Demo.WorkerA"
 
