@@ -12,7 +12,9 @@ flags only.
     │   ├── ConnectRefused          EPMD knows the node, but its port refused us
     │   ├── AuthError               the node rejected the cookie
     │   ├── CookieMissing           no cookie in the argument, env or ~/.erlang.cookie
-    │   └── HandshakeError          protocol or capability-flag mismatch
+    │   ├── HandshakeError          protocol or capability-flag mismatch
+    │   └── TLSError                TLS distribution: a certificate not trusted or refused,
+    │                               or one side not speaking TLS
     ├── NodeDown                    an established connection was lost
     ├── RpcError
     │   ├── RpcTimeout              no reply within the timeout
@@ -47,6 +49,7 @@ __all__ = [
     "AuthError",
     "CookieMissing",
     "HandshakeError",
+    "TLSError",
     "NodeDown",
     "RpcError",
     "RpcTimeout",
@@ -93,6 +96,11 @@ class AuthError(AttachError):
 
 class CookieMissing(AttachError):
     """No cookie was given and none could be found."""
+
+
+class TLSError(AttachError):
+    """TLS distribution could not be set up: the node's certificate did not
+    verify, the node refused ours, or one side does not speak TLS."""
 
 
 class HandshakeError(AttachError):

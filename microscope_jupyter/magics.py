@@ -92,7 +92,8 @@ def _run(action: Callable[[], Any]) -> Any:
         raise UsageError(str(exc).splitlines()[0]) from None
 
 
-ATTACH_USAGE = "%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS] | --demo"
+ATTACH_USAGE = ("%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS] "
+                "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo")
 TRACE_USAGE = ("%trace start [PROC ...] [--modules M,...] [--for 5s] [--max-events N] "
                "[--max-rate N] [--no-state] [--no-messages] | %trace stop | %trace status")
 TRACE_OPTIONS = {"modules": str, "for": str, "max-events": int, "max-rate": int,
@@ -141,12 +142,17 @@ class MicroscopeMagics(Magics):
         """Attach to a running node as a hidden node; the session becomes `s`'s value.
 
         %beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]
+                     [--tls-ca PATH [--tls-cert PATH --tls-key PATH]]
         %beam_attach --demo                  boot the bundled demo app and attach to it
 
         Options:
           --cookie-file PATH     read the cookie from PATH (else $MICROSCOPE_COOKIE, then
                                  ~/.erlang.cookie); a cookie is never typed into a cell
           --net-ticktime SECONDS the node's net_ticktime, when it is not the default 60
+          --tls-ca PATH          the node runs TLS distribution (-proto_dist inet_tls): the
+                                 CA that signed its certificate (which is verified)
+          --tls-cert PATH, --tls-key PATH
+                                 our client certificate and key, for a node that asks for one
           --demo                 compile if needed and boot examples/apps/demo
         """
         words = _split(line)
@@ -154,6 +160,7 @@ class MicroscopeMagics(Magics):
             raise UsageError("a cookie typed into a cell is saved with the notebook; use "
                              "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie")
         positional, options = _options(words, {"cookie-file": str, "net-ticktime": float,
+                                               "tls-ca": str, "tls-cert": str, "tls-key": str,
                                                "demo": None}, ATTACH_USAGE)
         if options.get("demo"):
             if positional:
@@ -168,15 +175,22 @@ class MicroscopeMagics(Magics):
             cookie = None
             if "cookie-file" in options:
                 cookie = _run(lambda: read_cookie_file(options["cookie-file"]))
+            tls = {key: options[f"tls-{flag}"] for key, flag in
+                   (("cafile", "ca"), ("certfile", "cert"), ("keyfile", "key"))
+                   if f"tls-{flag}" in options} or None
             try:
-                session = _run(lambda: attach(positional[0], cookie,
+                session = _run(lambda: attach(positional[0], cookie, tls=tls,
                                               net_ticktime=options.get("net-ticktime")))
             except UsageError as exc:
                 # The library's hint names its keyword; here it is the magic's option.
                 raise UsageError(str(exc).replace("pass cookie=..., set MICROSCOPE_COOKIE",
                                                   "use --cookie-file PATH, set $MICROSCOPE_COOKIE")
                                  .replace("cookie=..., MICROSCOPE_COOKIE",
-                                          "--cookie-file PATH, $MICROSCOPE_COOKIE")) from None
+                                          "--cookie-file PATH, $MICROSCOPE_COOKIE")
+                                 .replace("tls={'cafile': ...}", "--tls-ca PATH")
+                                 .replace("tls={'certfile': ..., 'keyfile': ...}",
+                                          "--tls-cert PATH --tls-key PATH")
+                                 .replace("needs tls=...", "needs --tls-ca PATH")) from None
         previous = _state["session"]
         if previous is not None:
             previous.detach()

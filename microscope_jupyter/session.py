@@ -22,7 +22,7 @@ import pandas as pd
 
 from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
-from .agent.inspect import module_source, process_details
+from .agent.inspect import module_source, module_versions, process_details
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
@@ -31,6 +31,7 @@ from .analysis.recorded import SessionBase
 from .demo_app import checkout_commit
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
+from .beam.tls import client_context
 from .errors import MicroscopeError, TraceError
 from .render import format_mfa_term, format_name
 from .render.names import erlang_module_name
@@ -175,15 +176,9 @@ class Session(SessionBase):
         """Asked of the node while attached (code can be reloaded); the last
         answer once detached."""
         if self.attached and len(self.store):
-            modules = [Atom(m) for m in modules_seen(self)]
-            found = self.eval_erlang(_VERSIONS, Mods=modules) if modules else []
-            self._versions = [{
-                "module": format_name(m, self.syntax), "md5": md5.hex() if isinstance(
-                    md5, bytes) else None,
-                "application": None if app == Atom("undefined") else str(app),
-                "vsn": _text_or_none(vsn), "source": _text_or_none(source),
-                "commit": checkout_commit(_text_or_none(source))}
-                for m, md5, app, vsn, source in found]
+            found = module_versions(self._remote, list(modules_seen(self)))
+            self._versions = [{**row, "module": format_name(row["module"], self.syntax),
+                               "commit": checkout_commit(row["source"])} for row in found]
         return list(self._versions)
 
     def serve_mcp(self, port: int = 0, *, allow_trace: Any = None, cap: int = 8_000):
@@ -381,40 +376,23 @@ def demo(fixed: bool = False) -> Session:
 
 
 def attach(node: str, cookie: str | None = None, *, net_ticktime: float | None = None,
-           timeout: float = 10.0, epmd_port: int | None = None,
+           timeout: float = 10.0, epmd_port: int | None = None, tls: Any = None,
            ssl_context: ssl.SSLContext | None = None) -> Session:
     """Attach to a running node as a hidden node and return a Session.
 
     ``cookie`` defaults to ``$MICROSCOPE_COOKIE``, then ``~/.erlang.cookie``.
     ``net_ticktime`` is read from the node unless given: a node silent for
-    that long counts as down, and we tick four times as often.
+    that long counts as down, and we tick four times as often. ``tls``, for
+    a node on TLS distribution: ``{"cafile": ..., "certfile": ...,
+    "keyfile": ...}`` (the node's certificate is verified by default), or
+    an ``ssl.SSLContext``.
     """
+    context = client_context(tls if tls is not None else ssl_context)
     local = LocalNode()
     try:
         remote = local.connect(node, cookie, net_ticktime=net_ticktime, timeout=timeout,
-                               epmd_port=epmd_port, ssl_context=ssl_context)
+                               epmd_port=epmd_port, ssl_context=context)
     except BaseException:
         local.close()
         raise
     return Session(local, remote)
-
-
-# For each loaded module: md5, application, its vsn, source path.
-_VERSIONS = """
-[begin
-     Info = M:module_info(),
-     App = case application:get_application(M) of {ok, A} -> A; undefined -> undefined end,
-     Vsn = case App =/= undefined andalso application:get_key(App, vsn) of
-               {ok, V} -> V;
-               _ -> undefined
-           end,
-     Source = proplists:get_value(source, proplists:get_value(compile, Info, []), undefined),
-     {M, proplists:get_value(md5, Info), App, Vsn, Source}
- end || M <- Mods, erlang:module_loaded(M)].
-"""
-
-
-def _text_or_none(value: Any) -> str | None:
-    """A charlist or binary as text; None for an atom such as undefined."""
-    return _chars(value) if isinstance(value, (list, str)) else None
-

@@ -12,7 +12,7 @@ from ..errors import QueryError
 from ..render.names import erlang_module_name
 from .beam_file import AGENT_MODULE
 
-__all__ = ["process_details", "module_source"]
+__all__ = ["process_details", "module_source", "module_versions"]
 
 _WHY = {"not_alive": "is not alive", "not_a_pid": "is not a pid on this node",
         "not_registered": "is not a registered name on the node"}
@@ -60,3 +60,37 @@ def module_source(remote: RemoteNode, module: str) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+# For each loaded module: md5, application, its vsn, source path.
+_VERSIONS = """
+[begin
+     Info = M:module_info(),
+     App = case application:get_application(M) of {ok, A} -> A; undefined -> undefined end,
+     Vsn = case App =/= undefined andalso application:get_key(App, vsn) of
+               {ok, V} -> V;
+               _ -> undefined
+           end,
+     Source = proplists:get_value(source, proplists:get_value(compile, Info, []), undefined),
+     {M, proplists:get_value(md5, Info), App, Vsn, Source}
+ end || M <- Mods, erlang:module_loaded(M)].
+"""
+
+
+def module_versions(remote: RemoteNode, modules: list[str]) -> list[dict[str, Any]]:
+    """For each of ``modules`` loaded on the node: ``module`` (the atom), ``md5``
+    (hex), ``application``, its ``vsn`` and the ``source`` path it was built from."""
+    if not modules:
+        return []
+    found = remote.eval_erlang(_VERSIONS, {"Mods": [Atom(m) for m in modules]}, 30)
+    return [{"module": m, "md5": md5.hex() if isinstance(md5, bytes) else None,
+             "application": None if app == Atom("undefined") else str(app),
+             "vsn": _charlist(vsn), "source": _charlist(source)}
+            for m, md5, app, vsn, source in found]
+
+
+def _charlist(value: Any) -> str | None:
+    """A charlist or binary as text; None for an atom such as undefined."""
+    if isinstance(value, list):
+        return "".join(chr(c) for c in value)
+    return _text(value) if isinstance(value, (str, bytes)) and not isinstance(value, Atom) else None

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..errors import ConnectRefused, DecodeError, HandshakeError, NodeDown
+from ..errors import ConnectRefused, DecodeError, HandshakeError, NodeDown, TLSError
 from . import etf
 
 __all__ = ["Connection"]
@@ -53,6 +53,7 @@ class Connection:
         self.net_ticktime = float(net_ticktime)
         self.peer_flags = 0
         self._buf = bytearray()
+        self._handshake_length = _U16
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
         self.down_reason: str | None = None
@@ -78,16 +79,26 @@ class Connection:
                                  f"({exc.strerror or exc}); check the host is reachable") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
-            sock = ssl_context.wrap_socket(sock, server_hostname=host)
-        return cls(sock, target, net_ticktime)
+            try:
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+            except (ssl.SSLError, ConnectionResetError, TimeoutError) as exc:
+                sock.close()
+                raise tls_error(exc, target) from None
+        conn = cls(sock, target, net_ticktime)
+        if ssl_context is not None:
+            # inet_tls_dist frames its handshake with 4-byte lengths ({packet, 4});
+            # inet_tcp_dist with 2-byte ones.
+            conn._handshake_length = _U32
+        return conn
 
-    # -- handshake framing (2-byte lengths)
+    # -- handshake framing (2-byte lengths over TCP, 4-byte over TLS)
 
-    def send_frame16(self, payload: bytes) -> None:
-        self._sendall(_U16.pack(len(payload)) + payload)
+    def send_handshake(self, payload: bytes) -> None:
+        self._sendall(self._handshake_length.pack(len(payload)) + payload)
 
-    def recv_frame16(self) -> bytes:
-        size = _U16.unpack(self._recv_exact(2))[0]
+    def recv_handshake(self) -> bytes:
+        header = self._handshake_length
+        size = header.unpack(self._recv_exact(header.size))[0]
         return self._recv_exact(size)
 
     def _recv_exact(self, n: int) -> bytes:
@@ -97,6 +108,8 @@ class Connection:
             except socket.timeout:
                 raise HandshakeError(f"{self.target} stopped answering during the handshake; "
                                      "is that port an Erlang distribution port?") from None
+            except ssl.SSLError as exc:   # TLS 1.3: a refused client certificate shows here
+                raise tls_error(exc, self.target) from None
             except OSError as exc:
                 raise EOFError(str(exc)) from exc
             if not chunk:
@@ -259,3 +272,21 @@ class _NoMessage:
 
 _NO_MESSAGE = _NoMessage()
 NO_MESSAGE = _NO_MESSAGE
+
+
+def tls_error(exc: BaseException, target: str) -> TLSError:
+    """One line for what went wrong setting up TLS distribution, and what to do."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLSError(f"{target}'s certificate did not verify ({exc.verify_message}); pass "
+                        "the CA that signed it: tls={'cafile': ...}")
+    reason = getattr(exc, "reason", None) or str(exc)
+    if any(word in str(reason).upper() for word in ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED",
+                                                     "HANDSHAKE_FAILURE")):
+        return TLSError(f"{target} refused our client certificate ({reason}); pass a certfile "
+                        "and keyfile signed by a CA the node trusts: tls={'certfile': ..., "
+                        "'keyfile': ...}")
+    if ("WRONG_VERSION_NUMBER" in str(reason).upper()
+            or isinstance(exc, (ConnectionResetError, TimeoutError))):   # a plain port waits
+        return TLSError(f"{target} does not speak TLS on its distribution port ({reason}); "
+                        "attach without tls=")
+    return TLSError(f"TLS with {target} failed ({reason})")

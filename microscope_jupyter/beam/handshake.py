@@ -91,8 +91,10 @@ def digest(challenge: int, cookie: str) -> bytes:
 
 
 class FrameIO(Protocol):
-    def send_frame16(self, payload: bytes) -> None: ...
-    def recv_frame16(self) -> bytes: ...
+    """A length-prefixed handshake message each call (the prefix is the transport's)."""
+
+    def send_handshake(self, payload: bytes) -> None: ...
+    def recv_handshake(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def client_handshake(io: FrameIO, our_name: str, cookie: str, creation: int,
                      target: str, flags: int = OUR_FLAGS) -> PeerInfo:
     """Run the v6 handshake over ``io``; return what the peer told us."""
     name = our_name.encode("utf-8")
-    io.send_frame16(struct.pack(">cQIH", b"N", flags, creation, len(name)) + name)
+    io.send_handshake(struct.pack(">cQIH", b"N", flags, creation, len(name)) + name)
 
     status = _expect(io, b"s", target, "status").decode("latin-1")
     if status not in ("ok", "ok_simultaneous"):
@@ -145,7 +147,7 @@ def client_handshake(io: FrameIO, our_name: str, cookie: str, creation: int,
                              missing_flags=names)
 
     our_challenge = secrets.randbits(32)
-    io.send_frame16(b"r" + struct.pack(">I", our_challenge) + digest(their_challenge, cookie))
+    io.send_handshake(b"r" + struct.pack(">I", our_challenge) + digest(their_challenge, cookie))
 
     try:
         ack = _expect(io, b"a", target, "challenge ack")
@@ -163,11 +165,12 @@ def client_handshake(io: FrameIO, our_name: str, cookie: str, creation: int,
 
 def _expect(io: FrameIO, kind: bytes, target: str, what: str) -> bytes:
     try:
-        frame = io.recv_frame16()
+        frame = io.recv_handshake()
     except EOFError:
         raise HandshakeError(f"{target} closed the connection during the handshake "
                              f"(waiting for {what}); is that port an Erlang distribution port "
-                             "of OTP 25 or later?") from None
+                             "of OTP 25 or later? (A node started with -proto_dist inet_tls "
+                             "needs tls=...)") from None
     if not frame or frame[:1] != kind:
         got = frame[:1] if frame else b"nothing"
         raise HandshakeError(f"{target} sent {got!r} where the handshake expects {what}; "
