@@ -70,7 +70,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 16).
+-define(VERSION, 17).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -100,6 +100,7 @@
 -define(K_HOOK, 24).       % a state hook changed: aux 1 installed, 0 removed
 -define(K_MAILBOX, 25).    % a sampled message_queue_len: aux is the length
 -define(K_VITALS, 26).     % sampled memory, heap and reductions: aux is memory in bytes
+-define(K_GRANULARITY, 27). % the tracer changed how much it keeps: aux is the level (GRANULARITY)
 
 -define(F_TRUNCATED, 1).
 
@@ -526,7 +527,7 @@ defaults() ->
       duration_ms => infinity, payload_limit => 4096, batch_events => 2000,
       flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => [],
       system_monitor => auto, long_gc_ms => 50, long_schedule_ms => 50,
-      large_heap_words => 1000000, mailbox_ms => 100}.
+      large_heap_words => 1000000, mailbox_ms => 100, sample => 1, adaptive => true}.
 
 controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
     receive
@@ -828,8 +829,10 @@ check_limits(Opts) ->
     [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
      || K <- [max_events, max_rate, payload_limit, batch_events, flush_ms,
               shed_queue, max_queue, long_gc_ms, long_schedule_ms, large_heap_words,
-              mailbox_ms],
+              mailbox_ms, sample],
         not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
+    is_boolean(maps:get(adaptive, Opts))
+        orelse throw({refused, {bad_limit, adaptive, maps:get(adaptive, Opts)}}),
     case maps:get(duration_ms, Opts) of
         infinity -> ok;
         D when is_integer(D), D > 0 -> ok;
@@ -1522,7 +1525,14 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              reports, report_drops, drops_counted = 0, last_ts, reports_active = false,
              %% the last state seen of each hooked process (pid -> state), to
              %% rebuild a whole state from the changes a hook sends
-             states = #{}}).
+             states = #{},
+             %% GRANULARITY: the level, the payload limit asked for, 1-in-N
+             %% sampling of messages asked for, and the count toward the next kept one
+             adaptive = true, level = 0, level_at = 0, full_payload_limit, sample = 1,
+             sample_n = 0,
+             %% batches handed to the connection: Python has everything once it
+             %% has taken this many (rows != kept: drop and granularity rows)
+             sent = 0}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead batches wait, as many as hold
@@ -1538,6 +1548,9 @@ tracer_init(Controller, Owner, Opts) ->
                     batch_events = maps:get(batch_events, Opts),
                     flush_ms = maps:get(flush_ms, Opts),
                     payload_limit = maps:get(payload_limit, Opts),
+                    full_payload_limit = maps:get(payload_limit, Opts),
+                    sample = maps:get(sample, Opts, 1),
+                    adaptive = maps:get(adaptive, Opts, true),
                     lifecycle = maps:get(lifecycle, Opts),
                     track_monitors = maps:get(track_monitors, Opts, false),
                     max_events = maps:get(max_events, Opts),
@@ -1568,7 +1581,9 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
         Msg ->
             tracer_loop(handle(Msg, T))
     after FlushMs ->
-        tracer_loop(flush(T))
+        %% Quiet: a chance to step granularity back up with no event to prompt it.
+        {message_queue_len, Len} = erlang:process_info(self(), message_queue_len),
+        tracer_loop(flush(regulate(Len, T)))
     end.
 
 %% The trace ends at StopTs: what the traced processes did before it is
@@ -1591,19 +1606,80 @@ finish(T, From, Ref, Reason, StopTs) ->
 
 stats(T, State) ->
     #{state => State, seen => T#tr.seen, kept => T#tr.kept, dropped => T#tr.dropped,
-      batches => T#tr.batches}.
+      batches => T#tr.batches, sent => T#tr.sent, level => T#tr.level}.
 
 %% The path every trace message takes: it copies the (large) #tr record
 %% once for the event it adds and once for the counts, no more; the rate
 %% window and the periodic checks read counts rather than keep their own.
 handle(Msg, T0) ->
     T = reports_before(Msg, T0, fun handle/2),
-    case admit(T) of
-        {keep, T2} ->
-            maybe_flush(periodic_checks(encode_kept(Msg, T2)));
-        {drop, T2} ->
-            periodic_checks(remember_state(Msg, T2#tr{seen = T2#tr.seen + 1}))
+    %% What the granularity leaves out goes first, before admit would close
+    %% the drop span: a run of them is one span, one dropped-count row.
+    case thin(Msg, T) of
+        {drop, T1} ->
+            periodic_checks(count_drop(T1#tr{seen = T1#tr.seen + 1}));
+        {keep, T1} ->
+            case admit(T1) of
+                {keep, T2} ->
+                    maybe_flush(periodic_checks(encode_kept(Msg, T2)));
+                {drop, T2} ->
+                    periodic_checks(remember_state(Msg, T2#tr{seen = T2#tr.seen + 1}))
+            end
     end.
+
+%% GRANULARITY: how much the tracer keeps, stepped down as it falls behind
+%% (its mailbox passes a quarter of shed_queue) and back up as it catches
+%% up (under a fortieth), each step an event (K_GRANULARITY, aux = level):
+%%   0  everything
+%%   1  payloads capped at 256 bytes
+%%   2  1 in 8 messages (sends and receives); lifecycle and state events all
+%%   3  no messages, only lifecycle and state events: messages are counted
+%% What a level leaves out is counted as dropped, in drop spans, so kept +
+%% dropped = seen holds and the store knows which spans are complete.
+%% sample => N keeps 1 in N messages at every level (N = 1: all).
+-define(CAPPED_PAYLOAD, 256).
+
+thin(Msg, T = #tr{level = Level, sample = Sample}) when Level >= 2; Sample > 1 ->
+    case is_message(Msg) of
+        false -> {keep, T};
+        true when Level >= 3 -> {drop, T};
+        true ->
+            Every = case Level of 2 -> max(Sample, 8); _ -> Sample end,
+            N = T#tr.sample_n + 1,
+            case N >= Every of
+                true -> {keep, T#tr{sample_n = 0}};
+                false -> {drop, T#tr{sample_n = N}}
+            end
+    end;
+thin(_, T) ->
+    {keep, T}.
+
+is_message({trace_ts, _, Dir, _, _}) -> Dir =:= 'receive';
+is_message({trace_ts, _, Dir, _, _, _}) -> Dir =:= send orelse Dir =:= send_to_non_existing_process;
+is_message(_) -> false.
+
+%% One step toward what the backlog asks for, at most, per periodic check;
+%% down at once, up only after half a second at a level (no flapping).
+regulate(Len, T = #tr{adaptive = true, level = Level, shed_queue = Shed}) ->
+    if
+        Len >= Shed div 4, Level < 3 -> set_level(Level + 1, T);
+        Len =< Shed div 40, Level > 0 ->
+            Settled = erlang:monotonic_time() - T#tr.level_at
+                >= erlang:convert_time_unit(500, millisecond, native),
+            case Settled of
+                true -> set_level(Level - 1, T);
+                false -> T
+            end;
+        true -> T
+    end;
+regulate(_, T) ->
+    T.
+
+set_level(Level, T = #tr{full_payload_limit = Full}) ->
+    Limit = case Level of 0 -> Full; _ -> min(Full, ?CAPPED_PAYLOAD) end,
+    Now = erlang:monotonic_time(),
+    add(?K_GRANULARITY, 0, 0, 0, 0, Now, Level, <<>>,
+        T#tr{level = Level, level_at = Now, payload_limit = Limit, sample_n = 0}).
 
 %% Before a trace message is encoded, the hooks' reports from before it: a
 %% callback lands after the receive it handled and before the exit it led to.
@@ -1692,9 +1768,9 @@ periodic_checks(T0 = #tr{stop_flag = Flag}) ->
             T#tr.controller ! {limit, overload},
             checked(shed(T#tr{stopped = true}));
         Len >= T#tr.shed_queue ->
-            checked(shed(T));
+            checked(shed(regulate(Len, T)));
         true ->
-            T
+            regulate(Len, T)
     end.
 
 checked(T) -> T#tr{check = T#tr.seen bsr 8}.
@@ -1815,7 +1891,7 @@ send_pending(T = #tr{pending = []}) ->
     T;
 send_pending(T = #tr{owner = Owner, pending = [B | Rest]}) ->
     case erlang:send(Owner, batch_message(B, T), [nosuspend]) of
-        ok -> send_pending(T#tr{pending = Rest});
+        ok -> send_pending(T#tr{pending = Rest, sent = T#tr.sent + 1});
         nosuspend -> shed_pending(T)
     end.
 
@@ -1833,11 +1909,17 @@ shed_oldest(T = #tr{pending = [Oldest, Next | Rest]}) ->
     %% now); its dropped-count rows were counted already and only need
     %% writing again.
     Counts = dropped_counts(Oldest),
-    Lost = maps:get(events, Oldest) - length(Counts),
+    Lost = maps:get(events, Oldest) - length(Counts) - granularity_rows(Oldest),
     Next1 = Next#{defs := maps:get(defs, Oldest) ++ maps:get(defs, Next)},
     T1 = T#tr{pending = [Next1 | Rest], kept = T#tr.kept - Lost,
               dropped = T#tr.dropped + Lost},
     shed_pending(readd_drops(Lost + lists:sum(Counts), T1)).
+
+%% A batch's granularity rows: bookkeeping, like the dropped-count rows, not
+%% trace messages kept.
+granularity_rows(B) ->
+    length([K || <<K:8, _:(?HEADER_BYTES - 1)/binary>> <= maps:get(headers, B),
+                 K =:= ?K_GRANULARITY]).
 
 %% The counts of a batch's dropped-count rows (events too, but not kept
 %% trace messages), read back from its headers: aux is the last field.
@@ -1854,7 +1936,7 @@ readd_drops(N, T = #tr{drop_since = {Since, M}}) ->
 %% At the end everything still waiting goes out, however long it takes.
 flush_all(T = #tr{owner = Owner, pending = Pending}) ->
     [erlang:send(Owner, batch_message(B, T)) || B <- Pending],
-    T#tr{pending = []}.
+    T#tr{pending = [], sent = T#tr.sent + length(Pending)}.
 
 %% Trace message -> header + payload. Our own traffic (hook requests and
 %% their replies, even those of an earlier trace that reach a dead pid) is

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # How long Recording.info waits for the details that follow the start reply.
 DETAILS_WAIT_S = 30.0
 
-AGENT_VERSION = 16  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 17  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 A_DETAILS = Atom("microscope_details")
 
@@ -89,6 +89,7 @@ class Recording:
         self.state = "running"
         self.message: str | None = None
         self._events = 0
+        self._batches = 0
         self._seen = 0
         self._dropped = 0
         self._final_stats: dict | None = None
@@ -304,9 +305,13 @@ class Recording:
     def _wait_for_ingest(self, timeout: float) -> None:
         if self._final_stats is None:
             return
+        # Every batch the agent handed to the connection; rows would undercount
+        # the wait (drop-count and granularity rows are rows but not kept events).
+        sent = self._final_stats.get("sent")
         kept = self._final_stats.get("kept", 0)
         deadline = time.monotonic() + timeout
-        while self._events < kept and time.monotonic() < deadline:
+        while ((self._batches < sent) if sent is not None else (self._events < kept)) \
+                and time.monotonic() < deadline:
             if not self._remote.alive and self._owner_queue_empty():
                 break
             time.sleep(0.01)
@@ -342,6 +347,7 @@ class Recording:
                                              list(defs), seen, dropped)
             self._seen, self._dropped = seen, dropped
             self._events += added
+            self._batches += 1
         elif isinstance(message, tuple) and message and message[0] == A_DETAILS:
             try:
                 details = {str(k): v for k, v in message[2].items()}

@@ -48,6 +48,11 @@ OPTIONS: dict[str, TraceOption] = {o.name: o for o in [
                 "may copy) before it is summarised", int),
     TraceOption("mailbox_ms", 100, "how often every traced process's real message_queue_len "
                 "is sampled", int),
+    TraceOption("sample", 1, "keep 1 in N messages (sends and receives; the rest are counted as "
+                "dropped): for high-volume traffic", int),
+    TraceOption("adaptive", True, "as the tracer falls behind, cap payloads, then keep 1 message "
+                "in 8, then none (counted), and come back up as it catches up; each step is a "
+                "'granularity' event", bool),
     TraceOption("batch_events", 2000, "events per batch sent to Python", int, public=False),
     TraceOption("flush_ms", 50, "longest wait before a partial batch is sent", int, public=False),
     TraceOption("shed_queue", 50_000, "tracer mailbox length where shedding starts", int,

@@ -39,6 +39,10 @@ KINDS = {
     # the process's memory, heap and reductions, sampled when it has run
     # (payload: %{memory: bytes, heap_words: n, reductions: total so far})
     26: "vitals",
+    # the tracer changed how much it keeps (aux: the level: 0 everything,
+    # 1 payloads capped, 2 one message in 8, 3 no messages): what a level
+    # leaves out is in the dropped counts
+    27: "granularity",
 }
 KIND_CODES = {name: code for code, name in KINDS.items()}
 
@@ -57,6 +61,7 @@ AUX = {
     "gc": "major",                # 1 for a major collection
     "demonitor": "by_down",       # 1 when the watcher learnt of the end from a 'DOWN'
     "hook": "installed",
+    "granularity": "level",
 }
 
 FLAG_TRUNCATED = 1
