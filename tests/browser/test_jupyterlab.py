@@ -241,13 +241,17 @@ def test_tooltip_sits_at_the_pointer_in_jupyterlab(notebook):
     relative to the panel: the tooltip must still appear at the pointer."""
     page = notebook
     viewport = page.locator(".mic-seq .viewport").nth(1)
-    viewport.scroll_into_view_if_needed()
-    box = viewport.bounding_box()
     root = page.locator(".mic-seq").nth(1)
-    xs = [int(x) for x in root.locator("xpath=..").get_attribute("data-lane-x").split(",")]
-    x, y = box["x"] + (xs[0] + xs[1]) / 2, box["y"] + 34 + 11
-    page.mouse.move(x, y)
     tip = root.locator(".tip")
+    xs = [int(x) for x in root.locator("xpath=..").get_attribute("data-lane-x").split(",")]
+    for _ in range(5):    # outputs above may still be settling: measure where the widget is now
+        viewport.scroll_into_view_if_needed()
+        box = viewport.bounding_box()
+        x, y = box["x"] + (xs[0] + xs[1]) / 2, box["y"] + 34 + 11
+        page.mouse.move(x, y)
+        if tip.is_visible():
+            break
+        page.wait_for_timeout(300)
     tip.wait_for(state="visible", timeout=5000)
     tb = tip.bounding_box()
     distance = ((tb["x"] - x) ** 2 + (tb["y"] - y) ** 2) ** 0.5
