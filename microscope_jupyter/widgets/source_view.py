@@ -3,6 +3,7 @@ points to, with what ran highlighted (``js/src/source_view.js``)."""
 
 from __future__ import annotations
 
+import numbers
 import re
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ class SourceView(Widget):
         return f"<SourceView: {self.module or 'nothing'}{':' + str(self.line) if self.line else ''}>"
 
     def show(self, target: Any) -> "SourceView":
-        if isinstance(target, int):
-            site = site_of_event(self._source, target)
+        if isinstance(target, numbers.Integral):      # an event seq (numpy's too)
+            site = site_of_event(self._source, int(target))
         elif isinstance(target, str):
             site = Site(target, what=f"module {target}")
         else:

@@ -50,3 +50,16 @@ def test_callbacks_and_calls_point_at_their_functions_and_count_what_ran():
     assert ran["handle_info/2"] == (3, 6000.0)                              # 1 + 2 + 3 ms
     assert ran["flush/1"][0] == 1
     assert site_of_event(recorded, 10_000).module is None
+
+
+def test_the_source_view_takes_a_numpy_seq_from_a_table():
+    import numpy as np
+
+    from microscope_jupyter.widgets import SourceView
+
+    recorded = crashing()
+    seq = recorded.events.query("kind == 'exit'")["seq"].to_numpy()[0]
+    assert isinstance(seq, np.integer)
+    view = SourceView(recorded, seq)                  # no node, no checkout: a note says so
+    assert view.function == "handle_info/2" and view.line == 11
+    assert "could not be read" in view.note
