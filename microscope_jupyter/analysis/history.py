@@ -188,9 +188,11 @@ class History:
             state_seqs = p.state_seqs
             taken_later = recvs[paired]   # in seq order: arrivals a callback took
             own = p.event_seqs[kind[p.event_seqs] != K["receive"]] if len(p.event_seqs) else []
+            direct = []
             for idx in np.flatnonzero(~paired).tolist():
                 r = int(recvs[idx])
                 if may_be_reply(raw.payload(r)) and is_reply(raw.term(r)):
+                    direct.append(r)
                     continue  # taken by a selective receive inside a call: never queued
                 if state_seqs:
                     # A callback took a message that arrived after it: in a
@@ -204,6 +206,7 @@ class History:
                     handled[idx] = int(own[k]) if k < len(own) else never
             p.recv_seqs = recvs
             p.handled_seqs = handled
+            p.direct_seqs = np.array(direct, dtype=np.int64)
             if not p.state_seqs:
                 p.taken_seqs = np.sort(handled[handled < never])
 
@@ -225,7 +228,10 @@ class History:
             # handle_continue and a :timeout that came from a fired `after`.
             taken = [q for q, shape in zip(p.state_seqs, p.state_shapes)
                      if shape != CONTINUE and not (gid in fired and shape == TIMEOUT)]
-            p.taken_seqs = np.array(taken, dtype=np.int64)
+            # ...and a reply to a call it made from inside a callback left the
+            # queue as it arrived (the call's own receive took it)
+            p.taken_seqs = np.sort(np.concatenate([np.array(taken, dtype=np.int64),
+                                                   p.direct_seqs]))
 
     # ------------------------------------------------------------------ moments
 

@@ -63,6 +63,8 @@ class ProcessHistory:
     sample_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     sample_values: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     taken_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # receives taken as they arrived (a reply to a call made inside a callback)
+    direct_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _levels: tuple | None = field(default=None, repr=False, compare=False)  # mailbox_levels()
 
     def last_name(self, seq: int) -> str | None:

@@ -245,3 +245,25 @@ def test_mailbox_levels_agree_with_mailbox_len_at_every_seq():
         p.sample_values = rng.integers(0, 20, len(p.sample_seqs))
         seqs, levels = p.mailbox_levels()
         assert levels.tolist() == [p.mailbox_len(int(q)) for q in seqs]
+
+
+def test_a_genserver_calling_from_a_callback_does_not_grow_its_mailbox():
+    """B handles updates, and in each callback calls C: the reply arrives and is
+    taken by the call's own receive, never queued. The mailbox stays 0 (it
+    used to climb by one a reply)."""
+    store = EventStore()
+    agent = FakeAgent(store)
+    for n in range(5):
+        update = (Atom("update"), n)
+        ref = Reference(Atom(NODE), 1, (n, 8, 9))
+        agent.event("receive", B, payload=update)
+        agent.event("send", B, C, payload=(Atom("$gen_call"), (B, ref), Atom("received")))
+        agent.event("receive", B, payload=(ref, Atom("ok")))
+        agent.event("state", B, payload=(update, n, n + 1, Atom("noreply"), Atom("gen_server")),
+                    aux=1000)
+    agent.flush()
+    history = History(store)
+    b = next(p for p in history.processes() if p.pid == str(B))
+    seqs, levels = b.mailbox_levels()
+    assert levels.max() <= 1 and levels[-1] == 0, levels.tolist()
+    assert b.mailbox_len(len(store) - 1) == 0
