@@ -115,7 +115,11 @@ handle_call({get, K}, _From, S) -> {reply, maps:get(K, S, undefined), S}.
 handle_cast({work, Ms, _N}, S = #{handled := H}) ->
     timer:sleep(Ms),
     {noreply, S#{handled := H + 1}};
-handle_cast({seen, _}, S = #{seen := N}) -> {noreply, S#{seen := N + 1}}.
+handle_cast({seen, _}, S = #{seen := N}) -> {noreply, S#{seen := N + 1}};
+%% a callback that calls another server: the reply it takes is never queued
+handle_cast({relay, K}, S) ->
+    ok = gen_server:call(mic_store, {put, K, K}),
+    {noreply, S}.
 
 handle_info(tick, S = #{ticks := N}) ->
     erlang:send_after(10, self(), tick),

@@ -137,6 +137,39 @@ def test_hooks_never_wait_for_a_backlogged_server(load_node):
     assert afters[-1] <= truth
 
 
+def test_a_genserver_calling_out_of_its_callbacks_shows_its_real_mailbox(load_node):
+    """mic_stats handles each {relay, K} by calling mic_store: the replies it
+    takes inside its callbacks were never queued. Time travel's mailbox length
+    of mic_stats is held to the node's own, sampled from a second node."""
+    node, s = load_node
+    s.rpc("mic_load", "start_healthy", [])
+    with observer(node) as obs:
+        sampler = QueueSampler(obs, "mic_stats")
+        sampler.start()
+        rec = s.trace("mic_stats")
+        relays = s.eval_erlang("spawn(fun() -> [begin gen_server:cast(mic_stats, {relay, K}), "
+                               "timer:sleep(5) end || K <- lists:seq(1, 300)] end).")
+        wait_until(lambda: not s.rpc("erlang", "is_process_alive", [relays]))
+        wait_until(lambda: len(sampler.samples) >= 20)
+        rec.stop()
+        sampler.stop()
+    s.rpc("mic_load", "stop_healthy", [])
+    stats = next(p.pid for p in s.time_travel().processes() if p.last_name(10**9) == "mic_stats")
+    relayed = s.states("mic_stats")
+    assert (relayed["message"].astype(str).str.contains("relay")).sum() >= 250
+    tt = s.time_travel()
+    first, last = s.events["ts"].iloc[0].value, s.events["ts"].iloc[-1].value
+    checked = 0
+    for ts_ns, truth in sampler.samples:
+        if not first <= ts_ns <= last:
+            continue
+        snap = tt.snapshot_at(pd.Timestamp(ts_ns, tz="UTC"))
+        shown = int(snap.loc[snap["pid"] == stats, "mailbox_len"].iloc[0])
+        assert abs(shown - truth) <= max(0.1 * truth, 3), (shown, truth)   # was ~1 per reply
+        checked += 1
+    assert checked >= 10
+
+
 def test_mailbox_length_matches_the_node(load_node):
     node, s = load_node
     worker = s.rpc("mic_load", "start_worker", [Atom("mic_worker")])
