@@ -32,8 +32,7 @@ __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-# How long Recording.info waits for the details that follow the start reply.
-DETAILS_WAIT_S = 30.0
+DETAILS_WAIT_S = 30.0   # how long Recording.info waits for the details after the start reply
 
 AGENT_VERSION = 17  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
@@ -190,7 +189,8 @@ class Recording:
         return frame
 
     def _hook_counts(self) -> dict[str, int]:
-        if not self.info.get("hook_requests"):
+        # No wait on the start details (the status line shows at once): none known, none counted.
+        if not self._info.get("hook_requests"):
             return {"requested": 0, "installed": 0, "pending": 0, "not_installed": 0}
         status = self.hooks()["status"]
         return {"requested": len(status), "installed": int((status == "installed").sum()),
@@ -356,8 +356,11 @@ class Recording:
                                         details["traced_pids"])
                 self._info.update(hooked=details["hooked"],
                                   hook_requests=read_pids(details["hook_requests"]))
+            except Exception:
+                self._store.details_lost(self.source)   # readers must not wait on a bad message
+                raise
             finally:
-                self._settle_details(0.0)   # a bad message must not leave readers waiting
+                self._details.set()
         elif isinstance(message, tuple) and message and message[0] == A_STOPPED:
             _, _agent, reason, stats = message
             self._finish(str(reason), _stats(stats))

@@ -40,7 +40,7 @@ class Site:
         return f"{self.function}/{self.arity}" if self.function and self.arity is not None else None
 
 
-def site_of_event(recorded: Any, seq: int) -> Site:
+def site_of_event(recorded: Any, seq: int, modules: dict[str, str] | None = None) -> Site:
     events = recorded.store.frame()
     if not 0 <= seq < len(events):
         return Site(None, what=f"no event {seq}")
@@ -59,7 +59,7 @@ def site_of_event(recorded: Any, seq: int) -> Site:
     if isinstance(mfa, str) and "/" in mfa:
         module, function, arity = _split_mfa(mfa)
         return Site(module, function, arity, None, f"{kind} of {mfa}")
-    module = _module_of(recorded, row["pid"])
+    module = (modules if modules is not None else _modules(recorded)).get(row["pid"])
     if kind == "state":
         callback = _callback_name(recorded, seq)
         if callback:
@@ -71,11 +71,12 @@ def site_of_finding(recorded: Any, finding: Any) -> Site:
     """A finding's site: its first evidence that names a place (a crash, a call,
     a callback), else its first event."""
     evidence = list(finding["evidence"]) if "evidence" in finding else []
+    modules = _modules(recorded)
     for seq in evidence or [int(finding["first_seq"])]:
-        site = site_of_event(recorded, int(seq))
+        site = site_of_event(recorded, int(seq), modules)
         if site.function:
             return site
-    return site_of_event(recorded, int(evidence[0] if evidence else finding["first_seq"]))
+    return site_of_event(recorded, int(evidence[0] if evidence else finding["first_seq"]), modules)
 
 
 def executed(recorded: Any, module: str) -> dict[str, tuple[int, float]]:
@@ -91,7 +92,7 @@ def executed(recorded: Any, module: str) -> dict[str, tuple[int, float]]:
                     _add(out, f"{fun}/{arity}", duration)
     states = recorded.states()
     if len(states):
-        modules = {pid: _module_of(recorded, pid) for pid in states["pid"].unique()}
+        modules = _modules(recorded)
         for pid, callback, duration in zip(states["pid"], states["callback"], states["duration_us"]):
             if modules.get(pid) == module and str(callback) in CALLBACK_ARITY:
                 _add(out, f"{callback}/{CALLBACK_ARITY[str(callback)]}", duration)
@@ -111,20 +112,18 @@ def _split_mfa(mfa: str) -> tuple[str, str, int]:
     return module, function, int(arity)
 
 
-def _module_of(recorded: Any, pid: Any) -> str | None:
-    """The module a process runs: the one whose init it was started with."""
-    if not isinstance(pid, str):
-        return None
+def _modules(recorded: Any) -> dict[str, str]:
+    """The module each process runs (the one whose init it was started with):
+    from the tree at the start, else how the recording saw it spawned. One
+    pass for every process (the recorded tree is a pass over the events)."""
     tree = recorded.recorded_tree()
-    row = tree[tree["pid"] == pid]
-    initial = row["initial_call"].iloc[0] if len(row) else None
-    if not (isinstance(initial, str) and "/" in initial):   # else: how the recording saw it spawned
-        events = recorded.events
-        spawned = events[(events["kind"] == "spawn") & (events["peer"] == pid)]
-        initial = spawned["mfa"].iloc[0] if len(spawned) else None
-    if isinstance(initial, str) and "/" in initial:
-        return _split_mfa(initial)[0]
-    return None
+    events = recorded.events
+    spawned = events[events["kind"] == "spawn"]
+    initial = dict(zip(spawned["peer"], spawned["mfa"]))
+    initial.update((p, c) for p, c in zip(tree["pid"], tree["initial_call"])
+                   if isinstance(c, str) and "/" in c)
+    return {p: _split_mfa(c)[0] for p, c in initial.items()
+            if isinstance(p, str) and isinstance(c, str) and "/" in c}
 
 
 def _callback_name(recorded: Any, seq: int) -> str | None:

@@ -35,7 +35,7 @@ from .frame import PayloadRenderer, events_frame, id_text
 from .ids import IdTable
 from .lazy import PayloadSource
 from .names import NameIndex
-from .schema import HEADER_DTYPE, KIND_CODES, KINDS
+from .schema import HEADER_DTYPE, KINDS, kind_mask
 
 __all__ = ["EventStore", "RawColumns", "StoreParts"]
 
@@ -47,8 +47,7 @@ DETAILS_TIMEOUT_S = 30.0
 
 # Rare kinds a live status line asks about: kept aside as batches land, so
 # asking never builds the event frame.
-_IS_LANDMARK = np.zeros(256, dtype=bool)   # by kind code: "hook" and "exit"
-_IS_LANDMARK[[KIND_CODES["hook"], KIND_CODES["exit"]]] = True
+_IS_LANDMARK = kind_mask("hook", "exit")
 
 
 @dataclass

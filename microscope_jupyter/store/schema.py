@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "EVENT_COLUMNS", "FLAG_TRUNCATED",
-           "normalise_aux"]
+           "normalise_aux", "kind_mask"]
 
 HEADER_DTYPE = np.dtype([
     ("kind", "u1"),
@@ -69,8 +69,15 @@ FLAG_TRUNCATED = 1
 # The public columns of Session.events, in order (design.md).
 EVENT_COLUMNS = ["seq", "node", "ts", "kind", "pid", "name", "peer", "mfa", "term", "text"]
 
-_MONITOR_MS = np.zeros(256, dtype=bool)   # by kind code: aux in ms from the system monitor
-_MONITOR_MS[[KIND_CODES["long_gc"], KIND_CODES["long_schedule"]]] = True
+def kind_mask(*names: str) -> np.ndarray:
+    """A lookup table by kind code (``mask[kinds]``): True for the kinds named.
+    Faster than ``np.isin`` on a batch's few thousand rows."""
+    mask = np.zeros(256, dtype=bool)
+    mask[[KIND_CODES[name] for name in names]] = True
+    return mask
+
+
+_MONITOR_MS = kind_mask("long_gc", "long_schedule")   # aux in ms from the system monitor
 
 
 def normalise_aux(table: np.ndarray, native_per_second: int) -> None:

@@ -64,6 +64,40 @@ def finding_marks(source: Any, lane_of: dict[str, int] | None = None,
     return marks
 
 
+def callback_spans(source: Any, lane_of: dict[str, int]) -> list[tuple[int, int, float, str]]:
+    """Every recorded GenServer callback of the lanes' processes as (lane, start
+    ns since the epoch, duration µs, callback): a state event is stamped when
+    its callback returned, and carries how long it ran."""
+    states = source.states()
+    if not len(states):
+        return []
+    end_ns = states["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    duration = states["duration_us"].to_numpy(dtype=float)
+    return [(lane_of[p], int(end) - int(round(d * 1000)), float(d), str(c))
+            for p, end, d, c in zip(states["pid"], end_ns, duration, states["callback"])
+            if p in lane_of and not np.isnan(d)]
+
+
+def mailbox_steps(source: Any, lane_of: dict[str, int],
+                  min_peak: int = 0) -> list[tuple[int, int, int]]:
+    """The mailbox length of the lanes' processes as time travel counts it (the
+    node's own samples, moved by arrivals and what callbacks took), as (lane,
+    ns since the epoch, length) at each change; a process whose mailbox never
+    reached ``min_peak`` is left out."""
+    ts = source.store.raw().ts_ns
+    out: list[tuple[int, int, int]] = []
+    for proc in source.time_travel().processes():
+        if proc.pid not in lane_of:
+            continue
+        seqs, levels = proc.mailbox_levels()
+        ok = (seqs >= 0) & (seqs < len(ts))
+        if not ok.any() or levels[ok].max() < min_peak:
+            continue
+        out += [(lane_of[proc.pid], t, n) for t, n in zip(ts[seqs[ok]].tolist(),
+                                                            levels[ok].tolist())]
+    return out
+
+
 def records(frame: pd.DataFrame) -> list[dict]:
     """DataFrame rows as JSON-able dicts (numpy ints and NaN made plain)."""
     clean = frame.astype(object).where(frame.notna(), None)

@@ -82,8 +82,10 @@ class ProcessGraph(Widget):
         self.nodes = [{"id": p, "label": names.get(p) if isinstance(names.get(p), str) else p,
                        "sent": int(sent.get(p, 0)), "received": int(got.get(p, 0)),
                        "crashed": p in crashed} for p in pids]
-        wait = known["wait_us"].astype(float).fillna(known["latency_us"].astype(float))
-        grouped = known.assign(_wait=wait).groupby(["sender", "receiver"], sort=False)
+        # how long each took: its wait for a callback, else its latency
+        known = known.assign(_wait=known["wait_us"].astype(float).fillna(
+            known["latency_us"].astype(float)))
+        grouped = known.groupby(["sender", "receiver"], sort=False)
         self.edges = [{"from": index[a], "to": index[b], "count": int(len(g)),
                        "median_us": _num(g["_wait"].median()), "max_us": _num(g["_wait"].max()),
                        "last_seq": int(g["send_seq"].max())}
@@ -91,8 +93,7 @@ class ProcessGraph(Widget):
         flights = known.head(self._limit)
         sent_ns = flights["sent_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         send_ms = (sent_ns - t0) / 1e6
-        end_ms = send_ms + flights["wait_us"].astype(float).fillna(
-            flights["latency_us"].astype(float)).to_numpy() / 1000
+        end_ms = send_ms + flights["_wait"].to_numpy() / 1000
         order = np.argsort(send_ms, kind="stable")
         self.flights = {"from": [index[p] for p in flights["sender"].to_numpy()[order]],
                         "to": [index[p] for p in flights["receiver"].to_numpy()[order]],

@@ -13,7 +13,7 @@ from ..analysis.pattern import compile_pattern, safe_match
 from ..render.elixir import render
 from ..store.otp import call_tag, message_kind, normal_exit
 from . import static_html
-from ._base import Widget, esm, finding_marks
+from ._base import Widget, callback_spans, esm, finding_marks, mailbox_steps
 
 __all__ = ["SequenceDiagram", "SYSTEM_LANES"]
 
@@ -145,27 +145,11 @@ class SequenceDiagram(Widget):
     def _time_layers(self, lane_of: dict[str, int], t0: int) -> tuple[list, list]:
         """Callbacks as [lane, start_us, dur_us, callback] and mailbox depth as
         [lane, t_us, len] for the lanes: what time mode draws on the lifelines."""
-        states = self._source.states()
-        activations = []
-        if len(states):
-            mine = states[states["pid"].isin(lane_of)]
-            ends = _us_since(mine["ts"], t0)
-            durations = mine["duration_us"].to_numpy(dtype=float)
-            for pid, end, dur, callback in zip(mine["pid"], ends, durations, mine["callback"]):
-                if not np.isnan(dur):
-                    activations.append([lane_of[pid], round(end - dur, 1), round(dur, 1),
-                                        str(callback)])
-        queue = []
-        ts = self._source.store.raw().ts_ns
-        for proc in self._source.time_travel().processes():
-            if proc.pid not in lane_of:
-                continue
-            seqs, levels = proc.mailbox_levels()
-            ok = (seqs >= 0) & (seqs < len(ts))
-            if not ok.any() or levels[ok].max() < 2:
-                continue      # a mailbox that never held two messages is no band
-            queue += [[lane_of[proc.pid], round((t - t0) / 1000, 1), n]
-                      for t, n in zip(ts[seqs[ok]].tolist(), levels[ok].tolist())]
+        activations = [[lane, round((start - t0) / 1000, 1), round(dur, 1), callback]
+                       for lane, start, dur, callback in callback_spans(self._source, lane_of)]
+        # a mailbox that never held two messages is no band
+        queue = [[lane, round((t - t0) / 1000, 1), n]
+                 for lane, t, n in mailbox_steps(self._source, lane_of, min_peak=2)]
         return activations, queue
 
     @property

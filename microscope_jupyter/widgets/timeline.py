@@ -10,7 +10,7 @@ import traitlets as t
 
 from ..store.otp import normal_exit
 from . import static_html
-from ._base import Widget, esm, finding_marks
+from ._base import Widget, callback_spans, esm, finding_marks, mailbox_steps
 
 __all__ = ["Timeline"]
 
@@ -89,17 +89,8 @@ class Timeline(Widget):
         self._bars(lane_of)
         gc = kinds == "gc"
         self.gcs = [[lane_of[p], float(m)] for p, m in zip(pid_col[gc], ms[gc]) if p in lane_of]
-        # Mailbox lengths as time travel counts them: the node's own samples,
-        # moved by arrivals and callbacks in between.
-        points = []
-        for proc in self._source.time_travel().processes():
-            if proc.pid not in lane_of:
-                continue
-            seqs, levels = proc.mailbox_levels()
-            ok = (seqs >= 0) & (seqs < len(ms))
-            points += [[lane_of[proc.pid], float(m), int(n)]
-                       for m, n in zip(ms[seqs[ok]].tolist(), levels[ok].tolist())]
-        self.mailbox = points
+        self.mailbox = [[lane, (t - t0) / 1e6, n]
+                        for lane, t, n in mailbox_steps(self._source, lane_of)]
         spans = self._source.store.recording_spans()
         self.gaps = [[(a_end - t0) / 1e6, (b_start - t0) / 1e6]
                      for (_, a_end), (b_start, _) in zip(spans, spans[1:]) if b_start > a_end]
@@ -108,15 +99,10 @@ class Timeline(Widget):
 
     def _bars(self, lane_of: dict[str, int]) -> None:
         """Callbacks (from the recorded states) and traced calls as [lane, start, dur, label]."""
-        t0, callbacks, handlers = self._t0, {}, []
-        states = self._source.states()
-        if len(states):
-            end = (states["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64) - t0) / 1e6
-            dur = states["duration_us"].to_numpy(dtype=float) / 1000
-            for p, e, d, c in zip(states["pid"], end, dur, states["callback"]):
-                if p in lane_of and not np.isnan(d):
-                    handlers.append([lane_of[p], round(e - d, 4), round(d, 4),
-                                     callbacks.setdefault(str(c), len(callbacks))])
+        t0, callbacks = self._t0, {}
+        handlers = [[lane, round((start - t0) / 1e6, 4), round(dur / 1000, 4),
+                     callbacks.setdefault(callback, len(callbacks))]
+                    for lane, start, dur, callback in callback_spans(self._source, lane_of)]
         self.callbacks, self.handlers = list(callbacks), handlers
         calls = self._source.calls()
         mfas, bars = {}, []
