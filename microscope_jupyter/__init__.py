@@ -16,9 +16,18 @@ from .analysis.recorded import OfflineSession, load
 from .session import Session, attach, demo
 from .bisection import bisect
 
-__all__ = ["attach", "demo", "load", "compare", "bisect", "Session", "OfflineSession", "Atom", "errors",
-           "load_ipython_extension"]
+__all__ = ["attach", "demo", "load", "compare", "bisect", "flight_recorders", "Session",
+           "OfflineSession", "Atom", "errors", "load_ipython_extension"]
 __version__ = "0.1.0"
+
+
+def flight_recorders(node, cookie=None, **attach_options):
+    """Every flight recorder on ``node`` (a Session, or a node name to attach to
+    for the question), whichever session started it: a DataFrame."""
+    if isinstance(node, Session):
+        return node.flight_recorders()
+    with attach(node, cookie, **attach_options) as session:
+        return session.flight_recorders()
 
 
 def __getattr__(name):

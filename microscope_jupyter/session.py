@@ -22,7 +22,9 @@ import pandas as pd
 
 from .agent.beam_file import AGENT_MODULE
 from .agent.controller import Recording, ensure_agent, unload_agent
-from .agent.inspect import module_source, module_versions, process_details
+from .agent.flight import (FlightRecorder, flight_recorders, pull_flight_recorder, remove_recorder,
+                           start_flight_recorder)
+from .agent.inspect import module_source, module_versions, node_facts, process_details
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
@@ -44,23 +46,6 @@ TREE_COLUMNS = ["pid", "name", "parent", "kind", "initial_call", "status", "mess
 PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
                    "message_queue_len", "memory", "reductions"]
 
-_NODE_INFO_SRC = """
-{erlang:system_info(otp_release), erlang:system_info(version),
- erlang:system_info(schedulers_online), erlang:system_info(process_count),
- element(1, erlang:statistics(wall_clock)),
- [{A, V} || {A, _, V} <- application:loaded_applications()],
- %% Elixir registers with EPMD before its own application is loaded, so a
- %% fresh node may not list it yet: read the version from its .app file
- %% (no side effect on the node) when it is on the code path.
- case code:where_is_file("elixir.app") of
-     non_existing -> undefined;
-     AppFile ->
-         case file:consult(AppFile) of
-             {ok, [{application, elixir, Keys}]} -> proplists:get_value(vsn, Keys, undefined);
-             _ -> undefined
-         end
- end}.
-"""
 
 
 class Session(SessionBase):
@@ -250,21 +235,7 @@ class Session(SessionBase):
 
     def node_info(self) -> dict[str, Any]:
         """OTP release, ERTS and Elixir versions, schedulers, process count, uptime."""
-        otp, erts, schedulers, count, uptime_ms, apps, elixir_on_path = self.eval_erlang(_NODE_INFO_SRC)
-        versions = {str(app): _chars(vsn) for app, vsn in apps}
-        elixir = versions.get("elixir")
-        if elixir is None and elixir_on_path != Atom("undefined"):
-            elixir = _chars(elixir_on_path)
-        self._node_info = {
-            "node": self.node,
-            "otp_release": _chars(otp),
-            "erts_version": _chars(erts),
-            "elixir_version": elixir,
-            "schedulers": schedulers,
-            "process_count": count,
-            "uptime_s": uptime_ms / 1000.0,
-            "applications": versions,
-        }
+        self._node_info = {"node": self.node, **node_facts(self._remote)}
         return dict(self._node_info)
 
     # -- tracing
@@ -311,6 +282,38 @@ class Session(SessionBase):
         self.recordings.append(recording)
         return recording
 
+    def flight_recorder(self, *procs: Any, max_bytes: Any = "16MB", max_age: Any = "60s",
+                        until: Any = "24h", triggers: Any = ("crash",),
+                        granularity: str = "adaptive", **options: Any) -> FlightRecorder:
+        """Keep recording on the node after this session goes: the newest events
+        within ``max_bytes`` and ``max_age``, until ``until``, when it removes
+        everything it set. ``triggers`` (``"crash"``, ``"crash:MyApp.Worker"``,
+        ``"mailbox>1000"``, ``"long_gc"``...) freeze a copy of the ring as they
+        fire. ``granularity``: ``"adaptive"``, ``"full"``, ``"capped"``,
+        ``"sampled"`` or ``"counters"`` (lifecycle and samples only: next to no
+        cost). Other options as ``trace()``. Pull it with ``pull_flight_recorder()``."""
+        self._require_attached()
+        return start_flight_recorder(self._remote, procs, max_bytes=max_bytes, max_age=max_age,
+                                     until=until, triggers=triggers, granularity=granularity,
+                                     **options)
+
+    def flight_recorders(self) -> pd.DataFrame:
+        """Every flight recorder on the node, whichever session started it."""
+        self._require_attached()
+        return flight_recorders(self._remote)
+
+    def pull_flight_recorder(self, recorder: Any = None, remove: bool = False) -> Recording:
+        """What a flight recorder holds (the only one, or ``recorder``: an id from
+        ``flight_recorders()``), as a recording here; ``rec.flight`` lists the
+        frozen copies and the gaps. It keeps recording unless ``remove``."""
+        self._require_attached()
+        recording = pull_flight_recorder(self._remote, self._local, self.store, recorder,
+                                         f"{self.node}#{len(self.recordings) + 1}")
+        self.recordings.append(recording)
+        if remove:
+            remove_recorder(self._remote, recording.pulled_from)
+        return recording
+
     def process(self, proc: Any, timeout: float = 1.0) -> dict[str, Any]:
         """One live process (a pid text or a name): its ``state`` (GenServers and
         other sys processes that answer within ``timeout``), ``links``,
@@ -346,13 +349,6 @@ class Session(SessionBase):
     def _require_attached(self) -> None:
         if not self._remote.alive:
             raise self._remote.down_error()
-
-
-def _chars(value: Any) -> str:
-    """Erlang strings arrive as lists of code points."""
-    if isinstance(value, list):
-        return "".join(chr(c) for c in value)
-    return str(value)
 
 
 def demo(fixed: bool = False) -> Session:

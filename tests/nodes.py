@@ -192,3 +192,54 @@ def wait_until(condition, timeout: float = 20.0, step: float = 0.05) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(step)
+
+
+# Everything a trace could leave behind, as seen on the target.
+LEFTOVERS = """
+Procs = erlang:processes(),
+Flags = [{P, F} || P <- Procs, {flags, F} <- [erlang:trace_info(P, flags)], F =/= []],
+Agents = [P || P <- Procs,
+               case erlang:process_info(P, current_function) of
+                   {current_function, {microscope_agent, _, _}} -> true;
+                   _ -> false
+               end],
+Gens = [P || P <- Procs,
+             case erlang:process_info(P, current_function) of
+                 {current_function, {gen_server, loop, _}} -> true;
+                 {current_function, {gen_statem, loop_receive, _}} -> true;
+                 {current_function, {erlang, hibernate, 3}} -> true;
+                 _ -> false
+             end],
+Hooks = [P || P <- Gens,
+              case catch sys:get_status(P, 200) of
+                  {status, _, _, [_, _, _, Dbg | _]} ->
+                      string:find(io_lib:format("~p", [Dbg]), "microscope_state_hook") =/= nomatch;
+                  _ -> false
+              end],
+%% the modules traced, and the BIFs the agent patterns to see monitors
+Patterns = [MFA || MFA <- [{M, F, A} || M <- Mods, {F, A} <- M:module_info(functions)]
+                          ++ [{erlang, monitor, 2}, {erlang, monitor, 3},
+                              {erlang, demonitor, 1}, {erlang, demonitor, 2}],
+                   erlang:trace_info(MFA, traced) =/= {traced, false}],
+Monitor = [M || M <- [erlang:system_monitor()], M =/= undefined],
+#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor}.
+"""
+CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": []}
+DEMO_MODULES = ["Elixir.Demo.WorkerB", "Elixir.Demo.Stats"]
+
+
+def leftovers(observer, modules=DEMO_MODULES) -> dict:
+    """What a trace left on the target, read through ``observer`` (another Session)."""
+    from microscope_jupyter import Atom
+
+    mods = [Atom(m) if isinstance(m, str) else m for m in modules]
+    return {str(k): v for k, v in observer.eval_erlang(LEFTOVERS, Mods=mods).items()}
+
+
+def wait_clean(observer, modules=DEMO_MODULES, timeout=10.0, ignore_flags_of=()) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = leftovers(observer, modules)
+        left["flags"] = [(p, f) for p, f in left["flags"] if p not in ignore_flags_of]
+        if not any(left.values()) or time.monotonic() > deadline:
+            return left

@@ -65,12 +65,13 @@
 -export([process_details/2, module_source/1]).
 -export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
          process_tree/0]).
+-export([flight_start/1, flight_list/0, flight_pull/2, flight_remove/1]).
 %% @private internal exports (spawned funs, sys debug hook)
--export([controller_init/3, tracer_init/3, sampler_init/3, state_hook/3]).
+-export([controller_init/3, tracer_init/3, sampler_init/3, state_hook/3, flight_init/2]).
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 17).
+-define(VERSION, 18).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -383,6 +384,314 @@ request(Pid, Make, Timeout) ->
     end.
 
 %%%===================================================================
+%%% FLIGHT RECORDER
+%%%===================================================================
+
+%% A trace that runs with no notebook attached, the one exception to "gone
+%% when the notebook goes". Its owner is a ring process on the node instead
+%% of a Python mailbox: it keeps the newest batches within max_bytes and
+%% max_age_ms, freezes a copy when a trigger fires, and removes everything
+%% at its expiry (until_ms) or when any session asks. Each batch defines its
+%% own ids (the tracer's ring mode), so any batch can go. No registered name:
+%% flight_list/0 finds rings by their initial call.
+%%
+%% ```
+%%   {ok, Ring, Status} = flight_start(Opts)   % start/2's options, and FLIGHT_DEFAULTS
+%%   [Status] = flight_list()
+%%   {ok, Summary} = flight_pull(Ring, To)     % the batches go to To, as a trace's would
+%%   ok = flight_remove(Ring)
+%% '''
+%%
+%% Memory: the batches held stay within max_bytes. A frozen copy is the
+%% newest batches worth half of it, taken a moment (post_ms) after its
+%% trigger; copies share their batches with the ring (binaries are
+%% reference-counted), so freezing copies no event. Over max_bytes, the
+%% oldest copy goes while the copies alone hold more than half, else the
+%% ring's oldest batch: the ring always has half the bytes to go on with.
+-define(FLIGHT_DEFAULTS, #{max_bytes => 16000000, max_age_ms => 60000, until_ms => 86400000,
+                           max_frozen => 4, post_ms => 250}).
+-define(BATCH_OVERHEAD, 200).  % bytes a held batch costs beyond its binaries and ids
+-define(MAX_TIMER_MS, 4294967295).
+
+-record(ring, {ctl, ctl_ref, info, details = none, opts, started,
+               %% {No, Bytes, ArrivedMs, BatchMessage}, oldest first
+               batches = queue:new(), ring_bytes = 0,
+               %% bytes held (the ring's, and the frozen copies' outside it)
+               held = 0, evicted = 0,
+               %% frozen copies (oldest first), and how many hold each batch No
+               frozen = [], pinned = #{}, freezing = [], ignored = 0,
+               state = recording, stop_stats = #{}}).
+
+flight_start(Opts) when is_map(Opts) ->
+    Caller = self(),
+    Ring = spawn(?MODULE, flight_init, [Caller, Opts]),
+    Ref = erlang:monitor(process, Ring),
+    receive
+        {Ring, started, Status} -> erlang:demonitor(Ref, [flush]), {ok, Ring, Status};
+        {Ring, refused, Reason} -> erlang:demonitor(Ref, [flush]), {error, Reason};
+        {'DOWN', Ref, process, Ring, Reason} -> {error, {agent_crashed, Reason}}
+    after 60000 ->
+        exit(Ring, kill),
+        {error, start_timeout}
+    end.
+
+flight_list() ->
+    [Status || P <- erlang:processes(),
+               erlang:process_info(P, initial_call) =:= {initial_call, {?MODULE, flight_init, 2}},
+               {ok, Status} <- [request(P, fun(From, Ref) -> {status, From, Ref} end, 5000)]].
+
+flight_pull(Ring, To) when is_pid(Ring), is_pid(To) ->
+    case request(Ring, fun(From, Ref) -> {pull, From, Ref, To} end, 120000) of
+        {ok, Summary} -> Summary;
+        down -> {error, no_such_recorder};
+        timeout -> {error, timeout}
+    end.
+
+flight_remove(Ring) when is_pid(Ring) ->
+    case request(Ring, fun(From, Ref) -> {remove, From, Ref} end, 30000) of
+        {ok, ok} -> ok;
+        down -> {error, no_such_recorder};
+        timeout -> {error, timeout}
+    end.
+
+flight_init(Caller, Opts0) ->
+    Opts = maps:merge(?FLIGHT_DEFAULTS, Opts0),
+    Bad = [{bad_limit, K, V} || K <- maps:keys(?FLIGHT_DEFAULTS), V <- [maps:get(K, Opts)],
+                                not (is_integer(V) andalso V > 0 andalso V =< ?MAX_TIMER_MS)],
+    TraceOpts = (maps:without(maps:keys(?FLIGHT_DEFAULTS), Opts))#{
+                  ring => true, max_events => 1 bsl 59, duration_ms => infinity},
+    case Bad of
+        [Why | _] ->
+            Caller ! {self(), refused, Why};
+        [] ->
+            case start(self(), TraceOpts) of
+                {ok, Ctl, Info} ->
+                    erlang:send_after(maps:get(until_ms, Opts), self(), expire),
+                    erlang:send_after(1000, self(), age),
+                    R = #ring{ctl = Ctl, ctl_ref = erlang:monitor(process, Ctl), info = Info,
+                              opts = Opts, started = erlang:monotonic_time(millisecond)},
+                    Caller ! {self(), started, flight_status(R)},
+                    ring_loop(R);
+                {error, Reason} ->
+                    Caller ! {self(), refused, Reason}
+            end
+    end.
+
+ring_loop(R = #ring{ctl_ref = CtlRef, opts = #{post_ms := PostMs, max_frozen := MaxFrozen}}) ->
+    receive
+        {microscope_batch, _, No, _, Headers, Payloads, Defs, _, _} = B ->
+            Bytes = byte_size(Headers) + byte_size(Payloads) + ?BATCH_OVERHEAD
+                + erts_debug:flat_size(Defs) * erlang:system_info(wordsize),
+            Now = erlang:monotonic_time(millisecond),
+            ring_loop(evict(Now, R#ring{batches = queue:in({No, Bytes, Now, B}, R#ring.batches),
+                                        ring_bytes = R#ring.ring_bytes + Bytes,
+                                        held = R#ring.held + Bytes}));
+        {microscope_details, _, Details} ->
+            ring_loop(R#ring{details = Details});
+        {microscope_trigger, _, Why, Ts} ->
+            %% Triggers while a copy waits join it; past max_frozen they are counted.
+            case R#ring.freezing of
+                [] when length(R#ring.frozen) < MaxFrozen ->
+                    erlang:send_after(PostMs, self(), freeze),
+                    ring_loop(R#ring{freezing = [{Why, Ts}]});
+                [] ->
+                    ring_loop(R#ring{ignored = R#ring.ignored + 1});
+                Whys when length(Whys) < 16 ->
+                    ring_loop(R#ring{freezing = Whys ++ [{Why, Ts}]});
+                _ ->
+                    ring_loop(R#ring{ignored = R#ring.ignored + 1})
+            end;
+        freeze ->
+            ring_loop(freeze(R));
+        age ->
+            erlang:send_after(1000, self(), age),
+            ring_loop(evict(erlang:monotonic_time(millisecond), R));
+        {microscope_stopped, _, Reason, Stats} ->
+            %% The trace stopped itself (overload): what the ring holds stays
+            %% until the expiry, for a pull.
+            ring_loop(R#ring{state = {stopped, Reason}, stop_stats = Stats});
+        {'DOWN', CtlRef, process, _, Reason} when R#ring.state =:= recording ->
+            ring_loop(R#ring{state = {stopped, Reason}});
+        {status, From, Ref} ->
+            From ! {Ref, flight_status(R)},
+            ring_loop(R);
+        {pull, From, Ref, To} ->
+            From ! {Ref, pull(R, To)},
+            ring_loop(R);
+        {remove, From, Ref} ->
+            flight_stop(R),
+            From ! {Ref, ok};
+        expire ->
+            flight_stop(R),
+            unload_when_alone();
+        _ ->
+            ring_loop(R)
+    end.
+
+%% The trace's own cleanup (every flag, pattern and hook it set); then the
+%% ring process ends, and its batches with it.
+flight_stop(#ring{ctl = Ctl}) ->
+    case is_process_alive(Ctl) of
+        true -> _ = stop(Ctl);
+        false -> ok
+    end,
+    ok.
+
+%% At its expiry no session is there to unload the agent: the recorder does,
+%% once no other process runs agent code (another session's trace or
+%% recorder keeps it). It cannot purge code it is running, so it hibernates
+%% into code:soft_purge/1: hibernation drops its stack, and a message already
+%% queued wakes it at once, running OTP's code alone.
+unload_when_alone() ->
+    case wait_alone(40) of
+        true ->
+            code:delete(?MODULE),
+            self() ! purge,
+            erlang:hibernate(code, soft_purge, [?MODULE]);
+        false ->
+            ok
+    end.
+
+wait_alone(0) ->
+    false;
+wait_alone(Tries) ->
+    case [P || P <- erlang:processes(), P =/= self(), agent_process(P)] of
+        [] -> true;
+        _ -> timer:sleep(50), wait_alone(Tries - 1)
+    end.
+
+evict(Now, R = #ring{batches = Q, opts = #{max_bytes := MaxBytes, max_age_ms := MaxAge}}) ->
+    Over = R#ring.held > MaxBytes,
+    case queue:peek(Q) of
+        _ when Over, R#ring.held - R#ring.ring_bytes > MaxBytes div 2 ->
+            evict(Now, unfreeze_oldest(R));
+        {value, {No, Bytes, At, B}} when Over; At < Now - MaxAge ->
+            Freed = case is_map_key(No, R#ring.pinned) of
+                        true -> 0;
+                        false -> Bytes
+                    end,
+            evict(Now, R#ring{batches = queue:drop(Q), ring_bytes = R#ring.ring_bytes - Bytes,
+                              held = R#ring.held - Freed,
+                              evicted = R#ring.evicted + element(4, B)});
+        _ ->
+            R
+    end.
+
+freeze(R = #ring{freezing = Whys, batches = Q, opts = #{max_bytes := MaxBytes}}) ->
+    Batches = newest_within(lists:reverse(queue:to_list(Q)), MaxBytes div 2, []),
+    Pinned = lists:foldl(fun({No, _, _, _}, M) -> maps:update_with(No, fun(C) -> C + 1 end, 1, M)
+                         end, R#ring.pinned, Batches),
+    Copy = #{why => [W || {W, _} <- Whys], at => element(2, hd(Whys)), batches => Batches},
+    R#ring{frozen = R#ring.frozen ++ [Copy], pinned = Pinned, freezing = []}.
+
+newest_within([{_, Bytes, _, _} = B | Older], Room, Acc) when Bytes =< Room ->
+    newest_within(Older, Room - Bytes, [B | Acc]);
+newest_within(_, _, Acc) ->
+    Acc.
+
+unfreeze_oldest(R = #ring{frozen = [#{batches := Batches} | Rest], batches = Q}) ->
+    InRing = case queue:peek(Q) of
+                 {value, {First, _, _, _}} -> fun(No) -> No >= First end;
+                 empty -> fun(_) -> false end
+             end,
+    lists:foldl(
+      fun({No, Bytes, _, _}, Acc = #ring{pinned = Pinned}) ->
+              case maps:get(No, Pinned) of
+                  1 ->
+                      Held = case InRing(No) of
+                                 true -> Acc#ring.held;
+                                 false -> Acc#ring.held - Bytes
+                             end,
+                      Acc#ring{pinned = maps:remove(No, Pinned), held = Held};
+                  C ->
+                      Acc#ring{pinned = Pinned#{No := C - 1}}
+              end
+      end, R#ring{frozen = Rest}, Batches).
+
+%% Every batch held (the frozen copies' and the ring's) goes to To in order,
+%% numbered from 0, with seen and dropped counted over what is sent. The
+%% summary says where batches are missing between them (aged out of the
+%% ring) and the span of each frozen copy (monotonic native times).
+pull(R = #ring{ctl = Ctl}, To) ->
+    Held = lists:ukeysort(1, lists:append([maps:get(batches, C) || C <- R#ring.frozen])
+                             ++ queue:to_list(R#ring.batches)),
+    case R#ring.details of
+        none -> ok;
+        Details -> To ! {microscope_details, Ctl, Details}
+    end,
+    {_, _, Seen, Dropped, Gaps} = lists:foldl(fun(B, Acc) -> pull_one(B, To, Acc) end,
+                                              {0, none, 0, 0, []}, Held),
+    {ok, #{info => R#ring.info, batches => length(Held), seen => Seen, dropped => Dropped,
+           gaps => lists:reverse(Gaps), status => flight_status(R),
+           details => R#ring.details =/= none,
+           frozen => [#{why => Why, at => At, from => first_ts(hd(Bs)), to => last_ts(lists:last(Bs)),
+                        events => lists:sum([element(4, B) || {_, _, _, B} <- Bs])}
+                      || #{why := Why, at := At, batches := Bs} <- R#ring.frozen, Bs =/= []]}}.
+
+pull_one({No, _, _, B} = Held, To, {N, Prev, Seen, Dropped, Gaps}) ->
+    {microscope_batch, Tracer, _, Events, Headers, Payloads, Defs, _, _} = B,
+    Counts = dropped_counts(#{headers => Headers}),
+    Kept = Events - length(Counts) - granularity_rows(#{headers => Headers}),
+    Seen1 = Seen + Kept + lists:sum(Counts),
+    Dropped1 = Dropped + lists:sum(Counts),
+    To ! {microscope_batch, Tracer, N, Events, Headers, Payloads, Defs, Seen1, Dropped1},
+    Gaps1 = case Prev of
+                {PrevNo, PrevHeld} when No > PrevNo + 1 ->
+                    [#{from => last_ts(PrevHeld), to => first_ts(Held), batches => No - PrevNo - 1}
+                     | Gaps];
+                _ -> Gaps
+            end,
+    {N + 1, {No, Held}, Seen1, Dropped1, Gaps1}.
+
+%% A held batch's first and last event times (the header's fifth field).
+first_ts({_, _, _, {microscope_batch, _, _, 0, _, _, _, _, _}}) -> undefined;
+first_ts({_, _, _, B}) ->
+    <<_:16/binary, Ts:64/little-signed, _/binary>> = element(5, B),
+    Ts.
+last_ts({_, _, _, {microscope_batch, _, _, 0, _, _, _, _, _}}) -> undefined;
+last_ts({_, _, _, B}) ->
+    H = element(5, B),
+    <<_:16/binary, Ts:64/little-signed, _/binary>> = binary:part(H, byte_size(H) - ?HEADER_BYTES,
+                                                                 ?HEADER_BYTES),
+    Ts.
+
+flight_status(R = #ring{ctl = Ctl, info = Info, opts = Opts}) ->
+    Offset = erlang:time_offset(millisecond),
+    Trace = case R#ring.state of
+                recording ->
+                    case status(Ctl) of
+                        {ok, M} -> maps:with([seen, kept, dropped, level, hooks], M);
+                        _ -> #{}
+                    end;
+                _ -> maps:with([seen, kept, dropped, level], R#ring.stop_stats)
+            end,
+    Batches = queue:to_list(R#ring.batches),
+    Trace#{id => self(), node => node(),
+           state => case R#ring.state of
+                        recording -> recording;
+                        {stopped, Why} -> Why
+                    end,
+           started_ms => R#ring.started + Offset,
+           expires_ms => R#ring.started + maps:get(until_ms, Opts) + Offset,
+           now_ms => erlang:monotonic_time(millisecond) + Offset,
+           traced => maps:get(traced, Info, 0), procs => maps:get(procs, Opts, all),
+           max_bytes => maps:get(max_bytes, Opts), max_age_ms => maps:get(max_age_ms, Opts),
+           held_bytes => R#ring.held, ring_bytes => R#ring.ring_bytes,
+           batches => length(Batches),
+           events => lists:sum([element(4, B) || {_, _, _, B} <- Batches]),
+           evicted => R#ring.evicted, frozen => length(R#ring.frozen),
+           ignored_triggers => R#ring.ignored, memory => flight_memory(R),
+           triggers => maps:get(triggers, Opts, #{}), granularity => maps:get(level, Opts, 0)}.
+
+%% What the recorder's processes hold on the node: their memory, and the
+%% binaries they refer to (each counted once).
+flight_memory(#ring{ctl = Ctl, info = Info}) ->
+    Infos = [I || P <- [self(), Ctl, maps:get(tracer, Info)],
+                  I <- [erlang:process_info(P, [memory, binary])], I =/= undefined],
+    Binaries = maps:from_list([{Id, Size} || [_, {binary, Bs}] <- Infos, {Id, Size, _} <- Bs]),
+    lists:sum([M || [{memory, M}, _] <- Infos]) + lists:sum(maps:values(Binaries)).
+
+%%%===================================================================
 %%% CONTROLLER
 %%%===================================================================
 
@@ -450,6 +759,9 @@ controller_init(Caller, Owner, Opts0) ->
             %% both here and an event, never in neither.
             Relations = relations(Ctl#ctl.procs, [self(), Tracer]),
             Owner ! {microscope_details, self(), start_details(Ctl, Relations)},
+            %% Setting up (calibration, a pass over every process) leaves a
+            %% heap the trace's life would otherwise carry.
+            erlang:garbage_collect(),
             controller_loop(Ctl)
     end.
 
@@ -1532,7 +1844,14 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              sample_n = 0,
              %% batches handed to the connection: Python has everything once it
              %% has taken this many (rows != kept: drop and granularity rows)
-             sent = 0}).
+             sent = 0,
+             %% FLIGHT: feeding a ring (every batch defines its own ids, so the
+             %% ring can drop any batch and the intern table stays small), and
+             %% the triggers: crash (any | [name binary]), mailbox (a length),
+             %% monitor ([long_gc | long_schedule | large_heap]); watch maps
+             %% the pids of watched names to them, over the pids whose mailbox
+             %% is past the length
+             ring = false, triggers = #{}, watch = #{}, over = #{}}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead batches wait, as many as hold
@@ -1544,7 +1863,7 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
 
 tracer_init(Controller, Owner, Opts) ->
     Now = erlang:monotonic_time(),
-    tracer_loop(#tr{controller = Controller, owner = Owner,
+    T = #tr{controller = Controller, owner = Owner,
                     batch_events = maps:get(batch_events, Opts),
                     flush_ms = maps:get(flush_ms, Opts),
                     payload_limit = maps:get(payload_limit, Opts),
@@ -1564,7 +1883,14 @@ tracer_init(Controller, Owner, Opts) ->
                     last_ts = Now,
                     report_drops = maps:get(report_drops, Opts),
                     window_start = Now, last_flush = Now,
-                    second = erlang:convert_time_unit(1, second, native)}).
+                    ring = maps:get(ring, Opts, false),
+                    triggers = maps:get(triggers, Opts, #{}),
+                    watch = watched_names(maps:get(triggers, Opts, #{})),
+                    second = erlang:convert_time_unit(1, second, native)},
+    tracer_loop(case maps:get(level, Opts, 0) of
+                    0 -> T;
+                    Level -> set_level(Level, T)
+                end).
 
 tracer_loop(T = #tr{flush_ms = FlushMs}) ->
     receive
@@ -1880,8 +2206,12 @@ enqueue_batch(T) ->
               headers => list_to_binary(lists:reverse(T#tr.headers)),
               payloads => list_to_binary(lists:reverse(T#tr.payloads)),
               defs => lists:reverse(T#tr.defs)},
-    T#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
-         batches = T#tr.batches + 1, pending = T#tr.pending ++ [Batch]}.
+    Fresh = case T#tr.ring of
+                true -> T#tr{intern = #{}, next_id = 1};
+                false -> T
+            end,
+    Fresh#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
+             batches = T#tr.batches + 1, pending = T#tr.pending ++ [Batch]}.
 
 batch_message(B, T) ->
     {microscope_batch, self(), maps:get(no, B), maps:get(events, B), maps:get(headers, B),
@@ -1994,13 +2324,15 @@ encode({trace_ts, P, spawn, Child, {M, F, Args}, Ts}, T) ->
     T#tr.controller ! {spawned, Child},
     event(?K_SPAWN, P, Child, {M, F, arity(Args)}, Ts, 0, T);
 encode({trace_ts, P, exit, Reason, Ts}, T) ->
-    payload(?K_EXIT, P, none, none, Ts, 0, Reason, T#tr{states = maps:remove(P, T#tr.states)});
+    T1 = payload(?K_EXIT, P, none, none, Ts, 0, Reason,
+                 T#tr{states = maps:remove(P, T#tr.states)}),
+    crash_trigger(P, Reason, T1);
 encode({trace_ts, P, link, P2, Ts}, T) ->
     event(?K_LINK, P, P2, none, Ts, 0, T);
 encode({trace_ts, P, unlink, P2, Ts}, T) ->
     event(?K_UNLINK, P, P2, none, Ts, 0, T);
 encode({trace_ts, P, register, Name, Ts}, T) ->
-    event(?K_REGISTER, P, Name, none, Ts, 0, T);
+    event(?K_REGISTER, P, Name, none, Ts, 0, watch_name(P, Name, T));
 encode({trace_ts, P, unregister, Name, Ts}, T) ->
     event(?K_UNREGISTER, P, Name, none, Ts, 0, T);
 encode({trace_ts, P, call, {erlang, monitor, [process, Target | _]}, _}, T)
@@ -2052,19 +2384,76 @@ encode({microscope_base, P, Base}, T) ->
 encode({microscope_hook, P, How, Ts}, T) ->
     event(?K_HOOK, P, none, none, Ts, How, T);
 encode({microscope_mailbox, P, Len, Ts}, T) ->
-    event(?K_MAILBOX, P, none, none, Ts, Len, T);
+    mailbox_trigger(P, Len, event(?K_MAILBOX, P, none, none, Ts, Len, T));
 encode({microscope_vitals, P, Mem, Heap, Reds, Ts}, T) ->
     payload(?K_VITALS, P, none, none, Ts, Mem,
             #{memory => Mem, heap_words => Heap, reductions => Reds}, T);
 encode({monitor, P, _, _} = Msg, T) when is_pid(P) ->
     case agent_process(P) of
         true -> skip;  % our own work is not the app's
-        false -> monitor_event(Msg, T)
+        false ->
+            case monitor_event(Msg, T) of
+                skip -> skip;
+                T1 -> monitor_trigger(element(3, Msg), P, T1)
+            end
     end;
 encode(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.
     skip.
+
+%% FLIGHT triggers: the tracer tells the ring when something worth keeping
+%% happened; the ring freezes a copy a moment later (so the copy holds what
+%% followed too). Checked only on the rare events that can fire them.
+crash_trigger(P, Reason, T = #tr{triggers = #{crash := Which}}) when Reason =/= normal,
+                                                                    Reason =/= shutdown ->
+    Crashed = case Reason of
+                  {shutdown, _} -> false;
+                  _ -> Which =:= any orelse is_map_key(P, T#tr.watch)
+              end,
+    case Crashed of
+        true -> fire({crash, maps:get(P, T#tr.watch, P), Reason}, T);
+        false -> T
+    end;
+crash_trigger(_, _, T) ->
+    T.
+
+%% A watched name registered again (a restarted worker): its new pid is watched.
+watch_name(P, Name, T = #tr{triggers = #{crash := Names}}) when is_list(Names) ->
+    case lists:member(atom_to_binary(Name, utf8), Names) of
+        true -> T#tr{watch = (T#tr.watch)#{P => Name}};
+        false -> T
+    end;
+watch_name(_, _, T) ->
+    T.
+
+watched_names(#{crash := Names}) when is_list(Names) ->
+    maps:from_list([{P, A} || N <- Names, {ok, A} <- [existing_atom(N)],
+                              P <- [whereis(A)], is_pid(P)]);
+watched_names(_) ->
+    #{}.
+
+%% Fires as a mailbox passes the length, once until it falls back under it.
+mailbox_trigger(P, Len, T = #tr{triggers = #{mailbox := Limit}, over = Over}) ->
+    case {Len >= Limit, is_map_key(P, Over)} of
+        {true, false} -> fire({mailbox, P, Len}, T#tr{over = Over#{P => true}});
+        {false, true} -> T#tr{over = maps:remove(P, Over)};
+        _ -> T
+    end;
+mailbox_trigger(_, _, T) ->
+    T.
+
+monitor_trigger(What, P, T = #tr{triggers = #{monitor := Kinds}}) ->
+    case lists:member(What, Kinds) of
+        true -> fire({What, P}, T);
+        false -> T
+    end;
+monitor_trigger(_, _, T) ->
+    T.
+
+fire(Why, T = #tr{owner = Ring}) ->
+    Ring ! {microscope_trigger, self(), Why, erlang:monotonic_time()},
+    T.
 
 %% The agent's processes (controller, tracer, sampler) and whatever is
 %% running agent code right now (the rpc that starts or stops a trace).

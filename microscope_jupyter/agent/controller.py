@@ -21,11 +21,10 @@ import pandas as pd
 
 from ..beam.node import LocalNode, Mailbox, RemoteNode
 from ..beam.terms import Atom, Pid
-from ..errors import AgentError, BadRpc, NodeDown, TraceLimitError, TraceSpecError
-from ..render.names import format_module
+from ..errors import AgentError, BadRpc, NodeDown
 from ..store.event_store import EventStore
 from .beam_file import AGENT_MODULE, agent_beam_bytes
-from .spec import TraceSpec
+from .spec import TraceSpec, spec_error
 from .tables import read_pids, read_relations
 
 __all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
@@ -34,7 +33,7 @@ log = logging.getLogger(__name__)
 
 DETAILS_WAIT_S = 30.0   # how long Recording.info waits for the details after the start reply
 
-AGENT_VERSION = 17  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 18  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 A_DETAILS = Atom("microscope_details")
 
@@ -59,7 +58,13 @@ def ensure_agent(remote: RemoteNode) -> None:
 
 
 def unload_agent(remote: RemoteNode) -> None:
-    """Remove the agent module; leaves it if another session's agent still runs it."""
+    """Remove the agent module; leaves it if another session's agent still runs it,
+    or a flight recorder (which outlives sessions by design)."""
+    try:
+        if remote.rpc(AGENT_MODULE, "flight_list", [], 10):
+            return
+    except (BadRpc, NodeDown, TimeoutError):
+        pass
     try:
         remote.rpc("code", "delete", [Atom(AGENT_MODULE)], 5)
         remote.rpc("code", "soft_purge", [Atom(AGENT_MODULE)], 5)
@@ -93,6 +98,7 @@ class Recording:
         self._dropped = 0
         self._final_stats: dict | None = None
         self._done = threading.Event()
+        self.pulled_from: Pid | None = None   # the flight recorder, for a pulled recording
         self._ingest = threading.Thread(target=self._ingest_loop, name=f"microscope-ingest-{source}",
                                         daemon=True)
         self._ingest.start()
@@ -113,7 +119,7 @@ class Recording:
         if not (isinstance(reply, tuple) and reply[0] == Atom("ok")):
             owner.close()
             reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
-            raise _spec_error(reason, remote.name)
+            raise spec_error(reason, remote.name)
         _, agent, info = reply
         info = {str(k): v for k, v in info.items()}
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
@@ -128,6 +134,17 @@ class Recording:
             log.warning("monitors are not tracked in this trace: another tool is call-tracing "
                         "on this node (before OTP 27 trace patterns are node-wide), or modules= "
                         "names erlang:monitor/demonitor itself")
+        return recording
+
+    @classmethod
+    def pulled(cls, remote: RemoteNode, owner: Mailbox, recorder: Pid, info: dict,
+               store: EventStore, source: str, spec: TraceSpec, stats: dict) -> "Recording":
+        """A flight recorder's batches, sent by its ring to ``owner``: a finished
+        recording once every one of ``stats["sent"]`` is in the store."""
+        recording = cls(remote, owner, recorder, info, store, source, spec)
+        recording.pulled_from = recorder
+        recording._finish("stopped", stats)
+        recording.stop()
         return recording
 
     @property
@@ -229,7 +246,8 @@ class Recording:
             self._details.set()
 
     def _warn_missing_hooks(self) -> None:
-        if not self.info.get("hook_requests"):
+        # A pulled ring has lost its oldest batches, install events among them.
+        if not self.info.get("hook_requests") or self.pulled_from is not None:
             return
         hooks = self.hooks()
         missing = hooks[hooks["status"].str.contains("never reached")]
@@ -375,46 +393,3 @@ def _stats(term: Any) -> dict[str, Any]:
     if isinstance(term, dict):
         return {str(k): (str(v) if isinstance(v, Atom) else v) for k, v in term.items()}
     return {}
-
-
-def _spec_error(reason: Any, node: str) -> TraceSpecError:
-    def text(x: Any) -> str:
-        if isinstance(x, (bytes, str)):
-            x = x.decode() if isinstance(x, bytes) else x
-            return format_module(x) if x[:1].isupper() or x.startswith("Elixir.") else x
-        return str(x)
-
-    if isinstance(reason, tuple) and reason:
-        tag = str(reason[0])
-        if tag == "no_such_process":
-            return TraceSpecError(f"no process {text(reason[1])} on {node}; list them with "
-                                  "s.processes() and try again", reason)
-        if tag == "no_such_module":
-            return TraceSpecError(f"module {text(reason[1])} is not loaded on {node} nor on its "
-                                  "code path; check the spelling (Elixir modules as MyApp.Worker)",
-                                  reason)
-        if tag == "no_such_function":
-            _, module, fun, arity = reason
-            arity_text = "" if arity == Atom("_") else f"/{arity}"
-            fun_text = "" if fun == Atom("_") else f".{text(fun)}"
-            return TraceSpecError(f"{text(module)}{fun_text}{arity_text} does not exist on "
-                                  f"{node}; check the name and arity", reason)
-        if tag == "dangerous":
-            what = reason[1]
-            if what == Atom("tracing_the_agent"):
-                return TraceSpecError("refusing to trace the microscope agent itself: it would "
-                                      "trace its own tracing", reason)
-            module = format_module(str(what[1]))
-            return TraceSpecError(f"refusing to trace all of {module}: every process calls it, so "
-                                  f"the trace would swamp the node; name one function instead, "
-                                  f"e.g. {module}.some_function/1", reason)
-        if tag == "pattern_in_use":
-            _, module, fun, arity = reason
-            return TraceSpecError(f"{format_module(str(module))}.{fun}/{arity} already has a trace "
-                                  "pattern set by another tool (dbg, recon, redbug); microscope "
-                                  "will not overwrite it. Stop that trace first (OTP 27+ nodes "
-                                  "keep traces apart and do not have this limit)", reason)
-        if tag == "bad_limit":
-            return TraceLimitError(f"{reason[1]}={reason[2]!r} cannot work; limits are positive "
-                                   "integers", reason)
-    return TraceSpecError(f"the agent on {node} refused the trace: {reason!r}", reason)

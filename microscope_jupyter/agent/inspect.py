@@ -12,7 +12,7 @@ from ..errors import QueryError
 from ..render.names import erlang_module_name
 from .beam_file import AGENT_MODULE
 
-__all__ = ["process_details", "module_source", "module_versions"]
+__all__ = ["process_details", "module_source", "module_versions", "node_facts"]
 
 _WHY = {"not_alive": "is not alive", "not_a_pid": "is not a pid on this node",
         "not_registered": "is not a registered name on the node"}
@@ -94,3 +94,41 @@ def _charlist(value: Any) -> str | None:
     if isinstance(value, list):
         return "".join(chr(c) for c in value)
     return _text(value) if isinstance(value, (str, bytes)) and not isinstance(value, Atom) else None
+
+def node_facts(remote: RemoteNode) -> dict[str, Any]:
+    """OTP release, ERTS and Elixir versions, schedulers, process count, uptime."""
+    otp, erts, schedulers, count, uptime_ms, apps, elixir_on_path = remote.eval_erlang(
+        _NODE_INFO_SRC, {}, 30)
+    versions = {str(app): _chars(vsn) for app, vsn in apps}
+    elixir = versions.get("elixir")
+    if elixir is None and elixir_on_path != Atom("undefined"):
+        elixir = _chars(elixir_on_path)
+    return {"otp_release": _chars(otp), "erts_version": _chars(erts), "elixir_version": elixir,
+            "schedulers": schedulers, "process_count": count, "uptime_s": uptime_ms / 1000.0,
+            "applications": versions}
+
+
+_NODE_INFO_SRC = """
+{erlang:system_info(otp_release), erlang:system_info(version),
+ erlang:system_info(schedulers_online), erlang:system_info(process_count),
+ element(1, erlang:statistics(wall_clock)),
+ [{A, V} || {A, _, V} <- application:loaded_applications()],
+ %% Elixir registers with EPMD before its own application is loaded, so a
+ %% fresh node may not list it yet: read the version from its .app file
+ %% (no side effect on the node) when it is on the code path.
+ case code:where_is_file("elixir.app") of
+     non_existing -> undefined;
+     AppFile ->
+         case file:consult(AppFile) of
+             {ok, [{application, elixir, Keys}]} -> proplists:get_value(vsn, Keys, undefined);
+             _ -> undefined
+         end
+ end}.
+"""
+
+
+def _chars(value: Any) -> str:
+    """Erlang strings arrive as lists of code points."""
+    if isinstance(value, list):
+        return "".join(chr(c) for c in value)
+    return str(value)

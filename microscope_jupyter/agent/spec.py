@@ -14,10 +14,10 @@ from typing import Any, Iterable
 
 from ..beam.terms import Atom, Pid
 from ..errors import TraceLimitError, TraceSpecError
-from ..render.names import erlang_module_name
+from ..render.names import erlang_module_name, format_module
 from .options import OPTIONS, THRESHOLDS, check, defaults
 
-__all__ = ["TraceSpec", "parse_duration", "module_spec", "process_spec"]
+__all__ = ["TraceSpec", "parse_duration", "module_spec", "process_spec", "spec_error"]
 
 ANY = Atom("_")
 _MFA = re.compile(r"^(?P<mod>:?[\w.@]+?)(?:[.:](?P<fun>[a-z_][\w?!]*))?(?:/(?P<arity>\d+))?$")
@@ -51,17 +51,17 @@ def process_spec(proc: Any) -> Any:
 
 
 def parse_duration(value: Any) -> float | None:
-    """Seconds from 5, 5.0, "5s", "500ms", "2m"; None for no duration."""
+    """Seconds from 5, 5.0, "5s", "500ms", "2m", "24h"; None for no duration."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*", str(value))
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*", str(value))
         if not match:
             raise TraceLimitError(f"cannot read duration {value!r}; write 5, '5s', '500ms' or '2m'")
         number, unit = float(match[1]), match[2] or "s"
-        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "min": 60}[unit]
+        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600}[unit]
     if seconds <= 0:
         raise TraceLimitError(f"duration must be positive, got {value!r}")
     return seconds
@@ -121,3 +121,47 @@ class TraceSpec:
             "duration_s": self.duration_s,
             **{name: value for name, value in self.options.items() if OPTIONS[name].public},
         }
+
+
+def spec_error(reason: Any, node: str) -> TraceSpecError:
+    """The agent's refusal of a trace, as the one line a user can act on."""
+    def text(x: Any) -> str:
+        if isinstance(x, (bytes, str)):
+            x = x.decode() if isinstance(x, bytes) else x
+            return format_module(x) if x[:1].isupper() or x.startswith("Elixir.") else x
+        return str(x)
+
+    if isinstance(reason, tuple) and reason:
+        tag = str(reason[0])
+        if tag == "no_such_process":
+            return TraceSpecError(f"no process {text(reason[1])} on {node}; list them with "
+                                  "s.processes() and try again", reason)
+        if tag == "no_such_module":
+            return TraceSpecError(f"module {text(reason[1])} is not loaded on {node} nor on its "
+                                  "code path; check the spelling (Elixir modules as MyApp.Worker)",
+                                  reason)
+        if tag == "no_such_function":
+            _, module, fun, arity = reason
+            arity_text = "" if arity == Atom("_") else f"/{arity}"
+            fun_text = "" if fun == Atom("_") else f".{text(fun)}"
+            return TraceSpecError(f"{text(module)}{fun_text}{arity_text} does not exist on "
+                                  f"{node}; check the name and arity", reason)
+        if tag == "dangerous":
+            what = reason[1]
+            if what == Atom("tracing_the_agent"):
+                return TraceSpecError("refusing to trace the microscope agent itself: it would "
+                                      "trace its own tracing", reason)
+            module = format_module(str(what[1]))
+            return TraceSpecError(f"refusing to trace all of {module}: every process calls it, so "
+                                  f"the trace would swamp the node; name one function instead, "
+                                  f"e.g. {module}.some_function/1", reason)
+        if tag == "pattern_in_use":
+            _, module, fun, arity = reason
+            return TraceSpecError(f"{format_module(str(module))}.{fun}/{arity} already has a trace "
+                                  "pattern set by another tool (dbg, recon, redbug); microscope "
+                                  "will not overwrite it. Stop that trace first (OTP 27+ nodes "
+                                  "keep traces apart and do not have this limit)", reason)
+        if tag == "bad_limit":
+            return TraceLimitError(f"{reason[1]}={reason[2]!r} cannot work; limits are positive "
+                                   "integers", reason)
+    return TraceSpecError(f"the agent on {node} refused the trace: {reason!r}", reason)

@@ -19,54 +19,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
-from nodes import RUNTIMES, load_module
-
-# Everything a trace could leave behind, as seen on the target.
-LEFTOVERS = """
-Procs = erlang:processes(),
-Flags = [{P, F} || P <- Procs, {flags, F} <- [erlang:trace_info(P, flags)], F =/= []],
-Agents = [P || P <- Procs,
-               case erlang:process_info(P, current_function) of
-                   {current_function, {microscope_agent, _, _}} -> true;
-                   _ -> false
-               end],
-Gens = [P || P <- Procs,
-             case erlang:process_info(P, current_function) of
-                 {current_function, {gen_server, loop, _}} -> true;
-                 {current_function, {gen_statem, loop_receive, _}} -> true;
-                 {current_function, {erlang, hibernate, 3}} -> true;
-                 _ -> false
-             end],
-Hooks = [P || P <- Gens,
-              case catch sys:get_status(P, 200) of
-                  {status, _, _, [_, _, _, Dbg | _]} ->
-                      string:find(io_lib:format("~p", [Dbg]), "microscope_state_hook") =/= nomatch;
-                  _ -> false
-              end],
-%% the modules traced, and the BIFs the agent patterns to see monitors
-Patterns = [MFA || MFA <- [{M, F, A} || M <- Mods, {F, A} <- M:module_info(functions)]
-                          ++ [{erlang, monitor, 2}, {erlang, monitor, 3},
-                              {erlang, demonitor, 1}, {erlang, demonitor, 2}],
-                   erlang:trace_info(MFA, traced) =/= {traced, false}],
-Monitor = [M || M <- [erlang:system_monitor()], M =/= undefined],
-#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor}.
-"""
-CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": []}
-DEMO_MODULES = [Atom("Elixir.Demo.WorkerB"), Atom("Elixir.Demo.Stats")]
-
-
-def leftovers(observer, modules=DEMO_MODULES) -> dict:
-    return {str(k): v for k, v in observer.eval_erlang(LEFTOVERS, Mods=modules).items()}
-
-
-def wait_clean(observer, modules=DEMO_MODULES, timeout=10.0, ignore_flags_of=()) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = leftovers(observer, modules)
-        left["flags"] = [(p, f) for p, f in left["flags"] if p not in ignore_flags_of]
-        if not any(left.values()) or time.monotonic() > deadline:
-            return left
-
+from nodes import CLEAN, DEMO_MODULES, RUNTIMES, leftovers, load_module, wait_clean
 
 def busy_trace(s):
     rec = s.trace(modules=["Demo.WorkerB", "Demo.Stats"])
@@ -204,7 +157,7 @@ def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workl
         import microscope_jupyter as mic
         from microscope_jupyter import Atom
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from nodes import RUNTIMES, load_module
+        from nodes import CLEAN, DEMO_MODULES, RUNTIMES, leftovers, load_module, wait_clean
         from pathlib import Path
         s = mic.attach({node.name!r}, cookie={node.cookie!r})
         load_module(s, Path({str(workload_beam)!r}))

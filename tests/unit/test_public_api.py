@@ -15,7 +15,8 @@ def test_session_surface():
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
                       "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids",
                       "explain", "live_holder", "anomalies", "metrics", "dashboard", "exunit",
-                      "versions", "recorded_tree", "serve_mcp", "process", "source"}
+                      "versions", "recorded_tree", "serve_mcp", "process", "source",
+                          "flight_recorder", "flight_recorders", "pull_flight_recorder"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():
