@@ -14,10 +14,11 @@ from .beam.terms import Atom
 from .analysis.compare import compare
 from .analysis.recorded import OfflineSession, load
 from .session import Session, attach, demo
+from .cluster import Cluster, attach_cluster
 from .bisection import bisect
 
-__all__ = ["attach", "demo", "load", "compare", "bisect", "flight_recorders", "Session",
-           "OfflineSession", "Atom", "errors", "load_ipython_extension"]
+__all__ = ["attach", "attach_cluster", "demo", "load", "compare", "bisect", "flight_recorders",
+           "Session", "Cluster", "OfflineSession", "Atom", "errors", "load_ipython_extension"]
 __version__ = "0.1.0"
 
 

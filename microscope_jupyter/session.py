@@ -56,11 +56,13 @@ class Session(SessionBase):
     works the same on a saved session loaded with ``mic.load``.
     """
 
-    def __init__(self, local: LocalNode, remote: RemoteNode):
+    def __init__(self, local: LocalNode, remote: RemoteNode, store: EventStore | None = None):
         self._local = local
         self._remote = remote
         self.node = remote.name
-        self._init_recorded(EventStore())
+        # A cluster's sessions share its store and its local node.
+        self._shared = store is not None
+        self._init_recorded(store if store is not None else EventStore())
         self._node_info: dict[str, Any] | None = None
         # The tree when the first trace started (a DataFrame; records on demand).
         self._tree_at_start: pd.DataFrame | None = None
@@ -94,7 +96,10 @@ class Session(SessionBase):
                         pass
             if self.recordings or self._agent_used:
                 unload_agent(self._remote)
-        self._local.close()
+        if self._shared:
+            self._remote.close()
+        else:
+            self._local.close()
         if self._owned_node is not None:
             self._owned_node.stop()
 

@@ -702,7 +702,10 @@ flight_memory(#ring{ctl = Ctl, info = Info}) ->
               %% see state_hook/3) never blocks a new one
               hooks = #{}, hook_id, sampler, stop_flag,
               %% where hooks leave their reports (see REPORTS), and their drops
-              reports, report_drops}).
+              reports, report_drops,
+              %% watch_only (a flight recorder's counters level): the processes
+              %% are monitored, not traced; pid -> true
+              watched = #{}}).
 
 controller_init(Caller, Owner, Opts0) ->
     process_flag(trap_exit, true),
@@ -736,7 +739,10 @@ controller_init(Caller, Owner, Opts0) ->
                         started = erlang:monotonic_time(), stop_flag = StopFlag,
                         hook_id = {?HOOK_ID, Tracer}, reports = Reports, report_drops = Drops},
             Ctl1 = set_monitor_patterns(MonitorMFAs, set_patterns(Patterns, Ctl0)),
-            Ctl2 = (trace_procs(Procs, Ctl1))#ctl{monitor = set_monitor(Tracer, Opts)},
+            Ctl2 = (case maps:get(watch_only, Opts, false) of
+                        true -> watch_procs(Procs, Ctl1);
+                        false -> trace_procs(Procs, Ctl1)
+                    end)#ctl{monitor = set_monitor(Tracer, Opts)},
             Sampler = spawn_link(?MODULE, sampler_init,
                                  [Tracer, Ctl2#ctl.procs, maps:get(mailbox_ms, Opts)]),
             Ctl3 = case maps:get(duration_ms, Opts) of
@@ -892,6 +898,11 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             controller_loop(hook_states([Child], Ctl));
         {'EXIT', Tracer, Reason} ->
             cleanup(Ctl, {tracer_exit, Reason});
+        {'DOWN', _, process, P, Reason} when is_map_key(P, Ctl#ctl.watched) ->
+            Tracer ! {microscope_down, P, Reason, erlang:monotonic_time()},
+            controller_loop(Ctl#ctl{watched = maps:remove(P, Ctl#ctl.watched)});
+        rescan ->
+            controller_loop(rescan(Ctl));
         _ ->
             controller_loop(Ctl)
     end.
@@ -1334,6 +1345,29 @@ trace_flags(Opts, TrackMonitors) ->
     Gc = case maps:get(gc, Opts) of true -> [garbage_collection]; false -> [] end,
     lists:append([Base, Msg, Life, Calls, Gc]).
 
+%% WATCH ONLY: any trace flag on a process costs its message passing (a
+%% third, measured on OTP 25 with set_on_spawn alone), so the counters level
+%% of a flight recorder sets none: it monitors the processes (an exit is
+%% still an event, and a trigger), samples them, and looks for new ones
+%% (a restarted child) every second, every ten for an everything-trace.
+watch_procs(Procs, Ctl) ->
+    [erlang:monitor(process, P) || P <- Procs],
+    erlang:send_after(rescan_ms(Ctl), self(), rescan),
+    Ctl#ctl{procs = Procs, watched = maps:from_list([{P, true} || P <- Procs])}.
+
+rescan(Ctl = #ctl{opts = Opts, watched = Watched}) ->
+    Found = try resolve_procs(maps:get(procs, Opts), [self() | maps:get(exclude, Opts)])
+            catch throw:{refused, _} -> []
+            end,
+    New = [P || P <- Found, not is_map_key(P, Watched)],
+    [begin erlang:monitor(process, P), Ctl#ctl.sampler ! {add, P} end || P <- New],
+    erlang:send_after(rescan_ms(Ctl), self(), rescan),
+    Ctl#ctl{procs = New ++ Ctl#ctl.procs,
+            watched = maps:merge(Watched, maps:from_list([{P, true} || P <- New]))}.
+
+rescan_ms(#ctl{opts = #{procs := all}}) -> 10000;
+rescan_ms(_) -> 1000.
+
 trace_procs(Procs, Ctl = #ctl{backend = Backend, flags = Flags}) ->
     Traced = lists:filter(fun(P) -> trace_one(Backend, P, Flags) end, Procs),
     Ctl#ctl{procs = Traced}.
@@ -1383,7 +1417,7 @@ untrace_procs(#ctl{backend = {legacy, Tracer}, flags = Flags}) ->
                        {erlang, demonitor, 1}, {erlang, demonitor, 2}]).
 
 monitor_patterns(Backend, Opts, UserPatterns) ->
-    Wanted = maps:get(lifecycle, Opts)
+    Wanted = maps:get(lifecycle, Opts) andalso maps:get(monitors, Opts, true)
         andalso not lists:any(fun(MFA) -> lists:member(MFA, UserPatterns) end, ?MONITOR_MFAS)
         andalso (Backend =:= session
                  orelse (lists:all(fun(MFA) -> erlang:trace_info(MFA, traced) =:= {traced, false} end,
@@ -1476,9 +1510,16 @@ set_monitor(Tracer, Opts) ->
         {false, _} -> none;
         {auto, {_, _}} -> none;
         _ ->
+            %% long_schedule times every schedule of every process: about a
+            %% tenth on a message ping-pong (OTP 25). A recorder's counters
+            %% level leaves it out unless a trigger asks for it.
+            Schedule = case maps:get(long_schedule, Opts, true) of
+                           true -> [{long_schedule, maps:get(long_schedule_ms, Opts)}];
+                           false -> []
+                       end,
             erlang:system_monitor(Tracer, [{long_gc, maps:get(long_gc_ms, Opts)},
-                                           {long_schedule, maps:get(long_schedule_ms, Opts)},
-                                           {large_heap, maps:get(large_heap_words, Opts)}]),
+                                           {large_heap, maps:get(large_heap_words, Opts)}
+                                           | Schedule]),
             {set, Previous}
     end.
 
@@ -1851,7 +1892,11 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              %% monitor ([long_gc | long_schedule | large_heap]); watch maps
              %% the pids of watched names to them, over the pids whose mailbox
              %% is past the length
-             ring = false, triggers = #{}, watch = #{}, over = #{}}).
+             ring = false, triggers = #{}, watch = #{}, over = #{},
+             %% a microscope_flush message is on its way (flush_timer/1)
+             flush_timer = false,
+             %% triggers fired by events of the batch being built, newest first
+             fired = []}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead batches wait, as many as hold
@@ -1899,6 +1944,8 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
         {stats, From, Ref} ->
             From ! {Ref, stats(T, running)},
             tracer_loop(T);
+        microscope_flush ->
+            tracer_loop(flush(T#tr{flush_timer = false}));
         {trace_ts, _, call, {erlang, demonitor, [Ref | _]}, _}
           when not is_map_key(Ref, T#tr.monitors) ->
             %% Every gen call ends by removing its own monitor: the commonest
@@ -2142,9 +2189,14 @@ event_ts(Msg) when element(1, Msg) =:= trace_ts -> element(tuple_size(Msg), Msg)
 event_ts({microscope_mailbox, _, _, Ts}) -> Ts;
 event_ts({microscope_vitals, _, _, _, _, Ts}) -> Ts;
 event_ts({microscope_hook, _, _, Ts}) -> Ts;
+event_ts({microscope_down, _, _, Ts}) -> Ts;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
 
+maybe_flush(T = #tr{fired = [_ | _], owner = Ring}) ->
+    T1 = flush(T),
+    [Ring ! {microscope_trigger, self(), Why, Ts} || {Why, Ts} <- lists:reverse(T#tr.fired)],
+    T1#tr{fired = []};
 maybe_flush(T = #tr{in_batch = N, batch_events = Max}) when N >= Max ->
     flush(T);
 maybe_flush(T = #tr{in_batch = N}) when N band 63 =:= 0 ->
@@ -2383,6 +2435,9 @@ encode({microscope_base, P, Base}, T) ->
     T#tr{states = (T#tr.states)#{P => {0, Base}}};
 encode({microscope_hook, P, How, Ts}, T) ->
     event(?K_HOOK, P, none, none, Ts, How, T);
+encode({microscope_down, P, Reason, Ts}, T) ->
+    %% A watched (not traced) process ended: its exit, seen through a monitor.
+    encode({trace_ts, P, exit, Reason, Ts}, T);
 encode({microscope_mailbox, P, Len, Ts}, T) ->
     mailbox_trigger(P, Len, event(?K_MAILBOX, P, none, none, Ts, Len, T));
 encode({microscope_vitals, P, Mem, Heap, Reds, Ts}, T) ->
@@ -2451,9 +2506,10 @@ monitor_trigger(What, P, T = #tr{triggers = #{monitor := Kinds}}) ->
 monitor_trigger(_, _, T) ->
     T.
 
-fire(Why, T = #tr{owner = Ring}) ->
-    Ring ! {microscope_trigger, self(), Why, erlang:monotonic_time()},
-    T.
+%% Told once the event that fired has gone to the ring (maybe_flush/1): the
+%% copy must hold it.
+fire(Why, T) ->
+    T#tr{fired = [{Why, erlang:monotonic_time()} | T#tr.fired]}.
 
 %% The agent's processes (controller, tracer, sampler) and whatever is
 %% running agent code right now (the rpc that starts or stops a trace).
@@ -2525,7 +2581,10 @@ arity(A) when is_integer(A) -> A.
 payload(Kind, P, Peer, MFA, Ts, Aux, Term, T = #tr{payload_limit = Limit0}) ->
     %% A state event carries two states, a message and a reply.
     Limit = case Kind of ?K_STATE -> Limit0 * 8; _ -> Limit0 end,
-    Bin = term_to_binary(Term),
+    %% Atoms as UTF-8 on every release (OTP 25's default is Latin-1, 26+'s
+    %% UTF-8): the same message sent on one node and received on another of a
+    %% mixed cluster has the same bytes, which is how sends and receives pair.
+    Bin = term_to_binary(Term, [{minor_version, 2}]),
     case byte_size(Bin) =< Limit of
         true ->
             add(Kind, 0, id(P), id(Peer), id(MFA), Ts, Aux, Bin, T);
@@ -2551,9 +2610,21 @@ add(Kind, Flags, P0, Peer0, MFA0, Ts, Aux, Bin, T0) ->
     Header = <<Kind:8, Flags:8, 0:16, P:32/little, Peer:32/little, MFA:32/little,
               Ts:64/little-signed, (T3#tr.pay_off):32/little, Size:32/little,
               Aux:64/little-signed>>,
-    T3#tr{headers = [Header | T3#tr.headers], last_ts = max(Ts, T3#tr.last_ts),
-          payloads = case Size of 0 -> T3#tr.payloads; _ -> [Bin | T3#tr.payloads] end,
-          pay_off = T3#tr.pay_off + Size, in_batch = T3#tr.in_batch + 1}.
+    T4 = case T3#tr.in_batch of
+             0 -> flush_timer(T3);
+             _ -> T3
+         end,
+    T4#tr{headers = [Header | T4#tr.headers], last_ts = max(Ts, T4#tr.last_ts),
+          payloads = case Size of 0 -> T4#tr.payloads; _ -> [Bin | T4#tr.payloads] end,
+          pay_off = T4#tr.pay_off + Size, in_batch = T4#tr.in_batch + 1}.
+
+%% A batch leaves within flush_ms of its first event, however slowly the
+%% rest trickle in (a trickle never lets the loop's idle timeout fire).
+flush_timer(T = #tr{flush_timer = false, flush_ms = Ms}) ->
+    erlang:send_after(Ms, self(), microscope_flush),
+    T#tr{flush_timer = true};
+flush_timer(T) ->
+    T.
 
 intern(0, T) -> {0, T};
 intern(N, T) when is_integer(N) -> {N, T};

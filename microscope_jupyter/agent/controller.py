@@ -107,7 +107,9 @@ class Recording:
 
     @classmethod
     def start(cls, remote: RemoteNode, local: LocalNode, store: EventStore,
-              spec: TraceSpec, source: str) -> "Recording":
+              spec: TraceSpec, source: str, clock_offset_ns: int = 0) -> "Recording":
+        """``clock_offset_ns``: how far the node's clock is ahead of ours (a
+        cluster's alignment); its events are stored on our clock."""
         ensure_agent(remote)
         owner = local.mailbox()
         owner.watch(remote)  # a dropped connection ends ingestion, loudly
@@ -124,8 +126,9 @@ class Recording:
         info = {str(k): v for k, v in info.items()}
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
         info["monitors"] = str(info.get("monitors", "off"))  # tracked | unavailable | off
-        store.add_source(source, remote.name, info["time_offset"], info["native_per_second"],
-                         details_follow=True)
+        shift = clock_offset_ns * info["native_per_second"] // 1_000_000_000
+        store.add_source(source, remote.name, info["time_offset"] - shift,
+                         info["native_per_second"], details_follow=True)
         recording = cls(remote, owner, agent, info, store, source, spec)
         if info.get("skipped_foreign"):
             log.warning("%d processes are traced by another tool and were left alone",

@@ -40,6 +40,7 @@ __all__ = ["FlightRecorder", "start_flight_recorder", "flight_recorders", "find_
 # sampled mailboxes, memory and reductions only, for next to no cost.
 GRANULARITY = {"full": 0, "capped": 1, "sampled": 2, "counters": 3, "adaptive": 0}
 MONITOR_TRIGGERS = ("long_gc", "long_schedule", "large_heap")
+RECORDER_SHED_QUEUE = 10_000
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _MAILBOX = re.compile(r"mailbox\s*>=?\s*(\d+)")
@@ -123,18 +124,30 @@ def start_flight_recorder(remote: RemoteNode, procs: Iterable[Any] = (), *,
         raise TraceSpecError(f"unknown granularity {granularity!r}; use one of "
                              f"{', '.join(GRANULARITY)}")
     if granularity == "counters":
-        options = {**options, "messages": False, "state": False}
+        # Next to no cost: nothing traced, and few wakeups (on a small host an
+        # agent process waking takes a scheduler from the app's).
+        options = {"mailbox_ms": 1000, "flush_ms": 1000, **options, "messages": False,
+                   "state": False}
     if granularity != "adaptive":
         options.setdefault("adaptive", False)
+    triggers_map = parse_triggers(triggers)
+    # The tracer's backlog is memory beyond max_bytes: a recorder sheds sooner.
+    options.setdefault("shed_queue", RECORDER_SHED_QUEUE)
     spec = TraceSpec.build(procs, **options)
     opts = spec.to_agent_opts()
     opts.update({
+        # counters: no trace flag at all (any costs a traced process's message
+        # passing); the processes are monitored and sampled
+        Atom("watch_only"): granularity == "counters",
+        Atom("monitors"): granularity != "counters",
+        Atom("long_schedule"): (granularity != "counters"
+                                or Atom("long_schedule") in triggers_map.get(Atom("monitor"), [])),
         Atom("max_bytes"): parse_bytes(max_bytes),
         Atom("max_age_ms"): _ms(max_age, "max_age"),
         Atom("until_ms"): _ms(until, "until"),
         Atom("post_ms"): _ms(freeze_after, "freeze_after"),
         Atom("max_frozen"): _positive(max_frozen, "max_frozen"),
-        Atom("triggers"): parse_triggers(triggers),
+        Atom("triggers"): triggers_map,
         Atom("level"): GRANULARITY[granularity],
     })
     ensure_agent(remote)

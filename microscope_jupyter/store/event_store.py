@@ -86,8 +86,7 @@ class EventStore:
         self._details_arrived = threading.Condition(self._lock)
         self._landmarks: list[tuple[int, str, int]] = []   # (seq, kind, pid id)
         self._frame_cache: pd.DataFrame | None = None
-        self._frame_count = 0
-        self._raw_cache: RawColumns | None = None
+        self._frame_count, self._raw_cache = 0, None   # raw(): RawColumns, until the next batch
         self._names_cache: tuple[int, str, NameIndex] | None = None
         # Decoded payloads are memoised within a quarter of the memory budget.
         self._renderer = PayloadRenderer(syntax, text_limit, memory_budget // 4)
@@ -202,6 +201,13 @@ class EventStore:
             self._in_memory -= chunk.nbytes
             chunk.spill(self._spill_dir / f"chunk-{chunk.seq_start}")
 
+    def shift_clock(self, node: str, delta_ns: int) -> None:
+        """Move every event of ``node`` by ``delta_ns``: a cluster's clock alignment."""
+        with self._lock:
+            for chunk in (c for c in self._chunks if c.node == node):
+                chunk.ts_ns = np.asarray(chunk.ts_ns) + np.int64(delta_ns)
+            self._frame_cache = self._raw_cache = None
+
     # ---------------------------------------------------------------- reading
 
     @property
@@ -303,7 +309,7 @@ class EventStore:
             return cached[2]
         raw = self.raw()
         initial = [(self._ids.of_pid(node, pid), name) for node, pid, name in self.initial_names]
-        index = NameIndex(raw.kind, raw.pid, raw.peer, initial, self.id_text)
+        index = NameIndex(raw.kind, raw.pid, raw.peer, initial, self.id_text, self._ids.node_of)
         self._names_cache = (*key, index)
         return index
 
@@ -386,7 +392,7 @@ class EventStore:
 
     def id_texts(self) -> np.ndarray:
         """Every interned id's text (pids, names, MFAs), indexed by id."""
-        return self._ids.texts(self.syntax)
+        return self._ids.texts(self.syntax, {s.node for s in self._sources.values()})
 
     def pid_ids(self, proc: Any) -> set[int]:
         """Every pid id ``proc`` stands for: a pid text, or a registered name or

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..beam.terms import Pid
 from ..render.elixir import render
+from ..render.names import format_name
 from .columns import bytes_key
 from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
@@ -44,7 +45,7 @@ _TIMEOUT_KEY = int(_TIMEOUT_SPELLINGS.min())
 
 
 # Only the columns the joins read: the copies below are of every message.
-_MESSAGE_READS = ["seq", "kind", "pid", "name", "peer", "ts", "term", "text", "_pid", "_peer"]
+_MESSAGE_READS = ["seq", "kind", "node", "pid", "name", "peer", "ts", "term", "text", "_pid", "_peer"]
 
 
 def outgoing(store: EventStore) -> pd.DataFrame:
@@ -210,14 +211,16 @@ def _pair(sends: pd.DataFrame, receives: pd.DataFrame, send_index, recv_index,
     """FIFO-pair sends with receives that agree on ``by``; marks both sides."""
     if len(send_index) == 0 or len(recv_index) == 0:
         return
-    left = sends.loc[send_index, by + ["seq"]].copy()
-    right = receives.loc[recv_index, by + ["seq"]].copy()
+    left = sends.loc[send_index, by + ["seq", "node"]].copy()
+    right = receives.loc[recv_index, by + ["seq", "node"]].copy()
     left["_n"] = left.groupby(by).cumcount()
     right["_n"] = right.groupby(by).cumcount()
-    joined = left.reset_index().merge(right.rename(columns={"seq": "_rseq"}).reset_index(
-        names="_rindex"), on=by + ["_n"], how="inner")
-    # A receive never precedes its send.
-    joined = joined[joined["_rseq"] > joined["seq"]]
+    joined = left.reset_index().merge(right.rename(columns={"seq": "_rseq", "node": "_rnode"})
+                                      .reset_index(names="_rindex"), on=by + ["_n"], how="inner")
+    # A receive never precedes its send. Between nodes seq is the order their
+    # batches reached us, not time: there the clocks decide (Cluster.align_clocks).
+    joined = joined[(joined["_rseq"] > joined["seq"])
+                    | (joined["_rnode"].astype(str) != joined["node"].astype(str))]
     sends.loc[joined["index"], "_match"] = joined["_rseq"].to_numpy()
     receives.loc[joined["_rindex"], "_matched"] = True
 
@@ -243,12 +246,19 @@ def _resolve_receivers(store: EventStore, sends: pd.DataFrame) -> np.ndarray:
     peers = sends["_peer"].to_numpy(dtype=np.int64)
     out = peers.copy()
     names = store.names()
+    seqs, nodes = sends["seq"].to_numpy(), sends["node"].astype(str).to_numpy()
     # Decide per distinct peer id, not per send: most sends go to a few peers.
     for peer in np.unique(peers):
-        if peer > 0 and not isinstance(store.term_of(int(peer)), Pid):
+        term = store.term_of(int(peer)) if peer > 0 else None
+        if term is None or isinstance(term, Pid):
+            continue
+        rows = np.flatnonzero(peers == peer)
+        if isinstance(term, tuple) and len(term) == 2:     # {Name, Node}: that node's holder
+            name = format_name(term[0], store.syntax)
+            out[rows] = [names.holder_at(name, int(q), str(term[1])) for q in seqs[rows]]
+        else:                                              # a name: the sender's node's holder
             name = store.id_text(int(peer))
-            rows = np.flatnonzero(peers == peer)
-            out[rows] = [names.holder_at(name, int(q)) for q in sends["seq"].to_numpy()[rows]]
+            out[rows] = [names.holder_at(name, int(q), n) for q, n in zip(seqs[rows], nodes[rows])]
     return out
 
 

@@ -1,7 +1,7 @@
 """Who held which registered name when: one index, one rule, for every reader.
 
     names = store.names()
-    names.holder_at("Demo.WorkerB", 120)      # pid id holding it at seq 120 (0: nobody)
+    names.holder_at("Demo.WorkerB", 120, node)   # pid id holding it on node at seq 120 (0: nobody)
     names.name_at(pid_id, 120)                # its name then, or None
     names.names_at(pid_ids, seqs)             # the same for many at once (numpy)
     names.last_names()                        # pid id -> the last name it held
@@ -10,7 +10,8 @@
 The rule: a name is held from its ``register`` event (or from the start of
 the trace, for names held then) until its ``unregister`` event or the
 holder's ``exit``. A process still holds its name at its own exit event
-and no longer from the next event on. Built once from the raw header
+and no longer from the next event on. Names are per node (a cluster's
+nodes each have their own ``mic_relay``). Built once from the raw header
 columns (no payload is decoded), in the store's current syntax.
 """
 
@@ -30,10 +31,12 @@ _REGISTER, _UNREGISTER, _EXIT = (KIND_CODES[k] for k in ("register", "unregister
 
 class NameIndex:
     def __init__(self, kind: np.ndarray, pid: np.ndarray, peer: np.ndarray,
-                 initial: Iterable[tuple[int, str]], id_text: Callable[[int], str | None]):
-        # per pid: [(from_seq, name or None)]; per name: [(from_seq, pid id or 0)]
+                 initial: Iterable[tuple[int, str]], id_text: Callable[[int], str | None],
+                 node_of: Callable[[int], str] = lambda gid: ""):
+        # per pid: [(from_seq, name or None)]; per (node, name): [(from_seq, pid id or 0)]
+        self._node_of = node_of
         self._spans: dict[int, list[tuple[int, str | None]]] = {}
-        self._holders: dict[str, list[tuple[int, int]]] = {}
+        self._holders: dict[tuple[str, str], list[tuple[int, int]]] = {}
         for gid, name in initial:
             self._hold(-1, gid, name)
         rows = np.flatnonzero(np.isin(kind, (_REGISTER, _UNREGISTER, _EXIT)))
@@ -53,7 +56,7 @@ class NameIndex:
         if gid <= 0 or not name:
             return
         self._spans.setdefault(gid, []).append((seq, name))
-        self._holders.setdefault(name, []).append((seq, gid))
+        self._holders.setdefault((self._node_of(gid), name), []).append((seq, gid))
 
     def _release(self, seq: int, gid: int) -> None:
         spans = self._spans.get(gid)
@@ -61,7 +64,7 @@ class NameIndex:
             return
         name = spans[-1][1]
         spans.append((seq, None))
-        held = self._holders[name]
+        held = self._holders[(self._node_of(gid), name)]
         if held[-1][1] == gid:
             held.append((seq, 0))
 
@@ -97,11 +100,12 @@ class NameIndex:
         return {gid: name for gid, spans in self._spans.items()
                 for name in [next((n for _, n in reversed(spans) if n), None)] if name}
 
-    def holder_at(self, name: str | None, seq: int) -> int:
-        held = self._holders.get(name) if name else None
+    def holder_at(self, name: str | None, seq: int, node: str = "") -> int:
+        key = (node, name)
+        held = self._holders.get(key) if name else None
         if not held:
             return 0
-        k = bisect.bisect_right(self._holder_seqs[name], seq) - 1
+        k = bisect.bisect_right(self._holder_seqs[key], seq) - 1
         return held[k][1] if k >= 0 else 0
 
     def spans(self, gid: int) -> list[tuple[int, str | None]]:
@@ -109,7 +113,8 @@ class NameIndex:
         return list(self._spans.get(gid, ()))
 
     def pids_named(self, names: set[str]) -> set[int]:
-        return {gid for name in names for _, gid in self._holders.get(name, ()) if gid > 0}
+        return {gid for (_, name), held in self._holders.items() if name in names
+                for _, gid in held if gid > 0}
 
     def named(self) -> dict[int, list[tuple[int, str | None]]]:
         """Every process that held a name, with its spans."""

@@ -19,7 +19,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
-from nodes import CLEAN, DEMO_MODULES, RUNTIMES, leftovers, load_module, wait_clean
+from nodes import CLEAN, RUNTIMES, leftovers, load_module, wait_clean
 
 def busy_trace(s):
     rec = s.trace(modules=["Demo.WorkerB", "Demo.Stats"])
@@ -157,7 +157,7 @@ def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workl
         import microscope_jupyter as mic
         from microscope_jupyter import Atom
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from nodes import CLEAN, DEMO_MODULES, RUNTIMES, leftovers, load_module, wait_clean
+        from nodes import CLEAN, RUNTIMES, leftovers, load_module, wait_clean
         from pathlib import Path
         s = mic.attach({node.name!r}, cookie={node.cookie!r})
         load_module(s, Path({str(workload_beam)!r}))

@@ -5,7 +5,6 @@ every query works on, and gone without a trace at their expiry."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -106,6 +105,12 @@ def test_removing_a_recorder_from_another_session_cleans_up(ledger_node):
     with mic.attach(node.name, cookie=node.cookie) as s:
         fr = s.flight_recorder("mic_ledger_sup", granularity="counters", until="1h")
         assert fr.status()["granularity"] == "counters"
+        # No trace flag, yet a crash is seen, and the restarted ledger is found and watched.
+        for crashes in (1, 2):
+            ledger = s.eval_erlang("whereis(mic_ledger).")
+            s.eval_erlang("exit(L, boom).", L=ledger)
+            wait_until(lambda: fr.status()["frozen"] == crashes)
+            wait_until(lambda: s.eval_erlang("whereis(mic_ledger).") not in (ledger, Atom("undefined")))
     with mic.attach(node.name, cookie=node.cookie) as other:
         recorders = mic.flight_recorders(node.name, cookie=node.cookie)   # a third session
         assert list(recorders.id) == [fr.id] and recorders.node[0] == node.name
@@ -117,6 +122,8 @@ def test_removing_a_recorder_from_another_session_cleans_up(ledger_node):
         # counters only: no message was traced, lifecycle and samples were
         kinds = set(other.events.kind)
         assert not kinds & {"send", "receive", "state"}
+        exits = other.events[other.events.kind == "exit"]
+        assert list(exits.text) == [":boom", ":boom"] and exits.pid.nunique() == 2
         with pytest.raises(TraceError, match="0 flight recorders"):
             other.pull_flight_recorder()
     with mic.attach(node.name, cookie=node.cookie) as observer:

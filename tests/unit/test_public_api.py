@@ -5,8 +5,8 @@ import microscope_jupyter as mic
 
 def test_top_level_names():
     assert sorted(mic.__all__) == sorted(
-        ["attach", "demo", "load", "compare", "bisect", "Session", "OfflineSession", "Atom", "errors",
-         "load_ipython_extension"])
+        ["attach", "attach_cluster", "demo", "load", "compare", "bisect", "flight_recorders",
+         "Session", "Cluster", "OfflineSession", "Atom", "errors", "load_ipython_extension"])
 
 
 def test_session_surface():

@@ -1,0 +1,125 @@
+"""Clusters of real nodes (three OTP 25, and a mixed OTP 25/28 one): one
+attach finds every node, a trace spans them, a message sent on one node
+pairs with its receive on another, no receive lands before its send, a node
+leaving mid-trace is reported while the others go on, a node joining is
+traced, and every node is clean after detach."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microscope_jupyter as mic
+from microscope_jupyter import Atom
+from nodes import CLEAN, load_test_module, wait_clean, wait_until
+
+MIXES = {"otp25": ("otp25", "otp25", "otp25"), "mixed": ("otp25", "otp28", "otp25")}
+RELAY = [Atom("mic_relay")]
+
+
+def start_member(node_factory, runtime, cookie, prefix, tmp_path, join=None):
+    node = node_factory(runtime, prefix=prefix, cookie=cookie)
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        load_test_module(s, "mic_relay", tmp_path)
+        s.rpc("mic_relay", "start", [])
+        if join is not None:
+            assert s.rpc("net_kernel", "connect_node", [Atom(join)]) is True
+    return node
+
+
+@pytest.fixture(params=sorted(MIXES))
+def three(request, node_factory, tmp_path):
+    first, *rest = MIXES[request.param]
+    n1 = start_member(node_factory, first, None, "cl1", tmp_path)
+    others = [start_member(node_factory, rt, n1.cookie, f"cl{i + 2}", tmp_path, join=n1.name)
+              for i, rt in enumerate(rest)]
+    nodes = [n1, *others]
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def pass_token(c, route, hops):
+    before = hops_done(c, route)
+    c.sessions[route[0]].rpc("mic_relay", "pass", [[Atom(n) for n in route], hops])
+    wait_until(lambda: hops_done(c, route) >= before + hops, timeout=30)
+
+
+def hops_done(c, route):
+    return sum(c.sessions[n].rpc("mic_relay", "hops", []) for n in route)
+
+
+def across(c, messages):
+    """The paired messages whose send and receive are on different nodes."""
+    paired = messages[messages["send_seq"].notna() & messages["receive_seq"].notna()]
+    raw = c.store.raw()
+    send = paired["send_seq"].to_numpy(dtype=np.int64)
+    recv = paired["receive_seq"].to_numpy(dtype=np.int64)
+    names = np.array(raw.node_names)
+    return paired.assign(from_node=names[raw.node[send]], to_node=names[raw.node[recv]])[
+        raw.node[send] != raw.node[recv]]
+
+
+def test_a_trace_spans_the_cluster_and_every_node_is_clean_after(three):
+    names = [n.name for n in three]
+    c = mic.attach_cluster(names[0], cookie=three[0].cookie)
+    try:
+        assert sorted(c.nodes) == sorted(names)       # found through the seed
+        with c.trace() as rec:
+            pass_token(c, names, 60)
+        status = rec.status()
+        assert sorted(status["node"]) == sorted(names) and (status["events"] > 0).all()
+        cross = across(c, c.messages())
+        # every hop of the token crosses nodes; each pair of neighbours is seen
+        assert len(cross) >= 60
+        assert {(a, b) for a, b in zip(cross.from_node, cross.to_node)} >= {
+            (names[i], names[(i + 1) % 3]) for i in range(3)}
+        assert (cross["latency_us"] >= 0).all()       # no receive before its send
+        assert cross["sender"].str.contains("@").all()   # a cluster's pids name their node
+        assert set(c.events["node"].astype(str)) == set(names)
+    finally:
+        c.detach()
+    for node in three:
+        with mic.attach(node.name, cookie=node.cookie) as observer:
+            assert wait_clean(observer, RELAY) == CLEAN
+            assert observer.rpc("code", "is_loaded", [Atom("microscope_agent")]) is False
+
+
+def test_a_skewed_clock_is_put_right_by_send_before_receive(three):
+    names = [n.name for n in three]
+    # Say the second node's clock is 50 ms ahead: its events land 50 ms early,
+    # before the sends that caused them, until send-before-receive moves them.
+    with mic.attach_cluster(names[0], cookie=three[0].cookie,
+                            clock_offsets={names[1]: 50_000_000}) as c:
+        with c.trace():
+            pass_token(c, names, 30)
+        cross = across(c, c.messages())
+        assert (cross["latency_us"] >= 0).all()
+        clock = c.clock.set_index("node")
+        assert clock.loc[names[1], "applied_us"] == 50_000
+        assert 45_000 < clock.loc[names[1], "shift_us"] <= 50_000
+        into_second = cross[cross.to_node == names[1]]
+        assert len(into_second) and into_second["latency_us"].min() < 5_000   # not pushed too far
+
+
+def test_nodes_leaving_and_joining_mid_trace(three, node_factory, tmp_path):
+    n1, n2, n3 = three
+    with mic.attach_cluster(n1.name, cookie=n1.cookie) as c:
+        rec = c.trace()
+        pass_token(c, [n1.name, n2.name, n3.name], 9)
+        n3.stop()
+        wait_until(lambda: n3.name in c.left, timeout=30)
+        state = rec.status().set_index("node")
+        assert "left the cluster" in state.loc[n3.name, "message"]
+        assert state.loc[n3.name, "state"] == "disconnected"
+        # the others go on, and a node that joins is attached and traced
+        n4 = start_member(node_factory, "otp25", n1.cookie, "cl4", tmp_path, join=n1.name)
+        wait_until(lambda: n4.name in rec.recordings, timeout=30)
+        seq_at_leave = len(c.store)
+        pass_token(c, [n1.name, n2.name, n4.name], 9)
+        rec.stop()
+        later = c.events[c.events["seq"] >= seq_at_leave]
+        assert {n1.name, n2.name, n4.name} <= set(later["node"].astype(str))
+        cross = across(c, c.messages())
+        assert ((cross.from_node == n2.name) & (cross.to_node == n4.name)).any()
+        assert n4.name in c.nodes and n3.name not in c.nodes
