@@ -80,18 +80,40 @@ class ClusterRecording:
         self.running = True
 
     def __repr__(self) -> str:
-        return f"<ClusterRecording {len(self.recordings)} nodes, {self.status()['events'].sum()} events>"
+        s = self.status()
+        return f"<ClusterRecording {len(self.recordings)} nodes {s['state']}: {s['events']} events>"
 
-    def status(self) -> pd.DataFrame:
+    def nodes(self) -> pd.DataFrame:
         """One row per node: state, events, dropped, and why it stopped if it did."""
         rows = []
-        for node, rec in self.recordings.items():
+        for node, rec in list(self.recordings.items()):
             s = rec.status()
             rows.append({"node": node, "state": s["state"], "events": s["events"],
                          "dropped": s["dropped"], "message": self.left.get(node, s["message"])})
         return pd.DataFrame(rows, columns=["node", "state", "events", "dropped", "message"])
 
-    def stop(self) -> pd.DataFrame:
+    def status(self) -> dict[str, Any]:
+        """The nodes' statuses summed, as ``Recording.status()`` has them (``nodes()``
+        has them one by one)."""
+        each = [rec.status() for rec in list(self.recordings.values())]
+        hooks = {k: sum(s["state_hooks"][k] for s in each)
+                 for k in ("requested", "installed", "pending", "not_installed")}
+        elapsed = max((s["elapsed_s"] for s in each), default=0.0)
+        events = sum(s["events"] for s in each)
+        return {"state": "running" if self.running else "stopped", "events": events,
+                "dropped": sum(s["dropped"] for s in each), "seen": sum(s["seen"] for s in each),
+                "rate": events / max(elapsed, 1e-9), "elapsed_s": elapsed,
+                "traced_processes": sum(s["traced_processes"] for s in each),
+                "state_hooks": hooks, "nodes": len(each), "message": self.message}
+
+    @property
+    def message(self) -> str | None:
+        notes = list(self.left.values()) + [r.message for r in self.recordings.values()
+                                            if r.message and r.source.split("#")[0]
+                                            not in self.left]
+        return " ".join(notes) or None
+
+    def stop(self) -> dict[str, Any]:
         """Stop every node's trace, then put the nodes on one clock."""
         self.running = False
         for rec in list(self.recordings.values()):
@@ -119,6 +141,7 @@ class Cluster(SessionBase):
         self._cookie = cookie
         self._attach_options = attach_options
         self._init_recorded(EventStore())
+        self.node = ""                                # the seed, once attached
         self.sessions: dict[str, Session] = {}
         self._remotes: dict[str, Any] = {}            # node -> RemoteNode
         self.left: dict[str, float] = {}              # node -> when we saw it go
@@ -134,6 +157,10 @@ class Cluster(SessionBase):
 
     def __repr__(self) -> str:
         return f"<microscope Cluster {len(self.nodes)} nodes: {', '.join(self.nodes)}>"
+
+    @property
+    def attached(self) -> bool:
+        return bool(self.nodes)
 
     @property
     def nodes(self) -> list[str]:
@@ -252,9 +279,9 @@ class Cluster(SessionBase):
         recording.recordings[session.node] = rec
 
     def align_clocks(self) -> dict[str, int]:
-        """Enforce send-before-receive: while a message between two nodes was
-        received before it was sent (by our clocks), move the receiving node's
-        events forward by its largest such gap, plus 1 µs. Returns the shifts (ns)."""
+        """Enforce send-before-receive: move nodes' events forward, as little as
+        it takes, until every message between two nodes is received at least
+        1 µs after it was sent. Returns the shifts (ns) made now."""
         table = self.messages()
         pairs = table[table["send_seq"].notna() & table["receive_seq"].notna()]
         if pairs.empty:
@@ -265,15 +292,23 @@ class Cluster(SessionBase):
         across = raw.node[send] != raw.node[recv]
         send, recv = send[across], recv[across]
         sender, receiver = raw.node[send], raw.node[recv]
-        gap0 = raw.ts_ns[send] - raw.ts_ns[recv]
+        gap = raw.ts_ns[send] - raw.ts_ns[recv]
+        # Difference constraints, one per ordered pair of nodes: shift[to] -
+        # shift[from] >= its largest gap + 1 µs. Bellman-Ford from zero shifts
+        # (longest paths) settles in n rounds when the clocks can agree at all.
+        edges = [(a, b, int(gap[(sender == a) & (receiver == b)].max()) + 1_000)
+                 for a, b in {(int(a), int(b)) for a, b in zip(sender, receiver)}]
         shift = np.zeros(len(raw.node_names), dtype=np.int64)
-        for _ in range(len(raw.node_names)):       # longest paths settle in n passes
-            gap = gap0 + shift[sender] - shift[receiver]
-            late = gap >= 0
-            if not late.any():
+        for _ in range(len(raw.node_names) + 1):
+            changed = False
+            for a, b, lag in edges:
+                if shift[a] + lag > shift[b]:
+                    shift[b], changed = shift[a] + lag, True
+            if not changed:
                 break
-            for node in np.unique(receiver[late]):
-                shift[node] += int(gap[late & (receiver == node)].max()) + 1_000
+        else:
+            log.warning("the nodes' clocks cannot be put in an order where every message is "
+                        "received after it was sent; latencies across nodes may be off")
         shifts = {raw.node_names[i]: int(d) for i, d in enumerate(shift) if d}
         for node, delta in shifts.items():
             self.store.shift_clock(node, delta)
@@ -337,9 +372,11 @@ def attach_cluster(seed: str, cookie: str | None = None, *, follow: bool = True,
     local = LocalNode()
     cluster = Cluster(local, _Cookie(cookie), options, follow, clock_offsets)
     try:
-        if cluster.add_node(seed) is None:
+        first = cluster.add_node(seed)
+        if first is None:
             remote = local.connect(seed, cookie, **options)   # raises the attach error itself
             remote.close()
+        cluster.node = first.node if first is not None else seed
         cluster.refresh()
     except BaseException:
         local.close()

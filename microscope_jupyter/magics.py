@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import difflib
 import shlex
-import threading
 import time
 from typing import Any, Callable
 
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.display import display
 
 from .beam.address import read_cookie_file
+from .cluster import Cluster, attach_cluster
 from .errors import MicroscopeError
 from .session import Session, attach, demo
-from .widgets.status import TraceStatus
+from .widgets.status import StatusLine
 
 __all__ = ["MicroscopeMagics", "load_ipython_extension", "unload_ipython_extension",
            "current_session"]
@@ -92,7 +91,7 @@ def _run(action: Callable[[], Any]) -> Any:
         raise UsageError(str(exc).splitlines()[0]) from None
 
 
-ATTACH_USAGE = ("%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS] "
+ATTACH_USAGE = ("%beam_attach NODE@HOST [--cluster] [--cookie-file PATH] [--net-ticktime SECONDS] "
                 "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo")
 TRACE_USAGE = ("%trace start [PROC ...] [--modules M,...] [--for 5s] [--max-events N] "
                "[--max-rate N] [--no-state] [--no-messages] | %trace stop | %trace status")
@@ -117,35 +116,19 @@ def _trace_kwargs(options: dict) -> dict:
     return kwargs
 
 
-class _StatusLine:
-    """A display that rewrites itself while a recording runs."""
-
-    def __init__(self, recording: Any):
-        self.recording = recording
-        self.handle = display(TraceStatus(recording.status()), display_id=True)
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while self.recording.running:
-            time.sleep(0.5)
-            if self.handle is not None:
-                self.handle.update(TraceStatus(self.recording.status()))
-        if self.handle is not None:
-            self.handle.update(TraceStatus(self.recording.status()))
-
-
 @magics_class
 class MicroscopeMagics(Magics):
     @line_magic
     def beam_attach(self, line: str) -> Session:
         """Attach to a running node as a hidden node; the session becomes `s`'s value.
 
-        %beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]
+        %beam_attach NODE@HOST [--cluster] [--cookie-file PATH] [--net-ticktime SECONDS]
                      [--tls-ca PATH [--tls-cert PATH --tls-key PATH]]
         %beam_attach --demo                  boot the bundled demo app and attach to it
 
         Options:
+          --cluster              every node of NODE's cluster (mic.attach_cluster): %trace
+                                 records them all, one agent per node
           --cookie-file PATH     read the cookie from PATH (else $MICROSCOPE_COOKIE, then
                                  ~/.erlang.cookie); a cookie is never typed into a cell
           --net-ticktime SECONDS the node's net_ticktime, when it is not the default 60
@@ -161,7 +144,7 @@ class MicroscopeMagics(Magics):
                              "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie")
         positional, options = _options(words, {"cookie-file": str, "net-ticktime": float,
                                                "tls-ca": str, "tls-cert": str, "tls-key": str,
-                                               "demo": None}, ATTACH_USAGE)
+                                               "demo": None, "cluster": None}, ATTACH_USAGE)
         if options.get("demo"):
             if positional:
                 raise UsageError("--demo boots its own node; leave out the node name")
@@ -178,9 +161,10 @@ class MicroscopeMagics(Magics):
             tls = {key: options[f"tls-{flag}"] for key, flag in
                    (("cafile", "ca"), ("certfile", "cert"), ("keyfile", "key"))
                    if f"tls-{flag}" in options} or None
+            connect = attach_cluster if options.get("cluster") else attach
             try:
-                session = _run(lambda: attach(positional[0], cookie, tls=tls,
-                                              net_ticktime=options.get("net-ticktime")))
+                session = _run(lambda: connect(positional[0], cookie, tls=tls,
+                                               net_ticktime=options.get("net-ticktime")))
             except UsageError as exc:
                 # The library's hint names its keyword; here it is the magic's option.
                 raise UsageError(str(exc).replace("pass cookie=..., set MICROSCOPE_COOKIE",
@@ -354,7 +338,7 @@ class MicroscopeMagics(Magics):
         procs, options = _options(words, TRACE_OPTIONS, TRACE_USAGE)
         recording = _run(lambda: session.trace(*procs, **_trace_kwargs(options)))
         _state["recording"] = recording
-        _StatusLine(recording)
+        StatusLine(recording)
 
     def _trace_stop(self, words: list[str]):
         recording = _state["recording"]
@@ -380,6 +364,9 @@ class MicroscopeMagics(Magics):
         from .widgets import SequenceDiagram
 
         session = current_session()
+        if isinstance(session, Cluster):
+            raise UsageError("%%trace runs the cell on one node; on a cluster use %trace start, "
+                             "or %beam_attach that node")
         procs, options = _options(_split(line), TRACE_OPTIONS,
                                   "%%trace [PROC ...] [--for 1s] [--erlang] [--modules M,...]")
         settle = 0.2

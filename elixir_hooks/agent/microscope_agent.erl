@@ -744,7 +744,8 @@ controller_init(Caller, Owner, Opts0) ->
                         false -> trace_procs(Procs, Ctl1)
                     end)#ctl{monitor = set_monitor(Tracer, Opts)},
             Sampler = spawn_link(?MODULE, sampler_init,
-                                 [Tracer, Ctl2#ctl.procs, maps:get(mailbox_ms, Opts)]),
+                                 [Tracer, Ctl2#ctl.procs,
+                                  {maps:get(mailbox_ms, Opts), maps:get(adaptive, Opts)}]),
             Ctl3 = case maps:get(duration_ms, Opts) of
                        infinity -> Ctl2#ctl{sampler = Sampler};
                        Ms -> Ctl2#ctl{sampler = Sampler,
@@ -1085,22 +1086,50 @@ handle_cast(_, S) -> {noreply, S}.
 %% (stretched so one round costs at most 2% of a scheduler) and at the
 %% stop; a change becomes a `mailbox' event. Its own process: reading a
 %% busy process's queue can wait for that process to be scheduled.
-sampler_init(Tracer, Procs, Interval) ->
+%%
+%% With Load (an adaptive trace), each round also tells the tracer how busy
+%% the schedulers were since the last ({microscope_load, PerMille}). The
+%% scheduler_wall_time flag this needs is held per process: it goes back off
+%% when the sampler ends, unless someone else holds it too.
+sampler_init(Tracer, Procs, {Interval, Load}) ->
+    Load andalso erlang:system_flag(scheduler_wall_time, true),
     Last = sample_round(Tracer, Procs, #{}),
-    sampler_loop(Tracer, Procs, Last, Interval, Interval).
+    sampler_loop(Tracer, Procs, Last, Interval, Interval, wall_time(Load)).
 
-sampler_loop(Tracer, Procs, Last, Interval, Wait) ->
+sampler_loop(Tracer, Procs, Last, Interval, Wait, Wall) ->
     receive
-        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Wait);
+        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Wait, Wall);
         {final, From, Ref} ->
             sample_round(Tracer, Procs, Last),
             From ! {Ref, done}
     after Wait ->
         T0 = erlang:monotonic_time(microsecond),
         Last1 = sample_round(Tracer, Procs, Last),
+        Wall1 = report_load(Tracer, Wall),
         Cost = (erlang:monotonic_time(microsecond) - T0) div 1000,
         Alive = [P || P <- Procs, is_map_key(P, Last1)],
-        sampler_loop(Tracer, Alive, Last1, Interval, max(Interval, 50 * Cost))
+        sampler_loop(Tracer, Alive, Last1, Interval, max(Interval, 50 * Cost), Wall1)
+    end.
+
+wall_time(false) -> none;
+wall_time(true) ->
+    case erlang:statistics(scheduler_wall_time) of
+        undefined -> none;
+        L -> [S || S = {Id, _, _} <- L, Id =< erlang:system_info(schedulers)]
+    end.
+
+%% Busy time over all time of the normal schedulers since the last round.
+report_load(_Tracer, none) ->
+    none;
+report_load(Tracer, Before) ->
+    case wall_time(true) of
+        none -> none;
+        Now ->
+            {Active, Total} = lists:foldl(
+                fun({{I, A0, T0}, {I, A1, T1}}, {A, T}) -> {A + A1 - A0, T + T1 - T0} end,
+                {0, 0}, lists:zip(lists:sort(Before), lists:sort(Now))),
+            Total > 0 andalso (Tracer ! {microscope_load, Active * 1000 div Total}),
+            Now
     end.
 
 %% A process appears in a round's result only while alive; a length is sent
@@ -1896,7 +1925,9 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              %% a microscope_flush message is on its way (flush_timer/1)
              flush_timer = false,
              %% triggers fired by events of the batch being built, newest first
-             fired = []}).
+             fired = [],
+             %% how busy the schedulers were at the sampler's last round (per mille)
+             load = 0}).
 
 %% While the connection to Python is busy, a send would suspend the tracer
 %% and its mailbox would grow unseen. Instead batches wait, as many as hold
@@ -1946,6 +1977,8 @@ tracer_loop(T = #tr{flush_ms = FlushMs}) ->
             tracer_loop(T);
         microscope_flush ->
             tracer_loop(flush(T#tr{flush_timer = false}));
+        {microscope_load, PerMille} ->
+            tracer_loop(T#tr{load = PerMille});
         {trace_ts, _, call, {erlang, demonitor, [Ref | _]}, _}
           when not is_map_key(Ref, T#tr.monitors) ->
             %% Every gen call ends by removing its own monitor: the commonest
@@ -1979,7 +2012,7 @@ finish(T, From, Ref, Reason, StopTs) ->
 
 stats(T, State) ->
     #{state => State, seen => T#tr.seen, kept => T#tr.kept, dropped => T#tr.dropped,
-      batches => T#tr.batches, sent => T#tr.sent, level => T#tr.level}.
+      batches => T#tr.batches, sent => T#tr.sent, level => T#tr.level, load => T#tr.load}.
 
 %% The path every trace message takes: it copies the (large) #tr record
 %% once for the event it adds and once for the counts, no more; the rate
@@ -2032,11 +2065,16 @@ is_message({trace_ts, _, Dir, _, _, _}) -> Dir =:= send orelse Dir =:= send_to_n
 is_message(_) -> false.
 
 %% One step toward what the backlog asks for, at most, per periodic check;
-%% down at once, up only after half a second at a level (no flapping).
-regulate(Len, T = #tr{adaptive = true, level = Level, shed_queue = Shed}) ->
+%% down at once, up only after half a second at a level (no flapping). With
+%% the schedulers busy (BUSY_PERMILLE) the tracer steps down sooner (a tenth
+%% of shed_queue behind) and does not step up: the node's work comes first.
+-define(BUSY_PERMILLE, 950).
+regulate(Len, T = #tr{adaptive = true, level = Level, shed_queue = Shed, load = Load}) ->
+    Busy = Load >= ?BUSY_PERMILLE,
     if
         Len >= Shed div 4, Level < 3 -> set_level(Level + 1, T);
-        Len =< Shed div 40, Level > 0 ->
+        Busy, Len >= Shed div 10, Level < 3 -> set_level(Level + 1, T);
+        Len =< Shed div 40, Level > 0, not Busy ->
             Settled = erlang:monotonic_time() - T#tr.level_at
                 >= erlang:convert_time_unit(500, millisecond, native),
             case Settled of
@@ -2051,7 +2089,10 @@ regulate(_, T) ->
 set_level(Level, T = #tr{full_payload_limit = Full}) ->
     Limit = case Level of 0 -> Full; _ -> min(Full, ?CAPPED_PAYLOAD) end,
     Now = erlang:monotonic_time(),
-    add(?K_GRANULARITY, 0, 0, 0, 0, Now, Level, <<>>,
+    {message_queue_len, Queue} = erlang:process_info(self(), message_queue_len),
+    %% why: the tracer's backlog and the schedulers' load at the step
+    Why = term_to_binary(#{queue => Queue, load_permille => T#tr.load}, [{minor_version, 2}]),
+    add(?K_GRANULARITY, 0, 0, 0, 0, Now, Level, Why,
         T#tr{level = Level, level_at = Now, payload_limit = Limit, sample_n = 0}).
 
 %% Before a trace message is encoded, the hooks' reports from before it: a

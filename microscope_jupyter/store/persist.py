@@ -3,7 +3,10 @@
     recording/
       metadata.json     node, OTP/Elixir/app versions, git commit, trace specs,
                         counts, drops; never a cookie
-      events.parquet    one row per event: the raw header fields + payload bytes
+      events/           one row per event: the raw header fields + payload bytes,
+        node=app1@host/events.parquet     partitioned by node (Hive layout: DuckDB's
+        node=app2@host/events.parquet     read_parquet('events/*/*.parquet',
+                                          hive_partitioning=1), Spark and Polars read it)
       ids.parquet       interned pids / names / MFAs, as external term format
       names.parquet     names registered when each trace started
       sources.parquet   one row per agent: node, clock offset, seen, dropped
@@ -20,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..beam.etf import decode, encode
@@ -29,8 +33,8 @@ from .schema import HEADER_DTYPE, normalise_aux
 __all__ = ["save_store", "load_store", "FORMAT_VERSION"]
 
 # 2: durations in ``aux`` are nanoseconds for every kind (schema.AUX); in 1
-# the system monitor's were milliseconds.
-FORMAT_VERSION = 2
+# the system monitor's were milliseconds. 3: events partitioned by node.
+FORMAT_VERSION = 3
 
 
 def save_store(store: EventStore, path: str | Path, metadata: dict[str, Any]) -> Path:
@@ -53,7 +57,14 @@ def save_store(store: EventStore, path: str | Path, metadata: dict[str, Any]) ->
         "aux": pa.array(h["aux"]),
         "payload": pa.array(pieces, pa.binary()),
     })
-    pq.write_table(events, out / "events.parquet", compression="zstd")
+    # One partition per node; seq says where each event goes back.
+    node_codes = parts.nodes.astype(np.int32)
+    for code, node in enumerate(parts.node_names):
+        folder = out / "events" / f"node={node}"
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = pa.array(np.flatnonzero(node_codes == code))
+        pq.write_table(events.drop_columns(["node"]).take(rows), folder / "events.parquet",
+                       compression="zstd")
     ids = pa.table({
         "id": pa.array(np.arange(1, len(parts.ids) + 1, dtype=np.int64)),
         "node": pa.array([node for node, _ in parts.ids], pa.string()),
@@ -95,7 +106,8 @@ def load_store(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
         table = pq.read_table(src / "relations.parquet")
         relations = list(zip(table["pid"].to_pylist(), table["relation"].to_pylist(),
                              table["peer"].to_pylist()))
-    headers, payloads, nodes, node_names = _read_events(src / "events.parquet")
+    headers, payloads, nodes, node_names = _read_events(
+        src / "events.parquet" if (src / "events.parquet").exists() else src / "events")
     if metadata.get("format_version", 1) < 2:
         normalise_aux(headers, 1_000_000_000)
     parts = StoreParts(
@@ -117,13 +129,20 @@ def load_store(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
 
 
 def _read_events(path: Path) -> tuple[np.ndarray, bytes, np.ndarray, list[str]]:
-    """Headers, one payload blob, and per-event node indexes, without a loop per event."""
-    events = pq.read_table(path)
+    """Headers, one payload blob, and per-event node indexes, without a loop per event.
+    ``path``: the node partitions (format 3), or one file (formats 1 and 2)."""
+    if not path.exists():         # a recording with no event has no partition either
+        return np.zeros(0, dtype=HEADER_DTYPE), b"", np.zeros(0, dtype=np.int16), []
+    events = pq.read_table(path, partitioning="hive" if path.is_dir() else None)
     n = events.num_rows
     headers = np.zeros(n, dtype=HEADER_DTYPE)
     if not n:
         return headers, b"", np.zeros(0, dtype=np.int16), []
-    events = events.combine_chunks()
+    events = events.sort_by("seq").combine_chunks()
+    if not pa.types.is_dictionary(events.schema.field("node").type):
+        events = events.set_column(events.schema.get_field_index("node"), "node",
+                                   pc.dictionary_encode(events.column("node").cast(pa.string())))
+        events = events.combine_chunks()
     payload = events.column("payload").chunk(0)
     offsets = np.frombuffer(payload.buffers()[1], dtype=np.int32)[payload.offset:
                                                                     payload.offset + n + 1]

@@ -98,6 +98,14 @@ def mailbox_steps(source: Any, lane_of: dict[str, int],
     return out
 
 
+def lane_label(pid: str, name: Any) -> str:
+    """A process's label: its name, else its pid; in a cluster's recording (pids
+    read ``<0.9.0>@node``) a name says its node, as every node has its own."""
+    if not isinstance(name, str) or not name:
+        return pid
+    return f"{name} ({pid.split('@', 1)[1]})" if "@" in pid else name
+
+
 def records(frame: pd.DataFrame) -> list[dict]:
     """DataFrame rows as JSON-able dicts (numpy ints and NaN made plain)."""
     clean = frame.astype(object).where(frame.notna(), None)

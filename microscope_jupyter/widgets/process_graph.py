@@ -11,7 +11,7 @@ import traitlets as t
 
 from ..analysis import causal
 from ..store.otp import normal_exit
-from ._base import Widget, esm, finding_marks
+from ._base import Widget, esm, finding_marks, lane_label
 
 __all__ = ["ProcessGraph"]
 
@@ -79,7 +79,7 @@ class ProcessGraph(Widget):
         crashed = {p for p, term in zip(exits["pid"], exits["term"]) if not normal_exit(term)}
         sent = known["sender"].value_counts().to_dict()
         got = known["receiver"].value_counts().to_dict()
-        self.nodes = [{"id": p, "label": names.get(p) if isinstance(names.get(p), str) else p,
+        self.nodes = [{"id": p, "label": lane_label(p, names.get(p)),
                        "sent": int(sent.get(p, 0)), "received": int(got.get(p, 0)),
                        "crashed": p in crashed} for p in pids]
         # how long each took: its wait for a callback, else its latency

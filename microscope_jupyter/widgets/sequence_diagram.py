@@ -13,7 +13,7 @@ from ..analysis.pattern import compile_pattern, safe_match
 from ..render.elixir import render
 from ..store.otp import call_tag, message_kind, normal_exit
 from . import static_html
-from ._base import Widget, callback_spans, esm, finding_marks, mailbox_steps
+from ._base import Widget, callback_spans, esm, finding_marks, lane_label, mailbox_steps
 
 __all__ = ["SequenceDiagram", "SYSTEM_LANES"]
 
@@ -104,7 +104,7 @@ class SequenceDiagram(Widget):
         order = list(dict.fromkeys(list(table["sender"]) + list(table["receiver"])))
         order = [p for p in order if isinstance(p, str)]
         lane_of = {p: i for i, p in enumerate(order)}
-        self.lanes = [{"id": p, "label": names.get(p) or p} for p in order]
+        self.lanes = [{"id": p, "label": lane_label(p, names.get(p))} for p in order]
         latency = table["latency_us"].to_numpy(dtype=float)
         wait = table["wait_us"].to_numpy(dtype=float)
         # Times in µs from the first message: sent, and handled (the callback

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import html
+import threading
+import time
+from typing import Any
 
-__all__ = ["TraceStatus"]
+__all__ = ["TraceStatus", "StatusLine"]
 
 
 class TraceStatus:
@@ -40,3 +43,23 @@ class TraceStatus:
         note = f' <span style="color:#5f6368">{html.escape(message)}</span>' if message else ""
         return (f'<div style="font-family:sans-serif;font-size:12px">{dot} <b>{state}</b> · '
                 f'{" · ".join(parts)}{note}</div>')
+
+
+class StatusLine:
+    """A TraceStatus display that rewrites itself while a recording runs."""
+
+    def __init__(self, recording: Any):
+        from IPython.display import display
+
+        self.recording = recording
+        self.handle = display(TraceStatus(recording.status()), display_id=True)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while self.recording.running:
+            time.sleep(0.5)
+            if self.handle is not None:
+                self.handle.update(TraceStatus(self.recording.status()))
+        if self.handle is not None:
+            self.handle.update(TraceStatus(self.recording.status()))

@@ -10,7 +10,7 @@ import traitlets as t
 
 from ..store.otp import normal_exit
 from . import static_html
-from ._base import Widget, callback_spans, esm, finding_marks, mailbox_steps
+from ._base import Widget, callback_spans, esm, finding_marks, lane_label, mailbox_steps
 
 __all__ = ["Timeline"]
 
@@ -81,7 +81,7 @@ class Timeline(Widget):
         exit_ms = dict(zip(exits["pid"], ms[kinds == "exit"]))
         reasons = dict(zip(exits["pid"], exits["term"]))
         texts = dict(zip(exits["pid"], exits["text"]))
-        self.lanes = [{"id": p, "label": names.get(p) or p,
+        self.lanes = [{"id": p, "label": lane_label(p, names.get(p)),
                        "start": float(born.get(p, first.get(p, 0.0))), "born": p in born,
                        "end": float(exit_ms[p]) if p in exit_ms else None, "exited": p in exit_ms,
                        "abnormal": p in exit_ms and not normal_exit(reasons[p]),

@@ -11,6 +11,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
+from microscope_jupyter.widgets import SequenceDiagram
 from nodes import CLEAN, load_test_module, wait_clean, wait_until
 
 MIXES = {"otp25": ("otp25", "otp25", "otp25"), "mixed": ("otp25", "otp28", "otp25")}
@@ -60,15 +61,16 @@ def across(c, messages):
         raw.node[send] != raw.node[recv]]
 
 
-def test_a_trace_spans_the_cluster_and_every_node_is_clean_after(three):
+def test_a_trace_spans_the_cluster_and_every_node_is_clean_after(three, tmp_path):
     names = [n.name for n in three]
     c = mic.attach_cluster(names[0], cookie=three[0].cookie)
     try:
         assert sorted(c.nodes) == sorted(names)       # found through the seed
         with c.trace() as rec:
             pass_token(c, names, 60)
-        status = rec.status()
+        status = rec.nodes()
         assert sorted(status["node"]) == sorted(names) and (status["events"] > 0).all()
+        assert rec.status()["events"] == status["events"].sum() == len(c.events)
         cross = across(c, c.messages())
         # every hop of the token crosses nodes; each pair of neighbours is seen
         assert len(cross) >= 60
@@ -77,6 +79,15 @@ def test_a_trace_spans_the_cluster_and_every_node_is_clean_after(three):
         assert (cross["latency_us"] >= 0).all()       # no receive before its send
         assert cross["sender"].str.contains("@").all()   # a cluster's pids name their node
         assert set(c.events["node"].astype(str)) == set(names)
+        # every view shows the node: each node's relay is its own lifeline
+        lanes = [lane["label"] for lane in SequenceDiagram(c).lanes]
+        assert sorted(lanes) == sorted(f"mic_relay ({n})" for n in names), lanes
+        # saved partitioned by node; offline, the messages still pair across nodes
+        saved = c.save(tmp_path / "rec")
+        assert sorted(p.name for p in (saved / "events").iterdir()) == sorted(
+            f"node={n}" for n in names)
+        offline = mic.load(saved)
+        assert len(across(offline, offline.messages())) == len(cross)
     finally:
         c.detach()
     for node in three:
@@ -109,7 +120,7 @@ def test_nodes_leaving_and_joining_mid_trace(three, node_factory, tmp_path):
         pass_token(c, [n1.name, n2.name, n3.name], 9)
         n3.stop()
         wait_until(lambda: n3.name in c.left, timeout=30)
-        state = rec.status().set_index("node")
+        state = rec.nodes().set_index("node")
         assert "left the cluster" in state.loc[n3.name, "message"]
         assert state.loc[n3.name, "state"] == "disconnected"
         # the others go on, and a node that joins is attached and traced

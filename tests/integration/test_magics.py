@@ -89,3 +89,31 @@ def test_trace_line_and_cell_forms_on_the_demo(ip, demo_node, tmp_path, capsys):
     explanation = ip.run_line_magic("beam_explain", "Why isn't WorkerB getting updates?")
     assert explanation.question == "Why isn't WorkerB getting updates?"
     assert explanation.text == s.explain("Why isn't WorkerB getting updates?").text
+
+
+def test_attach_a_cluster_and_trace_it(ip, node_factory, tmp_path, capsys):
+    import microscope_jupyter as mic
+    from microscope_jupyter import Atom, Cluster
+    from nodes import load_test_module, wait_until
+
+    first = node_factory("otp25", prefix="mcl1")
+    second = node_factory("otp25", prefix="mcl2", cookie=first.cookie)
+    for node in (first, second):
+        with mic.attach(node.name, cookie=node.cookie) as s:
+            load_test_module(s, "mic_relay", tmp_path)
+            s.rpc("mic_relay", "start", [])
+            s.rpc("net_kernel", "connect_node", [Atom(first.name)])
+    cookie_file = tmp_path / "cookie"
+    cookie_file.write_text(first.cookie)
+    c = ip.run_line_magic("beam_attach", f"{first.name} --cluster --cookie-file {cookie_file}")
+    assert isinstance(c, Cluster) and sorted(c.nodes) == sorted([first.name, second.name])
+    ip.run_line_magic("trace", "start")
+    c.sessions[first.name].rpc("mic_relay", "pass", [[Atom(first.name), Atom(second.name)], 10])
+    wait_until(lambda: sum(c.sessions[n].rpc("mic_relay", "hops", []) for n in c.nodes) >= 10)
+    ip.run_line_magic("trace", "stop")
+    assert "Stopped:" in capsys.readouterr().out
+    assert set(c.events["node"].astype(str)) == {first.name, second.name}
+    with pytest.raises(UsageError, match="one node"):
+        ip.run_cell_magic("trace", "", "1 + 1")
+    ip.run_line_magic("beam_detach", "")
+    assert not c.attached

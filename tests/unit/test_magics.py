@@ -12,10 +12,11 @@ from IPython.core.error import UsageError
     ("demo@h --cookie abc", "a cookie typed into a cell is saved with the notebook; use "
                             "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie"),
     ("demo@h --bogus", "unknown option --bogus. Usage: %beam_attach NODE@HOST "
-                       "[--cookie-file PATH] [--net-ticktime SECONDS] "
+                       "[--cluster] [--cookie-file PATH] [--net-ticktime SECONDS] "
                        "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo"),
     ("demo@h --cookie-fil x", "unknown option --cookie-fil. Did you mean --cookie-file? Usage: "
-                              "%beam_attach NODE@HOST [--cookie-file PATH] [--net-ticktime SECONDS]"
+                              "%beam_attach NODE@HOST [--cluster] [--cookie-file PATH] "
+                              "[--net-ticktime SECONDS]"
                               " [--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo"),
     ("demo@h --cookie-file /nonexistent/cookie",
      "cannot read the cookie file /nonexistent/cookie (No such file or directory)"),

@@ -33,8 +33,9 @@ def recorded():
 def test_round_trip_keeps_every_table(recorded, tmp_path):
     path = recorded.save(tmp_path / "rec")
     assert sorted(p.name for p in path.iterdir()) == [
-        "events.parquet", "ids.parquet", "metadata.json", "names.parquet", "relations.parquet",
+        "events", "ids.parquet", "metadata.json", "names.parquet", "relations.parquet",
         "sources.parquet"]
+    assert [p.name for p in (path / "events").iterdir()] == ["node=demo@host"]   # by node
     loaded = mic.load(path)
     for table in ("events",):
         a, b = getattr(recorded, table), getattr(loaded, table)
@@ -52,11 +53,12 @@ def test_metadata_is_self_describing(recorded, tmp_path):
     path = recorded.save(tmp_path / "rec")
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["node"] == "demo@host" and meta["otp_release"] == "25"
-    assert meta["events"] == 10 and meta["dropped"] == 7 and meta["format_version"] == 2
+    assert meta["events"] == 10 and meta["dropped"] == 7 and meta["format_version"] == 3
     assert "saved_at" in meta and "microscope_version" in meta
-    # The event file reads as plain columns in any Parquet reader.
-    table = pq.read_table(path / "events.parquet")
-    assert table.column_names[:4] == ["seq", "node", "kind", "flags"]
+    # The events read as plain columns in any Parquet reader, the node from the partition.
+    table = pq.read_table(path / "events", partitioning="hive")
+    assert table.column_names[:3] == ["seq", "kind", "flags"] and "node" in table.column_names
+    assert set(table.column("node").to_pylist()) == {"demo@host"}
 
 
 def test_load_of_something_else_is_one_clear_error(tmp_path):
