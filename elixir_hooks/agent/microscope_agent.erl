@@ -102,6 +102,7 @@
 -define(K_MAILBOX, 25).    % a sampled message_queue_len: aux is the length
 -define(K_VITALS, 26).     % sampled memory, heap and reductions: aux is memory in bytes
 -define(K_GRANULARITY, 27). % the tracer changed how much it keeps: aux is the level (GRANULARITY)
+-define(K_CALL_COUNT, 28). % calls of a function since the last sample (counters level): aux is how many
 
 -define(F_TRUNCATED, 1).
 
@@ -743,9 +744,13 @@ controller_init(Caller, Owner, Opts0) ->
                         true -> watch_procs(Procs, Ctl1);
                         false -> trace_procs(Procs, Ctl1)
                     end)#ctl{monitor = set_monitor(Tracer, Opts)},
+            Counted = case counting(Ctl2) of
+                          true -> {Ctl2#ctl.backend, Ctl2#ctl.patterns};
+                          false -> none
+                      end,
             Sampler = spawn_link(?MODULE, sampler_init,
                                  [Tracer, Ctl2#ctl.procs,
-                                  {maps:get(mailbox_ms, Opts), maps:get(adaptive, Opts)}]),
+                                  {maps:get(mailbox_ms, Opts), maps:get(adaptive, Opts), Counted}]),
             Ctl3 = case maps:get(duration_ms, Opts) of
                        infinity -> Ctl2#ctl{sampler = Sampler};
                        Ms -> Ctl2#ctl{sampler = Sampler,
@@ -1091,25 +1096,49 @@ handle_cast(_, S) -> {noreply, S}.
 %% the schedulers were since the last ({microscope_load, PerMille}). The
 %% scheduler_wall_time flag this needs is held per process: it goes back off
 %% when the sampler ends, unless someone else holds it too.
-sampler_init(Tracer, Procs, {Interval, Load}) ->
+%%
+%% With Counted ({Backend, MFAs}: a counters level with modules=), each round
+%% also sends each function's calls since the last ({microscope_calls, ...}).
+sampler_init(Tracer, Procs, {Interval, Load, Counted}) ->
     Load andalso erlang:system_flag(scheduler_wall_time, true),
     Last = sample_round(Tracer, Procs, #{}),
-    sampler_loop(Tracer, Procs, Last, Interval, Interval, wall_time(Load)).
+    sampler_loop(Tracer, Procs, Last, Interval, Interval,
+                 {wall_time(Load), Counted, count_calls(Tracer, Counted, #{})}).
 
-sampler_loop(Tracer, Procs, Last, Interval, Wait, Wall) ->
+sampler_loop(Tracer, Procs, Last, Interval, Wait, Node = {Wall, Counted, Calls}) ->
     receive
-        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Wait, Wall);
+        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Wait, Node);
         {final, From, Ref} ->
             sample_round(Tracer, Procs, Last),
+            count_calls(Tracer, Counted, Calls),
             From ! {Ref, done}
     after Wait ->
         T0 = erlang:monotonic_time(microsecond),
         Last1 = sample_round(Tracer, Procs, Last),
-        Wall1 = report_load(Tracer, Wall),
+        Node1 = {report_load(Tracer, Wall), Counted, count_calls(Tracer, Counted, Calls)},
         Cost = (erlang:monotonic_time(microsecond) - T0) div 1000,
         Alive = [P || P <- Procs, is_map_key(P, Last1)],
-        sampler_loop(Tracer, Alive, Last1, Interval, max(Interval, 50 * Cost), Wall1)
+        sampler_loop(Tracer, Alive, Last1, Interval, max(Interval, 50 * Cost), Node1)
     end.
+
+%% Each counted function's calls since the last round, as one event each.
+count_calls(_Tracer, none, Calls) ->
+    Calls;
+count_calls(Tracer, {Backend, MFAs}, Calls) ->
+    Ts = erlang:monotonic_time(),
+    maps:from_list(
+      [begin
+           N = case call_count(Backend, MFA) of
+                   {call_count, C} when is_integer(C) -> C;
+                   _ -> maps:get(MFA, Calls, 0)
+               end,
+           Delta = N - maps:get(MFA, Calls, 0),
+           Delta > 0 andalso (Tracer ! {microscope_calls, MFA, Delta, Ts}),
+           {MFA, N}
+       end || MFA <- MFAs]).
+
+call_count({legacy, _}, MFA) -> erlang:trace_info(MFA, call_count);
+call_count({session, S}, MFA) -> trace:info(S, MFA, call_count).
 
 wall_time(false) -> none;
 wall_time(true) ->
@@ -1507,14 +1536,23 @@ monitor_target(_) -> none.
 
 set_patterns([], Ctl) -> Ctl;
 set_patterns(MFAs, Ctl = #ctl{backend = Backend}) ->
-    MS = [{'_', [], [{return_trace}, {exception_trace}]}],
+    %% Watching only (a recorder's counters level), the BEAM counts the calls
+    %% (call_count: a counter per function, no message per call) and the
+    %% sampler reads the counts.
+    {MS, Flags} = case counting(Ctl) of
+                      true -> {true, [call_count]};
+                      false -> {[{'_', [], [{return_trace}, {exception_trace}]}], [local]}
+                  end,
     case Backend of
         {legacy, _} ->
-            [erlang:trace_pattern(MFA, MS, [local]) || MFA <- MFAs];
+            [erlang:trace_pattern(MFA, MS, Flags) || MFA <- MFAs];
         {session, S} ->
-            [trace:function(S, MFA, MS, [local]) || MFA <- MFAs]
+            [trace:function(S, MFA, MS, Flags) || MFA <- MFAs]
     end,
     Ctl#ctl{patterns = MFAs}.
+
+counting(#ctl{opts = Opts}) ->
+    maps:get(watch_only, Opts, false).
 
 %% Patterns are global before OTP 27: refuse rather than overwrite a
 %% pattern another tool (dbg, recon) set.
@@ -1524,8 +1562,9 @@ check_patterns_free(MFAs) ->
         [{M, F, A} | _] -> throw({refused, {pattern_in_use, M, F, A}})
     end.
 
-unset_patterns(#ctl{backend = {legacy, _}, patterns = MFAs}) ->
-    [catch erlang:trace_pattern(MFA, false, [local]) || MFA <- MFAs],
+unset_patterns(Ctl = #ctl{backend = {legacy, _}, patterns = MFAs}) ->
+    Flags = case counting(Ctl) of true -> [call_count]; false -> [local] end,
+    [catch erlang:trace_pattern(MFA, false, Flags) || MFA <- MFAs],
     ok;
 unset_patterns(_) ->
     ok.
@@ -2231,6 +2270,7 @@ event_ts({microscope_mailbox, _, _, Ts}) -> Ts;
 event_ts({microscope_vitals, _, _, _, _, Ts}) -> Ts;
 event_ts({microscope_hook, _, _, Ts}) -> Ts;
 event_ts({microscope_down, _, _, Ts}) -> Ts;
+event_ts({microscope_calls, _, _, Ts}) -> Ts;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
 
@@ -2479,6 +2519,8 @@ encode({microscope_hook, P, How, Ts}, T) ->
 encode({microscope_down, P, Reason, Ts}, T) ->
     %% A watched (not traced) process ended: its exit, seen through a monitor.
     encode({trace_ts, P, exit, Reason, Ts}, T);
+encode({microscope_calls, MFA, Delta, Ts}, T) ->
+    event(?K_CALL_COUNT, none, none, MFA, Ts, Delta, T);
 encode({microscope_mailbox, P, Len, Ts}, T) ->
     mailbox_trigger(P, Len, event(?K_MAILBOX, P, none, none, Ts, Len, T));
 encode({microscope_vitals, P, Mem, Heap, Reds, Ts}, T) ->

@@ -8,8 +8,9 @@ Metrics: ``mailbox_len`` (the node's own sampled message_queue_len),
 ``memory_bytes``, ``heap_words`` and ``reductions_per_s`` (sampled with it,
 whenever the process had run), ``callback_ms`` (each callback's duration;
 detail: callback and message shape), ``gc_ms`` (long garbage collections
-from the system monitor) and ``events_per_s`` (events per 100 ms window,
-per process).
+from the system monitor), ``events_per_s`` (events per 100 ms window,
+per process) and ``calls`` (a flight recorder's counters level: a function's
+calls since the last sample; detail: the function).
 
 The figure shows in JupyterLab and in an exported HTML file with no
 network: plotly.js is inlined into the first dashboard a kernel shows and
@@ -52,6 +53,8 @@ def metrics(recorded: "SessionBase") -> pd.DataFrame:
                                                                    states["message"])]}))
     gcs = events[events["kind"] == "long_gc"]
     parts.append(_rows(gcs, "gc_ms", gcs["_duration_ns"] / 1e6, None))
+    counted = events[events["kind"] == "call_count"]
+    parts.append(_rows(counted, "calls", counted["_count"].astype(float), counted["mfa"].to_numpy()))
     acting = events[events["pid"].notna()]
     if len(acting):
         rate = (acting.set_index("ts").groupby(["pid", pd.Grouper(freq=_WINDOW)])["seq"]

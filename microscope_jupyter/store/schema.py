@@ -43,6 +43,9 @@ KINDS = {
     # 1 payloads capped, 2 one message in 8, 3 no messages): what a level
     # leaves out is in the dropped counts
     27: "granularity",
+    # calls of a function (mfa) since the last sample, counted by the BEAM
+    # (call_count: no message per call); a flight recorder's counters level
+    28: "call_count",
 }
 KIND_CODES = {name: code for code, name in KINDS.items()}
 
@@ -62,6 +65,7 @@ AUX = {
     "demonitor": "by_down",       # 1 when the watcher learnt of the end from a 'DOWN'
     "hook": "installed",
     "granularity": "level",
+    "call_count": "count",
 }
 
 FLAG_TRUNCATED = 1

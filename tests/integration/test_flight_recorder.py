@@ -103,7 +103,10 @@ def test_a_recorder_outlives_its_session_stays_bounded_and_catches_the_crash(led
 def test_removing_a_recorder_from_another_session_cleans_up(ledger_node):
     node = ledger_node
     with mic.attach(node.name, cookie=node.cookie) as s:
-        fr = s.flight_recorder("mic_ledger_sup", granularity="counters", until="1h")
+        fr = s.flight_recorder("mic_ledger_sup", granularity="counters", until="1h",
+                               modules=["mic_ledger:handle_call/3"], mailbox_ms=100)
+        # counted by the BEAM, not traced: no call event, a count per sample
+        s.eval_erlang("[mic_ledger:deposit(1) || _ <- lists:seq(1, 50)], ok.")
         assert fr.status()["granularity"] == "counters"
         # No trace flag, yet a crash is seen, and the restarted ledger is found and watched.
         for crashes in (1, 2):
@@ -122,6 +125,10 @@ def test_removing_a_recorder_from_another_session_cleans_up(ledger_node):
         # counters only: no message was traced, lifecycle and samples were
         kinds = set(other.events.kind)
         assert not kinds & {"send", "receive", "state"}
+        assert not kinds & {"call", "return"}
+        calls = other.metrics()
+        calls = calls[calls.metric == "calls"]
+        assert calls.value.sum() >= 50 and set(calls.detail) == {":mic_ledger.handle_call/3"}
         exits = other.events[other.events.kind == "exit"]
         assert list(exits.text) == [":boom", ":boom"] and exits.pid.nunique() == 2
         with pytest.raises(TraceError, match="0 flight recorders"):
