@@ -49,16 +49,24 @@
 %%%
 %%% ```
 %%%   trace flags on the traced processes    untrace_procs/1, or session_destroy (OTP 27+)
+%%%   (watch_only: monitors instead)          gone with the controller
 %%%   call patterns (modules=, monitor BIFs) unset_patterns/1, or session_destroy
+%%%   (watch_only: call_count patterns)      the same
 %%%   sys debug hooks (state capture)        unhook_states/1; each hook also removes
 %%%                                          itself once the stop flag is raised
 %%%   the system monitor, when taken         restore_monitor/2
 %%%   controller, tracer, sampler processes  exit at cleanup (tracer and sampler linked)
+%%%   scheduler_wall_time (adaptive traces)  held by the sampler: off when it exits
+%%%   a flight recorder's ring process       ends at its expiry or flight_remove/1,
+%%%                                          after its trace's own cleanup; at expiry
+%%%                                          it unloads this module when alone
 %%%   the hooks' report table (unnamed ETS)  owned by the controller: gone with it
 %%%   this module                            unloaded by Python at detach
 %%% '''
 %%%
-%%% Nothing else: no registered name, no file, no new atom.
+%%% Nothing else: no registered name, no file, no new atom. A flight recorder
+%%% is the one thing that outlives the notebook: explicit, listed by
+%%% flight_list/0, removable from any session, and gone at its expiry.
 -module(microscope_agent).
 
 %% PUBLIC

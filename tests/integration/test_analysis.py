@@ -120,7 +120,7 @@ def test_saved_session_answers_offline_and_keeps_no_cookie(story, demo_node, tmp
     assert offline.findings()[["kind", "summary"]].equals(live_findings[["kind", "summary"]])
     assert len(offline.query.trace_message("{:update, 3}")) >= 4
     assert offline.sql("select count(*) as n from events")["n"].iloc[0] == len(offline.events)
-    for file in path.iterdir():
+    for file in (f for f in path.rglob("*") if f.is_file()):
         assert demo_node.cookie.encode() not in file.read_bytes()
 
 
