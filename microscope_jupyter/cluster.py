@@ -150,6 +150,7 @@ class Cluster(SessionBase):
         self._shifts: dict[str, int] = {}
         self._lock = threading.RLock()
         self._recording: ClusterRecording | None = None
+        self._tree_at_start: pd.DataFrame | None = None    # every node's, at the first trace
         self._traces = 0
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="microscope-cluster",
@@ -254,6 +255,8 @@ class Cluster(SessionBase):
             if self._recording is not None and self._recording.running:
                 raise TraceError("a cluster trace is already running; stop it first")
             TraceSpec.build(procs, **options)       # bad options fail here, before any node
+            if self._tree_at_start is None:
+                self._tree_at_start = self.supervision_tree()
             recording = ClusterRecording(self, procs, options)
             self._recording = recording
             self._traces += 1
@@ -321,10 +324,29 @@ class Cluster(SessionBase):
     # -- lifecycle
 
     def processes(self) -> pd.DataFrame:
-        """Every node's processes, with a ``node`` column."""
-        frames = [s.processes().assign(node=n) for n, s in sorted(self.sessions.items())
-                  if s.attached]
+        """Every node's processes, with a ``node`` column (pids name their node)."""
+        return self._per_node(lambda s: s.processes(), ["pid"])
+
+    def supervision_tree(self) -> pd.DataFrame:
+        """Every node's process tree, one forest, with a ``node`` column."""
+        return self._per_node(lambda s: s.supervision_tree(), ["pid", "parent"])
+
+    def _per_node(self, read: Any, pid_columns: list[str]) -> pd.DataFrame:
+        frames = []
+        for node, session in sorted(self.sessions.items()):
+            if session.attached:
+                table = read(session).assign(node=node)
+                for column in pid_columns:       # as the cluster's recordings write them
+                    table[column] = [f"{p}@{node}" if isinstance(p, str) else p
+                                     for p in table[column]]
+                frames.append(table)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def _initial_tree(self) -> list[dict]:
+        tree = self._tree_at_start
+        if tree is None or tree.empty:
+            return []
+        return tree.astype(object).where(tree.notna(), None).to_dict("records")
 
     def detach(self) -> None:
         """Stop the trace, unload every agent, disconnect from every node."""

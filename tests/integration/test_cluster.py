@@ -82,6 +82,10 @@ def test_a_trace_spans_the_cluster_and_every_node_is_clean_after(three, tmp_path
         # every view shows the node: each node's relay is its own lifeline
         lanes = [lane["label"] for lane in SequenceDiagram(c).lanes]
         assert sorted(lanes) == sorted(f"mic_relay ({n})" for n in names), lanes
+        tree = c.supervision_tree()                 # one forest, each pid with its node
+        relays = tree[tree["name"] == "mic_relay"]
+        assert sorted(relays["node"]) == sorted(names)
+        assert all(p.endswith("@" + n) for p, n in zip(relays["pid"], relays["node"]))
         # saved partitioned by node; offline, the messages still pair across nodes
         saved = c.save(tmp_path / "rec")
         assert sorted(p.name for p in (saved / "events").iterdir()) == sorted(
