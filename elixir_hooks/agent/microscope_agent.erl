@@ -429,7 +429,9 @@ request(Pid, Make, Timeout) ->
                held = 0, evicted = 0,
                %% frozen copies (oldest first), and how many hold each batch No
                frozen = [], pinned = #{}, freezing = [], ignored = 0,
-               state = recording, stop_stats = #{}}).
+               state = recording, stop_stats = #{},
+               %% bytes let go since the ring last collected its garbage
+               freed = 0}).
 
 flight_start(Opts) when is_map(Opts) ->
     Caller = self(),
@@ -492,9 +494,10 @@ ring_loop(R = #ring{ctl_ref = CtlRef, opts = #{post_ms := PostMs, max_frozen := 
             Bytes = byte_size(Headers) + byte_size(Payloads) + ?BATCH_OVERHEAD
                 + erts_debug:flat_size(Defs) * erlang:system_info(wordsize),
             Now = erlang:monotonic_time(millisecond),
-            ring_loop(evict(Now, R#ring{batches = queue:in({No, Bytes, Now, B}, R#ring.batches),
-                                        ring_bytes = R#ring.ring_bytes + Bytes,
-                                        held = R#ring.held + Bytes}));
+            ring_loop(collect(evict(Now, R#ring{batches = queue:in({No, Bytes, Now, B},
+                                                                   R#ring.batches),
+                                                ring_bytes = R#ring.ring_bytes + Bytes,
+                                                held = R#ring.held + Bytes})));
         {microscope_details, _, Details} ->
             ring_loop(R#ring{details = Details});
         {microscope_trigger, _, Why, Ts} ->
@@ -514,7 +517,7 @@ ring_loop(R = #ring{ctl_ref = CtlRef, opts = #{post_ms := PostMs, max_frozen := 
             ring_loop(freeze(R));
         age ->
             erlang:send_after(1000, self(), age),
-            ring_loop(evict(erlang:monotonic_time(millisecond), R));
+            ring_loop(collect(evict(erlang:monotonic_time(millisecond), R)));
         {microscope_stopped, _, Reason, Stats} ->
             %% The trace stopped itself (overload): what the ring holds stays
             %% until the expiry, for a pull.
@@ -580,11 +583,21 @@ evict(Now, R = #ring{batches = Q, opts = #{max_bytes := MaxBytes, max_age_ms := 
                         false -> Bytes
                     end,
             evict(Now, R#ring{batches = queue:drop(Q), ring_bytes = R#ring.ring_bytes - Bytes,
-                              held = R#ring.held - Freed,
+                              held = R#ring.held - Freed, freed = R#ring.freed + Freed,
                               evicted = R#ring.evicted + element(4, B)});
         _ ->
             R
     end.
+
+%% A batch let go is memory only once the ring collects its garbage: until
+%% then its heap still refers to the binaries. Collected every sixteenth of
+%% max_bytes let go (the heap is small: the binaries live outside it), so
+%% what the node holds stays near max_bytes.
+collect(R = #ring{freed = Freed, opts = #{max_bytes := MaxBytes}}) when Freed >= MaxBytes div 16 ->
+    erlang:garbage_collect(),
+    R#ring{freed = 0};
+collect(R) ->
+    R.
 
 freeze(R = #ring{freezing = Whys, batches = Q, opts = #{max_bytes := MaxBytes}}) ->
     Batches = newest_within(lists:reverse(queue:to_list(Q)), MaxBytes div 2, []),
@@ -611,7 +624,8 @@ unfreeze_oldest(R = #ring{frozen = [#{batches := Batches} | Rest], batches = Q})
                                  true -> Acc#ring.held;
                                  false -> Acc#ring.held - Bytes
                              end,
-                      Acc#ring{pinned = maps:remove(No, Pinned), held = Held};
+                      Acc#ring{pinned = maps:remove(No, Pinned), held = Held,
+                               freed = Acc#ring.freed + Acc#ring.held - Held};
                   C ->
                       Acc#ring{pinned = Pinned#{No := C - 1}}
               end

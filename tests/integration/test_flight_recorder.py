@@ -17,7 +17,7 @@ from nodes import CLEAN
 MAX_BYTES = 1_000_000
 # What the recorder's processes hold beyond the batches it keeps: their
 # heaps, the tracer's batch in progress, the controller's tables.
-SLACK = 1_500_000
+SLACK = 1_200_000
 MODULES = [Atom("mic_ledger")]
 
 # Everything of ours on the node, as the agent measures it (flight_memory/1)
