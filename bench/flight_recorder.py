@@ -11,6 +11,7 @@ to a counter it starts (gencall), or two processes bounce --rounds messages
 - recorder at each granularity (full, capped, sampled, counters, adaptive):
               s.flight_recorder(driver, granularity=G) with its default limits,
               the workload, then the recorder's status and its removal;
+- full-unlimited: full with max_rate raised, so it keeps every event;
 each right after an untraced run of its own (its baseline), once the node is
 quiet (run queues empty: a killed tracer's backlog is freed afterwards and
 would cost the next measurement).
@@ -38,7 +39,9 @@ from microscope_jupyter import Atom  # noqa: E402
 from nodes import WORKLOAD_SOURCE, compile_erlang, load_module, start_node  # noqa: E402
 from trace_overhead import DRIVERS  # noqa: E402
 
-LEVELS = ["full", "capped", "sampled", "counters", "adaptive"]
+LEVELS = ["full", "capped", "sampled", "counters", "adaptive", "full-unlimited"]
+# full-unlimited: full with max_rate out of the way (the default, 200k/s, drops
+# and counts what a flood sends beyond it): every event kept, as the null tracer.
 
 
 def run(s, rounds: int, workload: str, tracer=None, recorder: str | None = None,
@@ -50,7 +53,9 @@ def run(s, rounds: int, workload: str, tracer=None, recorder: str | None = None,
         s.rpc("mic_workload", "trace_with", [driver, tracer])
     fr = None
     if recorder is not None:
-        fr = s.flight_recorder(driver, granularity=recorder, max_bytes=max_bytes, until="10m")
+        limits = {"max_rate": 100_000_000} if recorder == "full-unlimited" else {}
+        fr = s.flight_recorder(driver, granularity=recorder.removesuffix("-unlimited"),
+                               max_bytes=max_bytes, until="10m", **limits)
     box = s._local.mailbox()
     s._remote.send(box, driver, (Atom("go"), box.pid))
     us = box.receive(timeout=600)[1]
@@ -122,7 +127,7 @@ def main() -> None:
         vs_null = [(t / u) / (n / nu) for t, u, n, nu
                    in zip(times[level], baseline[level], times["null"], baseline["null"])]
         last = statuses[level][-1]
-        print(f"  {level:<12} {med[level] / 1e3:8.1f} ms  {statistics.median(vs_untraced):5.2f}x "
+        print(f"  {level:<14} {med[level] / 1e3:8.1f} ms  {statistics.median(vs_untraced):5.2f}x "
               f"[{', '.join(f'{r:.2f}' for r in vs_untraced)}]  "
               f"{statistics.median(vs_null):5.2f}x  "
               f"{last['events']:>12,} {last.get('dropped', 0):>8,} "

@@ -14,7 +14,7 @@ from microscope_jupyter.errors import TraceError, TraceLimitError, TraceSpecErro
 from nodes import RUNTIMES, load_test_module, wait_clean, wait_until
 from nodes import CLEAN
 
-MAX_BYTES = 1_000_000
+MAX_BYTES = 500_000
 # What the recorder's processes hold beyond the batches it keeps: their
 # heaps, the tracer's batch in progress, the controller's tables.
 SLACK = 1_200_000
@@ -49,7 +49,7 @@ def ledger_node(request, node_factory, tmp_path):
 def test_a_recorder_outlives_its_session_stays_bounded_and_catches_the_crash(ledger_node):
     node = ledger_node
     with mic.attach(node.name, cookie=node.cookie) as s:
-        s.flight_recorder("mic_ledger_sup", max_bytes=MAX_BYTES, max_age="60s", until="25s",
+        s.flight_recorder("mic_ledger_sup", max_bytes=MAX_BYTES, max_age="60s", until="15s",
                           triggers=["crash:mic_ledger"])
         feeder = s.eval_erlang(LOAD)
     # No session now. The observer is a separate node that only reads.
@@ -92,7 +92,7 @@ def test_a_recorder_outlives_its_session_stays_bounded_and_catches_the_crash(led
         assert len(s2.flight_recorders()) == 1
         s2.eval_erlang("exit(Feeder, kill).", Feeder=feeder)
 
-    # Expiry (25 s after the start) removes everything, module included.
+    # Expiry (15 s after the start) removes everything, module included.
     with mic.attach(node.name, cookie=node.cookie) as observer:
         wait_until(lambda: len(observer.flight_recorders()) == 0, timeout=40, step=0.5)
         assert wait_clean(observer, MODULES) == CLEAN
