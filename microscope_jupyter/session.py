@@ -293,8 +293,8 @@ class Session(SessionBase):
         """Keep recording on the node after this session goes: the newest events
         within ``max_bytes`` and ``max_age``, until ``until``, when it removes
         everything it set. ``triggers`` (``"crash"``, ``"crash:MyApp.Worker"``,
-        ``"mailbox>1000"``, ``"long_gc"``...) freeze a copy of the ring as they
-        fire. ``granularity``: ``"adaptive"``, ``"full"``, ``"capped"``,
+        ``"mailbox>1000"``, ``"long_gc"``...) freeze a copy of the ring (the lead-up
+        and ``freeze_after="250ms"`` more; at most ``max_frozen=4``) as they fire. ``granularity``: ``"adaptive"``, ``"full"``, ``"capped"``,
         ``"sampled"`` or ``"counters"`` (lifecycle and samples only: next to no
         cost). Other options as ``trace()``. Pull it with ``pull_flight_recorder()``."""
         self._require_attached()

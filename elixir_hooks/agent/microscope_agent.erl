@@ -599,8 +599,12 @@ collect(R = #ring{freed = Freed, opts = #{max_bytes := MaxBytes}}) when Freed >=
 collect(R) ->
     R.
 
-freeze(R = #ring{freezing = Whys, batches = Q, opts = #{max_bytes := MaxBytes}}) ->
-    Batches = newest_within(lists:reverse(queue:to_list(Q)), MaxBytes div 2, []),
+freeze(R = #ring{freezing = Whys, batches = Q, opts = #{max_bytes := MaxBytes, post_ms := PostMs}}) ->
+    %% Anchored on the first trigger: what began after its post_ms is left
+    %% out, so a late freeze (a busy ring) still holds the lead-up.
+    Until = element(2, hd(Whys)) + erlang:convert_time_unit(PostMs, millisecond, native),
+    Began = [B || B <- queue:to_list(Q), first_ts(B) =< Until],
+    Batches = newest_within(lists:reverse(Began), MaxBytes div 2, []),
     Pinned = lists:foldl(fun({No, _, _, _}, M) -> maps:update_with(No, fun(C) -> C + 1 end, 1, M)
                          end, R#ring.pinned, Batches),
     Copy = #{why => [W || {W, _} <- Whys], at => element(2, hd(Whys)), batches => Batches},
@@ -647,7 +651,8 @@ pull(R = #ring{ctl = Ctl}, To) ->
     {ok, #{info => R#ring.info, batches => length(Held), seen => Seen, dropped => Dropped,
            gaps => lists:reverse(Gaps), status => flight_status(R),
            details => R#ring.details =/= none,
-           frozen => [#{why => Why, at => At, from => first_ts(hd(Bs)), to => last_ts(lists:last(Bs)),
+           frozen => [#{why => Why, at => At, from => lists:min([first_ts(B) || B <- Bs]),
+                        to => lists:max([last_ts(B) || B <- Bs]),
                         events => lists:sum([element(4, B) || {_, _, _, B} <- Bs])}
                       || #{why := Why, at := At, batches := Bs} <- R#ring.frozen, Bs =/= []]}}.
 
@@ -666,17 +671,17 @@ pull_one({No, _, _, B} = Held, To, {N, Prev, Seen, Dropped, Gaps}) ->
             end,
     {N + 1, {No, Held}, Seen1, Dropped1, Gaps1}.
 
-%% A held batch's first and last event times (the header's fifth field).
-first_ts({_, _, _, {microscope_batch, _, _, 0, _, _, _, _, _}}) -> undefined;
-first_ts({_, _, _, B}) ->
-    <<_:16/binary, Ts:64/little-signed, _/binary>> = element(5, B),
-    Ts.
-last_ts({_, _, _, {microscope_batch, _, _, 0, _, _, _, _, _}}) -> undefined;
-last_ts({_, _, _, B}) ->
-    H = element(5, B),
-    <<_:16/binary, Ts:64/little-signed, _/binary>> = binary:part(H, byte_size(H) - ?HEADER_BYTES,
-                                                                 ?HEADER_BYTES),
-    Ts.
+%% A held batch's earliest and latest event times (the header's fifth field):
+%% its events are in tracer-mailbox order, not quite time order (samples,
+%% hook reports), so the span is their minimum and maximum.
+first_ts({_, _, _, B}) -> ts_bound(fun erlang:min/2, B).
+last_ts({_, _, _, B}) -> ts_bound(fun erlang:max/2, B).
+
+ts_bound(_, {microscope_batch, _, _, 0, _, _, _, _, _}) ->
+    undefined;
+ts_bound(Pick, {microscope_batch, _, _, _, Headers, _, _, _, _}) ->
+    [First | Rest] = [Ts || <<_:16/binary, Ts:64/little-signed, _:16/binary>> <= Headers],
+    lists:foldl(Pick, First, Rest).
 
 flight_status(R = #ring{ctl = Ctl, info = Info, opts = Opts}) ->
     Offset = erlang:time_offset(millisecond),
@@ -928,8 +933,13 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             cleanup(Ctl, {tracer_exit, Reason});
         {'DOWN', _, process, P, Reason} when is_map_key(P, Ctl#ctl.watched) ->
             Tracer ! {microscope_down, P, Reason, erlang:monotonic_time()},
+            %% its supervisor restarts it at once: look for the new one soon
+            [erlang:send_after(Ms, self(), rescan_now) || Ms <- [20, 100, 300]],
             controller_loop(Ctl#ctl{watched = maps:remove(P, Ctl#ctl.watched)});
         rescan ->
+            erlang:send_after(rescan_ms(Ctl), self(), rescan),
+            controller_loop(rescan(Ctl));
+        rescan_now ->
             controller_loop(rescan(Ctl));
         _ ->
             controller_loop(Ctl)
@@ -1441,7 +1451,6 @@ rescan(Ctl = #ctl{opts = Opts, watched = Watched}) ->
             end,
     New = [P || P <- Found, not is_map_key(P, Watched)],
     [begin erlang:monitor(process, P), Ctl#ctl.sampler ! {add, P} end || P <- New],
-    erlang:send_after(rescan_ms(Ctl), self(), rescan),
     Ctl#ctl{procs = New ++ Ctl#ctl.procs,
             watched = maps:merge(Watched, maps:from_list([{P, true} || P <- New]))}.
 

@@ -118,7 +118,7 @@ class FlightRecorder:
 def start_flight_recorder(remote: RemoteNode, procs: Iterable[Any] = (), *,
                           max_bytes: Any = "16MB", max_age: Any = "60s", until: Any = "24h",
                           triggers: Iterable[str] | str = ("crash",), granularity: str = "adaptive",
-                          max_frozen: int = 4, freeze_after: Any = "1s",
+                          max_frozen: int = 4, freeze_after: Any = "250ms",
                           **options: Any) -> FlightRecorder:
     if granularity not in GRANULARITY:
         raise TraceSpecError(f"unknown granularity {granularity!r}; use one of "
