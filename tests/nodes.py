@@ -243,3 +243,18 @@ def wait_clean(observer, modules=DEMO_MODULES, timeout=10.0, ignore_flags_of=())
         left["flags"] = [(p, f) for p, f in left["flags"] if p not in ignore_flags_of]
         if not any(left.values()) or time.monotonic() > deadline:
             return left
+
+
+# Everything of ours on the node, as the agent measures it (flight_memory/1)
+# but from outside: the processes running agent code and the binaries they hold.
+AGENT_MEMORY = """
+Ours = [P || P <- erlang:processes(),
+             case erlang:process_info(P, [initial_call, current_function]) of
+                 [{initial_call, {microscope_agent, _, _}}, _] -> true;
+                 [_, {current_function, {microscope_agent, _, _}}] -> true;
+                 _ -> false
+             end],
+Infos = [I || P <- Ours, I <- [erlang:process_info(P, [memory, binary])], I =/= undefined],
+Bins = maps:from_list([{Id, Size} || [_, {binary, Bs}] <- Infos, {Id, Size, _} <- Bs]),
+lists:sum([M || [{memory, M}, _] <- Infos]) + lists:sum(maps:values(Bins)).
+"""

@@ -11,7 +11,7 @@ import pytest
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
 from microscope_jupyter.errors import TraceError, TraceLimitError, TraceSpecError
-from nodes import RUNTIMES, load_test_module, wait_clean, wait_until
+from nodes import AGENT_MEMORY, RUNTIMES, load_test_module, wait_clean, wait_until
 from nodes import CLEAN
 
 MAX_BYTES = 500_000
@@ -20,19 +20,6 @@ MAX_BYTES = 500_000
 SLACK = 1_200_000
 MODULES = [Atom("mic_ledger")]
 
-# Everything of ours on the node, as the agent measures it (flight_memory/1)
-# but from outside: the processes running agent code and the binaries they hold.
-AGENT_MEMORY = """
-Ours = [P || P <- erlang:processes(),
-             case erlang:process_info(P, [initial_call, current_function]) of
-                 [{initial_call, {microscope_agent, _, _}}, _] -> true;
-                 [_, {current_function, {microscope_agent, _, _}}] -> true;
-                 _ -> false
-             end],
-Infos = [I || P <- Ours, I <- [erlang:process_info(P, [memory, binary])], I =/= undefined],
-Bins = maps:from_list([{Id, Size} || [_, {binary, Bs}] <- Infos, {Id, Size, _} <- Bs]),
-lists:sum([M || [{memory, M}, _] <- Infos]) + lists:sum(maps:values(Bins)).
-"""
 LOAD = """spawn(fun L() -> catch mic_ledger:deposit(1), timer:sleep(1), L() end)."""
 
 
