@@ -240,6 +240,7 @@ class Session(SessionBase):
 
     def node_info(self) -> dict[str, Any]:
         """OTP release, ERTS and Elixir versions, schedulers, process count, uptime."""
+        self._require_attached()
         self._node_info = {"node": self.node, **node_facts(self._remote)}
         return dict(self._node_info)
 
