@@ -53,13 +53,16 @@ def backlogs(recorded: "SessionBase") -> list[Cause]:
                    f"own count): {arrived / seconds:.0f} arrived per second while it handled "
                    f"{len(handled) / seconds:.0f}.")
         evidence = [start, end]
+        tool = 0.0
         if len(handled):
             busy = handled["duration_us"].sum() / 1e6 / seconds
             summary += f" It was busy {min(busy, 1.0):.0%} of that time"
             slow, slow_seqs = _slowest_shapes(handled)
             summary += (f": {slow}." if slow else ".")
             evidence += slow_seqs
-            tool = handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9)
+            # in whole percent, as the summary prints it, so the words and the
+            # thresholds agree (a share that prints as 100% is not "more")
+            tool = round(handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9), 2)
             if tool > 1.0:
                 summary += (f" The recording itself added {tool:.0%} to those callbacks, more "
                             "than they took: much of this backlog is the tool's. Trace with "
@@ -81,8 +84,8 @@ def backlogs(recorded: "SessionBase") -> list[Cause]:
                         "collection).")
             evidence += [int(s) for s in heaps["seq"].head(5)]
         summary += " Move the slow work out of the callback (a Task), batch it, or shed load."
-        tool_made = len(handled) and handled["tool_us"].sum() > handled["duration_us"].sum()
-        out.append(Cause("backlog", 0.5 if tool_made else 0.8, summary, sorted(set(evidence)), [who]))
+        out.append(Cause("backlog", 0.5 if tool > 1.0 else 0.8, summary, sorted(set(evidence)),
+                         [who]))
     return out
 
 
