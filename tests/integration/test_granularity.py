@@ -66,13 +66,17 @@ SPIN = "[spawn(fun L() -> _ = lists:seq(1, 1000), L() end) || _ <- lists:seq(1, 
 
 
 def test_busy_schedulers_hold_granularity_down_until_they_calm(session):
-    """With the schedulers saturated the tracer steps down sooner (a tenth of
-    shed_queue behind, not a quarter) and does not step back up, even with its
-    backlog gone, until the node calms; each step says why (backlog, load)."""
+    """With the schedulers saturated the tracer, once stepped down, does not step
+    back up, even with its backlog gone, until the node calms; each step says
+    why (backlog, load). (That it also steps down sooner when busy, a tenth of
+    shed_queue behind rather than a quarter, depends on where the backlog
+    happens to be at a check: not asserted here.)"""
     s = session
     sink = s.eval_erlang(SINK)
     schedulers = s.eval_erlang("erlang:system_info(schedulers_online).")
-    rec = s.trace(sink, state=False, lifecycle=False, shed_queue=200_000, max_queue=10_000_000,
+    # shed_queue 40k: busy, a 4k backlog steps down (10k otherwise); OTP 28's tracer
+    # keeps up with a 64k flood better than a 20k backlog, so lower is surer.
+    rec = s.trace(sink, state=False, lifecycle=False, shed_queue=40_000, max_queue=10_000_000,
                   max_rate=100_000_000, max_events=10_000_000)
     spinners = s.eval_erlang(SPIN, S=schedulers)
     try:
@@ -81,7 +85,7 @@ def test_busy_schedulers_hold_granularity_down_until_they_calm(session):
         # down (how far depends on the release and the host); each is handled
         # in full before the next.
         sent = agent_counts(s, rec)["seen"]
-        for flood in (8_000, 16_000, 32_000, 64_000):
+        for flood in (8_000, 16_000, 32_000, 64_000, 128_000):
             s.eval_erlang(FLOOD, Sink=sink, K=4, N=flood // 4)
             sent += flood
             wait_until(lambda: agent_counts(s, rec)["seen"] >= sent, timeout=60)
