@@ -2305,10 +2305,11 @@ event_ts({microscope_calls, _, _, Ts}) -> Ts;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
 
-maybe_flush(T = #tr{fired = [_ | _], owner = Ring}) ->
-    T1 = flush(T),
-    [Ring ! {microscope_trigger, self(), Why, Ts} || {Why, Ts} <- lists:reverse(T#tr.fired)],
-    T1#tr{fired = []};
+maybe_flush(T = #tr{fired = [_ | _] = Fired, owner = Ring}) ->
+    %% Cleared before the flush: the hook reports it takes pass through here again.
+    T1 = flush(T#tr{fired = []}),
+    [Ring ! {microscope_trigger, self(), Why, Ts} || {Why, Ts} <- lists:reverse(Fired)],
+    T1;
 maybe_flush(T = #tr{in_batch = N, batch_events = Max}) when N >= Max ->
     flush(T);
 maybe_flush(T = #tr{in_batch = N}) when N band 63 =:= 0 ->
