@@ -10,7 +10,8 @@ Workload, on a fresh OTP 25 node: two processes bounce `--rounds` messages
 - null:       traced into a tracer that only counts: the BEAM's own trace
               rate here, the physical limit every tracer shares.
 - microscope: s.trace() of the workload with limits raised out of the way
-              (max_events, max_rate, and shed_queue/max_queue: a momentary
+              (max_events, max_rate, adaptive granularity, which steps down
+              on a saturated node, and shed_queue/max_queue: a momentary
               backlog of 50k messages would otherwise shed events), timed
               until every event has landed in s.events; drops are printed.
 - dbg:        dbg's default (printing) tracer, timed until its mailbox drains,
@@ -104,7 +105,7 @@ def bench_dbg(s, rounds: int, workload: str, device=None):
 TRACER_ALONE = r"""
 Sink = spawn(fun Loop() -> receive _ -> Loop() end end),
 Driver = mic_workload:driver(Rounds),
-{ok, Agent, _} = microscope_agent:start(Sink, #{procs => [Driver], state => false,
+{ok, Agent, _} = microscope_agent:start(Sink, #{procs => [Driver], state => false, adaptive => false,
     max_events => 100 * Rounds, max_rate => 100000000, shed_queue => 10 * Rounds,
     max_queue => 20 * Rounds}),
 Expected = 4 * Rounds,
@@ -193,7 +194,7 @@ def main() -> None:
                 s.store.__init__()  # a fresh store per run
                 us, events, wall, rec = run_driver(
                     s, args.rounds, trace_ours=True, max_events=10 * events_expected,
-                    max_rate=100_000_000, shed_queue=10 * events_expected,
+                    max_rate=100_000_000, adaptive=False, shed_queue=10 * events_expected,
                     max_queue=20 * events_expected, workload=workload)
                 assert rec.status()["monitors"] == "tracked"
                 results["mic_dropped"].append(rec.status()["dropped"])
@@ -209,7 +210,7 @@ def main() -> None:
                 try:
                     us, events, wall, rec = run_driver(
                         s, args.rounds, trace_ours=True, max_events=10 * events_expected,
-                        max_rate=100_000_000, shed_queue=10 * events_expected,
+                        max_rate=100_000_000, adaptive=False, shed_queue=10 * events_expected,
                         max_queue=20 * events_expected, workload=workload)
                 finally:
                     s.eval_erlang("erlang:trace_pattern({erlang, demonitor, 1}, false, [local]).")
