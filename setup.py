@@ -18,7 +18,8 @@ STATIC = HERE / "microscope_jupyter" / "widgets" / "static"
 # (as microscope_jupyter/examples/...) so an installed wheel runs them anywhere
 # Erlang and Elixir are: the demo app's sources and the quickstart notebook.
 EXAMPLES = [("examples/apps/demo", ["mix.exs", "lib/**/*.ex", "fixed/**/*.ex"]),
-            ("examples/notebooks", ["01_quickstart.ipynb"])]
+            ("examples/notebooks", ["01_quickstart.ipynb"]),
+            ("elixir_hooks", ["mix.exs", "lib/**/*.ex"])]
 
 
 class BuildWithAssets(build_py):

@@ -29,7 +29,7 @@ from .beam.terms import Atom, Pid
 from .errors import AttachError, MicroscopeError
 
 __all__ = ["DemoNode", "boot_demo_node", "boot_app_node", "demo_app_dir", "fixed_demo_app_dir",
-           "checkout_commit"]
+           "hooks_dir", "checkout_commit"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -46,6 +46,19 @@ def demo_app_dir() -> Path:
             return path
     raise AttachError("the demo app was not found: set MICROSCOPE_DEMO_APP to the "
                       "examples/apps/demo folder of a microscope-jupyter checkout")
+
+
+def hooks_dir() -> Path:
+    """The Elixir hooks package (``BeamMicroscope.inspect_line``): ``$BEAM_MICROSCOPE_HOOKS``,
+    else the copy an installed package ships, else a checkout's ``elixir_hooks``."""
+    env = os.environ.get("BEAM_MICROSCOPE_HOOKS")
+    candidates = [Path(env)] if env else []
+    candidates += [_HERE / "elixir_hooks", _HERE.parent / "elixir_hooks"]
+    for path in candidates:
+        if (path / "mix.exs").exists():
+            return path
+    raise AttachError("the Elixir hooks package was not found: set BEAM_MICROSCOPE_HOOKS to the "
+                      "elixir_hooks folder of a microscope-jupyter checkout")
 
 
 def _cache_dir() -> Path:
@@ -111,7 +124,9 @@ def boot_app_node(app: Path, prefix: str, timeout: float = 120.0) -> DemoNode:
     app = Path(app)
     build = _build_dir(app)
     build.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, MIX_BUILD_PATH=str(build), MIX_ENV="dev")
+    # the demo depends on the hooks package by path; apps that do not ignore it
+    env = dict(os.environ, MIX_BUILD_PATH=str(build), MIX_ENV="dev",
+               BEAM_MICROSCOPE_HOOKS=str(hooks_dir()))
     built = subprocess.run([mix, "compile"], cwd=app, env=env, capture_output=True, text=True,
                            timeout=timeout)
     if built.returncode != 0:

@@ -222,9 +222,12 @@ Patterns = [MFA || MFA <- [{M, F, A} || M <- Mods, {F, A} <- M:module_info(funct
                               {erlang, demonitor, 1}, {erlang, demonitor, 2}],
                    erlang:trace_info(MFA, traced) =/= {traced, false}],
 Monitor = [M || M <- [erlang:system_monitor()], M =/= undefined],
-#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor}.
+%% where BeamMicroscope.inspect_line sends (the Elixir hooks package)
+Lines = [S || S <- [persistent_term:get(microscope_line_sink, undefined)], S =/= undefined],
+#{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor,
+  lines => Lines}.
 """
-CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": []}
+CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": [], "lines": []}
 DEMO_MODULES = ["Elixir.Demo.WorkerB", "Elixir.Demo.Stats"]
 
 

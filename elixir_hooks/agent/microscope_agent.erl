@@ -61,25 +61,29 @@
 %%%                                          after its trace's own cleanup; at expiry
 %%%                                          it unloads this module when alone
 %%%   the hooks' report table (unnamed ETS)  owned by the controller: gone with it
+%%%   the line sink (the persistent_term     line_sink_pop/2: erased, or handed back to
+%%%   microscope_line_sink)                  the trace that held it before; a sink left
+%%%                                          by a killed agent is erased at unload
 %%%   this module                            unloaded by Python at detach
 %%% '''
 %%%
-%%% Nothing else: no registered name, no file, no new atom. A flight recorder
-%%% is the one thing that outlives the notebook: explicit, listed by
-%%% flight_list/0, removable from any session, and gone at its expiry.
+%%% Nothing else: no registered name, no file, no new atom (the line sink's
+%%% key is an atom of this module). A flight recorder is the one thing that
+%%% outlives the notebook: explicit, listed by flight_list/0, removable from
+%%% any session, and gone at its expiry.
 -module(microscope_agent).
 
 %% PUBLIC
 -export([process_details/2, module_source/1]).
 -export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
          process_tree/0]).
--export([flight_start/1, flight_list/0, flight_pull/2, flight_remove/1]).
+-export([flight_start/1, flight_list/0, flight_pull/2, flight_remove/1, line_sink_sweep/0]).
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, sampler_init/3, state_hook/3, flight_init/2]).
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 18).
+-define(VERSION, 19).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -102,6 +106,7 @@
 -define(K_LONG_GC, 16).
 -define(K_LONG_SCHEDULE, 17).
 -define(K_LARGE_HEAP, 18).
+-define(K_LINE, 19).       % BeamMicroscope.inspect_line/1,2: aux is the line, payload {Label, File, Binding}
 %% 19 (line) and 20 (annotation) are written on the Python side.
 -define(K_MONITOR, 21).
 -define(K_DEMONITOR, 22).
@@ -733,7 +738,9 @@ flight_memory(#ring{ctl = Ctl, info = Info}) ->
               reports, report_drops,
               %% watch_only (a flight recorder's counters level): the processes
               %% are monitored, not traced; pid -> true
-              watched = #{}}).
+              watched = #{},
+              %% lines: the sink this trace replaced (line_sink_push/1), or none
+              line_prev = none}).
 
 controller_init(Caller, Owner, Opts0) ->
     process_flag(trap_exit, true),
@@ -782,7 +789,10 @@ controller_init(Caller, Owner, Opts0) ->
                        infinity -> Ctl2#ctl{sampler = Sampler};
                        Ms -> Ctl2#ctl{sampler = Sampler,
                                       deadline_ref = erlang:send_after(Ms, self(), duration)}
-                   end,
+                   end#ctl{line_prev = case maps:get(lines, Opts) of
+                                           true -> line_sink_push(Tracer);
+                                           false -> none
+                                       end},
             %% The caller (an rpc from Python) is answered once tracing runs;
             %% what costs a pass over every traced process (hooks, links and
             %% monitors, names) follows as one details message to the owner,
@@ -878,7 +888,8 @@ defaults() ->
       duration_ms => infinity, payload_limit => 4096, batch_events => 2000,
       flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => [],
       system_monitor => auto, long_gc_ms => 50, long_schedule_ms => 50,
-      large_heap_words => 1000000, mailbox_ms => 100, sample => 1, adaptive => true}.
+      large_heap_words => 1000000, mailbox_ms => 100, sample => 1, adaptive => true,
+      lines => true}.
 
 controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
     receive
@@ -1009,6 +1020,7 @@ cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
     %% From now on every hook of this trace removes itself at its next callback.
     atomics:put(Ctl#ctl.stop_flag, 1, 1),
     restore_monitor(Ctl#ctl.monitor, Tracer),
+    line_sink_pop(Tracer, Ctl#ctl.line_prev),
     untrace_procs(Ctl),
     unset_patterns(Ctl),
     destroy_backend(Ctl#ctl.backend),
@@ -1034,6 +1046,47 @@ tracer_stats(Tracer) ->
         {ok, Stats} -> Stats;
         down -> #{state => stopped};
         timeout -> #{state => busy}
+    end.
+
+%%%===================================================================
+%%% LINES: where BeamMicroscope.inspect_line/1,2 sends its events
+%%%===================================================================
+
+%% The hooks package (elixir_hooks/lib) reads this key on every call, so the
+%% cheap case (no recording) is one persistent_term:get/2; an atom key, as an
+%% atom's hash is precomputed (a tuple key measured twice as slow). The value is the
+%% tracer's pid, an immediate: replacing or erasing it starts no global GC.
+%% The newest trace that takes lines holds it and hands it back when it ends.
+-define(LINE_SINK, microscope_line_sink).
+
+line_sink_push(Tracer) ->
+    Prev = persistent_term:get(?LINE_SINK, none),
+    persistent_term:put(?LINE_SINK, Tracer),
+    Prev.
+
+line_sink_pop(Tracer, Prev) ->
+    case persistent_term:get(?LINE_SINK, none) of
+        Tracer when is_pid(Prev) ->
+            case is_process_alive(Prev) of
+                true -> persistent_term:put(?LINE_SINK, Prev);
+                false -> persistent_term:erase(?LINE_SINK)
+            end;
+        Tracer ->
+            persistent_term:erase(?LINE_SINK);
+        _ ->
+            ok   % a newer trace holds it, and hands it on when it ends
+    end.
+
+%% At unload (Python's detach): a sink whose trace was killed before its
+%% cleanup ran would keep every inspect_line call sending to a dead pid.
+line_sink_sweep() ->
+    case persistent_term:get(?LINE_SINK, none) of
+        P when is_pid(P) ->
+            case is_process_alive(P) of
+                true -> kept;
+                false -> persistent_term:erase(?LINE_SINK), erased
+            end;
+        _ -> none
     end.
 
 %%%===================================================================
@@ -1244,8 +1297,8 @@ check_limits(Opts) ->
               shed_queue, max_queue, long_gc_ms, long_schedule_ms, large_heap_words,
               mailbox_ms, sample],
         not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
-    is_boolean(maps:get(adaptive, Opts))
-        orelse throw({refused, {bad_limit, adaptive, maps:get(adaptive, Opts)}}),
+    [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
+     || K <- [adaptive, lines], not is_boolean(maps:get(K, Opts))],
     case maps:get(duration_ms, Opts) of
         infinity -> ok;
         D when is_integer(D), D > 0 -> ok;
@@ -2302,6 +2355,7 @@ event_ts({microscope_vitals, _, _, _, _, Ts}) -> Ts;
 event_ts({microscope_hook, _, _, Ts}) -> Ts;
 event_ts({microscope_down, _, _, Ts}) -> Ts;
 event_ts({microscope_calls, _, _, Ts}) -> Ts;
+event_ts({microscope_line, _, Ts, _, _, _, _, _}) -> Ts;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
 
@@ -2567,6 +2621,9 @@ encode({monitor, P, _, _} = Msg, T) when is_pid(P) ->
                 T1 -> monitor_trigger(element(3, Msg), P, T1)
             end
     end;
+encode({microscope_line, P, Ts, Label, {M, F, A} = MFA, File, Line, Binding}, T)
+  when is_pid(P), is_integer(Ts), is_atom(M), is_atom(F), is_integer(A), is_integer(Line) ->
+    payload(?K_LINE, P, none, MFA, Ts, Line, {Label, File, Binding}, T);
 encode(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.

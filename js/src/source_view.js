@@ -5,6 +5,7 @@
 //   module, path, what, note: text     lines: [source lines]
 //   functions: {"name/arity": first line}    ran: {"name/arity": [calls, total µs]}
 //   line: the line to show (1-based, 0 none)   function: "name/arity" to show
+//   snapshots: {"line": "3× · n = 7"}   inspect_line calls at that line, the newest binding
 import { h, heat, injectStyle, baseCss, fmtUs } from "./common.js";
 
 function render({ model, el }) {
@@ -15,6 +16,7 @@ function render({ model, el }) {
     .mic-source .ln .no { flex: none; width: 48px; text-align: right; padding-right: 10px; color: var(--mic-muted); user-select: none; }
     .mic-source .ln .ran { flex: none; width: 120px; color: var(--mic-muted); font-size: 11px; }
     .mic-source .ln.target { outline: 2px solid var(--jp-warn-color1, #f9ab00); outline-offset: -2px; }
+    .mic-source .ln .snap { margin-left: 16px; color: var(--mic-diff); font-style: italic; white-space: pre; }
     .mic-source .note { padding: 4px 8px; color: var(--mic-muted); }
     .mic-source .note:empty { display: none; }`);
   const title = h("span", { class: "title" });
@@ -26,6 +28,7 @@ function render({ model, el }) {
   function draw() {
     const lines = model.get("lines") || [];
     const functions = model.get("functions") || {}, ran = model.get("ran") || {};
+    const snapshots = model.get("snapshots") || {};
     title.replaceChildren(h("b", {}, model.get("module") || ""), " ",
       h("span", { class: "muted mono" }, model.get("path") || ""), " · ", model.get("what") || "");
     note.textContent = model.get("note") || "";
@@ -45,7 +48,8 @@ function render({ model, el }) {
                         "data-function": key || "", style: shade ? { background: shade.replace("rgb", "rgba").replace(")", ",0.18)") } : {} },
         h("span", { class: "no" }, String(n)),
         h("span", { class: "ran" }, r && functions[key] === n ? `${r[0]}× · ${fmtUs(r[1])}` : ""),
-        h("span", { class: "text" }, text));
+        h("span", { class: "text" }, text),
+        snapshots[n] ? h("span", { class: "snap", title: snapshots[n] }, `⟵ ${snapshots[n]}`) : null);
     });
     if (!lines.length) code.replaceChildren(h("div", { class: "empty" }, "no source to show"));
     else code.replaceChildren(...rows);
@@ -55,7 +59,7 @@ function render({ model, el }) {
     }
     el.dataset.target = String(target);
   }
-  for (const name of ["lines", "functions", "ran", "line", "function", "note", "module", "path", "what"]) model.on(`change:${name}`, draw);
+  for (const name of ["lines", "functions", "ran", "snapshots", "line", "function", "note", "module", "path", "what"]) model.on(`change:${name}`, draw);
   draw();
   el.dataset.ready = "1";
   return () => root.remove();

@@ -3,7 +3,8 @@
 // Model:
 //   n_events: int      cursor: seq (Python answers with snapshot)     proc: "" | pid/name to step within
 //   snapshot: [{pid, name, alive, exit_text, state_text, mailbox: [text], mailbox_len,
-//               current_callback, relations, diff_text, changed, ancestors: [pid]}]
+//               current_callback, relations, diff_text, changed, ancestors: [pid],
+//               line: the newest inspect_line of the process ("" none)}]
 //   event_text: what happened at the cursor
 //   marks: [{seq, severity, text}]   findings, as ticks under the slider
 //   supervisors: [{pid, name}]        the "only this supervisor" menu
@@ -26,6 +27,7 @@ function render({ model, el }) {
     .mic-tt tr.pinned td:first-child { box-shadow: inset 3px 0 0 var(--jp-warn-color1, #f9ab00); }
     .mic-tt tr.dead { color: var(--mic-dead); }
     .mic-tt .exit { color: var(--mic-crash); }
+    .mic-tt .line { color: var(--mic-muted); font-style: italic; white-space: pre-wrap; }
     .mic-tt .diff { color: var(--mic-diff); white-space: pre-wrap; }
     .mic-tt .body { max-height: 360px; overflow: auto; }
     .mic-tt .event { padding: 4px 8px; border-bottom: 1px solid var(--mic-line); }
@@ -85,7 +87,8 @@ function render({ model, el }) {
       h("td", {}, h("div", {}, r.name || r.pid),
         h("div", { class: "muted mono" }, r.pid),
         r.alive ? null : h("div", { class: "exit mono" }, r.exit_text || "exited")),
-      h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null),
+      h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null,
+        r.line ? h("div", { class: "line", title: "the newest inspect_line of this process" }, `⟵ ${r.line}`) : null),
       h("td", { class: "mono" }, r.mailbox_len ? `${r.mailbox_len}: ${r.mailbox.join(", ")}` : ""),
       h("td", {}, r.current_callback || ""),
       h("td", { class: "relations" }, r.relations || ""));

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 DETAILS_WAIT_S = 30.0   # how long Recording.info waits for the details after the start reply
 
-AGENT_VERSION = 18  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 19  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 A_DETAILS = Atom("microscope_details")
 
@@ -59,8 +59,10 @@ def ensure_agent(remote: RemoteNode) -> None:
 
 def unload_agent(remote: RemoteNode) -> None:
     """Remove the agent module; leaves it if another session's agent still runs it,
-    or a flight recorder (which outlives sessions by design)."""
+    or a flight recorder (which outlives sessions by design). A line sink left by
+    a trace that was killed before its cleanup is erased first."""
     try:
+        remote.rpc(AGENT_MODULE, "line_sink_sweep", [], 10)
         if remote.rpc(AGENT_MODULE, "flight_list", [], 10):
             return
     except (BadRpc, NodeDown, TimeoutError):

@@ -53,6 +53,8 @@ OPTIONS: dict[str, TraceOption] = {o.name: o for o in [
     TraceOption("adaptive", True, "as the tracer falls behind, cap payloads, then keep 1 message "
                 "in 8, then none (counted), and come back up as it catches up; each step is a "
                 "'granularity' event", bool),
+    TraceOption("lines", True, "BeamMicroscope.inspect_line snapshots (the Elixir hooks package "
+                "in elixir_hooks/): local variables at chosen lines, as 'line' events", bool),
     TraceOption("batch_events", 2000, "events per batch sent to Python", int, public=False),
     TraceOption("flush_ms", 50, "longest wait before a partial batch is sent", int, public=False),
     TraceOption("shed_queue", 50_000, "tracer mailbox length where shedding starts", int,

@@ -48,6 +48,7 @@ import pandas as pd
 from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore
+from ..store.lines import line_snapshot, line_text
 from ..store.otp import is_reply, may_be_reply
 from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
                              state_message_keys)
@@ -58,7 +59,7 @@ from .process_history import ProcessHistory, Transitions
 __all__ = ["History", "SNAPSHOT_COLUMNS"]
 
 SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "mailbox_len",
-                    "links", "monitors", "monitored_by", "current_callback", "last_seq"]
+                    "links", "monitors", "monitored_by", "current_callback", "last_seq", "line"]
 
 K = KIND_CODES
 class History:
@@ -86,6 +87,7 @@ class History:
         for gid, p in self._procs.items():
             p.names = names.spans(gid)
         self._index_mailboxes(seqs)
+        self._index_lines(seqs)
 
     def _proc(self, gid: int, seq: int) -> ProcessHistory:
         p = self._procs.get(gid)
@@ -159,6 +161,12 @@ class History:
             p.state_ts_out = ts_out[group].tolist()
             p.state_ts_in = ts_in[group].tolist()
             p.states = Transitions(raw.payload, self._transitions, p.state_seqs)
+
+    def _index_lines(self, seqs: np.ndarray) -> None:
+        """inspect_line snapshots (the Elixir hooks package), per process."""
+        rows = seqs[self.raw.kind == K["line"]]
+        for i in rows.tolist():
+            self._proc(int(self.raw.pid[i]), i).line_seqs.append(i)
 
     def _index_receives(self, seqs: np.ndarray) -> None:
         """Pair each receive with what took it: the callback that handled it (FIFO
@@ -261,7 +269,7 @@ class History:
             rows.append(self._row(p, seq, ts_t))
         frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
         for column in ("name", "state", "state_text", "mailbox", "links", "monitors",
-                       "monitored_by", "current_callback"):
+                       "monitored_by", "current_callback", "line"):
             frame[column] = pd.Series([r[SNAPSHOT_COLUMNS.index(column)] for r in rows],
                                       dtype=object, index=frame.index)
         frame.attrs["seq"] = seq
@@ -297,7 +305,18 @@ class History:
         text = render(state, self.store.syntax, 200) if state is not None else None
         return (p.pid, name if alive else None, alive, state, text, mailbox,
                 p.mailbox_len(seq) if alive else 0,
-                links, monitors, monitored_by, callback, last)
+                links, monitors, monitored_by, callback, last, self._line_at(p, seq))
+
+    def _line_at(self, p: ProcessHistory, seq: int) -> str | None:
+        """The newest inspect_line of ``p`` by ``seq``: "worker_b.ex:14 label: n = 3"."""
+        k = bisect.bisect_right(p.line_seqs, seq) - 1
+        if k < 0:
+            return None
+        at = p.line_seqs[k]
+        snap = line_snapshot(self.raw.term(at))
+        where = f"{str(snap.get('file') or '?').rsplit('/', 1)[-1]}:{int(self.raw.aux[at])}" \
+            if isinstance(snap, dict) else ""
+        return f"{where} {line_text(snap, self.store.syntax, 200)}".strip()
 
     def _related(self, events: list, seq: int, alive: bool, presence: bool) -> list[str]:
         """Peers related at ``seq``: a link is there or not (linking twice is one link);

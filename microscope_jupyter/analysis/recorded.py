@@ -126,6 +126,15 @@ class SessionBase:
         """One row per traced call: args, result or exception, duration."""
         return _handed_out(self._cached("calls", lambda: joins.calls(self.store)))
 
+    def lines(self, proc: Any = None, label: Any = None) -> pd.DataFrame:
+        """One row per ``BeamMicroscope.inspect_line`` call (the Elixir hooks
+        package): where it ran (mfa, file, line), its label, and ``binding``,
+        the local variables as a dict. ``proc`` and ``label`` narrow it."""
+        table = joins.lines(self.store, None if proc is None else self.pids(proc))
+        if label is not None:
+            table = table[[x == label for x in table["label"]]].reset_index(drop=True)
+        return table
+
     def states(self, proc: Any = None) -> pd.DataFrame:
         """One row per GenServer transition of ``proc`` (all if None): before/after.
 

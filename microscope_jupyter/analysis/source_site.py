@@ -21,7 +21,7 @@ from ..beam.terms import Atom
 from ..render.names import format_module
 from ..store.otp import crash_site
 
-__all__ = ["Site", "site_of_event", "site_of_finding", "executed"]
+__all__ = ["Site", "site_of_event", "site_of_finding", "executed", "line_snapshots"]
 
 CALLBACK_ARITY = {"init": 1, "handle_call": 3, "handle_cast": 2, "handle_info": 2,
                   "handle_continue": 2, "terminate": 2, "code_change": 3, "handle_event": 4}
@@ -58,6 +58,9 @@ def site_of_event(recorded: Any, seq: int, modules: dict[str, str] | None = None
     mfa = row["mfa"]
     if isinstance(mfa, str) and "/" in mfa:
         module, function, arity = _split_mfa(mfa)
+        if kind == "line":   # inspect_line: aux is the line it was called at
+            line = int(recorded.store.raw().aux[seq])
+            return Site(module, function, arity, line, f"inspect_line at line {line}")
         return Site(module, function, arity, None, f"{kind} of {mfa}")
     module = (modules if modules is not None else _modules(recorded)).get(row["pid"])
     if kind == "state":
@@ -97,6 +100,19 @@ def executed(recorded: Any, module: str) -> dict[str, tuple[int, float]]:
             if modules.get(pid) == module and str(callback) in CALLBACK_ARITY:
                 _add(out, f"{callback}/{CALLBACK_ARITY[str(callback)]}", duration)
     return {k: (int(v[0]), float(v[1])) for k, v in out.items()}
+
+
+def line_snapshots(recorded: Any, module: str) -> dict[str, str]:
+    """Per source line of ``module`` that called ``inspect_line``: how many times,
+    and the newest binding as text (``"3× · n = 7, state = %{count: 2}"``)."""
+    lines = recorded.lines()
+    out: dict[str, list] = {}
+    for mfa, line, text in zip(lines["mfa"], lines["line"], lines["text"]):
+        if isinstance(mfa, str) and "/" in mfa and _split_mfa(mfa)[0] == module:
+            entry = out.setdefault(str(int(line)), [0, ""])
+            entry[0] += 1
+            entry[1] = text if isinstance(text, str) else ""
+    return {line: f"{n}× · {text}" for line, (n, text) in out.items()}
 
 
 def _add(out: dict[str, list[float]], key: str, duration: Any) -> None:

@@ -24,6 +24,7 @@ from ..render.elixir import render
 from ..render.names import format_mfa_term, format_name
 from .columns import RawColumns
 from .lazy import PayloadArray, PayloadSource
+from .lines import line_snapshot, line_text
 from .otp import transition
 from .schema import AUX, EVENT_COLUMNS, FLAG_TRUNCATED, KIND_CODES, KINDS
 
@@ -35,6 +36,7 @@ __all__ = ["PayloadRenderer", "events_frame", "id_text", "empty_frame"]
 _ENTRY_OVERHEAD = 400
 _KIND_NAMES = [KINDS.get(i, f"kind_{i}") for i in range(256)]
 _STATE = KIND_CODES["state"]
+_LINE = KIND_CODES["line"]
 _DURATION = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "duration_ns"], dtype=np.uint8)
 _COUNT = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "count"], dtype=np.uint8)
 
@@ -67,6 +69,8 @@ class PayloadRenderer:
             return None, f"<undecodable payload: {exc}>"
         if kind == _STATE:
             term = transition(term)
+        elif kind == _LINE:
+            term = line_snapshot(term)
         if flags & FLAG_TRUNCATED:
             return term, (f"#Truncated<{term[1]} bytes>" if isinstance(term, tuple) else None)
         return term, self._text(kind, term)
@@ -74,6 +78,8 @@ class PayloadRenderer:
     def _text(self, kind: int, term: Any) -> str:
         if kind == _STATE:
             return render(term["after"], self.syntax, self.text_limit)
+        if kind == _LINE:
+            return line_text(term, self.syntax, self.text_limit)
         return render(term, self.syntax, self.text_limit)
 
 

@@ -30,7 +30,8 @@ from .event_store import EventStore
 from .otp import TIMEOUT_PAYLOADS, state_recorded
 from .schema import KIND_CODES
 
-__all__ = ["messages", "outgoing", "may_have_lost", "lost_candidates", "calls", "states", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS"]
+__all__ = ["messages", "outgoing", "may_have_lost", "lost_candidates", "calls", "states", "lines", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS",
+           "LINE_COLUMNS"]
 
 MESSAGE_COLUMNS = ["send_seq", "receive_seq", "sent_at", "received_at", "latency_us", "sender",
                    "sender_name", "receiver", "receiver_name", "term", "text", "status"]
@@ -39,6 +40,7 @@ CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "
                 "args_text", "result_text", "exception_text"]
 STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
                  "changed", "duration_us", "tool_us", "text"]
+LINE_COLUMNS = ["seq", "ts", "pid", "name", "label", "mfa", "file", "line", "binding", "text"]
 
 _TIMEOUT_SPELLINGS = np.array([bytes_key(p) for p in TIMEOUT_PAYLOADS], dtype=np.int64)
 _TIMEOUT_KEY = int(_TIMEOUT_SPELLINGS.min())
@@ -344,3 +346,21 @@ def _object_frame(records: list[tuple], columns: list[str], term_columns: list[s
         frame[column] = pd.Series([r[columns.index(column)] for r in records], dtype=object,
                                   index=frame.index)
     return frame
+
+
+def lines(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
+    """One row per ``inspect_line`` call: where (function, file, line) and the
+    binding as a dict of variable -> term."""
+    events = store.frame()
+    rows = events[events["kind"] == "line"]
+    if pid_ids is not None:
+        rows = rows[rows["_pid"].isin(pid_ids)]
+    aux = store.raw().aux
+    records = []
+    for seq, ts, pid, name, mfa, term, text in zip(rows["seq"], rows["ts"], rows["pid"],
+                                                    rows["name"], rows["mfa"], rows["term"],
+                                                    rows["text"]):
+        snap = term if isinstance(term, dict) else {}
+        records.append((int(seq), ts, pid, name, snap.get("label"), mfa, snap.get("file"),
+                        int(aux[seq]), snap.get("binding"), text))
+    return _object_frame(records, LINE_COLUMNS, ["label", "binding"])

@@ -66,6 +66,7 @@ AUX = {
     "hook": "installed",
     "granularity": "level",
     "call_count": "count",
+    "line": "line",               # the source line of an inspect_line call
 }
 
 FLAG_TRUNCATED = 1

@@ -10,7 +10,8 @@ from typing import Any
 
 import traitlets as t
 
-from ..analysis.source_site import Site, executed, site_of_event, site_of_finding
+from ..analysis.source_site import (Site, executed, line_snapshots, site_of_event,
+                                    site_of_finding)
 from ..errors import MicroscopeError
 from ._base import Widget, esm
 
@@ -20,7 +21,8 @@ __all__ = ["SourceView"]
 class SourceView(Widget):
     """The source of the module an event, crash or finding points to, at its
     function and line, with each function that ran shaded by how often (and
-    labelled with its calls and total time).
+    labelled with its calls and total time). Lines that called
+    ``BeamMicroscope.inspect_line`` show how often, and the newest binding.
 
     ``target``: an event seq, a finding (a row of ``s.findings()``), or a
     module name. The source comes from the node (the path the module was
@@ -41,6 +43,7 @@ class SourceView(Widget):
     function = t.Unicode("").tag(sync=True)
     what = t.Unicode("").tag(sync=True)
     note = t.Unicode("").tag(sync=True)
+    snapshots = t.Dict().tag(sync=True)        # "line" -> "3× · n = 7" (inspect_line)
 
     def __init__(self, source: Any, target: Any = None, source_root: str | Path | None = None,
                  **kwargs: Any):
@@ -69,6 +72,7 @@ class SourceView(Widget):
         self.lines = (found.get("text") or "").splitlines()
         self.note = found.get("note", "")
         self.ran = {k: [n, round(us, 1)] for k, (n, us) in executed(self._source, site.module).items()}
+        self.snapshots = line_snapshots(self._source, site.module)
         self.function = site.key or ""
         self.line = site.line or self.functions.get(site.key or "", 0)
         return self
@@ -118,4 +122,4 @@ class SourceView(Widget):
         from . import static_html
 
         return static_html.source_view(self.module, self.path, self.lines, self.line, self.note,
-                                       self.what)
+                                       self.what, self.snapshots)

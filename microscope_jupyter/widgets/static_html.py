@@ -119,7 +119,9 @@ def time_travel(snapshot: list[dict], cursor: int, n_events: int, event_text: st
         f'color:{UI["text"] if r["alive"] else UI["dead"]}">'
         f'<td>{html.escape(r["name"] or r["pid"])}<br><code>{html.escape(r["pid"])}</code></td>'
         f'<td><code>{html.escape(r["state_text"])}</code>'
-        f'<pre style="color:{UI["diff"]};margin:0">{html.escape(r["diff_text"])}</pre></td>'
+        f'<pre style="color:{UI["diff"]};margin:0">{html.escape(r["diff_text"])}</pre>'
+        + (f'<i style="color:{UI["muted"]}">⟵ {html.escape(r["line"])}</i>' if r.get("line") else "")
+        + '</td>'
         f'<td><code>{html.escape(", ".join(r["mailbox"]))}</code></td>'
         f'<td>{html.escape(r["relations"])}</td></tr>'
         for r in snapshot)
@@ -194,12 +196,16 @@ def process_graph(nodes: list[dict], edges: list[dict], path: list[dict]) -> str
             + (f"<b>Causal chain</b><ol>{chain}</ol>" if chain else "") + "</div>")
 
 
-def source_view(module: str, path: str, lines: list[str], line: int, note: str, what: str) -> str:
-    """The lines around the one shown, that one marked."""
+def source_view(module: str, path: str, lines: list[str], line: int, note: str, what: str,
+                snapshots: dict[str, str] | None = None) -> str:
+    """The lines around the one shown, that one marked; inspect_line bindings after their lines."""
     lo, hi = max(1, line - 8), min(len(lines), (line or 1) + 12)
+    snaps = snapshots or {}
     body = "".join(
         f'<div style="white-space:pre;background-color:{UI["changed"] if n == line else "transparent"}">'
-        f'<span style="color:{UI["muted"]}">{n:5} </span>{html.escape(lines[n - 1])}</div>'
+        f'<span style="color:{UI["muted"]}">{n:5} </span>{html.escape(lines[n - 1])}'
+        + (f'<i style="color:{UI["diff"]}">  ⟵ {html.escape(snaps[str(n)])}</i>'
+           if str(n) in snaps else "") + '</div>'
         for n in range(lo, hi + 1))
     return (f'<div style="font-family:sans-serif;font-size:12px"><b>{html.escape(module)}</b> '
             f'<code>{html.escape(path)}</code> {html.escape(what)}'

@@ -123,6 +123,7 @@ class TimeTravel(Widget):
                 "diff_text": render_diff(changes, self._source.store.syntax) if changes else "",
                 "changed": bool(changed and self.cursor > 0),
                 "ancestors": self._ancestors.get(r.pid, []),
+                "line": r.line if isinstance(r.line, str) else "",
             })
         self.snapshot = rows
         event = self._source.store.frame().iloc[self.cursor]

@@ -22,7 +22,7 @@ from microscope_jupyter.errors import TraceLimitError
 from microscope_jupyter.store.schema import KINDS
 
 SOURCE = Path(SOURCE_PATH).read_text()
-PYTHON_SIDE_KINDS = {19, 20}  # line and annotation are written by Python, never the agent
+PYTHON_SIDE_KINDS = {20}  # annotation is written by Python, never the agent
 
 
 def erlang_value(text: str):
@@ -77,7 +77,7 @@ def test_the_agent_and_python_agree():
 
 @pytest.mark.parametrize("edit", [
     ("max_rate => 200000", "max_rate => 100000"),            # a default changed on one side
-    ("adaptive => true}", "adaptive => true, thin => 5}"),   # an option only the agent has
+    ("lines => true}", "lines => true, thin => 5}"),          # an option only the agent has
     ("-define(K_TIMEOUT, 23).", "-define(K_TIMEOUT, 26)."),   # a kind renumbered
     ("mailbox_ms, sample]", "mailbox_ms]"),                  # a check dropped
 ])

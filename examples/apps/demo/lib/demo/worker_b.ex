@@ -1,6 +1,7 @@
 defmodule Demo.WorkerB do
   @moduledoc "Keeps the latest counter from WorkerA and how many updates it has seen."
   use GenServer
+  require BeamMicroscope
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
 
@@ -10,6 +11,10 @@ defmodule Demo.WorkerB do
   @impl true
   def handle_info({:update, n}, state) do
     Demo.Stats.received()
-    {:noreply, %{state | count: state.count + 1, last: n}}
+    count = state.count + 1
+    # While a notebook records, this line's variables are a `line` event
+    # (s.lines()); otherwise it costs one persistent_term lookup.
+    BeamMicroscope.inspect_line("update taken", binding())
+    {:noreply, %{state | count: count, last: n}}
   end
 end

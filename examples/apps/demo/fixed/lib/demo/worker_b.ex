@@ -1,6 +1,7 @@
 defmodule Demo.WorkerB do
   @moduledoc "Keeps the latest counter from WorkerA and how many updates it has seen."
   use GenServer
+  require BeamMicroscope
 
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
 
@@ -13,6 +14,8 @@ defmodule Demo.WorkerB do
 
   def handle_info({:update, n}, state) do
     Demo.Stats.received()
-    {:noreply, %{state | count: state.count + 1, last: n}}
+    count = state.count + 1
+    BeamMicroscope.inspect_line("update taken", binding())
+    {:noreply, %{state | count: count, last: n}}
   end
 end

@@ -1,0 +1,51 @@
+"""Line events: what ``BeamMicroscope.inspect_line(label, binding())`` sent
+(``elixir_hooks/lib/beam_microscope.ex``), as the store shows it.
+
+    line_snapshot((b"after total", b"lib/demo/worker_b.ex", [(Atom("n"), 3)]))
+    # {"label": "after total", "file": "lib/demo/worker_b.ex", "binding": {"n": 3}}
+
+The header carries the rest: the process (pid), the function (mfa) and the
+line number (aux).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..render.elixir import render
+
+__all__ = ["line_snapshot", "line_text"]
+
+
+def line_snapshot(term: Any) -> Any:
+    """The agent's ``{Label, File, Binding}`` as a dict; anything else (a payload
+    cut to a summary) as it is."""
+    if not (isinstance(term, tuple) and len(term) == 3):
+        return term
+    label, file, binding = term
+    pairs = binding if isinstance(binding, list) else []
+    return {"label": _text(label), "file": _text(file),
+            "binding": {str(k[0]): k[1] for k in pairs if isinstance(k, tuple) and len(k) == 2}}
+
+
+def line_text(snapshot: Any, syntax: str, limit: int) -> str:
+    """``after total: n = 3, state = %{count: 2}``: the label, then each variable."""
+    if not isinstance(snapshot, dict):
+        return render(snapshot, syntax, limit)
+    values = ", ".join(f"{name} = {render(value, syntax, limit)}"
+                       for name, value in snapshot["binding"].items())
+    label = snapshot["label"]
+    head = "" if label is None else (label if isinstance(label, str)
+                                     else render(label, syntax, limit))
+    text = f"{head}: {values}" if head and values else head or values
+    return text[:limit]
+
+
+def _text(value: Any) -> Any:
+    """A binary as str when it is UTF-8 (labels and paths are); other terms as they are."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return value
+    return value

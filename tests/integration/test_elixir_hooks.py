@@ -1,0 +1,103 @@
+"""The Elixir hooks package (``elixir_hooks/``): its own ExUnit suite, and
+``BeamMicroscope.inspect_line`` end to end on the demo node, whose WorkerB
+calls it on every update."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import microscope_jupyter as mic
+from microscope_jupyter.widgets import SourceView, TimeTravel
+from nodes import wait_clean, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = ROOT / "elixir_hooks"
+WORKER_B = ROOT / "examples" / "apps" / "demo" / "lib" / "demo" / "worker_b.ex"
+INSPECT_LINE = next(n for n, text in enumerate(WORKER_B.read_text().splitlines(), 1)
+                    if "BeamMicroscope.inspect_line(" in text)
+
+
+def test_the_package_compiles_and_its_exunit_suite_passes(tmp_path):
+    """No agent: a no-op that never evaluates its argument; agent loaded: events
+    arrive with binding, function, file and line; the sink comes and goes."""
+    env = dict(os.environ, MIX_BUILD_PATH=str(tmp_path / "build"), MIX_ENV="test")
+    out = subprocess.run([shutil.which("mix"), "test", "--color=false"], cwd=HOOKS, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 failures" in out.stdout and "warning" not in out.stderr, out.stdout + out.stderr
+
+
+def test_inspect_line_in_the_demo_lands_in_lines_time_travel_and_the_source(demo, demo_node):
+    with demo.trace("Demo.WorkerB"):
+        demo.demo.start_updates(10)
+        wait_until(lambda: len(demo.lines()) >= 5)
+        demo.demo.stop_updates()
+    lines = demo.lines("Demo.WorkerB", label="update taken")
+    assert len(lines) >= 5
+    first = lines.iloc[0]
+    assert first["mfa"] == "Demo.WorkerB.handle_info/2"
+    assert first["line"] == INSPECT_LINE
+    assert first["file"].endswith("lib/demo/worker_b.ex")
+    # the binding: the message's n, and count one past the state it started from
+    for binding in lines["binding"]:
+        assert binding["count"] == binding["state"][mic.Atom("count")] + 1
+    assert [b["n"] for b in lines["binding"]] == sorted(b["n"] for b in lines["binding"])
+    assert first["text"].startswith("update taken: count = ")
+    # each line event sits inside the callback that ran it: after its receive, before its state
+    events = demo.events
+    for seq in lines["seq"]:
+        kinds = events["kind"].iloc[seq - 3:seq + 3].tolist()
+        assert "receive" in kinds[:3] and "state" in kinds[4:], kinds
+
+    # time travel: each process's newest binding at the cursor
+    seq = int(lines["seq"].iloc[2])
+    snap = demo.time_travel().snapshot_at(seq)
+    row = snap[snap["name"] == "Demo.WorkerB"].iloc[0]
+    assert row["line"] == f"worker_b.ex:{INSPECT_LINE} {lines['text'].iloc[2]}"
+    widget = TimeTravel(demo, cursor=seq)
+    shown = next(r for r in widget.snapshot if r["name"] == "Demo.WorkerB")
+    assert shown["line"] == row["line"] and row["line"] in widget.static_html()
+
+    # the source view: the line, how often it ran, the newest binding
+    view = SourceView(demo, int(first["seq"]))
+    assert view.line == INSPECT_LINE and view.function == "handle_info/2"
+    assert view.snapshots == {str(INSPECT_LINE): f"{len(lines)}× · {lines['text'].iloc[-1]}"}
+
+    # nothing records any more: the sink is gone (the calls go on, unrecorded)
+    observer = mic.attach(demo_node.name, cookie=demo_node.cookie)
+    try:
+        left = wait_clean(observer)
+        assert left["lines"] == [], left
+    finally:
+        observer.detach()
+
+
+def test_lines_false_records_none(demo):
+    with demo.trace("Demo.WorkerB", lines=False):
+        demo.demo.start_updates(10)
+        wait_until(lambda: len(demo.states("Demo.WorkerB")) >= 3)
+        demo.demo.stop_updates()
+    assert len(demo.lines()) == 0
+    assert (demo.events["kind"] != "line").all()
+
+
+def test_a_killed_trace_leaves_no_sink_after_detach(demo_node):
+    """A controller killed before its cleanup leaves the sink pointing at a dead
+    tracer; the detach that unloads the agent erases it. (Only the sink is
+    checked: a controller killed outright cannot undo its own patterns.)"""
+    s = mic.attach(demo_node.name, cookie=demo_node.cookie)
+    rec = s.trace("Demo.WorkerB")
+    sink = s.rpc("persistent_term", "get", [mic.Atom("microscope_line_sink"),
+                                            mic.Atom("undefined")])
+    assert sink == rec.info["tracer"]
+    s.rpc("erlang", "exit", [rec.agent, mic.Atom("kill")])
+    s.detach()
+    observer = mic.attach(demo_node.name, cookie=demo_node.cookie)
+    try:
+        left = wait_clean(observer)
+        assert left["lines"] == [] and left["agents"] == [], left
+    finally:
+        observer.detach()
