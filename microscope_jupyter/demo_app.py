@@ -27,6 +27,7 @@ from typing import Any
 from .beam import epmd
 from .beam.terms import Atom, Pid
 from .errors import AttachError, MicroscopeError
+from .package_data import hooks_dir as package_hooks_dir
 
 __all__ = ["DemoNode", "boot_demo_node", "boot_app_node", "demo_app_dir", "fixed_demo_app_dir",
            "hooks_dir", "checkout_commit"]
@@ -49,16 +50,12 @@ def demo_app_dir() -> Path:
 
 
 def hooks_dir() -> Path:
-    """The Elixir hooks package (``BeamMicroscope.inspect_line``): ``$BEAM_MICROSCOPE_HOOKS``,
-    else the copy an installed package ships, else a checkout's ``elixir_hooks``."""
-    env = os.environ.get("BEAM_MICROSCOPE_HOOKS")
-    candidates = [Path(env)] if env else []
-    candidates += [_HERE / "elixir_hooks", _HERE.parent / "elixir_hooks"]
-    for path in candidates:
-        if (path / "mix.exs").exists():
-            return path
-    raise AttachError("the Elixir hooks package was not found: set BEAM_MICROSCOPE_HOOKS to the "
-                      "elixir_hooks folder of a microscope-jupyter checkout")
+    """The Elixir hooks package the demo depends on by path (``package_data.hooks_dir``)."""
+    found = package_hooks_dir()
+    if found is None:
+        raise AttachError("the Elixir hooks package was not found: set BEAM_MICROSCOPE_HOOKS to "
+                          "the elixir_hooks folder of a microscope-jupyter checkout")
+    return found
 
 
 def _cache_dir() -> Path:

@@ -2506,6 +2506,7 @@ encode_event(M, T) ->
     encode(M, T).
 
 agent_traffic({system, {_, {microscope_hook, _, _}}, _}) -> true;
+agent_traffic(Msg) when element(1, Msg) =:= microscope_line -> true;  % inspect_line to us
 agent_traffic({{microscope_hook, _, _}, _}) -> true;
 agent_traffic(_) -> false.
 

@@ -59,15 +59,6 @@ defmodule BeamMicroscope do
   @doc false
   def sink_key, do: @sink_key
 
-  @doc false
-  # The active branch, kept out of line so that the inactive one stays two
-  # instructions at the call site.
-  def __record__(sink, label, mfa, file, line, binding) do
-    send(sink, {:microscope_line, self(), :erlang.monotonic_time(), label, mfa, file, line,
-                binding})
-    :ok
-  end
-
   defp expand(label, binding, caller) do
     {function, arity} = caller.function || {nil, 0}
     where = Macro.escape({caller.module, function, arity})
@@ -77,9 +68,14 @@ defmodule BeamMicroscope do
         nil ->
           :ok
 
+        # In line, not a call into this module: a recorded process must not be
+        # seen loading BeamMicroscope (or sending anything but this one message,
+        # which the agent leaves out of the trace).
         sink ->
-          BeamMicroscope.__record__(sink, unquote(label), unquote(where), unquote(caller.file),
-                                    unquote(caller.line), unquote(binding))
+          send(sink, {:microscope_line, self(), :erlang.monotonic_time(), unquote(label),
+                      unquote(where), unquote(caller.file), unquote(caller.line),
+                      unquote(binding)})
+          :ok
       end
     end
   end

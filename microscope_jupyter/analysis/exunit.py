@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..beam.terms import Atom, ImproperList, MapPairs, Pid
 from ..errors import QueryError
+from ..package_data import hooks_dir
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
 from ..store.otp import message_kind, state_recorded
@@ -75,7 +76,8 @@ class ExUnitTest:
 
     def run(self, app: str | Path, timeout: float = 300.0) -> "ExUnitRun":
         """Write the test into the Mix app ``app`` (its ``test/`` folder, with a
-        ``test_helper.exs`` if it has none) and run it with ``mix test``."""
+        ``test_helper.exs`` if it has none) and run it with ``mix test``
+        (``$BEAM_MICROSCOPE_HOOKS`` set for apps that use ``inspect_line``)."""
         import os
         import shutil
         import subprocess
@@ -90,6 +92,9 @@ class ExUnitTest:
             helper.write_text("ExUnit.start()\n")
         path = self.write(app / "test" / self.filename)
         env = dict(os.environ, MIX_ENV="test")
+        hooks = hooks_dir()   # an app that depends on the hooks package by path finds it
+        if hooks is not None:
+            env.setdefault("BEAM_MICROSCOPE_HOOKS", str(hooks))
         ran = subprocess.run([mix, "test", str(path.relative_to(app)), "--no-color"], cwd=app,
                              env=env, capture_output=True, text=True, timeout=timeout)
         output = ran.stdout + ran.stderr

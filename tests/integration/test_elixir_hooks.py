@@ -52,6 +52,10 @@ def test_inspect_line_in_the_demo_lands_in_lines_time_travel_and_the_source(demo
         kinds = events["kind"].iloc[seq - 3:seq + 3].tolist()
         assert "receive" in kinds[:3] and "state" in kinds[4:], kinds
 
+    # recording lines leaves no trace of its own: no send to the agent, no module loading
+    sends = events[(events["kind"] == "send") & (events["name"] == "Demo.WorkerB")]
+    assert not sends["text"].str.contains("microscope_line|ensure_loaded").any(), sends["text"]
+
     # time travel: each process's newest binding at the cursor
     seq = int(lines["seq"].iloc[2])
     snap = demo.time_travel().snapshot_at(seq)

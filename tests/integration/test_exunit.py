@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from microscope_jupyter import Atom
-from microscope_jupyter.demo_app import demo_app_dir
+from microscope_jupyter.demo_app import demo_app_dir, hooks_dir
 from nodes import wait_until
 
 QUESTION_FIX = ('  def handle_info({:update, n, :checkpoint}, state),\n'
@@ -20,7 +20,8 @@ QUESTION_FIX = ('  def handle_info({:update, n, :checkpoint}, state),\n'
 
 
 def mix_test(app: Path, test_file: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MIX_ENV="test", MIX_BUILD_PATH=str(app / "_build_test"))
+    env = dict(os.environ, MIX_ENV="test", MIX_BUILD_PATH=str(app / "_build_test"),
+               BEAM_MICROSCOPE_HOOKS=str(hooks_dir()))   # the demo's path dependency
     return subprocess.run(["mix", "test", str(test_file.relative_to(app)), "--no-color"],
                           cwd=app, env=env, capture_output=True, text=True, timeout=300)
 

@@ -2,7 +2,6 @@ defmodule Demo.WorkerB do
   @moduledoc "Keeps the latest counter from WorkerA and how many updates it has seen."
   use GenServer
   require BeamMicroscope
-
   def start_link(opts), do: GenServer.start_link(__MODULE__, opts, name: __MODULE__)
 
   @impl true
