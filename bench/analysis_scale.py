@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import microscope_jupyter as mic  # noqa: E402
-from microscope_jupyter.analysis.recorded import OfflineSession  # noqa: E402
+from microscope_jupyter.saved import OfflineSession  # noqa: E402
 from microscope_jupyter.beam.etf import encode  # noqa: E402
 from microscope_jupyter.beam.terms import Atom, Pid  # noqa: E402
 from microscope_jupyter.store.event_store import EventStore  # noqa: E402

@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import errors
 from .beam.terms import Atom
 from .analysis.compare import compare
-from .analysis.recorded import OfflineSession, load
+from .saved import OfflineSession, load
 from .session import Session, attach, demo
 from .cluster import Cluster, attach_cluster
 from .bisection import bisect

@@ -31,7 +31,7 @@ from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Callable
 
-from .analysis.recorded import OfflineSession, load
+from .saved import OfflineSession, load
 from .errors import AttachError, BisectError
 from .session import Session, attach
 from .demo_app import boot_app_node

@@ -1,9 +1,11 @@
-"""Command line: ``python -m microscope_jupyter.cli demo [--out DIR]``.
+"""Command line: ``microscope demo [--out DIR]``, ``microscope report NOTEBOOK``,
+``microscope mcp --node NODE``.
 
-Runs the quickstart notebook headlessly: it boots the bundled demo app as a
-local node, traces the seed scenario (WorkerA sends a counter to WorkerB on
-every tick), finds why updates go missing, and writes the executed notebook
-and an HTML copy to ``out/``.
+``demo`` runs the quickstart notebook headlessly: it boots the bundled demo
+app as a local node, traces the seed scenario (WorkerA sends a counter to
+WorkerB on every tick), finds why updates go missing, and writes the
+executed notebook and its report (one self-contained HTML file, widgets
+live, works offline) to ``out/``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from .beam.address import read_cookie_file
 from .errors import MicroscopeError
+from .report import report_notebook
 from .session import attach
 
 
@@ -25,7 +28,6 @@ def demo(out_dir: str = "out") -> int:
     try:
         import nbformat
         from nbclient import NotebookClient
-        from nbconvert import HTMLExporter
     except ImportError as exc:
         raise SystemExit(f"running the quickstart needs {exc.name}: "
                          "pip install 'microscope-jupyter[notebook]'") from None
@@ -40,12 +42,10 @@ def demo(out_dir: str = "out") -> int:
                    resources={"metadata": {"path": str(out)}}).execute()
     executed = out / source.name
     nbformat.write(nb, executed)
-    html_path = executed.with_suffix(".html")
-    body, _ = HTMLExporter().from_notebook_node(_static_copy(nb))
-    html_path.write_text(body)
+    html_path, _ = report_notebook(executed)
     print(f"Done in {time.monotonic() - started:.0f} s.")
     print(f"  executed notebook: {executed}")
-    print(f"  HTML copy:         {html_path}")
+    print(f"  report (offline):  {html_path}")
     for cell in nb.cells:
         if cell.cell_type == "code" and "findings" in cell.source:
             for output in cell.outputs:
@@ -79,22 +79,16 @@ def _mcp(args) -> int:
     return 0
 
 
-def _static_copy(nb):
-    """The notebook as a standalone page: each widget's static HTML/SVG instead of a live view.
+def _report(args) -> int:
+    import importlib.util
 
-    A live view in exported HTML needs the widget manager from a CDN; the
-    static rendering every widget carries needs nothing.
-    """
-    import copy
-
-    page = copy.deepcopy(nb)
-    page.metadata.pop("widgets", None)
-    for cell in page.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if "application/vnd.jupyter.widget-view+json" in data and "text/html" in data:
-                del data["application/vnd.jupyter.widget-view+json"]
-    return page
+    if importlib.util.find_spec("nbconvert") is None:
+        raise SystemExit("microscope report needs nbconvert: "
+                         "pip install 'microscope-jupyter[notebook]'") from None
+    path, counts = report_notebook(args.notebook, args.out)
+    static = f", {counts['static']} static (no saved state)" if counts["static"] else ""
+    print(f"{path}: {counts['live']} widget(s) live{static}; opens offline")
+    return 0
 
 
 def _quickstart_path() -> Path:
@@ -113,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo", help="run the quickstart notebook against the bundled demo app")
     run.add_argument("--out", default="out", help="where the executed notebook and HTML go")
+    report = sub.add_parser("report", help="an executed notebook as one self-contained HTML "
+                            "file: widgets live, no CDN, opens offline")
+    report.add_argument("notebook", help="the executed notebook (.ipynb, widget state saved)")
+    report.add_argument("-o", "--out", help="the HTML file (default: NOTEBOOK with .html)")
     serve = sub.add_parser("mcp", help="serve a node to AI assistants over MCP (stdio)")
     serve.add_argument("--node", required=True, help="the node to attach to, name@host")
     serve.add_argument("--cookie-file", help="a file holding the cookie (else "
@@ -132,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return demo(args.out)
         if args.command == "mcp":
             return _mcp(args)
+        if args.command == "report":
+            return _report(args)
     except MicroscopeError as exc:
         print(f"microscope: {exc}", file=sys.stderr)
         return 1

@@ -29,6 +29,7 @@ import pandas as pd
 from .agent.controller import Recording
 from .agent.spec import TraceSpec
 from .analysis.recorded import SessionBase
+from .report import Reporting
 from .beam.node import LocalNode
 from .beam.terms import Atom, Pid
 from .beam.tls import client_context
@@ -131,7 +132,7 @@ class ClusterRecording:
         self.stop()
 
 
-class Cluster(SessionBase):
+class Cluster(Reporting, SessionBase):
     """Every node of a cluster. ``sessions`` maps node name -> Session (sharing
     this store); every analysis view works across nodes and shows the node."""
 

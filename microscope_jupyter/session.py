@@ -30,6 +30,7 @@ from .agent.spec import TraceSpec
 from .agent.tables import Columns
 from .analysis.compare import modules_seen
 from .analysis.recorded import SessionBase
+from .report import Reporting
 from .demo_app import checkout_commit
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
@@ -48,7 +49,7 @@ PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
 
 
 
-class Session(SessionBase):
+class Session(Reporting, SessionBase):
     """An attached BEAM node. Use ``attach()`` to make one.
 
     Everything that reads a recording (events, messages, states, query,

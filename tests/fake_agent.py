@@ -70,7 +70,7 @@ def updates(agent: "FakeAgent", start_ms: int, count: int, every_ms: int, work_m
 
 def demo_recording(build):
     """An OfflineSession of what ``build(agent)`` laid down, A and B named as the demo's."""
-    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.saved import OfflineSession
     from microscope_jupyter.beam.terms import Atom
 
     store = EventStore()

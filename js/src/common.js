@@ -75,7 +75,36 @@ export const baseCss = `
 .mic .mark.error { background: var(--mic-crash); }
 .mic .mark.warning { background: var(--jp-warn-color1, #f9ab00); }
 .mic .mark.info { background: var(--mic-accent); }
+.mic .mark.note { background: ${ui.note}; border-radius: 50%; }
+.mic .notes { border-top: 1px solid var(--mic-line); padding: 4px 8px; display: flex; flex-direction: column; gap: 2px; }
+.mic .notes:empty { display: none; }
+.mic .note { border-left: 3px solid ${ui.note}; padding: 1px 6px; cursor: pointer; }
+.mic .note.here { background: var(--mic-cursor); }
+.mic .note .who { color: var(--mic-muted); font-size: 11px; }
 `;
+
+// Annotations (s.annotate): notes [{id, seq, end_seq, text, author, target}]
+// listed under a widget; the ones spanning the cursor (when the widget has
+// one) highlighted; a click moves the cursor to the note.
+export function notesStrip(model) {
+  const box = h("div", { class: "notes" });
+  function draw() {
+    const cursor = model.get("cursor");
+    box.replaceChildren(...(model.get("notes") || []).map((n) => {
+      const here = typeof cursor === "number" && cursor >= n.seq && cursor <= n.end_seq;
+      const el = h("div", { class: `note${here ? " here" : ""}`, "data-note": n.id, title: `#${n.seq}${n.end_seq !== n.seq ? `–#${n.end_seq}` : ""}` },
+        "✎ ", n.text, " ", h("span", { class: "who" }, `— ${n.author} · ${n.target}`));
+      el.addEventListener("click", () => {
+        if (typeof model.get("cursor") === "number") { model.set("cursor", n.seq); model.save_changes(); }
+      });
+      return el;
+    }));
+  }
+  model.on("change:notes", draw);
+  model.on("change:cursor", draw);
+  draw();
+  return box;
+}
 
 // The resolved theme colours, for canvas painting (read at each paint: the
 // theme can change while a notebook is open).

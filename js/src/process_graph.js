@@ -10,7 +10,7 @@
 //   seq_times: [[ms, seq]]   span: ms    cursor: seq    playing: bool   speed: x
 //   path: [{from, to, send_seq, text, wait_us, worked_us, slowest}]   focus: seq (-1 none)
 //   marks: [{seq, severity, text}]   findings: clicking one focuses it
-import { h, palette, heat, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound } from "./common.js";
+import { h, palette, heat, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-graph" });
@@ -30,6 +30,7 @@ function render({ model, el }) {
   const pathBox = h("div", { class: "path mono" });
   root.append(h("div", { class: "bar" }, play, speed, clock, findings, info), canvas, pathBox);
   const tip = tooltip(root);
+  root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
   const ctx = canvas.getContext("2d");
 

@@ -18,7 +18,7 @@
 //   selected: seq of the clicked message (-1 none)    cursor: seq (linked to TimeTravel)
 //   filter: text filter      hidden: [lane ids]       row_filter: [row indices] or null
 import { h, input, palette, ui, injectStyle, baseCss, themeColours, tooltip, onResize,
-         fmtUs, niceStep, upperBound } from "./common.js";
+         fmtUs, niceStep, upperBound, notesStrip } from "./common.js";
 
 const HEADER = 34, LEFT = 84, PAD = 12;
 const DEFAULTS = { rowH: 22, laneW: 150 };
@@ -48,6 +48,7 @@ function render({ model, el }) {
   const empty = h("div", { class: "empty", style: { display: "none" } });
   root.append(h("div", { class: "bar" }, filter, modeBtn, zoomOut, zoomIn, fit, reset, showAll, legend, info), empty, viewport);
   const tip = tooltip(root);
+  root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
   const ctx = canvas.getContext("2d");
 
@@ -345,7 +346,7 @@ function render({ model, el }) {
       else { const r = rows.findIndex((i) => msgs.seq[i] >= m.seq); y = yOfRow(r < 0 ? rows.length - 0.5 : r); }
       if (y < top + HEADER || y > bottom) continue;
       const x = left + 8;
-      ctx.fillStyle = m.severity === "error" ? colours.crash : m.severity === "warning" ? "#f9ab00" : colours.accent;
+      ctx.fillStyle = m.severity === "error" ? colours.crash : m.severity === "warning" ? "#f9ab00" : m.severity === "note" ? ui.note : colours.accent;
       ctx.beginPath(); ctx.moveTo(x, y - 6); ctx.lineTo(x + 10, y); ctx.lineTo(x, y + 6); ctx.fill();
       markSpots.push([x + 5 - left, y - top, m]);
     }

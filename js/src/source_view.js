@@ -6,7 +6,7 @@
 //   functions: {"name/arity": first line}    ran: {"name/arity": [calls, total µs]}
 //   line: the line to show (1-based, 0 none)   function: "name/arity" to show
 //   snapshots: {"line": "3× · n = 7"}   inspect_line calls at that line, the newest binding
-import { h, heat, injectStyle, baseCss, fmtUs } from "./common.js";
+import { h, heat, injectStyle, baseCss, fmtUs, notesStrip } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-source" });
@@ -23,6 +23,7 @@ function render({ model, el }) {
   const note = h("div", { class: "note" });
   const code = h("div", { class: "code mono" });
   root.append(h("div", { class: "bar" }, title), note, code);
+  root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
 
   function draw() {

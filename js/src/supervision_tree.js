@@ -9,7 +9,7 @@
 //   sort_by: tree|mailbox|memory|reductions    user_apps: [app]    as_of: "HH:MM:SS"   live: bool
 //   can_trace: bool    details: {pid, state, links, monitors, monitored_by, counters, trace, error}
 //   Python answers {event: "trace", pid, seconds} by tracing that process.
-import { h, input, palette, heat, injectStyle, baseCss, onResize } from "./common.js";
+import { h, input, palette, ui, heat, injectStyle, baseCss, onResize, notesStrip } from "./common.js";
 
 const ROW = 22;
 const COUNTERS = [["message_queue_len", "mailbox", "mailbox"], ["memory", "memory", "memory"],
@@ -37,7 +37,7 @@ function render({ model, el }) {
     .mic-tree .hit { background: color-mix(in srgb, var(--jp-warn-color1, #f9ab00) 40%, transparent); }
     .mic-tree .restarts { color: var(--mic-crash); }
     .mic-tree .finding.error { color: var(--mic-crash); } .mic-tree .finding.warning { color: var(--jp-warn-color1, #b06000); }
-    .mic-tree .finding.info { color: var(--mic-accent); }
+    .mic-tree .finding.info { color: var(--mic-accent); } .mic-tree .finding.note { color: ${ui.note}; }
     .mic-tree .legend { display: inline-flex; align-items: center; gap: 4px; }
     .mic-tree .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 50%; }
     .mic-tree .ramp { display: inline-block; width: 80px; height: 8px; border-radius: 4px;
@@ -64,6 +64,7 @@ function render({ model, el }) {
     h("button", { onclick: () => { collapsed.clear(); draw(); } }, "expand all"),
     h("button", { onclick: () => { for (const n of nodes) if (children.get(n.pid)?.length) collapsed.add(n.pid); draw(); } }, "collapse all"),
     count, asOf, h("label", { class: "muted" }, live, " live")), head, viewport, details);
+  root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
 
   let nodes = [], children = new Map(), groups = [], maxOf = {};
@@ -202,7 +203,7 @@ function render({ model, el }) {
   }
 
   function worst(findings) {
-    return findings.some((f) => f.severity === "error") ? "error" : findings.some((f) => f.severity === "warning") ? "warning" : "info";
+    return findings.some((f) => f.severity === "error") ? "error" : findings.some((f) => f.severity === "warning") ? "warning" : findings.every((f) => f.severity === "note") ? "note" : "info";
   }
 
   function drawDetails() {

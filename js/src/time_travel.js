@@ -9,7 +9,7 @@
 //   marks: [{seq, severity, text}]   findings, as ticks under the slider
 //   supervisors: [{pid, name}]        the "only this supervisor" menu
 //   message: feedback from Python (an unknown process to step within)
-import { h, input, injectStyle, baseCss, markTrack } from "./common.js";
+import { h, input, injectStyle, baseCss, markTrack, notesStrip } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-tt", tabindex: "0" });
@@ -47,6 +47,7 @@ function render({ model, el }) {
   root.append(h("div", { class: "bar" }, prev, sliderBox, next, h("span", { class: "muted" }, "seq"), number, proc,
                  h("label", { class: "muted" }, onlyChanged, " only changed"), supervisor),
               message, event, body);
+  root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
   let local = "";   // feedback of our own (an out-of-range seq), next to Python's
 

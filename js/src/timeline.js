@@ -11,7 +11,7 @@
 //   gcs: [[lane, t]]    mailbox: [[lane, t, len]]    gaps: [[start, end]]    span: total ms
 //   marks: [{seq, t_ms, lane, severity, text}]     cursor: seq    cursor_ms: where it is (Python)
 //   Python answers {event: "seek_ms", ms} by moving the cursor to the event at that time.
-import { h, palette, ui, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound } from "./common.js";
+import { h, palette, ui, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip } from "./common.js";
 
 const LEFT = 170, AXIS = 26, TRACK = 24, MAILBOX = 34;
 
@@ -35,6 +35,7 @@ function render({ model, el }) {
   const empty = h("div", { class: "empty", style: { display: "none" } }, "nothing recorded yet: record with s.trace() and refresh()");
   root.append(h("div", { class: "bar" }, h("b", {}, "Timeline"), zoomOut, zoomIn, fit, info, legend), empty, viewport, summary);
   const tip = tooltip(root);
+  root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
   const ctx = canvas.getContext("2d");
 
@@ -176,7 +177,7 @@ function render({ model, el }) {
     for (const m of model.get("marks") || []) {
       if (m.lane !== tr.lane || m.t_ms < v0 || m.t_ms > v1) continue;
       const x = xOf(m.t_ms);
-      ctx.fillStyle = m.severity === "error" ? colours.crash : m.severity === "warning" ? "#f9ab00" : colours.accent;
+      ctx.fillStyle = m.severity === "error" ? colours.crash : m.severity === "warning" ? "#f9ab00" : m.severity === "note" ? ui.note : colours.accent;
       ctx.beginPath(); ctx.moveTo(x - 5, y); ctx.lineTo(x + 5, y); ctx.lineTo(x, y + 7); ctx.fill();
     }
   }

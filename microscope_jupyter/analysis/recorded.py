@@ -1,7 +1,7 @@
 """Everything that works on a recording, live or loaded from disk.
 
-``Session`` (attached to a node) and ``OfflineSession`` (``mic.load(path)``)
-both inherit this, so every query, time-travel step, expectation and widget
+``Session`` (attached to a node), ``OfflineSession`` (``mic.load(path)``,
+in ``saved.py``) and ``Cluster`` all inherit this, so every query, time-travel step, expectation and widget
 behaves the same with or without a node.
 """
 
@@ -25,6 +25,7 @@ from ..store.event_store import EventStore
 from ..store.persist import load_store, save_store
 from ..store.lazy import materialize
 from ..store.schema import EVENT_COLUMNS
+from .annotations import annotations_frame, make_annotation, notify
 from .anomalies import anomalies
 from .compare import VERSION_COLUMNS
 from .expect import check_expectation
@@ -35,7 +36,7 @@ from .query import Query
 from .history import History
 from .metrics import Dashboard, dashboard, metrics
 
-__all__ = ["SessionBase", "OfflineSession", "load"]
+__all__ = ["SessionBase", "load_recording"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class SessionBase:
         self._expect_findings: list[Finding] = []
         self._expectations: list[tuple[Any, Callable]] = []   # (proc, rule), for exunit
         self.audit: list[dict] = []   # what assistants asked through MCP, and who approved
+        self._notes: list[dict] = []  # s.annotate(...), saved with the recording
         self._cache: dict[str, tuple[int, Any]] = {}
 
     def _cached(self, key: str, build: Callable[[], Any]) -> Any:
@@ -125,6 +127,21 @@ class SessionBase:
     def calls(self) -> pd.DataFrame:
         """One row per traced call: args, result or exception, duration."""
         return _handed_out(self._cached("calls", lambda: joins.calls(self.store)))
+
+    def annotate(self, target: Any, text: str, author: str | None = None) -> dict:
+        """Pin a note to ``target``: an event seq, a row of ``findings()``, a row of
+        ``explain().causes``, or a ``(start, end)`` range of seqs or times. It
+        shows on every widget of this recording (open ones at once), in
+        ``annotations()``, in reports, and is saved with the recording.
+        ``author``: default ``$MICROSCOPE_AUTHOR``, else the login name."""
+        note = make_annotation(self, target, text, author, len(self._notes) + 1)
+        self._notes.append(note)
+        notify(self)
+        return dict(note)
+
+    def annotations(self) -> pd.DataFrame:
+        """Every note: id, target, seq, end_seq, pid, name, text, author, created_at."""
+        return annotations_frame(self._notes)
 
     def lines(self, proc: Any = None, label: Any = None) -> pd.DataFrame:
         """One row per ``BeamMicroscope.inspect_line`` call (the Elixir hooks
@@ -340,6 +357,7 @@ class SessionBase:
             "notebook_git_commit": _git_commit(),
             "dropped": self.store.dropped,
             "seen": self.store.seen,
+            "annotations": list(self._notes),
         }
 
 
@@ -363,44 +381,6 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-class OfflineSession(SessionBase):
-    """A recording loaded from disk: every query and widget, no node."""
-
-    def __init__(self, store: EventStore, metadata: dict[str, Any], path: Path):
-        self._init_recorded(store)
-        self.metadata = metadata
-        self.audit = list(metadata.get("audit", []))
-        self.path = path
-        self.node = metadata.get("node")
-
-    def __repr__(self) -> str:
-        return f"<microscope OfflineSession {self.node} {len(self.store)} events from {self.path}>"
-
-    @property
-    def attached(self) -> bool:
-        return False
-
-    def _initial_tree(self) -> list[dict]:
-        return list(self.metadata.get("tree", []))
-
-    def _module_versions(self) -> list[dict]:
-        return list(self.metadata.get("modules", []))
-
-    def _metadata(self) -> dict[str, Any]:
-        meta = dict(self.metadata)
-        meta.update(super()._metadata())
-        return meta
-
-
-def load(path: str | Path) -> OfflineSession:
-    """Open a session saved with ``s.save(path)``; works with no node."""
-    try:
-        store, metadata = load_store(path)
-    except (FileNotFoundError, ValueError) as exc:
-        raise MicroscopeError(f"cannot load {path}: {exc}") from None
-    return OfflineSession(store, metadata, Path(path))
-
-
 _PANDAS_MAJOR = int(pd.__version__.split(".")[0])
 
 
@@ -408,3 +388,11 @@ def _handed_out(table: pd.DataFrame) -> pd.DataFrame:
     """A cached table as the caller's own: with copy-on-write (pandas 3) a
     shallow copy already is, and costs no memory; else a deep one."""
     return table.copy(deep=_PANDAS_MAJOR < 3)
+
+
+def load_recording(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
+    """The store and metadata ``s.save(path)`` wrote; MicroscopeError when unreadable."""
+    try:
+        return load_store(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise MicroscopeError(f"cannot load {path}: {exc}") from None

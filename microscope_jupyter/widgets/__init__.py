@@ -12,6 +12,7 @@ no widget manager runs (exported HTML, GitHub), each shows a static HTML/SVG
 rendering instead, so a shared notebook still has its pictures.
 """
 
+from ._base import bundle_source
 from .process_graph import ProcessGraph
 from .sequence_diagram import SequenceDiagram
 from .source_view import SourceView
@@ -20,4 +21,4 @@ from .time_travel import TimeTravel
 from .timeline import Timeline
 
 __all__ = ["SupervisionTree", "SequenceDiagram", "TimeTravel", "Timeline", "ProcessGraph",
-           "SourceView"]
+           "SourceView", "bundle_source"]

@@ -8,8 +8,11 @@ from typing import Any
 import anywidget
 import numpy as np
 import pandas as pd
+import traitlets as t
 
+from ..analysis.annotations import watch
 from ..errors import MicroscopeError
+from . import static_html
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -23,33 +26,71 @@ def esm(name: str) -> Path:
     return path
 
 
+def bundle_source(name: str) -> str:
+    """The text of bundle ``name`` (a widget's, or ``report_runtime``), to inline in a page."""
+    return esm(name).read_text(encoding="utf-8")
+
+
 class Widget(anywidget.AnyWidget):
-    """Adds a static HTML rendering next to the live view, and a stable repr."""
+    """Adds a static HTML rendering next to the live view, a stable repr, and the
+    recording's annotations (``notes``), kept current as notes are added."""
+
+    notes = t.List(t.Dict()).tag(sync=True)   # [{id, seq, end_seq, text, author, target, pid}]
+
+    def follow_notes(self, source: Any) -> None:
+        """Show ``source``'s annotations, now and as ``s.annotate`` adds them."""
+        self.notes = note_list(source)
+        watch(source, self._notes_added)
+
+    def _notes_added(self) -> None:
+        source = getattr(self, "_source", None)
+        if source is not None:
+            self.notes = note_list(source)
+            self.notes_changed(source)
+
+    def notes_changed(self, source: Any) -> None:
+        """A widget that draws notes elsewhere too (as marks) redraws them here."""
 
     def _repr_mimebundle_(self, **kwargs: Any):
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is None:
             return None
         data, metadata = bundle
-        data["text/html"] = self.static_html()
+        data["text/html"] = self.static_html() + static_html.notes(self.notes)
         return data, metadata
 
     def static_html(self) -> str:  # pragma: no cover - every widget overrides
         return ""
 
 
+def note_list(source: Any) -> list[dict]:
+    """The recording's annotations as plain dicts for a widget."""
+    notes = source.annotations()
+    return [{"id": int(r.id), "seq": int(r.seq), "end_seq": int(r.end_seq), "text": str(r.text),
+             "author": str(r.author), "target": str(r.target),
+             "pid": r.pid if isinstance(r.pid, str) else None}
+            for r in notes.itertuples(index=False)]
+
+
 def finding_marks(source: Any, lane_of: dict[str, int] | None = None,
                   t0_ns: int | None = None) -> list[dict]:
-    """The recording's findings as marks a widget draws and links to:
-    ``{seq, t_us, lane, severity, kind, text}`` at each finding's first event
-    (``t_us`` from ``t0_ns``; ``lane`` from ``lane_of`` by pid, -1 if none)."""
+    """The recording's findings, then its annotations (severity ``note``), as
+    marks a widget draws and links to: ``{seq, t_us, lane, severity, kind,
+    text}`` at each one's first event (``t_us`` from ``t0_ns``; ``lane`` from
+    ``lane_of`` by pid, -1 if none)."""
+    ts = source.store.raw().ts_ns
+    notes = [{"seq": n["seq"], "kind": "annotation", "severity": "note",
+              "text": f"✎ {n['author']}: {n['text']}",
+              "t_us": None if t0_ns is None or not 0 <= n["seq"] < len(ts)
+              else round((int(ts[n["seq"]]) - t0_ns) / 1000, 1),
+              "lane": (lane_of or {}).get(n["pid"], -1) if n["pid"] else -1}
+             for n in note_list(source)]
     try:
         findings = source.findings()
     except MicroscopeError:
-        return []
+        return notes
     if findings.empty:
-        return []
-    ts = source.store.raw().ts_ns
+        return notes
     marks = []
     for row in findings.itertuples(index=False):
         seq = int(row.first_seq)
@@ -61,7 +102,7 @@ def finding_marks(source: Any, lane_of: dict[str, int] | None = None,
             "t_us": None if t0_ns is None else round((int(ts[seq]) - t0_ns) / 1000, 1),
             "lane": (lane_of or {}).get(row.pid, -1) if isinstance(row.pid, str) else -1,
         })
-    return marks
+    return marks + notes
 
 
 def callback_spans(source: Any, lane_of: dict[str, int]) -> list[tuple[int, int, float, str]]:

@@ -43,6 +43,7 @@ class ProcessGraph(Widget):
     def __init__(self, source: Any, procs: Any = None, limit: int = 50_000, **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
+        self.follow_notes(source)
         self._procs = procs
         self._limit = limit
         self.chain = pd.DataFrame(columns=causal.CHAIN_COLUMNS)
@@ -102,8 +103,11 @@ class ProcessGraph(Widget):
         step = max(1, len(ts) // 2000)
         self.seq_times = [[round((int(ts[k]) - t0) / 1e6, 4), int(k)]
                           for k in range(0, len(ts), step)]
+        self.notes_changed(self._source)
+
+    def notes_changed(self, source: Any) -> None:
         self.marks = [{"seq": m["seq"], "severity": m["severity"], "text": m["text"]}
-                      for m in finding_marks(self._source)]
+                      for m in finding_marks(source)]
 
     def focus_on(self, seq: int) -> pd.DataFrame:
         """Show the causal chain of the message sent at ``seq`` (or, for any

@@ -67,6 +67,7 @@ class SequenceDiagram(Widget):
                  mode: str = "compact", **kwargs: Any):
         super().__init__(mode=mode, **kwargs)
         self._source = source
+        self.follow_notes(source)
         self._procs = procs
         self._limit = limit
         self._since = since

@@ -49,6 +49,7 @@ class SourceView(Widget):
                  **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
+        self.follow_notes(source)
         self._root = Path(source_root) if source_root else None
         if target is not None:
             self.show(target)

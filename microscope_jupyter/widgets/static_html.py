@@ -14,12 +14,23 @@ import html
 import json
 from pathlib import Path
 
-__all__ = ["PALETTE", "UI", "supervision_tree", "sequence_diagram", "time_travel", "timeline",
+__all__ = ["PALETTE", "UI", "notes", "supervision_tree", "sequence_diagram", "time_travel", "timeline",
            "process_graph", "source_view"]
 
 _COLOURS = json.loads((Path(__file__).resolve().parent / "palette.json").read_text())
 PALETTE: dict[str, str] = _COLOURS["kinds"]
 UI: dict[str, str] = _COLOURS["ui"]
+
+
+def notes(items: list[dict]) -> str:
+    """The recording's annotations under a widget ('' when there are none)."""
+    if not items:
+        return ""
+    rows = "".join(
+        f'<div class="mic-static-note" style="border-left:3px solid {UI["note"]};padding:1px 6px;'
+        f'margin:2px 0">✎ {html.escape(n["text"])} <span style="color:{UI["muted"]}">— '
+        f'{html.escape(n["author"])} · {html.escape(n["target"])}</span></div>' for n in items)
+    return f'<div style="font:12px sans-serif;margin-top:4px">{rows}</div>'
 
 
 def supervision_tree(nodes: list[dict], limit: int = 400) -> str:

@@ -8,12 +8,13 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
+import pandas as pd
 import traitlets as t
 
 from ..errors import MicroscopeError
 from ..render.elixir import render
 from . import static_html
-from ._base import Widget, esm, records
+from ._base import Widget, esm, note_list, records
 
 __all__ = ["SupervisionTree", "OTP_APPLICATIONS"]
 
@@ -52,6 +53,7 @@ class SupervisionTree(Widget):
     def __init__(self, source: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
+        self.follow_notes(source)
         self._timer: threading.Timer | None = None
         self.on_msg(self._on_custom)
         self.observe(self._show_details, names="selected")
@@ -159,17 +161,22 @@ class SupervisionTree(Widget):
 
 
 def _findings_by_process(source: Any) -> dict[str, list[dict]]:
-    """The recording's findings by the pid and the name they are about."""
+    """The recording's findings (and notes) by the pid and the name they are about."""
     try:
         findings = source.findings()
     except MicroscopeError:
-        return {}
+        findings = pd.DataFrame(columns=["severity", "summary", "first_seq", "pid", "name"])
     out: dict[str, list[dict]] = {}
     for row in findings.itertuples(index=False):
         item = {"severity": str(row.severity), "text": str(row.summary), "seq": int(row.first_seq)}
         for key in {row.pid, row.name} - {None}:
             if isinstance(key, str):
                 out.setdefault(key, []).append(item)
+    for note in note_list(source):   # annotations about one process, with its findings
+        if note["pid"]:
+            out.setdefault(note["pid"], []).append(
+                {"severity": "note", "text": f"✎ {note['author']}: {note['text']}",
+                 "seq": note["seq"]})
     return out
 
 

@@ -44,6 +44,7 @@ class Timeline(Widget):
     def __init__(self, source: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self._source = source
+        self.follow_notes(source)
         self._t0 = 0
         self.on_msg(self._on_custom)
         self.observe(self._place_cursor, names="cursor")

@@ -302,7 +302,7 @@ def test_an_untrusted_notebook_shows_legible_fallbacks(browser, lab, screenshots
     import nbformat
     sys.path.insert(0, str(ROOT / "tests"))
     from fake_agent import A, B, FakeAgent
-    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.saved import OfflineSession
     from microscope_jupyter.beam.terms import Atom
     from microscope_jupyter.store.event_store import EventStore
     from microscope_jupyter.widgets import SequenceDiagram, Timeline

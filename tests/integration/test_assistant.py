@@ -147,7 +147,7 @@ def test_proposals_declined_approved_in_the_notebook_and_within_ceilings(demo, i
 
 def test_answers_are_capped_and_paged_on_100k_events(tmp_path):
     from fake_agent import A, B, FakeAgent
-    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.saved import OfflineSession
     from microscope_jupyter.store.event_store import EventStore
 
     store = EventStore()

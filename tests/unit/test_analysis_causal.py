@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fake_agent import A, B, C, MS, FakeAgent
 from microscope_jupyter.analysis import causal
-from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.beam.terms import Atom, Pid
 from microscope_jupyter.store.event_store import EventStore
 

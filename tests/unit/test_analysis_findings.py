@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fake_agent import A, B, B2, C, FakeAgent
-from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from fake_agent import NODE, A, B, B2, C, OFFSET, FakeAgent
-from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.analysis.history import History
 from microscope_jupyter.beam.terms import Atom, ImproperList, Reference
 from microscope_jupyter.errors import QueryError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fake_agent import A, B, MS, FakeAgent
-from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.analysis.source_site import executed, site_of_event, site_of_finding
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore

@@ -1,32 +1,72 @@
-"""The command line: the exported HTML uses each widget's static rendering."""
+"""The command line: `microscope report` turns every widget output of an
+executed notebook into its live, self-contained form."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import nbformat
 
-from microscope_jupyter.cli import _static_copy, main
+from microscope_jupyter.cli import main
+from microscope_jupyter.widgets import bundle_source
 
-WIDGET = "application/vnd.jupyter.widget-view+json"
+VIEW = "application/vnd.jupyter.widget-view+json"
+STATE = "application/vnd.jupyter.widget-state+json"
 
 
-def test_static_copy_drops_live_views_and_widget_state():
+def notebook_with_widgets(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
-    cell = nbformat.v4.new_code_cell("seq")
-    cell.outputs = [nbformat.v4.new_output("execute_result", data={
-        WIDGET: {"model_id": "abc"}, "text/html": "<svg/>", "text/plain": "<SequenceDiagram>"},
+    nb.metadata["widgets"] = {STATE: {"version_major": 2, "version_minor": 0, "state": {
+        "tt": {"model_name": "AnyModel", "model_module": "anywidget", "state": {
+            "_anywidget_id": "microscope_jupyter.widgets.time_travel.TimeTravel",
+            "_esm": "export default {}", "cursor": 3, "n_events": 9, "snapshot": [],
+            "notes": [{"id": 1, "seq": 3, "end_seq": 3, "text": "look here", "author": "ana",
+                       "target": "event #3 (send)", "pid": None}]}},
+        "other": {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls",
+                  "state": {"value": 4}}}}}
+    ours = nbformat.v4.new_code_cell("TimeTravel(s)")
+    ours.outputs = [nbformat.v4.new_output("execute_result", data={
+        VIEW: {"model_id": "tt", "version_major": 2, "version_minor": 0},
+        "text/html": "<b>static time travel</b>", "text/plain": "<TimeTravel>"},
         execution_count=1)]
-    plain = nbformat.v4.new_code_cell("1")
-    plain.outputs = [nbformat.v4.new_output("execute_result", data={WIDGET: {"model_id": "x"},
-                                                                      "text/plain": "w"},
-                                            execution_count=2)]
-    nb.cells = [cell, plain]
-    page = _static_copy(nb)
-    assert "widgets" not in page.metadata
-    assert set(page.cells[0].outputs[0]["data"]) == {"text/html", "text/plain"}
-    # Without a static rendering the live view is kept rather than lose the output.
-    assert WIDGET in page.cells[1].outputs[0]["data"]
-    assert WIDGET in nb.cells[0].outputs[0]["data"]   # the original is untouched
+    theirs = nbformat.v4.new_code_cell("IntSlider()")
+    theirs.outputs = [nbformat.v4.new_output("execute_result", data={
+        VIEW: {"model_id": "other", "version_major": 2, "version_minor": 0},
+        "text/plain": "IntSlider(value=4)"}, execution_count=2)]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Incident $x^2$"), ours, theirs]
+    path = tmp_path / "incident.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_report_inlines_our_widgets_and_fetches_nothing(tmp_path, capsys):
+    path = notebook_with_widgets(tmp_path)
+    assert main(["report", str(path)]) == 0
+    assert "1 widget(s) live, 1 static" in capsys.readouterr().out
+    page = path.with_suffix(".html").read_text()
+    # our widget: its saved state (the bundle not repeated in it) over its static rendering
+    assert 'data-kind="time_travel"' in page and "<b>static time travel</b>" in page
+    found = re.search(r'<script (?=[^>]*id="mic-w\d+")[^>]*>(.*?)</script>', page, re.S)
+    data = json.loads(found.group(1))
+    state = data["state"]
+    assert state["cursor"] == 3 and state["notes"][0]["text"] == "look here"
+    assert "_esm" not in state and "_anywidget_id" not in state
+    # no frames kept: the slider stays at the one moment the notebook saved
+    assert list(data["frames"]["values"]) == ["3"]
+    # the bundle once, the runtime once; no CDN, no widget manager, no MathJax
+    assert page.count('class="mic-bundle"') == 1
+    assert json.dumps(bundle_source("time_travel"))[:200].replace("</", "<\\/") in page
+    assert "https://" not in page.split("<body")[1].split("mic-bundle")[0]
+    for remote in ("unpkg.com", "cdn.jsdelivr.net", "embed-amd", "mathjax@", "MathJax.js"):
+        assert remote not in page, remote
+    assert "IntSlider(value=4)" in page   # a widget not ours keeps its text
+
+
+def test_report_of_a_missing_notebook_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope.ipynb")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("microscope: cannot read") and "\n" not in err
 
 
 def test_help(capsys):

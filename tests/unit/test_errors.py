@@ -41,7 +41,7 @@ def test_malformed_node_names_are_attach_errors(name):
 
 def _recorded():
     from fake_agent import A, B, FakeAgent
-    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.saved import OfflineSession
     from microscope_jupyter.beam.terms import Atom
     from microscope_jupyter.store.event_store import EventStore
 
@@ -54,7 +54,7 @@ def _recorded():
 
 
 def _empty():
-    from microscope_jupyter.analysis.recorded import OfflineSession
+    from microscope_jupyter.saved import OfflineSession
     from microscope_jupyter.store.event_store import EventStore
 
     return OfflineSession(EventStore(), {}, None)

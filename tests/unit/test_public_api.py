@@ -16,7 +16,8 @@ def test_session_surface():
                       "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids",
                       "explain", "live_holder", "anomalies", "metrics", "dashboard", "exunit",
                       "versions", "recorded_tree", "serve_mcp", "process", "source",
-                          "flight_recorder", "flight_recorders", "pull_flight_recorder", "lines"}
+                          "flight_recorder", "flight_recorders", "pull_flight_recorder", "lines",
+                              "annotate", "annotations", "report"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():

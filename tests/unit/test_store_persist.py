@@ -9,7 +9,7 @@ import pytest
 
 import microscope_jupyter as mic
 from fake_agent import A, B, FakeAgent
-from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store.event_store import EventStore
 

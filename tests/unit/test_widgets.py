@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fake_agent import A, B, B2, FakeAgent
-from microscope_jupyter.analysis.recorded import OfflineSession
+from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.beam.terms import Atom, Reference
 from microscope_jupyter.store.event_store import EventStore
 from microscope_jupyter.widgets import (ProcessGraph, SequenceDiagram, SupervisionTree, Timeline,
