@@ -79,3 +79,21 @@ def demo_recording(build):
     build(agent)
     agent.flush()
     return OfflineSession(store, {}, None)
+
+
+def crash_after_updates(agent):
+    updates(agent, 0, 30, 10, lambda n: 1 if n % 10 else 25)
+    agent.event("send", A, peer=B, payload=(Atom("update"), 30, Atom("checkpoint")), ts=305 * MS)
+    agent.event("receive", B, payload=(Atom("update"), 30, Atom("checkpoint")), ts=306 * MS)
+    agent.event("exit", B, payload=(Atom("function_clause"), []), ts=307 * MS)
+
+
+def annotated_recording():
+    """The demo's bug in small (updates, then a checkpoint WorkerB has no clause
+    for), with three notes: on the crash finding, an event and a range."""
+    s = demo_recording(crash_after_updates)
+    crash = s.findings().query("kind == 'crash'").iloc[0]
+    s.annotate(crash, "WorkerB has no clause for the checkpoint message", author="ana")
+    s.annotate(4, "the first update, on time", author="bo")
+    s.annotate((20, 60), "callbacks slow down here")
+    return s

@@ -560,7 +560,10 @@ flight_stop(#ring{ctl = Ctl}) ->
 %% into code:soft_purge/1: hibernation drops its stack, and a message already
 %% queued wakes it at once, running OTP's code alone.
 unload_when_alone() ->
-    case wait_alone(40) of
+    %% Up to 10 s: its own trace's processes are on their way out (a tracer
+    %% draining its last batch on a busy node takes a while), and the ring
+    %% has nothing else to do.
+    case wait_alone(200) of
         true ->
             code:delete(?MODULE),
             self() ! purge,

@@ -75,7 +75,8 @@ print("a new WorkerB is running:", len(new_b) == 1 and new_b["pid"].iloc[0] != f
 print("WorkerA still targets the old pid:", str(a_state[mic.Atom("worker_b")]) == first_receiver)
 print("WorkerA monitors:", after.set_index("name").loc["Demo.WorkerA", "monitors"] or "nothing")"""),
     ("code", """# NBVAL_IGNORE_OUTPUT
-mic.widgets.TimeTravel(s, cursor=int(crash["seq"]) - 1).link(seq)"""),
+# frames=150: the slider's answers kept in the notebook, so its report moves with no kernel
+mic.widgets.TimeTravel(s, cursor=int(crash["seq"]) - 1, frames=150).link(seq)"""),
     ("markdown", "## 7. The supervision tree, the timeline and the process graph\nThe tree is read live from the node, grouped by application with yours first (search, sort by mailbox, memory or reductions; click a process for its state, links and monitors, and to trace it). The timeline is a track per process: lifetimes, callbacks, crashes with their reasons and mailbox length (ctrl+wheel zooms, shift+drag sums up a range). The process graph shows who talks to whom; press play and the time travel slider above follows the recording; pick a finding to see the chain of messages that led to it."),
     ("code", """# NBVAL_IGNORE_OUTPUT
 tree = mic.widgets.SupervisionTree(s)
@@ -121,6 +122,17 @@ why, and what to do, with the evidence (event seqs) behind each cause (`e.causes
 and the agent cleans up after itself on the node.)"""),
     ("code", """e = s.explain("Why isn't WorkerB receiving all updates from WorkerA?")
 print(e.text)"""),
+    ("markdown", """## 11. Share what you concluded
+`s.annotate` pins a note to an event, a finding, a cause or a range; every widget shows it (the ones
+above too, at once), and it is saved with the recording. `s.report(path)` writes one HTML file that
+opens anywhere, offline: the explanation, the findings, the notes and the widgets, live. (`microscope
+report` does the same for a whole executed notebook; `./dev demo` writes this one's.)"""),
+    ("code", """s.annotate(crash_finding, "WorkerB has no clause for {:update, n, :checkpoint}", author="demo")
+stale = e.causes[e.causes["kind"] == "stale_pid"].iloc[0]
+s.annotate(stale, "WorkerA keeps the pid from init/1: send to the name instead", author="demo")
+print(s.annotations()[["target", "text", "author"]].to_string(index=False))
+report = s.report("quickstart-report.html", title="Why WorkerB misses updates")
+print("report:", report.name, "| one file, opens offline")"""),
 ]
 
 

@@ -12,27 +12,9 @@ from __future__ import annotations
 
 import re
 
-from fake_agent import A, B, MS, demo_recording, updates
-
-from microscope_jupyter.beam.terms import Atom
+from fake_agent import annotated_recording
 
 KINDS = {"sequence_diagram", "timeline", "time_travel", "supervision_tree"}
-
-
-def crash_after_updates(agent):
-    updates(agent, 0, 30, 10, lambda n: 1 if n % 10 else 25)
-    agent.event("send", A, peer=B, payload=(Atom("update"), 30, Atom("checkpoint")), ts=305 * MS)
-    agent.event("receive", B, payload=(Atom("update"), 30, Atom("checkpoint")), ts=306 * MS)
-    agent.event("exit", B, payload=(Atom("function_clause"), []), ts=307 * MS)
-
-
-def annotated_recording():
-    s = demo_recording(crash_after_updates)
-    crash = s.findings().query("kind == 'crash'").iloc[0]
-    s.annotate(crash, "WorkerB has no clause for the checkpoint message", author="ana")
-    s.annotate(4, "the first update, on time", author="bo")
-    s.annotate((20, 60), "callbacks slow down here")
-    return s
 
 
 def offline_page(browser, path, scripts=True):
@@ -130,3 +112,38 @@ def test_saved_and_loaded_the_notes_come_back(tmp_path):
     assert loaded.annotations().drop(columns="created_at").equals(
         s.annotations().drop(columns="created_at"))
     assert re.search(r"finding: crash of Demo\.WorkerB", loaded.annotations()["target"].iloc[0])
+
+
+def test_an_executed_notebook_becomes_a_live_offline_report(browser, tmp_path):
+    """`microscope report`: the widget outputs of a notebook executed by nbclient
+    (which keeps widget state) drawn live from the page, with no CDN."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from microscope_jupyter.cli import main
+
+    annotated_recording().save(tmp_path / "rec")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(f"import microscope_jupyter as mic\n"
+                                          f"s = mic.load({str(tmp_path / 'rec')!r})"),
+                nbformat.v4.new_code_cell("mic.widgets.TimeTravel(s, frames=30)"),
+                nbformat.v4.new_code_cell("mic.widgets.SequenceDiagram(s)"),
+                nbformat.v4.new_code_cell("mic.widgets.ProcessGraph(s)")]
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nbformat.write(nb, tmp_path / "incident.ipynb")
+    assert main(["report", str(tmp_path / "incident.ipynb")]) == 0
+    context, page, refused, errors = offline_page(browser, tmp_path / "incident.html")
+    try:
+        page.wait_for_function("document.body.dataset.micReady === '1'", timeout=30_000)
+        live = page.evaluate("""() => [...document.querySelectorAll('.mic-report-widget')]
+            .map(b => b.dataset.kind + ':' + b.dataset.live)""")
+        assert live == ["time_travel:1", "sequence_diagram:1", "process_graph:1"], live
+        tt = page.locator('.mic-report-widget[data-kind="time_travel"] .mic-live')
+        tt.locator("button.next").click()
+        assert tt.get_attribute("data-cursor") not in (None, "0")
+        assert tt.locator(".notes .note").count() == 3
+    finally:
+        context.close()
+    assert refused == [] and errors == [], (refused, errors)
