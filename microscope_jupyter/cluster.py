@@ -13,7 +13,9 @@ the others go on. Timestamps are put on one clock: each node's offset from
 ours is estimated from the rpc with the shortest round trip (left at zero
 when it is within that round trip's uncertainty, as for nodes on one host),
 and once a trace stops, any message received before it was sent moves the
-receiving node's clock forward just enough (``c.clock["shift_us"]``).
+receiving node's clock forward just enough (``c.clock["shift_us"]``), then
+any send still stamped after its receive (``c.clock["moved"]``; see
+``analysis/clocks.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 
 from .agent.controller import Recording
 from .agent.spec import TraceSpec
+from .analysis.clocks import late_sends, node_shifts
 from .analysis.recorded import SessionBase
 from .report import Reporting
 from .beam.node import LocalNode
@@ -149,6 +152,7 @@ class Cluster(Reporting, SessionBase):
         self._offsets: dict[str, tuple[int, int]] = {}
         self._known_offsets = dict(known_offsets or {})
         self._shifts: dict[str, int] = {}
+        self._moved: dict[str, int] = {}   # events moved one by one (late_sends)
         self._lock = threading.RLock()
         self._recording: ClusterRecording | None = None
         self._tree_at_start: pd.DataFrame | None = None    # every node's, at the first trace
@@ -173,13 +177,15 @@ class Cluster(Reporting, SessionBase):
     @property
     def clock(self) -> pd.DataFrame:
         """Per node: its clock's estimated offset from ours, the estimate's
-        uncertainty, and the shift the store applied (all in µs)."""
+        uncertainty, and the shift the store applied (all in µs); ``moved``: its
+        events moved one by one to put a send before its receive."""
         with self._lock:
             rows = [{"node": n, "offset_us": o / 1e3, "uncertainty_us": u / 1e3,
-                     "applied_us": self._applied(n) / 1e3, "shift_us": self._shifts.get(n, 0) / 1e3}
+                     "applied_us": self._applied(n) / 1e3, "shift_us": self._shifts.get(n, 0) / 1e3,
+                     "moved": self._moved.get(n, 0)}
                     for n, (o, u) in sorted(self._offsets.items())]
         return pd.DataFrame(rows, columns=["node", "offset_us", "uncertainty_us", "applied_us",
-                                           "shift_us"])
+                                           "shift_us", "moved"])
 
     def _applied(self, node: str) -> int:
         offset, uncertainty = self._offsets.get(node, (0, 0))
@@ -283,54 +289,42 @@ class Cluster(Reporting, SessionBase):
         recording.recordings[session.node] = rec
 
     def align_clocks(self) -> dict[str, int]:
-        """Enforce send-before-receive: move nodes' events forward, as little as
-        it takes, until every message between two nodes is received at least
-        1 µs after it was sent. Returns the shifts (ns) made now."""
+        """Enforce send-before-receive (``analysis.clocks``): move whole nodes'
+        clocks as little as it takes, then any send still stamped after its
+        receive. Returns the node shifts (ns) made now."""
         total: dict[str, int] = {}
         for _ in range(3):              # checked again on what the shift left
-            shifts = self._align_once()
-            for node, delta in shifts.items():
+            raw, send, recv = self._cross_pairs()
+            shift, _ = node_shifts(raw, send, recv)
+            for i in np.flatnonzero(shift):
+                node, delta = raw.node_names[i], int(shift[i])
+                self.store.shift_clock(node, delta)
                 total[node] = total.get(node, 0) + delta
-            if not shifts:
+                with self._lock:
+                    self._shifts[node] = self._shifts.get(node, 0) + delta
+            self._cache.clear()
+            if not shift.any():
                 break
+        raw, send, recv = self._cross_pairs()
+        moves = late_sends(raw, send, recv)
+        for node in {raw.node_names[raw.node[q]] for q in moves}:
+            seqs = np.array([q for q in moves if raw.node_names[raw.node[q]] == node])
+            self.store.shift_clock(node, np.array([moves[q] for q in seqs]), seqs)
+            with self._lock:
+                self._moved[node] = self._moved.get(node, 0) + len(seqs)
+        if moves:
+            self._cache.clear()
         return total
 
-    def _align_once(self) -> dict[str, int]:
+    def _cross_pairs(self) -> tuple[Any, np.ndarray, np.ndarray]:
+        """The raw columns, and the send and receive seqs of every message between nodes."""
         table = self.messages()
         pairs = table[table["send_seq"].notna() & table["receive_seq"].notna()]
-        if pairs.empty:
-            return {}
         raw = self.store.raw()
         send = pairs["send_seq"].to_numpy(dtype=np.int64)
         recv = pairs["receive_seq"].to_numpy(dtype=np.int64)
         across = raw.node[send] != raw.node[recv]
-        send, recv = send[across], recv[across]
-        sender, receiver = raw.node[send], raw.node[recv]
-        gap = raw.ts_ns[send] - raw.ts_ns[recv]
-        # Difference constraints, one per ordered pair of nodes: shift[to] -
-        # shift[from] >= its largest gap + 1 µs. Bellman-Ford from zero shifts
-        # (longest paths) settles in n rounds when the clocks can agree at all.
-        edges = [(a, b, int(gap[(sender == a) & (receiver == b)].max()) + 1_000)
-                 for a, b in {(int(a), int(b)) for a, b in zip(sender, receiver)}]
-        shift = np.zeros(len(raw.node_names), dtype=np.int64)
-        for _ in range(len(raw.node_names) + 1):
-            changed = False
-            for a, b, lag in edges:
-                if shift[a] + lag > shift[b]:
-                    shift[b], changed = shift[a] + lag, True
-            if not changed:
-                break
-        else:
-            log.warning("the nodes' clocks cannot be put in an order where every message is "
-                        "received after it was sent; latencies across nodes may be off")
-        shifts = {raw.node_names[i]: int(d) for i, d in enumerate(shift) if d}
-        for node, delta in shifts.items():
-            self.store.shift_clock(node, delta)
-            with self._lock:
-                self._shifts[node] = self._shifts.get(node, 0) + delta
-        if shifts:
-            self._cache.clear()
-        return shifts
+        return raw, send[across], recv[across]
 
     # -- lifecycle
 

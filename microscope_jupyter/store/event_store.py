@@ -76,8 +76,7 @@ class EventStore:
         self._count = 0
         self._in_memory = 0
         self._initial_names: list[tuple[str, Pid, Any]] = []  # (node, pid, name atom) at start
-        # (pid id, "link" | "monitor", peer id) as each trace started: a link
-        # goes both ways; a monitor is held by pid on peer.
+        # (pid id, "link" | "monitor", peer id) at each start: a link goes both ways
         self._initial_relations: list[tuple[int, str, int]] = []
         # pid ids traced from the start (those the agent reported relations of)
         self._initial_procs: set[int] = set()
@@ -96,9 +95,7 @@ class EventStore:
         if syntax not in ("elixir", "erlang"):
             raise ValueError(f"syntax must be 'elixir' or 'erlang', got {syntax!r}")
         with self._lock:
-            self.syntax = syntax
-            self._frame_cache = None
-            self._names_cache = None
+            self.syntax, self._frame_cache, self._names_cache = syntax, None, None
             self._renderer = PayloadRenderer(syntax, self.text_limit, self.memory_budget // 4)
 
     # ---------------------------------------------------------------- writing
@@ -142,9 +139,7 @@ class EventStore:
 
     def details_lost(self, key: str) -> None:
         """A source's details will not come (its agent or connection went first)."""
-        with self._lock:
-            self._details_pending.discard(key)
-            self._details_arrived.notify_all()
+        self.add_details(key)   # none: readers stop waiting for them
 
     def _await_details(self) -> None:
         with self._lock:
@@ -169,10 +164,8 @@ class EventStore:
                     source.id_map = grown
                 for local, term in defs:
                     source.id_map[local] = self._ids.intern(source.node, term)
-            if seen is not None:
-                source.seen = seen
-            if dropped is not None:
-                source.dropped = dropped
+            source.seen = source.seen if seen is None else seen
+            source.dropped = source.dropped if dropped is None else dropped
             if not headers:
                 return 0
             chunk = Chunk.from_batch(key, source.node, self._count, headers, payloads,
@@ -201,11 +194,18 @@ class EventStore:
             self._in_memory -= chunk.nbytes
             chunk.spill(self._spill_dir / f"chunk-{chunk.seq_start}")
 
-    def shift_clock(self, node: str, delta_ns: int) -> None:
-        """Move every event of ``node`` by ``delta_ns``: a cluster's clock alignment."""
+    def shift_clock(self, node: str, delta_ns: int, seqs: np.ndarray | None = None) -> None:
+        """Move every event of ``node`` by ``delta_ns`` (a cluster's clock alignment),
+        or only ``seqs``, each by its own ``delta_ns`` (an array alongside)."""
         with self._lock:
             for chunk in (c for c in self._chunks if c.node == node):
-                chunk.ts_ns = np.asarray(chunk.ts_ns) + np.int64(delta_ns)
+                ts = np.array(chunk.ts_ns)    # a copy: a spilled chunk's is read-only
+                if seqs is None:
+                    chunk.ts_ns = ts + np.int64(delta_ns)
+                    continue
+                mine = (seqs >= chunk.seq_start) & (seqs < chunk.seq_start + len(ts))
+                ts[seqs[mine] - chunk.seq_start] += np.asarray(delta_ns)[mine]
+                chunk.ts_ns = ts
             self._frame_cache = self._raw_cache = None
 
     # ---------------------------------------------------------------- reading

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from lab_fixture import jupyterlab
+from browsing import jupyterlab, kernel
 from fake_agent import annotated_recording
 
 pytest.importorskip("jupyter_collaboration")
@@ -54,21 +54,6 @@ def open_notebook(browser, lab, who: str):
                            timeout=60_000)
     page.errors = errors
     return context, page
-
-
-def run(page, code: str) -> str:
-    """Run code in the notebook's kernel (the one both browsers share)."""
-    return page.evaluate("""async (code) => {
-        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-        let out = '';
-        const future = kernel.requestExecute({ code });
-        future.onIOPub = (msg) => {
-            if (msg.header.msg_type === 'stream') out += msg.content.text;
-            if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.evalue;
-        };
-        await future.done;
-        return out;
-    }""", code)
 
 
 def cursor_shown(page) -> str:
@@ -109,12 +94,12 @@ def test_two_browsers_share_the_diagram_the_cursor_and_the_notes(browser, shared
         bo.locator(".mic-tt .notes .note[data-note='2']").first.click()   # the note at seq 4
         ana.wait_for_function("() => document.querySelector('.mic-tt').parentElement"
                               ".dataset.cursor === '4'", timeout=10_000)
-        assert run(ana, "print(tt.cursor)").strip() == "4"
+        assert kernel(ana, "print(tt.cursor)").strip() == "4"
         assert ana.locator(".mic-tt .event").first.inner_text() == \
             bo.locator(".mic-tt .event").first.inner_text()
 
         # a note added in the kernel appears on both, on every widget, at once
-        run(ana, "s.annotate(10, 'seen by both of us', author='ana')")
+        kernel(ana, "s.annotate(10, 'seen by both of us', author='ana')")
         for page in (ana, bo):
             page.wait_for_function("() => [...document.querySelectorAll('.notes')].filter("
                                    "n => n.innerText.includes('seen by both of us')).length >= 2",

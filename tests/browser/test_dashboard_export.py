@@ -12,6 +12,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+from browsing import offline_page
 from fake_agent import B, MS, demo_recording, updates
 
 
@@ -35,25 +36,12 @@ def test_exported_dashboard_draws_offline(browser, tmp_path):
     page_file = tmp_path / "report.html"
     page_file.write_text(body)
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    refused: list[str] = []
-
-    def offline(route):
-        if route.request.url.startswith("file://"):
-            return route.continue_()
-        refused.append(route.request.url)
-        return route.abort()
-
-    context.route("**/*", offline)
-    page = context.new_page()
-    crashes: list[str] = []
-    page.on("pageerror", lambda e: crashes.append(str(e)))
-    page.goto(page_file.as_uri())
+    context, page, refused = offline_page(browser, page_file)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length === 2",
                            timeout=30_000)
     drawn = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
         .map(p => p.querySelectorAll('.scatterlayer .trace').length)""")
     context.close()
     assert drawn[0] >= 2 and drawn[1] >= 2, drawn
-    assert not crashes, crashes
+    assert not page.errors, page.errors
     assert not any("plot" in url for url in refused), refused   # nothing of ours from a CDN

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_fixture import jupyterlab
+from browsing import jupyterlab, kernel
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "notebooks" / "01_quickstart.ipynb"
@@ -53,21 +53,6 @@ def notebook(browser, lab):
     page.errors = errors
     yield page
     context.close()
-
-
-def kernel(page, code: str) -> str:
-    """Run code in the notebook's own kernel; returns what it printed."""
-    return page.evaluate("""async (code) => {
-        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-        let out = '';
-        const future = kernel.requestExecute({ code });
-        future.onIOPub = (msg) => {
-            if (msg.header.msg_type === 'stream') out += msg.content.text;
-            if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.evalue;
-        };
-        await future.done;
-        return out;
-    }""", code)
 
 
 def kernel_cursor_once_moved(page, cursor: int, timeout: float = 5.0) -> int:

@@ -12,35 +12,16 @@ from __future__ import annotations
 
 import re
 
+from browsing import offline_page
 from fake_agent import annotated_recording
 
 KINDS = {"sequence_diagram", "timeline", "time_travel", "supervision_tree"}
 
 
-def offline_page(browser, path, scripts=True):
-    context = browser.new_context(viewport={"width": 1280, "height": 900},
-                                  java_script_enabled=scripts)
-    refused: list[str] = []
-
-    def offline(route):
-        if route.request.url.startswith("file://"):
-            return route.continue_()
-        refused.append(route.request.url)
-        return route.abort()
-
-    context.route("**/*", offline)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-    page.goto(path.as_uri())
-    return context, page, refused, errors
-
-
 def test_a_session_report_draws_and_answers_offline(browser, tmp_path, screenshots):
     s = annotated_recording()
     path = s.report(tmp_path / "incident.html", title="Incident 481", frames=40)
-    context, page, refused, errors = offline_page(browser, path)
+    context, page, refused = offline_page(browser, path)
     try:
         page.wait_for_function("document.body.dataset.micReady === '1'", timeout=30_000)
         live = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll(
@@ -81,13 +62,14 @@ def test_a_session_report_draws_and_answers_offline(browser, tmp_path, screensho
         page.screenshot(path=str(screenshots / "report_offline.png"), full_page=True)
     finally:
         context.close()
-    assert refused == [] and errors == [], (refused, errors)
+    assert refused == [] and page.errors == page.console == [], \
+        (refused, page.errors, page.console)
 
 
 def test_with_scripts_blocked_the_report_shows_static_pictures_and_notes(browser, tmp_path):
     s = annotated_recording()
     path = s.report(tmp_path / "incident.html", frames=10)
-    context, page, refused, _ = offline_page(browser, path, scripts=False)
+    context, page, refused = offline_page(browser, path, scripts=False)
     try:
         statics = page.locator(".mic-report-widget .mic-static")
         assert statics.count() == len(KINDS)
@@ -134,7 +116,7 @@ def test_an_executed_notebook_becomes_a_live_offline_report(browser, tmp_path):
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     nbformat.write(nb, tmp_path / "incident.ipynb")
     assert main(["report", str(tmp_path / "incident.ipynb")]) == 0
-    context, page, refused, errors = offline_page(browser, tmp_path / "incident.html")
+    context, page, refused = offline_page(browser, tmp_path / "incident.html")
     try:
         page.wait_for_function("document.body.dataset.micReady === '1'", timeout=30_000)
         live = page.evaluate("""() => [...document.querySelectorAll('.mic-report-widget')]
@@ -146,4 +128,5 @@ def test_an_executed_notebook_becomes_a_live_offline_report(browser, tmp_path):
         assert tt.locator(".notes .note").count() == 3
     finally:
         context.close()
-    assert refused == [] and errors == [], (refused, errors)
+    assert refused == [] and page.errors == page.console == [], \
+        (refused, page.errors, page.console)

@@ -1,4 +1,5 @@
-"""A JupyterLab server for browser tests: its own config, settings and port."""
+"""What browser tests share: a JupyterLab server of their own, a notebook's
+kernel to ask, and a page opened with the network refused."""
 
 from __future__ import annotations
 
@@ -53,3 +54,42 @@ def jupyterlab(work: Path, *args: str, **env_extra: str):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def kernel(page, code: str) -> str:
+    """Run code in the kernel of the notebook the page shows; returns what it printed."""
+    return page.evaluate("""async (code) => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        let out = '';
+        const future = kernel.requestExecute({ code });
+        future.onIOPub = (msg) => {
+            if (msg.header.msg_type === 'stream') out += msg.content.text;
+            if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.evalue;
+        };
+        await future.done;
+        return out;
+    }""", code)
+
+
+def offline_page(browser, path: Path, scripts: bool = True):
+    """``path`` opened with every request that is not the file itself refused:
+    (context, page, refused URLs); ``page.errors`` holds uncaught exceptions,
+    ``page.console`` the console's errors and warnings."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  java_script_enabled=scripts)
+    refused: list[str] = []
+
+    def offline(route):
+        if route.request.url.startswith("file://"):
+            return route.continue_()
+        refused.append(route.request.url)
+        return route.abort()
+
+    context.route("**/*", offline)
+    page = context.new_page()
+    page.errors, page.console = [], []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("console", lambda m: page.console.append(m.text)
+            if m.type in ("error", "warning") else None)
+    page.goto(path.as_uri())
+    return context, page, refused
