@@ -32,7 +32,7 @@ def write_report(session: Any, path: Path, title: str | None = None,
     for heading, make in (("Message sequence", lambda: SequenceDiagram(session)),
                           ("Timeline", lambda: Timeline(session)),
                           ("Time travel", lambda: TimeTravel(session, frames=frames)),
-                          ("Supervision tree (as recorded)", lambda: SupervisionTree(session))):
+                          ("Supervision tree", lambda: SupervisionTree(session))):
         try:
             widget = make()
         except MicroscopeError as exc:
