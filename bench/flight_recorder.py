@@ -1,6 +1,6 @@
 """What a flight recorder costs the node, at each granularity.
 
-    .venv/bin/python bench/flight_recorder.py [--rounds 100000] [--runs 5] [--workload pingpong]
+    .venv/bin/python bench/flight_recorder.py [--rounds 300000] [--runs 5] [--workload pingpong]
     .venv/bin/python bench/flight_recorder.py --levels counters --rounds 1000000
 
 Workload, on a fresh OTP 25 node: one process makes --rounds gen_server calls
@@ -78,7 +78,7 @@ def settle(s, quiet_polls: int = 3) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workload", choices=sorted(DRIVERS), default="pingpong")
     parser.add_argument("--max-bytes", type=int, default=16_000_000)
