@@ -24,6 +24,11 @@ STATE = "application/vnd.jupyter.widget-state+json"
 _REMOTE_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", re.I)
 _REMOTE_MODULE = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?https?://cdn(?:(?!</script>).)*"
                             r"</script>", re.S | re.I)
+# The output wrapper nbconvert gives text/html: its table rules (cells right-
+# aligned, striped rows) would restyle our widgets, which JupyterLab draws in
+# a widget output instead; our blocks go without it.
+_HTML_WRAPPER = re.compile(r'(<div class=")jp-RenderedHTMLCommon jp-RenderedHTML ([^"]*"[^>]*>\s*'
+                           r'<div class="mic-report-widget")')
 _WIDGET_LOADER = re.compile(r"<script>\s*\(function\(\)\s*{\s*function addWidgetsRenderer"
                             r"(?:(?!</script>).)*</script>", re.S)
 
@@ -61,6 +66,7 @@ def report_notebook(notebook: str | Path, out: str | Path | None = None) -> tupl
     nb.metadata.pop("widgets", None)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     body = _REMOTE_MODULE.sub("", _REMOTE_SCRIPT.sub("", _WIDGET_LOADER.sub("", body)))
+    body = _HTML_WRAPPER.sub(r"\1\2", body)
     body = body.replace("</body>", assets(kinds) + "</body>", 1)
     target = Path(out) if out else notebook.with_suffix(".html")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,8 @@ def test_an_executed_notebook_becomes_a_live_offline_report(browser, tmp_path):
         tt.locator("button.next").click()
         assert tt.get_attribute("data-cursor") not in (None, "0")
         assert tt.locator(".notes .note").count() == 3
+        # drawn as in JupyterLab, not restyled by the exported page's output tables
+        assert tt.locator("td").first.evaluate("e => getComputedStyle(e).textAlign") == "left"
     finally:
         context.close()
     assert refused == [] and page.errors == page.console == [], \

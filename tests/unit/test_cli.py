@@ -47,6 +47,8 @@ def test_report_inlines_our_widgets_and_fetches_nothing(tmp_path, capsys):
     page = path.with_suffix(".html").read_text()
     # our widget: its saved state (the bundle not repeated in it) over its static rendering
     assert 'data-kind="time_travel"' in page and "<b>static time travel</b>" in page
+    wrapper = page[:page.index('<div class="mic-report-widget"')].rsplit("<div ", 1)[1]
+    assert "jp-RenderedHTMLCommon" not in wrapper, wrapper   # its table rules are not ours
     found = re.search(r'<script (?=[^>]*id="mic-w\d+")[^>]*>(.*?)</script>', page, re.S)
     data = json.loads(found.group(1))
     state = data["state"]
