@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import math
 from typing import Any
 
 from ..widgets import bundle_source
@@ -79,18 +80,20 @@ def assets(kinds: set[str]) -> str:
 
 
 def _json(value: Any) -> str:
-    """JSON that cannot end its <script> element early."""
-    text = json.dumps(value, default=str, separators=(",", ":"), allow_nan=False) \
-        if _finite(value) else json.dumps(value, default=str, separators=(",", ":"))
+    """JSON that cannot end its <script> element early; NaN and infinities as
+    null (JSON has none, and JSON.parse would refuse the whole state)."""
+    text = json.dumps(_finite(value), default=str, separators=(",", ":"), allow_nan=False)
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
-def _finite(value: Any) -> bool:
-    try:
-        json.dumps(value, default=str, allow_nan=False)
-        return True
-    except ValueError:
-        return False
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _script(source: str) -> str:
