@@ -19,6 +19,7 @@ baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
+import statistics
 import shutil
 import subprocess
 import tempfile
@@ -83,12 +84,6 @@ for _ <- 1..runs, do: Bench.Run.round(calls, recorded)
 """
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20_000_000)
@@ -108,7 +103,7 @@ def main() -> None:
         raise SystemExit(out.stdout + out.stderr)
     rounds = [list(map(float, line.split()[1:])) for line in out.stdout.splitlines()
               if line.startswith("ROUND ")]
-    base, idle, rec = (median([r[i] for r in rounds]) for i in range(3))
+    base, idle, rec, kept = (statistics.median([r[i] for r in rounds]) for i in range(4))
     dropped = sum(r[4] for r in rounds)
     print(f"inspect_line, {len(rounds)} rounds of {args.calls:,} calls "
           f"({args.recorded_calls:,} while recording); medians in ns per call")
@@ -116,7 +111,7 @@ def main() -> None:
     print(f"  no recording            {idle:8.2f} ns   +{idle - base:6.2f} ns over baseline "
           f"({idle / base:.2f}x)   target: under 50 ns")
     print(f"  recording (lines on)    {rec:8.2f} ns   +{rec - base:6.2f} ns over baseline "
-          f"({rec / base:.2f}x); events kept {int(median([r[3] for r in rounds])):,} per round, "
+          f"({rec / base:.2f}x); events kept {int(kept):,} per round, "
           f"dropped {int(dropped)} in all")
 
 

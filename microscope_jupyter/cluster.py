@@ -293,8 +293,9 @@ class Cluster(Reporting, SessionBase):
         clocks as little as it takes, then any send still stamped after its
         receive. Returns the node shifts (ns) made now."""
         total: dict[str, int] = {}
+        send, recv = self._cross_pairs()   # by seq: shifting clocks does not change them
         for _ in range(3):              # checked again on what the shift left
-            raw, send, recv = self._cross_pairs()
+            raw = self.store.raw()
             shift, _ = node_shifts(raw, send, recv)
             for i in np.flatnonzero(shift):
                 node, delta = raw.node_names[i], int(shift[i])
@@ -305,7 +306,7 @@ class Cluster(Reporting, SessionBase):
             self._cache.clear()
             if not shift.any():
                 break
-        raw, send, recv = self._cross_pairs()
+        raw = self.store.raw()
         moves = late_sends(raw, send, recv)
         for node in {raw.node_names[raw.node[q]] for q in moves}:
             seqs = np.array([q for q in moves if raw.node_names[raw.node[q]] == node])
@@ -316,15 +317,15 @@ class Cluster(Reporting, SessionBase):
             self._cache.clear()
         return total
 
-    def _cross_pairs(self) -> tuple[Any, np.ndarray, np.ndarray]:
-        """The raw columns, and the send and receive seqs of every message between nodes."""
+    def _cross_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The send and receive seqs of every message between nodes."""
         table = self.messages()
         pairs = table[table["send_seq"].notna() & table["receive_seq"].notna()]
         raw = self.store.raw()
         send = pairs["send_seq"].to_numpy(dtype=np.int64)
         recv = pairs["receive_seq"].to_numpy(dtype=np.int64)
         across = raw.node[send] != raw.node[recv]
-        return raw, send[across], recv[across]
+        return send[across], recv[across]
 
     # -- lifecycle
 

@@ -75,14 +75,9 @@ def make_annotation(recorded: Any, target: Any, text: str, author: str | None,
     events = recorded.store.frame()
     if pid is None and kind == "event":
         pid = events["pid"].iloc[seq]
-    name = None
-    if isinstance(pid, str):
-        names = events["name"]
-        match = events.index[(events["pid"] == pid) & names.notna()]
-        name = names.iloc[match[0]] if len(match) else None
     return {"id": number, "target": _describe(kind, target, seq, end, events),
             "seq": int(seq), "end_seq": int(end), "pid": pid if isinstance(pid, str) else None,
-            "name": name, "text": text.strip(), "author": author or default_author(),
+            "name": _name(recorded.store, pid, seq), "text": text.strip(), "author": author or default_author(),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -119,6 +114,22 @@ def _resolve(recorded: Any, target: Any, n: int) -> tuple[str, int, int, Any]:
     raise MicroscopeError(
         f"cannot annotate {type(target).__name__} {str(target)[:60]!r}: give an event seq, a row "
         "of s.findings(), a row of s.explain().causes, or a (start, end) range of seqs or times")
+
+
+def _name(store: Any, pid: Any, seq: int) -> str | None:
+    """The name ``pid`` held at ``seq``, else the last it held (the store's one rule)."""
+    if not isinstance(pid, str):
+        return None
+    try:
+        gids = store.pid_ids(pid)
+    except MicroscopeError:
+        return None
+    names = store.names()
+    for gid in gids:
+        name = names.name_at(gid, seq) or names.last_names().get(gid)
+        if name:
+            return name
+    return None
 
 
 def _fields(target: Any) -> dict:

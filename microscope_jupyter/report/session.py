@@ -49,12 +49,12 @@ def write_report(session: Any, path: Path, title: str | None = None,
 
 
 def _meta(session: Any) -> str:
-    events = session.store.frame()
-    ts = events["ts"]
-    span = (ts.iloc[-1] - ts.iloc[0]).total_seconds() if len(ts) else 0.0
+    ts = session.store.raw().ts_ns    # the header column: no frame needed
+    first = pd.Timestamp(int(ts.min()), tz="UTC")
+    span = (int(ts.max()) - int(ts.min())) / 1e9
     dropped = session.store.dropped
     lost = f"; <b>{dropped:,} events dropped</b> by the agent's limits" if dropped else ""
-    return (f'<p class="meta">{len(events):,} events from {html.escape(str(ts.iloc[0]))} over '
+    return (f'<p class="meta">{len(ts):,} events from {html.escape(str(first))} over '
             f'{span:.3f} s{lost}. Written by microscope-jupyter; opens offline, no kernel.</p>')
 
 

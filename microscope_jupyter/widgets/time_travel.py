@@ -81,11 +81,12 @@ class TimeTravel(Widget):
         wanted = {round(i * (n - 1) / max(1, count - 1)) for i in range(min(n, max(2, count)))}
         wanted |= {int(m["seq"]) for m in self.marks if 0 <= int(m["seq"]) < n}
         start, values = self.cursor, {}
-        for seq in sorted(wanted):
-            self.cursor = seq
-            values[str(seq)] = {"snapshot": self.snapshot, "event_text": self.event_text}
-        self.cursor = start
-        self.frames = {"trait": "cursor", "values": values}
+        with self.hold_sync():   # a live view gets the end result, not every frame
+            for seq in sorted(wanted):
+                self.cursor = seq
+                values[str(seq)] = {"snapshot": self.snapshot, "event_text": self.event_text}
+            self.cursor = start
+            self.frames = {"trait": "cursor", "values": values}
         return self
 
     def notes_changed(self, source: Any) -> None:
