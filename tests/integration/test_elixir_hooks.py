@@ -105,3 +105,44 @@ def test_a_killed_trace_leaves_no_sink_after_detach(demo_node):
         assert left["lines"] == [] and left["agents"] == [], left
     finally:
         observer.detach()
+
+
+TALLY = """
+Code.require_file(~s(__HOOKS__))
+defmodule Tally do
+  use GenServer
+  require BeamMicroscope
+  def init(total), do: {:ok, total}
+  def handle_cast({:add, n}, total) do
+    total = total + n
+    BeamMicroscope.inspect_line("added", binding())
+    {:noreply, total}
+  end
+end
+{:ok, _} = GenServer.start(Tally, 0, name: Tally)
+"""
+
+
+def test_each_binding_matches_what_the_node_itself_holds():
+    """On an app of our own (not the demo): the binding the last line event
+    carries is the GenServer's state as the node reports it (sys:get_state)."""
+    from nodes import start_node
+
+    node = start_node("elixir", prefix="tally",
+                      eval_src=TALLY.replace("__HOOKS__", str(HOOKS / "lib" / "beam_microscope.ex")))
+    try:
+        s = mic.attach(node.name, cookie=node.cookie)
+        wait_until(lambda: s.rpc("erlang", "whereis", [mic.Atom("Elixir.Tally")])
+                   != mic.Atom("undefined"))
+        tally = mic.Atom("Elixir.Tally")
+        with s.trace("Tally"):
+            for n in range(1, 41):
+                s.rpc("gen_server", "cast", [tally, (mic.Atom("add"), n)])
+            wait_until(lambda: len(s.lines("Tally")) == 40)
+        truth = s.rpc("sys", "get_state", [tally])
+        lines = s.lines("Tally", label="added")
+        assert truth == 820 == lines["binding"].iloc[-1]["total"]
+        assert [b["total"] for b in lines["binding"]] == [n * (n + 1) // 2 for n in range(1, 41)]
+        s.detach()
+    finally:
+        node.stop()
