@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 DETAILS_WAIT_S = 30.0   # how long Recording.info waits for the details after the start reply
 
-AGENT_VERSION = 19  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 20  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 A_DETAILS = Atom("microscope_details")
 
