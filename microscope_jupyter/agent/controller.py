@@ -96,6 +96,7 @@ class Recording:
         self.message: str | None = None
         self._events = 0
         self._batches = 0
+        self._landed = threading.Condition()   # notified as each batch lands
         self._seen = 0
         self._dropped = 0
         self._final_stats: dict | None = None
@@ -333,11 +334,16 @@ class Recording:
         sent = self._final_stats.get("sent")
         kept = self._final_stats.get("kept", 0)
         deadline = time.monotonic() + timeout
-        while ((self._batches < sent) if sent is not None else (self._events < kept)) \
-                and time.monotonic() < deadline:
-            if not self._remote.alive and self._owner_queue_empty():
-                break
-            time.sleep(0.01)
+
+        def landed() -> bool:
+            return (self._batches >= sent) if sent is not None else (self._events >= kept)
+
+        with self._landed:
+            # Woken by each batch; the short slices notice a connection gone quiet.
+            while not landed() and time.monotonic() < deadline:
+                if not self._remote.alive and self._owner_queue_empty():
+                    break
+                self._landed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def _owner_queue_empty(self) -> bool:
         return len(self._owner) == 0
@@ -369,8 +375,10 @@ class Recording:
             added = self._store.append_batch(self.source, _as_bytes(headers), _as_bytes(payloads),
                                              list(defs), seen, dropped)
             self._seen, self._dropped = seen, dropped
-            self._events += added
-            self._batches += 1
+            with self._landed:
+                self._events += added
+                self._batches += 1
+                self._landed.notify_all()
         elif isinstance(message, tuple) and message and message[0] == A_DETAILS:
             try:
                 details = {str(k): v for k, v in message[2].items()}

@@ -218,7 +218,8 @@ class Connection:
                     return f"frame of {size} bytes exceeds the {_MAX_FRAME}-byte cap"
                 if len(buf) < 4 + size:
                     break
-                frame = bytes(buf[4:4 + size])
+                with memoryview(buf) as view:   # one copy, not two (a slice, then bytes)
+                    frame = bytes(view[4:4 + size])
                 del buf[:4 + size]
                 self._dispatch(frame)
             try:
