@@ -15,7 +15,9 @@ preempted in between) the receiving node can stamp the arrival first. Around
 a ring of nodes such lags add up to a cycle no constant offsets satisfy. So
 a send still stamped after its receive moves back to just before it, never
 before its own process's previous event; when that bound forbids it, the
-receive moves forward instead, never past its process's next event.
+receive moves forward instead, never past its process's next event; when
+neither fits alone, the send moves back as far as it may and the receive
+forward the rest.
 """
 
 from __future__ import annotations
@@ -70,12 +72,21 @@ def late_sends(raw, send: np.ndarray, recv: np.ndarray) -> dict[int, int]:
         return moves
     before, after = _neighbours(raw.pid)
     for s, r in zip(send[late].tolist(), recv[late].tolist()):
-        floor = ts[before[s]] if before[s] >= 0 else np.iinfo(np.int64).min
-        ceiling = ts[after[r]] if after[r] >= 0 else np.iinfo(np.int64).max
-        if ts[r] - GAP_NS >= floor:
-            moves[s] = int(ts[r] - GAP_NS - ts[s])
-        elif ts[s] + GAP_NS <= ceiling:
-            moves[r] = int(ts[s] + GAP_NS - ts[r])
+        need = int(ts[s] + GAP_NS - ts[r])
+        back = int(ts[s] - ts[before[s]]) if before[s] >= 0 else need   # room before the send
+        ahead = int(ts[after[r]] - ts[r]) if after[r] >= 0 else need   # room after the receive
+        if back >= need:
+            moves[s] = -need
+        elif ahead >= need:
+            moves[r] = need
+        else:
+            # Neither fits alone (both processes busy around the message):
+            # the send goes back as far as it may, the receive forward the
+            # rest, or as far as it may (closer, if still not in order).
+            if back > 0:
+                moves[s] = -back
+            if min(ahead, need - back) > 0:
+                moves[r] = min(ahead, need - back)
     return moves
 
 

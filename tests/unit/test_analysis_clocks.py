@@ -67,3 +67,14 @@ def test_when_the_send_cannot_move_back_the_receive_moves_forward():
     assert moves == {2: 11 * US}
     ts = apply(raw, moves=moves)
     assert ts[2] - ts[1] == GAP_NS and ts[2] <= ts[3]
+
+
+def test_when_neither_fits_alone_both_move_and_each_process_keeps_its_order():
+    # the sender was busy 6 us before its send (stamped 100), the receiver 8 us
+    # after its receive (stamped 90): 11 us to find, 6 behind the send and 8 ahead
+    raw = columns([(0, 1, 94), (0, 1, 100), (1, 2, 90), (1, 2, 98)])
+    moves = late_sends(raw, np.array([1]), np.array([2]))
+    assert moves == {1: -6 * US, 2: 5 * US}
+    ts = apply(raw, moves=moves)
+    assert ts[2] - ts[1] == GAP_NS
+    assert ts[0] <= ts[1] and ts[2] <= ts[3]
