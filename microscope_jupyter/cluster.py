@@ -306,14 +306,16 @@ class Cluster(Reporting, SessionBase):
             self._cache.clear()
             if not shift.any():
                 break
-        raw = self.store.raw()
-        moves = late_sends(raw, send, recv)
-        for node in {raw.node_names[raw.node[q]] for q in moves}:
-            seqs = np.array([q for q in moves if raw.node_names[raw.node[q]] == node])
-            self.store.shift_clock(node, np.array([moves[q] for q in seqs]), seqs)
-            with self._lock:
-                self._moved[node] = self._moved.get(node, 0) + len(seqs)
-        if moves:
+        for _ in range(3):              # a move can make room for the next one
+            raw = self.store.raw()
+            moves = late_sends(raw, send, recv)
+            for node in {raw.node_names[raw.node[q]] for q in moves}:
+                seqs = np.array([q for q in moves if raw.node_names[raw.node[q]] == node])
+                self.store.shift_clock(node, np.array([moves[q] for q in seqs]), seqs)
+                with self._lock:
+                    self._moved[node] = self._moved.get(node, 0) + len(seqs)
+            if not moves:
+                break
             self._cache.clear()
         return total
 

@@ -7,6 +7,7 @@ traced, and every node is clean after detach."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import microscope_jupyter as mic
@@ -111,13 +112,15 @@ def test_a_skewed_clock_is_put_right_by_send_before_receive(three):
             pass_token(c, names, 30)
         cross = across(c, c.messages())
         early = cross[cross["latency_us"] < 0]
-        assert early.empty, (c.clock.to_string(), early[["send_seq", "receive_seq", "from_node",
-                                                           "to_node", "latency_us", "text"]].to_string())
+        columns = ["send_seq", "receive_seq", "from_node", "to_node", "latency_us"]
+        with pd.option_context("display.width", 250, "display.max_columns", 20):
+            why = f"{c.clock}\n{early[columns] if len(early) else cross[columns]}"
+        assert early.empty, why
         clock = c.clock.set_index("node")
-        assert clock.loc[names[1], "applied_us"] == 50_000
-        assert 45_000 < clock.loc[names[1], "shift_us"] <= 50_000
+        assert clock.loc[names[1], "applied_us"] == 50_000, why
+        assert 45_000 < clock.loc[names[1], "shift_us"] <= 50_000, why
         into_second = cross[cross.to_node == names[1]]
-        assert len(into_second) and into_second["latency_us"].min() < 5_000   # not pushed too far
+        assert len(into_second) and into_second["latency_us"].min() < 5_000, why   # not too far
 
 
 def test_nodes_leaving_and_joining_mid_trace(three, node_factory, tmp_path):
