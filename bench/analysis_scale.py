@@ -143,7 +143,8 @@ def main() -> None:
             loaded = mic.load(path)
             loads.append(time.perf_counter() - t0)
             assert len(loaded.store) == len(store)
-        size = sum(f.stat().st_size for f in (Path(tmp) / "rec0").iterdir())
+            del loaded   # a second copy of the recording: not what the peak RSS is about
+        size = sum(f.stat().st_size for f in (Path(tmp) / "rec0").rglob("*") if f.is_file())
     t0 = time.perf_counter()
     events = session.events
     frame_s = time.perf_counter() - t0
@@ -179,7 +180,7 @@ def main() -> None:
     print(f"peak RSS so far:                {peak:.2f} GiB  (two sessions on one store)")
     # The same recording ending in a crash that loses messages: explain must
     # then join every message, on a fresh session (the others are let go).
-    del session, fresh, tt, snap, events, messages, explanation, loaded
+    del session, fresh, tt, snap, events, messages, explanation
     gc.collect()
     add_crash(store, args.events)
     crashed = OfflineSession(store, {"node": NODE}, None)
