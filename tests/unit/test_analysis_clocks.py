@@ -78,3 +78,19 @@ def test_when_neither_fits_alone_both_move_and_each_process_keeps_its_order():
     ts = apply(raw, moves=moves)
     assert ts[2] - ts[1] == GAP_NS
     assert ts[0] <= ts[1] and ts[2] <= ts[3]
+
+
+def test_with_too_little_room_anywhere_the_receive_and_what_follows_it_move_forward():
+    # a -> b, 11 us to find with 2 behind the send and 3 ahead of the receive;
+    # the receiver's next event is a send to c, whose receive must follow it
+    raw = columns([(0, 1, 98), (0, 1, 100),            # a: busy, then the send
+                   (1, 2, 90), (1, 2, 93),             # b: the receive, then a send to c
+                   (2, 3, 95), (1, 2, 400)])           # c gets it; b later
+    send, recv = np.array([1, 3]), np.array([2, 4])
+    moves = late_sends(raw, send, recv)
+    ts = apply(raw, moves=moves)
+    assert ((ts[recv] - ts[send]) >= GAP_NS).all(), ts
+    for pid in (1, 2, 3):                              # every process's own order kept
+        own = np.flatnonzero(raw.pid == pid)
+        assert (np.diff(ts[own]) >= 0).all(), (pid, ts)
+    assert ts[5] == 400 * US                           # what was late enough stays put
