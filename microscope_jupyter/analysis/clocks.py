@@ -102,19 +102,30 @@ def _push_forward(ts: np.ndarray, send: np.ndarray, recv: np.ndarray, after: np.
     def at(q: int) -> int:
         return int(ts[q]) + moves.get(q, 0)
 
-    receive_of = dict(zip(send.tolist(), recv.tolist()))
-    send_of = {r: s for s, r in receive_of.items()}
-    work = [r for r in recv.tolist() if at(r) - at(send_of[r]) < GAP_NS]
+    def partner(keys: np.ndarray, values: np.ndarray):
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+
+        def find(q: int) -> int:
+            i = int(np.searchsorted(ordered, q))
+            return int(values[order[i]]) if i < len(ordered) and ordered[i] == q else -1
+        return find
+
+    receive_of, send_of = partner(send, recv), partner(recv, send)
+    now = ts.copy()
+    for q, delta in moves.items():
+        now[q] += delta
+    work = recv[now[recv] - now[send] < GAP_NS].tolist()
     steps = 0
     while work and steps < 100 * len(recv):   # causality has no cycles; bad pairing might
         steps += 1
         r = work.pop()
-        floor = at(send_of[r]) + GAP_NS
+        floor = at(send_of(r)) + GAP_NS
         q = r
         while q >= 0 and at(q) < floor:
             moves[q] = floor - int(ts[q])
-            if q in receive_of:
-                work.append(receive_of[q])
+            if (r2 := receive_of(q)) >= 0:
+                work.append(r2)
             q = int(after[q])
 
 
