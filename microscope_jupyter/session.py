@@ -21,7 +21,8 @@ from typing import Any
 import pandas as pd
 
 from .agent.beam_file import AGENT_MODULE
-from .agent.controller import Recording, ensure_agent, unload_agent
+from .agent.beam_file import ensure_agent, unload_agent
+from .agent.controller import Recording
 from .agent.flight import (FlightRecorder, flight_recorders, pull_flight_recorder, remove_recorder,
                            start_flight_recorder)
 from .agent.inspect import module_source, module_versions, node_facts, process_details
@@ -96,7 +97,7 @@ class Session(Reporting, SessionBase):
                     except MicroscopeError:
                         pass
             if self.recordings or self._agent_used:
-                unload_agent(self._remote)
+                unload_agent(self._remote, {m for r in self.recordings for m in r.spec.modules})
         if self._shared:
             self._remote.close()
         else:

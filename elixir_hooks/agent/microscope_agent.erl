@@ -65,6 +65,13 @@
 %%%   microscope_line_sink)                  the trace that held it before; a sink left
 %%%                                          by a killed agent is erased at unload
 %%%   this module                            unloaded by Python at detach
+%%%
+%%% A controller killed outright (exit/2 with kill, a purge) runs no cleanup:
+%%% its tracer, flags, hooks (at their next callback), system monitor and
+%%% OTP 27+ session go with it by themselves; the line sink and, before OTP
+%%% 27, its call patterns are swept by the next start or by sweep/1 at
+%%% unload (sweep_orphans/1: ours by their match specs, only when no
+%%% controller of ours is alive).
 %%% '''
 %%%
 %%% Nothing else: no registered name, no file, no new atom (the line sink's
@@ -77,13 +84,13 @@
 -export([process_details/2, module_source/1]).
 -export([version/0, start/2, stop/1, status/1, trace_state/1, eval_traced/4, process_table/0,
          process_tree/0]).
--export([flight_start/1, flight_list/0, flight_pull/2, flight_remove/1, line_sink_sweep/0]).
+-export([flight_start/1, flight_list/0, flight_pull/2, flight_remove/1, sweep/1]).
 %% @private internal exports (spawned funs, sys debug hook)
 -export([controller_init/3, tracer_init/3, sampler_init/3, state_hook/3, flight_init/2]).
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 20).
+-define(VERSION, 21).
 -define(HOOK_ID, microscope_state_hook).
 -define(HEADER_BYTES, 40).
 
@@ -752,7 +759,7 @@ controller_init(Caller, Owner, Opts0) ->
     case validate(Caller, Opts) of
         {error, Reason} ->
             Caller ! {self(), refused, Reason};
-        {ok, Procs, Patterns} ->
+        {ok, Procs, Patterns, Swept} ->
             Backend0 = backend_kind(),
             MonitorMFAs = monitor_patterns(Backend0, Opts, Patterns),
             %% The controller raises this flag to stop the tracer ahead of its
@@ -800,7 +807,8 @@ controller_init(Caller, Owner, Opts0) ->
             %% what costs a pass over every traced process (hooks, links and
             %% monitors, names) follows as one details message to the owner,
             %% so a trace of a 50k-process node starts without waiting on it.
-            Caller ! {self(), started, start_info(Ctl3, Procs, MonitorMFAs, HookCost)},
+            Caller ! {self(), started,
+                      (start_info(Ctl3, Procs, MonitorMFAs, HookCost))#{swept => Swept}},
             %% Hooks are asked for without waiting: a backlogged GenServer takes
             %% the request when it reaches it, so trace start never waits on the app.
             Ctl = case maps:get(state, Opts) of
@@ -1080,8 +1088,19 @@ line_sink_pop(Tracer, Prev) ->
             ok   % a newer trace holds it, and hands it on when it ends
     end.
 
-%% At unload (Python's detach): a sink whose trace was killed before its
-%% cleanup ran would keep every inspect_line call sending to a dead pid.
+%% @doc At unload (Python's detach): what a trace killed before its cleanup
+%% left behind. Modules are the modules= specs the session traced (call
+%% patterns are swept by their functions; see sweep_orphans/1).
+sweep(Modules) when is_list(Modules) ->
+    Patterns = lists:usort(lists:flatmap(fun(Spec) ->
+                                                 try resolve_pattern(Spec)
+                                                 catch throw:{refused, _} -> []
+                                                 end
+                                         end, Modules)),
+    #{lines => line_sink_sweep(), patterns => sweep_orphans(Patterns)}.
+
+%% A sink whose trace was killed before its cleanup ran would keep every
+%% inspect_line call sending to a dead pid.
 line_sink_sweep() ->
     case persistent_term:get(?LINE_SINK, none) of
         P when is_pid(P) ->
@@ -1288,8 +1307,9 @@ validate(Caller, Opts) ->
         check_limits(Opts),
         Procs = resolve_procs(maps:get(procs, Opts), [Caller | maps:get(exclude, Opts)]),
         Patterns = lists:usort(lists:flatmap(fun resolve_pattern/1, maps:get(modules, Opts))),
+        Swept = sweep_orphans(Patterns),
         has_sessions() orelse check_patterns_free(Patterns),
-        {ok, Procs, Patterns}
+        {ok, Procs, Patterns, Swept}
     catch
         throw:{refused, Why} -> {error, Why}
     end.
@@ -1558,6 +1578,8 @@ untrace_procs(#ctl{backend = {legacy, Tracer}, flags = Flags}) ->
 %% go untracked; the same if the user patterns one of them, or if another
 %% tool call-traces some process (our global patterns would add monitor
 %% calls to its trace).
+%% What a call pattern of ours asks for (sweep_orphans/1 knows ours by it).
+-define(CALL_SPEC, [{'_', [], [{return_trace}, {exception_trace}]}]).
 -define(MONITOR_MFAS, [{erlang, monitor, 2}, {erlang, monitor, 3},
                        {erlang, demonitor, 1}, {erlang, demonitor, 2}]).
 
@@ -1628,7 +1650,7 @@ set_patterns(MFAs, Ctl = #ctl{backend = Backend}) ->
     %% sampler reads the counts.
     {MS, Flags} = case counting(Ctl) of
                       true -> {true, [call_count]};
-                      false -> {[{'_', [], [{return_trace}, {exception_trace}]}], [local]}
+                      false -> {?CALL_SPEC, [local]}
                   end,
     case Backend of
         {legacy, _} ->
@@ -1648,6 +1670,68 @@ check_patterns_free(MFAs) ->
         [] -> true;
         [{M, F, A} | _] -> throw({refused, {pattern_in_use, M, F, A}})
     end.
+
+%% A controller killed outright (exit(Pid, kill), a purge of this module,
+%% start/2's timeout) runs no cleanup. Its flags, hooks and system monitor
+%% go with its tracer by themselves, and OTP 27+'s session with it, but
+%% before OTP 27 its call patterns outlive it, node-wide: the next trace of
+%% those modules would be refused, monitors would go untracked, and another
+%% tool's call trace would get our calls. Ours are told apart by their
+%% match specs (nobody else asks for return and exception trace together,
+%% or for our monitor/3 spec), and they are orphans when no live controller
+%% of ours holds them; then they go. Another tool's patterns, even on the
+%% same functions, are left alone, and so is everything while a controller
+%% does not say what it holds. Swept at every start (for the modules it
+%% names) and at unload (for the modules the session traced).
+sweep_orphans(MFAs) ->
+    case has_sessions() of
+        true -> 0;
+        false ->
+            Ours = [MFA || MFA <- lists:usort(MFAs), our_pattern(MFA, ?CALL_SPEC)]
+                ++ our_monitor_patterns(),
+            Orphans = case Ours of
+                          [] -> [];
+                          _ -> case held_patterns() of
+                                   {ok, Held} -> Ours -- Held;
+                                   unknown -> []
+                               end
+                      end,
+            [erlang:trace_pattern(MFA, false, [local]) || MFA <- Orphans],
+            length(Orphans)
+    end.
+
+our_pattern(MFA, Spec) ->
+    case erlang:trace_info(MFA, all) of
+        {all, Info} when is_list(Info) ->
+            lists:member({traced, local}, Info) andalso lists:member({match_spec, Spec}, Info);
+        _ ->
+            false
+    end.
+
+%% demonitor's spec (true) is anybody's: it is ours only beside our monitor's.
+our_monitor_patterns() ->
+    [Monitor2, Monitor3 | Demonitors] = ?MONITOR_MFAS,
+    case our_pattern(Monitor2, monitor_match_spec(Monitor2))
+        andalso our_pattern(Monitor3, monitor_match_spec(Monitor3)) of
+        true -> [Monitor2, Monitor3 | [MFA || MFA <- Demonitors, our_pattern(MFA, [])]];
+        false -> []
+    end.
+
+%% The patterns every other live controller holds, as each says; unknown if
+%% one does not answer (busy setting up or stopping, or an older agent).
+held_patterns() ->
+    Me = self(),
+    Others = [P || P <- erlang:processes(), P =/= Me,
+                   erlang:process_info(P, initial_call)
+                       =:= {initial_call, {?MODULE, controller_init, 3}}],
+    lists:foldl(fun(_, unknown) -> unknown;
+                   (P, {ok, Acc}) ->
+                        case request(P, fun(From, Ref) -> {trace_state, From, Ref} end, 1000) of
+                            {ok, {ok, #{patterns := Held}}} -> {ok, Held ++ Acc};
+                            down -> {ok, Acc};
+                            _ -> unknown
+                        end
+                end, {ok, []}, Others).
 
 unset_patterns(Ctl = #ctl{backend = {legacy, _}, patterns = MFAs}) ->
     Flags = case counting(Ctl) of true -> [call_count]; false -> [local] end,
@@ -1852,9 +1936,13 @@ hook_out(F = #hook{budget = Budget, kind = Kind, before = Before, large = Large0
                        end,
     Report = {{TsOut, self(), N + 1}, PerfOut - PerfIn, bounded_message(Msg, Budget), Capture,
               reply_capture(Reply, Budget), Kind},
-    {Room, Insert} = leave_report(F, Report, PerfOut, N),
-    F#hook{before = NewState, pending = none, large = Large, n = N + 1, room = Room,
-           last_insert = Insert}.
+    case leave_report(F, Report, PerfOut, N) of
+        gone ->
+            done;   % sys removes a hook that answers done
+        {Room, Insert} ->
+            F#hook{before = NewState, pending = none, large = Large, n = N + 1, room = Room,
+                   last_insert = Insert}
+    end.
 
 %% A report goes into the trace's table, not to the tracer: a message would
 %% wake the tracer's scheduler on every callback (measured: 2-3 us a call),
@@ -1866,13 +1954,20 @@ hook_out(F = #hook{budget = Budget, kind = Kind, before = Before, large = Large0
 %% what the previous insert took (an insert cannot carry its own time; it
 %% varies with the table and the tracer's draining, so it is measured, not
 %% calibrated). sys's debug path is in the calibration (hook_overhead/0).
+%% A table gone (its controller killed outright, so the stop flag was never
+%% raised) means the trace is gone: the hook goes too, within 16 callbacks.
 leave_report(#hook{reports = Reports, drops = Drops, limit = Limit, room = Room,
                    last_insert = LastInsert}, Report, PerfOut, N) ->
     Room1 = case N band 15 of
-                0 -> ets:info(Reports, size) < Limit;
+                0 -> case ets:info(Reports, size) of
+                         undefined -> gone;
+                         Size -> Size < Limit
+                     end;
                 _ -> Room
             end,
     case Room1 of
+        gone ->
+            gone;
         true ->
             Before = os:perf_counter(),
             ets:insert(Reports, erlang:append_element(Report, Before - PerfOut + LastInsert)),

@@ -21,57 +21,24 @@ import pandas as pd
 
 from ..beam.node import LocalNode, Mailbox, RemoteNode
 from ..beam.terms import Atom, Pid
-from ..errors import AgentError, BadRpc, NodeDown
+from ..errors import NodeDown
 from ..store.event_store import EventStore
-from .beam_file import AGENT_MODULE, agent_beam_bytes
+from .beam_file import AGENT_MODULE, ensure_agent, report_swept
 from .spec import TraceSpec, spec_error
 from .tables import read_pids, read_relations
 
-__all__ = ["Recording", "ensure_agent", "unload_agent", "AGENT_VERSION"]
+__all__ = ["Recording"]
 
 log = logging.getLogger(__name__)
 
 DETAILS_WAIT_S = 30.0   # how long Recording.info waits for the details after the start reply
 
-AGENT_VERSION = 20  # -define(VERSION, ...) in microscope_agent.erl
 A_BATCH, A_STOPPED = Atom("microscope_batch"), Atom("microscope_stopped")
 A_DETAILS = Atom("microscope_details")
-
-
-def ensure_agent(remote: RemoteNode) -> None:
-    """Load the agent diskless unless this exact version is already there."""
-    try:
-        loaded = remote.rpc(AGENT_MODULE, "version", [], 10)
-    except BadRpc:
-        loaded = None
-    if loaded == AGENT_VERSION:
-        return
-    if loaded is not None:
-        # A stale agent from an older microscope: replace it.
-        remote.rpc("code", "purge", [Atom(AGENT_MODULE)], 10)
-    filename = [ord(c) for c in f"{AGENT_MODULE}.erl"]
-    result = remote.rpc("code", "load_binary", [Atom(AGENT_MODULE), filename, agent_beam_bytes()],
-                        30)
-    if result != (Atom("module"), Atom(AGENT_MODULE)):
-        raise AgentError(f"{remote.name} refused to load the agent: {result!r}; is the node "
-                         "running with an embedded code server that forbids loading?")
-
-
-def unload_agent(remote: RemoteNode) -> None:
-    """Remove the agent module; leaves it if another session's agent still runs it,
-    or a flight recorder (which outlives sessions by design). A line sink left by
-    a trace that was killed before its cleanup is erased first."""
-    try:
-        remote.rpc(AGENT_MODULE, "line_sink_sweep", [], 10)
-        if remote.rpc(AGENT_MODULE, "flight_list", [], 10):
-            return
-    except (BadRpc, NodeDown, TimeoutError):
-        pass
-    try:
-        remote.rpc("code", "delete", [Atom(AGENT_MODULE)], 5)
-        remote.rpc("code", "soft_purge", [Atom(AGENT_MODULE)], 5)
-    except (BadRpc, NodeDown, TimeoutError):
-        pass
+A_DOWN = Atom("DOWN")
+# A controller that ends normally has told us why (a reply, or microscope_stopped);
+# a dropped connection is NodeDown's to report.
+QUIET_ENDS = (Atom("normal"), Atom("noconnection"))
 
 
 class Recording:
@@ -102,6 +69,7 @@ class Recording:
         self._final_stats: dict | None = None
         self._done = threading.Event()
         self.pulled_from: Pid | None = None   # the flight recorder, for a pulled recording
+        self._agent_ref: Any = None
         self._ingest = threading.Thread(target=self._ingest_loop, name=f"microscope-ingest-{source}",
                                         daemon=True)
         self._ingest.start()
@@ -133,6 +101,10 @@ class Recording:
         store.add_source(source, remote.name, info["time_offset"] - shift,
                          info["native_per_second"], details_follow=True)
         recording = cls(remote, owner, agent, info, store, source, spec)
+        # A controller killed outright (exit/2, a purge of the agent) says nothing:
+        # its DOWN is how the recording learns it ended.
+        recording._agent_ref = remote.monitor(owner, agent)
+        report_swept(remote.name, info.get("swept", 0))
         if info.get("skipped_foreign"):
             log.warning("%d processes are traced by another tool and were left alone",
                         info["skipped_foreign"])
@@ -318,6 +290,10 @@ class Recording:
                             "narrow the trace to fewer processes or lower max_rate=.")
         elif reason == "duration":
             self.message = f"Tracing stopped after its duration of {self.spec.duration_s:g} s."
+        elif reason == "agent_died":
+            self.message = (f"The agent on {self._remote.name} ended without stopping the trace "
+                            f"(exit reason: {stats['reason']}); the events up to then are kept. "
+                            "What it could not undo is cleared by the next trace or at detach.")
         elif dropped:
             self.message = (f"{dropped:,} events were dropped under load (max_rate="
                             f"{self.spec.max_rate:,}/s); they are counted in 'dropped' rows.")
@@ -395,6 +371,9 @@ class Recording:
         elif isinstance(message, tuple) and message and message[0] == A_STOPPED:
             _, _agent, reason, stats = message
             self._finish(str(reason), _stats(stats))
+        elif (isinstance(message, tuple) and len(message) == 5 and message[0] == A_DOWN
+              and message[1] == self._agent_ref and message[4] not in QUIET_ENDS):
+            self._finish("agent_died", {"reason": message[4]})
 
 
 def _as_bytes(value: Any) -> bytes:

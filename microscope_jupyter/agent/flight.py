@@ -28,7 +28,8 @@ from ..errors import BadRpc, TraceError, TraceLimitError, TraceSpecError
 from ..render.names import erlang_module_name, format_name
 from ..store.event_store import EventStore
 from .beam_file import AGENT_MODULE
-from .controller import Recording, ensure_agent
+from .beam_file import ensure_agent
+from .controller import Recording
 from .spec import TraceSpec, parse_duration, spec_error
 
 __all__ = ["FlightRecorder", "start_flight_recorder", "flight_recorders", "find_recorder", "remove_recorder",

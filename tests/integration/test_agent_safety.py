@@ -7,6 +7,7 @@ Every check of what is left on the target runs from a separate hidden node
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
-from nodes import CLEAN, RUNTIMES, leftovers, load_module, wait_clean
+from nodes import CLEAN, RUNTIMES, leftovers, load_module, load_test_module, wait_clean, wait_until
 
 def busy_trace(s):
     rec = s.trace(modules=["Demo.WorkerB", "Demo.Stats"])
@@ -157,7 +158,7 @@ def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workl
         import microscope_jupyter as mic
         from microscope_jupyter import Atom
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from nodes import CLEAN, RUNTIMES, leftovers, load_module, wait_clean
+        from nodes import CLEAN, RUNTIMES, leftovers, load_module, load_test_module, wait_clean, wait_until
         from pathlib import Path
         s = mic.attach({node.name!r}, cookie={node.cookie!r})
         load_module(s, Path({str(workload_beam)!r}))
@@ -210,3 +211,111 @@ def test_a_stalled_notebook_costs_the_node_a_bounded_backlog(node_factory, workl
     finally:
         if child.poll() is None:
             child.kill()
+
+
+# -- a controller killed outright (exit(Pid, kill), a purge of the agent) runs no
+# cleanup; what it leaves must still go, and only what is ours.
+
+LOAD = [Atom("mic_load")]
+SWEPT = "killed before it could clean up"
+
+
+def busy_worker(node, tmp_path):
+    """A session on ``node`` with mic_load's worker w1 handling a cast every 5 ms."""
+    s = mic.attach(node.name, cookie=node.cookie)
+    load_test_module(s, "mic_load", tmp_path)
+    s.rpc("mic_load", "start_worker", [Atom("w1")])
+    s.rpc("mic_load", "feed", [Atom("w1"), 5, 1, Atom("infinity")])
+    return s
+
+
+def kill_trace(s, rec, observer):
+    """Kill the trace's controller; returns what it left once its processes are gone.
+    The recording learns of it from the controller's DOWN and keeps its events."""
+    s.rpc("erlang", "exit", [rec.agent, Atom("kill")])
+    wait_until(lambda: not leftovers(observer, LOAD)["agents"] and not rec.running)
+    assert rec.state == "agent_died" and "exit reason: killed" in rec.status()["message"]
+    return leftovers(observer, LOAD)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_killed_controller_leaves_nothing_after_detach(node_factory, tmp_path, runtime, caplog):
+    """Before OTP 27 a killed controller's call patterns outlive it (node-wide);
+    the detach sweeps them, with one warning. Flags, the hook, the system
+    monitor go by themselves; OTP 28's session takes everything with it."""
+    node = node_factory(runtime, prefix="killed")
+    s = busy_worker(node, tmp_path)
+    rec = s.trace("w1", modules=["mic_load"])
+    with mic.attach(node.name, cookie=node.cookie) as observer:
+        wait_until(lambda: leftovers(observer, LOAD)["hooks"])
+        left = kill_trace(s, rec, observer)
+        patterned = {(Atom("mic_load"), Atom("handle_cast"), 2),
+                     (Atom("erlang"), Atom("monitor"), 2)} <= set(left["patterns"])
+        assert patterned == (runtime == "otp25"), left["patterns"]
+        with caplog.at_level(logging.WARNING, logger="microscope_jupyter"):
+            s.detach()
+        assert wait_clean(observer, LOAD) == CLEAN
+        assert observer.rpc("code", "is_loaded", [Atom("microscope_agent")]) is False
+    warned = [r.getMessage() for r in caplog.records if SWEPT in r.getMessage()]
+    assert len(warned) == patterned, warned
+    if patterned:
+        assert f"cleared {len(left['patterns'])} trace patterns" in warned[0]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_the_next_trace_takes_over_from_a_killed_one(node_factory, tmp_path, runtime):
+    """The next trace of the same modules is not refused as 'pattern in use' by
+    our own orphans, and tracks monitors again, instead of blaming another tool."""
+    node = node_factory(runtime, prefix="taken")
+    s = busy_worker(node, tmp_path)
+    try:
+        with mic.attach(node.name, cookie=node.cookie) as observer:
+            first = s.trace("w1", modules=["mic_load"])
+            wait_until(lambda: leftovers(observer, LOAD)["hooks"])
+            left = kill_trace(s, first, observer)
+            # It names one function: it sweeps that and the monitor BIFs (OTP 25);
+            # the detach sweeps the rest of the module.
+            second = s.trace("w1", modules=["mic_load.handle_cast/2"])
+            assert second.info["monitors"] == "tracked"
+            assert second.info["swept"] == (5 if left["patterns"] else 0)
+            assert len(left["patterns"]) == (30 if runtime == "otp25" else 0)
+            wait_until(lambda: (s.events["kind"] == "call").sum() >= 3)
+            second.stop()
+            calls = s.events[(s.events["kind"] == "call") & (s.events["seq"] >= second.first_seq)]
+            assert set(calls["mfa"]) == {":mic_load.handle_cast/2"}
+            s.detach()
+            assert wait_clean(observer, LOAD) == CLEAN
+    finally:
+        s.detach()
+
+
+def test_the_sweep_leaves_other_tools_and_live_traces_alone(node_factory, tmp_path):
+    """OTP 25 (node-wide patterns): a function another tool re-patterned after
+    the kill keeps its pattern, and a live trace's monitor patterns stay while
+    it runs, though its session's own detach sweeps."""
+    node = node_factory("otp25", prefix="others")
+    s = busy_worker(node, tmp_path)
+    with mic.attach(node.name, cookie=node.cookie) as observer:
+        rec = s.trace("w1", modules=["mic_load"])
+        wait_until(lambda: leftovers(observer, LOAD)["hooks"])
+        kill_trace(s, rec, observer)
+        theirs = (Atom("mic_load"), Atom("peek"), 1)
+        their_spec = [(Atom("_"), [], [(Atom("return_trace"),)])]
+        assert observer.rpc("erlang", "trace_pattern", [theirs, their_spec, [Atom("local")]]) == 1
+        # A second notebook traces the worker (no modules): its start sweeps the
+        # orphaned monitor patterns and sets its own.
+        other = mic.attach(node.name, cookie=node.cookie)
+        live = other.trace("w1", state=False)
+        assert live.info["monitors"] == "tracked" and live.info["swept"] == 4
+        s.detach()
+        left = leftovers(observer, LOAD)
+        assert left["patterns"] == [theirs, (Atom("erlang"), Atom("monitor"), 2),
+                                    (Atom("erlang"), Atom("monitor"), 3),
+                                    (Atom("erlang"), Atom("demonitor"), 1),
+                                    (Atom("erlang"), Atom("demonitor"), 2)]
+        assert observer.rpc("erlang", "trace_info", [theirs, Atom("match_spec")]) == \
+            (Atom("match_spec"), their_spec)
+        assert live.running and live.status()["dropped"] == 0
+        other.detach()
+        assert wait_clean(observer, LOAD)["patterns"] == [theirs]
+        observer.rpc("erlang", "trace_pattern", [theirs, False, [Atom("local")]])

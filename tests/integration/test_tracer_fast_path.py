@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microscope_jupyter.agent.controller import ensure_agent
+from microscope_jupyter.agent.beam_file import ensure_agent
 from microscope_jupyter.store.schema import HEADER_DTYPE, KIND_CODES
 
 # A mix of what a tracer meets: sends to pids, names, {Name, Node} and

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from microscope_jupyter.agent.beam_file import SOURCE_PATH
-from microscope_jupyter.agent.controller import AGENT_VERSION
+from microscope_jupyter.agent.beam_file import AGENT_VERSION
 from microscope_jupyter.agent.spec import TraceSpec, module_spec, parse_duration, process_spec
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.errors import TraceLimitError, TraceSpecError
