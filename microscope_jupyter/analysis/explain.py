@@ -115,7 +115,12 @@ def _all_well(recorded: "SessionBase") -> str:
     durations = events.loc[events["kind"] == "state", "_duration_ns"]
     slowest = (f"; the slowest callback took {durations.max() / 1e6:.1f} ms"
                if len(durations) else "")
+    sent, received = int(kinds.get("send", 0)), int(kinds.get("receive", 0))
+    # More received than sent is no loss: the rest came from untraced senders
+    # (an rpc, a shell, another node), so the sentence says so.
+    outside = (f" (at least {received - sent:,} from processes outside the recording)"
+               if received > sent else "")
+    messages = "message" if sent == 1 else "messages"
     return (f"Nothing looks wrong in this recording: {events['pid'].nunique()} processes, "
-            f"{int(kinds.get('send', 0))} messages sent and {int(kinds.get('receive', 0))} "
-            f"received, no crash, no lost message, no mailbox past {MAILBOX_GROWTH} messages"
-            f"{slowest}.")
+            f"{sent:,} {messages} sent and {received:,} received{outside}, no crash, "
+            f"no lost message, no mailbox past {MAILBOX_GROWTH} messages{slowest}.")

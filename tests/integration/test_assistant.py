@@ -59,10 +59,12 @@ def test_every_tool_answers_about_a_real_node(demo):
             out = {"node_info": text(await c.call_tool("node_info", {}))}
             out["processes"] = text(await c.call_tool("processes", {"filter": "Demo.Worker"}))
             out["tree"] = text(await c.call_tool("supervision_tree", {}))
-            demo.demo.start_updates(20)
             out["propose"] = text(await c.call_tool("propose_trace", {
                 "reason": "WorkerB misses updates", "processes": ["Demo.Supervisor"],
-                "duration_s": 2.0}))
+                "duration_s": 10.0}))
+            # Once the trace runs: the 10th update crashes WorkerB 200 ms on, and
+            # a loaded host must not have it crash before the trace began.
+            demo.demo.start_updates(20)
             # what the findings below must hold: the crash, and an update lost after it
             wait_until(lambda: {"unhandled_message", "lost_message"}
                        <= set(demo.findings()["kind"]), timeout=30)

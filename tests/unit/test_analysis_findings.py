@@ -237,3 +237,16 @@ def test_the_lost_message_gate_never_hides_a_loss():
                 == whole.loc[whole["status"] == "lost", key].astype(str).values.tolist())
 
     check()
+
+
+def test_all_is_well_says_where_unmatched_receives_came_from():
+    """Two receives and one traced send: one message came from outside the
+    recording (an rpc, a shell), which is no loss and no finding."""
+    def build(agent):
+        agent.event("send", A, B, payload=Atom("ping"))
+        agent.event("receive", B, payload=Atom("ping"))
+        agent.event("receive", B, payload=Atom("from_a_shell"))
+
+    text = recorded(build).explain().text
+    assert text.startswith("Nothing looks wrong"), text
+    assert "1 message sent and 2 received (at least 1 from processes outside the recording)" in text
