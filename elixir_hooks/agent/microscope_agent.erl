@@ -70,8 +70,8 @@
 %%% its tracer, flags, hooks (at their next callback), system monitor and
 %%% OTP 27+ session go with it by themselves; the line sink and, before OTP
 %%% 27, its call patterns are swept by the next start or by sweep/1 at
-%%% unload (sweep_orphans/1: ours by their match specs, only when no
-%%% controller of ours is alive).
+%%% unload (sweep_orphans/1: ours by their match specs, and held by no
+%%% live controller of ours).
 %%% '''
 %%%
 %%% Nothing else: no registered name, no file, no new atom (the line sink's
