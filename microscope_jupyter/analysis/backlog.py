@@ -3,11 +3,16 @@
     for cause in backlogs(recorded): ...   # Cause("backlog", ...)
     message_shape(("tick", 3))             # "{:tick, _}"
 
-A backlog is read from the node's own mailbox counts; its span runs from
-when the queue passed a tenth of its peak until it fell back below it, so
-the handling rate counts the draining. Arrival against handling rate, the
+A backlog is read from the node's own samples of the queue (never from the
+count estimated between them); its span runs from the sample before the
+queue passed a tenth of its peak to the first after it fell back, inside
+the one recording that holds the peak, so the handling rate counts the
+draining and never the gap between two traces. Rates are over the part of
+the span where callbacks could be seen (a state hook may reach a backlogged
+server late); arrivals are the queue's change on the node plus what was
+handled, so shedding and sampling of receive events cannot lower them. The
 callbacks grouped by message shape (with the periodic slow ones), garbage
-collections, long schedules and the tool's own cost make its summary.
+collections, long schedules and the tool's own cost complete the summary.
 """
 
 from __future__ import annotations
@@ -32,44 +37,74 @@ __all__ = ["backlogs", "message_shape"]
 def backlogs(recorded: "SessionBase") -> list[Cause]:
     tt = recorded.time_travel()
     raw, events = tt.raw, recorded.store.frame()   # with the _aux and _duration_ns columns
+    spans = recorded.store.recording_spans()
     out = []
     for proc in tt.processes():
-        seqs, level = proc.mailbox_levels()
+        seqs, level = proc.sampled()
         if not len(level) or int(level.max()) < MAILBOX_GROWTH:
             continue
         peak_at = int(level.argmax())
-        # the backlog's span: from when it passed a tenth of its peak to when it fell back
-        high = np.flatnonzero(level >= max(1, level[peak_at] // 10))
-        start, end = int(seqs[high[0]]), int(seqs[high[-1]])
-        seconds = max((raw.ts_ns[end] - raw.ts_ns[start]) / 1e9, 1e-3)
-        name = proc.last_name(end)
+        peak = int(level[peak_at])
+        # the backlog's span, in the node's own samples of the one recording
+        # that holds the peak: from the sample before the queue passed a tenth
+        # of its peak to the first one after it fell back (or the last)
+        span = _span_of(spans, int(raw.ts_ns[int(seqs[peak_at])]))
+        mine = np.flatnonzero((raw.ts_ns[seqs] >= span[0]) & (raw.ts_ns[seqs] <= span[1]))
+        seqs, level = seqs[mine], level[mine]
+        peak_at = int(level.argmax())
+        high = np.flatnonzero(level >= max(1, peak // 10))
+        first = max(int(high[0]) - 1, 0)
+        last = min(int(high[-1]) + 1, len(seqs) - 1)
+        # by time, not seq: a sample lands in the batch its message reached the
+        # tracer in, not always among the callbacks of its moment
+        t0, t1 = int(raw.ts_ns[int(seqs[first])]), int(raw.ts_ns[int(seqs[last])])
+        name = proc.last_name(int(seqs[last]))
         who = known_as(name, proc.pid)
-        window = events[(events["seq"] >= start) & (events["seq"] <= end)
-                        & (events["pid"] == proc.pid)]
-        arrived = int((window["kind"] == "receive").sum())
+        summary = f"The mailbox of {who} grew to {peak} messages (the node's own count)"
+        evidence = [int(seqs[first]), int(seqs[peak_at]), int(seqs[last])]
+        ts = raw.ts_ns[events["seq"].to_numpy()]
+        window = events[(ts >= t0) & (ts <= t1) & (events["pid"] == proc.pid).to_numpy()]
         states = recorded.states(proc.pid)
-        handled = states[(states["seq"] >= start) & (states["seq"] <= end)]
-        summary = (f"The mailbox of {who} grew to {int(level[peak_at])} messages (the node's "
-                   f"own count): {arrived / seconds:.0f} arrived per second while it handled "
-                   f"{len(handled) / seconds:.0f}.")
-        evidence = [start, end]
+        state_ts = raw.ts_ns[states["seq"].to_numpy()]
+        # Callbacks count only from when they could be seen: a state hook
+        # that reached a backlogged server late saw none before it.
+        seen_from = int(state_ts.min()) if len(states) else None
         tool = 0.0
-        if len(handled):
-            busy = handled["duration_us"].sum() / 1e6 / seconds
-            summary += f" It was busy {min(busy, 1.0):.0%} of that time"
-            slow, slow_seqs = _slowest_shapes(handled)
-            summary += (f": {slow}." if slow else ".")
-            evidence += slow_seqs
-            # in whole percent, as the summary prints it, so the words and the
-            # thresholds agree (a share that prints as 100% is not "more")
-            tool = round(handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9), 2)
-            if tool > 1.0:
-                summary += (f" The recording itself added {tool:.0%} to those callbacks, more "
-                            "than they took: much of this backlog is the tool's. Trace with "
-                            "state=False to see the app alone.")
-            elif tool > 0.3:
-                summary += (f" The recording itself added {tool:.0%} to those callbacks: part "
-                            "of the slowness is the tool's.")
+        if seen_from is None or seen_from > t1:
+            grew = (int(level[last]) - int(level[first])) / max((t1 - t0) / 1e9, 1e-3)
+            summary += (f"; its queue changed by about {grew:+.0f} messages per second "
+                        "between the node's samples. Its callbacks were not recorded (a "
+                        "trace with state=True shows what took the time).")
+        else:
+            w0 = max(t0, seen_from)
+            sample_ts = raw.ts_ns[seqs]
+            k0 = int(np.searchsorted(sample_ts, w0, side="right")) - 1   # the sample at or before
+            q0 = int(level[max(k0, first)])
+            seconds = max((t1 - w0) / 1e9, 1e-3)
+            handled = states[(state_ts >= w0) & (state_ts <= t1)]
+            arrived = max(int(level[last]) - q0 + len(handled), 0)
+            late = (f" (callbacks seen from {(w0 - t0) / 1e9:.1f} s into it, when the state "
+                    "hook reached the process)" if w0 - t0 > 0.05 * (t1 - t0) else "")
+            summary += (f": over {seconds:.1f} s{late} it handled {len(handled) / seconds:.0f} "
+                        f"per second while about {arrived / seconds:.0f} arrived (the queue's "
+                        "change on the node plus what it handled).")
+            evidence += _sampling_note(window)
+            if len(handled):
+                busy = handled["duration_us"].sum() / 1e6 / seconds
+                summary += f" It was busy {min(busy, 1.0):.0%} of that time"
+                slow, slow_seqs = _slowest_shapes(handled)
+                summary += (f": {slow}." if slow else ".")
+                evidence += slow_seqs
+                # in whole percent, as the summary prints it, so the words and the
+                # thresholds agree (a share that prints as 100% is not "more")
+                tool = round(handled["tool_us"].sum() / max(handled["duration_us"].sum(), 1e-9), 2)
+                if tool > 1.0:
+                    summary += (f" The recording itself added {tool:.0%} to those callbacks, "
+                                "more than they took: much of this backlog is the tool's. Trace "
+                                "with state=False to see the app alone.")
+                elif tool > 0.3:
+                    summary += (f" The recording itself added {tool:.0%} to those callbacks: "
+                                "part of the slowness is the tool's.")
         for kind, what in (("long_gc", "garbage collections"), ("long_schedule",
                                                                 "long runs without yielding")):
             hits = window[window["kind"] == kind]
@@ -87,6 +122,23 @@ def backlogs(recorded: "SessionBase") -> list[Cause]:
         out.append(Cause("backlog", 0.5 if tool > 1.0 else 0.8, summary, sorted(set(evidence)),
                          [who]))
     return out
+
+
+def _span_of(spans: list[tuple[int, int]], ts: int) -> tuple[int, int]:
+    """The recording (first, last ns) that holds ``ts``: rates never run across
+    the untraced gap between two traces of a session."""
+    for lo, hi in spans:
+        if lo <= ts <= hi:
+            return lo, hi
+    return (spans[0][0], spans[-1][1]) if spans else (ts, ts)
+
+
+def _sampling_note(window: pd.DataFrame) -> list[int]:
+    """Seqs of the drop and granularity rows in the window (evidence that the
+    trace kept less than all: the figures above come from the node's samples
+    and the callbacks, which are never sampled away)."""
+    rows = window[window["kind"].isin(["dropped", "granularity"])]
+    return [int(s) for s in rows["seq"].head(5)]
 
 
 def message_shape(message: Any) -> str:

@@ -10,12 +10,14 @@ The index is built once from the raw header columns; only state payloads
 are decoded for it (receive payloads are compared as bytes), so a snapshot
 is a handful of binary searches per process.
 
-What "mailbox" means. ``mailbox_len`` is the node's own count: the agent
-samples every traced process's ``message_queue_len`` at the start, every
-100 ms and at the stop, and between two samples the count moves with the
-messages that arrived (receive events) and were taken (callbacks; for a
-process without callbacks, its next act). So it includes messages queued
-before the trace began and messages from untraced senders. A receive
+What "mailbox" means. ``mailbox_len`` starts from the node's own count
+(``message_queue_len``, sampled at the start, every 100 ms while the process
+runs, and at the stop); between samples it is an estimate moved by arrivals
+(receive events) and takes (callbacks; else the process's next act), and
+``mailbox_basis`` says which ("node", or "estimate: ..." from which sample).
+It includes messages queued before the trace and from untraced senders; one
+that left unseen (a ``DOWN`` flushed by ``demonitor``) misleads it until the
+next sample. Findings and causes speak only of samples. A receive
 trace event is no arrival time: before OTP 27 it fires when the receiver
 moves messages out of its signal queue, late and in bulk for a busy
 process (our sampling bounds that lag at a sampling period). ``mailbox``
@@ -59,7 +61,8 @@ from .process_history import ProcessHistory, Transitions
 __all__ = ["History", "SNAPSHOT_COLUMNS"]
 
 SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "mailbox_len",
-                    "links", "monitors", "monitored_by", "current_callback", "last_seq", "line"]
+                    "links", "monitors", "monitored_by", "current_callback", "last_seq", "line",
+                    "mailbox_basis"]
 
 K = KIND_CODES
 class History:
@@ -269,7 +272,7 @@ class History:
             rows.append(self._row(p, seq, ts_t))
         frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
         for column in ("name", "state", "state_text", "mailbox", "links", "monitors",
-                       "monitored_by", "current_callback", "line"):
+                       "monitored_by", "current_callback", "line", "mailbox_basis"):
             frame[column] = pd.Series([r[SNAPSHOT_COLUMNS.index(column)] for r in rows],
                                       dtype=object, index=frame.index)
         frame.attrs["seq"] = seq
@@ -305,7 +308,8 @@ class History:
         text = render(state, self.store.syntax, 200) if state is not None else None
         return (p.pid, name if alive else None, alive, state, text, mailbox,
                 p.mailbox_len(seq) if alive else 0,
-                links, monitors, monitored_by, callback, last, self._line_at(p, seq))
+                links, monitors, monitored_by, callback, last, self._line_at(p, seq),
+                p.mailbox_basis(seq) if alive else "exited")
 
     def _line_at(self, p: ProcessHistory, seq: int) -> str | None:
         """The newest inspect_line of ``p`` by ``seq``: "worker_b.ex:14 label: n = 3"."""

@@ -83,6 +83,28 @@ class ProcessHistory:
                  - np.searchsorted(self.taken_seqs, since, side="right"))
         return max(0, level + int(arrived) - int(taken))
 
+    def mailbox_basis(self, seq: int) -> str:
+        """Where ``mailbox_len(seq)`` comes from, in words: ``"node"`` when it is
+        the node's own sample as it stands, else how the estimate was made
+        (the last sample, moved on by the arrivals and takes seen since)."""
+        k = int(np.searchsorted(self.sample_seqs, seq, side="right")) - 1
+        since, level = (int(self.sample_seqs[k]), int(self.sample_values[k])) if k >= 0 else (-1, 0)
+        arrived = int(np.searchsorted(self.recv_seqs, seq, side="right")
+                      - np.searchsorted(self.recv_seqs, since, side="right"))
+        taken = int(np.searchsorted(self.taken_seqs, seq, side="right")
+                    - np.searchsorted(self.taken_seqs, since, side="right"))
+        if arrived == 0 and taken == 0:
+            return "node" if k >= 0 else "estimate: no sample yet, none seen arrive"
+        origin = f"the node's {level} at seq {since}" if k >= 0 else "0 (no sample yet)"
+        return f"estimate: {origin}, +{arrived} arrived, -{taken} taken since"
+
+    def sampled(self, start: int | None = None, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs, lengths) of the node's own samples of its queue, within [start, end]."""
+        lo = 0 if start is None else int(np.searchsorted(self.sample_seqs, start, side="left"))
+        hi = len(self.sample_seqs) if end is None else int(
+            np.searchsorted(self.sample_seqs, end, side="right"))
+        return self.sample_seqs[lo:hi], self.sample_values[lo:hi]
+
     def mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, lengths): the mailbox length after every seq where it may change."""
         if self._levels is None:

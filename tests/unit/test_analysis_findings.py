@@ -56,15 +56,38 @@ def test_system_monitor_findings_group_per_process():
     assert found["large_heap"] == "Demo.WorkerB reached an allocated heap of 2,000,000 words"
 
 
-def test_mailbox_growth():
+def test_mailbox_growth_is_the_nodes_own_count():
     def build(agent):
         for i in range(60):
             agent.event("receive", B, payload=i)
+        agent.event("mailbox", B, aux=57)     # the node's own message_queue_len
         for i in range(60):
             agent.event("state", B, payload=(i, i, i + 1, Atom("noreply"), GS))
 
     found = kinds(recorded(build))
-    assert found == {"mailbox_growth": "the mailbox of Demo.WorkerB grew to 60 messages"}
+    assert found == {"mailbox_growth":
+                     "the mailbox of Demo.WorkerB grew to 57 messages (the node's own count), "
+                     "still 57 at its last sample"}
+
+
+def test_a_count_only_estimated_between_samples_raises_nothing():
+    # 60 arrivals and no callback seen to take them: the model says 60, but
+    # messages leave queues unseen (a DOWN flushed by demonitor), and the
+    # node's own samples say 0 before and after. No finding on an estimate.
+    def build(agent):
+        agent.event("mailbox", B, aux=0)
+        for i in range(60):
+            agent.event("receive", B, payload=(Atom("DOWN"), i))
+        agent.event("mailbox", B, aux=0)
+
+    rec = recorded(build)
+    assert kinds(rec) == {}
+    tt = rec.time_travel()
+    snap = tt.snapshot_at(60)
+    row = snap[snap["pid"] == snap["pid"].iloc[0]].iloc[0]
+    assert row["mailbox_len"] == 60 and row["mailbox_basis"].startswith("estimate: the node's 0")
+    last = tt.snapshot_at(len(rec.events) - 1).iloc[0]
+    assert last["mailbox_len"] == 0 and last["mailbox_basis"] == "node"
 
 
 def test_a_busy_but_keeping_up_process_is_not_growth():

@@ -209,8 +209,12 @@ def test_mailbox_length_starts_from_the_nodes_own_count():
     assert int(levels.max()) == 501
     finding = OfflineSession(store, {}, None).findings()
     growth = finding[finding["kind"] == "mailbox_growth"]
-    assert growth["summary"].tolist() == ["the mailbox of Demo.WorkerB grew to 501 messages, "
-                                          "still 481 at the end"]
+    # findings speak of the node's samples only, never of the estimate between them
+    assert growth["summary"].tolist() == ["the mailbox of Demo.WorkerB grew to 500 messages "
+                                          "(the node's own count), still 480 at its last sample"]
+    bases = [tt.snapshot_at(i).set_index("pid").loc[str(B), "mailbox_basis"] for i in (0, 1, 5)]
+    assert bases[0] == "node" and bases[2] == "node"
+    assert bases[1] == "estimate: the node's 500 at seq 0, +1 arrived, -0 taken since"
 
 
 def test_a_large_state_shows_what_changed_and_is_never_judged():
