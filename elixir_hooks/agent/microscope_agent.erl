@@ -1027,6 +1027,9 @@ notify_owner(#ctl{owner = Owner}, Reason, Stats) ->
 %% traced process: hooks are asked to go (and go by themselves once the
 %% tracer is gone), so a backlogged app cannot hold the stop.
 cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
+    %% The last samples of the queues belong to the trace: taken before its
+    %% end, so a backlog drained by the stop is seen drained.
+    final_samples(Ctl#ctl.sampler),
     StopTs = erlang:monotonic_time(),
     %% From now on every hook of this trace removes itself at its next callback.
     atomics:put(Ctl#ctl.stop_flag, 1, 1),
@@ -1036,7 +1039,6 @@ cleanup(Ctl = #ctl{tracer = Tracer}, Reason) ->
     unset_patterns(Ctl),
     destroy_backend(Ctl#ctl.backend),
     unhook_states(Ctl),
-    final_samples(Ctl#ctl.sampler),
     Pending = [P || {P, pending} <- maps:to_list(Ctl#ctl.hooks)],
     Stats = case is_process_alive(Tracer) of
                 true -> finish_tracer(Ctl, Reason, StopTs);
@@ -1386,9 +1388,14 @@ subtree(P) ->
 is_supervisor(P) ->
     case erlang:process_info(P, dictionary) of
         {dictionary, D} ->
+            %% Elixir's DynamicSupervisor (and so Task.Supervisor, and any
+            %% `use DynamicSupervisor') is a gen_server whose callback
+            %% module is DynamicSupervisor itself; it answers which_children.
             case spawned_as(D, none) of
                 {supervisor, _, _} -> true;
-                {M, _, _} -> lists:member(supervisor, behaviours(M));
+                {'Elixir.DynamicSupervisor', _, _} -> true;
+                {M, _, _} -> lists:any(fun(B) -> lists:member(B, behaviours(M)) end,
+                                       [supervisor, 'Elixir.DynamicSupervisor']);
                 none -> false
             end;
         _ -> false
@@ -2134,6 +2141,10 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
              %% the hooks' report table and drop counter (REPORTS), the drops
              %% already accounted for, and the newest trace message's time
              reports, report_drops, drops_counted = 0, last_ts, reports_active = false,
+             %% how far behind the newest trace message reports are taken (1 ms)
+             report_lag = 0,
+             %% processes inside a call on our reports table (a hook's insert)
+             own_calls = #{},
              %% the last state seen of each hooked process (pid -> state), to
              %% rebuild a whole state from the changes a hook sends
              states = #{},
@@ -2194,6 +2205,7 @@ tracer_init(Controller, Owner, Opts) ->
                     last_ts = Now,
                     report_drops = maps:get(report_drops, Opts),
                     window_start = Now, last_flush = Now, started = Now,
+                    report_lag = erlang:convert_time_unit(1000, microsecond, native),
                     ring = maps:get(ring, Opts, false),
                     triggers = maps:get(triggers, Opts, #{}),
                     watch = watched_names(maps:get(triggers, Opts, #{})),
@@ -2390,10 +2402,15 @@ set_level(Level, T = #tr{full_payload_limit = Full}) ->
 
 %% Before a trace message is encoded, the hooks' reports from before it: a
 %% callback lands after the receive it handled and before the exit it led to.
-reports_before({trace_ts, _, _, _, Ts}, T = #tr{reports_active = true}, Handle) ->
-    take_reports(T, Ts - 1, Handle);
-reports_before({trace_ts, _, _, _, _, Ts}, T = #tr{reports_active = true}, Handle) ->
-    take_reports(T, Ts - 1, Handle);
+%% Up to a little before the message's time (report_lag): trace messages of
+%% different processes reach us slightly out of time order, and a callback
+%% reported ahead of the receive it handled would take a lower seq.
+reports_before({trace_ts, _, _, _, Ts}, T = #tr{reports_active = true, report_lag = Lag},
+               Handle) ->
+    take_reports(T, Ts - 1 - Lag, Handle);
+reports_before({trace_ts, _, _, _, _, Ts}, T = #tr{reports_active = true, report_lag = Lag},
+               Handle) ->
+    take_reports(T, Ts - 1 - Lag, Handle);
 reports_before(_, T, _) ->
     T.
 
@@ -2575,7 +2592,7 @@ take_reports(T) ->
     {message_queue_len, Queued} = erlang:process_info(self(), message_queue_len),
     Until = case Queued of
                 0 -> erlang:monotonic_time();
-                _ -> T#tr.last_ts
+                _ -> T#tr.last_ts - T#tr.report_lag
             end,
     take_reports(T, Until, fun handle/2).
 
@@ -2766,6 +2783,17 @@ encode({trace_ts, P, call, {erlang, demonitor, [Ref | _]}, Ts}, T)
         true -> end_monitor(P, Ref, Ts, 0, T);
         false -> skip  % a gen call's own monitor, or one older than the trace
     end;
+%% A state hook writes its reports into our table from inside the traced
+%% process: under modules=[":ets.insert/2"] those calls would read as the
+%% app's. They, and their returns, are left out.
+encode({trace_ts, P, call, {ets, _, [Tab | _]}, _}, T) when Tab =:= T#tr.reports ->
+    T#tr{own_calls = (T#tr.own_calls)#{P => true}};
+encode({trace_ts, P, return_from, {ets, _, _}, _, _}, T = #tr{own_calls = Own})
+  when is_map_key(P, Own) ->
+    T#tr{own_calls = maps:remove(P, Own)};
+encode({trace_ts, P, exception_from, {ets, _, _}, _, _}, T = #tr{own_calls = Own})
+  when is_map_key(P, Own) ->
+    T#tr{own_calls = maps:remove(P, Own)};
 encode({trace_ts, P, call, {M, F, Args}, Ts}, T) ->
     payload(?K_CALL, P, none, {M, F, arity(Args)}, Ts, 0, Args, T);
 encode({trace_ts, P, return_from, MFA, Ret, Ts}, T) ->

@@ -85,9 +85,11 @@ def backlogs(recorded: "SessionBase") -> list[Cause]:
             arrived = max(int(level[last]) - q0 + len(handled), 0)
             late = (f" (callbacks seen from {(w0 - t0) / 1e9:.1f} s into it, when the state "
                     "hook reached the process)" if w0 - t0 > 0.05 * (t1 - t0) else "")
+            came = (f"about {arrived / seconds:.0f} arrived (the queue's change on the node "
+                    "plus what it handled)" if arrived else
+                    "none arrived: it was draining what had queued before")
             summary += (f": over {seconds:.1f} s{late} it handled {len(handled) / seconds:.0f} "
-                        f"per second while about {arrived / seconds:.0f} arrived (the queue's "
-                        "change on the node plus what it handled).")
+                        f"per second while {came}.")
             evidence += _sampling_note(window)
             if len(handled):
                 busy = handled["duration_us"].sum() / 1e6 / seconds

@@ -33,7 +33,7 @@ from ..render.names import format_name, known_as
 from ..store.otp import call_target, is_call_timeout, message_kind, state_recorded
 from .backlog import backlogs
 from .cause import Cause
-from .findings import crash_messages
+from .unread import crash_messages
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -174,12 +174,7 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
     events = recorded.events if fatal else None
     # Callers that died of a call to a crashed process are that crash's
     # consequences, told in its cause rather than as causes of their own.
-    callers = {}
-    for crash in crashes.itertuples(index=False):
-        later = crashes[(crashes["name"] == crash.name) & (crashes["first_seq"] > crash.first_seq)]
-        callers[crash.pid] = _failed_callers(recorded, crash.pid, crash.name,
-                                             int(later["first_seq"].min())
-                                             if crash.name and len(later) else None)
+    callers = _callers_by_crash(recorded, crashes)
     consequences = {seq for found in callers.values() for _, seq, _ in found}
     out = []
     for crash in crashes.itertuples(index=False):
@@ -228,22 +223,32 @@ def _message(term: Any) -> str:
     return f"the message {render(term, 'elixir', 80)}"
 
 
-def _failed_callers(recorded: "SessionBase", pid: str, name: str | None,
-                    until: int | None) -> list[tuple[str, int, bool]]:
-    """(caller, exit seq, timed out) for each caller that died of a gen call to
-    ``pid``, or to ``name`` before the name's next crash at ``until``."""
+def _callers_by_crash(recorded: "SessionBase", crashes: pd.DataFrame) -> dict:
+    """pid of each crash -> (caller, exit seq, timed out) for each caller that died
+    of a gen call to it. A call by name belongs to one crash of that name: a
+    caller that died of the call timeout to the next crash (it waited on the
+    stuck server), any other to the last one before it (the crash ended its call)."""
     events = recorded.store.frame()
     exits = events[events["kind"] == "exit"]
-    if until is not None:
-        exits = exits[exits["seq"] < until]
-    out = []
+    by_name: dict[str, list[tuple[int, str]]] = {}
+    for crash in crashes.itertuples(index=False):
+        if crash.name:
+            by_name.setdefault(crash.name, []).append((int(crash.first_seq), crash.pid))
+    out: dict[str, list] = {crash.pid: [] for crash in crashes.itertuples(index=False)}
     for seq, caller, caller_name, reason in zip(exits["seq"], exits["pid"], exits["name"],
                                                 exits["term"]):
         target = call_target(reason)
-        if (isinstance(target, Pid) and str(target) == pid) or (
-                name and isinstance(target, Atom) and format_name(target) == name):
-            out.append((caller_name if isinstance(caller_name, str) else caller, int(seq),
-                        is_call_timeout(reason)))
+        who = caller_name if isinstance(caller_name, str) else caller
+        timed_out = is_call_timeout(reason)
+        if isinstance(target, Pid) and str(target) in out:
+            out[str(target)].append((who, int(seq), timed_out))
+        elif isinstance(target, Atom) and format_name(target) in by_name:
+            seqs = sorted(by_name[format_name(target)])
+            after = [pid for s, pid in seqs if s > seq]
+            before = [pid for s, pid in seqs if s < seq]
+            owner = (after[0] if after else before[-1]) if timed_out else \
+                (before[-1] if before else after[0])
+            out[owner].append((who, int(seq), timed_out))
     return out
 
 

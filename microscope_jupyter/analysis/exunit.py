@@ -43,7 +43,7 @@ from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
 from ..store.otp import message_kind, state_recorded
 from .expect import expects_state
-from .findings import crash_messages
+from .unread import crash_messages
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase

@@ -29,13 +29,15 @@ from ..render.elixir import render
 from ..render.names import format_mfa, known_as
 from ..store import joins
 from ..store.columns import starts_with
-from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag, crash_site, is_call_timeout,
-                         message_kind, normal_exit, unmatched_callback)
+from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag, is_call_timeout,
+                         normal_exit, unmatched_callback)
+
+from .unread import crash_messages, died_unread
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
 
-__all__ = ["Finding", "FINDING_COLUMNS", "detect", "crash_messages"]
+__all__ = ["Finding", "FINDING_COLUMNS", "detect", "crash_messages"]   # crash_messages: see unread
 
 SLOW_HANDLER_MS = 100.0
 MAILBOX_GROWTH = 50
@@ -86,7 +88,8 @@ def detect(recorded: "SessionBase") -> list[Finding]:
             out.append(Finding("restart", "warning", row.pid, row.peer,
                                f"{row.peer} was restarted as {row.pid} after {old_pid} died",
                                int(row.seq), [seq, int(row.seq)]))
-    out += _lost_messages(recorded, successor)
+    ended = {row.pid: row.term for row in exits.itertuples(index=False)}
+    out += _lost_messages(recorded, successor, ended)
     out += _unhandled_messages(events, exits, recorded.store.syntax)
     out += _timeouts(exits, recorded.store.syntax)
     out += _deadlocks(recorded.store)
@@ -102,15 +105,20 @@ def detect(recorded: "SessionBase") -> list[Finding]:
     return out
 
 
-def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]]) -> list[Finding]:
-    """Sent to a dead pid, or delivered and still unread when the receiver died."""
+def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]],
+                   ended: dict) -> list[Finding]:
+    """Sent to a dead pid, or delivered and still unread when the receiver died.
+
+    One or two messages that reach a process after it ended normally, with
+    no successor under its name, are a late notification (a stream's
+    ``{:stop, ref}``, a reply to a caller that moved on): said, at ``info``."""
     if not joins.may_have_lost(recorded.store):
         return []   # decided from the headers: no need to join every message
     out = []
     messages = joins.lost_candidates(recorded.store)
     lost = messages[messages["status"] == "lost"].copy()
     # Delivered but never handled: still in the mailbox when the receiver died.
-    unread = _died_unread(recorded)
+    unread = died_unread(recorded)
     if unread:
         lost = pd.concat([lost, messages[messages["receive_seq"].isin(unread)]])
     # A message from an untraced sender has a receive but no send: it counts from its arrival.
@@ -138,7 +146,14 @@ def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]
                 summary += (f". {late} of them were sent after {new_pid} had taken the name "
                             f"{name or receiver}: the sender holds a stale pid. Send to the name, "
                             "or monitor the process and look it up again when it goes down.")
-        out.append(Finding("lost_message", "error", receiver, name, summary,
+        severity = "error"
+        if (receiver not in successor and not in_mailbox and len(group) <= 2
+                and receiver in ended and normal_exit(ended[receiver])):
+            severity = "info"
+            summary = (f"{len(group)} message(s) from {', '.join(senders)} reached "
+                       f"{name or receiver} after it had ended normally: a late notification, "
+                       f"harmless unless the sender counted on it (first: {first['text']})")
+        out.append(Finding("lost_message", severity, receiver, name, summary,
                            int(first["_seq"]), [int(s) for s in group["_seq"]]))
     return out
 
@@ -170,45 +185,6 @@ def _grouped(findings: list[Finding]) -> list[tuple[Finding, int, int]]:
             summary += f" ({len(members)} times, seqs {first.first_seq} to {last})"
         out.append((Finding(first.kind, first.severity, first.pid, first.name, summary,
                             first.first_seq, evidence), len(members), last))
-    return out
-
-
-def _died_unread(recorded: "SessionBase") -> set[int]:
-    out: set[int] = set()
-    for proc, unread in _unread_at_exit(recorded):
-        out.update(unread)
-    out.difference_update(crash_messages(recorded).values())
-    return out
-
-
-def _unread_at_exit(recorded: "SessionBase"):
-    """(process history, receive seqs no callback took before it exited)."""
-    for proc in recorded.time_travel().processes():
-        if proc.exit_seq is None or not len(proc.recv_seqs):
-            continue
-        unread = [int(r) for r, h in zip(proc.recv_seqs, proc.handled_seqs)
-                  if h == proc.exit_seq and int(r) not in proc.handled_by_state]
-        if unread:
-            yield proc, unread
-
-
-def crash_messages(recorded: "SessionBase") -> dict[str, int]:
-    """pid -> receive seq of the message a callback was handling when it raised.
-
-    A GenServer takes its messages in order, and a callback that raises
-    leaves no state event: of the messages it never finished, the oldest of
-    the kind the raising callback takes (a call, a cast, an info) is the one
-    it was handling. That message was handled, fatally, not lost unread."""
-    events = recorded.events
-    out = {}
-    for proc, unread in _unread_at_exit(recorded):
-        site = crash_site(events["term"].iloc[proc.exit_seq])
-        if site is None:
-            continue
-        for seq in unread:
-            if site[2] is None or message_kind(events["term"].iloc[seq]) == site[2]:
-                out[proc.pid] = seq
-                break
     return out
 
 

@@ -17,18 +17,15 @@ runs, and at the stop); between samples it is an estimate moved by arrivals
 ``mailbox_basis`` says which ("node", or "estimate: ..." from which sample).
 It includes messages queued before the trace and from untraced senders; one
 that left unseen (a ``DOWN`` flushed by ``demonitor``) misleads it until the
-next sample. Findings and causes speak only of samples. A receive
-trace event is no arrival time: before OTP 27 it fires when the receiver
-moves messages out of its signal queue, late and in bulk for a busy
-process (our sampling bounds that lag at a sampling period). ``mailbox``
-lists the queued messages the trace saw arrive: delivered and not yet handled. Replies to a process's own calls (gen
-calls, io and code server requests) are taken at once by the call's
-selective receive. For a GenServer, a message is handled by the callback
-whose state event carries it (FIFO among equal messages); a message no
-callback took stays queued until the process exits (the crash message, and
-whatever queued behind it) or the recording ends (in flight). For a
-process without callbacks, a message counts as taken by its next act (a
-send, a link, an exit).
+next sample. Findings and causes speak only of samples. A receive event is
+no arrival time: before OTP 27 it fires when the receiver moves messages
+out of its signal queue, late and in bulk for a busy process. ``mailbox``
+lists the queued messages the trace saw arrive and not yet handled. Replies
+to a process's own calls are taken at once by the call's selective receive.
+A GenServer's message is handled by the callback whose state event carries
+it (FIFO among equal messages, in time order); one no callback took stays
+queued until the process exits or the recording ends. A process without
+callbacks takes a message by its next act (a send, a link, an exit).
 
 Links and monitors: those held when the trace started come from the agent
 (``process_info`` right after tracing began), later ones from link/unlink
@@ -53,8 +50,8 @@ from ..store.event_store import EventStore
 from ..store.lines import line_snapshot, line_text
 from ..store.otp import is_reply, may_be_reply
 from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
-                             state_message_keys)
-from ..store.schema import KIND_CODES
+                             state_message_keys, time_ranks)
+from ..store.schema import ACTS, KIND_CODES
 from .diff import diff
 from .process_history import ProcessHistory, Transitions
 
@@ -183,7 +180,9 @@ class History:
         groups = np.unique(np.concatenate([mix(pid[rows], recv_keys),
                                            mix(pid[states[keyed]], state_keys[keyed])]),
                            return_inverse=True)[1]
-        took, taken = fifo_pairs(groups[:len(rows)], rows, groups[len(rows):], states[keyed])
+        # In time order: a callback's report can take its seq before its receive.
+        recv_rank, state_rank = time_ranks(raw, rows, states[keyed])
+        took, taken = fifo_pairs(groups[:len(rows)], recv_rank, groups[len(rows):], state_rank)
         handler = np.full(len(rows), -1, dtype=np.int64)
         handler[taken] = states[keyed][took]
         order = np.argsort(pid[rows], kind="stable")
@@ -198,7 +197,7 @@ class History:
             p.handled_by_state = dict(zip(recvs[paired].tolist(), handler[group][paired].tolist()))
             state_seqs = p.state_seqs
             taken_later = recvs[paired]   # in seq order: arrivals a callback took
-            own = p.event_seqs[kind[p.event_seqs] != K["receive"]] if len(p.event_seqs) else []
+            own = p.event_seqs[ACTS[kind[p.event_seqs]]] if len(p.event_seqs) else []
             direct = []
             for idx in np.flatnonzero(~paired).tolist():
                 r = int(recvs[idx])

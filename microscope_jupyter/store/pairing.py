@@ -21,7 +21,7 @@ from .columns import RawColumns, bytes_key, starts_with
 from .otp import CONTINUE_HEADS, TIMEOUT_ATOMS
 
 __all__ = ["OTHER", "CONTINUE", "TIMEOUT", "message_shapes", "state_message_keys",
-           "state_message_key", "fifo_pairs", "mix"]
+           "state_message_key", "fifo_pairs", "mix", "time_ranks"]
 
 # What a callback's message was, as far as the mailbox is concerned.
 OTHER, CONTINUE, TIMEOUT = 0, 1, 2
@@ -111,3 +111,14 @@ def fifo_pairs(recv_group: np.ndarray, recv_seq: np.ndarray, state_group: np.nda
     made_before = np.where(start, 0, np.r_[0, made[:-1]])
     pairs = made > made_before
     return so[pairs], ro[first_recv[pairs] + made[pairs] - 1]
+
+
+def time_ranks(raw, receives: np.ndarray, states: np.ndarray) -> tuple:
+    """(receive ranks, state ranks) by time: a receive at its event, a callback
+    when it took its message (its return less its duration); a receive first
+    at equal times."""
+    when = np.concatenate([raw.ts_ns[receives], raw.ts_ns[states] - raw.aux[states]])
+    rank = np.empty(len(when), dtype=np.int64)
+    rank[np.lexsort((np.r_[np.zeros(len(receives)), np.ones(len(states))], when))] = \
+        np.arange(len(when))
+    return rank[:len(receives)], rank[len(receives):]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "EVENT_COLUMNS", "FLAG_TRUNCATED",
-           "normalise_aux", "kind_mask"]
+           "normalise_aux", "kind_mask", "ACTS"]
 
 HEADER_DTYPE = np.dtype([
     ("kind", "u1"),
@@ -95,3 +95,10 @@ def normalise_aux(table: np.ndarray, native_per_second: int) -> None:
     monitor = _MONITOR_MS[kind]
     if monitor.any():
         aux[monitor] = aux[monitor] * 1_000_000
+
+
+# What a process does itself (so a plain process has taken what it received
+# before it), not what is said of it: samples, collections, hooks, drops.
+ACTS = kind_mask("spawn", "exit", "link", "unlink", "register", "unregister", "send",
+                 "send_to_dead", "call", "return", "exception", "state", "line", "monitor",
+                 "demonitor", "timeout")

@@ -360,3 +360,29 @@ def mailbox_matches_samples(s, sampler, pid: str) -> int:
         assert abs(shown - truth) <= max(0.1 * truth, 3), (shown, truth)
         checked += 1
     return checked
+
+
+def test_the_state_hooks_own_ets_work_is_not_the_apps(load_node):
+    node, s = load_node
+    s.rpc("mic_load", "start_worker", [Atom("mic_worker")])
+    # the app's own ETS work: a process that inserts into its table on each message
+    s.eval_erlang("""
+        P = spawn(fun() -> T = ets:new(app_table, [set]),
+                           Loop = fun L() -> receive {put, N} -> ets:insert(T, {N, N}), L();
+                                                     stop -> ok end end,
+                           Loop() end),
+        register(mic_app_ets, P), ok.""")
+    rec = s.trace("mic_worker", "mic_app_ets", modules=["ets:insert/2"])
+    wait_until(lambda: rec.hooks()["status"].iloc[0] == "installed")
+    for n in range(10):
+        s.rpc("gen_server", "cast", [Atom("mic_worker"), (Atom("work"), 0, n)])
+        s.eval_erlang(f"mic_app_ets ! {{put, {n}}}, ok.")
+    wait_until(lambda: len(s.states("mic_worker")) == 10
+               and (s.events["kind"] == "return").sum() >= 10)
+    rec.stop()
+    s.eval_erlang("mic_app_ets ! stop, ok.")
+    calls = s.calls()
+    # every insert the hook made in mic_worker's callbacks is the tool's, not the app's
+    assert len(calls) == 10, calls[["pid", "name", "text"]].to_string()
+    assert set(calls["name"]) == {"mic_app_ets"}
+    assert not (s.events["kind"].isin(["call", "return"]) & (s.events["name"] == "mic_worker")).any()

@@ -273,3 +273,131 @@ def test_all_is_well_says_where_unmatched_receives_came_from():
     text = recorded(build).explain().text
     assert text.startswith("Nothing looks wrong"), text
     assert "1 message sent and 2 received (at least 1 from processes outside the recording)" in text
+
+
+def _lost(build) -> list[str]:
+    f = recorded(build).findings()
+    return f[(f["kind"] == "lost_message") & f["severity"].isin(["warning", "error"])]["summary"].tolist()
+
+
+def test_a_down_flushed_by_demonitor_is_not_lost():
+    ref = Atom("ref-1")   # any term stands for the monitor's reference
+
+    def build(agent):
+        agent.event("state", B, payload=(Atom("tick"), 0, 1, Atom("noreply"), GS))
+        agent.event("receive", B, payload=(Atom("DOWN"), ref, Atom("process"), A, Atom("normal")))
+        agent.event("demonitor", B, peer=A, payload=ref)       # demonitor(Ref, [:flush])
+        agent.event("exit", B, payload=Atom("killed"))
+
+    assert _lost(build) == []
+
+
+def test_a_down_of_a_monitor_never_removed_is_lost():
+    # a GenServer (its callbacks say what it took): the DOWN came after its
+    # last callback and no demonitor removed that monitor
+    def build(agent):
+        agent.event("state", B, payload=(Atom("tick"), 0, 1, Atom("noreply"), GS))
+        agent.event("receive", B, payload=(Atom("DOWN"), Atom("ref-2"), Atom("process"), A,
+                                           Atom("normal")))
+        agent.event("demonitor", B, peer=A, payload=Atom("another-ref"))
+        agent.event("exit", B, payload=Atom("killed"))
+
+    assert len(_lost(build)) == 1
+
+
+def test_the_exit_signal_a_process_died_of_is_not_lost():
+    def build(agent):
+        agent.event("receive", B, payload=(Atom("EXIT"), A, Atom("shutdown")))
+        agent.event("exit", B, payload=Atom("shutdown"))
+
+    assert _lost(build) == []
+
+
+def test_the_nodes_sample_says_what_was_still_queued():
+    # Three arrivals no callback took, then the node's own count: 1. Two had
+    # left the queue unseen; only the newest can have died unread.
+    def build(agent):
+        agent.event("state", B, payload=(Atom("tick"), 0, 1, Atom("noreply"), GS))  # 0
+        for n in range(3):
+            agent.event("receive", B, payload=(Atom("update"), n))      # 1, 2, 3
+        agent.event("mailbox", B, aux=1)                                  # 4
+        agent.event("exit", B, payload=Atom("killed"))                    # 5
+
+    f = recorded(build).findings()
+    lost = f[f["kind"] == "lost_message"].iloc[0]
+    assert lost["evidence"] == [3] and lost["summary"].startswith("1 message(s)")
+
+
+def test_a_late_notification_to_a_process_that_ended_normally_is_info():
+    def build(agent):
+        agent.event("exit", B, payload=Atom("normal"))
+        agent.event("send_to_dead", A, B, payload=(Atom("stop"), Atom("ref-3")))
+
+    f = recorded(build).findings()
+    row = f[f["kind"] == "lost_message"].iloc[0]
+    assert row["severity"] == "info" and "after it had ended normally" in row["summary"]
+    # the same to a process that crashed is an error, and so is a stream of them
+    def crashed(agent):
+        agent.event("exit", B, payload=Atom("boom"))
+        agent.event("send_to_dead", A, B, payload=(Atom("stop"), Atom("ref-3")))
+
+    def stream(agent):
+        agent.event("exit", B, payload=Atom("normal"))
+        for n in range(3):
+            agent.event("send_to_dead", A, B, payload=(Atom("update"), n))
+
+    assert len(_lost(crashed)) == 1 and len(_lost(stream)) == 1
+
+
+def test_each_crash_counts_only_its_own_callers():
+    from fake_agent import NODE
+    from microscope_jupyter.beam.terms import Pid
+
+    name = Atom("Elixir.Demo.WorkerB")
+    servers = [Pid(Atom(NODE), 200 + k, 0, 7) for k in range(3)]
+    callers = [Pid(Atom(NODE), 300 + k, 0, 7) for k in range(3)]
+
+    def build(agent):
+        for k, (server, caller) in enumerate(zip(servers, callers)):
+            agent.event("register", server, name)
+            agent.event("exit", server, payload=Atom("boom"))
+            agent.event("unregister", server, name)
+            agent.event("exit", caller, payload=(Atom("boom"), (Atom("gen_server"), Atom("call"),
+                                                                [name, Atom("get")])))
+
+    causes = recorded(build).explain().causes
+    crashes = causes[causes["kind"] == "crash_restart"]
+    assert len(crashes) == 3
+    assert all("1 caller(s) died of their calls to it" in s for s in crashes["summary"]), \
+        crashes["summary"].tolist()
+
+
+def test_a_callback_reported_ahead_of_its_receive_still_took_that_message():
+    # The hook's report of the {:get, 1} call reached the tracer before the
+    # receive trace message did, so its state event has the lower seq. The
+    # call that crashed is the next one, {:get, 20}: that is what it was
+    # handling, not {:get, 1}.
+    from microscope_jupyter.beam.terms import Reference
+    from fake_agent import NODE
+
+    def call(key, n):
+        return (Atom("$gen_call"), (A, Reference(Atom(NODE), n, (n, 0, 0))), (Atom("get"), key))
+
+    first, fatal = call(1, 1), call(20, 2)
+    badarg = (Atom("badarg"), [(Atom("Elixir.Demo.WorkerB"), Atom("handle_call"), 3,
+                                [(Atom("file"), list(b"lib/demo/worker_b.ex")), (Atom("line"), 30)])])
+
+    def build(agent):
+        agent.event("state", B, payload=(first, {}, {}, (Atom("reply"), 1), GS),
+                    aux=1000, ts=5000)                               # 0: took it at 4000
+        agent.flush()                                                # the next batch:
+        agent.event("receive", B, payload=first, ts=3000)            # 1
+        agent.event("receive", B, payload=fatal, ts=6000)            # 2
+        agent.event("exit", B, payload=badarg, ts=7000)              # 3
+
+    rec = recorded(build)
+    lead = rec.explain().causes
+    crash = lead[lead["kind"] == "crash_restart"]["summary"].iloc[0]
+    assert "It was handling the call {:get, 20} (seq 2)" in crash, crash
+    f = rec.findings()
+    assert not (f["kind"] == "lost_message").any(), f["summary"].tolist()

@@ -1,0 +1,105 @@
+"""Messages a process never handled before it exited, and the one it was
+handling when it crashed: what ``lost_message`` and the crash causes read.
+
+    died_unread(recorded)      # receive seqs still queued, unread, at an exit
+    crash_messages(recorded)   # pid -> the receive seq its raising callback took
+
+A message is unread at an exit when no callback took it, and nothing else
+shows it left the queue; see ``unread_at_exit`` for what does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..beam.terms import Atom
+from ..store.otp import crash_site, message_kind
+from ..store.schema import KIND_CODES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recorded import SessionBase
+
+__all__ = ["died_unread", "unread_at_exit", "crash_messages"]
+
+
+def died_unread(recorded: "SessionBase") -> set[int]:
+    """Receive seqs still queued when their receiver exited: not taken by a
+    callback, not the one in hand at a crash, and within what the node's
+    last sample of the queue says was there (a sample of L queued messages
+    after they arrived leaves at most the L newest of them queued)."""
+    fatal = set(crash_messages(recorded).values())
+    out: set[int] = set()
+    for proc, unread in unread_at_exit(recorded):
+        unread = [r for r in unread if r not in fatal]
+        seqs, level = proc.sampled(None, proc.exit_seq)
+        if len(seqs) and unread:
+            last, queued = int(seqs[-1]), int(level[-1])
+            before = [r for r in unread if r < last]
+            unread = (before[-queued:] if queued else []) + [r for r in unread if r > last]
+        out.update(unread)
+    return out
+
+
+def unread_at_exit(recorded: "SessionBase"):
+    """(process history, receive seqs no callback took before it exited).
+
+    Messages also leave a queue where no callback shows it, and those are not
+    unread: a ``DOWN`` whose monitor the process removed (``demonitor`` with
+    ``flush``, as every gen call and ``Task.await`` does), the ``EXIT`` that
+    carried the very reason it exited with (it was acted on), and whatever
+    the node's own samples say was gone (see ``died_unread``)."""
+    events = recorded.events
+    raw = recorded.store.raw()
+    for proc in recorded.time_travel().processes():
+        if proc.exit_seq is None or not len(proc.recv_seqs):
+            continue
+        unread = [int(r) for r, h in zip(proc.recv_seqs, proc.handled_seqs)
+                  if h == proc.exit_seq and int(r) not in proc.handled_by_state]
+        if not unread:
+            continue
+        reason = events["term"].iloc[proc.exit_seq]
+        mine = proc.event_seqs
+        removed = {_ref_key(events["term"].iloc[int(q)]): int(q)
+                   for q in mine[raw.kind[mine] == _DEMONITOR]} if len(mine) else {}
+        kept = []
+        for r in unread:
+            message = events["term"].iloc[r]
+            if _is_tagged(message, "DOWN", 5) and removed.get(_ref_key(message[1]), -1) > r:
+                continue
+            if _is_tagged(message, "EXIT", 3) and message[2] == reason:
+                continue
+            kept.append(r)
+        if kept:
+            yield proc, kept
+
+
+_DEMONITOR = KIND_CODES["demonitor"]
+
+
+def _is_tagged(message, tag: str, arity: int) -> bool:
+    return (isinstance(message, tuple) and len(message) == arity
+            and message[0] == Atom(tag))
+
+
+def _ref_key(ref) -> str:
+    return repr(ref)
+
+
+def crash_messages(recorded: "SessionBase") -> dict[str, int]:
+    """pid -> receive seq of the message a callback was handling when it raised.
+
+    A GenServer takes its messages in order, and a callback that raises
+    leaves no state event: of the messages it never finished, the oldest of
+    the kind the raising callback takes (a call, a cast, an info) is the one
+    it was handling. That message was handled, fatally, not lost unread."""
+    events = recorded.events
+    out = {}
+    for proc, unread in unread_at_exit(recorded):
+        site = crash_site(events["term"].iloc[proc.exit_seq])
+        if site is None:
+            continue
+        for seq in unread:
+            if site[2] is None or message_kind(events["term"].iloc[seq]) == site[2]:
+                out[proc.pid] = seq
+                break
+    return out
