@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .agent.controller import Recording
+from .agent.line_hooks import note_missing_line_hooks
 from .agent.spec import TraceSpec
 from .analysis.clocks import late_sends, node_shifts
 from .analysis.recorded import SessionBase
@@ -108,7 +109,8 @@ class ClusterRecording:
                 "dropped": sum(s["dropped"] for s in each), "seen": sum(s["seen"] for s in each),
                 "rate": events / max(elapsed, 1e-9), "elapsed_s": elapsed,
                 "traced_processes": sum(s["traced_processes"] for s in each),
-                "state_hooks": hooks, "nodes": len(each), "message": self.message}
+                "state_hooks": hooks, "nodes": len(each), "message": self.message,
+                "notes": [note for s in each for note in s["notes"]]}
 
     @property
     def message(self) -> str | None:
@@ -285,6 +287,7 @@ class Cluster(Reporting, SessionBase):
         except (NodeDown, MicroscopeError) as exc:
             log.warning("could not trace %s: %s", session.node, exc)
             return
+        note_missing_line_hooks(self._remotes[session.node], rec)
         session.recordings.append(rec)
         recording.recordings[session.node] = rec
 

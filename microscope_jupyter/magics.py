@@ -352,12 +352,14 @@ class MicroscopeMagics(Magics):
         recording = _state["recording"]
         if recording is None:
             raise UsageError("no trace has been started; start one with %trace start")
-        status = {k: v for k, v in recording.status().items() if k != "message"}
+        status = recording.status()
+        said = [status.pop("message"), *status.pop("notes", ())]   # sentences: printed
         table = pd.DataFrame({"value": [v if isinstance(v, (int, float, str)) else str(v)
                                         for v in status.values()]}, index=list(status))
         table.attrs["status"] = status          # the dict itself, for code
-        if recording.message:
-            print(recording.message)
+        for sentence in said:
+            if sentence:
+                print(sentence)
         return table
 
     def _trace_cell(self, line: str, cell: str):

@@ -26,6 +26,7 @@ from .agent.controller import Recording
 from .agent.flight import (FlightRecorder, flight_recorders, pull_flight_recorder, remove_recorder,
                            start_flight_recorder)
 from .agent.inspect import module_source, module_versions, node_facts, process_details
+from .agent.line_hooks import note_missing_line_hooks
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
@@ -287,6 +288,7 @@ class Session(Reporting, SessionBase):
         if self._tree_at_start is None:
             self._tree_at_start = self.supervision_tree()
         recording = Recording.start(self._remote, self._local, self.store, spec, source)
+        note_missing_line_hooks(self._remote, recording)
         self.recordings.append(recording)
         return recording
 

@@ -18,12 +18,12 @@ class FakeAgent:
     """Builds batches exactly as the Erlang tracer lays them out."""
 
     def __init__(self, store: EventStore, source="src", names=(), relations=(),
-                 native_per_second=10**9):
+                 native_per_second=10**9, node=NODE):
         self.store = store
         self.source = source
         self.ids: dict = {}
         self.pending_defs: list = []
-        store.add_source(source, NODE, OFFSET, native_per_second, list(names), list(relations))
+        store.add_source(source, node, OFFSET, native_per_second, list(names), list(relations))
         self.rows: list = []
         self.payloads = bytearray()
         self.ts = 1000
@@ -66,6 +66,24 @@ def updates(agent: "FakeAgent", start_ms: int, count: int, every_ms: int, work_m
         agent.event("state", B, payload=(message, {Atom("n"): n}, {Atom("n"): n + 1},
                                          Atom("noreply"), Atom("gen_server")),
                     aux=work_ms(n) * MS, ts=t + 10_000 + work_ms(n) * MS)
+
+
+def tally(agent: "FakeAgent") -> None:
+    """WorkerA casts {:add, 2} to WorkerB, calls it with :get, then sends it {:add, 5}
+    (seqs 0, 3 and 6), each received and handled."""
+    from microscope_jupyter.beam.terms import Reference
+
+    add = (Atom("add"), 2)
+    cast = (Atom("$gen_cast"), add)
+    call = (Atom("$gen_call"), (A, Reference(Atom(NODE), 7, (1, 2, 3))), Atom("get"))
+    info = (Atom("add"), 5)
+    for message, before, after, reply in ((cast, 0, 2, Atom("noreply")),
+                                          (call, 2, 2, (Atom("reply"), 2)),
+                                          (info, 2, 7, Atom("noreply"))):
+        agent.event("send", A, peer=B, payload=message)
+        agent.event("receive", B, payload=message)
+        agent.event("state", B, payload=(message, before, after, reply, Atom("gen_server")),
+                    aux=1000)
 
 
 def demo_recording(build):

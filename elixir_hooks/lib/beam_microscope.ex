@@ -42,6 +42,8 @@ defmodule BeamMicroscope do
 
   @doc """
   Records `binding` (usually `binding()`) at this line while a recording runs.
+  Any other term (a map, the state, a number) is recorded as one variable,
+  `value`: in Python, `s.lines()` shows the binding `{"value": term}`.
   Returns `:ok`.
   """
   defmacro inspect_line(binding) do

@@ -61,6 +61,7 @@ class Recording:
         self.stopped_at: float | None = None
         self.state = "running"
         self.message: str | None = None
+        self.notes: list[str] = []   # what the start found worth one line (Session.trace)
         self._events = 0
         self._batches = 0
         self._landed = threading.Condition()   # notified as each batch lands
@@ -153,6 +154,7 @@ class Recording:
             "state_hooks": self._hook_counts(),
             "monitors": self._info.get("monitors", "off"),
             "message": self.message,
+            "notes": list(self.notes),
         }
 
     def hooks(self) -> pd.DataFrame:

@@ -12,6 +12,11 @@ equal values), atoms (``:ok``, ``:"odd atom"``, ``true``, ``false``,
 lists with ``|`` tails, keyword lists (``[a: 1]``), maps (a pattern matches
 any map with at least those keys) and structs. A Python callable is also
 accepted wherever a pattern is: it is called with the term.
+
+A message matches by what its sender's code wrote (``match_message``):
+``{:add, _}`` finds ``send(pid, {:add, 1})``, ``GenServer.cast(pid, {:add, 1})``
+(which arrives as ``{:"$gen_cast", {:add, 1}}``) and ``GenServer.call(pid,
+{:add, 1})``.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Any, Callable
 
 from ..beam.terms import Atom, ImproperList
 from ..errors import PatternError
+from ..store.otp import message_kind
 
-__all__ = ["compile_pattern", "safe_match", "PatternError"]
+__all__ = ["compile_pattern", "safe_match", "match_message", "PatternError"]
 
 
 _TOKEN = re.compile(r"""
@@ -252,3 +258,22 @@ def safe_match(predicate: Callable[[Any], bool], term: Any) -> bool:
         return bool(predicate(term))
     except Exception:  # noqa: BLE001 - a user's predicate may fail on any term
         return False
+
+
+def match_message(predicate: Callable[[Any], bool], message: Any) -> str | None:
+    """How ``message`` matches: ``"call"`` or ``"cast"`` when the request of a
+    GenServer.call or the body of a cast does (or the whole ``$gen_call`` /
+    ``$gen_cast`` tuple, spelled out), ``"send"`` when any other message does;
+    None when it does not."""
+    kind = message_kind(message)
+    if kind == "call" and len(message) == 3:
+        written = message[2]
+    elif kind == "cast" and len(message) == 2:
+        written = message[1]
+    else:
+        kind, written = "send", message
+    if safe_match(predicate, written):
+        return kind
+    if written is not message and safe_match(predicate, message):
+        return kind
+    return None

@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import QueryError
 from ..render.elixir import render
 from .diff import render_diff, transition_changes
-from .pattern import compile_pattern, safe_match
+from .pattern import compile_pattern, match_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -106,20 +106,26 @@ class Query:
         send -> receive -> the callback that handled it -> the state change it
         made -> the messages that handler sent, each followed in turn (up to
         ``max_depth``). ``which`` picks among several matching sends (0 = first).
+        The pattern is what the sender's code wrote (``{:add, _}`` for
+        ``GenServer.cast(pid, {:add, n})``); ``attrs["matched"]`` says how the
+        message was sent: ``"call"``, ``"cast"`` or ``"send"``.
         """
         matches = compile_pattern(pattern)
         messages = self._r.messages()
         sent = messages[messages["send_seq"].notna()]
-        hits = [i for i, term in zip(sent.index, sent["term"]) if safe_match(matches, term)]
+        hits = [(i, how) for i, term in zip(sent.index, sent["term"])
+                for how in [match_message(matches, term)] if how]
         if not hits:
             raise QueryError(f"no traced send matches {pattern!r}; check the pattern against "
                              "s.messages()['text']")
         if which >= len(hits):
             raise QueryError(f"only {len(hits)} sends match {pattern!r}; which= counts from 0")
         rows: list[tuple] = []
-        self._follow(messages.loc[hits[which]], 0, max_depth, rows, set())
+        index, how = hits[which]
+        self._follow(messages.loc[index], 0, max_depth, rows, set())
         frame = pd.DataFrame(rows, columns=TRACE_COLUMNS[1:])
         frame.insert(0, "step", range(len(frame)))
+        frame.attrs["matched"] = how
         return frame
 
     def _follow(self, msg: pd.Series, depth: int, max_depth: int, rows: list, seen: set) -> None:

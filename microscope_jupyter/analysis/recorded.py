@@ -149,7 +149,9 @@ class SessionBase:
         the local variables as a dict. ``proc`` and ``label`` narrow it."""
         table = joins.lines(self.store, None if proc is None else self.pids(proc))
         if label is not None:
-            table = table[[x == label for x in table["label"]]].reset_index(drop=True)
+            # A boolean array, never a list: an empty list would select no columns.
+            keep = np.array([x == label for x in table["label"]], dtype=bool)
+            table = table[keep].reset_index(drop=True)
         return table
 
     def states(self, proc: Any = None) -> pd.DataFrame:

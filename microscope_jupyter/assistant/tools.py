@@ -6,12 +6,14 @@
 from dataclasses import asdict
 from typing import Annotated
 
+import numpy as np
+
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
 
-from ..analysis.pattern import compile_pattern, safe_match
+from ..analysis.pattern import compile_pattern, match_message
 from ..errors import MicroscopeError
 from .engine import Approval, Assistant, NotAsked, TraceRequest, cell
 
@@ -121,7 +123,8 @@ def build_server(assistant: Assistant):
             if rec is not None:
                 st = rec.status()
                 lines.append("recording: " + ", ".join(
-                    f"{k}={cell(v)}" for k, v in st.items() if k != "message"))
+                    f"{k}={cell(v)}" for k, v in st.items() if k not in ("message", "notes")))
+                lines += st.get("notes", [])     # sentences, such as no BeamMicroscope there
             lines.append(f"events in the session: {len(s.store)}")
             return assistant.page("\n".join(lines))
         return audited("trace_status", {}, produce)
@@ -171,8 +174,10 @@ def build_server(assistant: Assistant):
                        table["receiver_name"].fillna(table["receiver"]).astype(str))
                 table = table[who[0].isin(names) & who[1].isin(names)]
             if pattern:
-                matches = compile_pattern(pattern)
-                table = table[[safe_match(matches, t) for t in table["term"]]]
+                matches = compile_pattern(pattern)    # as s.query.trace_message matches
+                # a boolean array, never a list: an empty list would select no columns
+                table = table[np.array([match_message(matches, t) is not None
+                                        for t in table["term"]], dtype=bool)]
             seq = table["send_seq"].fillna(table["receive_seq"]).astype("int64")
             return assistant.table(table.assign(seq=seq), [
                 "seq", "send_seq", "receive_seq", "sender_name", "sender", "receiver_name",

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from ..errors import ConnectRefused, DecodeError, HandshakeError, NodeDown, TLSError
 from . import etf
+from .tls import certificate_names
 
 __all__ = ["Connection"]
 
@@ -83,7 +84,9 @@ class Connection:
                 sock = ssl_context.wrap_socket(sock, server_hostname=host)
             except (ssl.SSLError, ConnectionResetError, TimeoutError) as exc:
                 sock.close()
-                raise tls_error(exc, target) from None
+                names = (certificate_names(host, port, ssl_context, timeout)
+                         if _wrong_host(exc) else [])
+                raise tls_error(exc, target, host, names) from None
         conn = cls(sock, target, net_ticktime)
         if ssl_context is not None:
             # inet_tls_dist frames its handshake with 4-byte lengths ({packet, 4});
@@ -275,8 +278,27 @@ _NO_MESSAGE = _NoMessage()
 NO_MESSAGE = _NO_MESSAGE
 
 
-def tls_error(exc: BaseException, target: str) -> TLSError:
-    """One line for what went wrong setting up TLS distribution, and what to do."""
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH: the chain verified
+# (OpenSSL checks the name last), so the CA was right and the host name was not.
+_NAME_MISMATCH = (62, 64)
+
+
+def _wrong_host(exc: BaseException) -> bool:
+    return isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_code in _NAME_MISMATCH
+
+
+def tls_error(exc: BaseException, target: str, host: str = "",
+              names: list[str] | None = None) -> TLSError:
+    """One line for what went wrong setting up TLS distribution, and what to do.
+    ``names``: what the certificate is for, when the host name was the trouble."""
+    if _wrong_host(exc):
+        if not names:
+            return TLSError(f"{target}'s certificate is not for the host {host} it was reached "
+                            f"at ({exc.verify_message}); attach by a host name its "
+                            f"subjectAltName lists, or add {host} to it")
+        return TLSError(f"{target}'s certificate is for {', '.join(names)}, not for the host "
+                        f"{host} it was reached at; attach by a host name it lists, or add "
+                        f"{host} to its subjectAltName")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TLSError(f"{target}'s certificate did not verify ({exc.verify_message}); pass "
                         "the CA that signed it: tls={'cafile': ...}")
@@ -286,8 +308,10 @@ def tls_error(exc: BaseException, target: str) -> TLSError:
         return TLSError(f"{target} refused our client certificate ({reason}); pass a certfile "
                         "and keyfile signed by a CA the node trusts: tls={'certfile': ..., "
                         "'keyfile': ...}")
+    # A plain port reads our ClientHello as a 2-byte length and waits for that
+    # many bytes: until our timeout, or its net_setuptime (7 s), when it hangs up.
     if ("WRONG_VERSION_NUMBER" in str(reason).upper()
-            or isinstance(exc, (ConnectionResetError, TimeoutError))):   # a plain port waits
+            or isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, TimeoutError))):
         return TLSError(f"{target} does not speak TLS on its distribution port ({reason}); "
                         "attach without tls=")
     return TLSError(f"TLS with {target} failed ({reason})")

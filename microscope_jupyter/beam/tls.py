@@ -12,14 +12,18 @@ production). A node that asks for a client certificate
 
 from __future__ import annotations
 
+import socket
 import ssl
+import weakref
 from typing import Any, Mapping
 
 from ..errors import TLSError
 
-__all__ = ["client_context"]
+__all__ = ["client_context", "certificate_names"]
 
 _KEYS = {"cafile", "certfile", "keyfile", "verify"}
+# The options each context we made came from: certificate_names makes its twin.
+_MADE_FROM: "weakref.WeakKeyDictionary[ssl.SSLContext, dict]" = weakref.WeakKeyDictionary()
 
 
 def client_context(tls: "ssl.SSLContext | Mapping[str, Any] | None") -> ssl.SSLContext | None:
@@ -34,6 +38,31 @@ def client_context(tls: "ssl.SSLContext | Mapping[str, Any] | None") -> ssl.SSLC
     if verify and not tls.get("cafile"):
         raise TLSError("tls= needs the CA that signed the node's certificate: "
                        "tls={'cafile': ...} (or verify=False, not for production)")
+    context = _context(tls, verify)
+    _MADE_FROM[context] = dict(tls)
+    return context
+
+
+def certificate_names(host: str, port: int, context: ssl.SSLContext, timeout: float) -> list[str]:
+    """The names the node's certificate is for (its subjectAltName), so that a
+    host-name mismatch can say which to use. Read over a second handshake that
+    checks the chain but not the name; [] when that fails too, or for a context
+    the caller made (it cannot be copied)."""
+    made_from = _MADE_FROM.get(context)
+    if made_from is None:
+        return []
+    twin = _context(made_from, True)
+    twin.check_hostname = False
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                twin.wrap_socket(raw) as sock:
+            found = sock.getpeercert() or {}
+    except (OSError, ValueError):   # ssl.SSLError is an OSError
+        return []
+    return [str(value) for _, value in found.get("subjectAltName", ())]
+
+
+def _context(tls: Mapping[str, Any], verify: bool) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=tls.get("cafile"))
         if not verify:

@@ -27,6 +27,7 @@ from ..render.elixir import render
 from ..render.names import format_name
 from .columns import bytes_key
 from .event_store import EventStore
+from .names import addressed_names
 from .otp import TIMEOUT_PAYLOADS, state_recorded
 from .schema import KIND_CODES
 
@@ -162,7 +163,7 @@ def messages(store: EventStore, receivers: np.ndarray | None = None) -> pd.DataF
     addressed = ((receiver_ids <= 0) | (peer_ids != receiver_ids)) & is_name[peer_ids]
     last = pd.Series(receiver_ids).map(last_name).to_numpy(dtype=object)
     receiver_name = np.where(pd.notna(name_at_receive), name_at_receive,
-                             np.where(addressed, peers, last))
+                             np.where(addressed, addressed_names(store, texts_of, peer_ids), last))
     # Receives with no traced send: the sender is outside the trace. The
     # table is built once, in its final order (by send, else receive, seq):
     # no concatenated copy to sort afterwards.

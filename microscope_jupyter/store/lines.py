@@ -5,13 +5,15 @@
     # {"label": "after total", "file": "lib/demo/worker_b.ex", "binding": {"n": 3}}
 
 The header carries the rest: the process (pid), the function (mfa) and the
-line number (aux).
+line number (aux). A value that is not a keyword list (``inspect_line("seen",
+state)``, a map or a number) is the binding's one entry, ``value``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..beam.terms import Atom
 from ..render.elixir import render
 
 __all__ = ["line_snapshot", "line_text"]
@@ -23,9 +25,16 @@ def line_snapshot(term: Any) -> Any:
     if not (isinstance(term, tuple) and len(term) == 3):
         return term
     label, file, binding = term
-    pairs = binding if isinstance(binding, list) else []
+    if not _keywords(binding):
+        binding = [("value", binding)]
     return {"label": _text(label), "file": _text(file),
-            "binding": {str(k[0]): k[1] for k in pairs if isinstance(k, tuple) and len(k) == 2}}
+            "binding": {str(name): value for name, value in binding}}
+
+
+def _keywords(term: Any) -> bool:
+    """A keyword list, as ``binding()`` gives: ``[{atom, value}]`` (empty too)."""
+    return isinstance(term, list) and all(
+        isinstance(k, tuple) and len(k) == 2 and isinstance(k[0], Atom) for k in term)
 
 
 def line_text(snapshot: Any, syntax: str, limit: int) -> str:

@@ -13,18 +13,24 @@ holder's ``exit``. A process still holds its name at its own exit event
 and no longer from the next event on. Names are per node (a cluster's
 nodes each have their own ``mic_relay``). Built once from the raw header
 columns (no payload is decoded), in the store's current syntax.
+
+A name is spelled one way wherever it shows: ``Sink``, also for a send
+addressed to ``{Sink, :"b@host"}`` (``addressed_names``); which node's Sink
+is the holder's pid's to say (``<0.9.0>@b@host``), or the node column's.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..beam.terms import Atom
+from ..render.names import format_name
 from .schema import KIND_CODES
 
-__all__ = ["NameIndex"]
+__all__ = ["NameIndex", "addressed_names"]
 
 _REGISTER, _UNREGISTER, _EXIT = (KIND_CODES[k] for k in ("register", "unregister", "exit"))
 
@@ -119,3 +125,16 @@ class NameIndex:
     def named(self) -> dict[int, list[tuple[int, str | None]]]:
         """Every process that held a name, with its spans."""
         return {gid: list(spans) for gid, spans in self._spans.items()}
+
+
+def addressed_names(store: Any, texts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``texts[ids]`` (``store.id_texts()``), with each ``{Name, Node}`` address
+    spelled as its name, as the name column spells the process holding it (not
+    ``Name@Node``). One look per distinct id."""
+    unique, back = np.unique(ids, return_inverse=True)
+    spelled = texts[unique].copy()
+    for k, gid in enumerate(unique.tolist()):
+        term = store.term_of(gid) if gid > 0 else None
+        if isinstance(term, tuple) and len(term) == 2 and isinstance(term[0], Atom):
+            spelled[k] = format_name(term[0], store.syntax)
+    return spelled[back]

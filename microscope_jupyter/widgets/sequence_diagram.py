@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import traitlets as t
 
-from ..analysis.pattern import compile_pattern, safe_match
+from ..analysis.pattern import compile_pattern, match_message
 from ..render.elixir import render
 from ..store.otp import call_tag, message_kind, normal_exit
 from . import static_html
@@ -164,7 +164,7 @@ class SequenceDiagram(Widget):
             self.row_filter = None
             return len(self._table)
         matches = compile_pattern(pattern)
-        keep = [i for i, term in enumerate(self._table["term"]) if safe_match(matches, term)]
+        keep = [i for i, term in enumerate(self._table["term"]) if match_message(matches, term)]
         self.row_filter = keep
         return len(keep)
 

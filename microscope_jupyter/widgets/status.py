@@ -26,7 +26,9 @@ class TraceStatus:
         waiting = s["state_hooks"]["pending"]
         if waiting:  # a GenServer still working through a backlog: its state comes later
             parts.append(f"state hooks pending on {waiting} process(es)")
-        return state, parts, s.get("message") or ""
+        # why it stopped, then what its start found (notes: said once, kept to the end)
+        said = [s.get("message") or ""] + list(s.get("notes", ()))
+        return state, parts, " ".join(text for text in said if text)
 
     def __repr__(self) -> str:
         state, parts, message = self._parts()

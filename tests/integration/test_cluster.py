@@ -72,6 +72,8 @@ def test_a_trace_spans_the_cluster_and_every_node_is_clean_after(three, tmp_path
         status = rec.nodes()
         assert sorted(status["node"]) == sorted(names) and (status["events"] > 0).all()
         assert rec.status()["events"] == status["events"].sum() == len(c.events)
+        # plain Erlang nodes: each says once that lines=True records nothing there
+        assert sorted(note.split()[0] for note in rec.status()["notes"]) == sorted(names)
         cross = across(c, c.messages())
         # every hop of the token crosses nodes; each pair of neighbours is seen
         assert len(cross) >= 60
@@ -121,6 +123,30 @@ def test_a_skewed_clock_is_put_right_by_send_before_receive(three):
         assert 45_000 < clock.loc[names[1], "shift_us"] <= 50_000, why
         into_second = cross[cross.to_node == names[1]]
         assert len(into_second) and into_second["latency_us"].min() < 5_000, why   # not too far
+
+
+def test_a_relay_is_spelled_one_way_whether_its_message_arrived_or_not(three):
+    """The relay on the second node takes its tokens, then is killed: the token
+    sent to {mic_relay, node} next reaches no one. Every row names the receiver
+    as the name column does (mic_relay), not as the address (mic_relay@node)."""
+    first, second = (n.name for n in three[:2])
+    to_second = f"mic_relay@{second}"                  # the address, as the peer column has it
+    with mic.attach_cluster(first, cookie=three[0].cookie) as c:
+        with c.trace():
+            pass_token(c, [first, second], 4)
+            c.sessions[second].eval_erlang("exit(whereis(mic_relay), kill), ok.")
+            wait_until(lambda: ((c.events["kind"] == "exit")
+                                & (c.events["name"] == "mic_relay")).any())
+            sent = lambda: int(((c.events["kind"] == "send")
+                                & (c.events["peer"] == to_second)).sum())
+            before = sent()
+            c.sessions[first].rpc("mic_relay", "pass", [[Atom(first), Atom(second)], 2])
+            wait_until(lambda: sent() > before)
+        messages = c.messages()
+        named = messages[messages["receiver"].str.endswith("@" + second, na=False)
+                          | (messages["receiver"] == to_second)]
+        assert {"delivered", "unobserved"} <= set(named["status"]), named
+        assert set(named["receiver_name"]) == {"mic_relay"}, named
 
 
 def test_nodes_leaving_and_joining_mid_trace(three, node_factory, tmp_path):

@@ -4,6 +4,7 @@ calls it on every update."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -120,6 +121,7 @@ defmodule Tally do
   def handle_cast({:add, n}, total) do
     total = total + n
     BeamMicroscope.inspect_line("added", binding())
+    BeamMicroscope.inspect_line("as a map", %{total: total})
     {:noreply, total}
   end
 end
@@ -139,14 +141,37 @@ def test_each_binding_matches_what_the_node_itself_holds():
         wait_until(lambda: s.rpc("erlang", "whereis", [mic.Atom("Elixir.Tally")])
                    != mic.Atom("undefined"))
         tally = mic.Atom("Elixir.Tally")
-        with s.trace("Tally"):
+        with s.trace("Tally") as rec:
             for n in range(1, 41):
                 s.rpc("gen_server", "cast", [tally, (mic.Atom("add"), n)])
-            wait_until(lambda: len(s.lines("Tally")) == 40)
+            wait_until(lambda: len(s.lines("Tally")) == 80)
+        assert rec.status()["notes"] == []          # the package is there: nothing to say
         truth = s.rpc("sys", "get_state", [tally])
         lines = s.lines("Tally", label="added")
         assert truth == 820 == lines["binding"].iloc[-1]["total"]
         assert [b["total"] for b in lines["binding"]] == [n * (n + 1) // 2 for n in range(1, 41)]
+        # a value that is no keyword list is the binding's one variable, value
+        maps = s.lines("Tally", label="as a map")["binding"]
+        assert [b["value"][mic.Atom("total")] for b in maps] == [b["total"] for b in lines["binding"]]
         s.detach()
     finally:
         node.stop()
+
+
+def test_lines_on_a_node_without_the_package_say_so_once(session, caplog):
+    """A plain OTP node has no BeamMicroscope: each trace with lines=True says in
+    its status that it records no line events, and how to add the package; the
+    log says it once, at INFO (most nodes never use the package)."""
+    caplog.set_level(logging.INFO, logger="microscope_jupyter")
+    for _ in range(2):
+        with session.trace() as rec:
+            pass
+        assert rec.status()["notes"] == [
+            f"{session.node} has no BeamMicroscope module, so lines=True records no line "
+            f'events; to record them, add {{:beam_microscope, path: "{HOOKS}"}} to the '
+            "app's deps and call BeamMicroscope.inspect_line(label, binding())"]
+    told = [r for r in caplog.records if "no BeamMicroscope module" in r.getMessage()]
+    assert [r.levelname for r in told] == ["INFO"], told
+    with session.trace(lines=False) as rec:
+        pass
+    assert rec.status()["notes"] == []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -109,10 +111,37 @@ def test_each_tls_failure_is_one_clear_line(tls_node):
 
 
 def test_tls_to_a_plain_node_says_it_does_not_speak_tls(any_node, tls_node):
+    """Within the attach timeout, whichever comes first: our timeout (5 s), or the
+    node's net_setuptime (7 s), when it hangs up on what it read as a handshake."""
     _, pki, _ = tls_node
-    with pytest.raises(TLSError, match=r"does not speak TLS|TLS with .* failed"):
-        mic.attach(any_node.name, cookie=any_node.cookie, timeout=5,
+    tls = {"cafile": pki["ca"], "certfile": pki["client"], "keyfile": pki["client_key"]}
+    for timeout in (5, 10):
+        started = time.monotonic()
+        with pytest.raises(TLSError, match=rf"^{any_node.name} does not speak TLS on its "
+                                           r"distribution port \(.*\); attach without tls=$"):
+            mic.attach(any_node.name, cookie=any_node.cookie, timeout=timeout, tls=tls)
+        assert time.monotonic() - started < timeout + 1
+
+
+def test_a_host_name_the_certificate_does_not_name_says_which_it_names(tls_node):
+    """The CA was right; the host was not: 127.0.0.2 reaches the node (all of
+    127/8 is this machine), but its certificate is for localhost and 127.0.0.1."""
+    node, pki, _ = tls_node
+    alive = node.name.split("@")[0]
+    with pytest.raises(TLSError) as caught:
+        mic.attach(f"{alive}@127.0.0.2", cookie=node.cookie,
                    tls={"cafile": pki["ca"], "certfile": pki["client"], "keyfile": pki["client_key"]})
+    message = str(caught.value)
+    assert message == (f"{alive}@127.0.0.2's certificate is for localhost, 127.0.0.1, not for "
+                       "the host 127.0.0.2 it was reached at; attach by a host name it lists, "
+                       "or add 127.0.0.2 to its subjectAltName"), message
+    # a context of the caller's own cannot be copied to ask: the host, and where to look
+    context = ssl.create_default_context(cafile=pki["ca"])
+    context.load_cert_chain(pki["client"], pki["client_key"])
+    with pytest.raises(TLSError, match=r"certificate is not for the host 127\.0\.0\.2 it was "
+                                       r"reached at \(.*\); attach by a host name its "
+                                       r"subjectAltName lists, or add 127\.0\.0\.2 to it$"):
+        mic.attach(f"{alive}@127.0.0.2", cookie=node.cookie, tls=context)
 
 
 def test_the_magic_attaches_over_tls_and_speaks_its_own_options(ip, tls_node):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microscope_jupyter.analysis.pattern import PatternError, compile_pattern
+from microscope_jupyter.analysis.pattern import PatternError, compile_pattern, match_message
 from microscope_jupyter.beam.terms import Atom, ImproperList
 
 U = Atom("update")
@@ -48,3 +48,15 @@ def test_callables_pass_through():
 def test_bad_patterns_say_so(bad):
     with pytest.raises(PatternError, match="pattern"):
         compile_pattern(bad)
+
+
+@pytest.mark.parametrize("pattern, message, matched", [
+    ("{:add, _}", (Atom("$gen_cast"), (Atom("add"), 2)), "cast"),
+    ("{:add, _}", (Atom("$gen_call"), (1, 2), (Atom("add"), 2)), "call"),
+    ("{:add, _}", (Atom("add"), 2), "send"),
+    ('{:"$gen_cast", {:add, _}}', (Atom("$gen_cast"), (Atom("add"), 2)), "cast"),
+    ("{:add, _}", (Atom("$gen_cast"), (Atom("sub"), 2)), None),
+    ("{:add, _}", (Atom("$gen_cast"), (Atom("add"), 2), 3), None),   # no cast: 3 elements
+])
+def test_a_message_matches_by_what_its_code_wrote(pattern, message, matched):
+    assert match_message(compile_pattern(pattern), message) == matched

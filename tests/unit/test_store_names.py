@@ -27,3 +27,28 @@ def test_names_at_and_last_names_follow_name_at(rows, initial):
     expected = {g: [n for _, n in index.spans(g) if n][-1] for g in range(6)
                 if any(n for _, n in index.spans(g))}
     assert index.last_names() == expected
+
+
+def test_a_process_addressed_by_name_and_node_is_spelled_as_its_name_column_spells_it():
+    """Two nodes: a sends to {Sink, :"b@host"}; Sink takes two of three. The one
+    still in flight names its receiver as the delivered ones do ("Sink", the node
+    being in the receiver's pid), not as the address it was sent to."""
+    from fake_agent import FakeAgent
+    from microscope_jupyter.beam.terms import Atom, Pid
+    from microscope_jupyter.saved import OfflineSession
+    from microscope_jupyter.store.event_store import EventStore
+
+    store = EventStore()
+    sender, sink = Pid(Atom("a@host"), 50, 0, 1), Pid(Atom("b@host"), 60, 0, 1)
+    a = FakeAgent(store, source="a", node="a@host")
+    b = FakeAgent(store, source="b", node="b@host", names=[(sink, Atom("Sink"))])
+    for n in range(3):
+        a.event("send", sender, peer=(Atom("Sink"), Atom("b@host")), payload=n)
+    for n in range(2):
+        b.event("receive", sink, payload=n)
+    a.flush()
+    b.flush()
+    messages = OfflineSession(store, {}, None).messages()
+    assert list(messages["status"]) == ["delivered", "delivered", "in_flight"]
+    assert list(messages["receiver"]) == ["<0.60.0>@b@host"] * 3
+    assert list(messages["receiver_name"]) == ["Sink"] * 3

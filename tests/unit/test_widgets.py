@@ -52,6 +52,7 @@ def test_sequence_diagram_data_kinds_labels_and_selection(recorded):
     seq.selected = seq.msgs["seq"][1]
     assert seq.selected_message["text"] == "{:update, 1}"
     assert seq.filter_pattern("{:update, _}") == 2 and seq.row_filter == [1, 2]
+    assert seq.filter_pattern(":get") == 1 and seq.row_filter == [0]   # what GenServer.call sent
     assert seq.filter_pattern(None) == 3 and seq.row_filter is None
     assert repr(seq) == "<SequenceDiagram: 3 messages, 2 processes>"
 

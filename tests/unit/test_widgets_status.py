@@ -17,3 +17,15 @@ def test_the_trace_status_line_is_html_in_a_notebook_and_text_elsewhere():
     assert repr(done) == ("duration: 12,345 events, 679/s, 0 dropped, 2.5 s. "
                           "Tracing stopped after its duration of 1 s.")
     assert "#d93025" not in done._repr_html_()          # a normal finish is not red
+
+
+def test_what_the_start_found_follows_why_it_stopped():
+    status = {"state": "max_events", "events": 10, "rate": 5.0, "dropped": 0, "elapsed_s": 2.0,
+              "state_hooks": {"pending": 0}, "message": "Tracing stopped after 10 events.",
+              "notes": ["app@host has no BeamMicroscope module."]}
+    assert repr(TraceStatus(status)) == ("max_events: 10 events, 5/s, 0 dropped, 2.0 s. Tracing "
+                                         "stopped after 10 events. app@host has no BeamMicroscope "
+                                         "module.")
+    running = TraceStatus({**status, "state": "running", "message": None})
+    assert repr(running).endswith("2.0 s. app@host has no BeamMicroscope module.")
+    assert "app@host has no BeamMicroscope module." in running._repr_html_()
