@@ -1,11 +1,14 @@
 """What recording GenServer state costs the traced process, by state size.
 
-    .venv/bin/python bench/state_capture.py [--sizes 1,5,20] [--calls 2000] [--runs 3]
+    .venv/bin/python bench/state_capture.py [--sizes 1,5,20] [--kinds bump,memo,peek]
+                                            [--calls 2000] [--runs 3]
 
 Workload, on a fresh OTP 25 node: a GenServer holding a state of about N MB
 (a counter next to a large map, as a cache would be) answers `--calls`
-calls that bump the counter (the state changes every time, in one field).
-The call round trip is timed on the node, per call; medians are printed.
+calls of one kind: `bump` adds one to the counter (one small field changes),
+`memo` also adds a key to the large map (a memo cache: the big field changes
+on every call), `peek` changes nothing. The call round trip is timed on the
+node, per call; medians are printed.
 
 - untraced:   the calls alone.
 - null hook:  a sys debug hook that does nothing: the cost of sys's debug
@@ -43,27 +46,27 @@ NULL_HOOK = "sys:install(N, {fun mic_load:null_hook/3, ok}), ok."
 NULL_UNHOOK = "sys:no_debug(N), ok."
 
 
-def median_call_us(s, calls: int) -> float:
-    return statistics.median(s.rpc("mic_load", "time_calls", [NAME, Atom("bump"), calls], 600))
+def median_call_us(s, calls: int, kind: str) -> float:
+    return statistics.median(s.rpc("mic_load", "time_calls", [NAME, Atom(kind), calls], 600))
 
 
-def one_size(s, mb: int, calls: int) -> dict:
+def one_size(s, mb: int, calls: int, kind: str) -> dict:
     s.rpc("mic_load", "start_big", [NAME, mb * 1_000_000], 120)
-    median_call_us(s, 200)  # warm up: code loaded, caches hot
-    out = {"untraced": median_call_us(s, calls)}
+    median_call_us(s, 200, kind)  # warm up: code loaded, caches hot
+    out = {"untraced": median_call_us(s, calls, kind)}
     s.eval_erlang(NULL_HOOK, N=NAME)
-    out["null"] = median_call_us(s, calls)
+    out["null"] = median_call_us(s, calls, kind)
     s.eval_erlang(NULL_UNHOOK, N=NAME)
     rec = s.trace("mic_big", messages=False, lifecycle=False, system_monitor=False)
     deadline = time.monotonic() + 30
     while rec.hooks()["status"].iloc[0] != "installed" and time.monotonic() < deadline:
         time.sleep(0.02)
     first = len(s.events)
-    out["microscope"] = median_call_us(s, calls)
+    out["microscope"] = median_call_us(s, calls, kind)
     rec.stop(timeout=120)
     # The untraced call again: the baseline brackets the traced block, so a
     # drift of the machine during the run falls on both sides.
-    out["untraced"] = (out["untraced"] + median_call_us(s, calls)) / 2
+    out["untraced"] = (out["untraced"] + median_call_us(s, calls, kind)) / 2
     states = s.states("mic_big")
     states = states[states["seq"] >= first]
     out["tool_reported"] = float(states["tool_us"].median()) if len(states) else float("nan")
@@ -76,6 +79,9 @@ def one_size(s, mb: int, calls: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5,20", help="state sizes in MB")
+    parser.add_argument("--kinds", default="bump,memo,peek",
+                        help="calls: bump (a small field changes), memo (the big map gains a "
+                             "key), peek (nothing changes)")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
@@ -86,11 +92,12 @@ def main() -> None:
                 load_module(s, compile_erlang(ERLANG_DIR / "mic_load.erl", Path(tmp)))
             print(f"state capture, {args.calls} calls per run, medians of {args.runs} runs "
                   f"(OTP {s.node_info()['otp_release']})")
-            print(f"{'state':>6} {'untraced':>10} {'null hook':>10} {'microscope':>11} "
+            print(f"{'kind':>5} {'state':>6} {'untraced':>10} {'null hook':>10} {'microscope':>11} "
                   f"{'/untraced':>10} {'/null':>7} {'tool (rec)':>11} {'measured':>9} "
                   f"{'rec/meas':>9}")
-            for mb in (int(x) for x in args.sizes.split(",")):
-                runs = [one_size(s, mb, args.calls) for _ in range(args.runs)]
+            for kind, mb in ((k, int(x)) for k in args.kinds.split(",")
+                             for x in args.sizes.split(",")):
+                runs = [one_size(s, mb, args.calls, kind) for _ in range(args.runs)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 # Ratios per run, then their median: each run's pair shares its moment.
                 ratio = statistics.median(r["microscope"] / r["untraced"] for r in runs)
@@ -98,7 +105,7 @@ def main() -> None:
                 share = statistics.median(r["tool_reported"] / (r["microscope"] - r["untraced"])
                                           for r in runs if r["microscope"] > r["untraced"])
                 measured = statistics.median(r["microscope"] - r["untraced"] for r in runs)
-                print(f"{mb:>4}MB {med['untraced']:>8.1f}us {med['null']:>8.1f}us "
+                print(f"{kind:>5} {mb:>4}MB {med['untraced']:>8.1f}us {med['null']:>8.1f}us "
                       f"{med['microscope']:>9.1f}us {ratio:>9.2f}x "
                       f"{per_null:>6.2f}x {med['tool_reported']:>9.1f}us "
                       f"{measured:>7.1f}us {share:>8.2f}x"

@@ -92,6 +92,9 @@
 
 -define(VERSION, 22).
 -define(HOOK_ID, microscope_state_hook).
+%% Maps and tuples larger than this are not compared field by field in a
+%% state hook (OTP keeps maps up to 32 keys flat, cheap to walk).
+-define(DIFF_KEYS, 32).
 -define(HEADER_BYTES, 40).
 
 %% Event kinds: keep in step with microscope_jupyter/store/schema.py
@@ -2032,6 +2035,14 @@ changes(_, _, _) ->
     none.
 
 changes(_Path, _B, _A, Acc, Left) when Left < 0 -> {Acc, Left};
+changes(Path, B, A, Acc, Left) when is_map(B), is_map(A),
+                                   (map_size(B) > ?DIFF_KEYS orelse map_size(A) > ?DIFF_KEYS) ->
+    %% A big map (a cache, an index) is not walked on every callback: that
+    %% work would grow with it. What is said of it costs nothing: its sizes.
+    {[{lists:reverse(Path), {'$microscope_map', map_size(B), map_size(A)}} | Acc], Left - 1};
+changes(Path, B, A, Acc, Left) when is_tuple(B), is_tuple(A), tuple_size(B) =:= tuple_size(A),
+                                    tuple_size(B) > ?DIFF_KEYS ->
+    {[{lists:reverse(Path), '$microscope_large'} | Acc], Left - 1};
 changes(Path, B, A, Acc, Left) when is_map(B), is_map(A) ->
     %% Keys present now: changed or added; then, only if some key must have
     %% gone (fewer old keys kept than there were), the keys that went away.
@@ -2932,6 +2943,10 @@ rebuild(P, N, Capture, T) ->
 
 apply_changes(State, []) -> State;
 apply_changes(_State, [{_, '$microscope_large'} | _]) -> '$microscope_large';
+apply_changes(_State, [{[], {'$microscope_map', _, _}} | _]) -> '$microscope_large';
+apply_changes(State, [{Path, {'$microscope_map', _, _}} | Rest]) ->
+    %% a big map the hook did not walk: not copied here either
+    apply_changes(put_path(State, Path, '$microscope_large'), Rest);
 apply_changes(State, [{Path, Value} | Rest]) -> apply_changes(put_path(State, Path, Value), Rest).
 
 put_path(_Term, [], Value) -> Value;

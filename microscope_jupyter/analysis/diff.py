@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..beam.terms import Atom, ImproperList, MapPairs
 from ..render.elixir import render
-from ..store.otp import ABSENT, state_recorded
+from ..store.otp import ABSENT, map_sizes, state_recorded
 
 __all__ = ["Change", "diff", "render_diff", "diff_frame", "same_term", "transition_changes"]
 
@@ -33,6 +33,7 @@ _STRUCT = Atom("__struct__")
 class Change:
     path: str
     change: str        # "changed" | "added" | "removed" | "set" (before not recorded)
+    #                    | "resized" (a big map not compared: before/after are its sizes)
     before: Any = None
     after: Any = None
 
@@ -44,6 +45,10 @@ class Change:
             return f"{where}: removed {render(self.before, syntax, limit)}"
         if self.change == "set":
             return f"{where}: now {render(self.after, syntax, limit)}"
+        if self.change == "resized":
+            grew = (f"{self.before:,} -> {self.after:,} keys" if self.before != self.after
+                    else f"{self.after:,} keys")
+            return f"{where}: changed, a map of {grew} (too big to compare on every callback)"
         return f"{where}: {render(self.before, syntax, limit)} -> {render(self.after, syntax, limit)}"
 
 
@@ -157,6 +162,8 @@ def transition_changes(transition: dict) -> list[Change] | None:
         path = "".join(_key_path(v) if t == "key" else f" |> elem({v - 1})" for t, v in steps)
         if isinstance(value, Atom) and value == ABSENT:
             out.append(Change(path, "removed", None, None))
+        elif map_sizes(value) is not None:
+            out.append(Change(path, "resized", *map_sizes(value)))
         else:
             out.append(Change(path, "set", None, value))
     return out

@@ -26,7 +26,7 @@ from ..beam.terms import Atom, ImproperList, Reference
 
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
            "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS",
-           "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "state_recorded",
+           "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "map_sizes", "state_recorded",
            "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
            "MESSAGE_ARG"]
 
@@ -107,6 +107,15 @@ def call_tag(term):
 STATE_UNKNOWN = Atom("$microscope_unknown")
 STATE_LARGE = Atom("$microscope_large")
 ABSENT = Atom("$microscope_absent")   # in a change: the key went away
+_MAP = Atom("$microscope_map")        # in a change: a big map, {_, size before, size after}
+
+
+def map_sizes(value: Any) -> tuple[int, int] | None:
+    """(size before, size after) where a change holds a big map the hook did
+    not walk (a cache gaining a key per call costs it nothing); else None."""
+    if isinstance(value, tuple) and len(value) == 3 and value[0] == _MAP:
+        return int(value[1]), int(value[2])
+    return None
 
 
 def state_recorded(state: Any) -> bool:

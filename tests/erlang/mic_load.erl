@@ -109,6 +109,9 @@ init(ticker) ->
 
 handle_call(bump, _From, S = #{count := C}) -> {reply, C + 1, S#{count := C + 1}};
 handle_call(peek, _From, S = #{count := C}) -> {reply, C, S};
+%% a memo cache: the big map gains a key on every call
+handle_call(memo, _From, S = #{count := C, blob := Blob}) ->
+    {reply, C + 1, S#{count := C + 1, blob := Blob#{-C - 1 => C}}};
 handle_call({put, K, V}, _From, S) -> {reply, ok, S#{K => V}};
 handle_call({get, K}, _From, S) -> {reply, maps:get(K, S, undefined), S}.
 

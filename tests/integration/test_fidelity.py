@@ -229,6 +229,27 @@ def test_large_state_costs_little_and_says_what_changed(load_node):
     assert not kinds & {"slow_handler", "long_schedule", "mailbox_growth"}, kinds
 
 
+def test_a_cache_that_gains_a_key_per_call_is_not_walked_but_its_size_is_told(load_node):
+    """A memo cache: the big map changes on every call. The hook does not walk
+    it (that work would grow with the cache); it says how its size moved."""
+    node, s = load_node
+    s.rpc("mic_load", "start_big", [Atom("mic_big"), 1_000_000])
+    keys = s.eval_erlang("maps:size(maps:get(blob, sys:get_state(mic_big))).")
+    rec = s.trace("mic_big")
+    wait_until(lambda: rec.hooks()["status"].iloc[0] == "installed")
+    for _ in range(20):
+        s.rpc("gen_server", "call", [Atom("mic_big"), Atom("memo")])
+    wait_until(lambda: len(s.states("mic_big")) == 20)
+    rec.stop()
+    changes = list(s.query.state_timeline("mic_big")["changes"])
+    for n, text in enumerate(changes[1:], start=1):
+        assert set(text.split("; ")) == {   # in the map's own key order
+            f".count: now {n + 1}", f".blob: changed, a map of {keys + n:,} -> "
+            f"{keys + n + 1:,} keys (too big to compare on every callback)"}, text
+    truth = s.eval_erlang("maps:size(maps:get(blob, sys:get_state(mic_big))).")
+    assert truth == keys + 20
+
+
 def test_stop_is_quick_and_leaves_nothing_whatever_the_backlog(load_node):
     node, s = load_node
     s.rpc("mic_load", "start_worker", [Atom("mic_worker")])
