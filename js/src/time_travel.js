@@ -2,7 +2,7 @@
 // what changed since the previous step highlighted and pinned at the top.
 // Model:
 //   n_events: int      cursor: seq (Python answers with snapshot)     proc: "" | pid/name to step within
-//   snapshot: [{pid, name, alive, exit_text, state_text, mailbox: [text], mailbox_len,
+//   snapshot: [{pid, name, alive, exit_text, state_text, mailbox: [text], mailbox_len, mailbox_basis,
 //               current_callback, relations, diff_text, changed, ancestors: [pid],
 //               line: the newest inspect_line of the process ("" none)}]
 //   event_text: what happened at the cursor
@@ -90,7 +90,9 @@ function render({ model, el }) {
         r.alive ? null : h("div", { class: "exit mono" }, r.exit_text || "exited")),
       h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null,
         r.line ? h("div", { class: "line", title: "the newest inspect_line of this process" }, `⟵ ${r.line}`) : null),
-      h("td", { class: "mono" }, r.mailbox_len ? `${r.mailbox_len}: ${r.mailbox.join(", ")}` : ""),
+      // an estimate between the node's samples reads "≈", its derivation on hover
+      h("td", { class: "mono", title: r.mailbox_basis === "node" ? "the node's own count" : (r.mailbox_basis || "") },
+        r.mailbox_len ? `${r.mailbox_basis && r.mailbox_basis !== "node" ? "≈" : ""}${r.mailbox_len}: ${r.mailbox.join(", ")}` : ""),
       h("td", {}, r.current_callback || ""),
       h("td", { class: "relations" }, r.relations || ""));
     const table = h("table", {},

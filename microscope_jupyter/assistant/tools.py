@@ -198,7 +198,8 @@ def build_server(assistant: Assistant):
         """Every process at one moment (a seq): alive, state, mailbox, links, monitors."""
         return audited("snapshot_at", {"seq": seq, "cursor": cursor}, lambda: assistant.table(
             s.time_travel().snapshot_at(seq), ["pid", "name", "alive", "state_text",
-                                               "mailbox_len", "current_callback"], cursor))
+                                               "mailbox_len", "mailbox_basis", "current_callback"],
+            cursor))
 
     @server.tool(annotations=read_only)
     def events_around(seq: int, window: int = 20, cursor: int = 0) -> str:

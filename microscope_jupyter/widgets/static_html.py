@@ -133,7 +133,7 @@ def time_travel(snapshot: list[dict], cursor: int, n_events: int, event_text: st
         f'<pre style="color:{UI["diff"]};margin:0">{html.escape(r["diff_text"])}</pre>'
         + (f'<i style="color:{UI["muted"]}">⟵ {html.escape(r["line"])}</i>' if r.get("line") else "")
         + '</td>'
-        f'<td><code>{html.escape(", ".join(r["mailbox"]))}</code></td>'
+        f'<td><code>{_mailbox_cell(r)}</code></td>'
         f'<td>{html.escape(r["relations"])}</td></tr>'
         for r in snapshot)
     return (f'<div style="font:12px sans-serif"><b>Time travel</b> at event {cursor} of '
@@ -222,3 +222,14 @@ def source_view(module: str, path: str, lines: list[str], line: int, note: str, 
             f'<code>{html.escape(path)}</code> {html.escape(what)}'
             + (f'<div style="color:{UI["muted"]}">{html.escape(note)}</div>' if note else "")
             + f'<div style="font-family:monospace;font-size:12px">{body}</div></div>')
+
+
+def _mailbox_cell(r: dict) -> str:
+    """The queued messages, counted: "≈" where the count is an estimate between
+    the node's own samples (its derivation in the title)."""
+    if not r.get("mailbox_len"):
+        return html.escape(", ".join(r["mailbox"]))
+    basis = r.get("mailbox_basis") or "node"
+    mark = "" if basis == "node" else "≈"
+    return (f'<span title="{html.escape(basis)}">{mark}{int(r["mailbox_len"])}</span>: '
+            + html.escape(", ".join(r["mailbox"])))

@@ -144,6 +144,8 @@ class TimeTravel(Widget):
                 "state_text": r.state_text if isinstance(r.state_text, str) else "",
                 "mailbox": [render(m, self._source.store.syntax, 60) for m in r.mailbox],
                 "mailbox_len": int(r.mailbox_len),
+                # "node" when the count is the node's own sample, else how it was estimated
+                "mailbox_basis": r.mailbox_basis if isinstance(r.mailbox_basis, str) else "",
                 "current_callback": r.current_callback or "",
                 "relations": relations,
                 "diff_text": render_diff(changes, self._source.store.syntax) if changes else "",

@@ -91,6 +91,22 @@ def test_time_travel_widget_steps_and_highlights(recorded):
     assert tt.cursor == 1 and "receive" in tt.event_text
 
 
+def test_time_travel_marks_a_mailbox_count_the_node_did_not_give():
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB"))])
+    agent.event("mailbox", B, aux=3)                                    # the node: 3
+    agent.event("receive", B, payload=(Atom("update"), 1))              # then one more seen
+    agent.flush()
+    tt = TimeTravel(OfflineSession(store, {}, None), cursor=0)
+    row = next(r for r in tt.snapshot if r["pid"] == str(B))
+    assert (row["mailbox_len"], row["mailbox_basis"]) == (3, "node")
+    assert ">3</span>" in tt.static_html() and "≈" not in tt.static_html()
+    tt.cursor = 1
+    row = next(r for r in tt.snapshot if r["pid"] == str(B))
+    assert row["mailbox_len"] == 4 and row["mailbox_basis"].startswith("estimate: the node's 3")
+    assert ">≈4</span>" in tt.static_html()
+
+
 def test_time_travel_keeps_a_dead_name_and_says_what_is_wrong(recorded):
     tt = TimeTravel(recorded, cursor=6)                 # WorkerB has just exited :boom
     worker_b = next(r for r in tt.snapshot if r["pid"] == str(B))
