@@ -29,6 +29,7 @@ import pandas as pd
 from ..store.otp import state_recorded
 from .backlog import message_shape
 from .causes import state_entries
+from .observed import observed_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -65,10 +66,8 @@ class _Window:
         return table[(ns >= self.span[0]) & (ns < self.span[1])]
 
     def seconds(self) -> float:
-        if self.span is not None:
-            return max((self.span[1] - self.span[0]) / 1e9, 1e-9)
-        ts = self.recorded.events["ts"]
-        return max((ts.max() - ts.min()).total_seconds(), 1e-9) if len(ts) else 1e-9
+        """The time traced within the span (not the gaps between traces)."""
+        return observed_seconds(self.recorded.store, self.span)
 
     def states(self) -> pd.DataFrame:
         return self._within(self.recorded.states(), "ts")

@@ -34,6 +34,7 @@ from ..render.names import erlang_module_name
 from .anomalies import anomalies
 from .backlog import message_shape
 from .causes import find_causes
+from .observed import observed_seconds
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -147,8 +148,7 @@ def _transitions(recorded: "SessionBase") -> dict[str, int]:
 
 
 def _seconds(recorded: "SessionBase") -> float:
-    ts = recorded.events["ts"]
-    return max((ts.max() - ts.min()).total_seconds(), 1e-3) if len(ts) else 1e-3
+    return max(observed_seconds(recorded.store), 1e-3)
 
 
 def _counted(aspect: str, old: dict, new: dict, significant_if_new: bool = False,
