@@ -95,6 +95,8 @@
 %% Maps and tuples larger than this are not compared field by field in a
 %% state hook (OTP keeps maps up to 32 keys flat, cheap to walk).
 -define(DIFF_KEYS, 32).
+%% The most payload_limit may be (options.py holds the same ceiling).
+-define(MAX_PAYLOAD_LIMIT, 65536).
 -define(HEADER_BYTES, 40).
 
 %% Event kinds: keep in step with microscope_jupyter/store/schema.py
@@ -1333,6 +1335,9 @@ check_limits(Opts) ->
         not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
     [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
      || K <- [adaptive, lines], not is_boolean(maps:get(K, Opts))],
+    %% what a payload may copy out of a traced process on every event
+    maps:get(payload_limit, Opts) > ?MAX_PAYLOAD_LIMIT
+        andalso throw({refused, {bad_limit, payload_limit, maps:get(payload_limit, Opts)}}),
     case maps:get(duration_ms, Opts) of
         infinity -> ok;
         D when is_integer(D), D > 0 -> ok;

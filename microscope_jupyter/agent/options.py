@@ -32,6 +32,8 @@ class TraceOption:
     doc: str
     kind: type           # bool, or int (then a positive integer)
     public: bool = True  # a keyword of Session.trace (the rest are for benchmarks and tests)
+    ceiling: int | None = None   # the most an int may be, and why (the agent holds it too)
+    ceiling_why: str = ""
 
 
 OPTIONS: dict[str, TraceOption] = {o.name: o for o in [
@@ -45,7 +47,10 @@ OPTIONS: dict[str, TraceOption] = {o.name: o for o in [
     TraceOption("max_rate", 200_000, "events per second beyond which events are dropped and "
                 "counted", int),
     TraceOption("payload_limit", 4096, "bytes per message or argument (and words of state a hook "
-                "may copy) before it is summarised", int),
+                "may copy) before it is summarised", int, ceiling=65_536,
+                ceiling_why="a larger payload is copied out of the traced process on every event "
+                "and a state of eight times that on every callback; trace fewer processes, or "
+                "read one state with s.process(proc)"),
     TraceOption("mailbox_ms", 100, "how often every traced process's real message_queue_len "
                 "is sampled", int),
     TraceOption("sample", 1, "keep 1 in N messages (sends and receives; the rest are counted as "
@@ -94,6 +99,9 @@ def check(name: str, value: Any) -> Any:
             raise TraceLimitError(f"{name}={value!r} cannot work; it must be True or False")
     elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise TraceLimitError(f"{name}={value!r} cannot work; it must be a positive integer")
+    elif option.ceiling is not None and value > option.ceiling:
+        raise TraceLimitError(f"{name}={value:,} is above its ceiling of {option.ceiling:,}: "
+                              f"{option.ceiling_why}")
     return value
 
 

@@ -103,6 +103,15 @@ def test_every_option_reaches_the_agent_under_its_own_name():
     assert opts[Atom("max_rate")] == 7 and opts[Atom("mailbox_ms")] == 250
 
 
+def test_a_payload_limit_past_its_ceiling_is_refused_on_both_sides():
+    ceiling = int(re.search(r"^-define\(MAX_PAYLOAD_LIMIT, (\d+)\)\.", SOURCE, re.M)[1])
+    assert ceiling == OPTIONS["payload_limit"].ceiling
+    TraceSpec.build(payload_limit=ceiling)
+    with pytest.raises(TraceLimitError, match=r"^payload_limit=2,000,000 is above its ceiling of "
+                                              r"65,536: a larger payload is copied"):
+        TraceSpec.build(payload_limit=2_000_000)
+
+
 def test_unknown_and_impossible_options_are_one_line_each():
     with pytest.raises(TraceLimitError, match="unknown trace option 'max_rat'; did you mean "
                                               "max_rate?"):
