@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..beam.etf import encode
 from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa, known_as
@@ -290,9 +291,11 @@ def _monitor_findings(recorded: "SessionBase") -> list[Finding]:
 
 
 def _deadlocks(store) -> list[Finding]:
-    """Cycles of gen calls that never got a reply: A waits on B while B waits on A."""
-    from .diff import same_term
+    """Cycles of gen calls that never got a reply: A waits on B while B waits on A.
 
+    A call is answered when a reply with its tag was sent after it: each tag's
+    last reply is looked up once (by the tag's external-format bytes, which
+    tell terms apart as =:= does), so the pass is linear in the messages."""
     sent = joins.outgoing(store)
     # Only gen calls and 2-tuples (their replies) matter: picked by their
     # first bytes, so the other messages are never decoded.
@@ -308,12 +311,14 @@ def _deadlocks(store) -> list[Finding]:
              if (tag := call_tag(term)) is not None and receiver > 0]
     if not calls:
         return []
-    replies = [(int(seq), term[0]) for seq, term in zip(sent["seq"], sent["term"])
-               if isinstance(term, tuple) and len(term) == 2]
+    last_reply: dict[bytes, int] = {}
+    for seq, term in zip(sent["seq"], sent["term"]):
+        if isinstance(term, tuple) and len(term) == 2:
+            key = encode(term[0])
+            last_reply[key] = max(last_reply.get(key, -1), int(seq))
     waiting: dict[str, tuple[int, str, str | None]] = {}
     for seq, caller, caller_name, callee, tag in calls:
-        answered = any(r_seq > seq and same_term(r_tag, tag) for r_seq, r_tag in replies)
-        if not answered:
+        if last_reply.get(encode(tag), -1) <= seq:
             waiting[caller] = (seq, callee, caller_name)
     out, reported = [], set()
     for start in waiting:
