@@ -10,7 +10,10 @@ the same EventStore.append_batch path the agent uses, then measures:
 - snapshot_at at random moments (median and worst; target <= 50 ms);
 - save and load (targets <= 2 s each);
 - building s.events (term and text are lazy: decoded when read),
-  s.messages() and s.explain(), and the peak RSS of the whole run.
+  s.messages() and s.explain(), and the peak RSS of the whole run;
+- on a call-heavy recording (every payload a fresh gen call or reply):
+  s.findings() and s.explain() on fresh sessions, and mic.compare of two
+  200,000-event recordings.
 
 There is no peer tool to compare with (nothing else has time travel over
 recorded BEAM state); the targets are the ones issue 9 names for 1M events
@@ -89,6 +92,70 @@ def build(n_events: int, distinct: int = 16, batch: int = 2000, seed: int = 7) -
         seq += size
         ts += size * 1000
     return store
+
+
+def build_calls(n_events: int, batch: int = 2000, seed: int = 11) -> EventStore:
+    """A call-heavy recording, as a busy healthy service makes: per 4 events a
+    client sends a gen call (a fresh reference each) to one of 20 GenServers,
+    which receives it, handles it and sends the reply. Every payload differs."""
+    from microscope_jupyter.beam.terms import Reference
+
+    rng = np.random.default_rng(seed)
+    store = EventStore(memory_budget=4 << 30)
+    n_procs, n_gen = 200, 20
+    pids = [Pid(Atom(NODE), 100 + i, 0, 1) for i in range(n_procs)]
+    names = [(pids[i], Atom(f"Elixir.Bench.Server{i}")) for i in range(n_gen)]
+    store.add_source("calls", NODE, 1_700_000_000 * 10**9, 10**9, names)
+    defs = [(i + 1, p) for i, p in enumerate(pids)]
+    seq = ts = 0
+    first = True
+    while seq < n_events:
+        size = min(batch, n_events - seq) // 4 * 4 or 4
+        headers = np.zeros(size, dtype=HEADER_DTYPE)
+        blob = bytearray()
+        for j in range(0, size, 4):
+            k = (seq + j) // 4
+            server, client = k % n_gen + 1, int(rng.integers(n_gen + 1, n_procs + 1))
+            ref = Reference(Atom(NODE), 1, (k & 0xFFFF, k >> 16, 7))
+            call = encode((Atom("$gen_call"), (pids[client - 1], ref), (Atom("get"), k % 50)))
+            state = encode(((Atom("$gen_call"), (pids[client - 1], ref), (Atom("get"), k % 50)),
+                            {Atom("n"): k}, {Atom("n"): k}, (Atom("reply"), Atom("ok")),
+                            Atom("gen_server")))
+            reply = encode((ref, Atom("ok")))
+            for i, (kind, pid, peer, payload) in enumerate((
+                    ("send", client, server, call), ("receive", server, 0, call),
+                    ("state", server, 0, state), ("send", server, client, reply))):
+                row = headers[j + i]
+                row["kind"], row["pid"], row["peer"] = KIND_CODES[kind], pid, peer
+                row["ts"], row["aux"] = ts + (j + i) * 1000, 20_000 if kind == "state" else 0
+                row["pay_off"], row["pay_len"] = len(blob), len(payload)
+                blob += payload
+        store.append_batch("calls", headers.tobytes(), bytes(blob), defs if first else [])
+        first = False
+        seq += size
+        ts += size * 1000
+    return store
+
+
+def calls_figures(n_events: int) -> None:
+    """findings and explain on a call-heavy recording, and compare of two."""
+    store = build_calls(n_events)
+    t0 = time.perf_counter()
+    OfflineSession(store, {"node": NODE}, None).findings()
+    findings_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    text = OfflineSession(store, {"node": NODE}, None).explain().text
+    explain_s = time.perf_counter() - t0
+    print(f"call-heavy, {n_events:,} events: s.findings() {findings_s:.2f} s, s.explain() "
+          f"{explain_s:.2f} s, fresh sessions  (target <= 2 s each at 1M)")
+    assert text.startswith("Nothing looks wrong"), text[:300]
+    del store
+    a = OfflineSession(build_calls(200_000, seed=1), {"node": NODE}, None)
+    b = OfflineSession(build_calls(200_000, seed=2), {"node": NODE}, None)
+    t0 = time.perf_counter()
+    mic.compare(a, b)
+    print(f"mic.compare of two 200,000-event call-heavy recordings: "
+          f"{time.perf_counter() - t0:.2f} s  (target <= 3 s)")
 
 
 def add_crash(store: EventStore, n_events: int) -> None:
@@ -189,6 +256,9 @@ def main() -> None:
     print(f"s.explain() after a crash with lost messages, fresh session: "
           f"{time.perf_counter() - t0:.2f} s  (target <= 2 s)")
     assert "crashed" in text and "lost" in text, text
+    del crashed
+    gc.collect()
+    calls_figures(args.events)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak RSS, whole run:            {peak:.2f} GiB")
 

@@ -16,10 +16,10 @@ from .saved import OfflineSession, load
 from .session import Session, attach, demo
 from .cluster import Cluster, attach_cluster
 from .bisection import bisect
+from .package_data import VERSION as __version__
 
 __all__ = ["attach", "attach_cluster", "demo", "load", "compare", "bisect", "flight_recorders",
            "Session", "Cluster", "OfflineSession", "Atom", "errors", "load_ipython_extension"]
-__version__ = "0.1.0"
 
 
 def flight_recorders(node, cookie=None, **attach_options):

@@ -140,7 +140,8 @@ def _judge(app: Path, commit: str, scenario: Callable, out: Path, result: Bisect
         try:
             good = bool(scenario(session))
             if len(session.store):
-                result.recordings[commit] = session.save(out / commit[:12])
+                # a commit judged again (an out= reused) replaces its recording whole
+                result.recordings[commit] = session.save(out / commit[:12], overwrite=True)
         finally:
             session.detach()
     finally:

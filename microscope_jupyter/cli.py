@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .beam.address import read_cookie_file
 from .errors import MicroscopeError
+from .package_data import version
 from .report import report_notebook
 from .session import attach
 
@@ -71,9 +72,11 @@ def _mcp(args) -> int:
     ceilings = Ceilings(args.max_events, args.max_rate, args.max_duration,
                         args.max_payload) if args.allow_trace else None
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)   # stdout is the protocol's
-    session = attach(args.node, cookie=cookie)
+    session = attach(args.node, cookie=cookie, ssh=args.ssh)
     try:
-        build_server(Assistant(session, ceilings=ceilings, cap=args.cap)).run("stdio")
+        # notebook=False: nobody can answer %beam_mcp approve here, and the answers say so
+        build_server(Assistant(session, ceilings=ceilings, cap=args.cap, save_dir=args.save_dir,
+                               allow_save=args.allow_save, notebook=False)).run("stdio")
     finally:
         session.detach()      # the agent stops every trace and cleans up on the node
     return 0
@@ -104,6 +107,7 @@ def _quickstart_path() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="microscope", description="BEAM Microscope: look inside live Elixir and Erlang nodes.")
+    parser.add_argument("--version", action="version", version=f"microscope {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo", help="run the quickstart notebook against the bundled demo app")
     run.add_argument("--out", default="out", help="where the executed notebook and HTML go")
@@ -115,15 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--node", required=True, help="the node to attach to, name@host")
     serve.add_argument("--cookie-file", help="a file holding the cookie (else "
                        "$MICROSCOPE_COOKIE, then ~/.erlang.cookie)")
+    serve.add_argument("--ssh", metavar="USER@HOST", help="reach the node through one SSH "
+                       "connection to HOST (~/.ssh/config, keys and ssh-agent as ssh uses them)")
     serve.add_argument("--allow-trace", action="store_true",
-                       help="pre-approve traces within the ceilings below (else none can start: "
-                            "stdio has no notebook to approve in, so the client must ask its "
-                            "human through elicitation)")
+                       help="pre-approve traces within the ceilings below (else each needs the "
+                            "human: stdio has no notebook to approve in, so the client must ask "
+                            "through elicitation, and a client that cannot is told so)")
     serve.add_argument("--max-events", type=int, default=100_000)
     serve.add_argument("--max-rate", type=int, default=50_000)
     serve.add_argument("--max-duration", type=float, default=30.0, help="seconds")
     serve.add_argument("--max-payload", type=int, default=4096, help="bytes per payload")
     serve.add_argument("--cap", type=int, default=8_000, help="characters per answer")
+    serve.add_argument("--save-dir", help="the folder the assistant's saves go into, each a new "
+                       "folder in it (else the save tool is off)")
+    serve.add_argument("--allow-save", action="store_true",
+                       help="pre-approve saves into --save-dir (else each needs the human, "
+                            "through elicitation)")
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":

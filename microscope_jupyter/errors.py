@@ -13,8 +13,11 @@ flags only.
     │   ├── AuthError               the node rejected the cookie
     │   ├── CookieMissing           no cookie in the argument, env or ~/.erlang.cookie
     │   ├── HandshakeError          protocol or capability-flag mismatch
-    │   └── TLSError                TLS distribution: a certificate not trusted or refused,
-    │                               or one side not speaking TLS
+    │   ├── TLSError                TLS distribution: a certificate not trusted or refused,
+    │   │                           or one side not speaking TLS
+    │   └── SSHError                attaching through an SSH host (ssh=): it could not be
+    │                               reached, refused our keys, has an unknown host key, or
+    │                               does not forward TCP
     ├── NodeDown                    an established connection was lost
     ├── RpcError
     │   ├── RpcTimeout              no reply within the timeout
@@ -26,6 +29,11 @@ flags only.
     ├── QueryError                  a question about a recording with no answer (no such
     │                               process, nothing matches, empty recording, bad rule)
     ├── PatternError                an Elixir pattern string that does not parse
+    ├── RecordingError              a saved recording that cannot be written (the path holds
+    │                               one already, or other files) or read (damaged, partial,
+    │                               mixed, an unknown format version); says which file
+    ├── NotebookError               a file ``microscope report`` cannot read as a notebook
+    │                               (not JSON, not a notebook, invalid, bad widget state)
     ├── BisectError                 git bisect could not run (no repository, unknown
     │                               commit) or the scenario raised
     ├── DecodeError                 malformed external term format (names offset and tag)
@@ -50,6 +58,7 @@ __all__ = [
     "CookieMissing",
     "HandshakeError",
     "TLSError",
+    "SSHError",
     "NodeDown",
     "RpcError",
     "RpcTimeout",
@@ -60,6 +69,8 @@ __all__ = [
     "TraceLimitError",
     "QueryError",
     "PatternError",
+    "RecordingError",
+    "NotebookError",
     "BisectError",
     "DecodeError",
     "EncodeError",
@@ -101,6 +112,11 @@ class CookieMissing(AttachError):
 class TLSError(AttachError):
     """TLS distribution could not be set up: the node's certificate did not
     verify, the node refused ours, or one side does not speak TLS."""
+
+
+class SSHError(AttachError):
+    """The SSH host given as ``ssh=`` could not carry the attach: unreachable,
+    our keys refused, its host key unknown or changed, or TCP forwarding off."""
 
 
 class HandshakeError(AttachError):
@@ -164,6 +180,14 @@ class QueryError(MicroscopeError, LookupError):
 
 class PatternError(MicroscopeError, ValueError):
     """A pattern string that is not a valid Elixir match pattern."""
+
+
+class RecordingError(MicroscopeError, ValueError):
+    """A saved recording that cannot be written or read; nothing was half-written or half-read."""
+
+
+class NotebookError(MicroscopeError, ValueError):
+    """A file that ``microscope report`` cannot read as a Jupyter notebook."""
 
 
 class BisectError(MicroscopeError):

@@ -29,6 +29,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from .beam.address import read_cookie_file
 from .cluster import Cluster, attach_cluster
 from .errors import MicroscopeError
+from .ipython_input import install, uninstall
 from .session import Session, attach, demo
 from .widgets.status import StatusLine
 
@@ -92,11 +93,12 @@ def _run(action: Callable[[], Any]) -> Any:
 
 
 ATTACH_USAGE = ("%beam_attach NODE@HOST [--cluster] [--cookie-file PATH] [--net-ticktime SECONDS] "
-                "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo")
+                "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] [--ssh USER@HOST] | --demo")
 TRACE_USAGE = ("%trace start [PROC ...] [--modules M,...] [--for 5s] [--max-events N] "
                "[--max-rate N] [--no-state] [--no-messages] | %trace stop | %trace status")
 TRACE_OPTIONS = {"modules": str, "for": str, "max-events": int, "max-rate": int,
                  "no-state": None, "no-messages": None, "erlang": None}
+EVAL_GRACE_S, EVAL_TIMEOUT_S = 5.0, 30.0   # a %%trace cell's code runs --for + grace, else 30 s
 
 
 def _trace_kwargs(options: dict) -> dict:
@@ -123,7 +125,7 @@ class MicroscopeMagics(Magics):
         """Attach to a running node as a hidden node; the session becomes `s`'s value.
 
         %beam_attach NODE@HOST [--cluster] [--cookie-file PATH] [--net-ticktime SECONDS]
-                     [--tls-ca PATH [--tls-cert PATH --tls-key PATH]]
+                     [--tls-ca PATH [--tls-cert PATH --tls-key PATH]] [--ssh USER@HOST]
         %beam_attach --demo                  boot the bundled demo app and attach to it
 
         Options:
@@ -136,6 +138,8 @@ class MicroscopeMagics(Magics):
                                  CA that signed its certificate (which is verified)
           --tls-cert PATH, --tls-key PATH
                                  our client certificate and key, for a node that asks for one
+          --ssh USER@HOST        reach the node through one SSH connection to HOST (as
+                                 ~/.ssh/config, keys and ssh-agent say); closed on detach
           --demo                 compile if needed and boot examples/apps/demo
         """
         words = _split(line)
@@ -144,7 +148,8 @@ class MicroscopeMagics(Magics):
                              "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie")
         positional, options = _options(words, {"cookie-file": str, "net-ticktime": float,
                                                "tls-ca": str, "tls-cert": str, "tls-key": str,
-                                               "demo": None, "cluster": None}, ATTACH_USAGE)
+                                               "demo": None, "cluster": None, "ssh": str},
+                                       ATTACH_USAGE)
         if options.get("demo"):
             if positional:
                 raise UsageError("--demo boots its own node; leave out the node name")
@@ -162,9 +167,12 @@ class MicroscopeMagics(Magics):
                    (("cafile", "ca"), ("certfile", "cert"), ("keyfile", "key"))
                    if f"tls-{flag}" in options} or None
             connect = attach_cluster if options.get("cluster") else attach
+            if options.get("cluster") and "ssh" in options:
+                raise UsageError("--cluster does not go through --ssh yet: attach to each node")
+            via = {"ssh": options["ssh"]} if "ssh" in options else {}
             try:
                 session = _run(lambda: connect(positional[0], cookie, tls=tls,
-                                               net_ticktime=options.get("net-ticktime")))
+                                               net_ticktime=options.get("net-ticktime"), **via))
             except UsageError as exc:
                 # The library's hint names its keyword; here it is the magic's option.
                 raise UsageError(str(exc).replace("pass cookie=..., set MICROSCOPE_COOKIE",
@@ -262,9 +270,9 @@ class MicroscopeMagics(Magics):
 
     @line_magic
     def beam_mcp(self, line: str):
-        """%beam_mcp start [--port P] [--allow-trace] | stop | status | approve ID | deny ID:
-        serve this session to AI assistants over MCP, and decide on their trace proposals."""
-        usage = "%beam_mcp start [--port P] [--allow-trace] | stop | status | approve ID | deny ID"
+        """%beam_mcp start [--port P] [--allow-trace] [--save-dir DIR] | stop | status | approve ID
+        | deny ID: serve this session to AI assistants over MCP, decide on their proposals."""
+        usage = self.beam_mcp.__doc__.split(":", 1)[0].replace("\n        ", " ")
         words = _split(line)
         if not words:
             raise UsageError(f"say what to do. Usage: {usage}")
@@ -272,9 +280,10 @@ class MicroscopeMagics(Magics):
         session = current_session()
         server = getattr(session, "mcp", None)
         if command == "start":
-            _, options = _options(rest, {"port": int, "allow-trace": None}, usage)
+            _, options = _options(rest, {"port": int, "allow-trace": None, "save-dir": str}, usage)
             ceilings = {} if options.get("allow-trace") else None
-            return _run(lambda: session.serve_mcp(options.get("port", 0), allow_trace=ceilings))
+            return _run(lambda: session.serve_mcp(options.get("port", 0), allow_trace=ceilings,
+                                                  save_dir=options.get("save-dir")))
         if server is None or not server.running:
             raise UsageError("no MCP server is running; start one with %beam_mcp start")
         if command == "stop":
@@ -302,8 +311,8 @@ class MicroscopeMagics(Magics):
                                             none: every process
         %trace stop                          stop; every event kept is then in s.events
         %trace status                        events, rate, drops and state hooks so far
-        %%trace [options]                    run the cell's Elixir (--erlang: Erlang) on the
-                                             node under trace; shows its sequence diagram
+        %%trace [options]                    run the cell's Elixir (--erlang: Erlang) on the node
+                                             under trace (killed past --for + 5 s); its diagram
 
         Options:
           --modules M,...   also record calls of these ("Demo.WorkerB.handle_info/2",
@@ -351,7 +360,7 @@ class MicroscopeMagics(Magics):
     def _trace_status(self, words: list[str]):
         recording = _state["recording"]
         if recording is None:
-            raise UsageError("no trace has been started; start one with %trace start")
+            return print("no trace: start one with %trace start (or %%trace)")   # not an error
         status = recording.status()
         said = [status.pop("message"), *status.pop("notes", ())]   # sentences: printed
         table = pd.DataFrame({"value": [v if isinstance(v, (int, float, str)) else str(v)
@@ -371,16 +380,18 @@ class MicroscopeMagics(Magics):
                              "or %beam_attach that node")
         procs, options = _options(_split(line), TRACE_OPTIONS,
                                   "%%trace [PROC ...] [--for 1s] [--erlang] [--modules M,...]")
-        settle = 0.2
+        settle, bound = 0.2, EVAL_TIMEOUT_S
         kwargs = _trace_kwargs(options)
         if "duration" in kwargs:  # --for: keep recording that long after the code returns
             from .agent.spec import parse_duration
 
             settle = _run(lambda: parse_duration(kwargs.pop("duration")))
+            bound = settle + EVAL_GRACE_S    # and the code may run that long, plus a grace
         recording = _run(lambda: session.trace(*procs, **kwargs))
         first = recording.first_seq
         try:
-            _run(lambda: recording.eval_traced(cell, "erlang" if options.get("erlang") else "elixir"))
+            _run(lambda: recording.eval_traced(cell, "erlang" if options.get("erlang") else
+                                               "elixir", timeout=bound))
             time.sleep(settle)
         finally:
             _run(recording.stop)
@@ -397,7 +408,7 @@ class MicroscopeMagics(Magics):
 
 
 def load_ipython_extension(ipython) -> None:
-    ipython.register_magics(MicroscopeMagics)
+    install(ipython, MicroscopeMagics)    # and %beam_explain's questions keep their `?`
 
 
 def unload_ipython_extension(ipython) -> None:
@@ -406,3 +417,4 @@ def unload_ipython_extension(ipython) -> None:
         session.detach()
     _state["session"] = None
     _state["recording"] = None
+    uninstall(ipython, MicroscopeMagics)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
-__all__ = ["hooks_dir"]
+__all__ = ["hooks_dir", "version", "VERSION"]
+
+VERSION = "0.1.0"   # pyproject.toml's [project] version (a unit test checks they agree)
 
 _HERE = Path(__file__).resolve().parent
 
@@ -20,3 +23,12 @@ def hooks_dir() -> Path | None:
         if (path / "mix.exs").exists():
             return path
     return None
+
+
+def version() -> str:
+    """The installed microscope-jupyter's version (``microscope --version``, the MCP
+    server's); a checkout that is not installed says ``VERSION``."""
+    try:
+        return importlib.metadata.version("microscope-jupyter")
+    except importlib.metadata.PackageNotFoundError:
+        return VERSION

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from .report import Reporting
 from .store.event_store import EventStore
 
 __all__ = ["OfflineSession", "load"]
+
+log = logging.getLogger(__name__)
 
 
 class OfflineSession(Reporting, SessionBase):
@@ -26,6 +29,7 @@ class OfflineSession(Reporting, SessionBase):
         self._notes = list(metadata.get("annotations", []))
         self.path = path
         self.node = metadata.get("node")
+        self.missing: list[str] = []   # mic.load(path, partial=True): what was not there
 
     def __repr__(self) -> str:
         return f"<microscope OfflineSession {self.node} {len(self.store)} events from {self.path}>"
@@ -46,7 +50,15 @@ class OfflineSession(Reporting, SessionBase):
         return meta
 
 
-def load(path: str | Path) -> OfflineSession:
-    """Open a session saved with ``s.save(path)``; works with no node."""
-    store, metadata = load_recording(path)
-    return OfflineSession(store, metadata, Path(path))
+def load(path: str | Path, partial: bool = False) -> OfflineSession:
+    """Open a session saved with ``s.save(path)``; works with no node.
+
+    Every file is checked first: a damaged or missing one is a RecordingError
+    naming it. ``partial=True`` loads what is there instead, says what is
+    missing (a warning, and ``.missing``), and leaves out what it held."""
+    store, metadata, missing = load_recording(path, partial=partial)
+    session = OfflineSession(store, metadata, Path(path))
+    session.missing = missing
+    if missing:
+        log.warning("%s is partial, loaded without: %s", path, "; ".join(missing))
+    return session

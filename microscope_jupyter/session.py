@@ -36,8 +36,9 @@ from .report import Reporting
 from .demo_app import checkout_commit
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom, Pid
+from .beam.ssh import SshTunnel
 from .beam.tls import client_context
-from .errors import MicroscopeError, TraceError
+from .errors import MicroscopeError, TLSError, TraceError
 from .render import format_mfa_term, format_name
 from .render.names import erlang_module_name
 from .store.event_store import EventStore
@@ -174,13 +175,17 @@ class Session(Reporting, SessionBase):
                                "commit": checkout_commit(row["source"])} for row in found]
         return list(self._versions)
 
-    def serve_mcp(self, port: int = 0, *, allow_trace: Any = None, cap: int = 8_000):
+    def serve_mcp(self, port: int = 0, *, allow_trace: Any = None, cap: int = 8_000,
+                  save_dir: Any = None, allow_save: bool = False):
         """Serve this session to AI assistants over MCP (streamable HTTP on
         127.0.0.1, behind a bearer token in ``s.mcp.token``, never printed). What an assistant records
         lands in this session. ``allow_trace`` pre-approves traces within
         ceilings (a ``Ceilings``, or a dict of max_events, max_rate,
         duration_s, payload_limit); otherwise each proposal waits for
-        ``%beam_mcp approve ID``. Needs ``pip install 'microscope-jupyter[mcp]'``."""
+        ``%beam_mcp approve ID``. ``save_dir``: the folder the assistant's saves go
+        into (each a new folder in it, approved like a trace, or ahead of time with
+        ``allow_save``); without it the save tool is off. Needs
+        ``pip install 'microscope-jupyter[mcp]'``."""
         try:
             from .assistant import Assistant, Ceilings, HttpServer
         except ImportError as exc:
@@ -189,7 +194,8 @@ class Session(Reporting, SessionBase):
         if self.mcp is not None and self.mcp.running:
             self.mcp.stop()
         ceilings = Ceilings(**allow_trace) if isinstance(allow_trace, dict) else allow_trace
-        self.mcp = HttpServer(Assistant(self, ceilings=ceilings, cap=cap), port)
+        self.mcp = HttpServer(Assistant(self, ceilings=ceilings, cap=cap, save_dir=save_dir,
+                                        allow_save=allow_save), port)
         # The token is never printed: a kernel forwards even its own stderr into the
         # cell's output, and an executed notebook is saved and shared.
         print(f"MCP server for {self.node}: {self.mcp.url}\n"
@@ -383,7 +389,7 @@ def demo(fixed: bool = False) -> Session:
 
 def attach(node: str, cookie: str | None = None, *, net_ticktime: float | None = None,
            timeout: float = 10.0, epmd_port: int | None = None, tls: Any = None,
-           ssl_context: ssl.SSLContext | None = None) -> Session:
+           ssl_context: ssl.SSLContext | None = None, ssh: str | None = None) -> Session:
     """Attach to a running node as a hidden node and return a Session.
 
     ``cookie`` defaults to ``$MICROSCOPE_COOKIE``, then ``~/.erlang.cookie``.
@@ -391,14 +397,24 @@ def attach(node: str, cookie: str | None = None, *, net_ticktime: float | None =
     that long counts as down, and we tick four times as often. ``tls``, for
     a node on TLS distribution: ``{"cafile": ..., "certfile": ...,
     "keyfile": ...}`` (the node's certificate is verified by default), or
-    an ``ssl.SSLContext``.
+    an ``ssl.SSLContext``. ``ssh``, for a node reachable only from an SSH
+    host: ``"user@bastion"`` (or ``"user@bastion:2222"``, or a ``Host`` of
+    ``~/.ssh/config``); EPMD and the distribution connection go through one
+    SSH connection, which closes on detach. Needs ``pip install
+    'microscope-jupyter[ssh]'``.
     """
     context = client_context(tls if tls is not None else ssl_context)
+    if ssh is not None and context is not None:
+        raise TLSError("TLS distribution through ssh= is not supported: attach to a TLS node "
+                       "from a machine that reaches it, or leave out one of tls= and ssh=")
+    tunnel = SshTunnel(ssh, timeout) if ssh is not None else None
     local = LocalNode()
     try:
         remote = local.connect(node, cookie, net_ticktime=net_ticktime, timeout=timeout,
-                               epmd_port=epmd_port, ssl_context=context)
+                               epmd_port=epmd_port, ssl_context=context, tunnel=tunnel)
     except BaseException:
         local.close()
+        if tunnel is not None:
+            tunnel.close()
         raise
     return Session(local, remote)

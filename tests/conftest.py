@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import signal
+import time
+
 import pytest
 
-from nodes import RUNTIMES, start_node
+from nodes import RUN_MARK, RUNTIMES, beams_started_by, start_node
+
+# Every process this run starts inherits the mark (nodes.RUN_MARK); a run
+# inside a test gets its own.
+os.environ[RUN_MARK] = secrets.token_hex(8)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No BEAM node the tests started may outlive them: each is stopped by its
+    fixture, or halts by itself when the process that booted it died (within
+    a few seconds). One still running fails the run, and is then killed."""
+    deadline = time.monotonic() + 10
+    while (left := beams_started_by(os.environ[RUN_MARK])) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{len(left)} BEAM node(s) started by the tests are still running:"]
+    lines += [f"  pid {pid}: {name}" for pid, name in left.items()]
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_line("\n".join(lines), red=True, bold=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(config, items):

@@ -160,6 +160,44 @@ def start_node(runtime: str = "otp25", *, prefix: str = "t", net_ticktime: int |
     return BeamNode(f"{alive}@{host}", cookie, proc, runtime, log_path)
 
 
+# Set by conftest for the whole run and inherited by every process a test
+# starts (nodes, kernels, `microscope demo`...), so the BEAM processes this run
+# started can be told from anyone else's, even after their parent is gone.
+RUN_MARK = "MICROSCOPE_TEST_RUN"
+
+
+def beams_started_by(run_id: str) -> dict[int, str]:
+    """pid -> node name (``-sname``/``-name``, else ``?``) of every live
+    ``beam.smp`` whose environment carries ``RUN_MARK=run_id``."""
+    mark = f"{RUN_MARK}={run_id}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "beam.smp":
+                continue
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue   # dead, waiting to be reaped
+            if mark not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            names = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("-sname", "-name")]
+            found[int(proc.name)] = names[0] if names else "?"
+        except OSError:
+            continue
+    return found
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
 def compile_erlang(source: Path, out_dir: Path) -> Path:
     """Compile with Debian's erlc (OTP 25); OTP 28 loads the result too."""
     subprocess.run(["erlc", "-o", str(out_dir), str(source)], check=True)

@@ -64,7 +64,11 @@
 %%%   the line sink (the persistent_term     line_sink_pop/2: erased, or handed back to
 %%%   microscope_line_sink)                  the trace that held it before; a sink left
 %%%                                          by a killed agent is erased at unload
-%%%   this module                            unloaded by Python at detach
+%%%   this module                            unloaded by Python at detach; when the
+%%%                                          owner dies instead (kill -9 of the kernel),
+%%%                                          by its controller after cleanup, once no
+%%%                                          other process runs agent code
+%%%   a %%trace cell's process               killed by eval_traced/4 past its timeout
 %%%
 %%% A controller killed outright (exit/2 with kill, a purge) runs no cleanup:
 %%% its tracer, flags, hooks (at their next callback), system monitor and
@@ -90,7 +94,7 @@
 %% @private the throwaway GenServer that measures what a hook costs
 -export([init/1, handle_call/3, handle_cast/2]).
 
--define(VERSION, 22).
+-define(VERSION, 23).
 -define(HOOK_ID, microscope_state_hook).
 %% Maps and tuples larger than this are not compared field by field in a
 %% state hook (OTP keeps maps up to 32 keys flat, cheap to walk).
@@ -185,12 +189,33 @@ status(Agent) when is_pid(Agent) ->
 
 %% @doc Evaluate Code (a binary of Elixir or Erlang source) in a fresh
 %% process that the trace follows from its first instruction: the
-%% notebook's %%trace cell. Returns {ok, Value} | {error, Reason}.
+%% notebook's %%trace cell. Returns {ok, Value} | {error, Reason}. Code
+%% still running after Timeout ms is killed, and {error, timeout} says so:
+%% a cell that blocks (Process.sleep(:infinity), a receive with no after)
+%% never stays on the node.
 eval_traced(Agent, Lang, Code, Timeout) when is_pid(Agent), is_binary(Code) ->
-    case request(Agent, fun(From, Ref) -> {eval, From, Ref, Lang, Code} end, Timeout) of
-        {ok, Result} -> Result;
-        down -> {error, not_running};
-        timeout -> {error, timeout}
+    Ref = erlang:monitor(process, Agent),
+    Agent ! {eval, self(), Ref, Lang, Code},
+    eval_wait(Agent, Ref, none, erlang:monotonic_time(millisecond) + Timeout).
+
+%% The controller names the worker ({Ref, worker, Pid}) before it runs; the
+%% worker answers {Ref, Result}. A trace that stops meanwhile (a limit)
+%% leaves the code to finish untraced, still within the deadline.
+eval_wait(Agent, Ref, Worker, Deadline) ->
+    receive
+        {Ref, worker, Pid} ->
+            eval_wait(Agent, Ref, Pid, Deadline);
+        {Ref, Result} ->
+            erlang:demonitor(Ref, [flush]),
+            Result;
+        {'DOWN', Ref, process, Agent, _} when Worker =:= none ->
+            {error, not_running};
+        {'DOWN', Ref, process, Agent, _} ->
+            eval_wait(Agent, Ref, Worker, Deadline)
+    after max(0, Deadline - erlang:monotonic_time(millisecond)) ->
+        erlang:demonitor(Ref, [flush]),
+        is_pid(Worker) andalso exit(Worker, kill),
+        {error, timeout}
     end.
 
 %% @doc Every process, as columns (see COLUMNS): pid, name, initial_call,
@@ -568,15 +593,21 @@ flight_stop(#ring{ctl = Ctl}) ->
 
 %% At its expiry no session is there to unload the agent: the recorder does,
 %% once no other process runs agent code (another session's trace or
-%% recorder keeps it). It cannot purge code it is running, so it hibernates
-%% into code:soft_purge/1: hibernation drops its stack, and a message already
-%% queued wakes it at once, running OTP's code alone.
+%% recorder keeps it). So does a controller whose owner died (a kernel
+%% killed outright never detaches). It cannot purge code it is running, so
+%% it hibernates into code:soft_purge/1: hibernation drops its stack, and a
+%% message already queued wakes it at once, running OTP's code alone.
 unload_when_alone() ->
     %% Up to 10 s: its own trace's processes are on their way out (a tracer
     %% draining its last batch on a busy node takes a while), and the ring
-    %% has nothing else to do.
+    %% has nothing else to do. Others waiting to unload do not count: two
+    %% controllers whose kernels died together would otherwise wait on each other.
+    put(microscope_unloading, true),
     case wait_alone(200) of
         true ->
+            %% a sink handed back to a tracer that was ending too (two traces
+            %% stopped together) points at a dead process: alone, it goes
+            _ = line_sink_sweep(),
             code:delete(?MODULE),
             self() ! purge,
             erlang:hibernate(code, soft_purge, [?MODULE]);
@@ -587,9 +618,15 @@ unload_when_alone() ->
 wait_alone(0) ->
     false;
 wait_alone(Tries) ->
-    case [P || P <- erlang:processes(), P =/= self(), agent_process(P)] of
+    case [P || P <- erlang:processes(), P =/= self(), agent_process(P), not unloading(P)] of
         [] -> true;
         _ -> timer:sleep(50), wait_alone(Tries - 1)
+    end.
+
+unloading(P) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} -> lists:keymember(microscope_unloading, 1, D);
+        undefined -> true
     end.
 
 evict(Now, R = #ring{batches = Q, opts = #{max_bytes := MaxBytes, max_age_ms := MaxAge}}) ->
@@ -910,8 +947,11 @@ defaults() ->
 controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
     receive
         {'DOWN', OwnerRef, process, _, _} ->
-            %% Detach, dropped connection or dead kernel: same cleanup.
-            cleanup(Ctl, owner_down);
+            %% Detach, dropped connection or dead kernel: same cleanup. No
+            %% notebook is left to unload this module (a kernel killed with
+            %% kill -9 never detaches), so the controller does, once alone.
+            cleanup(Ctl, owner_down),
+            unload_when_alone();
         {stop, From, Ref} ->
             Stats = cleanup(Ctl, stopped),
             From ! {Ref, {ok, Stats}};
@@ -950,6 +990,7 @@ controller_loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             Worker = spawn(fun() ->
                 receive microscope_go -> From ! {Ref, eval_code(Lang, Code)} end
             end),
+            From ! {Ref, worker, Worker},     % eval_traced/4 kills it past its timeout
             trace_one(Ctl#ctl.backend, Worker, Ctl#ctl.flags),
             Ctl#ctl.sampler ! {add, Worker},
             Worker ! microscope_go,
@@ -1216,24 +1257,29 @@ handle_cast(_, S) -> {noreply, S}.
 sampler_init(Tracer, Procs, {Interval, Load, Counted}) ->
     Load andalso erlang:system_flag(scheduler_wall_time, true),
     Last = sample_round(Tracer, Procs, #{}),
-    sampler_loop(Tracer, Procs, Last, Interval, Interval,
+    sampler_loop(Tracer, Procs, Last, Interval, now_ms() + Interval,
                  {wall_time(Load), Counted, count_calls(Tracer, Counted, #{})}).
 
-sampler_loop(Tracer, Procs, Last, Interval, Wait, Node = {Wall, Counted, Calls}) ->
+%% Due is when the next round runs, in absolute time: an app that spawns
+%% faster than Interval sends {add, P} that often, and a relative `after'
+%% would start over at each one and never sample.
+sampler_loop(Tracer, Procs, Last, Interval, Due, Node = {Wall, Counted, Calls}) ->
     receive
-        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Wait, Node);
+        {add, P} -> sampler_loop(Tracer, [P | Procs], Last, Interval, Due, Node);
         {final, From, Ref} ->
             sample_round(Tracer, Procs, Last),
             count_calls(Tracer, Counted, Calls),
             From ! {Ref, done}
-    after Wait ->
+    after max(0, Due - now_ms()) ->
         T0 = erlang:monotonic_time(microsecond),
         Last1 = sample_round(Tracer, Procs, Last),
         Node1 = {report_load(Tracer, Wall), Counted, count_calls(Tracer, Counted, Calls)},
         Cost = (erlang:monotonic_time(microsecond) - T0) div 1000,
         Alive = [P || P <- Procs, is_map_key(P, Last1)],
-        sampler_loop(Tracer, Alive, Last1, Interval, max(Interval, 50 * Cost), Node1)
+        sampler_loop(Tracer, Alive, Last1, Interval, now_ms() + max(Interval, 50 * Cost), Node1)
     end.
+
+now_ms() -> erlang:monotonic_time(millisecond).
 
 %% Each counted function's calls since the last round, as one event each.
 count_calls(_Tracer, none, Calls) ->
@@ -1871,9 +1917,13 @@ unhook_states(#ctl{hooks = Hooks, hook_id = Id}) ->
 gen_kind(P) ->
     case erlang:process_info(P, [dictionary, current_function]) of
         [{dictionary, D}, {current_function, Current}] ->
+            %% A behaviour's process was started as {Callback, init, 1}; a plain
+            %% loop proc_lib-spawned from a module that also declares one
+            %% ({M, loop, N}) is no GenServer: a hook request would sit in its
+            %% mailbox forever.
             case spawned_as(D, none) of
                 {supervisor, _, _} -> none;
-                {M, _, _} ->
+                {M, init, 1} ->
                     Bs = behaviours(M),
                     Gen = [K || {B, K} <- [{gen_server, gen_server}, {'Elixir.GenServer', gen_server},
                                            {'Elixir.Agent', gen_server}, {gen_statem, gen_statem}],
@@ -1885,7 +1935,12 @@ gen_kind(P) ->
                         {false, [], {gen_statem, loop_receive, _}} -> gen_statem;
                         _ -> none
                     end;
-                none -> none
+                _ ->
+                    case Current of
+                        {gen_server, loop, _} -> gen_server;
+                        {gen_statem, loop_receive, _} -> gen_statem;
+                        _ -> none
+                    end
             end;
         _ -> none
     end.

@@ -25,7 +25,7 @@ __all__ = ["AGENT_MODULE", "AGENT_VERSION", "agent_beam_path", "agent_beam_bytes
 log = logging.getLogger(__name__)
 
 AGENT_MODULE = "microscope_agent"
-AGENT_VERSION = 22  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_VERSION = 23  # -define(VERSION, ...) in microscope_agent.erl
 PACKAGE_DIR = Path(__file__).resolve().parent
 BEAM_PATH = PACKAGE_DIR / f"{AGENT_MODULE}.beam"
 SOURCE_PATH = PACKAGE_DIR.parent.parent / "elixir_hooks" / "agent" / f"{AGENT_MODULE}.erl"

@@ -240,9 +240,10 @@ class Recording:
     def eval_traced(self, code: str, lang: str = "elixir", timeout: float = 30.0) -> Any:
         """Run ``code`` on the node in a fresh process this trace follows; its value.
 
-        Raises BadRpc with the remote error if the code raised.
+        Raises BadRpc with the remote error if the code raised, and RpcTimeout if it
+        was still running after ``timeout`` seconds: it is killed on the node then.
         """
-        from ..errors import BadRpc
+        from ..errors import BadRpc, RpcTimeout
 
         reply = self._remote.rpc(AGENT_MODULE, "eval_traced",
                                  [self.agent, Atom(lang), code, int(timeout * 1000)],
@@ -250,6 +251,10 @@ class Recording:
         if isinstance(reply, tuple) and reply and reply[0] == Atom("ok"):
             return reply[1]
         reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
+        if reason == Atom("timeout"):
+            raise RpcTimeout(f"the {lang} code was still running on {self._remote.name} after "
+                             f"{timeout:g} s, so it was killed there; make it return sooner, or "
+                             "give it longer (timeout=, or %%trace --for)")
         if isinstance(reason, tuple) and len(reason) == 3 and isinstance(reason[2], (str, bytes)):
             # {Class, Reason, Text}: the error as the language's shell prints it
             text = reason[2].decode("utf-8", "replace") if isinstance(reason[2], bytes) else reason[2]

@@ -113,6 +113,19 @@ class TraceSpec:
         })
         return opts
 
+    def trace_flags(self) -> list[str]:
+        """The trace flags the agent sets on each traced process (its trace_flags/2):
+        what a person approving this trace is told it sets."""
+        flags = ["set_on_spawn", "monotonic_timestamp"]
+        if self.options["messages"]:
+            flags += ["send", "receive"]
+        flags.append("procs")
+        if self.modules or self.options["lifecycle"]:   # monitors are seen as calls
+            flags.append("call")
+        if self.options["gc"]:
+            flags.append("garbage_collection")
+        return flags
+
     def describe(self) -> dict[str, Any]:
         """JSON-friendly, for saved sessions and notebooks."""
         return {

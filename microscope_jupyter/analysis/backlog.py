@@ -154,6 +154,8 @@ def message_shape(message: Any) -> str:
 
 
 def _duration(ms: float) -> str:
+    if ms < 0.0005:
+        return "under 1 us"
     return f"{ms:.1f} ms" if ms >= 0.1 else f"{ms * 1000:.0f} us"
 
 
@@ -174,10 +176,14 @@ def _slowest_shapes(handled: pd.DataFrame) -> tuple[str, list[int]]:
         text = f"{callback} of {shape} took {total:.0f} ms in all ({len(group)} calls)"
         if len(slow) and len(slow) < len(group):
             every = np.diff(np.flatnonzero((group["ms"] > max(3 * typical, 1.0)).to_numpy()))
-            period = f"every {int(every[0])}th" if len(every) and (every == every[0]).all() \
+            n = int(every[0]) if len(every) else 0
+            suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+            period = f"every {n}{suffix}" if len(every) and (every == every[0]).all() \
                 else f"{len(slow)} of them"
-            text += (f"; {period} took {slow['ms'].min():.0f}-{slow['ms'].max():.0f} ms, "
-                     f"the rest about {_duration(typical)}")
+            low, high = f"{slow['ms'].min():.0f}", f"{slow['ms'].max():.0f}"
+            rest = _duration(typical)
+            text += (f"; {period} took {low if low == high else f'{low}-{high}'} ms, "
+                     f"the rest {'' if rest.startswith('under') else 'about '}{rest}")
         parts.append(text)
         seqs += [int(s) for s in (slow if len(slow) else group).nlargest(5, "ms")["seq"]]
     return "; ".join(parts), seqs

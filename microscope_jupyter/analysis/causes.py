@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..beam.terms import Atom, Pid
@@ -33,7 +32,8 @@ from ..render.names import format_name, known_as
 from ..store.otp import call_target, is_call_timeout, message_kind, state_recorded
 from .backlog import backlogs
 from .cause import Cause
-from .unread import crash_messages
+from .growth import state_entries, state_growth
+from .unread import crash_messages, died_unread
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -43,7 +43,7 @@ __all__ = ["Cause", "find_causes", "state_entries"]
 
 def find_causes(recorded: "SessionBase") -> list[Cause]:
     causes = _stale_pids(recorded) + backlogs(recorded) + _crashes(recorded)
-    causes += _deadlocks(recorded) + _state_growth(recorded)
+    causes += _deadlocks(recorded) + state_growth(recorded)
     return causes
 
 
@@ -169,13 +169,17 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
     findings = recorded.findings(grouped=False)
     crashes = findings[findings["kind"] == "crash"]
     restarts = findings[findings["kind"] == "restart"]
-    lost = findings[findings["kind"] == "lost_message"]
     fatal = crash_messages(recorded)
     events = recorded.events if fatal else None
     # Callers that died of a call to a crashed process are that crash's
     # consequences, told in its cause rather than as causes of their own.
     callers = _callers_by_crash(recorded, crashes)
     consequences = {seq for found in callers.values() for _, seq, _ in found}
+    died = died_unread(recorded) if len(crashes) else set()
+    unread = None
+    if died:
+        frame = recorded.store.frame()
+        unread = frame[frame["seq"].isin(died)][["seq", "pid"]]
     out = []
     for crash in crashes.itertuples(index=False):
         if crash.first_seq in consequences:
@@ -206,10 +210,11 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
                         if timed_out else ": ")
             summary += ", ".join(sorted({caller for caller, _, _ in failed})[:5]) + "."
             evidence += [seq for _, seq, _ in failed]
-        unread = lost[(lost["pid"] == crash.pid) & lost["summary"].str.contains("never handled")]
-        if len(unread):
-            summary += " Messages still in its mailbox died with it."
-            evidence += list(unread["evidence"].iloc[0])[:10]
+        # only what was in its mailbox when it died, counted: never said of none
+        queued = unread[unread["pid"] == crash.pid]["seq"].tolist() if unread is not None else []
+        if queued:
+            summary += f" {len(queued)} message(s) still in its mailbox died with it."
+            evidence += queued[:10]
         out.append(Cause("crash_restart", 0.6, summary, sorted(set(evidence)),
                          [known_as(crash.name, crash.pid)]))
     return out
@@ -288,9 +293,24 @@ def _deadlocks(recorded: "SessionBase") -> list[Cause]:
             times = f" The calls: {'; '.join(requests)}." + times
         timeouts = findings[(findings["kind"] == "call_timeout")
                             & (findings["first_seq"] > min(evidence))]
-        if len(timeouts):
-            times += (f" {len(timeouts)} caller(s) then died of the call timeout: "
-                      f"{', '.join(sorted(set(timeouts['name'].fillna(timeouts['pid']))))}.")
+        timed = set(timeouts["name"].fillna(timeouts["pid"]))
+        # the cycle's own servers, said apart from the callers stuck on them
+        cycle = list(dict.fromkeys(n if isinstance(n, str) else p
+                                   for n, p in zip(calls["sender_name"], calls["sender"])))
+        outside = sorted(timed - set(cycle))
+        if outside:
+            times += (f" {len(outside)} caller(s) then died of the call timeout: "
+                      f"{', '.join(outside)}.")
+        exits = recorded.store.frame()
+        exits = exits[(exits["kind"] == "exit") & (exits["seq"] > min(evidence))]
+        gone = set(exits["name"].fillna(exits["pid"]))
+        own_timed = [m for m in cycle if m in timed]
+        own_other = [m for m in cycle if m in gone and m not in timed]
+        if own_timed:
+            times += (f" The cycle's own {' and '.join(own_timed)} died of the call timeout"
+                      f"{' too' if outside else ''}.")
+        if own_other:
+            times += f" The cycle's own {' and '.join(own_other)} died too."
         out.append(Cause("deadlock", 0.9, summary[0].upper() + summary[1:] + "." + times
                          + " Break the cycle: a call inside a handle_call to a process that "
                          "calls back never returns; make one of them a cast or reply later.",
@@ -303,69 +323,3 @@ def _request(term: Any) -> str:
     if isinstance(term, tuple) and len(term) == 3:
         return render(term[2], "elixir", 60)
     return render(term, "elixir", 60)
-
-
-def state_entries(term: Any) -> int:
-    """Map keys and list or tuple elements in a term, nested (the first 1000 of each)."""
-    if isinstance(term, dict):
-        return len(term) + sum(state_entries(v) for v in list(term.values())[:1000])
-    if isinstance(term, (list, tuple)):
-        return len(term) + sum(state_entries(v) for v in term[:1000])
-    return 0
-
-
-def _growing_payloads(recorded: "SessionBase") -> set[int]:
-    """Pid ids whose state events keep getting longer: a state that grows
-    makes its events grow, so only those are decoded to look closer."""
-    events = recorded.store.frame()
-    rows = events[events["kind"] == "state"]
-    raw = recorded.store.raw()
-    out = set()
-    for pid, seqs in rows.groupby("_pid", sort=True)["seq"]:
-        if len(seqs) < 20:
-            continue
-        lengths = raw.pay_len[seqs.to_numpy()]
-        steps = np.diff(lengths)
-        late = steps[-max(len(steps) // 4, 1):]
-        if lengths[-1] > lengths[0] and (late > 0).mean() >= 0.25:
-            out.add(int(pid))
-    return out
-
-
-def _state_growth(recorded: "SessionBase") -> list[Cause]:
-    growing = _growing_payloads(recorded)
-    if not growing:
-        return []
-    states = joins.states(recorded.store, growing)
-    out = []
-    for pid, group in states.groupby("pid", sort=True):
-        afters = [(seq, a) for seq, a in zip(group["seq"], group["after"]) if state_recorded(a)]
-        if len(afters) < 20:
-            continue
-        start = group["before"].iloc[0]
-        first = start if state_recorded(start) else afters[0][1]
-        sizes = np.array([state_entries(first)] + [state_entries(a) for _, a in afters])
-        steps = np.diff(sizes)
-        late = steps[-max(len(steps) // 4, 1):]
-        if (sizes[-1] - sizes[0] < 20 or (steps < 0).mean() > 0.05 or (steps > 0).mean() < 0.5
-                or (late > 0).mean() < 0.5):   # still growing at the end, not levelled off
-            continue
-        last = afters[-1][1]
-        part = ""
-        if isinstance(first, dict) and isinstance(last, dict):
-            own = len(last) - len(first)
-            field, grew = max(((k, state_entries(v) - state_entries(first.get(k))) for k, v in last.items()),
-                              key=lambda kv: kv[1], default=(None, 0))
-            if own >= grew:
-                part = (f" The state map itself gains ~{own / len(afters):.1f} keys per "
-                        "callback and never shrinks.")
-            else:
-                part = (f" The growing part is {render(field, 'elixir', 40)}, gaining "
-                        f"~{grew / len(afters):.1f} entries per callback and never shrinking.")
-        name = next((n for n in group["name"] if isinstance(n, str)), None) or pid
-        out.append(Cause("state_growth", 0.6,
-                         f"The state of {name} grew steadily from {sizes[0]} to {sizes[-1]} "
-                         f"entries over {len(afters)} callbacks.{part} Unbounded growth ends in "
-                         "memory trouble: evict, cap or move it to ETS.",
-                         [afters[0][0], afters[-1][0]], [name]))
-    return out

@@ -62,6 +62,7 @@ class Explanation:
 def explain(recorded: "SessionBase", question: str | None = None, *,
             proc: Any = None) -> Explanation:
     causes = find_causes(recorded)
+    causes += _standing_findings(recorded, causes)
     focus = _focus(recorded, question, proc)
     # Causes about what the question names first, then the likelier, then the earlier.
     causes.sort(key=lambda c: (not _touches(c, focus), -c.confidence,
@@ -69,6 +70,26 @@ def explain(recorded: "SessionBase", question: str | None = None, *,
     table = pd.DataFrame([(i + 1, c.kind, c.confidence, c.summary, c.evidence, c.processes)
                           for i, c in enumerate(causes)], columns=CAUSE_COLUMNS)
     return Explanation(_paragraph(recorded, causes, focus), table, question)
+
+
+def _standing_findings(recorded: "SessionBase", causes: list[Cause]) -> list[Cause]:
+    """Warning and error findings that no cause accounts for (by evidence or
+    process), each a cause of its own: the answer never says nothing is wrong
+    while findings say otherwise."""
+    findings = recorded.findings()
+    findings = findings[findings["severity"].isin(["warning", "error"])]
+    seen = {s for c in causes for s in c.evidence}
+    who = {p for c in causes for p in c.processes}
+    out = []
+    for f in findings.itertuples(index=False):
+        name = f.name if isinstance(f.name, str) else f.pid
+        if f.first_seq in seen or set(f.evidence) & seen or (name and name in who):
+            continue
+        text = f.summary[:1].upper() + f.summary[1:]
+        out.append(Cause(f.kind, 0.5 if f.severity == "error" else 0.4,
+                         text if text.endswith(".") else text + ".", list(f.evidence)[:50],
+                         [name] if name else []))
+    return out
 
 
 def _focus(recorded: "SessionBase", question: str | None, proc: Any) -> set[str]:

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..beam.etf import encode
 from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa, known_as
 from ..store import joins
 from ..store.columns import starts_with
-from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag, is_call_timeout,
-                         normal_exit, unmatched_callback)
+from ..store.schema import KIND_CODES
+from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag_bytes, is_call_timeout,
+                         normal_exit, reply_tag_bytes, unmatched_callback)
 
 from .unread import crash_messages, died_unread
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Finding", "FINDING_COLUMNS", "detect", "crash_messages"]   # crash_messages: see unread
 
 SLOW_HANDLER_MS = 100.0
+_MAILBOX = KIND_CODES["mailbox"]
 MAILBOX_GROWTH = 50
 FINDING_COLUMNS = ["kind", "severity", "pid", "name", "summary", "first_seq", "evidence"]
 
@@ -81,15 +82,19 @@ def detect(recorded: "SessionBase") -> list[Finding]:
         if row.name:
             dead_names.setdefault(row.name, []).append((int(row.seq), row.pid))
     successor: dict[str, tuple[int, str]] = {}  # dead pid -> (seq, pid that took its name)
+    ended = {row.pid: row.term for row in exits.itertuples(index=False)}
     for row in registers.itertuples(index=False):
         earlier = [(s, p) for s, p in dead_names.get(row.peer, []) if s < row.seq and p != row.pid]
         if earlier:
             seq, old_pid = earlier[-1]
             successor.setdefault(old_pid, (int(row.seq), row.pid))
-            out.append(Finding("restart", "warning", row.pid, row.peer,
-                               f"{row.peer} was restarted as {row.pid} after {old_pid} died",
+            # a process that ended normally and was started again (a connection
+            # recycled, a child restarted on purpose) is no warning
+            calm = normal_exit(ended.get(old_pid))
+            out.append(Finding("restart", "info" if calm else "warning", row.pid, row.peer,
+                               f"{row.peer} was restarted as {row.pid} after {old_pid} "
+                               + ("ended normally" if calm else "died"),
                                int(row.seq), [seq, int(row.seq)]))
-    ended = {row.pid: row.term for row in exits.itertuples(index=False)}
     out += _lost_messages(recorded, successor, ended)
     out += _unhandled_messages(events, exits, recorded.store.syntax)
     out += _timeouts(exits, recorded.store.syntax)
@@ -294,32 +299,34 @@ def _deadlocks(store) -> list[Finding]:
     """Cycles of gen calls that never got a reply: A waits on B while B waits on A.
 
     A call is answered when a reply with its tag was sent after it: each tag's
-    last reply is looked up once (by the tag's external-format bytes, which
-    tell terms apart as =:= does), so the pass is linear in the messages."""
+    last reply is looked up once, by the tag's bytes (which tell terms apart
+    as =:= does), so the pass is linear in the messages and decodes none."""
     sent = joins.outgoing(store)
+    raw = store.raw()
     # Only gen calls and 2-tuples (their replies) matter: picked by their
-    # first bytes, so the other messages are never decoded.
-    heads = store.raw().heads(sent["seq"].to_numpy(dtype=np.int64))
+    # first bytes, and their tags read as bytes: nothing is decoded.
+    heads = raw.heads(sent["seq"].to_numpy(dtype=np.int64))
     # a reply is {Tag, Reply}: Tag a reference, or [alias | Ref] (OTP 24+)
     pairs = ((heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
              & np.isin(heads[:, 3], [ord("Z"), ord("r"), ord("l")]))
-    sent = sent[pairs | starts_with(heads, GEN_CALL_HEADS)]
-    calls = [(int(seq), sender, sender_name if isinstance(sender_name, str) else None,
-              store.id_text(int(receiver)), tag)
-             for seq, sender, sender_name, receiver, term in zip(
-                 sent["seq"], sent["pid"], sent["name"], sent["_receiver"], sent["term"])
-             if (tag := call_tag(term)) is not None and receiver > 0]
-    if not calls:
+    is_call = starts_with(heads, GEN_CALL_HEADS) & (sent["_receiver"].to_numpy() > 0)
+    calls = sent[is_call]
+    if calls.empty:
         return []
     last_reply: dict[bytes, int] = {}
-    for seq, term in zip(sent["seq"], sent["term"]):
-        if isinstance(term, tuple) and len(term) == 2:
-            key = encode(term[0])
-            last_reply[key] = max(last_reply.get(key, -1), int(seq))
+    for seq in sent["seq"][pairs].to_numpy(dtype=np.int64).tolist():
+        tag = reply_tag_bytes(raw.payload(seq))
+        if tag is not None:
+            last_reply[tag] = max(last_reply.get(tag, -1), seq)
     waiting: dict[str, tuple[int, str, str | None]] = {}
-    for seq, caller, caller_name, callee, tag in calls:
-        if last_reply.get(encode(tag), -1) <= seq:
-            waiting[caller] = (seq, callee, caller_name)
+    for seq, caller, caller_name, receiver in zip(calls["seq"].tolist(), calls["pid"],
+                                                  calls["name"], calls["_receiver"].tolist()):
+        tag = call_tag_bytes(raw.payload(seq))
+        if tag is not None and last_reply.get(tag, -1) <= seq:
+            waiting[caller] = (seq, store.id_text(int(receiver)),
+                               caller_name if isinstance(caller_name, str) else None)
+        elif tag is not None:
+            waiting.pop(caller, None)   # its latest call was answered
     out, reported = [], set()
     for start in waiting:
         path, node = [], start
@@ -345,20 +352,25 @@ def _mailbox_growth(recorded: "SessionBase") -> list[Finding]:
     """Mailboxes that piled up, by the node's own sampled queue lengths only
     (queued-before-the-trace messages included): a count estimated between
     samples drifts wherever messages leave a queue unseen, so it never
-    raises a finding."""
-    tt = recorded.time_travel()
-    out = []
-    for proc in tt.processes():
-        seqs, level = proc.sampled()
-        if not len(level) or int(level.max()) < MAILBOX_GROWTH:
-            continue
+    raises a finding. Read off the raw columns: no time travel is built."""
+    store = recorded.store
+    raw, names = store.raw(), store.names()
+    rows = np.flatnonzero(raw.kind == _MAILBOX)
+    out: list[Finding] = []
+    if not len(rows) or int(raw.aux[rows].max()) < MAILBOX_GROWTH:
+        return out
+    for gid in np.unique(raw.pid[rows][raw.aux[rows] >= MAILBOX_GROWTH]).tolist():
+        mine = rows[raw.pid[rows] == gid]
+        level = raw.aux[mine]
         peak = int(level.max())
-        at = int(seqs[int(level.argmax())])
-        name = proc.last_name(at)
+        at = int(mine[int(level.argmax())])
+        # the last name it held by then, kept after it let go of it
+        name = next((n for s, n in reversed(names.spans(gid)) if n and s <= at), None)
+        pid = store.id_text(gid) or "?"
         ending = int(level[-1])
         trend = (f", still {ending} at its last sample" if ending >= MAILBOX_GROWTH // 2
                  else "")
-        out.append(Finding("mailbox_growth", "warning", proc.pid, name,
-                           f"the mailbox of {known_as(name, proc.pid)} grew to {peak} messages "
+        out.append(Finding("mailbox_growth", "warning", pid, name,
+                           f"the mailbox of {known_as(name, pid)} grew to {peak} messages "
                            f"(the node's own count){trend}", at, [at]))
     return out

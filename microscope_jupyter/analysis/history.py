@@ -12,8 +12,8 @@ is a handful of binary searches per process.
 
 What "mailbox" means. ``mailbox_len`` starts from the node's own count
 (``message_queue_len``, sampled at the start, every 100 ms while the process
-runs, and at the stop); between samples it is an estimate moved by arrivals
-(receive events) and takes (callbacks; else the process's next act), and
+runs, and at the stop); between samples it is an estimate from the nearer
+sample, moved by arrivals (receive events) and takes (see ``taking``), and
 ``mailbox_basis`` says which ("node", or "estimate: ..." from which sample).
 It includes messages queued before the trace and from untraced senders; one
 that left unseen (a ``DOWN`` flushed by ``demonitor``) misleads it until the
@@ -48,12 +48,12 @@ from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore
 from ..store.lines import line_snapshot, line_text
-from ..store.otp import is_reply, may_be_reply
 from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
                              state_message_keys, time_ranks)
-from ..store.schema import ACTS, KIND_CODES
+from ..store.schema import KIND_CODES
 from .diff import diff
 from .process_history import ProcessHistory, Transitions
+from .taking import NEVER, ref_bytes, taken
 
 __all__ = ["History", "SNAPSHOT_COLUMNS"]
 
@@ -169,8 +169,7 @@ class History:
             self._proc(int(self.raw.pid[i]), i).line_seqs.append(i)
 
     def _index_receives(self, seqs: np.ndarray) -> None:
-        """Pair each receive with what took it: the callback that handled it (FIFO
-        among equal messages), the call it answered, the process's next act."""
+        """Pair each receive with what took it off the queue (see ``taking``)."""
         raw, kind, pid = self.raw, self.raw.kind, self.raw.pid
         rows = seqs[kind == K["receive"]]
         states = self._state_rows
@@ -182,43 +181,26 @@ class History:
                            return_inverse=True)[1]
         # In time order: a callback's report can take its seq before its receive.
         recv_rank, state_rank = time_ranks(raw, rows, states[keyed])
-        took, taken = fifo_pairs(groups[:len(rows)], recv_rank, groups[len(rows):], state_rank)
+        took, pair = fifo_pairs(groups[:len(rows)], recv_rank, groups[len(rows):], state_rank)
         handler = np.full(len(rows), -1, dtype=np.int64)
-        handler[taken] = states[keyed][took]
+        handler[pair] = states[keyed][took]
         order = np.argsort(pid[rows], kind="stable")
         bounds = np.flatnonzero(np.diff(pid[rows][order])) + 1
-        never = np.iinfo(np.int64).max
+        removed = seqs[kind == K["demonitor"]]
         for group in np.split(order, bounds) if len(rows) else []:
             gid = int(pid[rows[group[0]]])
             p = self._procs[gid]
             recvs = rows[group]
-            handled = np.where(handler[group] >= 0, handler[group], recvs)
             paired = handler[group] >= 0
             p.handled_by_state = dict(zip(recvs[paired].tolist(), handler[group][paired].tolist()))
-            state_seqs = p.state_seqs
-            taken_later = recvs[paired]   # in seq order: arrivals a callback took
-            own = p.event_seqs[ACTS[kind[p.event_seqs]]] if len(p.event_seqs) else []
-            direct = []
-            for idx in np.flatnonzero(~paired).tolist():
-                r = int(recvs[idx])
-                if may_be_reply(raw.payload(r)) and is_reply(raw.term(r)):
-                    direct.append(r)
-                    continue  # taken by a selective receive inside a call: never queued
-                if state_seqs:
-                    # A callback took a message that arrived after it: in a
-                    # first-in first-out mailbox, it was taken some other way.
-                    if np.searchsorted(taken_later, r, side="right") < len(taken_later):
-                        continue
-                    handled[idx] = p.exit_seq if p.exit_seq is not None else never
-                else:
-                    # No callbacks to go by: a plain process took it by its next act.
-                    k = int(np.searchsorted(own, r, side="right"))
-                    handled[idx] = int(own[k]) if k < len(own) else never
+            demonitored = {ref_bytes(raw.payload(int(d))): int(d)
+                           for d in removed[pid[removed] == gid].tolist()}
+            handled, direct = taken(raw, p, recvs, handler[group], demonitored)
             p.recv_seqs = recvs
             p.handled_seqs = handled
-            p.direct_seqs = np.array(direct, dtype=np.int64)
+            p.direct_seqs = np.array(sorted(direct), dtype=np.int64)
             if not p.state_seqs:
-                p.taken_seqs = np.sort(handled[handled < never])
+                p.taken_seqs = np.sort(handled[handled < NEVER])
 
     def _index_mailboxes(self, seqs: np.ndarray) -> None:
         """Samples of the real queue length, and what each callback took off it."""
@@ -236,11 +218,10 @@ class History:
                 continue
             # Each callback took one message off the queue, except a
             # handle_continue and a :timeout that came from a fired `after`.
-            taken = [q for q, shape in zip(p.state_seqs, p.state_shapes)
-                     if shape != CONTINUE and not (gid in fired and shape == TIMEOUT)]
-            # ...and a reply to a call it made from inside a callback left the
-            # queue as it arrived (the call's own receive took it)
-            p.taken_seqs = np.sort(np.concatenate([np.array(taken, dtype=np.int64),
+            by_callbacks = [q for q, shape in zip(p.state_seqs, p.state_shapes)
+                            if shape != CONTINUE and not (gid in fired and shape == TIMEOUT)]
+            # ...and what left the queue another way (see ``taking``)
+            p.taken_seqs = np.sort(np.concatenate([np.array(by_callbacks, dtype=np.int64),
                                                    p.direct_seqs]))
 
     # ------------------------------------------------------------------ moments

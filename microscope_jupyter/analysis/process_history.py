@@ -73,30 +73,54 @@ class ProcessHistory:
         return next((n for s, n in reversed(self.names) if n and s <= seq), None)
 
     def mailbox_len(self, seq: int) -> int:
-        """Messages queued at ``seq``: the last sample, moved on by what arrived
-        and what was taken since."""
-        k = int(np.searchsorted(self.sample_seqs, seq, side="right")) - 1
-        since, level = (int(self.sample_seqs[k]), int(self.sample_values[k])) if k >= 0 else (-1, 0)
-        arrived = (np.searchsorted(self.recv_seqs, seq, side="right")
-                   - np.searchsorted(self.recv_seqs, since, side="right"))
-        taken = (np.searchsorted(self.taken_seqs, seq, side="right")
-                 - np.searchsorted(self.taken_seqs, since, side="right"))
-        return max(0, level + int(arrived) - int(taken))
+        """Messages queued at ``seq``, from the node's nearer sample (before or
+        after it): moved on by what arrived and was taken in between. A plain
+        process (no callbacks) takes the nearer sample as it is: when it takes a
+        message no event shows, and counting it taken at its next act makes a
+        loop that absorbs messages look backlogged."""
+        return int(self._estimate(np.array([seq], dtype=np.int64))[0][0])
 
     def mailbox_basis(self, seq: int) -> str:
         """Where ``mailbox_len(seq)`` comes from, in words: ``"node"`` when it is
-        the node's own sample as it stands, else how the estimate was made
-        (the last sample, moved on by the arrivals and takes seen since)."""
-        k = int(np.searchsorted(self.sample_seqs, seq, side="right")) - 1
-        since, level = (int(self.sample_seqs[k]), int(self.sample_values[k])) if k >= 0 else (-1, 0)
-        arrived = int(np.searchsorted(self.recv_seqs, seq, side="right")
-                      - np.searchsorted(self.recv_seqs, since, side="right"))
-        taken = int(np.searchsorted(self.taken_seqs, seq, side="right")
-                    - np.searchsorted(self.taken_seqs, since, side="right"))
+        the node's own sample as it stands, else how the estimate was made."""
+        _, origin, level, arrived, taken, after = (
+            int(v[0]) for v in self._estimate(np.array([seq], dtype=np.int64)))
+        if origin < 0:
+            return "estimate: no sample of its queue, none seen arrive" if not arrived else \
+                f"estimate: no sample of its queue, +{arrived} arrived, -{taken} taken"
         if arrived == 0 and taken == 0:
-            return "node" if k >= 0 else "estimate: no sample yet, none seen arrive"
-        origin = f"the node's {level} at seq {since}" if k >= 0 else "0 (no sample yet)"
-        return f"estimate: {origin}, +{arrived} arrived, -{taken} taken since"
+            return "node"
+        when = "later" if after else "earlier"
+        if not self.state_seqs:
+            return (f"estimate: the node's {level} at seq {origin}, {when} (a plain process: "
+                    f"{arrived} arrived between, and when it takes one no event shows)")
+        return (f"estimate: the node's {level} at seq {origin}, {when}, "
+                f"{arrived} arrived and {taken} taken between")
+
+    def _estimate(self, seqs: np.ndarray) -> tuple:
+        """Per seq: (length, the sample's seq or -1, its value, arrived and taken
+        between the two, whether the sample came after), from the nearer sample."""
+        samples, values = self.sample_seqs, self.sample_values
+        n = len(samples)
+        k = np.searchsorted(samples, seqs, side="right") - 1     # the sample at or before
+        j = k + 1                                                # the sample after
+        has_prev, has_next = k >= 0, j < n
+        prev = np.where(has_prev, samples[np.clip(k, 0, max(n - 1, 0))] if n else -1, -1)
+        nxt = np.where(has_next, samples[np.clip(j, 0, max(n - 1, 0))] if n else -1, -1)
+        after = has_next & (~has_prev | (nxt - seqs < seqs - prev))
+        origin = np.where(after, nxt, np.where(has_prev, prev, -1))
+        level = np.where(origin >= 0, values[np.clip(np.where(after, j, k), 0, max(n - 1, 0))]
+                         if n else 0, 0)
+        lo, hi = np.where(after, seqs, origin), np.where(after, origin, seqs)
+        arrived = (np.searchsorted(self.recv_seqs, hi, side="right")
+                   - np.searchsorted(self.recv_seqs, lo, side="right"))
+        taken = (np.searchsorted(self.taken_seqs, hi, side="right")
+                 - np.searchsorted(self.taken_seqs, lo, side="right"))
+        if not self.state_seqs:
+            length = np.where(origin >= 0, level, np.maximum(0, arrived - taken))
+        else:
+            length = np.maximum(0, level + np.where(after, taken - arrived, arrived - taken))
+        return length.astype(np.int64), origin, level, arrived, taken, after
 
     def sampled(self, start: int | None = None, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, lengths) of the node's own samples of its queue, within [start, end]."""
@@ -108,22 +132,8 @@ class ProcessHistory:
     def mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, lengths): the mailbox length after every seq where it may change."""
         if self._levels is None:
-            self._levels = self._mailbox_levels()
+            seqs = np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs])
+            seqs.sort()
+            seqs = seqs[np.r_[True, seqs[1:] != seqs[:-1]]] if len(seqs) else seqs
+            self._levels = (seqs, self._estimate(seqs)[0])
         return self._levels
-
-    def _mailbox_levels(self) -> tuple[np.ndarray, np.ndarray]:
-        seqs = np.concatenate([self.recv_seqs, self.taken_seqs, self.sample_seqs])
-        seqs.sort()
-        seqs = seqs[np.r_[True, seqs[1:] != seqs[:-1]]] if len(seqs) else seqs
-        # mailbox_len at every seq at once (the same arithmetic, vectorised)
-        k = np.searchsorted(self.sample_seqs, seqs, side="right") - 1
-        has = k >= 0
-        since = np.where(has, self.sample_seqs[np.maximum(k, 0)] if len(self.sample_seqs)
-                         else -1, -1)
-        level = np.where(has, self.sample_values[np.maximum(k, 0)] if len(self.sample_values)
-                         else 0, 0)
-        arrived = (np.searchsorted(self.recv_seqs, seqs, side="right")
-                   - np.searchsorted(self.recv_seqs, since, side="right"))
-        taken = (np.searchsorted(self.taken_seqs, seqs, side="right")
-                 - np.searchsorted(self.taken_seqs, since, side="right"))
-        return seqs, np.maximum(0, level + arrived - taken).astype(np.int64)

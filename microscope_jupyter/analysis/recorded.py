@@ -336,9 +336,11 @@ class SessionBase:
 
     # -- persistence
 
-    def save(self, path: str | Path) -> Path:
-        """Write a self-describing directory (Parquet + metadata.json); never the cookie."""
-        return save_store(self.store, path, self._metadata())
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write a self-describing directory (Parquet + metadata.json); never the cookie.
+        Whole or not at all: a save killed midway leaves ``path`` as it was. Where a
+        recording already is, it refuses unless ``overwrite=True`` (replaced whole)."""
+        return save_store(self.store, path, self._metadata(), overwrite=overwrite)
 
     def versions(self) -> pd.DataFrame:
         """Each module the recording ran (its GenServers, its call-traced modules):
@@ -392,9 +394,8 @@ def _handed_out(table: pd.DataFrame) -> pd.DataFrame:
     return table.copy(deep=_PANDAS_MAJOR < 3)
 
 
-def load_recording(path: str | Path) -> tuple[EventStore, dict[str, Any]]:
-    """The store and metadata ``s.save(path)`` wrote; MicroscopeError when unreadable."""
-    try:
-        return load_store(path)
-    except (FileNotFoundError, ValueError) as exc:
-        raise MicroscopeError(f"cannot load {path}: {exc}") from None
+def load_recording(path: str | Path, partial: bool = False
+                   ) -> tuple[EventStore, dict[str, Any], list[str]]:
+    """The store and metadata ``s.save(path)`` wrote, and what is missing from it
+    (``partial=True`` only); RecordingError, one line, when it cannot be read."""
+    return load_store(path, partial=partial)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..beam.terms import Atom
-from ..store.otp import crash_site, message_kind
+from ..store.otp import crash_site, message_kind, normal_exit
 from ..store.schema import KIND_CODES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,7 +46,9 @@ def unread_at_exit(recorded: "SessionBase"):
     Messages also leave a queue where no callback shows it, and those are not
     unread: a ``DOWN`` whose monitor the process removed (``demonitor`` with
     ``flush``, as every gen call and ``Task.await`` does), the ``EXIT`` that
-    carried the very reason it exited with (it was acted on), and whatever
+    carried the very reason it exited with (it was acted on), the message it
+    chose to end on (a normal exit: a GenServer's oldest unfinished, a plain
+    process's last), and whatever
     the node's own samples say was gone (see ``died_unread``)."""
     events = recorded.events
     raw = recorded.store.raw()
@@ -61,14 +63,20 @@ def unread_at_exit(recorded: "SessionBase"):
         mine = proc.event_seqs
         removed = {_ref_key(events["term"].iloc[int(q)]): int(q)
                    for q in mine[raw.kind[mine] == _DEMONITOR]} if len(mine) else {}
-        kept = []
+        kept, acted_on = [], False
         for r in unread:
             message = events["term"].iloc[r]
             if _is_tagged(message, "DOWN", 5) and removed.get(_ref_key(message[1]), -1) > r:
                 continue
             if _is_tagged(message, "EXIT", 3) and message[2] == reason:
+                acted_on = True
                 continue
             kept.append(r)
+        if kept and not acted_on and normal_exit(reason):
+            # It chose to end, on a message: a GenServer's callback returned
+            # {:stop, ...} on the oldest it had not finished; a plain process
+            # ended on the last it received.
+            kept = kept[1:] if proc.state_seqs else kept[:-1]
         if kept:
             yield proc, kept
 

@@ -6,12 +6,17 @@
 
 The assistant reads what the session holds (processes, findings, messages,
 state timelines, time travel, explanations, ExUnit tests) and may *propose*
-a trace. A proposal starts nothing by itself: the human approves it through
-MCP elicitation when the client supports it, in the notebook
-(``%beam_mcp approve ID``), or ahead of time with ceilings given when the
-server started (``--allow-trace``). Nothing the assistant asks can exceed
-those ceilings, and the API's own refusals (dangerous specs) apply. There is
-no code evaluation tool.
+a trace, or a save. A proposal starts nothing by itself: the human approves
+it through MCP elicitation when the client supports it, in the notebook
+(``%beam_mcp approve ID``), or ahead of time (``--allow-trace`` with ceilings,
+``--allow-save``). What the human is shown is everything that will run:
+processes, call-traced functions with their match specs, trace flags,
+limits and duration. Where nobody can approve (stdio, a client without
+elicitation, no pre-approval) the answer says so, and how to start the
+server so someone can. Nothing the assistant asks can exceed the ceilings,
+the API's own refusals (dangerous specs) apply, and a save writes only a new
+folder inside the one the human configured (``--save-dir``). There is no
+code evaluation tool.
 
 Every answer is capped (``cap`` characters, 8,000 by default): a cut answer
 says so and gives the cursor of the next page; list tools take ``since`` (a
@@ -26,18 +31,21 @@ import datetime as _dt
 import itertools
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from ..agent.spec import TraceSpec
 from ..analysis.recorded import SessionBase
 from ..errors import MicroscopeError
 from ..render.elixir import render
+from ..render.names import format_module
 
-__all__ = ["Assistant", "Ceilings", "Proposal", "TraceRequest", "Approval", "NotAsked",
-           "DEFAULT_CAP", "cell", "now"]
+__all__ = ["Assistant", "Ceilings", "Proposal", "TraceRequest", "SaveRequest", "Approval",
+           "NotAsked", "DEFAULT_CAP", "cell", "now"]
 
 DEFAULT_CAP = 8_000
 
@@ -63,6 +71,12 @@ class Ceilings:
         return None
 
 
+# The match spec the agent sets on each modules= function (CALL_SPEC in the agent),
+# and on the monitor BIFs (monitor_match_spec/1), as a person reads them.
+CALL_MATCH_SPEC = "[{'_', [], [{return_trace}, {exception_trace}]}]"
+MONITOR_MATCH_SPEC = "[{[process, '_' | _], [], [{return_trace}]}]"
+
+
 @dataclass
 class TraceRequest:
     processes: list[str]
@@ -73,15 +87,77 @@ class TraceRequest:
     payload_limit: int
     reason: str
 
+    def spec(self) -> TraceSpec:
+        """What would run, checked as ``s.trace`` checks it (TraceSpecError if not)."""
+        return TraceSpec.build(self.processes, self.modules, duration=self.duration_s,
+                               max_events=self.max_events, max_rate=self.max_rate,
+                               payload_limit=self.payload_limit)
+
+    def describe(self) -> list[str]:
+        """Everything the trace will run, one line each: what the human approves."""
+        spec = self.spec()
+        lines = [f"processes: {', '.join(self.processes)}, each supervisor with its whole "
+                 "subtree, children followed as they spawn" if self.processes else
+                 "processes: every application process (kernel and stdlib internals left "
+                 "out), new ones followed as they spawn"]
+        for module, fun, arity in spec.modules:
+            lines.append(f"calls of {_mfa(module, fun, arity)} in those processes: match spec "
+                         f"{CALL_MATCH_SPEC}, so every call with its arguments, and its result "
+                         "or exception")
+        lines.append(f"trace flags: {', '.join(spec.trace_flags())}")
+        lines.append(f"also: calls of erlang:monitor/2,3 and erlang:demonitor/1,2 (match spec "
+                     f"{MONITOR_MATCH_SPEC}) to see monitors, unless another tool call-traces; "
+                     "GenServer state before and after each callback (a sys hook on each)")
+        lines.append(f"limits: at most {self.max_events:,} events, {self.max_rate:,} events/s "
+                     f"(more are dropped and counted), {self.payload_limit:,} bytes a payload")
+        lines.append(f"duration: {self.duration_s:g} s, then it stops by itself")
+        lines.append(f"reason: {self.reason}")
+        return lines
+
+    def summary(self) -> str:
+        calls = f", calls of {', '.join(self.modules)}" if self.modules else ""
+        return (f"tracing {', '.join(self.processes) or 'every process'}{calls} for "
+                f"{self.duration_s:g} s (at most {self.max_events} events)")
+
+
+@dataclass
+class SaveRequest:
+    path: str            # as the assistant gave it: a folder name inside the save folder
+    target: Path         # where it will be written
+    reason: str
+
+    def describe(self) -> list[str]:
+        return [f"save this session (its events, metadata and audit) to a new folder, "
+                f"{self.target}", f"reason: {self.reason or '(none given)'}"]
+
+    def summary(self) -> str:
+        return f"saving to {self.target}"
+
+
+def _mfa(module: str, fun: Any, arity: Any) -> str:
+    any_fun, any_arity = str(fun) == "_", str(arity) == "_"
+    name = format_module(module)
+    if any_fun:
+        return f"every function of {name}"
+    return f"{name}.{fun}" + ("" if any_arity else f"/{arity}") + (" (every arity)"
+                                                                   if any_arity else "")
+
 
 @dataclass
 class Proposal:
     id: int
-    request: TraceRequest
-    status: str = "pending"              # pending, approved, declined, refused, started
+    request: TraceRequest | SaveRequest
+    status: str = "pending"              # pending, declined, refused, started, saved
     decided_by: str | None = None        # elicitation, notebook, pre-approval
     decided_at: str | None = None
     message: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "trace" if isinstance(self.request, TraceRequest) else "save"
+
+    def describe(self) -> list[str]:
+        return self.request.describe()
 
 
 class Approval(BaseModel):
@@ -100,10 +176,15 @@ class Assistant:
     """The engine behind the MCP tools: a session, ceilings, proposals, an audit."""
 
     def __init__(self, session: SessionBase, *, ceilings: Ceilings | None = None,
-                 cap: int = DEFAULT_CAP):
+                 cap: int = DEFAULT_CAP, save_dir: str | Path | None = None,
+                 allow_save: bool = False, notebook: bool = True):
         self.session = session
         self.ceilings = ceilings          # None: every trace needs the human
         self.cap = cap
+        # saves go only into new folders under this one (None: saving is off)
+        self.save_dir = Path(save_dir).expanduser().resolve() if save_dir else None
+        self.allow_save = allow_save      # the human approved saves ahead of time
+        self.notebook = notebook          # a notebook can approve (%beam_mcp approve ID)
         self.proposals: dict[int, Proposal] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -171,11 +252,52 @@ class Assistant:
         proposal.status, proposal.message = "declined", message
         proposal.decided_by, proposal.decided_at = by, now()
 
+    def waiting(self, proposal: Proposal) -> None:
+        """No approval came with the proposal: it waits for the notebook, or, where
+        there is none, it is refused with how the human can make approval possible."""
+        if self.notebook:
+            proposal.message = (f"waiting for the human: in the notebook, %beam_mcp approve "
+                                f"{proposal.id} (or deny {proposal.id}); check trace_status")
+            return
+        node = getattr(self.session, "node", None) or "NODE"
+        how = (f"microscope mcp --node {node} --allow-trace --max-events N --max-duration S "
+               "(pre-approved within those ceilings)" if proposal.kind == "trace" else
+               f"microscope mcp --node {node} --save-dir DIR --allow-save")
+        proposal.status, proposal.decided_at = "refused", now()
+        proposal.message = (f"nobody can approve this {proposal.kind} here: this client cannot "
+                            "ask its human (no MCP elicitation), and a stdio server has no "
+                            f"notebook to approve in. Ask the human to restart the server as "
+                            f"`{how}`, or to use a client that supports elicitation")
+
+    def save_target(self, path: str) -> Path:
+        """Where a save to ``path`` goes: a new folder inside ``save_dir``, or a
+        MicroscopeError saying why not."""
+        if self.save_dir is None:
+            raise MicroscopeError("saving is off: the human configured no folder for it; they "
+                                  "can start the server with --save-dir DIR (in a notebook, "
+                                  "s.serve_mcp(save_dir=DIR))")
+        target = (self.save_dir / path).resolve() if path else self.save_dir
+        if target == self.save_dir or self.save_dir not in target.parents:
+            raise MicroscopeError(f"save takes a new folder name inside {self.save_dir}, like "
+                                  f"'incident-1', not {path!r}")
+        if target.exists():
+            raise MicroscopeError(f"{path!r} already exists in {self.save_dir}; pick a new name "
+                                  "(the assistant never replaces a recording)")
+        return target
+
     def start(self, proposal: Proposal, by: str) -> None:
-        """Start an approved trace (``by``: who approved it); the API's own
-        refusals mark it refused."""
+        """Carry out an approved proposal (``by``: who approved it): start its trace or
+        write its save; the API's own refusals mark it refused."""
         proposal.decided_by, proposal.decided_at = by, now()
         r = proposal.request
+        if isinstance(r, SaveRequest):
+            try:
+                where = self.session.save(self.save_target(r.path))
+            except MicroscopeError as exc:
+                proposal.status, proposal.message = "refused", str(exc).splitlines()[0]
+                return
+            proposal.status, proposal.message = "saved", f"saved to {where}, approved by {by}"
+            return
         if self.recording is not None and self.recording.state == "running":
             self.recording.stop()
         try:
@@ -186,8 +308,7 @@ class Assistant:
             proposal.status, proposal.message = "refused", str(exc).splitlines()[0]
             return
         proposal.status = "started"
-        proposal.message = (f"tracing {', '.join(r.processes) or 'every process'} for "
-                            f"{r.duration_s:g} s (at most {r.max_events} events), approved by {by}")
+        proposal.message = f"{r.summary()}, approved by {by}"
 
     def pending(self) -> list[Proposal]:
         return [p for p in self.proposals.values() if p.status == "pending"]

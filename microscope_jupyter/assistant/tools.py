@@ -15,14 +15,15 @@ from mcp.types import ToolAnnotations
 
 from ..analysis.pattern import compile_pattern, match_message
 from ..errors import MicroscopeError
-from .engine import Approval, Assistant, NotAsked, TraceRequest, cell
+from ..package_data import version
+from .engine import Approval, Assistant, NotAsked, SaveRequest, TraceRequest, cell
 
 __all__ = ["build_server"]
 
 
 def build_server(assistant: Assistant):
     """An ``MCPServer`` whose tools read and record through ``assistant``."""
-    server = MCPServer("beam-microscope", log_level="WARNING", instructions=(
+    server = MCPServer("beam-microscope", version=version(), log_level="WARNING", instructions=(
         "BEAM Microscope: look inside a live Elixir/Erlang node. Start with node_info and "
         "processes or supervision_tree; findings and explain say what went wrong in the "
         "recording; propose_trace asks the human to record more. Answers are capped: follow "
@@ -32,9 +33,21 @@ def build_server(assistant: Assistant):
 
     def audited(name: str, arguments: dict, produce) -> str:
         try:
+            for key in ("cursor", "window"):
+                if arguments.get(key, 0) < 0:
+                    raise MicroscopeError(f"{key} must be 0 or more, not {arguments[key]}")
             text = produce()
         except MicroscopeError as exc:
-            text = f"error: {str(exc).splitlines()[0]}"
+            text = f"error: {_first_line(exc)}"
+        except AttributeError as exc:
+            # a live-node question asked of a saved recording (no processes there)
+            live = getattr(s, "attached", False)
+            text = (f"error: {name} needs a live node, and this session is a saved recording; "
+                    "ask the recording instead (findings, messages, explain...)" if not live else
+                    f"error: {name} could not answer ({type(exc).__name__}: {_first_line(exc)})")
+        except Exception as exc:  # noqa: BLE001 - one line to the assistant, never a bare failure
+            text = (f"error: {name} could not answer these arguments ({type(exc).__name__}: "
+                    f"{_first_line(exc)})")
         assistant.record(name, arguments, text)
         return text
 
@@ -67,16 +80,38 @@ def build_server(assistant: Assistant):
             s.supervision_tree(), ["pid", "name", "parent", "kind", "initial_call",
                                    "message_queue_len"], cursor))
 
-    def ask_human(reason: str, ctx: Context, processes: list[str] | None = None,
-                  duration_s: float = 5.0, max_events: int = 50_000):
-        if assistant.ceilings is not None:
-            return NotAsked()         # the human decided ahead: the ceilings say
+    def can_elicit(ctx: Context) -> bool:
         caps = ctx.request_context.session.client_capabilities
-        if caps is None or caps.elicitation is None:
-            return NotAsked()         # the notebook decides: %beam_mcp approve ID
-        return Elicit(f"The assistant asks to trace {', '.join(processes or []) or 'every process'} "
-                      f"for {duration_s:g} s (at most {max_events} events). Its reason: "
-                      f"{reason}. Approve?", Approval)
+        return caps is not None and caps.elicitation is not None
+
+    def ask_human(reason: str, ctx: Context, processes: list[str] | None = None,
+                  modules: list[str] | None = None, duration_s: float = 5.0,
+                  max_events: int = 50_000, max_rate: int = 20_000, payload_limit: int = 2048):
+        if assistant.ceilings is not None or not can_elicit(ctx):
+            return NotAsked()         # the ceilings say, or the notebook decides
+        request = TraceRequest(list(processes or []), list(modules or []), duration_s,
+                               max_events, max_rate, payload_limit, reason)
+        try:
+            lines = request.describe()
+        except MicroscopeError:
+            return NotAsked()         # refused before anyone is asked
+        return Elicit("The assistant asks to start this trace:\n" + "\n".join(
+            f"- {line}" for line in lines) + "\nApprove?", Approval)
+
+    def decide(proposal, answer, tool: str, arguments: dict) -> str:
+        """Apply the human's answer (or the lack of one) to ``proposal``."""
+        data = getattr(answer, "data", None)
+        if isinstance(data, Approval) and data.approve:
+            assistant.start(proposal, "elicitation")
+        elif isinstance(data, Approval):
+            assistant.decline(proposal, "elicitation", "declined by the human")
+        elif getattr(answer, "action", None) in ("decline", "cancel"):
+            assistant.decline(proposal, "elicitation", f"the human chose {answer.action}")
+        else:
+            assistant.waiting(proposal)
+        text = f"proposal {proposal.id}: {proposal.status}. {proposal.message}"
+        assistant.record(tool, arguments, text)
+        return text
 
     @server.tool()
     def propose_trace(reason: str, processes: list[str] | None = None,
@@ -92,22 +127,19 @@ def build_server(assistant: Assistant):
         request = TraceRequest(list(processes or []), list(modules or []), duration_s,
                                max_events, max_rate, payload_limit, reason)
         proposal = assistant.propose(request)
-        data = getattr(answer, "data", None)
-        if assistant.ceilings is not None:      # the human decided ahead, by ceilings
-            refusal = assistant.ceilings.refuse(request)
-            if refusal:
-                proposal.status, proposal.message = "refused", refusal
-            else:
-                assistant.start(proposal, "pre-approval")
-        elif isinstance(data, Approval) and data.approve:
-            assistant.start(proposal, "elicitation")
-        elif isinstance(data, Approval):
-            assistant.decline(proposal, "elicitation", "declined by the human")
-        elif getattr(answer, "action", None) in ("decline", "cancel"):
-            assistant.decline(proposal, "elicitation", f"the human chose {answer.action}")
+        try:
+            request.spec()                      # what s.trace would refuse, refused now
+        except MicroscopeError as exc:
+            proposal.status, proposal.message = "refused", _first_line(exc)
         else:
-            proposal.message = (f"waiting for the human: in the notebook, %beam_mcp approve "
-                                f"{proposal.id} (or deny {proposal.id}); check trace_status")
+            if assistant.ceilings is not None:      # the human decided ahead, by ceilings
+                refusal = assistant.ceilings.refuse(request)
+                if refusal:
+                    proposal.status, proposal.message = "refused", refusal
+                else:
+                    assistant.start(proposal, "pre-approval")
+            else:
+                return decide(proposal, answer, "propose_trace", asdict(request))
         text = f"proposal {proposal.id}: {proposal.status}. {proposal.message}"
         assistant.record("propose_trace", asdict(request), text)
         return text
@@ -168,6 +200,9 @@ def build_server(assistant: Assistant):
         def produce():
             table = s.messages()
             if between:
+                if "," not in between:
+                    raise MicroscopeError(f"between takes two names or pids, 'A,B', not "
+                                          f"{between!r}")
                 a, _, b = between.partition(",")
                 names = {a.strip(), b.strip()}
                 who = (table["sender_name"].fillna(table["sender"]).astype(str),
@@ -226,10 +261,40 @@ def build_server(assistant: Assistant):
         return audited("exunit", {"proc": proc, "mode": mode, "cursor": cursor},
                        lambda: assistant.page(s.exunit(proc, mode=mode).source, cursor))
 
+    def ask_save(path: str, ctx: Context, reason: str = ""):
+        if assistant.allow_save or not can_elicit(ctx):
+            return NotAsked()
+        try:
+            target = assistant.save_target(path)
+        except MicroscopeError:
+            return NotAsked()         # refused before anyone is asked
+        return Elicit("The assistant asks to save:\n" + "\n".join(
+            f"- {line}" for line in SaveRequest(path, target, reason).describe())
+            + "\nApprove?", Approval)
+
     @server.tool()
-    def save(path: str) -> str:
-        """Save the session (events, metadata, this audit) to a directory the human can
-        open with mic.load(path)."""
-        return audited("save", {"path": path}, lambda: f"saved to {s.save(path)}")
+    def save(path: str, reason: str = "",
+             answer: Annotated[ElicitationResult[Approval], Resolve(ask_save)] = None) -> str:
+        """Propose saving the session (events, metadata, this audit) as a new folder
+        `path` inside the folder the human configured for saves; they open it with
+        mic.load. Like a trace, it waits for the human's approval."""
+        arguments = {"path": path, "reason": reason}
+        try:
+            target = assistant.save_target(path)
+        except MicroscopeError as exc:
+            text = f"error: {_first_line(exc)}"
+            assistant.record("save", arguments, text)
+            return text
+        proposal = assistant.propose(SaveRequest(path, target, reason))
+        if assistant.allow_save:
+            assistant.start(proposal, "pre-approval")
+            text = f"proposal {proposal.id}: {proposal.status}. {proposal.message}"
+            assistant.record("save", arguments, text)
+            return text
+        return decide(proposal, answer, "save", arguments)
 
     return server
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

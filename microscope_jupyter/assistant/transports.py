@@ -16,8 +16,8 @@ __all__ = ["HttpServer"]
 class HttpServer:
     """The MCP server on streamable HTTP at 127.0.0.1, behind a bearer token.
 
-    The token is shown once, when the server starts; it is in no repr, log,
-    audit record or saved file. ``stop()`` closes the port and ends the thread.
+    The token is in ``s.mcp.token`` (``self.token``) and nowhere else: never
+    printed, and in no repr, log, audit record or saved file. ``stop()`` closes the port and ends the thread.
     """
 
     def __init__(self, assistant: Assistant, port: int = 0):
@@ -26,7 +26,7 @@ class HttpServer:
         import uvicorn
 
         self.assistant = assistant
-        self.token = secrets.token_urlsafe(24)   # shown once by serve_mcp; never in a repr
+        self.token = secrets.token_urlsafe(24)   # s.mcp.token; never printed, never in a repr
         app = _TokenGate(build_server(assistant).streamable_http_app(host="127.0.0.1"),
                          self.token)
         # log_config=None: uvicorn leaves the kernel's logging as it found it
@@ -64,19 +64,25 @@ class HttpServer:
 
 
 class _TokenGate:
-    """ASGI: a request without ``Authorization: Bearer <token>`` gets 401."""
+    """ASGI: a request without ``Authorization: Bearer <token>`` gets 401. The
+    scheme is case-insensitive (RFC 9110: ``bearer`` and ``BEARER`` too); the token is not."""
+
+    REFUSED = (b"a bearer token is required: send 'Authorization: Bearer <token>', the token "
+               b"being s.mcp.token in the notebook that started this server")
 
     def __init__(self, app, token: str):
-        self.app, self._expected = app, f"Bearer {token}".encode()
+        self.app, self._expected = app, token.encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             import hmac
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
+            scheme, _, token = given.strip().partition(b" ")
+            if not (scheme.lower() == b"bearer"
+                    and hmac.compare_digest(token.strip(), self._expected)):
                 await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"text/plain")]})
-                await send({"type": "http.response.body",
-                            "body": b"a bearer token is required (shown when the server started)"})
+                            "headers": [(b"content-type", b"text/plain"),
+                                        (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": self.REFUSED})
                 return
         await self.app(scope, receive, send)

@@ -9,7 +9,8 @@ minutes never costs the connection. If nothing arrives for a whole
 Frames after the handshake carry a 4-byte length; a zero-length frame is a
 tick. Every other frame is ``112`` (pass-through) + control term + optional
 payload term. The socket layer takes an optional ``ssl.SSLContext`` for TLS
-distribution.
+distribution, or an SSH tunnel (beam/ssh.py) whose channel stands in for the
+socket; the tunnel closes with the connection.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..errors import ConnectRefused, DecodeError, HandshakeError, NodeDown, TLSError
+from ..errors import AttachError, ConnectRefused, DecodeError, HandshakeError, NodeDown, TLSError
 from . import etf
 from .tls import certificate_names
 
@@ -61,6 +62,7 @@ class Connection:
         self.last_recv = time.monotonic()
         self.last_send = time.monotonic()
         self._reader: threading.Thread | None = None
+        self.tunnel: Any = None    # the SshTunnel the socket is a channel of, if any
         self._on_message: Handler | None = None
         self._on_down: Callable[[str], None] | None = None
 
@@ -68,9 +70,15 @@ class Connection:
 
     @classmethod
     def open(cls, host: str, port: int, target: str, net_ticktime: float,
-             timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> "Connection":
+             timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None,
+             tunnel: Any = None) -> "Connection":
+        """``tunnel``: dial through it (``tunnel.connect``, as ``socket.create_connection``);
+        the connection owns it from then on."""
+        connect = tunnel.connect if tunnel is not None else socket.create_connection
         try:
-            sock = socket.create_connection((host, port), timeout=timeout)
+            sock = connect((host, port), timeout=timeout)
+        except AttachError:   # the tunnel's own (an SSH host that will not forward)
+            raise
         except ConnectionRefusedError as exc:
             raise ConnectRefused(f"{target} is registered in EPMD at port {port} but refused the "
                                  "connection; the node may have just died or a firewall blocks it"
@@ -78,7 +86,8 @@ class Connection:
         except OSError as exc:
             raise ConnectRefused(f"could not connect to {target} at {host}:{port} "
                                  f"({exc.strerror or exc}); check the host is reachable") from exc
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(sock, socket.socket):   # an SSH channel has no socket options
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:
             try:
                 sock = ssl_context.wrap_socket(sock, server_hostname=host)
@@ -88,6 +97,7 @@ class Connection:
                          if _wrong_host(exc) else [])
                 raise tls_error(exc, target, host, names) from None
         conn = cls(sock, target, net_ticktime)
+        conn.tunnel = tunnel
         if ssl_context is not None:
             # inet_tls_dist frames its handshake with 4-byte lengths ({packet, 4});
             # inet_tcp_dist with 2-byte ones.
@@ -171,16 +181,24 @@ class Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.sock.close()
+        try:
+            self.sock.close()
+        except (OSError, EOFError):   # an SSH channel whose connection just went
+            pass
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
             reader.join(timeout=2)
+        self._close_tunnel()
+
+    def _close_tunnel(self) -> None:
+        if self.tunnel is not None:   # a tunnel serves one connection: it goes with it
+            self.tunnel.close()
 
     def _sendall(self, data: bytes) -> None:
         with self._send_lock:
             try:
                 self.sock.sendall(data)
-            except (socket.timeout, OSError) as exc:
+            except (socket.timeout, OSError, EOFError) as exc:   # EOFError: an SSH channel's
                 self._mark_down(f"send failed: {exc}")
                 raise self.down_error() from exc
             self.last_send = time.monotonic()
@@ -199,11 +217,13 @@ class Connection:
         except Exception as exc:  # the reader must never die silently
             log.exception("distribution reader for %s failed", self.target)
             reason = f"reader failed: {exc}"
-        self._mark_down(reason)
+        by_itself = self._mark_down(reason)   # else close() is closing it, tunnel included
         try:
             self.sock.close()
-        except OSError:
+        except (OSError, EOFError):
             pass
+        if by_itself:
+            self._close_tunnel()
         if self._on_down is not None:
             self._on_down(self.down_reason or reason)
 

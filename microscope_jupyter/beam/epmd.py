@@ -3,7 +3,8 @@
 Each request uses its own short-lived connection, as EPMD closes the socket
 after answering. The port comes from ``ERL_EPMD_PORT`` when set, exactly as
 ``erl`` itself does, so a test or a container with a non-default EPMD works
-unchanged.
+unchanged. ``connect`` opens that connection (``socket.create_connection``
+unless an SSH tunnel's, beam/ssh.py, is given).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any, Callable
 
-from ..errors import EpmdUnreachable, NodeNotFound
+from ..errors import AttachError, EpmdUnreachable, NodeNotFound
 
 __all__ = ["NodePort", "port_please", "names", "epmd_port", "DEFAULT_PORT"]
 
@@ -22,6 +24,8 @@ PORT_PLEASE2_REQ = 122
 PORT2_RESP = 119
 NAMES_REQ = 110
 _MAX_NAMES_REPLY = 1 << 20
+
+Connect = Callable[..., Any]   # socket.create_connection's signature
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,10 @@ def epmd_port(explicit: int | None = None) -> int:
     return int(env) if env and env.isdigit() else DEFAULT_PORT
 
 
-def _request(host: str, port: int, payload: bytes, timeout: float) -> bytes:
+def _request(host: str, port: int, payload: bytes, timeout: float,
+             connect: Connect | None = None) -> bytes:
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with (connect or socket.create_connection)((host, port), timeout=timeout) as sock:
             sock.sendall(struct.pack(">H", len(payload)) + payload)
             chunks = []
             total = 0
@@ -56,16 +61,19 @@ def _request(host: str, port: int, payload: bytes, timeout: float) -> bytes:
                 if total > _MAX_NAMES_REPLY:
                     break
             return b"".join(chunks)
+    except AttachError:   # the tunnel's own (an SSH host that will not forward)
+        raise
     except OSError as exc:
         raise EpmdUnreachable(
             f"no EPMD answered on {host}:{port} ({exc.strerror or exc}); is a node running on "
             f"{host}? Start one with `erl -sname NAME` or set ERL_EPMD_PORT") from exc
 
 
-def names(host: str, port: int | None = None, timeout: float = 5.0) -> dict[str, int]:
+def names(host: str, port: int | None = None, timeout: float = 5.0,
+          connect: Connect | None = None) -> dict[str, int]:
     """Map of node name (the part before @) to distribution port, as EPMD lists them."""
     port = epmd_port(port)
-    reply = _request(host, port, bytes([NAMES_REQ]), timeout)
+    reply = _request(host, port, bytes([NAMES_REQ]), timeout, connect)
     if len(reply) < 4:
         raise EpmdUnreachable(f"EPMD on {host}:{port} sent a truncated NAMES reply; "
                               "is that port really EPMD?")
@@ -78,16 +86,17 @@ def names(host: str, port: int | None = None, timeout: float = 5.0) -> dict[str,
     return found
 
 
-def port_please(alive: str, host: str, port: int | None = None, timeout: float = 5.0) -> NodePort:
+def port_please(alive: str, host: str, port: int | None = None, timeout: float = 5.0,
+                connect: Connect | None = None) -> NodePort:
     """Ask EPMD on ``host`` where node ``alive`` (the name before @) listens."""
     port = epmd_port(port)
     raw = alive.encode("utf-8")
-    reply = _request(host, port, bytes([PORT_PLEASE2_REQ]) + raw, timeout)
+    reply = _request(host, port, bytes([PORT_PLEASE2_REQ]) + raw, timeout, connect)
     if len(reply) < 2 or reply[0] != PORT2_RESP:
         raise EpmdUnreachable(f"EPMD on {host}:{port} gave an unexpected reply; is that port "
                               "really EPMD?")
     if reply[1] != 0:
-        known = sorted(names(host, port, timeout))
+        known = sorted(names(host, port, timeout, connect))
         listing = ", ".join(f"{n}@{host}" for n in known) if known else "none"
         raise NodeNotFound(f"EPMD on {host} knows no node named {alive!r} (it knows: {listing}); "
                            "check the name, or start the node with -sname/-name",

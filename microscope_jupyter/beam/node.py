@@ -194,15 +194,16 @@ class LocalNode:
 
     def connect(self, target: str, cookie: str | None = None, *, net_ticktime: float | None = None,
                 timeout: float = 10.0, epmd_port: int | None = None,
-                ssl_context: ssl.SSLContext | None = None) -> "RemoteNode":
+                ssl_context: ssl.SSLContext | None = None, tunnel: Any = None) -> "RemoteNode":
         alive, host = split_node_name(target)
         target = f"{alive}@{host}"
         existing = self.connections.get(target)
         if existing is not None and existing.alive:
             return existing
         secret = resolve_cookie(cookie)
-        found = epmd.port_please(alive, host, epmd_port, timeout)
-        conn = Connection.open(host, found.port, target, net_ticktime or 60.0, timeout, ssl_context)
+        found = epmd.port_please(alive, host, epmd_port, timeout, tunnel and tunnel.connect)
+        conn = Connection.open(host, found.port, target, net_ticktime or 60.0, timeout, ssl_context,
+                               tunnel)
         try:
             conn.sock.settimeout(timeout)
             peer = client_handshake(conn, self.name_for(host), secret, self.creation, target)

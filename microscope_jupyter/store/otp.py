@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..beam.terms import Atom, ImproperList, Reference
+from ..beam.etf import decode_from
+from ..beam.terms import Atom, ImproperList, Pid, Reference
 
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
            "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS",
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "map_sizes", "state_recorded",
            "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
-           "MESSAGE_ARG"]
+           "MESSAGE_ARG", "call_tag_bytes", "reply_tag_bytes", "term_bytes_at"]
 
 # -- messages
 
@@ -88,6 +89,58 @@ def may_be_reply(payload: bytes) -> bool:
 # term_to_binary(timeout), however the node spells the atom: a `receive ... after`
 # that fired looks, in the trace, like the arrival of this message.
 TIMEOUT_PAYLOADS = frozenset(b"\x83" + a for a in _atom_spellings(b"timeout"))
+
+
+def call_tag_bytes(payload: bytes) -> bytes | None:
+    """The reply tag of a gen call, as the bytes it is encoded with, read off
+    the payload without decoding the request; None if it is no gen call.
+    A reply to it, ``{Tag, Reply}``, starts with the same bytes at offset 3
+    (see ``reply_tag_bytes``): calls and replies pair by bytes."""
+    if not payload.startswith(GEN_CALL_HEADS):
+        return None
+    tag = payload[3]
+    atom = {119: 2 + payload[4], 115: 2 + payload[4]}.get(tag)
+    if atom is None:   # 118 ATOM_UTF8 / 100 ATOM: a two-byte length
+        atom = 3 + int.from_bytes(payload[4:6], "big")
+    start = 3 + atom
+    if payload[start:start + 2] != b"h\x02":
+        return None
+    return term_bytes_at(payload, _term_end(payload, start + 2))
+
+
+def reply_tag_bytes(payload: bytes) -> bytes | None:
+    """The tag of a ``{Tag, Reply}`` message as its bytes (any 2-tuple's first element)."""
+    if payload[:3] != b"\x83h\x02":
+        return None
+    return term_bytes_at(payload, 3)
+
+
+def _term_end(payload: bytes, i: int) -> int:
+    """Where the term at ``i`` ends: pids, references, atoms and an alias list
+    by their lengths alone (what a call's From holds); the rest decoded."""
+    tag = payload[i]
+    if tag in (119, 115):                         # SMALL_ATOM(_UTF8)
+        return i + 2 + payload[i + 1]
+    if tag in (118, 100):                         # ATOM(_UTF8)
+        return i + 3 + int.from_bytes(payload[i + 1:i + 3], "big")
+    if tag == 88:                                 # NEW_PID_EXT: node, id, serial, creation
+        return _term_end(payload, i + 1) + 12
+    if tag == 103:                                # PID_EXT
+        return _term_end(payload, i + 1) + 9
+    if tag in (90, 114):                          # NEWER_/NEW_REFERENCE_EXT
+        words = int.from_bytes(payload[i + 1:i + 3], "big")
+        return _term_end(payload, i + 3) + (4 if tag == 90 else 1) + 4 * words
+    if tag == 108:                                # LIST_EXT: [alias | Ref] since OTP 24
+        j = i + 5
+        for _ in range(int.from_bytes(payload[i + 1:i + 5], "big") + 1):   # elements, tail
+            j = _term_end(payload, j)
+        return j
+    return i + decode_from(b"\x83" + payload[i:])[1] - 1
+
+
+def term_bytes_at(payload: bytes, start: int) -> bytes:
+    """The bytes of the term that starts at ``start`` of an encoded payload."""
+    return payload[start:_term_end(payload, start)]
 
 
 def call_tag(term):
@@ -181,7 +234,15 @@ _NORMAL = {Atom("normal"), Atom("shutdown")}
 
 
 def normal_exit(reason) -> bool:
+    """An exit that is no failure: normal, shutdown, {shutdown, _}, or a
+    result carried out by the exit itself: erpc's worker ends with
+    ``{Ref, return, Result}`` and OTP 25's ``gen_server:multi_call``
+    middleman with ``{self(), Tag, Result}``."""
     if isinstance(reason, Atom) and reason in _NORMAL:
+        return True
+    if isinstance(reason, tuple) and len(reason) == 3 and (
+            (isinstance(reason[0], Reference) and reason[1] == Atom("return"))
+            or (isinstance(reason[0], Pid) and isinstance(reason[1], Reference))):
         return True
     return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == Atom("shutdown")
 

@@ -79,9 +79,24 @@ def state_message_keys(raw: RawColumns, rows: np.ndarray, recv_rows: np.ndarray,
         hit = (candidate != 0) & np.isin(mix(state_pid[todo], candidate), wanted)
         keys[todo[hit]] = candidate[hit]
         found[todo[hit]] = True
-    long_receivers = np.unique(recv_pid[recv_len > 40])
-    for k in np.flatnonzero(~found & np.isin(state_pid, long_receivers)).tolist():
-        keys[k] = state_message_key(raw.payload(int(rows[k]))) or 0
+    # Longer messages: per process, the lengths its long receives have (few:
+    # a server's calls are alike), each tried as the message's length, by its
+    # bytes' key; decoded only where a process has too many lengths to try.
+    long = recv_len > 40
+    lengths: dict[int, dict[int, set]] = {}
+    for pid, length, key in zip(recv_pid[long].tolist(), recv_len[long].tolist(),
+                                recv_keys[long].tolist()):
+        lengths.setdefault(pid, {}).setdefault(length, set()).add(key)
+    for k in np.flatnonzero(~found & np.isin(state_pid, list(lengths))).tolist():
+        payload, tried = raw.payload(int(rows[k])), lengths[int(state_pid[k])]
+        if len(tried) > 16 or payload[:2] != b"\x83h":
+            keys[k] = state_message_key(payload) or 0
+            continue
+        for length, wanted in tried.items():
+            key = bytes_key(b"\x83" + payload[3:2 + length])
+            if key in wanted:
+                keys[k] = key
+                break
     return keys
 
 

@@ -2,8 +2,10 @@
 
     s.mcp.approvals()        # or %beam_mcp status: Approve / Deny per pending proposal
 
-Each row lists what the assistant asked to trace, with its limits and its
-reason. Approve starts the trace at once (in this session, so the notebook
+Each row lists everything the assistant's proposal would run: the processes,
+the functions it call-traces with their match specs, the trace flags, the
+limits and the duration, and its reason (or, for a save, the folder it
+writes). Approve starts the trace (or writes the save) at once (in this session, so the notebook
 sees its events too); Deny tells the assistant no. A row that was already
 decided shows how, and by whom. Plain ipywidgets: the buttons call back into
 the kernel, and the row is rewritten with the outcome.
@@ -31,13 +33,15 @@ class ApprovalPanel(w.VBox):
         self.add_class("microscope-approvals")
 
     def _row(self, proposal: Any) -> w.Widget:
-        r = proposal.request
-        what = (f"<b>Proposal {proposal.id}</b>: trace "
-                f"{html.escape(', '.join(r.processes) or 'every process')}"
-                + (f", calls of {html.escape(', '.join(r.modules))}" if r.modules else "")
-                + f" for {r.duration_s:g} s (at most {r.max_events:,} events, "
-                f"{r.max_rate:,}/s, {r.payload_limit:,} bytes a payload).<br>"
-                f"Reason: {html.escape(r.reason)}")
+        # Everything that will run: processes, functions and their match specs, flags,
+        # limits, duration (or the folder a save writes), as the assistant's client shows it.
+        try:
+            lines = proposal.describe()
+        except Exception as exc:  # noqa: BLE001 - a proposal the API refuses still shows
+            lines = [f"cannot be started as asked: {exc}"]
+        what = (f"<b>Proposal {proposal.id}</b> ({html.escape(proposal.kind)}):<ul "
+                "style='margin:2px 0'>"
+                + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
         label = w.HTML(what, layout=w.Layout(flex="1 1 auto"))
         outcome = w.HTML(self._outcome(proposal))
         if proposal.status != "pending":

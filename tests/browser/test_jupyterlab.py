@@ -163,7 +163,9 @@ print(await propose())
     run_new_cell(page, "%beam_mcp status")
     panel = page.locator(".microscope-approvals").last
     panel.wait_for(timeout=20_000)
-    assert "Reason: watch WorkerB" in panel.inner_text()
+    shown = panel.inner_text()   # everything that will run, before anyone approves
+    assert "reason: watch WorkerB" in shown and "processes: Demo.WorkerB" in shown, shown
+    assert "duration: 1 s" in shown, shown
     events_before = int(kernel(page, "print(len(s.store))").strip())
     panel.get_by_role("button", name="Approve").click()
     page.wait_for_function("() => [...document.querySelectorAll('.microscope-approvals')]"

@@ -80,9 +80,45 @@ def test_killed_kernel_cleans_up(demo_node, tmp_path):
             os.kill(child.pid, signal.SIGKILL)  # kill -9: no detach, no goodbye
             child.wait(timeout=10)
             assert wait_clean(observer) == CLEAN
+            # and the agent module itself: no notebook is left to unload it, so it
+            # unloads itself once alone (as the README promises)
+            wait_until(lambda: observer.rpc("code", "is_loaded", [Atom("microscope_agent")])
+                       is False, timeout=15)
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_two_kernels_killed_together_still_unload_the_agent(demo_node, tmp_path):
+    """Each dead kernel's controller waits to be alone before unloading the module;
+    two of them must not wait on each other."""
+    script = tmp_path / "kernel.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        import microscope_jupyter as mic
+        s = mic.attach({demo_node.name!r}, cookie={demo_node.cookie!r})
+        rec = s.trace(sys.argv[1])
+        print("tracing", flush=True)
+        time.sleep(120)
+    """))
+    children = [subprocess.Popen([sys.executable, str(script), proc], stdout=subprocess.PIPE,
+                                 text=True, cwd=Path(__file__).resolve().parents[2])
+                for proc in ("Demo.WorkerA", "Demo.WorkerB")]
+    try:
+        assert [c.stdout.readline().strip() for c in children] == ["tracing", "tracing"]
+        with mic.attach(demo_node.name, cookie=demo_node.cookie) as observer:
+            assert len(leftovers(observer)["agents"]) >= 2
+            for child in children:
+                os.kill(child.pid, signal.SIGKILL)
+            for child in children:
+                child.wait(timeout=10)
+            assert wait_clean(observer) == CLEAN
+            wait_until(lambda: observer.rpc("code", "is_loaded", [Atom("microscope_agent")])
+                       is False, timeout=15)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
 
 
 def test_dbg_session_survives_attach_and_detach(demo, demo_node):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from IPython.core.error import UsageError
 
+import microscope_jupyter as mic
+from nodes import wait_until
 
 
 def attach_with_cookie_file(ip, node, tmp_path):
@@ -39,8 +43,7 @@ def test_trace_usage_errors(ip, any_node, tmp_path):
     attach_with_cookie_file(ip, any_node, tmp_path)
     with pytest.raises(UsageError, match="unknown %trace command 'statu'. Did you mean status?"):
         ip.run_line_magic("trace", "statu")
-    with pytest.raises(UsageError, match="no trace has been started"):
-        ip.run_line_magic("trace", "status")
+    assert ip.run_line_magic("trace", "status") is None     # "no trace", said, not raised
     with pytest.raises(UsageError, match="--max-events needs int, got 'lots'"):
         ip.run_line_magic("trace", "start --max-events lots")
     with pytest.raises(UsageError, match="refusing to trace all of :lists"):
@@ -117,3 +120,25 @@ def test_attach_a_cluster_and_trace_it(ip, node_factory, tmp_path, capsys):
         ip.run_cell_magic("trace", "", "1 + 1")
     ip.run_line_magic("beam_detach", "")
     assert not c.attached
+
+
+def test_a_blocking_cell_is_bounded_killed_on_the_node_and_said_in_one_line(ip, any_node,
+                                                                            tmp_path):
+    """`%%trace --for 500ms` over a cell that never returns: the wait ends at the
+    duration plus the grace, the cell's process is killed on the node, one line says so."""
+    from microscope_jupyter.magics import EVAL_GRACE_S
+
+    attach_with_cookie_file(ip, any_node, tmp_path)
+    started = time.monotonic()
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("trace", "--for 500ms --erlang",
+                          "register(mic_blocked_cell, self()), timer:sleep(infinity).")
+    waited = time.monotonic() - started
+    assert 0.5 + EVAL_GRACE_S - 0.5 < waited < 0.5 + EVAL_GRACE_S + 5, waited
+    assert str(info.value) == (f"the erlang code was still running on {any_node.name} after "
+                               f"{0.5 + EVAL_GRACE_S:g} s, so it was killed there; make it "
+                               "return sooner, or give it longer (timeout=, or %%trace --for)")
+    ip.run_line_magic("beam_detach", "")
+    with mic.attach(any_node.name, cookie=any_node.cookie) as observer:   # gone, for good
+        wait_until(lambda: observer.eval_erlang("whereis(mic_blocked_cell).") ==
+                   mic.Atom("undefined"), timeout=10)

@@ -7,6 +7,7 @@ import json
 import re
 
 import nbformat
+import pytest
 
 from microscope_jupyter.cli import main
 from microscope_jupyter.widgets import bundle_source
@@ -77,3 +78,87 @@ def test_help(capsys):
     except SystemExit as exc:
         assert exc.code == 0
     assert "microscope" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    import tomllib
+    from pathlib import Path
+
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert capsys.readouterr().out == f"microscope {pyproject['project']['version']}\n"
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _notebook(tmp_path, change):
+    nb = json.loads(nbformat.writes(nbformat.v4.new_notebook()))
+    change(nb)
+    return _write(tmp_path / "x.ipynb", json.dumps(nb))
+
+
+def _bad_widget_state(nb):
+    nb["metadata"]["widgets"] = {STATE: {"state": "garbage"}}
+    nb["cells"] = [nbformat.v4.new_code_cell("w")]
+    nb["cells"][0]["outputs"] = [{"output_type": "execute_result", "execution_count": 1,
+                                  "metadata": {}, "data": {VIEW: {"model_id": "m"},
+                                                           "text/plain": "w"}}]
+    nb["cells"][0]["id"] = "c1"
+
+
+V3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+      "worksheets": [{"cells": [{"cell_type": "code", "input": 1}]}]}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: _write(t / "x.ipynb", '{"cells_are_missing": true}'),
+     "x.ipynb is JSON but not a Jupyter notebook (no nbformat and cells)"),
+    (lambda t: _write(t / "x.ipynb", "[1, 2]"), "x.ipynb holds a JSON list, not a notebook"),
+    (lambda t: _write(t / "x.ipynb", "{nope"), "x.ipynb: it is not JSON ("),
+    (lambda t: _notebook(t, _bad_widget_state),
+     "x.ipynb: the widget state in its metadata is not what Jupyter saves"),
+    (lambda t: _notebook(t, lambda nb: nb["cells"].append({"cell_type": "code", "source": 5})),
+     "x.ipynb is not a valid notebook ("),
+    (lambda t: _write(t / "x.ipynb", json.dumps(V3)), "x.ipynb is not a valid notebook (nbformat 3,"),
+])
+def test_report_of_what_is_not_a_notebook_is_one_line(tmp_path, capsys, make, message):
+    assert main(["report", str(make(tmp_path))]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("microscope: ") and message in err, err
+    assert "\n" not in err and "Traceback" not in captured.out + captured.err
+
+
+def test_mcp_over_stdio_knows_no_notebook_can_approve(monkeypatch, tmp_path):
+    """`microscope mcp` builds its assistant with notebook=False, so a proposal nobody can
+    approve says so (tests/unit/test_assistant_tools.py), and with the save folder given."""
+    pytest.importorskip("mcp")
+    import microscope_jupyter.assistant as assistant_package
+    import microscope_jupyter.cli as cli
+
+    built = {}
+
+    class Server:
+        def run(self, transport):
+            built["transport"] = transport
+
+    class Session:
+        node = "app@host"
+
+        def detach(self):
+            built["detached"] = True
+
+    monkeypatch.setattr(cli, "attach", lambda node, cookie=None, **options: Session())
+    monkeypatch.setattr(assistant_package, "build_server",
+                        lambda assistant: built.setdefault("assistant", assistant) and Server())
+    assert main(["mcp", "--node", "app@host", "--save-dir", str(tmp_path)]) == 0
+    assistant = built["assistant"]
+    assert assistant.notebook is False and assistant.ceilings is None
+    assert assistant.save_dir == tmp_path.resolve() and assistant.allow_save is False
+    assert built["transport"] == "stdio" and built["detached"]

@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "microscope_jupyter"
 LAYER = {"errors": 0, "package_data": 0, "beam": 1, "render": 2, "store": 3, "agent": 4, "analysis": 4,
-         "widgets": 5, "demo_app": 5, "session": 6, "cluster": 6, "report": 6, "saved": 6, "bisection": 7, "assistant": 6, "magics": 7, "cli": 7, "__init__": 8}
+         "widgets": 5, "demo_app": 5, "session": 6, "cluster": 6, "report": 6, "saved": 6, "bisection": 7, "assistant": 6, "magics": 7, "ipython_input": 7, "cli": 7, "__init__": 8}
 # Same level, and still never one another: the agent writes into the store and
 # analysis reads it; neither knows the other.
 APART = {("agent", "analysis"), ("analysis", "agent")}

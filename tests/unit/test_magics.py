@@ -13,11 +13,12 @@ from IPython.core.error import UsageError
                             "--cookie-file PATH, $MICROSCOPE_COOKIE or ~/.erlang.cookie"),
     ("demo@h --bogus", "unknown option --bogus. Usage: %beam_attach NODE@HOST "
                        "[--cluster] [--cookie-file PATH] [--net-ticktime SECONDS] "
-                       "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo"),
+                       "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] [--ssh USER@HOST] | --demo"),
     ("demo@h --cookie-fil x", "unknown option --cookie-fil. Did you mean --cookie-file? Usage: "
                               "%beam_attach NODE@HOST [--cluster] [--cookie-file PATH] "
                               "[--net-ticktime SECONDS]"
-                              " [--tls-ca PATH [--tls-cert PATH --tls-key PATH]] | --demo"),
+                              " [--tls-ca PATH [--tls-cert PATH --tls-key PATH]] [--ssh USER@HOST]"
+                              " | --demo"),
     ("demo@h --cookie-file /nonexistent/cookie",
      "cannot read the cookie file /nonexistent/cookie (No such file or directory)"),
 ])
@@ -60,3 +61,56 @@ def test_help_lists_every_option(ip):
     for magic in ("beam_exunit", "beam_mcp", "beam_explain", "beam_sequence", "beam_timetravel"):
         assert ip.find_line_magic(magic).__doc__.startswith(f"%{magic}")
 
+
+
+@pytest.fixture
+def recorded(ip):
+    """A recording laid down by the fake agent, as %beam_attach + %trace would leave it."""
+    from fake_agent import crash_after_updates, demo_recording
+    from microscope_jupyter import magics
+
+    magics._state["session"] = demo_recording(crash_after_updates)
+    yield ip
+    magics._state["session"] = None
+
+
+@pytest.mark.parametrize("cell, question", [
+    ("%beam_explain Why isn't WorkerB receiving all updates?",
+     "Why isn't WorkerB receiving all updates?"),
+    ("e = %beam_explain why does it crash?\ne", "why does it crash?"),
+    ("%beam_explain", None),
+])
+def test_beam_explain_takes_any_question_through_ipythons_input_handling(recorded, cell,
+                                                                          question):
+    """Through run_cell, so IPython's own transforms run: a trailing `?` is the
+    question's, not a help request ("Object `updates` not found.")."""
+    result = recorded.run_cell(cell)
+    assert result.success, result.error_in_exec or result.error_before_exec
+    assert result.result.question == question
+    if question:
+        assert "crash" in result.result.text
+
+
+def test_trace_status_with_no_trace_answers_and_lets_a_run_all_go_on(ip, capsys):
+    result = ip.run_cell("%trace status\nafter = 1")
+    assert result.success and ip.user_ns["after"] == 1
+    assert capsys.readouterr().out == "no trace: start one with %trace start (or %%trace)\n"
+
+
+@pytest.mark.parametrize("name", ["microscope", "microscope_jupyter"])
+def test_load_ext_under_either_name_and_unload_ext_removes_everything(ip, name):
+    from microscope_jupyter.ipython_input import protect_explain_questions
+
+    ip.run_line_magic("unload_ext", "microscope")      # as the fixture loaded it
+    assert ip.find_line_magic("beam_attach") is None and ip.find_cell_magic("trace") is None
+    assert protect_explain_questions not in ip.input_transformer_manager.cleanup_transforms
+    ip.run_line_magic("load_ext", name)
+    magics = ("beam_attach", "beam_detach", "beam_explain", "beam_mcp", "trace")
+    assert all(ip.find_line_magic(m) is not None for m in magics)
+    assert ip.find_cell_magic("trace") is not None
+    ip.run_line_magic("unload_ext", name)
+    assert all(ip.find_line_magic(m) is None for m in magics)
+    assert ip.find_cell_magic("trace") is None
+    assert "MicroscopeMagics" not in ip.magics_manager.registry
+    assert protect_explain_questions not in ip.input_transformer_manager.cleanup_transforms
+    ip.run_line_magic("load_ext", "microscope")        # for the fixture to unload

@@ -60,3 +60,19 @@ def test_any_term_has_a_kind(term):
     assert isinstance(is_reply(term), bool)
     assert isinstance(may_be_reply(encode(term)), bool)
     assert message_kind((term,) + (1,)) in ("call", "cast", "reply", "service_reply", "info")
+
+
+def test_a_calls_tag_and_its_replys_tag_are_the_same_bytes():
+    from microscope_jupyter.beam.etf import encode
+    from microscope_jupyter.beam.terms import ImproperList, Pid, Reference
+    from microscope_jupyter.store.otp import call_tag_bytes, reply_tag_bytes
+
+    node = Atom("app@host")
+    tags = [Reference(node, 3, (1, 2, 3)),                                   # before OTP 24
+            ImproperList([Atom("alias")], Reference(node, 3, (4, 5, 6)))]    # an alias since
+    for tag in tags:
+        call = encode((Atom("$gen_call"), (Pid(node, 1, 0, 3), tag), {Atom("q"): [1, 2.5, "x"]}))
+        assert call_tag_bytes(call) == reply_tag_bytes(encode((tag, Atom("ok")))) \
+            == encode(tag)[1:]
+    assert call_tag_bytes(encode((Atom("$gen_cast"), 1))) is None
+    assert reply_tag_bytes(encode((Atom("ok"), 1, 2))) is None

@@ -94,14 +94,15 @@ def test_time_travel_widget_steps_and_highlights(recorded):
 def test_time_travel_marks_a_mailbox_count_the_node_did_not_give():
     store = EventStore()
     agent = FakeAgent(store, names=[(B, Atom("Elixir.Demo.WorkerB"))])
+    agent.event("state", B, payload=(Atom("tick"), 0, 1, Atom("noreply"), Atom("gen_server")))
     agent.event("mailbox", B, aux=3)                                    # the node: 3
     agent.event("receive", B, payload=(Atom("update"), 1))              # then one more seen
     agent.flush()
-    tt = TimeTravel(OfflineSession(store, {}, None), cursor=0)
+    tt = TimeTravel(OfflineSession(store, {}, None), cursor=1)
     row = next(r for r in tt.snapshot if r["pid"] == str(B))
     assert (row["mailbox_len"], row["mailbox_basis"]) == (3, "node")
     assert ">3</span>" in tt.static_html() and "≈" not in tt.static_html()
-    tt.cursor = 1
+    tt.cursor = 2
     row = next(r for r in tt.snapshot if r["pid"] == str(B))
     assert row["mailbox_len"] == 4 and row["mailbox_basis"].startswith("estimate: the node's 3")
     assert ">≈4</span>" in tt.static_html()
