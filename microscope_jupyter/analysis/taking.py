@@ -31,22 +31,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..store.otp import is_reply, may_be_reply, term_bytes_at
+from ..store.otp import DOWN_HEADS, SYSTEM_HEADS, is_reply, may_be_reply, term_bytes_at
 from ..store.schema import ACTS
 
 __all__ = ["taken", "NEVER", "down_ref", "ref_bytes"]
 
 NEVER = np.iinfo(np.int64).max
-_DOWN_HEADS = (b"\x83h\x05w\x04DOWN", b"\x83h\x05s\x04DOWN", b"\x83h\x05v\x00\x04DOWN",
-               b"\x83h\x05d\x00\x04DOWN")
-_SYSTEM_HEADS = (b"\x83h\x03w\x06system", b"\x83h\x03s\x06system", b"\x83h\x03v\x00\x06system",
-                 b"\x83h\x03d\x00\x06system")
 
 
 def down_ref(payload: bytes) -> bytes | None:
     """The monitor reference of a ``{'DOWN', Ref, Type, Object, Info}``, as its
     bytes (the same bytes a demonitor event carries, after the version byte)."""
-    for head in _DOWN_HEADS:
+    for head in DOWN_HEADS:
         if payload.startswith(head):
             return term_bytes_at(payload, len(head))
     return None
@@ -83,7 +79,7 @@ def taken(raw, proc, recvs: np.ndarray, handler: np.ndarray,
                 direct.append(demonitored[ref])
             continue
         if gen:
-            if payload.startswith(_SYSTEM_HEADS):
+            if payload.startswith(SYSTEM_HEADS):
                 direct.append(r)
                 continue
             if ref is not None and _during_a_callback(int(raw.ts_ns[r]), ts_in, ts_out):

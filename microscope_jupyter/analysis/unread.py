@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from ..beam.terms import Atom
 from ..store.otp import crash_site, message_kind, normal_exit
-from ..store.schema import KIND_CODES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recorded import SessionBase
@@ -43,15 +42,13 @@ def died_unread(recorded: "SessionBase") -> set[int]:
 def unread_at_exit(recorded: "SessionBase"):
     """(process history, receive seqs no callback took before it exited).
 
-    Messages also leave a queue where no callback shows it, and those are not
-    unread: a ``DOWN`` whose monitor the process removed (``demonitor`` with
-    ``flush``, as every gen call and ``Task.await`` does), the ``EXIT`` that
-    carried the very reason it exited with (it was acted on), the message it
-    chose to end on (a normal exit: a GenServer's oldest unfinished, a plain
-    process's last), and whatever
-    the node's own samples say was gone (see ``died_unread``)."""
+    What left the queue where no callback shows it (a ``DOWN`` flushed by
+    ``demonitor``, a reply, a system message) is already taken by time
+    travel (``taking``). Not unread either: the ``EXIT`` that carried the very
+    reason it exited with (it was acted on), the message it chose to end on (a
+    normal exit: a GenServer's oldest unfinished, a plain process's last), and
+    whatever the node's own samples say was gone (see ``died_unread``)."""
     events = recorded.events
-    raw = recorded.store.raw()
     for proc in recorded.time_travel().processes():
         if proc.exit_seq is None or not len(proc.recv_seqs):
             continue
@@ -60,14 +57,9 @@ def unread_at_exit(recorded: "SessionBase"):
         if not unread:
             continue
         reason = events["term"].iloc[proc.exit_seq]
-        mine = proc.event_seqs
-        removed = {_ref_key(events["term"].iloc[int(q)]): int(q)
-                   for q in mine[raw.kind[mine] == _DEMONITOR]} if len(mine) else {}
         kept, acted_on = [], False
         for r in unread:
             message = events["term"].iloc[r]
-            if _is_tagged(message, "DOWN", 5) and removed.get(_ref_key(message[1]), -1) > r:
-                continue
             if _is_tagged(message, "EXIT", 3) and message[2] == reason:
                 acted_on = True
                 continue
@@ -81,16 +73,9 @@ def unread_at_exit(recorded: "SessionBase"):
             yield proc, kept
 
 
-_DEMONITOR = KIND_CODES["demonitor"]
-
-
 def _is_tagged(message, tag: str, arity: int) -> bool:
     return (isinstance(message, tuple) and len(message) == arity
             and message[0] == Atom(tag))
-
-
-def _ref_key(ref) -> str:
-    return repr(ref)
 
 
 def crash_messages(recorded: "SessionBase") -> dict[str, int]:

@@ -26,7 +26,7 @@ from ..beam.etf import decode_from
 from ..beam.terms import Atom, ImproperList, Pid, Reference
 
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
-           "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS",
+           "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS", "DOWN_HEADS", "SYSTEM_HEADS",
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "map_sizes", "state_recorded",
            "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
            "MESSAGE_ARG", "call_tag_bytes", "reply_tag_bytes", "term_bytes_at"]
@@ -71,6 +71,9 @@ def _atom_spellings(name: bytes) -> tuple[bytes, ...]:
 CONTINUE_HEADS = tuple(b"h\x02" + atom for atom in _atom_spellings(b"continue"))
 # How a payload starts when it is a gen call ({'$gen_call', From, Request}).
 GEN_CALL_HEADS = tuple(b"\x83h\x03" + atom for atom in _atom_spellings(b"$gen_call"))
+# {'DOWN', Ref, Type, Object, Info} and sys's {system, From, Request}.
+DOWN_HEADS = tuple(b"\x83h\x05" + atom for atom in _atom_spellings(b"DOWN"))
+SYSTEM_HEADS = tuple(b"\x83h\x03" + atom for atom in _atom_spellings(b"system"))
 TIMEOUT_ATOMS = _atom_spellings(b"timeout")
 _ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
 _SERVICE_HEADS = tuple(atom for name in (b"code_server", b"io_reply", b"io_request")
