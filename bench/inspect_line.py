@@ -27,12 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = ROOT / "elixir_hooks" / "lib" / "beam_microscope.ex"
-AGENT = ROOT / "elixir_hooks" / "agent" / "microscope_agent.erl"
+AGENT = ROOT / "elixir_hooks" / "agent"
 
 SCRIPT = r"""
 Code.require_file(__HOOKS__)
-{:ok, :microscope_agent, beam} = :compile.file(String.to_charlist(__AGENT__), [:binary])
-{:module, _} = :code.load_binary(:microscope_agent, String.to_charlist(__AGENT__), beam)
+for source <- Path.wildcard(Path.join(__AGENT__, "*.erl")) do
+  {:ok, module, beam} = :compile.file(String.to_charlist(source), [:binary])
+  {:module, _} = :code.load_binary(module, String.to_charlist(source), beam)
+end
 
 defmodule Bench.Loops do
   require BeamMicroscope

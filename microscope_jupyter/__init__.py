@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import errors
 from .beam.terms import Atom
-from .analysis.compare import compare
+from .session_base import compare
 from .saved import OfflineSession, load
 from .session import Session, attach, demo
 from .cluster import Cluster, attach_cluster
@@ -29,6 +29,12 @@ def flight_recorders(node, cookie=None, **attach_options):
         return node.flight_recorders()
     with attach(node, cookie, **attach_options) as session:
         return session.flight_recorders()
+
+
+def __dir__():
+    # Importing the package imports its rooms (beam, store, analysis...), which
+    # Python sets as attributes; what a user may rely on is __all__.
+    return sorted(__all__ + ["__version__"])
 
 
 def __getattr__(name):

@@ -33,6 +33,7 @@ from typing import Callable
 
 from .saved import OfflineSession, load
 from .errors import AttachError, BisectError
+from .gitmeta import head_commit
 from .session import Session, attach
 from .demo_app import boot_app_node
 
@@ -160,8 +161,7 @@ def _git(cwd: Path, *args: str) -> str:
 def _step() -> int:
     """One ``git bisect run`` step: ask the judging process about HEAD."""
     host, port = os.environ[_ADDRESS].rsplit(":", 1)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = head_commit()
     with Client((host, int(port)), authkey=bytes.fromhex(os.environ[_KEY])) as conn:
         conn.send(commit)
         return int(conn.recv())

@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from .agent.options import ASSISTANT_CEILINGS, DURATION, LIMITS
 from .beam.address import read_cookie_file
 from .errors import MicroscopeError
 from .package_data import version
@@ -69,8 +70,8 @@ def _mcp(args) -> int:
         raise SystemExit(f"microscope mcp needs the mcp package ({exc.name}): "
                          "pip install 'microscope-jupyter[mcp]'") from None
     cookie = read_cookie_file(args.cookie_file) if args.cookie_file else None
-    ceilings = Ceilings(args.max_events, args.max_rate, args.max_duration,
-                        args.max_payload) if args.allow_trace else None
+    ceilings = (Ceilings(**{name: getattr(args, name) for name in LIMITS})
+                if args.allow_trace else None)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)   # stdout is the protocol's
     session = attach(args.node, cookie=cookie, ssh=args.ssh)
     try:
@@ -125,10 +126,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="pre-approve traces within the ceilings below (else each needs the "
                             "human: stdio has no notebook to approve in, so the client must ask "
                             "through elicitation, and a client that cannot is told so)")
-    serve.add_argument("--max-events", type=int, default=100_000)
-    serve.add_argument("--max-rate", type=int, default=50_000)
-    serve.add_argument("--max-duration", type=float, default=30.0, help="seconds")
-    serve.add_argument("--max-payload", type=int, default=4096, help="bytes per payload")
+    for name, option in LIMITS.items():      # --max-events N ... --max-duration S
+        most = getattr(ASSISTANT_CEILINGS, name)
+        seconds = option is DURATION
+        serve.add_argument(option.ceiling_flag, dest=name, default=most,
+                           type=float if seconds else option.kind, metavar="S" if seconds else "N",
+                           help=f"with --allow-trace, the most {name} may be"
+                                + (f", in seconds (default {most:g})" if seconds else
+                                   f" (default {most:,}): {option.doc}").replace("%", "%%"))
     serve.add_argument("--cap", type=int, default=8_000, help="characters per answer")
     serve.add_argument("--save-dir", help="the folder the assistant's saves go into, each a new "
                        "folder in it (else the save tool is off)")

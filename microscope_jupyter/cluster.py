@@ -29,17 +29,16 @@ import numpy as np
 import pandas as pd
 
 from .agent.controller import Recording
-from .agent.line_hooks import note_missing_line_hooks
 from .agent.spec import TraceSpec
 from .analysis.clocks import late_sends, node_shifts
-from .analysis.recorded import SessionBase
-from .report import Reporting
+from .analysis.facts import Facts
 from .beam.node import LocalNode
 from .beam.terms import Atom, Pid
 from .beam.tls import client_context
 from .errors import MicroscopeError, NodeDown, TraceError
 from .render.names import erlang_module_name
-from .session import Session
+from .session import Session, start_recording
+from .session_base import SessionBase
 from .store.event_store import EventStore
 
 __all__ = ["Cluster", "ClusterRecording", "attach_cluster", "clock_offset"]
@@ -137,7 +136,7 @@ class ClusterRecording:
         self.stop()
 
 
-class Cluster(Reporting, SessionBase):
+class Cluster(SessionBase):
     """Every node of a cluster. ``sessions`` maps node name -> Session (sharing
     this store); every analysis view works across nodes and shows the node."""
 
@@ -146,7 +145,7 @@ class Cluster(Reporting, SessionBase):
         self._local = local
         self._cookie = cookie
         self._attach_options = attach_options
-        self._init_recorded(EventStore())
+        super().__init__(Facts(EventStore()))
         self.node = ""                                # the seed, once attached
         self.sessions: dict[str, Session] = {}
         self._remotes: dict[str, Any] = {}            # node -> RemoteNode
@@ -157,7 +156,6 @@ class Cluster(Reporting, SessionBase):
         self._moved: dict[str, int] = {}   # events moved one by one (late_sends)
         self._lock = threading.RLock()
         self._recording: ClusterRecording | None = None
-        self._tree_at_start: pd.DataFrame | None = None    # every node's, at the first trace
         self._traces = 0
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, name="microscope-cluster",
@@ -264,8 +262,8 @@ class Cluster(Reporting, SessionBase):
             if self._recording is not None and self._recording.running:
                 raise TraceError("a cluster trace is already running; stop it first")
             TraceSpec.build(procs, **options)       # bad options fail here, before any node
-            if self._tree_at_start is None:
-                self._tree_at_start = self.supervision_tree()
+            if self.facts.initial_tree is None:        # every node's, at the first trace
+                self.facts.initial_tree = self.supervision_tree()
             recording = ClusterRecording(self, procs, options)
             self._recording = recording
             self._traces += 1
@@ -281,14 +279,11 @@ class Cluster(Reporting, SessionBase):
             return
         spec = TraceSpec.build(procs, **recording._options)
         try:
-            rec = Recording.start(self._remotes[session.node], self._local, self.store, spec,
-                                  f"{session.node}#{self._traces}",
+            rec = start_recording(session, spec, f"{session.node}#{self._traces}",
                                   clock_offset_ns=self._applied(session.node))
         except (NodeDown, MicroscopeError) as exc:
             log.warning("could not trace %s: %s", session.node, exc)
             return
-        note_missing_line_hooks(self._remotes[session.node], rec)
-        session.recordings.append(rec)
         recording.recordings[session.node] = rec
 
     def align_clocks(self) -> dict[str, int]:
@@ -306,7 +301,7 @@ class Cluster(Reporting, SessionBase):
                 total[node] = total.get(node, 0) + delta
                 with self._lock:
                     self._shifts[node] = self._shifts.get(node, 0) + delta
-            self._cache.clear()
+            self.facts.forget()
             if not shift.any():
                 break
         for _ in range(3):              # a move can make room for the next one
@@ -319,7 +314,7 @@ class Cluster(Reporting, SessionBase):
                     self._moved[node] = self._moved.get(node, 0) + len(seqs)
             if not moves:
                 break
-            self._cache.clear()
+            self.facts.forget()
         return total
 
     def _cross_pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -352,12 +347,6 @@ class Cluster(Reporting, SessionBase):
                                      for p in table[column]]
                 frames.append(table)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-    def _initial_tree(self) -> list[dict]:
-        tree = self._tree_at_start
-        if tree is None or tree.empty:
-            return []
-        return tree.astype(object).where(tree.notna(), None).to_dict("records")
 
     def detach(self) -> None:
         """Stop the trace, unload every agent, disconnect from every node."""

@@ -48,7 +48,7 @@ from .errors import AttachError, MicroscopeError
 from .package_data import hooks_dir as package_hooks_dir
 
 __all__ = ["DemoNode", "boot_demo_node", "boot_app_node", "demo_app_dir", "fixed_demo_app_dir",
-           "hooks_dir", "checkout_commit"]
+           "hooks_dir"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -268,20 +268,4 @@ class DemoControls:
             time.sleep(0.1)
         raise AttachError("the demo app did not start its workers in time")
 
-
-def checkout_commit(source: str | None) -> str | None:
-    """The git commit of the checkout a source file is in (``+dirty`` when the
-    file has uncommitted changes); None when it is in none on this machine."""
-    if not source or not Path(source).exists():
-        return None
-    folder = str(Path(source).parent)
-    try:
-        head = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--", source],
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = head.stdout.strip() if head.returncode == 0 else None
-    return commit + "+dirty" if commit and dirty.stdout.strip() else commit
 

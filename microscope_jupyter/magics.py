@@ -26,6 +26,7 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
+from .agent.options import DURATION, TRACE_FLAGS, flag_help, parse_duration
 from .beam.address import read_cookie_file
 from .cluster import Cluster, attach_cluster
 from .errors import MicroscopeError
@@ -94,27 +95,26 @@ def _run(action: Callable[[], Any]) -> Any:
 
 ATTACH_USAGE = ("%beam_attach NODE@HOST [--cluster] [--cookie-file PATH] [--net-ticktime SECONDS] "
                 "[--tls-ca PATH [--tls-cert PATH --tls-key PATH]] [--ssh USER@HOST] | --demo")
-TRACE_USAGE = ("%trace start [PROC ...] [--modules M,...] [--for 5s] [--max-events N] "
-               "[--max-rate N] [--no-state] [--no-messages] | %trace stop | %trace status")
-TRACE_OPTIONS = {"modules": str, "for": str, "max-events": int, "max-rate": int,
-                 "no-state": None, "no-messages": None, "erlang": None}
+# The %trace flags are agent/options.py's table (TRACE_FLAGS), so each has one
+# default; --modules and --erlang are the magic's own.
+TRACE_OPTIONS = {"modules": str, "erlang": None, **{
+    flag[2:]: None if o.kind is bool else str if o is DURATION else o.kind
+    for flag, o in TRACE_FLAGS.items()}}
+TRACE_USAGE = ("%trace start [PROC ...] [--modules M,...] " + " ".join(
+    f"[{flag}]" if o.kind is bool else f"[{flag} {'5s' if o is DURATION else 'N'}]"
+    for flag, o in TRACE_FLAGS.items()) + " | %trace stop | %trace status")
 EVAL_GRACE_S, EVAL_TIMEOUT_S = 5.0, 30.0   # a %%trace cell's code runs --for + grace, else 30 s
 
 
 def _trace_kwargs(options: dict) -> dict:
+    """Session.trace's keywords for the flags given: a bool flag flips its default."""
     kwargs: dict[str, Any] = {}
     if "modules" in options:
         kwargs["modules"] = [m for m in options["modules"].split(",") if m]
-    if "for" in options:
-        kwargs["duration"] = options["for"]
-    if "max-events" in options:
-        kwargs["max_events"] = options["max-events"]
-    if "max-rate" in options:
-        kwargs["max_rate"] = options["max-rate"]
-    if options.get("no-state"):
-        kwargs["state"] = False
-    if options.get("no-messages"):
-        kwargs["messages"] = False
+    for name, value in options.items():
+        option = TRACE_FLAGS.get(f"--{name}")
+        if option is not None:
+            kwargs[option.keyword] = not option.default if option.kind is bool else value
     return kwargs
 
 
@@ -317,13 +317,8 @@ class MicroscopeMagics(Magics):
         Options:
           --modules M,...   also record calls of these ("Demo.WorkerB.handle_info/2",
                             "Demo.WorkerB.handle_info", "Demo.WorkerB")
-          --for DURATION    stop after 500ms, 5s, 2m ... (default: until %trace stop)
-          --max-events N    stop after N events (default 1,000,000)
-          --max-rate N      events per second beyond which the agent drops and counts them
-                            (default 200,000)
-          --no-state        no GenServer state before and after each callback
-          --no-messages     no sends and receives
           --erlang          %%trace only: the cell is Erlang
+          {flags}
         """
         if cell is not None:
             return self._trace_cell(line, cell)
@@ -382,10 +377,8 @@ class MicroscopeMagics(Magics):
                                   "%%trace [PROC ...] [--for 1s] [--erlang] [--modules M,...]")
         settle, bound = 0.2, EVAL_TIMEOUT_S
         kwargs = _trace_kwargs(options)
-        if "duration" in kwargs:  # --for: keep recording that long after the code returns
-            from .agent.spec import parse_duration
-
-            settle = _run(lambda: parse_duration(kwargs.pop("duration")))
+        if DURATION.keyword in kwargs:  # --for: keep recording that long after the code returns
+            settle = _run(lambda: parse_duration(kwargs.pop(DURATION.keyword)))
             bound = settle + EVAL_GRACE_S    # and the code may run that long, plus a grace
         recording = _run(lambda: session.trace(*procs, **kwargs))
         first = recording.first_seq
@@ -405,6 +398,10 @@ class MicroscopeMagics(Magics):
         if len(session.store) == 0:
             raise UsageError("nothing is recorded yet; record with %trace start or %%trace")
         return session
+
+
+# %trace? lists every flag the options table generates, each with its default.
+MicroscopeMagics.trace.__doc__ = MicroscopeMagics.trace.__doc__.replace("{flags}", flag_help(10))
 
 
 def load_ipython_extension(ipython) -> None:

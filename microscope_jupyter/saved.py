@@ -10,25 +10,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .analysis.recorded import SessionBase, load_recording
-from .report import Reporting
+from .analysis.facts import Facts
+from .session_base import SessionBase
 from .store.event_store import EventStore
+from .store.persist import load_store
 
 __all__ = ["OfflineSession", "load"]
 
 log = logging.getLogger(__name__)
 
 
-class OfflineSession(Reporting, SessionBase):
+class OfflineSession(SessionBase):
     """A recording loaded from disk: every query, widget and report, no node."""
 
     def __init__(self, store: EventStore, metadata: dict[str, Any], path: Path):
-        self._init_recorded(store)
-        self.metadata = metadata
-        self.audit = list(metadata.get("audit", []))
-        self._notes = list(metadata.get("annotations", []))
-        self.path = path
         self.node = metadata.get("node")
+        super().__init__(Facts(store, node=self.node), audit=metadata.get("audit", []),
+                         notes=metadata.get("annotations", []))
+        self.facts.initial_tree = list(metadata.get("tree", []))
+        self._versions = list(metadata.get("modules", []))
+        self.metadata = metadata
+        self.path = path
         self.missing: list[str] = []   # mic.load(path, partial=True): what was not there
 
     def __repr__(self) -> str:
@@ -37,12 +39,6 @@ class OfflineSession(Reporting, SessionBase):
     @property
     def attached(self) -> bool:
         return False
-
-    def _initial_tree(self) -> list[dict]:
-        return list(self.metadata.get("tree", []))
-
-    def _module_versions(self) -> list[dict]:
-        return list(self.metadata.get("modules", []))
 
     def _metadata(self) -> dict[str, Any]:
         meta = dict(self.metadata)
@@ -56,7 +52,7 @@ def load(path: str | Path, partial: bool = False) -> OfflineSession:
     Every file is checked first: a damaged or missing one is a RecordingError
     naming it. ``partial=True`` loads what is there instead, says what is
     missing (a warning, and ``.missing``), and leaves out what it held."""
-    store, metadata, missing = load_recording(path, partial=partial)
+    store, metadata, missing = load_store(path, partial=partial)
     session = OfflineSession(store, metadata, Path(path))
     session.missing = missing
     if missing:

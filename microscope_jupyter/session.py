@@ -24,23 +24,23 @@ from .agent.beam_file import AGENT_MODULE
 from .agent.beam_file import ensure_agent, unload_agent
 from .agent.controller import Recording
 from .agent.flight import (FlightRecorder, flight_recorders, pull_flight_recorder, remove_recorder,
-                           start_flight_recorder)
+                           start_flight_recorder, with_recorder_options)
 from .agent.inspect import module_source, module_versions, node_facts, process_details
 from .agent.line_hooks import note_missing_line_hooks
 from .agent.options import with_trace_options
 from .agent.spec import TraceSpec
 from .agent.tables import Columns
 from .analysis.compare import modules_seen
-from .analysis.recorded import SessionBase
-from .report import Reporting
-from .demo_app import checkout_commit
+from .analysis.facts import Facts
+from .gitmeta import checkout_commit
+from .live_port import NodePort
+from .session_base import SessionBase
 from .beam.node import LocalNode, RemoteNode
-from .beam.terms import Atom, Pid
+from .beam.terms import Atom
 from .beam.ssh import SshTunnel
 from .beam.tls import client_context
 from .errors import MicroscopeError, TLSError, TraceError
 from .render import format_mfa_term, format_name
-from .render.names import erlang_module_name
 from .store.event_store import EventStore
 
 __all__ = ["Session", "attach", "demo"]
@@ -52,12 +52,12 @@ PROCESS_COLUMNS = ["pid", "name", "initial_call", "current_function", "status",
 
 
 
-class Session(Reporting, SessionBase):
+class Session(SessionBase):
     """An attached BEAM node. Use ``attach()`` to make one.
 
     Everything that reads a recording (events, messages, states, query,
-    time_travel, expect, findings, sql, save) comes from ``SessionBase`` and
-    works the same on a saved session loaded with ``mic.load``.
+    time_travel, expect, findings, sql, save) comes from ``SessionBase``, over
+    ``s.facts``, and works the same on a saved session loaded with ``mic.load``.
     """
 
     def __init__(self, local: LocalNode, remote: RemoteNode, store: EventStore | None = None):
@@ -66,11 +66,9 @@ class Session(Reporting, SessionBase):
         self.node = remote.name
         # A cluster's sessions share its store and its local node.
         self._shared = store is not None
-        self._init_recorded(store if store is not None else EventStore())
+        super().__init__(Facts(store if store is not None else EventStore(),
+                               live=NodePort(remote), node=remote.name))
         self._node_info: dict[str, Any] | None = None
-        # The tree when the first trace started (a DataFrame; records on demand).
-        self._tree_at_start: pd.DataFrame | None = None
-        self._versions: list[dict] = []   # _module_versions(), as last asked
         self.mcp = None                    # serve_mcp(): the MCP server, while it runs
         self._agent_used = False
         self.recordings: list[Recording] = []
@@ -158,22 +156,16 @@ class Session(Reporting, SessionBase):
     def _name_text(self, name: Any) -> str | None:
         return format_name(name, self.syntax) if isinstance(name, Atom) else None
 
-    def _initial_tree(self) -> list[dict]:
-        tree = self._tree_at_start
-        if tree is None:
-            return []
-        columns = list(tree.columns)
-        values = [tree[c].astype(object).where(tree[c].notna(), None).tolist() for c in columns]
-        return [dict(zip(columns, row)) for row in zip(*values)]
-
-    def _module_versions(self) -> list[dict]:
-        """Asked of the node while attached (code can be reloaded); the last
-        answer once detached."""
+    def versions(self) -> pd.DataFrame:
+        """Each module the recording ran (its GenServers, its call-traced modules):
+        md5, application and its version, source path, and the git commit of
+        the checkout the source is in. Asked of the node while attached (code
+        can be reloaded); the last answer once detached."""
         if self.attached and len(self.store):
-            found = module_versions(self._remote, list(modules_seen(self)))
+            found = module_versions(self._remote, list(modules_seen(self.facts)))
             self._versions = [{**row, "module": format_name(row["module"], self.syntax),
                                "commit": checkout_commit(row["source"])} for row in found]
-        return list(self._versions)
+        return super().versions()
 
     def serve_mcp(self, port: int = 0, *, allow_trace: Any = None, cap: int = 8_000,
                   save_dir: Any = None, allow_save: bool = False):
@@ -240,7 +232,6 @@ class Session(Reporting, SessionBase):
             "erts_version": info.get("erts_version"),
             "elixir_version": info.get("elixir_version"),
             "applications": info.get("applications", {}),
-            "tree": self._initial_tree(),
             "traces": [{"source": r.source, "spec": r.spec.describe(), "status": {
                 k: v for k, v in r.status().items() if k != "message"}, "message": r.message}
                 for r in self.recordings],
@@ -280,38 +271,16 @@ class Session(Reporting, SessionBase):
         ``large_heap_words``).
         """
         self._require_attached()
-        running = [r for r in self.recordings if r.running]
-        if running:
-            raise TraceError(f"a trace is already running in this session ({running[0].source}); "
-                             "stop it with rec.stop() first")
         if isinstance(modules, str):
             modules = [modules]
         spec = TraceSpec.build(procs, modules, duration=duration, system_monitor=system_monitor,
                                **options)
-        source = f"{self.node}#{len(self.recordings) + 1}"
-        if self._node_info is None:
-            self.node_info()  # versions for saved sessions, taken while the node is here
-        if self._tree_at_start is None:
-            self._tree_at_start = self.supervision_tree()
-        recording = Recording.start(self._remote, self._local, self.store, spec, source)
-        note_missing_line_hooks(self._remote, recording)
-        self.recordings.append(recording)
-        return recording
+        return start_recording(self, spec)
 
-    def flight_recorder(self, *procs: Any, max_bytes: Any = "16MB", max_age: Any = "60s",
-                        until: Any = "24h", triggers: Any = ("crash",),
-                        granularity: str = "adaptive", **options: Any) -> FlightRecorder:
-        """Keep recording on the node after this session goes: the newest events
-        within ``max_bytes`` and ``max_age``, until ``until``, when it removes
-        everything it set. ``triggers`` (``"crash"``, ``"crash:MyApp.Worker"``,
-        ``"mailbox>1000"``, ``"long_gc"``...) freeze a copy of the ring (the lead-up
-        and ``freeze_after="250ms"`` more; at most ``max_frozen=4``) as they fire. ``granularity``: ``"adaptive"``, ``"full"``, ``"capped"``,
-        ``"sampled"`` or ``"counters"`` (lifecycle and samples only: next to no
-        cost). Other options as ``trace()``. Pull it with ``pull_flight_recorder()``."""
+    @with_recorder_options     # its keywords, defaults and docs: start_flight_recorder's
+    def flight_recorder(self, *procs: Any, **options: Any) -> FlightRecorder:
         self._require_attached()
-        return start_flight_recorder(self._remote, procs, max_bytes=max_bytes, max_age=max_age,
-                                     until=until, triggers=triggers, granularity=granularity,
-                                     **options)
+        return start_flight_recorder(self._remote, procs, **options)
 
     def flight_recorders(self) -> pd.DataFrame:
         """Every flight recorder on the node, whichever session started it."""
@@ -345,27 +314,31 @@ class Session(Reporting, SessionBase):
         self._use_agent()
         return module_source(self._remote, module)
 
-    def _alive_elsewhere(self, proc: Any) -> str | None:
-        if not self.attached:
-            return None
-        text = str(proc)
-        if text.startswith("<"):
-            source = "P = list_to_pid(binary_to_list(Name)), is_process_alive(P) andalso P."
-        else:
-            # Only an atom the node already has can name a process: none is created.
-            source = ("try whereis(binary_to_existing_atom(Name, utf8)) of "
-                      "undefined -> false; P -> P catch error:badarg -> false end.")
-        try:
-            found = self.eval_erlang(source, timeout=5, Name=erlang_module_name(text)
-                                     if not text.startswith("<") else text)
-        except MicroscopeError:
-            return None
-        return str(found) if isinstance(found, Pid) else None
-
     def _require_attached(self) -> None:
         if not self._remote.alive:
             raise self._remote.down_error()
 
+
+
+def start_recording(session: Session, spec: TraceSpec, source: str | None = None,
+                    clock_offset_ns: int = 0) -> Recording:
+    """The one way a trace starts, guards included: ``Session.trace``, and a
+    cluster's trace on each of its nodes."""
+    session._require_attached()
+    running = [r for r in session.recordings if r.running]
+    if running:
+        raise TraceError(f"a trace is already running in this session ({running[0].source}); "
+                         "stop it with rec.stop() first")
+    source = source or f"{session.node}#{len(session.recordings) + 1}"
+    if session._node_info is None:
+        session.node_info()  # versions for saved sessions, taken while the node is here
+    if session.facts.initial_tree is None:
+        session.facts.initial_tree = session.supervision_tree()
+    recording = Recording.start(session._remote, session._local, session.store, spec, source,
+                                clock_offset_ns=clock_offset_ns)
+    note_missing_line_hooks(session._remote, recording)
+    session.recordings.append(recording)
+    return recording
 
 def demo(fixed: bool = False) -> Session:
     """Boot the bundled demo app (compiling it if needed) and attach to it.

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nodes import RUN_MARK, RUNTIMES, beams_started_by, start_node
+from nodes import RUN_MARK, RUNTIMES, beams_started_by, start_node, wait_until
 
 # Every process this run starts inherits the mark (nodes.RUN_MARK); a run
 # inside a test gets its own.
@@ -96,6 +96,8 @@ def session(any_node):
     import microscope_jupyter as mic
 
     s = mic.attach(any_node.name, cookie=any_node.cookie)
+    # EPMD knows a node while its kernel is still starting (init in boot_loop)
+    wait_until(lambda: s.eval_erlang("init:get_status().") == (mic.Atom("started"),) * 2)
     yield s
     s.detach()
 

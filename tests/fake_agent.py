@@ -36,10 +36,10 @@ class FakeAgent:
             self.pending_defs.append((self.ids[term], term))
         return self.ids[term]
 
-    def event(self, kind, pid=None, peer=None, mfa=None, payload=None, aux=0, ts=None):
+    def event(self, kind, pid=None, peer=None, mfa=None, payload=None, aux=0, ts=None, flags=0):
         raw = encode(payload) if payload is not None else b""
         self.ts = ts if ts is not None else self.ts + 1000
-        self.rows.append((KIND_CODES[kind], 0, 0, self._id(pid), self._id(peer), self._id(mfa),
+        self.rows.append((KIND_CODES[kind], flags, 0, self._id(pid), self._id(peer), self._id(mfa),
                           self.ts, len(self.payloads), len(raw), aux))
         self.payloads += raw
 

@@ -318,6 +318,30 @@ def _name(n) -> str | None:
 
 # -- the run
 
+class Stages:
+    """A run's stages: each one timed (``lap``), and what raised in one kept as a
+    result (``guard``: None back, the error in ``errors``), never raised."""
+
+    def __init__(self, timings: dict, errors: list):
+        self.timings, self.errors, self.clock = timings, errors, time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings[name] = round(now - self.clock, 3)
+        self.clock = now
+
+    def guard(self, stage: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            self.errors.append({"stage": stage, "error": f"{type(exc).__name__}: {exc}",
+                                "traceback": traceback.format_exc(limit=-6)})
+            return None
+
+    def pair(self):
+        return self.lap, self.guard
+
+
 REPORT_HEAD = re.compile(r"^=[A-Z ]+ REPORT====|^Error in process|^\*\* ")
 EXPECTED_REPORT = re.compile(r"errorContext: child_terminated\s+"
                              r"reason: (normal|shutdown|\{shutdown,)")
@@ -347,7 +371,7 @@ def node_problems(log: str) -> list[str]:
 
 def run_idiom(idiom: Idiom | str, runtime: str, seconds: float = 3.0, *,
               log_dir: Path | None = None, build_dir: Path | None = None,
-              inspect: Callable | None = None) -> IdiomResult:
+              inspect: Callable | None = None, save_to: Path | None = None) -> IdiomResult:
     """Run one idiom on a fresh node of ``runtime`` and hold the tool's
     findings, explanation and time travel to the node's own figures.
     ``inspect(s, result, samples)``, if given, runs last with the recording's
@@ -355,7 +379,7 @@ def run_idiom(idiom: Idiom | str, runtime: str, seconds: float = 3.0, *,
     idiom = BY_NAME[idiom] if isinstance(idiom, str) else idiom
     result = IdiomResult(idiom.name, runtime)
     with _tool_log(result.tool_warnings), tempfile.TemporaryDirectory(prefix="idiom-") as tmp:
-        _run(idiom, runtime, seconds, result, log_dir or Path(tmp), build_dir, inspect)
+        _run(idiom, runtime, seconds, result, log_dir or Path(tmp), build_dir, inspect, save_to)
     return result
 
 
@@ -378,25 +402,12 @@ def _tool_log(into: list[str]):
 
 
 def _run(idiom: Idiom, runtime: str, seconds: float, result: IdiomResult,
-         log_dir: Path | None, build_dir: Path | None, inspect: Callable | None) -> None:
+         log_dir: Path | None, build_dir: Path | None, inspect: Callable | None,
+         save_to: Path | None = None) -> None:
     import microscope_jupyter as mic
 
     node = s = obs = sampler = rec = None
-    clock = time.monotonic()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.monotonic()
-        result.timings[name] = round(now - clock, 3)
-        clock = now
-
-    def guard(stage: str, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            result.errors.append({"stage": stage, "error": f"{type(exc).__name__}: {exc}",
-                                  "traceback": traceback.format_exc(limit=-6)})
-            return None
+    lap, guard = Stages(result.timings, result.errors).pair()
 
     try:
         beam = build(idiom, build_dir)
@@ -426,6 +437,8 @@ def _run(idiom: Idiom, runtime: str, seconds: float, result: IdiomResult,
         status = guard("status", rec.status) or {}
         result.dropped = status.get("dropped")
         guard("app stop", s.rpc, idiom.module, "stop", [])
+        if save_to is not None:      # to look at offline (bench/diagnosis.py --save)
+            guard("save", s.save, save_to, overwrite=True)
         lap("app_stop")
         _analyse(result, s, sampler, guard)
         lap("analysis")

@@ -236,9 +236,11 @@ def wait_until(condition, timeout: float = 20.0, step: float = 0.05) -> None:
 LEFTOVERS = """
 Procs = erlang:processes(),
 Flags = [{P, F} || P <- Procs, {flags, F} <- [erlang:trace_info(P, flags)], F =/= []],
+%% the agent's modules: microscope_agent and microscope_agent_*
+Agent = fun(M) -> lists:prefix("microscope_agent", atom_to_list(M)) end,
 Agents = [P || P <- Procs,
                case erlang:process_info(P, current_function) of
-                   {current_function, {microscope_agent, _, _}} -> true;
+                   {current_function, {M, _, _}} -> Agent(M);
                    _ -> false
                end],
 Gens = [P || P <- Procs,
@@ -286,13 +288,14 @@ def wait_clean(observer, modules=DEMO_MODULES, timeout=10.0, ignore_flags_of=())
             return left
 
 
-# Everything of ours on the node, as the agent measures it (flight_memory/1)
+# Everything of ours on the node, as the agent measures it (its flight held_memory/1)
 # but from outside: the processes running agent code and the binaries they hold.
 AGENT_MEMORY = """
+Agent = fun(M) -> lists:prefix("microscope_agent", atom_to_list(M)) end,
 Ours = [P || P <- erlang:processes(),
              case erlang:process_info(P, [initial_call, current_function]) of
-                 [{initial_call, {microscope_agent, _, _}}, _] -> true;
-                 [_, {current_function, {microscope_agent, _, _}}] -> true;
+                 [{initial_call, {M, _, _}}, {current_function, C}] ->
+                     Agent(M) orelse (is_tuple(C) andalso Agent(element(1, C)));
                  _ -> false
              end],
 Infos = [I || P <- Ours, I <- [erlang:process_info(P, [memory, binary])], I =/= undefined],

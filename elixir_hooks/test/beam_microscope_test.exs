@@ -3,7 +3,7 @@ defmodule BeamMicroscopeTest do
   use ExUnit.Case, async: false
   require BeamMicroscope
 
-  @agent_source Path.expand("../agent/microscope_agent.erl", __DIR__)
+  @agent_dir Path.expand("../agent", __DIR__)
   @k_line 19
 
   setup do
@@ -31,12 +31,16 @@ defmodule BeamMicroscopeTest do
 
   describe "with the agent loaded and a recording running" do
     setup do
-      {:module, :microscope_agent} =
-        :code.load_binary(:microscope_agent, String.to_charlist(@agent_source), agent_beam())
+      # Every module of the agent, the facade (microscope_agent) last, as a notebook loads them.
+      for {module, source, beam} <- agent_beams() do
+        {:module, ^module} = :code.load_binary(module, String.to_charlist(source), beam)
+      end
 
       on_exit(fn ->
-        :code.delete(:microscope_agent)
-        :code.purge(:microscope_agent)
+        for {module, _, _} <- Enum.reverse(agent_beams()) do
+          :code.delete(module)
+          :code.purge(module)
+        end
       end)
     end
 
@@ -81,17 +85,23 @@ defmodule BeamMicroscopeTest do
   end
 
   # Compiled once per run (a second each time), loaded for each test as a notebook would.
-  defp agent_beam do
-    case :persistent_term.get({__MODULE__, :beam}, nil) do
+  defp agent_beams do
+    case :persistent_term.get({__MODULE__, :beams}, nil) do
       nil ->
-        {:ok, :microscope_agent, beam} =
-          :compile.file(String.to_charlist(@agent_source), [:binary, :return_errors])
+        beams =
+          for source <- Path.wildcard(Path.join(@agent_dir, "*.erl")) do
+            {:ok, module, beam} =
+              :compile.file(String.to_charlist(source), [:binary, :return_errors])
 
-        :persistent_term.put({__MODULE__, :beam}, beam)
-        beam
+            {module, source, beam}
+          end
+          |> Enum.sort_by(fn {module, _, _} -> module == :microscope_agent end)
 
-      beam ->
-        beam
+        :persistent_term.put({__MODULE__, :beams}, beams)
+        beams
+
+      beams ->
+        beams
     end
   end
 

@@ -1,10 +1,11 @@
-"""The agent module: built from ``elixir_hooks/agent/``, shipped as package data,
-loaded onto a node and removed from it.
+"""The agent's modules: built from ``elixir_hooks/agent/``, shipped as package data,
+loaded onto a node together and removed from it together.
 
-A wheel carries ``microscope_agent.beam``; a source checkout compiles it with
-``erlc`` on first use (and again whenever the ``.erl`` is newer). OTP loads
-``.beam`` files from older releases, so one compiled on OTP 25 also serves
-OTP 26-28 nodes.
+The agent is one Erlang module per concept (``microscope_agent`` is the facade
+every call from Python goes to; see its module doc). A wheel carries their
+``.beam`` files; a source checkout compiles them with ``erlc`` on first use (and
+again whenever a source is newer than a beam). OTP loads ``.beam`` files from
+older releases, so ones compiled on OTP 25 also serve OTP 26-28 nodes.
 """
 
 from __future__ import annotations
@@ -19,81 +20,113 @@ from ..beam.node import RemoteNode
 from ..beam.terms import Atom
 from ..errors import AgentError, BadRpc, NodeDown
 
-__all__ = ["AGENT_MODULE", "AGENT_VERSION", "agent_beam_path", "agent_beam_bytes", "build_agent_beam",
-           "ensure_agent", "unload_agent", "report_swept"]
+__all__ = ["AGENT_MODULE", "AGENT_VERSION", "agent_modules", "agent_beam_paths", "agent_beams",
+           "build_agent_beams", "ensure_agent", "unload_agent", "report_swept"]
 
 log = logging.getLogger(__name__)
 
-AGENT_MODULE = "microscope_agent"
-AGENT_VERSION = 23  # -define(VERSION, ...) in microscope_agent.erl
+AGENT_MODULE = "microscope_agent"   # the facade: every rpc from Python goes to it
+AGENT_VERSION = 24  # -define(VERSION, ...) in microscope_agent.hrl, which every module includes
 PACKAGE_DIR = Path(__file__).resolve().parent
-BEAM_PATH = PACKAGE_DIR / f"{AGENT_MODULE}.beam"
-SOURCE_PATH = PACKAGE_DIR.parent.parent / "elixir_hooks" / "agent" / f"{AGENT_MODULE}.erl"
+SOURCE_DIR = PACKAGE_DIR.parent.parent / "elixir_hooks" / "agent"
+SOURCE_PATH = SOURCE_DIR / f"{AGENT_MODULE}.hrl"   # where VERSION is defined
 
 
-def build_agent_beam(source: Path = SOURCE_PATH, out_dir: Path = PACKAGE_DIR) -> Path:
+def agent_sources() -> list[Path]:
+    """Every source of the agent in a checkout (none in an installed wheel)."""
+    return sorted([*SOURCE_DIR.glob("*.erl"), *SOURCE_DIR.glob("*.hrl")])
+
+
+def agent_modules() -> list[str]:
+    """Every module of the agent, the facade last: one per ``.erl`` in
+    ``elixir_hooks/agent/`` in a checkout, else one per ``.beam`` the wheel ships."""
+    found = (p.stem for p in (SOURCE_DIR.glob("*.erl") if SOURCE_DIR.is_dir()
+                              else PACKAGE_DIR.glob("*.beam")))
+    return sorted(found, key=lambda name: (name == AGENT_MODULE, name))
+
+
+def build_agent_beams(out_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """Compile every module of the agent with one ``erlc`` run."""
     erlc = shutil.which("erlc")
     if erlc is None:
         raise AgentError("erlc is needed to build the in-node agent from source: "
                          "apt-get install erlang-nox, or install a wheel that ships it")
-    result = subprocess.run([erlc, "-o", str(out_dir), str(source)], capture_output=True,
+    sources = sorted(SOURCE_DIR.glob("*.erl"))
+    result = subprocess.run([erlc, "-o", str(out_dir), *map(str, sources)], capture_output=True,
                             text=True)
     if result.returncode != 0:
         raise AgentError(f"the in-node agent does not compile: {result.stdout}{result.stderr}")
-    return out_dir / f"{AGENT_MODULE}.beam"
+    return [out_dir / f"{src.stem}.beam" for src in sources]
 
 
-def agent_beam_path() -> Path:
-    stale = (SOURCE_PATH.exists()
-             and (not BEAM_PATH.exists() or SOURCE_PATH.stat().st_mtime > BEAM_PATH.stat().st_mtime))
-    if stale:
-        return build_agent_beam()
-    if not BEAM_PATH.exists():
-        raise AgentError(f"the in-node agent {BEAM_PATH.name} is missing from the package; "
-                         "reinstall microscope-jupyter")
-    return BEAM_PATH
+def agent_beam_paths() -> list[Path]:
+    """The ``.beam`` of every module, facade last; rebuilt first when a source is newer."""
+    beams = [PACKAGE_DIR / f"{name}.beam" for name in agent_modules()]
+    sources = agent_sources()
+    if sources:
+        newest = max(src.stat().st_mtime for src in sources)
+        if not all(b.exists() and b.stat().st_mtime >= newest for b in beams):
+            build_agent_beams()
+    missing = [b.name for b in beams if not b.exists()]
+    if missing or not beams:
+        raise AgentError(f"the in-node agent ({', '.join(missing) or f'{AGENT_MODULE}.beam'}) is "
+                         "missing from the package; reinstall microscope-jupyter")
+    return beams
 
 
-def agent_beam_bytes() -> bytes:
-    return agent_beam_path().read_bytes()
+def agent_beams() -> list[tuple[str, bytes]]:
+    """(module, object code) for every module of the agent, the facade last."""
+    return [(path.stem, path.read_bytes()) for path in agent_beam_paths()]
 
 
 def ensure_agent(remote: RemoteNode) -> None:
-    """Load the agent diskless unless this exact version is already there."""
+    """Load every module of the agent diskless unless this exact version is there.
+
+    The facade's ``version/0`` answers only when every module is loaded at its
+    version; anything else (an older agent, a module missing or at another
+    version) has them all loaded again. The facade goes last, so that it
+    answers only once the rest is in."""
     try:
         loaded = remote.rpc(AGENT_MODULE, "version", [], 10)
     except BadRpc:
         loaded = None
     if loaded == AGENT_VERSION:
         return
-    if loaded is not None:
-        # A stale agent from an older microscope: replace it.
-        remote.rpc("code", "purge", [Atom(AGENT_MODULE)], 10)
-    filename = [ord(c) for c in f"{AGENT_MODULE}.erl"]
-    result = remote.rpc("code", "load_binary", [Atom(AGENT_MODULE), filename, agent_beam_bytes()],
-                        30)
-    if result != (Atom("module"), Atom(AGENT_MODULE)):
-        raise AgentError(f"{remote.name} refused to load the agent: {result!r}; is the node "
-                         "running with an embedded code server that forbids loading?")
+    for module, beam in agent_beams():
+        if loaded is not None:
+            # A stale agent from an older microscope: replace it.
+            remote.rpc("code", "purge", [Atom(module)], 10)
+        result = remote.rpc("code", "load_binary", [Atom(module), [ord(c) for c in f"{module}.erl"],
+                                                    beam], 30)
+        if result != (Atom("module"), Atom(module)):
+            raise AgentError(f"{remote.name} refused to load the agent's {module}: {result!r}; is "
+                             "the node running with an embedded code server that forbids loading?")
 
 
 def unload_agent(remote: RemoteNode, modules: Iterable[tuple] = ()) -> None:
-    """Remove the agent module; leaves it if another session's agent still runs it,
-    or a flight recorder (which outlives sessions by design). First, what a trace
-    killed before its cleanup left is swept: its line sink, and (before OTP 27)
-    its call patterns on the monitor BIFs and on ``modules``, the ``(m, f, a)``
-    specs this session traced."""
+    """Remove every module of the agent; leaves them while a flight recorder
+    (which outlives sessions by design, and unloads the agent at its expiry) or
+    another session's trace runs them (that session unloads them at its detach).
+    First, what a trace killed before its cleanup left is swept: its line sink,
+    and (before OTP 27) its call patterns on the monitor BIFs and on ``modules``,
+    the ``(m, f, a)`` specs this session traced. The facade goes first, so that
+    ``version/0`` stops answering before any other module goes."""
     try:
         swept = remote.rpc(AGENT_MODULE, "sweep", [[tuple(m) for m in modules]], 10)
         if isinstance(swept, dict):
             report_swept(remote.name, {str(k): v for k, v in swept.items()}.get("patterns", 0))
         if remote.rpc(AGENT_MODULE, "flight_list", [], 10):
             return
+        if remote.rpc(AGENT_MODULE, "in_use", [], 10) is True:
+            return
     except (BadRpc, NodeDown, TimeoutError):
         pass
+    unloading = list(reversed(agent_modules()))
     try:
-        remote.rpc("code", "delete", [Atom(AGENT_MODULE)], 5)
-        remote.rpc("code", "soft_purge", [Atom(AGENT_MODULE)], 5)
+        for module in unloading:
+            remote.rpc("code", "delete", [Atom(module)], 5)
+        for module in unloading:
+            remote.rpc("code", "soft_purge", [Atom(module)], 5)
     except (BadRpc, NodeDown, TimeoutError):
         pass
 

@@ -16,9 +16,10 @@ hooks, then itself) at ``until`` or when any session removes it.
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -33,7 +34,8 @@ from .controller import Recording
 from .spec import TraceSpec, parse_duration, spec_error
 
 __all__ = ["FlightRecorder", "start_flight_recorder", "flight_recorders", "find_recorder", "remove_recorder",
-           "pull_flight_recorder", "parse_bytes", "parse_triggers", "GRANULARITY"]
+           "pull_flight_recorder", "parse_bytes", "parse_triggers", "with_recorder_options",
+           "GRANULARITY"]
 
 # What a recorder keeps: the tracer's levels (microscope_agent GRANULARITY),
 # fixed, or "adaptive" (from full, stepping down as the tracer falls behind).
@@ -41,7 +43,13 @@ __all__ = ["FlightRecorder", "start_flight_recorder", "flight_recorders", "find_
 # sampled mailboxes, memory and reductions only, for next to no cost.
 GRANULARITY = {"full": 0, "capped": 1, "sampled": 2, "counters": 3, "adaptive": 0}
 MONITOR_TRIGGERS = ("long_gc", "long_schedule", "large_heap")
+# Where a recorder's trace options differ from a notebook trace's (OPTIONS), on
+# purpose: the tracer's backlog is memory beyond max_bytes, so a recorder sheds
+# sooner; "counters" wakes rarely (on a small host an agent process waking
+# takes a scheduler from the app's) and traces nothing.
 RECORDER_SHED_QUEUE = 10_000
+COUNTERS_OPTIONS = {"mailbox_ms": 1000, "flush_ms": 1000}
+COUNTERS_OFF = {"messages": False, "state": False}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*", re.IGNORECASE)
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _MAILBOX = re.compile(r"mailbox\s*>=?\s*(\d+)")
@@ -121,18 +129,22 @@ def start_flight_recorder(remote: RemoteNode, procs: Iterable[Any] = (), *,
                           triggers: Iterable[str] | str = ("crash",), granularity: str = "adaptive",
                           max_frozen: int = 4, freeze_after: Any = "250ms",
                           **options: Any) -> FlightRecorder:
+    """Keep recording on the node after this session goes: the newest events
+    within ``max_bytes`` and ``max_age``, until ``until``, when it removes
+    everything it set. ``triggers`` (``"crash"``, ``"crash:MyApp.Worker"``,
+    ``"mailbox>1000"``, ``"long_gc"``...) freeze a copy of the ring (the lead-up
+    and ``freeze_after`` more; at most ``max_frozen``) as they fire.
+    ``granularity``: ``"adaptive"``, ``"full"``, ``"capped"``, ``"sampled"`` or
+    ``"counters"`` (lifecycle and samples only: next to no cost). Other options
+    as ``trace()``. Pull it with ``pull_flight_recorder()``."""
     if granularity not in GRANULARITY:
         raise TraceSpecError(f"unknown granularity {granularity!r}; use one of "
                              f"{', '.join(GRANULARITY)}")
     if granularity == "counters":
-        # Next to no cost: nothing traced, and few wakeups (on a small host an
-        # agent process waking takes a scheduler from the app's).
-        options = {"mailbox_ms": 1000, "flush_ms": 1000, **options, "messages": False,
-                   "state": False}
+        options = {**COUNTERS_OPTIONS, **options, **COUNTERS_OFF}
     if granularity != "adaptive":
         options.setdefault("adaptive", False)
     triggers_map = parse_triggers(triggers)
-    # The tracer's backlog is memory beyond max_bytes: a recorder sheds sooner.
     options.setdefault("shed_queue", RECORDER_SHED_QUEUE)
     spec = TraceSpec.build(procs, **options)
     opts = spec.to_agent_opts()
@@ -157,6 +169,18 @@ def start_flight_recorder(remote: RemoteNode, procs: Iterable[Any] = (), *,
         reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
         raise spec_error(reason, remote.name)
     return FlightRecorder(remote.name, reply[1], spec, remote)
+
+
+def with_recorder_options(method: Callable) -> Callable:
+    """Give ``Session.flight_recorder`` (which takes ``**options``) the keywords,
+    defaults and docs of ``start_flight_recorder``, so they are written once."""
+    own = inspect.signature(method)
+    keywords = [p for p in inspect.signature(start_flight_recorder).parameters.values()
+                if p.kind == p.KEYWORD_ONLY]
+    params = list(own.parameters.values())
+    method.__signature__ = own.replace(parameters=params[:-1] + keywords + params[-1:])
+    method.__doc__ = start_flight_recorder.__doc__
+    return method
 
 
 def flight_recorders(remote: RemoteNode) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from ..beam.terms import Atom, Pid
 from ..errors import TraceLimitError, TraceSpecError
 from ..render.names import erlang_module_name, format_module
-from .options import OPTIONS, THRESHOLDS, check, defaults
+from .options import OPTIONS, THRESHOLDS, check, defaults, parse_duration
 
 __all__ = ["TraceSpec", "parse_duration", "module_spec", "process_spec", "spec_error"]
 
@@ -48,23 +48,6 @@ def process_spec(proc: Any) -> Any:
     if proc.startswith("<") and proc.endswith(">"):
         return proc
     return erlang_module_name(proc)
-
-
-def parse_duration(value: Any) -> float | None:
-    """Seconds from 5, 5.0, "5s", "500ms", "2m", "24h"; None for no duration."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*", str(value))
-        if not match:
-            raise TraceLimitError(f"cannot read duration {value!r}; write 5, '5s', '500ms' or '2m'")
-        number, unit = float(match[1]), match[2] or "s"
-        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600}[unit]
-    if seconds <= 0:
-        raise TraceLimitError(f"duration must be positive, got {value!r}")
-    return seconds
 
 
 @dataclass

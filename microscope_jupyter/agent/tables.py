@@ -8,7 +8,7 @@
 On a node with 50,000 processes a table of rows is 400,000 terms to decode;
 as columns it is a few binaries and the distinct values (an MFA, a status
 or an application repeats across thousands of processes). The format is
-the agent's ``columns/2`` (see COLUMNS in microscope_agent.erl).
+the agent's ``columns/2`` (see COLUMNS in microscope_agent_inspect.erl).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _raw(data: bytes | str) -> bytes:
 
 
 def read_pids(term: Any) -> list[Pid]:
-    """Pids as the agent's ``pid_list/1`` sends them (see PIDS in microscope_agent.erl)."""
+    """Pids as the agent's ``pid_list/1`` sends them (see PIDS in microscope_agent_inspect.erl)."""
     if not (isinstance(term, tuple) and len(term) == 3 and term[0] == _PIDS):
         raise MicroscopeError(f"the agent sent a pid list this client cannot read: {term!r:.80}")
     _, nodes, data = term

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..errors import MicroscopeError
+from .facts import Facts
 
 __all__ = ["ANNOTATION_COLUMNS", "make_annotation", "annotations_frame", "default_author",
            "watch", "notify"]
@@ -62,22 +63,22 @@ def default_author() -> str:
         return "unknown"
 
 
-def make_annotation(recorded: Any, target: Any, text: str, author: str | None,
+def make_annotation(facts: Facts, target: Any, text: str, author: str | None,
                     number: int) -> dict:
     """The note as saved: its target resolved to seqs (and a process when it has one)."""
     if not isinstance(text, str) or not text.strip():
         raise MicroscopeError("an annotation needs some text: s.annotate(target, \"what you "
                               "concluded\")")
-    n = len(recorded.store)
+    n = len(facts.store)
     if n == 0:
         raise MicroscopeError("the recording is empty: there is nothing to annotate yet")
-    kind, seq, end, pid = _resolve(recorded, target, n)
-    events = recorded.store.frame()
+    kind, seq, end, pid = _resolve(facts, target, n)
+    events = facts.store.frame()
     if pid is None and kind == "event":
         pid = events["pid"].iloc[seq]
     return {"id": number, "target": _describe(kind, target, seq, end, events),
             "seq": int(seq), "end_seq": int(end), "pid": pid if isinstance(pid, str) else None,
-            "name": _name(recorded.store, pid, seq), "text": text.strip(), "author": author or default_author(),
+            "name": _name(facts.store, pid, seq), "text": text.strip(), "author": author or default_author(),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -90,7 +91,7 @@ def annotations_frame(notes: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _resolve(recorded: Any, target: Any, n: int) -> tuple[str, int, int, Any]:
+def _resolve(facts: Facts, target: Any, n: int) -> tuple[str, int, int, Any]:
     """(what it is, first seq, last seq, pid or None) of an annotation's target."""
     if isinstance(target, numbers.Integral) and not isinstance(target, bool):
         return "event", _seq(int(target), n), _seq(int(target), n), None
@@ -108,7 +109,7 @@ def _resolve(recorded: Any, target: Any, n: int) -> tuple[str, int, int, Any]:
         procs = list(fields.get("processes") or [])
         return "cause", evidence[0], evidence[-1], procs[0] if len(procs) == 1 else None
     if isinstance(target, (tuple, list)) and len(target) == 2:   # a range: seqs or times
-        tt = recorded.time_travel()
+        tt = facts.history()
         start, end = (tt.seq_of(t) for t in target)
         return "range", min(start, end), max(start, end), None
     raise MicroscopeError(

@@ -21,18 +21,17 @@ Each row has evidence seqs in this recording.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..store.otp import state_recorded
-from .backlog import message_shape
-from .causes import state_entries
+from ..beam.etf import decode
+from ..store import joins
+from ..store.otp import state_recorded, transition
+from .detector_kit import state_entries
 from .observed import observed_seconds
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["anomalies", "ANOMALY_COLUMNS", "Z_LIMIT"]
 
@@ -40,13 +39,14 @@ ANOMALY_COLUMNS = ["kind", "process", "what", "baseline", "now", "z", "p_value",
                    "evidence"]
 Z_LIMIT = 3.5
 _MIN_SAMPLES = 5
+SIZE_SAMPLES = 60     # states decoded per process and window: a median needs no more
 
 
-def anomalies(recorded: "SessionBase", baseline: "SessionBase | None" = None) -> pd.DataFrame:
+def anomalies(facts: Facts, baseline: Facts | None = None) -> pd.DataFrame:
     if baseline is None:
-        old, new = _halves(recorded)
+        old, new = _halves(facts)
     else:
-        old, new = _Window(baseline, None), _Window(recorded, None)
+        old, new = _Window(baseline, None), _Window(facts, None)
     rows = _latency(old, new) + _rates(old, new) + _state_sizes(old, new)
     frame = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
     return frame.sort_values(["kind", "process", "what"], kind="stable").reset_index(drop=True)
@@ -55,8 +55,8 @@ def anomalies(recorded: "SessionBase", baseline: "SessionBase | None" = None) ->
 class _Window:
     """A recording, or the part of it between two timestamps (ns)."""
 
-    def __init__(self, recorded: "SessionBase", span: tuple[int, int] | None):
-        self.recorded = recorded
+    def __init__(self, facts: Facts, span: tuple[int, int] | None):
+        self.facts = facts
         self.span = span
 
     def _within(self, table: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -67,32 +67,43 @@ class _Window:
 
     def seconds(self) -> float:
         """The time traced within the span (not the gaps between traces)."""
-        return observed_seconds(self.recorded.store, self.span)
+        return observed_seconds(self.facts.store, self.span)
 
-    def states(self) -> pd.DataFrame:
-        return self._within(self.recorded.states(), "ts")
+    def headings(self) -> pd.DataFrame:
+        """Every transition's process, callback, message shape and duration:
+        read off the payloads, no state decoded."""
+        return self._within(self.facts.cached("state headings",
+                                              lambda: joins.state_headings(self.facts.store)),
+                            "ts")
 
     def messages(self) -> pd.DataFrame:
-        return self._within(self.recorded.messages().dropna(subset=["sent_at"]), "sent_at")
+        return self._within(self.facts.messages().dropna(subset=["sent_at"]), "sent_at")
 
     def state_sizes(self) -> pd.DataFrame:
-        """Entries in each recorded state (map keys and list or tuple elements, nested)."""
-        states = self.states()
-        keep = np.array([bool(state_recorded(a)) for a in states["after"]], dtype=bool)
-        states = states.loc[keep] if len(states) else states
-        return pd.DataFrame({
-            "name": states["name"].where(states["name"].notna(), states["pid"]).to_numpy(
-                dtype=object),
-            "entries": [state_entries(a) for a in states["after"]],
-            "seq": states["seq"].to_numpy()})
+        """Entries in recorded states (map keys and list or tuple elements,
+        nested): at most ``SIZE_SAMPLES`` transitions per process, evenly
+        spread, each decoded alone, so a median costs the same at any length."""
+        headings = self.headings()
+        raw = self.facts.store.raw()
+        rows = []
+        for pid, group in headings.groupby("pid", sort=True):
+            seqs = group["seq"].to_numpy()
+            if len(seqs) > SIZE_SAMPLES:
+                seqs = seqs[np.linspace(0, len(seqs) - 1, SIZE_SAMPLES).astype(int)]
+            name = next((n for n in group["name"] if isinstance(n, str)), pid)
+            for seq in seqs.tolist():
+                after = transition(decode(raw.payload(seq)))["after"]
+                if state_recorded(after):
+                    rows.append((name, state_entries(after), seq))
+        return pd.DataFrame(rows, columns=["name", "entries", "seq"])
 
 
-def _halves(recorded: "SessionBase") -> tuple[_Window, _Window]:
-    ts = recorded.events["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+def _halves(facts: Facts) -> tuple[_Window, _Window]:
+    ts = facts.events["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     if not len(ts):
-        return _Window(recorded, (0, 0)), _Window(recorded, (0, 0))
+        return _Window(facts, (0, 0)), _Window(facts, (0, 0))
     middle = int(ts.min() + (ts.max() - ts.min()) // 2)
-    return _Window(recorded, (int(ts.min()), middle)), _Window(recorded, (middle, int(ts.max()) + 1))
+    return _Window(facts, (int(ts.min()), middle)), _Window(facts, (middle, int(ts.max()) + 1))
 
 
 def _robust_z(values: np.ndarray, base: np.ndarray) -> float:
@@ -103,12 +114,11 @@ def _robust_z(values: np.ndarray, base: np.ndarray) -> float:
 
 
 def _keyed_states(window: _Window) -> pd.DataFrame:
-    states = window.states()
+    states = window.headings()
     return pd.DataFrame({
         "process": states["name"].where(states["name"].notna(), states["pid"]).to_numpy(
             dtype=object),
-        "what": [f"{c} of {message_shape(m)}" for c, m in zip(states["callback"],
-                                                              states["message"])],
+        "what": [f"{c} of {shape}" for c, shape in zip(states["callback"], states["shape"])],
         "us": states["duration_us"].to_numpy(dtype=float),
         "seq": states["seq"].to_numpy()})
 

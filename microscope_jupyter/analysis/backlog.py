@@ -1,6 +1,6 @@
 """Backlogs: a mailbox that grew, and what ate the handling time.
 
-    for cause in backlogs(recorded): ...   # Cause("backlog", ...)
+    for cause in backlogs(facts): ...   # Cause("backlog", ...)
     message_shape(("tick", 3))             # "{:tick, _}"
 
 A backlog is read from the node's own samples of the queue (never from the
@@ -17,27 +17,22 @@ collections, long schedules and the tool's own cost complete the summary.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..beam.terms import Atom
-from ..render.elixir import render
 from ..render.names import known_as
-from .cause import Cause
-from .findings import MAILBOX_GROWTH
+from .detector_kit import MAILBOX_GROWTH, Cause, message_shape
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["backlogs", "message_shape"]
 
 
-def backlogs(recorded: "SessionBase") -> list[Cause]:
-    tt = recorded.time_travel()
-    raw, events = tt.raw, recorded.store.frame()   # with the _aux and _duration_ns columns
-    spans = recorded.store.recording_spans()
+def backlogs(facts: Facts) -> list[Cause]:
+    tt = facts.history()
+    raw, events = tt.raw, facts.store.frame()   # with the _aux and _duration_ns columns
+    spans = facts.store.recording_spans()
     out = []
     for proc in tt.processes():
         seqs, level = proc.sampled()
@@ -64,8 +59,8 @@ def backlogs(recorded: "SessionBase") -> list[Cause]:
         evidence = [int(seqs[first]), int(seqs[peak_at]), int(seqs[last])]
         ts = raw.ts_ns[events["seq"].to_numpy()]
         window = events[(ts >= t0) & (ts <= t1) & (events["pid"] == proc.pid).to_numpy()]
-        states = recorded.states(proc.pid)
-        state_ts = raw.ts_ns[states["seq"].to_numpy()]
+        states = facts.states(proc.pid)
+        state_ts = raw.ts_ns[states["seq"].to_numpy(dtype=np.int64)]
         # Callbacks count only from when they could be seen: a state hook
         # that reached a backlogged server late saw none before it.
         seen_from = int(state_ts.min()) if len(states) else None
@@ -141,16 +136,6 @@ def _sampling_note(window: pd.DataFrame) -> list[int]:
     and the callbacks, which are never sampled away)."""
     rows = window[window["kind"].isin(["dropped", "granularity"])]
     return [int(s) for s in rows["seq"].head(5)]
-
-
-def message_shape(message: Any) -> str:
-    """A message's shape: its tag and arity, ``{:tick, _}``; gen calls and casts unwrapped."""
-    if isinstance(message, tuple) and message and message[0] in (Atom("$gen_cast"),
-                                                                 Atom("$gen_call")):
-        message = message[-1]
-    if isinstance(message, tuple) and message and isinstance(message[0], Atom):
-        return "{" + ", ".join([render(message[0], "elixir", 40)] + ["_"] * (len(message) - 1)) + "}"
-    return render(message, "elixir", 40) if isinstance(message, Atom) else type(message).__name__
 
 
 def _duration(ms: float) -> str:

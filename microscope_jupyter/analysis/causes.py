@@ -1,6 +1,6 @@
 """Causes: findings joined into chains that say why, each with its evidence.
 
-    for cause in find_causes(recorded): cause.kind, cause.summary, cause.evidence
+    for cause in find_causes(facts): cause.kind, cause.summary, cause.evidence
 
 Each finder reads the recording's tables and returns ``Cause`` objects:
 
@@ -20,7 +20,7 @@ before the trace began is looked up on the live node when one is attached.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -31,32 +31,75 @@ from ..store import joins
 from ..render.names import format_name, known_as
 from ..store.otp import call_target, is_call_timeout, message_kind, state_recorded
 from .backlog import backlogs
-from .cause import Cause
-from .growth import state_entries, state_growth
+from .detector_kit import Cause
+from .footprint import atom_makers, big_messages, heap_spikes, scheduler_hogs
+from .growth import state_growth
+from .ets_races import ets_races
+from .leaks import monitor_leaks, process_leaks
+from .selective_receive import mailbox_scans, unmatched_messages
+from .statem import postponed_calls, statem_timeouts
+from .timers import timer_leaks
+from .unanswered import unanswered_calls
 from .unread import crash_messages, died_unread
+from .supervision import gave_up, wrong_strategy
+from .starts import init_crash_loops, name_races, slow_inits
+from .links import exit_propagation
+from .timeouts import cascading_timeouts, late_replies
+from .ordering import overtaken_messages
+from .ets_tables import lost_tables
+from .facts import Facts
+from .findings import findings_table
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
-__all__ = ["Cause", "find_causes", "state_entries"]
+__all__ = ["Cause", "find_causes"]
 
 
-def find_causes(recorded: "SessionBase") -> list[Cause]:
-    causes = _stale_pids(recorded) + backlogs(recorded) + _crashes(recorded)
-    causes += _deadlocks(recorded) + state_growth(recorded)
-    return causes
+def find_causes(facts: Facts) -> list[Cause]:
+    causes = _stale_pids(facts) + backlogs(facts) + _crashes(facts)
+    causes += _deadlocks(facts) + state_growth(facts)
+    causes += big_messages(facts) + scheduler_hogs(facts) + heap_spikes(facts)
+    causes += atom_makers(facts)
+    causes += statem_timeouts(facts) + postponed_calls(facts) + unanswered_calls(facts)
+    causes += process_leaks(facts) + monitor_leaks(facts) + timer_leaks(facts)
+    causes += unmatched_messages(facts) + mailbox_scans(facts) + ets_races(facts)
+    causes += gave_up(facts) + wrong_strategy(facts) + init_crash_loops(facts)
+    causes += slow_inits(facts) + exit_propagation(facts) + cascading_timeouts(facts)
+    causes += late_replies(facts) + overtaken_messages(facts) + lost_tables(facts)
+    causes += name_races(facts)
+    return _folded(causes)
+
+
+# A queue that grew is a symptom; where a mechanism says why that queue grew
+# (a scanning receive, messages no clause takes, calls postponed), the backlog
+# is folded into it: its advice ("move the slow work out of the callback")
+# would be wrong there.
+_QUEUE_MECHANISMS = {"mailbox_scan", "unmatched_messages", "postponed_calls"}
+
+
+def _folded(causes: list[Cause]) -> list[Cause]:
+    out = []
+    for cause in causes:
+        home = next((c for c in causes if c.kind in _QUEUE_MECHANISMS
+                     and set(c.processes) & set(cause.processes)), None) \
+            if cause.kind == "backlog" else None
+        if home is None:
+            out.append(cause)
+        else:
+            home.evidence = sorted(set(home.evidence) | set(cause.evidence))
+    return out
 
 
 # -- stale pids ---------------------------------------------------------------
 
-def _stale_pids(recorded: "SessionBase") -> list[Cause]:
-    if not joins.may_have_lost(recorded.store):
+def _stale_pids(facts: Facts) -> list[Cause]:
+    if not joins.may_have_lost(facts.store):
         return []
-    messages = joins.lost_candidates(recorded.store)
+    messages = joins.lost_candidates(facts.store)
     lost = messages[(messages["status"] == "lost") & messages["send_seq"].notna()]
     if lost.empty:
         return []
-    events = recorded.events
+    events = facts.events
+    taken_by = _successors(facts)
     out = []
     for receiver, group in lost.groupby("receiver", sort=False):
         name = _name_of(events, receiver) or next(
@@ -65,24 +108,21 @@ def _stale_pids(recorded: "SessionBase") -> list[Cause]:
         # Why it died is the crash's own cause (crash_restart): here, only when.
         died = (f"died at seq {int(exits['seq'].iloc[0])}" if len(exits)
                 else "had died before the recording began")
-        taken = events.iloc[0:0]
+        taken = _last_successor(taken_by, receiver)
         if name is None:
             holder = "the recording never saw its name"
         else:
-            taken = events[(events["kind"] == "register") & (events["peer"] == name)
-                           & (events["pid"] != receiver)]
-            if len(taken):
-                holder = (f"{taken['pid'].iloc[-1]} has held the name since seq "
-                          f"{int(taken['seq'].iloc[-1])}")
+            if taken is not None:
+                holder = f"{taken[1]} has held the name since seq {taken[0]}"
             else:
-                live = recorded.live_holder(name)
+                live = facts.live_holder(name)
                 holder = (f"on the live node {name} is now {live} (asked after the recording)"
                           if live else f"no process took the name {name} while recording")
         senders = [s for s in dict.fromkeys(group["sender_name"].fillna(group["sender"]))
                    if isinstance(s, str)]
-        paths = {s: path for s in senders if (path := _path_to_pid(recorded, s, receiver))}
+        paths = {s: path for s in senders if (path := _path_to_pid(facts, s, receiver))}
         where = [f"{s} keeps it in its state at {path}" for s, path in paths.items()]
-        guess = _live_namesake(recorded, paths) if name is None and paths else None
+        guess = _live_namesake(facts, paths) if name is None and paths else None
         if guess:
             holder = (f"the recording never saw its name, but on the live node {guess[0]} "
                       f"(the name its field {guess[2]} suggests) is now {guess[1]}")
@@ -97,13 +137,30 @@ def _stale_pids(recorded: "SessionBase") -> list[Cause]:
                       else f"{senders[0] if senders else 'The sender'} holds a stale pid. ")
                    + advice)
         evidence = [int(s) for s in group["send_seq"].head(20)] + [int(s) for s in exits["seq"]]
-        evidence += [int(s) for s in taken["seq"].tail(1)]
+        evidence += [taken[0]] if taken is not None and name is not None else []
         out.append(Cause("stale_pid", 0.9 if where else 0.7, summary, sorted(set(evidence)),
                          [p for p in [name, receiver] if p] + senders))
     return out
 
 
-def _live_namesake(recorded: "SessionBase", paths: dict[str, str]) -> tuple | None:
+def _successors(facts: Facts) -> dict[str, tuple[int, str]]:
+    """pid -> (seq, pid) that took its name next on its node (the name index's word)."""
+    store, out = facts.store, {}
+    for seq, new, _, old in store.names().successions():
+        out.setdefault(store.id_text(old), (seq, store.id_text(new)))
+    return out
+
+
+def _last_successor(taken_by: dict[str, tuple[int, str]], pid: str) -> tuple[int, str] | None:
+    """Who holds ``pid``'s name at the end, through every restart, and since when."""
+    last, seen = None, {pid}
+    while (nxt := taken_by.get(pid)) is not None and nxt[1] not in seen:
+        last, pid = nxt, nxt[1]
+        seen.add(pid)
+    return last
+
+
+def _live_namesake(facts: Facts, paths: dict[str, str]) -> tuple | None:
     """A registered name the field holding a stale pid suggests (``.sink`` in
     ``Relay.Feeder`` suggests ``Relay.Sink``), and its live holder: what the
     stale pid most likely was, when it died before the recording."""
@@ -114,15 +171,15 @@ def _live_namesake(recorded: "SessionBase", paths: dict[str, str]) -> tuple | No
         module = "".join(part.capitalize() for part in field.split("_"))
         prefixes = [sender.rsplit(".", k)[0] for k in range(1, sender.count(".") + 1)]
         for candidate in [f"{p}.{module}" for p in prefixes] + [module, field]:
-            holder = recorded.live_holder(candidate)
+            holder = facts.live_holder(candidate)
             if holder:
                 return candidate, holder, path
     return None
 
 
-def _why_died(recorded: "SessionBase", pid: str) -> str:
+def _why_died(facts: Facts, pid: str) -> str:
     """A crash's reason in a few words: the unmatched message if that was it."""
-    findings = recorded.findings(grouped=False)
+    findings = findings_table(facts, grouped=False)
     mine = findings[findings["pid"] == pid]
     for kind in ("unhandled_message", "call_timeout", "crash"):
         rows = mine[mine["kind"] == kind]
@@ -140,9 +197,9 @@ def _name_of(events: pd.DataFrame, pid: str) -> str | None:
     return str(names.iloc[-1]) if len(names) else None
 
 
-def _path_to_pid(recorded: "SessionBase", proc: str, pid: str) -> str | None:
+def _path_to_pid(facts: Facts, proc: str, pid: str) -> str | None:
     """Where in ``proc``'s last recorded state the pid ``pid`` is (".worker_b")."""
-    state = _last_state(recorded, proc)
+    state = _last_state(facts, proc)
     return _find_pid(state, pid, "") if state is not None else None
 
 
@@ -165,26 +222,26 @@ def _find_pid(term: Any, pid: str, path: str) -> str | None:
 
 # -- crashes, deadlocks, growth -----------------------------------------------
 
-def _crashes(recorded: "SessionBase") -> list[Cause]:
-    findings = recorded.findings(grouped=False)
+def _crashes(facts: Facts) -> list[Cause]:
+    findings = findings_table(facts, grouped=False)
     crashes = findings[findings["kind"] == "crash"]
     restarts = findings[findings["kind"] == "restart"]
-    fatal = crash_messages(recorded)
-    events = recorded.events if fatal else None
+    fatal = crash_messages(facts)
+    events = facts.events if fatal else None
     # Callers that died of a call to a crashed process are that crash's
     # consequences, told in its cause rather than as causes of their own.
-    callers = _callers_by_crash(recorded, crashes)
+    callers = _callers_by_crash(facts, crashes)
     consequences = {seq for found in callers.values() for _, seq, _ in found}
-    died = died_unread(recorded) if len(crashes) else set()
+    died = died_unread(facts) if len(crashes) else set()
     unread = None
     if died:
-        frame = recorded.store.frame()
+        frame = facts.store.frame()
         unread = frame[frame["seq"].isin(died)][["seq", "pid"]]
     out = []
     for crash in crashes.itertuples(index=False):
         if crash.first_seq in consequences:
             continue
-        summary = f"{known_as(crash.name, crash.pid)} crashed: {_why_died(recorded, crash.pid)}."
+        summary = f"{known_as(crash.name, crash.pid)} crashed: {_why_died(facts, crash.pid)}."
         evidence = list(crash.evidence)
         if crash.pid in fatal and not findings[(findings["pid"] == crash.pid) & (
                 findings["kind"] == "unhandled_message")].shape[0]:
@@ -195,8 +252,8 @@ def _crashes(recorded: "SessionBase") -> list[Cause]:
         if crash.name and len(again):
             restart = again.iloc[0]
             summary += f" Its supervisor restarted it as {restart['pid']} (seq {restart['first_seq']})"
-            before = _last_state(recorded, crash.pid)
-            after = _first_state(recorded, restart["pid"])
+            before = _last_state(facts, crash.pid)
+            after = _first_state(facts, restart["pid"])
             if before is not None and after is not None and before != after:
                 summary += (f"; the restart lost its state: {render(before, 'elixir', 80)} "
                             f"became {render(after, 'elixir', 80)}")
@@ -228,12 +285,12 @@ def _message(term: Any) -> str:
     return f"the message {render(term, 'elixir', 80)}"
 
 
-def _callers_by_crash(recorded: "SessionBase", crashes: pd.DataFrame) -> dict:
+def _callers_by_crash(facts: Facts, crashes: pd.DataFrame) -> dict:
     """pid of each crash -> (caller, exit seq, timed out) for each caller that died
     of a gen call to it. A call by name belongs to one crash of that name: a
     caller that died of the call timeout to the next crash (it waited on the
     stuck server), any other to the last one before it (the crash ended its call)."""
-    events = recorded.store.frame()
+    events = facts.store.frame()
     exits = events[events["kind"] == "exit"]
     by_name: dict[str, list[tuple[int, str]]] = {}
     for crash in crashes.itertuples(index=False):
@@ -250,38 +307,39 @@ def _callers_by_crash(recorded: "SessionBase", crashes: pd.DataFrame) -> dict:
         elif isinstance(target, Atom) and format_name(target) in by_name:
             seqs = sorted(by_name[format_name(target)])
             after = [pid for s, pid in seqs if s > seq]
-            before = [pid for s, pid in seqs if s < seq]
+            before = [pid for s, pid in seqs if s <= seq]   # a server that called itself
             owner = (after[0] if after else before[-1]) if timed_out else \
                 (before[-1] if before else after[0])
-            out[owner].append((who, int(seq), timed_out))
+            if owner != caller:      # its own crash (calling_self) is no caller's death
+                out[owner].append((who, int(seq), timed_out))
     return out
 
 
-def _full_states(recorded: "SessionBase", proc: str, column: str) -> list:
+def _full_states(facts: Facts, proc: str, column: str) -> list:
     """``proc``'s states in ``column`` (before/after) that were recorded in full;
     none for a process the recording has no transitions of."""
     try:
-        states = recorded.states(proc)
+        states = facts.states(proc)
     except MicroscopeError:   # unknown here, or silent
         return []
     return [s for s in states[column] if state_recorded(s)]
 
 
-def _last_state(recorded: "SessionBase", pid: str) -> Any:
-    values = _full_states(recorded, pid, "after")
+def _last_state(facts: Facts, pid: str) -> Any:
+    values = _full_states(facts, pid, "after")
     return values[-1] if values else None
 
 
-def _first_state(recorded: "SessionBase", pid: str) -> Any:
-    values = _full_states(recorded, pid, "before")
+def _first_state(facts: Facts, pid: str) -> Any:
+    values = _full_states(facts, pid, "before")
     return values[0] if values else None
 
 
-def _deadlocks(recorded: "SessionBase") -> list[Cause]:
-    findings = recorded.findings(grouped=False)
+def _deadlocks(facts: Facts) -> list[Cause]:
+    findings = findings_table(facts, grouped=False)
     rows = findings[findings["kind"] == "deadlock"]
     out = []
-    messages = recorded.messages() if len(rows) else None
+    messages = facts.messages() if len(rows) else None
     for summary, group in rows.groupby("summary", sort=False):
         times = f" It happened {len(group)} times." if len(group) > 1 else ""
         evidence = sorted({s for ev in group["evidence"] for s in ev})
@@ -301,7 +359,7 @@ def _deadlocks(recorded: "SessionBase") -> list[Cause]:
         if outside:
             times += (f" {len(outside)} caller(s) then died of the call timeout: "
                       f"{', '.join(outside)}.")
-        exits = recorded.store.frame()
+        exits = facts.store.frame()
         exits = exits[(exits["kind"] == "exit") & (exits["seq"] > min(evidence))]
         gone = set(exits["name"].fillna(exits["pid"]))
         own_timed = [m for m in cycle if m in timed]

@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..store import joins
 from ..render.names import erlang_module_name
 from .anomalies import anomalies
-from .backlog import message_shape
+from .detector_kit import message_shape
 from .causes import find_causes
 from .observed import observed_seconds
+from .facts import Facts
+from .findings import findings_table
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["Comparison", "compare", "COMPARISON_COLUMNS", "VERSION_COLUMNS", "modules_seen"]
 
@@ -73,8 +73,10 @@ class Comparison:
         return f"<ul>{items}</ul>"
 
 
-def compare(before: "SessionBase", after: "SessionBase") -> Comparison:
-    modules = _modules(before, after)
+def compare(before: Facts, after: Facts, versions: tuple[pd.DataFrame, pd.DataFrame]) -> Comparison:
+    """What changed from ``before`` to ``after``; ``versions``: each one's modules
+    (a session's ``versions()``), to tell changed code from changed behaviour."""
+    modules = _modules(*versions)
     rows = []
     for m in modules[modules["changed"]].itertuples(index=False):
         commits = (f" (commit {_commit(m.commit_before)} -> {_commit(m.commit_after)})"
@@ -98,12 +100,12 @@ def compare(before: "SessionBase", after: "SessionBase") -> Comparison:
 VERSION_COLUMNS = ["module", "md5", "application", "vsn", "source", "commit"]
 
 
-def modules_seen(recorded: "SessionBase") -> list[str]:
+def modules_seen(facts: Facts) -> list[str]:
     """Erlang names of the modules the recording ran: the GenServers it
     recorded (their initial calls) and the modules it call-traced."""
-    events = recorded.events
+    events = facts.events
     acting = set(events.loc[events["kind"].isin(["state", "exit"]), "pid"].dropna())
-    tree = recorded.recorded_tree()
+    tree = facts.recorded_tree()
     calls = tree.loc[tree["pid"].isin(acting), "initial_call"].dropna().tolist()
     calls += events.loc[events["kind"] == "call", "mfa"].dropna().unique().tolist()
     out = []
@@ -116,39 +118,40 @@ def modules_seen(recorded: "SessionBase") -> list[str]:
 
 # -- what is lined up -------------------------------------------------------------
 
-def _findings(recorded: "SessionBase") -> dict[str, int]:
-    found = recorded.findings()
+def _findings(facts: Facts) -> dict[str, int]:
+    found = findings_table(facts)
     return {f"{kind} ({name or pid})": int(count) for kind, name, pid, count in zip(
         found["kind"], found["name"], found["pid"], found["count"])
         if kind != "trace_gap"}
 
 
-def _causes(recorded: "SessionBase") -> dict[str, int]:
+def _causes(facts: Facts) -> dict[str, int]:
     out: dict[str, int] = {}
-    for cause in find_causes(recorded):
+    for cause in find_causes(facts):
         key = f"{cause.kind} ({', '.join(p for p in cause.processes if not p.startswith('<'))})"
         out[key] = out.get(key, 0) + 1
     return out
 
 
-def _flows(recorded: "SessionBase") -> dict[str, int]:
-    messages = recorded.messages()
+def _flows(facts: Facts) -> dict[str, int]:
+    messages = facts.messages()
     named = messages[messages["sender_name"].notna() & messages["receiver_name"].notna()]
     keys = [f"{s} -> {r} {message_shape(t)}" for s, r, t in zip(
         named["sender_name"], named["receiver_name"], named["term"])]
     return pd.Series(keys, dtype=object).value_counts().to_dict() if keys else {}
 
 
-def _transitions(recorded: "SessionBase") -> dict[str, int]:
-    states = recorded.states()
+def _transitions(facts: Facts) -> dict[str, int]:
+    # shapes read off the payloads: decoding every state would cost seconds
+    states = facts.cached("state headings", lambda: joins.state_headings(facts.store))
     named = states[states["name"].notna()]
-    keys = [f"{n} {c} of {message_shape(m)}" for n, c, m in zip(
-        named["name"], named["callback"], named["message"])]
+    keys = [f"{n} {c} of {shape}" for n, c, shape in zip(
+        named["name"], named["callback"], named["shape"])]
     return pd.Series(keys, dtype=object).value_counts().to_dict() if keys else {}
 
 
-def _seconds(recorded: "SessionBase") -> float:
-    return max(observed_seconds(recorded.store), 1e-3)
+def _seconds(facts: Facts) -> float:
+    return max(observed_seconds(facts.store), 1e-3)
 
 
 def _counted(aspect: str, old: dict, new: dict, significant_if_new: bool = False,
@@ -175,9 +178,9 @@ def _commit(commit) -> str:
     return str(commit)[:10] if isinstance(commit, str) else "not in a git checkout"
 
 
-def _modules(before: "SessionBase", after: "SessionBase") -> pd.DataFrame:
-    a = before.versions().set_index("module") if len(before.versions()) else None
-    b = after.versions().set_index("module") if len(after.versions()) else None
+def _modules(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    a = before.set_index("module") if len(before) else None
+    b = after.set_index("module") if len(after) else None
     names = sorted(set(a.index if a is not None else []) | set(b.index if b is not None else []))
     rows = []
     for name in names:

@@ -4,24 +4,30 @@
     e.text      # a short paragraph: what happened, why, what to do
     e.causes    # rank, kind, confidence, summary, evidence, processes
 
-Deterministic: no model, the same recording gives the same text. Process
-names and module aliases in the question (or ``proc``) put the causes that
-involve them first; an assistant reaches the same engine through MCP.
+Deterministic: no model, the same recording gives the same text. The
+question is read for the processes it names (or ``proc``), the symptom it
+asks about (lost, slow, crashed, growing, gone, wrong, stuck) and a clock
+time in it (``analysis/question.py``); the causes that answer those come
+first, and a process the question names that no cause involves is said to
+look healthy, with the recording's evidence for it. An assistant reaches
+the same engine through MCP.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from .causes import Cause, find_causes
-from .findings import MAILBOX_GROWTH
+from ..store.otp import normal_exit
+from .causes import find_causes
+from .detector_kit import MAILBOX_GROWTH, Cause
+from .findings import findings_table
+from .question import Question, read_question, relevance
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["Explanation", "explain", "CAUSE_COLUMNS"]
 
@@ -59,24 +65,25 @@ class Explanation:
                f"<ol>{rows}</ol></div>"
 
 
-def explain(recorded: "SessionBase", question: str | None = None, *,
+def explain(facts: Facts, question: str | None = None, *,
             proc: Any = None) -> Explanation:
-    causes = find_causes(recorded)
-    causes += _standing_findings(recorded, causes)
-    focus = _focus(recorded, question, proc)
-    # Causes about what the question names first, then the likelier, then the earlier.
-    causes.sort(key=lambda c: (not _touches(c, focus), -c.confidence,
-                               c.evidence[0] if c.evidence else 0))
+    causes = find_causes(facts)
+    causes += _standing_findings(facts, causes)
+    q = read_question(facts, question, proc)
+    # What the question asks about first (its processes, its symptom, its
+    # moment), then the likelier, then the earlier.
+    ranked = sorted(causes, key=lambda c: (tuple(-x for x in relevance(c, q, facts)),
+                                           -c.confidence, c.evidence[0] if c.evidence else 0))
     table = pd.DataFrame([(i + 1, c.kind, c.confidence, c.summary, c.evidence, c.processes)
-                          for i, c in enumerate(causes)], columns=CAUSE_COLUMNS)
-    return Explanation(_paragraph(recorded, causes, focus), table, question)
+                          for i, c in enumerate(ranked)], columns=CAUSE_COLUMNS)
+    return Explanation(_answer(facts, ranked, q), table, question)
 
 
-def _standing_findings(recorded: "SessionBase", causes: list[Cause]) -> list[Cause]:
+def _standing_findings(facts: Facts, causes: list[Cause]) -> list[Cause]:
     """Warning and error findings that no cause accounts for (by evidence or
     process), each a cause of its own: the answer never says nothing is wrong
     while findings say otherwise."""
-    findings = recorded.findings()
+    findings = findings_table(facts)
     findings = findings[findings["severity"].isin(["warning", "error"])]
     seen = {s for c in causes for s in c.evidence}
     who = {p for c in causes for p in c.processes}
@@ -85,34 +92,70 @@ def _standing_findings(recorded: "SessionBase", causes: list[Cause]) -> list[Cau
         name = f.name if isinstance(f.name, str) else f.pid
         if f.first_seq in seen or set(f.evidence) & seen or (name and name in who):
             continue
-        text = f.summary[:1].upper() + f.summary[1:]
+        # "the agent dropped..." reads as a sentence; a name (bug_x, Demo.Sink) keeps its case
+        text = f.summary[:1].upper() + f.summary[1:] if re.match(r"[a-z]+ ", f.summary) \
+            else f.summary
         out.append(Cause(f.kind, 0.5 if f.severity == "error" else 0.4,
                          text if text.endswith(".") else text + ".", list(f.evidence)[:50],
                          [name] if name else []))
     return out
 
 
-def _focus(recorded: "SessionBase", question: str | None, proc: Any) -> set[str]:
-    """The recorded process names the question (or ``proc``) mentions, by
-    full name or by its last segment (``WorkerB`` for ``Demo.WorkerB``)."""
-    names = {n for n in recorded.events["name"].dropna().unique() if isinstance(n, str)}
-    wanted = set()
-    words = set(re.findall(r"[A-Za-z_][\w.]*", question or ""))
-    if proc is not None:
-        words.add(str(proc))
-    for name in names:
-        if name in words or name.rsplit(".", 1)[-1] in words:
-            wanted.add(name)
-    return wanted
+def _answer(facts: Facts, causes: list[Cause], q: Question) -> str:
+    """The paragraph; first, for each process the question names that no cause
+    involves, what the recording shows of it, and for one that a cause
+    involves but not with the symptom asked about, that no sign of it shows."""
+    involved = {p for c in causes for p in c.processes}
+    said = []
+    for name in sorted(q.processes):
+        evidence = _evidence_of(facts, name)
+        if evidence is None:
+            continue
+        if name not in involved:
+            said.append(f"{name} looks healthy in this recording: {evidence}.")
+        elif q.symptoms and not any(relevance(c, q, facts)[:2] == (1, 1) for c in causes):
+            asked = " or ".join(SYMPTOM_WORDS[s] for s in sorted(q.symptoms))
+            said.append(f"Nothing in the recording shows {name} {asked}: {evidence}.")
+    text = _paragraph(facts, causes)
+    if said and causes:
+        return " ".join(said) + " What the recording does show: " + text
+    return " ".join([text] + said)      # nothing wrong: said first, then of each process
 
 
-def _touches(cause: Cause, focus: set[str]) -> bool:
-    return bool(focus) and any(p in focus for p in cause.processes)
+SYMPTOM_WORDS = {"lost": "losing messages", "slow": "slow", "crashed": "crashing",
+                 "growing": "growing", "gone": "gone", "wrong": "computing a wrong value",
+                 "stuck": "stuck"}
 
 
-def _paragraph(recorded: "SessionBase", causes: list[Cause], focus: set[str]) -> str:
+def _evidence_of(facts: Facts, name: str) -> str | None:
+    """What the recording shows of process ``name``: messages, callbacks, its
+    mailbox by the node's own samples, whether it crashed; None when the
+    recording never saw it, or it crashed (a crash is never healthy)."""
+    try:
+        ids = facts.pids(name)
+    except Exception:       # a name the recording never saw: nothing to say of it
+        return None
+    frame = facts.store.frame()
+    mine = frame[frame["_pid"].isin(ids)]
+    if any(not normal_exit(t) for t in mine.loc[mine["kind"] == "exit", "term"]):
+        return None
+    kinds = mine["kind"].value_counts()
+    handled = int(kinds.get("state", 0))
+    parts = [f"it received {int(kinds.get('receive', 0)):,} message(s)"]
+    if handled:
+        slowest = mine.loc[mine["kind"] == "state", "_duration_ns"].max()
+        parts.append(f"handled {handled:,} callback(s), the slowest in {slowest / 1e6:.1f} ms")
+    levels = [proc.sampled()[1] for proc in facts.history().processes() if proc.gid in ids]
+    levels = [v for v in levels if len(v)]
+    if levels:
+        parts.append(f"its mailbox peaked at {max(int(v.max()) for v in levels)} "
+                     "(the node's own count)")
+    return ", ".join(parts) + ", and it did not crash"
+
+
+def _paragraph(facts: Facts, causes: list[Cause]) -> str:
     if not causes:
-        return _all_well(recorded)
+        return _all_well(facts)
     lead = causes[0]
     text = lead.summary
     linked = [c for c in causes[1:] if c.kind != lead.kind and set(c.processes) & set(
@@ -129,9 +172,9 @@ def _paragraph(recorded: "SessionBase", causes: list[Cause], focus: set[str]) ->
     return text
 
 
-def _all_well(recorded: "SessionBase") -> str:
+def _all_well(facts: Facts) -> str:
     # Counted from the headers: a healthy recording needs no message join.
-    events = recorded.store.frame()
+    events = facts.store.frame()
     kinds = events["kind"].value_counts()
     durations = events.loc[events["kind"] == "state", "_duration_ns"]
     slowest = (f"; the slowest callback took {durations.max() / 1e6:.1f} ms"

@@ -19,7 +19,6 @@ only added.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,16 +32,15 @@ from ..store.schema import KIND_CODES
 from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag_bytes, is_call_timeout,
                          normal_exit, reply_tag_bytes, unmatched_callback)
 
-from .unread import crash_messages, died_unread
+from .detector_kit import MAILBOX_GROWTH
+from .unread import died_unread
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
-__all__ = ["Finding", "FINDING_COLUMNS", "detect", "crash_messages"]   # crash_messages: see unread
+__all__ = ["Finding", "FINDING_COLUMNS", "detect", "findings_table", "findings_frame"]
 
 SLOW_HANDLER_MS = 100.0
 _MAILBOX = KIND_CODES["mailbox"]
-MAILBOX_GROWTH = 50
 FINDING_COLUMNS = ["kind", "severity", "pid", "name", "summary", "first_seq", "evidence"]
 
 
@@ -65,8 +63,8 @@ class Finding:
                 list(self.evidence))
 
 
-def detect(recorded: "SessionBase") -> list[Finding]:
-    events = recorded.events
+def detect(facts: Facts) -> list[Finding]:
+    events = facts.events
     out: list[Finding] = []
     exits = events[events["kind"] == "exit"]
     for row in exits.itertuples(index=False):
@@ -74,34 +72,31 @@ def detect(recorded: "SessionBase") -> list[Finding]:
             continue
         who = known_as(row.name, row.pid)
         out.append(Finding("crash", "error", row.pid, row.name,
-                           f"{who} crashed: {_reason_text(row.term, row.text, recorded.syntax)}",
+                           f"{who} crashed: {_reason_text(row.term, row.text, facts.syntax)}",
                            int(row.seq), [int(row.seq)]))
-    registers = events[events["kind"] == "register"]
-    dead_names = {}
-    for row in exits.itertuples(index=False):
-        if row.name:
-            dead_names.setdefault(row.name, []).append((int(row.seq), row.pid))
     successor: dict[str, tuple[int, str]] = {}  # dead pid -> (seq, pid that took its name)
     ended = {row.pid: row.term for row in exits.itertuples(index=False)}
-    for row in registers.itertuples(index=False):
-        earlier = [(s, p) for s, p in dead_names.get(row.peer, []) if s < row.seq and p != row.pid]
-        if earlier:
-            seq, old_pid = earlier[-1]
-            successor.setdefault(old_pid, (int(row.seq), row.pid))
-            # a process that ended normally and was started again (a connection
-            # recycled, a child restarted on purpose) is no warning
-            calm = normal_exit(ended.get(old_pid))
-            out.append(Finding("restart", "info" if calm else "warning", row.pid, row.peer,
-                               f"{row.peer} was restarted as {row.pid} after {old_pid} "
-                               + ("ended normally" if calm else "died"),
-                               int(row.seq), [seq, int(row.seq)]))
-    out += _lost_messages(recorded, successor, ended)
-    out += _unhandled_messages(events, exits, recorded.store.syntax)
-    out += _timeouts(exits, recorded.store.syntax)
-    out += _deadlocks(recorded.store)
-    out += _mailbox_growth(recorded)
-    out += _slow_handlers(recorded)
-    out += _monitor_findings(recorded)
+    died_at = {row.pid: int(row.seq) for row in exits.itertuples(index=False)}
+    store = facts.store
+    for seq, new, name, old in store.names().successions():
+        old_pid, new_pid = store.id_text(old), store.id_text(new)
+        if old_pid not in ended:      # let go of the name and lived on: no restart
+            continue
+        successor.setdefault(old_pid, (seq, new_pid))
+        # a process that ended normally and was started again (a connection
+        # recycled, a child restarted on purpose) is no warning
+        calm = normal_exit(ended[old_pid])
+        out.append(Finding("restart", "info" if calm else "warning", new_pid, name,
+                           f"{name} was restarted as {new_pid} after {old_pid} "
+                           + ("ended normally" if calm else "died"),
+                           seq, [died_at[old_pid], seq]))
+    out += _lost_messages(facts, successor, ended)
+    out += _unhandled_messages(events, exits, facts.store.syntax)
+    out += _timeouts(exits, facts.store.syntax)
+    out += _deadlocks(facts.store)
+    out += _mailbox_growth(facts)
+    out += _slow_handlers(facts)
+    out += _monitor_findings(facts)
     gaps = events[events["kind"] == "dropped"]
     if len(gaps):
         total = int(gaps["term"].sum())
@@ -111,20 +106,20 @@ def detect(recorded: "SessionBase") -> list[Finding]:
     return out
 
 
-def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]],
+def _lost_messages(facts: Facts, successor: dict[str, tuple[int, str]],
                    ended: dict) -> list[Finding]:
     """Sent to a dead pid, or delivered and still unread when the receiver died.
 
     One or two messages that reach a process after it ended normally, with
     no successor under its name, are a late notification (a stream's
     ``{:stop, ref}``, a reply to a caller that moved on): said, at ``info``."""
-    if not joins.may_have_lost(recorded.store):
+    if not joins.may_have_lost(facts.store):
         return []   # decided from the headers: no need to join every message
     out = []
-    messages = joins.lost_candidates(recorded.store)
+    messages = joins.lost_candidates(facts.store)
     lost = messages[messages["status"] == "lost"].copy()
     # Delivered but never handled: still in the mailbox when the receiver died.
-    unread = died_unread(recorded)
+    unread = died_unread(facts)
     if unread:
         lost = pd.concat([lost, messages[messages["receive_seq"].isin(unread)]])
     # A message from an untraced sender has a receive but no send: it counts from its arrival.
@@ -162,6 +157,19 @@ def _lost_messages(recorded: "SessionBase", successor: dict[str, tuple[int, str]
         out.append(Finding("lost_message", severity, receiver, name, summary,
                            int(first["_seq"]), [int(s) for s in group["_seq"]]))
     return out
+
+
+def findings_table(facts: Facts, grouped: bool = True) -> pd.DataFrame:
+    """What the recording shows wrong, and what broke the user's expectations
+    (``facts.expectation_findings``), each once: see ``findings_frame``."""
+    detected = facts.cached("findings", lambda: detect(facts))
+    seen, unique = set(), []
+    for f in detected + facts.expectation_findings:
+        key = (f.kind, f.first_seq, f.summary)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return findings_frame(unique, grouped)
 
 
 def findings_frame(findings: list[Finding], grouped: bool = True) -> pd.DataFrame:
@@ -254,13 +262,13 @@ def _unhandled_messages(events: pd.DataFrame, exits: pd.DataFrame, syntax: str) 
     return out
 
 
-def _slow_handlers(recorded: "SessionBase") -> list[Finding]:
+def _slow_handlers(facts: Facts) -> list[Finding]:
     # Found by the durations in the headers; only the slow ones are decoded.
-    events = recorded.store.frame()
+    events = facts.store.frame()
     slow = events[(events["kind"] == "state") & (events["_duration_ns"] > SLOW_HANDLER_MS * 1e6)]
     if slow.empty:
         return []
-    states = joins.states(recorded.store, {int(p) for p in slow["_pid"].unique()})
+    states = joins.states(facts.store, {int(p) for p in slow["_pid"].unique()})
     slow = states[states["duration_us"] > SLOW_HANDLER_MS * 1000]
     out = []
     for row in slow.itertuples(index=False):
@@ -278,8 +286,8 @@ _MONITOR_TEXT = {
 }
 
 
-def _monitor_findings(recorded: "SessionBase") -> list[Finding]:
-    frame = recorded.store.frame()
+def _monitor_findings(facts: Facts) -> list[Finding]:
+    frame = facts.store.frame()
     out = []
     for kind, (severity, column, scale, template) in _MONITOR_TEXT.items():
         rows = frame[frame["kind"] == kind]
@@ -348,12 +356,12 @@ def _deadlocks(store) -> list[Finding]:
     return out
 
 
-def _mailbox_growth(recorded: "SessionBase") -> list[Finding]:
+def _mailbox_growth(facts: Facts) -> list[Finding]:
     """Mailboxes that piled up, by the node's own sampled queue lengths only
     (queued-before-the-trace messages included): a count estimated between
     samples drifts wherever messages leave a queue unseen, so it never
     raises a finding. Read off the raw columns: no time travel is built."""
-    store = recorded.store
+    store = facts.store
     raw, names = store.raw(), store.names()
     rows = np.flatnonzero(raw.kind == _MAILBOX)
     out: list[Finding] = []

@@ -2,7 +2,7 @@
 callback and never gives them back (a cache with no eviction, a log kept in
 the state, a map of finished requests).
 
-    state_growth(recorded)   # [Cause("state_growth", ...)]
+    state_growth(facts)   # [Cause("state_growth", ...)]
     state_entries(term)      # map keys and list/tuple elements, nested
 
 Two kinds of evidence, each read only for the processes that may grow:
@@ -15,39 +15,28 @@ cost it nothing to take. A series that gave back a fifth of what it gained
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..render.elixir import render
 from ..store import joins
 from ..store.otp import STATE_LARGE, map_sizes, state_recorded
-from .cause import Cause
+from .detector_kit import Cause, state_entries
 from .diff import transition_changes
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["state_growth", "state_entries"]
 
 _MAP_MARK = b"$microscope_map"   # in a state event's payload: a big map's sizes
 
 
-def state_entries(term: Any) -> int:
-    """Map keys and list or tuple elements in a term, nested (the first 1000 of each)."""
-    if isinstance(term, dict):
-        return len(term) + sum(state_entries(v) for v in list(term.values())[:1000])
-    if isinstance(term, (list, tuple)):
-        return len(term) + sum(state_entries(v) for v in term[:1000])
-    return 0
-
-
-def state_growth(recorded: "SessionBase") -> list[Cause]:
-    growing = _maybe_growing(recorded)
+def state_growth(facts: Facts) -> list[Cause]:
+    growing = _maybe_growing(facts)
     if not growing:
         return []
-    states = joins.states(recorded.store, growing)
-    events = recorded.store.frame()
+    states = joins.states(facts.store, growing)
+    events = facts.store.frame()
     out = []
     for pid, group in states.groupby("pid", sort=True):
         name = next((n for n in group["name"] if isinstance(n, str)), None) or pid
@@ -131,13 +120,13 @@ def _path(steps: tuple) -> str:
     return ""
 
 
-def _maybe_growing(recorded: "SessionBase") -> set[int]:
+def _maybe_growing(facts: Facts) -> set[int]:
     """Pid ids whose state events keep getting longer (a state that grows makes
     its events grow), or whose last one carries a big map's sizes: only those
     are decoded to look closer."""
-    events = recorded.store.frame()
+    events = facts.store.frame()
     rows = events[events["kind"] == "state"]
-    raw = recorded.store.raw()
+    raw = facts.store.raw()
     out = set()
     for pid, seqs in rows.groupby("_pid", sort=True)["seq"]:
         if len(seqs) < 20:

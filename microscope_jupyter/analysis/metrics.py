@@ -19,17 +19,17 @@ reused by the ones after it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..beam.terms import Atom
-from .backlog import message_shape
+from .detector_kit import message_shape
 from .causes import find_causes
+from .facts import Facts
+from .findings import findings_table
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["metrics", "Dashboard", "METRIC_COLUMNS"]
 
@@ -37,13 +37,13 @@ METRIC_COLUMNS = ["ts", "seq", "pid", "name", "metric", "value", "detail"]
 _WINDOW = "100ms"
 
 
-def metrics(recorded: "SessionBase") -> pd.DataFrame:
-    events = recorded.store.frame()
+def metrics(facts: Facts) -> pd.DataFrame:
+    events = facts.store.frame()
     parts = []
     mailbox = events[events["kind"] == "mailbox"]
     parts.append(_rows(mailbox, "mailbox_len", mailbox["_count"].astype(float), None))
     parts += _vitals(events[events["kind"] == "vitals"])
-    states = recorded.states()
+    states = facts.states()
     if len(states):
         parts.append(pd.DataFrame({
             "ts": states["ts"], "seq": states["seq"], "pid": states["pid"],
@@ -124,11 +124,11 @@ class Dashboard:
                                "</script>", 1))
 
 
-def dashboard(recorded: "SessionBase", procs: list[str] | None = None) -> Dashboard:
+def dashboard(facts: Facts, procs: list[str] | None = None) -> Dashboard:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    table = metrics(recorded)
+    table = metrics(facts)
     who = table["name"].where(table["name"].notna(), table["pid"])
     if procs is not None:
         table = table[who.isin([str(p) for p in procs]) | table["pid"].isin(
@@ -153,13 +153,13 @@ def dashboard(recorded: "SessionBase", procs: list[str] | None = None) -> Dashbo
     for name, rows in table[table["metric"] == "memory_bytes"].groupby(who, sort=True):
         figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"] / 1024, mode="lines",
                                     line_shape="hv", name=f"{name} memory"), row=4, col=1)
-    events = recorded.store.frame()
-    for finding in recorded.findings().itertuples(index=False):
+    events = facts.store.frame()
+    for finding in findings_table(facts).itertuples(index=False):
         if finding.severity in ("error", "warning") and 0 <= finding.first_seq < len(events):
             figure.add_vline(x=events["ts"].iloc[finding.first_seq], line_dash="dot",
                              line_color="#c0392b", opacity=0.5)
     # Each cause (s.explain's chains) where its evidence begins, named on the line.
-    for cause in find_causes(recorded):
+    for cause in find_causes(facts):
         first = min((s for s in cause.evidence if 0 <= s < len(events)), default=None)
         if first is not None:
             figure.add_vline(x=events["ts"].iloc[first], line_color="#8e44ad", opacity=0.7,

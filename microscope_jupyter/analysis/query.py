@@ -13,7 +13,7 @@ a name covers every pid that held it (restarts included).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,8 @@ from ..errors import QueryError
 from ..render.elixir import render
 from .diff import render_diff, transition_changes
 from .pattern import compile_pattern, match_message
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["Query"]
 
@@ -34,17 +33,17 @@ TRACE_COLUMNS = ["step", "depth", "what", "seq", "ts", "pid", "name", "text"]
 
 
 class Query:
-    def __init__(self, recorded: "SessionBase"):
-        self._r = recorded
+    def __init__(self, facts: Facts):
+        self._facts = facts
 
     def _pids(self, proc: Any) -> set[str]:
-        ids = self._r.pids(proc)
-        return {self._r.store.id_text(i) for i in ids}
+        ids = self._facts.pids(proc)
+        return {self._facts.store.id_text(i) for i in ids}
 
     def message_flow(self, a: Any, b: Any) -> pd.DataFrame:
         """Messages between ``a`` and ``b``, both directions, in send order."""
         pa, pb = self._pids(a), self._pids(b)
-        m = self._r.messages()
+        m = self._facts.messages()
         mask = ((m["sender"].isin(pa) & m["receiver"].isin(pb))
                 | (m["sender"].isin(pb) & m["receiver"].isin(pa)))
         flow = m[mask].copy()
@@ -74,9 +73,9 @@ class Query:
 
     def state_timeline(self, proc: Any) -> pd.DataFrame:
         """Each state transition of ``proc`` with what changed, as readable text."""
-        states = self._r.states(proc).copy()
-        syntax = self._r.store.syntax
-        transitions = self._r.store.frame().set_index("seq").loc[states["seq"], "term"]
+        states = self._facts.states(proc).copy()
+        syntax = self._facts.store.syntax
+        transitions = self._facts.store.frame().set_index("seq").loc[states["seq"], "term"]
         states["changes"] = [render_diff(transition_changes(t), syntax, "; ") for t in transitions]
         states["message_text"] = [render(m, syntax, 120) for m in states["message"]]
         return states
@@ -84,17 +83,17 @@ class Query:
     def execution_path(self, proc: Any) -> pd.DataFrame:
         """Traced calls of ``proc``, nested by their returns (``indented`` shows the tree)."""
         pids = self._pids(proc)
-        calls = self._r.calls()
+        calls = self._facts.calls()
         path = calls[calls["pid"].isin(pids)].copy()
         path["indented"] = ["  " * int(d) + str(m) for d, m in zip(path["depth"], path["mfa"])]
         return path.reset_index(drop=True)
 
     def events_around(self, t: Any, window_ms: float = 100.0) -> pd.DataFrame:
         """Events within ``window_ms`` either side of ``t`` (a seq, timestamp or event)."""
-        events = self._r.events
+        events = self._facts.events
         if events.empty:
             return events
-        seq = self._r.time_travel().seq_of(t)
+        seq = self._facts.history().seq_of(t)
         center = events.loc[events["seq"] == seq, "ts"].iloc[0]
         window = pd.Timedelta(milliseconds=window_ms)
         return events[(events["ts"] >= center - window) & (events["ts"] <= center + window)]
@@ -111,7 +110,7 @@ class Query:
         message was sent: ``"call"``, ``"cast"`` or ``"send"``.
         """
         matches = compile_pattern(pattern)
-        messages = self._r.messages()
+        messages = self._facts.messages()
         sent = messages[messages["send_seq"].notna()]
         hits = [(i, how) for i, term in zip(sent.index, sent["term"])
                 for how in [match_message(matches, term)] if how]
@@ -129,7 +128,7 @@ class Query:
         return frame
 
     def _follow(self, msg: pd.Series, depth: int, max_depth: int, rows: list, seen: set) -> None:
-        syntax = self._r.store.syntax
+        syntax = self._facts.store.syntax
         key = int(msg["send_seq"])
         if key in seen:
             return
@@ -146,10 +145,10 @@ class Query:
         recv_seq = int(msg["receive_seq"])
         rows.append((depth, "receive", recv_seq, msg["received_at"], msg["receiver"],
                      msg["receiver_name"], f"received after {msg['latency_us']:.0f} us"))
-        tt = self._r.time_travel()
+        tt = self._facts.history()
         state_seq = int(tt.handled_seqs()[recv_seq])
         if state_seq < 0:
-            events = self._r.events
+            events = self._facts.events
             exits = events[(events["kind"] == "exit") & (events["pid"] == msg["receiver"])
                            & (events["seq"] > recv_seq)]
             if len(exits):
@@ -157,7 +156,7 @@ class Query:
                 rows.append((depth, "crash", int(row["seq"]), row["ts"], row["pid"], row["name"],
                              f"the process exited before handling it: {row['text']}"))
             return
-        state = self._r.store.frame().set_index("seq").loc[state_seq]
+        state = self._facts.store.frame().set_index("seq").loc[state_seq]
         term = state["term"]
         rows.append((depth, "handled", state_seq, state["ts"], state["pid"], state["name"],
                      f"{term['callback']}({render(term['message'], syntax, 80)})"))
@@ -165,7 +164,7 @@ class Query:
                      render_diff(transition_changes(term), syntax)))
         if depth >= max_depth:
             return
-        messages = self._r.messages()
+        messages = self._facts.messages()
         duration_ns = int(state["_duration_ns"])
         start = state["ts"] - pd.Timedelta(nanoseconds=duration_ns)
         caused = messages[(messages["sender"] == state["pid"]) & messages["send_seq"].notna()

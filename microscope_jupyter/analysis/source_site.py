@@ -1,7 +1,7 @@
 """Where in the source an event happened, and what in a module ran.
 
-    site_of_event(recorded, seq)   # Site(module, function, arity, line, what)
-    executed(recorded, module)     # {"handle_info/2": (calls, total µs)}
+    site_of_event(facts, seq)   # Site(module, function, arity, line, what)
+    executed(facts, module)     # {"handle_info/2": (calls, total µs)}
 
 A crash points at the top frame of its stacktrace (file and line from the
 BEAM); a traced call at its function; a GenServer transition at its
@@ -20,6 +20,7 @@ import pandas as pd
 from ..beam.terms import Atom
 from ..render.names import format_module
 from ..store.otp import crash_site
+from .facts import Facts
 
 __all__ = ["Site", "site_of_event", "site_of_finding", "executed", "line_snapshots"]
 
@@ -40,8 +41,8 @@ class Site:
         return f"{self.function}/{self.arity}" if self.function and self.arity is not None else None
 
 
-def site_of_event(recorded: Any, seq: int, modules: dict[str, str] | None = None) -> Site:
-    events = recorded.store.frame()
+def site_of_event(facts: Facts, seq: int, modules: dict[str, str] | None = None) -> Site:
+    events = facts.store.frame()
     if not 0 <= seq < len(events):
         return Site(None, what=f"no event {seq}")
     row = events.iloc[seq]
@@ -59,53 +60,53 @@ def site_of_event(recorded: Any, seq: int, modules: dict[str, str] | None = None
     if isinstance(mfa, str) and "/" in mfa:
         module, function, arity = _split_mfa(mfa)
         if kind == "line":   # inspect_line: aux is the line it was called at
-            line = int(recorded.store.raw().aux[seq])
+            line = int(facts.store.raw().aux[seq])
             return Site(module, function, arity, line, f"inspect_line at line {line}")
         return Site(module, function, arity, None, f"{kind} of {mfa}")
-    module = (modules if modules is not None else _modules(recorded)).get(row["pid"])
+    module = (modules if modules is not None else _modules(facts)).get(row["pid"])
     if kind == "state":
-        callback = _callback_name(recorded, seq)
+        callback = _callback_name(facts, seq)
         if callback:
             return Site(module, callback, CALLBACK_ARITY.get(callback), None, f"the {callback} callback")
     return Site(module, what=f"{kind} in {module or 'an unknown module'}")
 
 
-def site_of_finding(recorded: Any, finding: Any) -> Site:
+def site_of_finding(facts: Facts, finding: Any) -> Site:
     """A finding's site: its first evidence that names a place (a crash, a call,
     a callback), else its first event."""
     evidence = list(finding["evidence"]) if "evidence" in finding else []
-    modules = _modules(recorded)
+    modules = _modules(facts)
     for seq in evidence or [int(finding["first_seq"])]:
-        site = site_of_event(recorded, int(seq), modules)
+        site = site_of_event(facts, int(seq), modules)
         if site.function:
             return site
-    return site_of_event(recorded, int(evidence[0] if evidence else finding["first_seq"]), modules)
+    return site_of_event(facts, int(evidence[0] if evidence else finding["first_seq"]), modules)
 
 
-def executed(recorded: Any, module: str) -> dict[str, tuple[int, float]]:
+def executed(facts: Facts, module: str) -> dict[str, tuple[int, float]]:
     """Per "function/arity" of ``module``: how many times it ran in the recording
     and for how long in total (µs), from traced calls and GenServer callbacks."""
     out: dict[str, list[float]] = {}
-    calls = recorded.calls()
+    calls = facts.calls()
     if len(calls):
         for mfa, duration in zip(calls["mfa"], calls["duration_us"]):
             if isinstance(mfa, str) and "/" in mfa:
                 mod, fun, arity = _split_mfa(mfa)
                 if mod == module:
                     _add(out, f"{fun}/{arity}", duration)
-    states = recorded.states()
+    states = facts.states()
     if len(states):
-        modules = _modules(recorded)
+        modules = _modules(facts)
         for pid, callback, duration in zip(states["pid"], states["callback"], states["duration_us"]):
             if modules.get(pid) == module and str(callback) in CALLBACK_ARITY:
                 _add(out, f"{callback}/{CALLBACK_ARITY[str(callback)]}", duration)
     return {k: (int(v[0]), float(v[1])) for k, v in out.items()}
 
 
-def line_snapshots(recorded: Any, module: str) -> dict[str, str]:
+def line_snapshots(facts: Facts, module: str) -> dict[str, str]:
     """Per source line of ``module`` that called ``inspect_line``: how many times,
     and the newest binding as text (``"3× · n = 7, state = %{count: 2}"``)."""
-    lines = recorded.lines()
+    lines = facts.lines()
     out: dict[str, list] = {}
     for mfa, line, text in zip(lines["mfa"], lines["line"], lines["text"]):
         if isinstance(mfa, str) and "/" in mfa and _split_mfa(mfa)[0] == module:
@@ -128,12 +129,12 @@ def _split_mfa(mfa: str) -> tuple[str, str, int]:
     return module, function, int(arity)
 
 
-def _modules(recorded: Any) -> dict[str, str]:
+def _modules(facts: Facts) -> dict[str, str]:
     """The module each process runs (the one whose init it was started with):
     from the tree at the start, else how the recording saw it spawned. One
     pass for every process (the recorded tree is a pass over the events)."""
-    tree = recorded.recorded_tree()
-    events = recorded.events
+    tree = facts.recorded_tree()
+    events = facts.events
     spawned = events[events["kind"] == "spawn"]
     initial = dict(zip(spawned["peer"], spawned["mfa"]))
     initial.update((p, c) for p, c in zip(tree["pid"], tree["initial_call"])
@@ -142,8 +143,8 @@ def _modules(recorded: Any) -> dict[str, str]:
             if isinstance(p, str) and isinstance(c, str) and "/" in c}
 
 
-def _callback_name(recorded: Any, seq: int) -> str | None:
-    states = recorded.states()
+def _callback_name(facts: Facts, seq: int) -> str | None:
+    states = facts.states()
     match = states[states["seq"] == seq]
     return str(match["callback"].iloc[0]) if len(match) else None
 

@@ -1,8 +1,8 @@
 """Messages a process never handled before it exited, and the one it was
 handling when it crashed: what ``lost_message`` and the crash causes read.
 
-    died_unread(recorded)      # receive seqs still queued, unread, at an exit
-    crash_messages(recorded)   # pid -> the receive seq its raising callback took
+    died_unread(facts)      # receive seqs still queued, unread, at an exit
+    crash_messages(facts)   # pid -> the receive seq its raising callback took
 
 A message is unread at an exit when no callback took it, and nothing else
 shows it left the queue; see ``unread_at_exit`` for what does.
@@ -10,25 +10,23 @@ shows it left the queue; see ``unread_at_exit`` for what does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from ..beam.terms import Atom
 from ..store.otp import crash_site, message_kind, normal_exit
+from .facts import Facts
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
 
 __all__ = ["died_unread", "unread_at_exit", "crash_messages"]
 
 
-def died_unread(recorded: "SessionBase") -> set[int]:
+def died_unread(facts: Facts) -> set[int]:
     """Receive seqs still queued when their receiver exited: not taken by a
     callback, not the one in hand at a crash, and within what the node's
     last sample of the queue says was there (a sample of L queued messages
     after they arrived leaves at most the L newest of them queued)."""
-    fatal = set(crash_messages(recorded).values())
+    fatal = set(crash_messages(facts).values())
     out: set[int] = set()
-    for proc, unread in unread_at_exit(recorded):
+    for proc, unread in unread_at_exit(facts):
         unread = [r for r in unread if r not in fatal]
         seqs, level = proc.sampled(None, proc.exit_seq)
         if len(seqs) and unread:
@@ -39,7 +37,7 @@ def died_unread(recorded: "SessionBase") -> set[int]:
     return out
 
 
-def unread_at_exit(recorded: "SessionBase"):
+def unread_at_exit(facts: Facts):
     """(process history, receive seqs no callback took before it exited).
 
     What left the queue where no callback shows it (a ``DOWN`` flushed by
@@ -48,8 +46,8 @@ def unread_at_exit(recorded: "SessionBase"):
     reason it exited with (it was acted on), the message it chose to end on (a
     normal exit: a GenServer's oldest unfinished, a plain process's last), and
     whatever the node's own samples say was gone (see ``died_unread``)."""
-    events = recorded.events
-    for proc in recorded.time_travel().processes():
+    events = facts.events
+    for proc in facts.history().processes():
         if proc.exit_seq is None or not len(proc.recv_seqs):
             continue
         unread = [int(r) for r, h in zip(proc.recv_seqs, proc.handled_seqs)
@@ -78,16 +76,16 @@ def _is_tagged(message, tag: str, arity: int) -> bool:
             and message[0] == Atom(tag))
 
 
-def crash_messages(recorded: "SessionBase") -> dict[str, int]:
+def crash_messages(facts: Facts) -> dict[str, int]:
     """pid -> receive seq of the message a callback was handling when it raised.
 
     A GenServer takes its messages in order, and a callback that raises
     leaves no state event: of the messages it never finished, the oldest of
     the kind the raising callback takes (a call, a cast, an info) is the one
     it was handling. That message was handled, fatally, not lost unread."""
-    events = recorded.events
+    events = facts.events
     out = {}
-    for proc, unread in unread_at_exit(recorded):
+    for proc, unread in unread_at_exit(facts):
         site = crash_site(events["term"].iloc[proc.exit_seq])
         if site is None:
             continue

@@ -3,8 +3,9 @@
     microscope mcp --node app@host              # stdio, for any MCP client
     handle = s.serve_mcp()                      # from a notebook: HTTP on 127.0.0.1, a token
 
-See ``engine`` (approvals, ceilings, caps, the audit), ``tools`` (what the
-assistant can ask) and ``transports``.
+See ``engine`` (approvals, ceilings, caps, the audit), ``table`` (what the
+assistant can ask: one row per tool, each over the Session or Query method a
+notebook calls), ``tools`` (the rows as MCP tools) and ``transports``.
 """
 
 from .engine import Assistant, Ceilings, Proposal

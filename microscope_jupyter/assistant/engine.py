@@ -1,6 +1,7 @@
 """The engine behind the MCP tools for AI assistants over the same engine: ``microscope mcp`` and ``s.serve_mcp()``.
 
-    server = build_server(Assistant(session, ceilings=Ceilings(max_events=50_000)))
+    server = build_server(Assistant(session, ceilings=Ceilings()))   # pre-approved, within
+                                        # ASSISTANT_CEILINGS (or Ceilings(max_rate=N)...)
     server.run()                        # stdio: `microscope mcp --node app@host`
     handle = s.serve_mcp()              # streamable HTTP on 127.0.0.1 with a token
 
@@ -27,6 +28,7 @@ cookie nor the HTTP token ever appears in an answer or a record.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import itertools
 import threading
@@ -38,8 +40,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from ..agent.options import ASSISTANT_CEILINGS, DURATION, LIMITS, TraceLimits
 from ..agent.spec import TraceSpec
-from ..analysis.recorded import SessionBase
+from ..session_base import SessionBase
 from ..errors import MicroscopeError
 from ..render.elixir import render
 from ..render.names import format_module
@@ -50,25 +53,22 @@ __all__ = ["Assistant", "Ceilings", "Proposal", "TraceRequest", "SaveRequest", "
 DEFAULT_CAP = 8_000
 
 
-@dataclass(frozen=True)
-class Ceilings:
-    """The most a trace the assistant starts may take; set by the human."""
+class Ceilings(TraceLimits):
+    """The most a trace the assistant starts without asking may take; set by the
+    human. What is not given is ``ASSISTANT_CEILINGS`` (agent/options.py), the one
+    place the assistant's limits are tighter than a notebook's."""
 
-    max_events: int = 100_000
-    max_rate: int = 50_000
-    duration_s: float = 30.0
-    payload_limit: int = 4096
+    def __init__(self, **limits: Any):
+        super().__init__(**dataclasses.asdict(ASSISTANT_CEILINGS.replace(**limits)))
 
-    def refuse(self, spec: "TraceRequest") -> str | None:
-        """Why ``spec`` exceeds these ceilings, or None."""
-        for name, limit in (("max_events", self.max_events), ("max_rate", self.max_rate),
-                            ("duration_s", self.duration_s),
-                            ("payload_limit", self.payload_limit)):
-            value = getattr(spec, name)
-            if value > limit:
-                return (f"{name}={value} is above the ceiling of {limit} the human set; "
-                        f"propose {name}<={limit}")
-        return None
+    def refuse(self, request: "TraceRequest") -> str | None:
+        """Why ``request`` exceeds these ceilings, or None."""
+        above = request.limits().above(self)
+        if above is None:
+            return None
+        name, value, most = above
+        return (f"{name}={value} is above the ceiling of {most} the human set; "
+                f"propose {name}<={most}")
 
 
 # The match spec the agent sets on each modules= function (CALL_SPEC in the agent),
@@ -81,17 +81,21 @@ MONITOR_MATCH_SPEC = "[{[process, '_' | _], [], [{return_trace}]}]"
 class TraceRequest:
     processes: list[str]
     modules: list[str]
-    duration_s: float
-    max_events: int
-    max_rate: int
-    payload_limit: int
+    asked: dict[str, Any]     # TraceLimits' fields as the assistant gave them, defaults filled
     reason: str
+
+    def limits(self) -> TraceLimits:
+        """What the trace may take, checked (TraceLimitError if it cannot work)."""
+        return TraceLimits(**self.asked)
 
     def spec(self) -> TraceSpec:
         """What would run, checked as ``s.trace`` checks it (TraceSpecError if not)."""
-        return TraceSpec.build(self.processes, self.modules, duration=self.duration_s,
-                               max_events=self.max_events, max_rate=self.max_rate,
-                               payload_limit=self.payload_limit)
+        return TraceSpec.build(self.processes, self.modules, **self.limits().trace_options())
+
+    def arguments(self) -> dict[str, Any]:
+        """As the audit records the call."""
+        return {"reason": self.reason, "processes": self.processes, "modules": self.modules,
+                **self.asked}
 
     def describe(self) -> list[str]:
         """Everything the trace will run, one line each: what the human approves."""
@@ -108,16 +112,19 @@ class TraceRequest:
         lines.append(f"also: calls of erlang:monitor/2,3 and erlang:demonitor/1,2 (match spec "
                      f"{MONITOR_MATCH_SPEC}) to see monitors, unless another tool call-traces; "
                      "GenServer state before and after each callback (a sys hook on each)")
-        lines.append(f"limits: at most {self.max_events:,} events, {self.max_rate:,} events/s "
-                     f"(more are dropped and counted), {self.payload_limit:,} bytes a payload")
-        lines.append(f"duration: {self.duration_s:g} s, then it stops by itself")
+        limits = self.limits()
+        lines.append(f"limits: at most {limits.max_events:,} events, {limits.max_rate:,} events/s "
+                     f"(more are dropped and counted), {limits.payload_limit:,} bytes a payload")
+        lines.append("duration: none, it runs until stop_trace" if limits.duration_s is None
+                     else f"duration: {limits.duration_s:g} s, then it stops by itself")
         lines.append(f"reason: {self.reason}")
         return lines
 
     def summary(self) -> str:
         calls = f", calls of {', '.join(self.modules)}" if self.modules else ""
+        limits = self.limits()
         return (f"tracing {', '.join(self.processes) or 'every process'}{calls} for "
-                f"{self.duration_s:g} s (at most {self.max_events} events)")
+                f"{_seconds(limits)} (at most {limits.max_events} events)")
 
 
 @dataclass
@@ -132,6 +139,11 @@ class SaveRequest:
 
     def summary(self) -> str:
         return f"saving to {self.target}"
+
+
+def _seconds(limits: TraceLimits) -> str:
+    # none only where the human's own ceilings set none
+    return "until stopped" if limits.duration_s is None else f"{limits.duration_s:g} s"
 
 
 def _mfa(module: str, fun: Any, arity: Any) -> str:
@@ -226,6 +238,39 @@ class Assistant:
 
     # -- traces ----------------------------------------------------------------------
 
+    def default_limits(self) -> TraceLimits:
+        """What a proposal takes for a limit it leaves out: the notebook's default,
+        tightened to the human's ceilings (else to ``ASSISTANT_CEILINGS``, so an
+        assistant's trace always ends by itself)."""
+        return TraceLimits().tighter(self.ceilings or ASSISTANT_CEILINGS)
+
+    def request(self, reason: str, processes: list[str] | None, modules: list[str] | None,
+                **asked: Any) -> TraceRequest:
+        """A trace request from a tool call's arguments (None: left out)."""
+        defaults = dataclasses.asdict(self.default_limits())
+        return TraceRequest(list(processes or []), list(modules or []), {
+            name: defaults[name] if asked.get(name) is None else asked[name]
+            for name in defaults}, reason)
+
+    def trace_status(self) -> str:
+        """Every proposal's status, then the recording's (events, rate, drops)."""
+        lines = [f"proposal {p.id}: {p.status}" + (f" by {p.decided_by}" if p.decided_by else "")
+                 + f". {p.message}" for p in self.proposals.values()]
+        if self.recording is not None:
+            status = self.recording.status()
+            lines.append("recording: " + ", ".join(
+                f"{k}={cell(v)}" for k, v in status.items() if k not in ("message", "notes")))
+            lines += status.get("notes", [])     # sentences, such as no BeamMicroscope there
+        lines.append(f"events in the session: {len(self.session.store)}")
+        return "\n".join(lines)
+
+    def stop_trace(self) -> str:
+        """Stop the trace the assistant started."""
+        if self.recording is None or self.recording.state != "running":
+            return "no trace of the assistant's is running"
+        self.recording.stop()
+        return f"stopped; {len(self.session.store)} events in the session"
+
     def propose(self, request: TraceRequest) -> Proposal:
         with self._lock:
             proposal = Proposal(next(self._ids), request)
@@ -260,8 +305,9 @@ class Assistant:
                                 f"{proposal.id} (or deny {proposal.id}); check trace_status")
             return
         node = getattr(self.session, "node", None) or "NODE"
-        how = (f"microscope mcp --node {node} --allow-trace --max-events N --max-duration S "
-               "(pre-approved within those ceilings)" if proposal.kind == "trace" else
+        how = (f"microscope mcp --node {node} --allow-trace {LIMITS['max_events'].ceiling_flag} "
+               f"N {DURATION.ceiling_flag} S (pre-approved within those ceilings)"
+               if proposal.kind == "trace" else
                f"microscope mcp --node {node} --save-dir DIR --allow-save")
         proposal.status, proposal.decided_at = "refused", now()
         proposal.message = (f"nobody can approve this {proposal.kind} here: this client cannot "
@@ -301,9 +347,8 @@ class Assistant:
         if self.recording is not None and self.recording.state == "running":
             self.recording.stop()
         try:
-            self.recording = self.session.trace(
-                *r.processes, modules=r.modules, duration=r.duration_s, max_events=r.max_events,
-                max_rate=r.max_rate, payload_limit=r.payload_limit)
+            self.recording = self.session.trace(*r.processes, modules=r.modules,
+                                                **r.limits().trace_options())
         except MicroscopeError as exc:
             proposal.status, proposal.message = "refused", str(exc).splitlines()[0]
             return

@@ -11,13 +11,21 @@ or what it raised, RpcTimeout says what to do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from ..errors import BadRpc, RpcTimeout
 from .terms import Atom, format_erlang
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .node import RemoteNode
+
+class Peer(Protocol):
+    """What an rpc needs of a connected node (``node.RemoteNode`` is one): its
+    name, our local node to open a mailbox on, and a way to send to a
+    registered name. Named here so this module never imports the node's."""
+
+    name: str
+    local: Any
+
+    def send(self, box: Any, to: str, message: Any) -> None: ...
 
 __all__ = ["call", "eval_erlang"]
 
@@ -25,7 +33,7 @@ A_REX, A_BADRPC, A_CALL, A_USER = Atom("rex"), Atom("badrpc"), Atom("call"), Ato
 A_EXIT = Atom("EXIT")
 
 
-def call(remote: "RemoteNode", module: str, function: str, args: Iterable[Any] = (),
+def call(remote: Peer, module: str, function: str, args: Iterable[Any] = (),
          timeout: float | None = 30.0) -> Any:
     """``rpc:call/5`` through ``rex``; BadRpc if it raised, RpcTimeout if no reply."""
     args = list(args)
@@ -46,7 +54,7 @@ def call(remote: "RemoteNode", module: str, function: str, args: Iterable[Any] =
     return result
 
 
-def eval_erlang(remote: "RemoteNode", source: str, bindings: dict[str, Any] | None = None,
+def eval_erlang(remote: Peer, source: str, bindings: dict[str, Any] | None = None,
                 timeout: float | None = 30.0, parsed: dict | None = None) -> Any:
     """Evaluate Erlang expressions (``"X + 1."``) on the node with stdlib's erl_eval.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Reporting", "write_report", "report_notebook"]
+__all__ = ["write_report", "report_notebook"]
 
 
 # The widgets (anywidget, ipywidgets, IPython) and nbconvert load when a
@@ -29,18 +29,3 @@ def report_notebook(notebook: str | Path, out: str | Path | None = None) -> tupl
     from .notebook import report_notebook as convert
 
     return convert(notebook, out)
-
-
-class Reporting:
-    """``report(path)``, for every kind of session (live, saved, cluster)."""
-
-    def report(self, path: str | Path, title: str | None = None, *, question: str | None = None,
-               frames: int = 200) -> Path:
-        """Write one self-contained HTML file (works offline, opens in any browser):
-        the explanation (of ``question`` if given), findings with evidence,
-        annotations, and the sequence diagram, timeline, time travel and
-        supervision tree live. ``frames``: how many positions the time-travel
-        slider can visit with no kernel (evenly spread, plus every finding and
-        annotation)."""
-        session: Any = self
-        return write_report(session, Path(path), title=title, question=question, frames=frames)

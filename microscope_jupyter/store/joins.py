@@ -22,16 +22,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.terms import Pid
+from ..beam.etf import decode
+from ..beam.terms import Atom, Pid
 from ..render.elixir import render
 from ..render.names import format_name
 from .columns import bytes_key
 from .event_store import EventStore
 from .names import addressed_names
-from .otp import TIMEOUT_PAYLOADS, state_recorded
+from .otp import TIMEOUT_PAYLOADS, state_heading, state_recorded
 from .schema import KIND_CODES
 
-__all__ = ["messages", "outgoing", "may_have_lost", "lost_candidates", "calls", "states", "lines", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS",
+__all__ = ["messages", "outgoing", "may_have_lost", "lost_candidates", "calls", "states",
+           "state_headings", "lines", "MESSAGE_COLUMNS", "CALL_COLUMNS", "STATE_COLUMNS",
            "LINE_COLUMNS"]
 
 MESSAGE_COLUMNS = ["send_seq", "receive_seq", "sent_at", "received_at", "latency_us", "sender",
@@ -338,6 +340,33 @@ def states(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
                         before, after, term.get("reply"), changed, duration_ns / 1000.0,
                         term.get("tool_ns", 0) / 1000.0, text))
     return _object_frame(records, STATE_COLUMNS, ["message", "before", "after", "reply"])
+
+
+_STATEM = Atom("gen_statem")
+
+
+def state_headings(store: EventStore) -> pd.DataFrame:
+    """seq, ts, pid, name, callback, message shape and duration_us of every
+    state event (as ``states`` has them), the message shape read
+    off each payload's message alone: no state is decoded (but one per
+    process, to learn whether it is a gen_statem)."""
+    events = store.frame()
+    rows = events[events["kind"] == "state"]
+    raw = store.raw()
+    statem: dict[int, bool] = {}
+    callbacks, shapes = [], []
+    for seq, gid in zip(rows["seq"].tolist(), rows["_pid"].tolist()):
+        payload = raw.payload(seq)
+        if gid not in statem:      # {Msg, Before, After, Reply, Kind[, Extra]}
+            term = decode(payload)
+            statem[gid] = isinstance(term, tuple) and len(term) >= 5 and term[4] == _STATEM
+        callback, shape = state_heading(payload, statem[gid])
+        callbacks.append(callback)
+        shapes.append(shape)
+    return pd.DataFrame({"seq": rows["seq"].to_numpy(), "ts": rows["ts"].to_numpy(),
+                         "pid": rows["pid"].to_numpy(), "name": rows["name"].to_numpy(),
+                         "callback": callbacks, "shape": shapes,
+                         "duration_us": rows["_duration_ns"].to_numpy(dtype=float) / 1000.0})
 
 
 def _object_frame(records: list[tuple], columns: list[str], term_columns: list[str]) -> pd.DataFrame:

@@ -6,6 +6,7 @@
     names.names_at(pid_ids, seqs)             # the same for many at once (numpy)
     names.last_names()                        # pid id -> the last name it held
     names.pids_named({"Demo.WorkerB"})        # every pid that ever held it (restarts too)
+    names.successions()                       # [(seq, new holder, name, old holder)]: restarts
 
 The rule: a name is held from its ``register`` event (or from the start of
 the trace, for names held then) until its ``unregister`` event or the
@@ -117,6 +118,20 @@ class NameIndex:
     def spans(self, gid: int) -> list[tuple[int, str | None]]:
         """[(from_seq, name or None)] of one process, in order (-1: at the start)."""
         return list(self._spans.get(gid, ()))
+
+    def successions(self) -> list[tuple[int, int, str, int]]:
+        """(register seq, new holder, name, previous holder) each time a name
+        passed from one process to another on the same node, in seq order:
+        the raw material of a restart. A namesake on another node is no
+        successor (each node has its own names)."""
+        out = []
+        for (_, name), held in self._holders.items():
+            previous = 0
+            for seq, gid in held:
+                if gid and previous and gid != previous:
+                    out.append((seq, gid, name, previous))
+                previous = gid or previous
+        return sorted(out)
 
     def pids_named(self, names: set[str]) -> set[int]:
         return {gid for (_, name), held in self._holders.items() if name in names

@@ -20,16 +20,19 @@ decoding, so an index over a million receives stays cheap.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..beam.etf import decode_from
 from ..beam.terms import Atom, ImproperList, Pid, Reference
+from ..render.elixir import render
 
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
            "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS", "DOWN_HEADS", "SYSTEM_HEADS",
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "map_sizes", "state_recorded",
            "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
-           "MESSAGE_ARG", "call_tag_bytes", "reply_tag_bytes", "term_bytes_at"]
+           "MESSAGE_ARG", "call_tag_bytes", "reply_tag_bytes", "term_bytes_at", "message_shape",
+           "state_heading"]
 
 # -- messages
 
@@ -71,6 +74,9 @@ def _atom_spellings(name: bytes) -> tuple[bytes, ...]:
 CONTINUE_HEADS = tuple(b"h\x02" + atom for atom in _atom_spellings(b"continue"))
 # How a payload starts when it is a gen call ({'$gen_call', From, Request}).
 GEN_CALL_HEADS = tuple(b"\x83h\x03" + atom for atom in _atom_spellings(b"$gen_call"))
+# ...and a gen call or cast inside another term (a state event's message).
+GEN_CALL_BODIES = tuple(head[1:] for head in GEN_CALL_HEADS)
+GEN_CAST_BODIES = tuple(b"h\x02" + atom for atom in _atom_spellings(b"$gen_cast"))
 # {'DOWN', Ref, Type, Object, Info} and sys's {system, From, Request}.
 DOWN_HEADS = tuple(b"\x83h\x05" + atom for atom in _atom_spellings(b"DOWN"))
 SYSTEM_HEADS = tuple(b"\x83h\x03" + atom for atom in _atom_spellings(b"system"))
@@ -133,6 +139,12 @@ def _term_end(payload: bytes, i: int) -> int:
     if tag in (90, 114):                          # NEWER_/NEW_REFERENCE_EXT
         words = int.from_bytes(payload[i + 1:i + 3], "big")
         return _term_end(payload, i + 3) + (4 if tag == 90 else 1) + 4 * words
+    if tag in (104, 105):                         # SMALL_/LARGE_TUPLE_EXT: each element
+        arity, j = (payload[i + 1], i + 2) if tag == 104 else \
+            (int.from_bytes(payload[i + 1:i + 5], "big"), i + 5)
+        for _ in range(arity):
+            j = _term_end(payload, j)
+        return j
     if tag == 108:                                # LIST_EXT: [alias | Ref] since OTP 24
         j = i + 5
         for _ in range(int.from_bytes(payload[i + 1:i + 5], "big") + 1):   # elements, tail
@@ -144,6 +156,80 @@ def _term_end(payload: bytes, i: int) -> int:
 def term_bytes_at(payload: bytes, start: int) -> bytes:
     """The bytes of the term that starts at ``start`` of an encoded payload."""
     return payload[start:_term_end(payload, start)]
+
+
+def message_shape(message: Any) -> str:
+    """A message's shape: its tag and arity, ``{:tick, _}``; gen calls and casts unwrapped."""
+    if isinstance(message, tuple) and message and message[0] in (_GEN_CAST, _GEN_CALL):
+        message = message[-1]
+    if isinstance(message, tuple) and message and isinstance(message[0], Atom):
+        return "{" + ", ".join([render(message[0], "elixir", 40)] + ["_"] * (len(message) - 1)) + "}"
+    return render(message, "elixir", 40) if isinstance(message, Atom) else type(message).__name__
+
+
+def state_heading(payload: bytes, statem: bool) -> tuple[str, str]:
+    """(callback, message shape) of a state event's payload, read off its first
+    element (the message) without decoding the states: what a comparison of
+    two recordings lines up, at a million transitions. ``statem``: the
+    process is a gen_statem (its transitions' last element says so)."""
+    start = 3                                  # after 131, SMALL_TUPLE_EXT, arity
+    body = payload[start:start + 14]
+    if statem:
+        callback, message = "handle_event", _element(payload, start, 1, 2)
+    elif body.startswith(GEN_CALL_BODIES):
+        callback, message = "handle_call", _element(payload, start, 2, 3)
+    elif body.startswith(GEN_CAST_BODIES):
+        callback, message = "handle_cast", _element(payload, start, 1, 2)
+    elif body.startswith(CONTINUE_HEADS):
+        callback, message = "handle_continue", _element(payload, start, 1, 2)
+    else:
+        callback, message = "handle_info", start
+    if message is None:
+        return callback, message_shape(_decode(payload, start))
+    return callback, _shape_at(payload, message)
+
+
+def _element(payload: bytes, start: int, index: int, arity: int) -> int | None:
+    """Where element ``index`` of the tuple at ``start`` begins; None if no such tuple."""
+    if payload[start] != 104 or payload[start + 1] != arity:
+        return None
+    j = start + 2
+    for _ in range(index):
+        j = _term_end(payload, j)
+    return j
+
+
+def _shape_at(payload: bytes, start: int) -> str:
+    """``message_shape`` of the term at ``start``, decoding only its tag atom."""
+    tag = payload[start]
+    if tag in (104, 105):
+        arity, j = (payload[start + 1], start + 2) if tag == 104 else \
+            (int.from_bytes(payload[start + 1:start + 5], "big"), start + 5)
+        if arity and payload[j] in (119, 115, 118, 100):
+            shape = _tuple_shape(arity, payload[j:_term_end(payload, j)])
+            if shape is not None:
+                return shape
+    elif tag in (119, 115, 118, 100):
+        return _atom_shape(payload[start:_term_end(payload, start)])
+    return message_shape(_decode(payload, start))
+
+
+# Shapes repeat: a million transitions have a few dozen. By the tag atom's bytes.
+@functools.lru_cache(maxsize=4096)
+def _tuple_shape(arity: int, atom: bytes) -> str | None:
+    first = decode_from(b"\x83" + atom)[0]
+    if first in (_GEN_CAST, _GEN_CALL):          # those unwrap: the whole term's shape
+        return None
+    return "{" + ", ".join([render(first, "elixir", 40)] + ["_"] * (arity - 1)) + "}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _atom_shape(atom: bytes) -> str:
+    return render(decode_from(b"\x83" + atom)[0], "elixir", 40)
+
+
+def _decode(payload: bytes, start: int, end: int | None = None) -> Any:
+    return decode_from(b"\x83" + payload[start:end])[0]
 
 
 def call_tag(term):

@@ -3,7 +3,7 @@
 Each event arrives as a fixed-width 40-byte little-endian header (numpy reads
 a batch of them in one call) plus an optional raw ``term_to_binary`` payload.
 Keep ``KINDS`` in step with the ``K_*`` defines in
-``elixir_hooks/agent/microscope_agent.erl``.
+``elixir_hooks/agent/microscope_agent_events.erl``.
 """
 
 from __future__ import annotations

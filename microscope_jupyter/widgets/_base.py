@@ -12,7 +12,7 @@ import traitlets as t
 
 from ..analysis.annotations import watch
 from ..errors import MicroscopeError
-from . import static_html
+from .static_style import notes as static_notes
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -56,7 +56,7 @@ class Widget(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
-        data["text/html"] = self.static_html() + static_html.notes(self.notes)
+        data["text/html"] = self.static_html() + static_notes(self.notes)
         return data, metadata
 
     def static_html(self) -> str:  # pragma: no cover - every widget overrides

@@ -3,15 +3,17 @@ causal chains (``js/src/process_graph.js``)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import traitlets as t
 
-from ..analysis import causal
+from ..analysis import chains
 from ..store.otp import normal_exit
 from ._base import Widget, esm, finding_marks, lane_label
+from .static_style import PALETTE, UI
 
 __all__ = ["ProcessGraph"]
 
@@ -46,7 +48,7 @@ class ProcessGraph(Widget):
         self.follow_notes(source)
         self._procs = procs
         self._limit = limit
-        self.chain = pd.DataFrame(columns=causal.CHAIN_COLUMNS)
+        self.chain = pd.DataFrame(columns=chains.CHAIN_COLUMNS)
         self.observe(self._on_focus, names="focus")
         self.refresh()
 
@@ -64,7 +66,7 @@ class ProcessGraph(Widget):
         if self._procs is not None:
             wanted: set[str] = set()
             for proc in [self._procs] if isinstance(self._procs, str) else self._procs:
-                wanted |= {self._source.store.id_text(i) for i in self._source.pids(proc)}
+                wanted |= {self._source.store.id_text(i) for i in self._source.facts.pids(proc)}
             table = table[table["sender"].isin(wanted) | table["receiver"].isin(wanted)]
         self._messages = table
         ts = self._source.store.raw().ts_ns
@@ -117,14 +119,14 @@ class ProcessGraph(Widget):
 
     def _on_focus(self, _change: Any = None) -> None:
         seq = self.focus
-        self.chain = pd.DataFrame(columns=causal.CHAIN_COLUMNS)
+        self.chain = pd.DataFrame(columns=chains.CHAIN_COLUMNS)
         if seq >= 0:
             pid = self._source.store.frame()["pid"].iloc[seq] if seq < len(self._source.store) \
                 else None
-            start = causal.message_for_event(self._messages, seq, pid if isinstance(pid, str)
+            start = chains.message_for_event(self._messages, seq, pid if isinstance(pid, str)
                                              else None)
             if start is not None:
-                self.chain = causal.chain(self._messages, start)
+                self.chain = chains.chain(self._messages, start)
         index = {n["id"]: i for i, n in enumerate(self.nodes)}
         self.path = [{"from": index.get(r.sender, -1), "to": index.get(r.receiver, -1),
                       "send_seq": None if pd.isna(r.send_seq) else int(r.send_seq),
@@ -133,10 +135,33 @@ class ProcessGraph(Widget):
                      for r in self.chain.itertuples(index=False)]
 
     def static_html(self) -> str:
-        from . import static_html
 
-        return static_html.process_graph(self.nodes, self.edges, self.path)
+        return static_rendering(self.nodes, self.edges, self.path)
 
 
 def _num(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else round(float(value), 1)
+
+
+def static_rendering(nodes: list[dict], edges: list[dict], path: list[dict]) -> str:
+    """The flows as a table (busiest first), and the causal chain when one is focused."""
+    label = lambda k: html.escape(str(nodes[k]["label"])) if 0 <= k < len(nodes) else "?"  # noqa: E731
+    wait = lambda us: "" if us is None else (f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} µs")  # noqa: E731
+    cell = f"padding:1px 6px;border-bottom:1px solid {UI['line']};white-space:nowrap"
+    rows = "".join(
+        f'<tr><td style="{cell};text-align:right">{label(e["from"])}</td><td style="{cell}">→</td>'
+        f'<td style="{cell}">{label(e["to"])}</td><td style="{cell};text-align:right">{e["count"]}</td>'
+        f'<td style="{cell}">{wait(e["median_us"])}</td><td style="{cell}">{wait(e["max_us"])}</td></tr>'
+        for e in sorted(edges, key=lambda e: -e["count"])[:60])
+    chain = "".join(
+        f'<li style="color:{PALETTE["crash"] if p["slowest"] else UI["text"]}">{label(p["from"])} → '
+        f'{label(p["to"])} <code>{html.escape(p["text"])}</code> {wait(p["wait_us"])}'
+        f'{" ← the longest wait" if p["slowest"] else ""}</li>' for p in path)
+    crashed = ", ".join(label(k) for k, n in enumerate(nodes) if n.get("crashed"))
+    return (f'<div style="font-family:sans-serif;font-size:12px;max-height:420px;overflow-y:auto">'
+            f'<b>Process graph</b> ({len(nodes)} processes, {len(edges)} flows)'
+            + (f' <span style="color:{PALETTE["crash"]}">✖ crashed: {crashed}</span>' if crashed else "")
+            + f'<table style="border-collapse:collapse"><tr><th style="{cell}">from</th><th></th>'
+            f'<th style="{cell}">to</th><th style="{cell}">messages</th><th style="{cell}">median wait</th>'
+            f'<th style="{cell}">longest</th></tr>{rows}</table>'
+            + (f"<b>Causal chain</b><ol>{chain}</ol>" if chain else "") + "</div>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -12,8 +13,8 @@ import traitlets as t
 from ..analysis.pattern import compile_pattern, match_message
 from ..render.elixir import render
 from ..store.otp import call_tag, message_kind, normal_exit
-from . import static_html
 from ._base import Widget, callback_spans, esm, finding_marks, lane_label, mailbox_steps
+from .static_style import PALETTE, UI, badge
 
 __all__ = ["SequenceDiagram", "SYSTEM_LANES"]
 
@@ -88,7 +89,7 @@ class SequenceDiagram(Widget):
             procs = [self._procs] if isinstance(self._procs, str) else list(self._procs)
             wanted: set[str] = set()
             for proc in procs:
-                wanted |= {self._source.store.id_text(i) for i in self._source.pids(proc)}
+                wanted |= {self._source.store.id_text(i) for i in self._source.facts.pids(proc)}
             # One process: everything it sent or got. Several: the conversation between them.
             if len(procs) == 1:
                 table = table[table["sender"].isin(wanted) | table["receiver"].isin(wanted)]
@@ -169,7 +170,7 @@ class SequenceDiagram(Widget):
         return len(keep)
 
     def static_html(self, max_rows: int = 150) -> str:
-        return static_html.sequence_diagram(self.lanes, self.msgs, set(self.hidden),
+        return static_rendering(self.lanes, self.msgs, set(self.hidden),
                                             self.row_filter, max_rows, self.crashes)
 
 
@@ -212,3 +213,58 @@ def _label(term: Any, text: str, syntax: str) -> str:
     except TypeError:
         pass
     return text[:80]
+
+
+def static_rendering(lanes_all: list[dict], m: dict, hidden: set[str],
+                     row_filter: list[int] | None, max_rows: int = 150,
+                     crashes: list[dict] = ()) -> str:
+    """One row per message: sender, arrow (kind colour, label), receiver, what happened;
+    exits between the rows they follow (crashes in red)."""
+    lanes = [lane for lane in lanes_all if lane["id"] not in hidden]
+    visible = {lanes_all.index(lane) for lane in lanes}
+    allowed = None if row_filter is None else set(row_filter)
+    rows = [i for i in range(len(m.get("seq", [])))
+            if (allowed is None or i in allowed)
+            and (m["from"][i] in visible or m["to"][i] in visible)]
+    total = len(rows)
+    rows = rows[:max_rows]
+    labels = m.get("label") or m["text"]
+    waits = m.get("wait_us") or [None] * len(m["seq"])
+    name = lambda k: html.escape(str(lanes_all[k]["label"])) if 0 <= k < len(lanes_all) else "?"  # noqa: E731
+    exits_after: dict[int, list[dict]] = {}
+    for c in crashes:
+        exits_after.setdefault(c["row"], []).append(c)
+    base = f"padding:1px 6px;border-bottom:1px solid {UI['line']};white-space:nowrap"
+    cell = f'style="{base}"'
+    out = []
+
+    def exit_rows(row: int) -> None:
+        for c in exits_after.get(row, []):
+            colour = PALETTE["crash"] if c.get("abnormal", True) else UI["muted"]
+            what = "✖ crashed" if c.get("abnormal", True) else "■ exited"
+            out.append(f'<tr><td {cell}></td><td style="{base};color:{colour}" colspan="4">'
+                       f'<b>{name(c["lane"])} {what}</b>: <code>{html.escape(c["text"][:160])}</code>'
+                       f'</td></tr>')
+
+    exit_rows(-1)
+    for i in rows:
+        kind = "lost" if m["status"][i] == "lost" else (m["kind"][i] or "info")
+        colour = PALETTE.get(kind, PALETTE["info"])
+        wait = waits[i] if waits[i] is not None else m["latency_us"][i]
+        took = "" if wait is None else (f"{wait / 1000:.1f} ms" if wait >= 1000 else f"{wait:.0f} µs")
+        arrow = "╌╌✕" if kind == "lost" else "──▶"
+        out.append(
+            f'<tr><td {cell}><small style="color:{UI["muted"]}">#{m["seq"][i]}</small></td>'
+            f'<td style="{base};text-align:right">{name(m["from"][i])}</td>'
+            f'<td style="{base};color:{colour}" title="{html.escape(m["text"][i][:300])}">'
+            f'<span style="color:{colour}">{arrow}</span> <code>{html.escape(labels[i][:60])}</code></td>'
+            f'<td {cell}>{name(m["to"][i])}</td>'
+            f'<td {cell}>{badge(m["status"][i], colour) if kind == "lost" else html.escape(m["status"][i])}'
+            f' <small style="color:{UI["muted"]}">{took}</small></td></tr>')
+        exit_rows(i)
+    legend = " ".join(badge(k, PALETTE[k]) for k in ("call", "reply", "cast", "info", "lost"))
+    more = "" if total <= max_rows else \
+        f"<p>… {total - max_rows} more messages in the interactive view</p>"
+    return (f'<div style="max-height:420px;overflow-y:auto;font-family:sans-serif;font-size:12px">'
+            f'<b>Sequence diagram</b> ({total} messages, {len(lanes)} processes) {legend}'
+            f'<table style="border-collapse:collapse">{"".join(out)}</table>{more}</div>')

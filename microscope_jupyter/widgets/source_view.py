@@ -3,6 +3,7 @@ points to, with what ran highlighted (``js/src/source_view.js``)."""
 
 from __future__ import annotations
 
+import html
 import numbers
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..analysis.source_site import (Site, executed, line_snapshots, site_of_even
                                     site_of_finding)
 from ..errors import MicroscopeError
 from ._base import Widget, esm
+from .static_style import UI
 
 __all__ = ["SourceView"]
 
@@ -59,11 +61,11 @@ class SourceView(Widget):
 
     def show(self, target: Any) -> "SourceView":
         if isinstance(target, numbers.Integral):      # an event seq (numpy's too)
-            site = site_of_event(self._source, int(target))
+            site = site_of_event(self._source.facts, int(target))
         elif isinstance(target, str):
             site = Site(target, what=f"module {target}")
         else:
-            site = site_of_finding(self._source, target)
+            site = site_of_finding(self._source.facts, target)
         if site.module is None:
             raise MicroscopeError(f"no module to show for {target!r}: {site.what}")
         found = self._read(site.module)
@@ -72,8 +74,8 @@ class SourceView(Widget):
         self.functions = found.get("functions", {})
         self.lines = (found.get("text") or "").splitlines()
         self.note = found.get("note", "")
-        self.ran = {k: [n, round(us, 1)] for k, (n, us) in executed(self._source, site.module).items()}
-        self.snapshots = line_snapshots(self._source, site.module)
+        self.ran = {k: [n, round(us, 1)] for k, (n, us) in executed(self._source.facts, site.module).items()}
+        self.snapshots = line_snapshots(self._source.facts, site.module)
         self.function = site.key or ""
         self.line = site.line or self.functions.get(site.key or "", 0)
         return self
@@ -120,7 +122,23 @@ class SourceView(Widget):
         return min(matches, key=lambda p: len(p.parts)) if matches else None
 
     def static_html(self) -> str:
-        from . import static_html
 
-        return static_html.source_view(self.module, self.path, self.lines, self.line, self.note,
+        return static_rendering(self.module, self.path, self.lines, self.line, self.note,
                                        self.what, self.snapshots)
+
+
+def static_rendering(module: str, path: str, lines: list[str], line: int, note: str, what: str,
+                snapshots: dict[str, str] | None = None) -> str:
+    """The lines around the one shown, that one marked; inspect_line bindings after their lines."""
+    lo, hi = max(1, line - 8), min(len(lines), (line or 1) + 12)
+    snaps = snapshots or {}
+    body = "".join(
+        f'<div style="white-space:pre;background-color:{UI["changed"] if n == line else "transparent"}">'
+        f'<span style="color:{UI["muted"]}">{n:5} </span>{html.escape(lines[n - 1])}'
+        + (f'<i style="color:{UI["diff"]}">  ⟵ {html.escape(snaps[str(n)])}</i>'
+           if str(n) in snaps else "") + '</div>'
+        for n in range(lo, hi + 1))
+    return (f'<div style="font-family:sans-serif;font-size:12px"><b>{html.escape(module)}</b> '
+            f'<code>{html.escape(path)}</code> {html.escape(what)}'
+            + (f'<div style="color:{UI["muted"]}">{html.escape(note)}</div>' if note else "")
+            + f'<div style="font-family:monospace;font-size:12px">{body}</div></div>')

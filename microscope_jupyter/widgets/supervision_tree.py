@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -13,8 +14,8 @@ import traitlets as t
 
 from ..errors import MicroscopeError
 from ..render.elixir import render
-from . import static_html
 from ._base import Widget, esm, note_list, records
+from .static_style import PALETTE, UI
 
 __all__ = ["SupervisionTree", "OTP_APPLICATIONS"]
 
@@ -157,7 +158,7 @@ class SupervisionTree(Widget):
             self.details = {**self.details, "trace": note}
 
     def static_html(self) -> str:
-        return static_html.supervision_tree(self.nodes)
+        return static_rendering(self.nodes)
 
 
 def _findings_by_process(source: Any) -> dict[str, list[dict]]:
@@ -187,3 +188,34 @@ def _restarts(source: Any) -> dict[str, int]:
     except MicroscopeError:
         return {}
     return {name: n - 1 for name, n in held.items() if name and n > 1}
+
+
+def static_rendering(nodes: list[dict], limit: int = 400) -> str:
+    children: dict[str | None, list[dict]] = {}
+    pids = {n["pid"] for n in nodes}
+    for n in nodes:
+        parent = n.get("parent") if n.get("parent") in pids else None
+        children.setdefault(parent, []).append(n)
+    shown = [0]
+
+    def walk(parent: str | None, depth: int) -> str:
+        items = []
+        for n in children.get(parent, []):
+            if shown[0] >= limit:
+                break
+            shown[0] += 1
+            colour = PALETTE.get(n.get("status"), PALETTE["alive"])
+            label = html.escape(str(n.get("name") or n["pid"]))
+            extra = html.escape(str(n.get("initial_call") or ""))
+            weight = "600" if n.get("kind") == "supervisor" else "400"
+            items.append(f'<li><span style="color:{colour}">●</span> '
+                         f'<span style="font-weight:{weight}">{label}</span> '
+                         f'<code style="color:{UI["muted"]}">{html.escape(n["pid"])}</code> '
+                         f'<small style="color:{UI["muted"]}">{extra}</small>'
+                         f'{walk(n["pid"], depth + 1)}</li>')
+        return f'<ul style="list-style:none;padding-left:{0 if depth == 0 else 16}px;margin:0">' \
+               f'{"".join(items)}</ul>' if items else ""
+
+    more = "" if len(nodes) <= limit else f"<p>… {len(nodes) - limit} more</p>"
+    return (f'<div style="font:12px sans-serif;max-height:360px;overflow:auto">'
+            f'<b>Supervision tree</b> ({len(nodes)} processes){walk(None, 0)}{more}</div>')

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -11,8 +12,8 @@ import traitlets as t
 from ..analysis.diff import diff, render_diff
 from ..errors import MicroscopeError, QueryError
 from ..render.elixir import render
-from . import static_html
 from ._base import Widget, esm, finding_marks
+from .static_style import UI
 
 __all__ = ["TimeTravel"]
 
@@ -110,7 +111,7 @@ class TimeTravel(Widget):
         self.message = ""
         if self.proc:
             try:
-                self._source.pids(self.proc)
+                self._source.facts.pids(self.proc)
             except QueryError as exc:
                 self.message = str(exc)
 
@@ -169,7 +170,7 @@ class TimeTravel(Widget):
         return f"exited: {reason}" if isinstance(reason, str) and reason else "exited"
 
     def static_html(self) -> str:
-        return static_html.time_travel(self.snapshot, self.cursor, self.n_events, self.event_text)
+        return static_rendering(self.snapshot, self.cursor, self.n_events, self.event_text)
 
 
 def _text(value: Any) -> str:
@@ -181,7 +182,7 @@ def _family(source: Any) -> tuple[dict[str, list[str]], list[dict]]:
     """Each pid's ancestors (nearest first) in the recorded tree, and the
     supervisors (with their names) a user can narrow the table to."""
     try:
-        tree = source.recorded_tree()
+        tree = source.facts.recorded_tree()
     except MicroscopeError:
         return {}, []
     parent = {p: q for p, q in zip(tree["pid"], tree["parent"]) if isinstance(q, str)}
@@ -206,3 +207,32 @@ def _relations_text(row: Any, label: dict[str, str]) -> str:
         if peers:
             parts.append(f"{title} " + ", ".join(label.get(p, p) for p in peers))
     return " · ".join(parts)
+
+
+def static_rendering(snapshot: list[dict], cursor: int, n_events: int, event_text: str) -> str:
+    rows = "".join(
+        f'<tr style="background:{UI["changed"] if r["changed"] else "none"};'
+        f'color:{UI["text"] if r["alive"] else UI["dead"]}">'
+        f'<td>{html.escape(r["name"] or r["pid"])}<br><code>{html.escape(r["pid"])}</code></td>'
+        f'<td><code>{html.escape(r["state_text"])}</code>'
+        f'<pre style="color:{UI["diff"]};margin:0">{html.escape(r["diff_text"])}</pre>'
+        + (f'<i style="color:{UI["muted"]}">⟵ {html.escape(r["line"])}</i>' if r.get("line") else "")
+        + '</td>'
+        f'<td><code>{_mailbox_cell(r)}</code></td>'
+        f'<td>{html.escape(r["relations"])}</td></tr>'
+        for r in snapshot)
+    return (f'<div style="font:12px sans-serif"><b>Time travel</b> at event {cursor} of '
+            f'{n_events}: <code>{html.escape(event_text)}</code>'
+            f'<table><tr><th>process</th><th>state</th><th>mailbox</th>'
+            f'<th>links &amp; monitors</th></tr>{rows}</table></div>')
+
+
+def _mailbox_cell(r: dict) -> str:
+    """The queued messages, counted: "≈" where the count is an estimate between
+    the node's own samples (its derivation in the title)."""
+    if not r.get("mailbox_len"):
+        return html.escape(", ".join(r["mailbox"]))
+    basis = r.get("mailbox_basis") or "node"
+    mark = "" if basis == "node" else "≈"
+    return (f'<span title="{html.escape(basis)}">{mark}{int(r["mailbox_len"])}</span>: '
+            + html.escape(", ".join(r["mailbox"])))

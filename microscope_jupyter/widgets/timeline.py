@@ -3,14 +3,15 @@ mailbox (``js/src/timeline.js``)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
 import traitlets as t
 
 from ..store.otp import normal_exit
-from . import static_html
 from ._base import Widget, callback_spans, esm, finding_marks, lane_label, mailbox_steps
+from .static_style import PALETTE, UI, badge
 
 __all__ = ["Timeline"]
 
@@ -128,4 +129,45 @@ class Timeline(Widget):
                           if 0 <= self.cursor < len(ts) else None)
 
     def static_html(self) -> str:
-        return static_html.timeline(self.lanes, self.handlers, self.span, self.callbacks)
+        return static_rendering(self.lanes, self.handlers, self.span, self.callbacks)
+
+
+def static_rendering(lanes: list[dict], handlers: list[list], span: float,
+             callbacks: list[str] = (), max_bars: int = 3000) -> str:
+    """A track per process: its life, its callbacks, its end (a crash in red), on a shared axis."""
+    span = span or 1.0
+    pct = lambda v: f"{max(0.0, min(100.0, v / span * 100)):.3f}%"  # noqa: E731
+    per_lane: dict[int, list[list]] = {}
+    for bar in handlers[:max_bars]:
+        per_lane.setdefault(bar[0], []).append(bar)
+    busy = {k: sum(b[2] for b in bars) for k, bars in per_lane.items()}
+    rows = []
+    for k, lane in enumerate(lanes):
+        start, end = lane["start"] or 0.0, lane["end"] if lane["end"] is not None else span
+        life = UI["lifetime_exited"] if lane.get("abnormal") else UI["lifetime"]
+        bars = "".join(
+            f'<div style="position:absolute;left:{pct(b[1])};width:{pct(max(b[2], span / 1000))};'
+            f'top:2px;height:10px;background-color:{UI["handler"]};opacity:0.6"></div>'
+            for b in per_lane.get(k, []))
+        end_mark = ""
+        if lane.get("exited"):
+            colour = PALETTE["crash"] if lane.get("abnormal") else UI["muted"]
+            end_mark = (f'<div style="position:absolute;left:{pct(end)};top:-2px;color:{colour};'
+                        f'font-size:12px;font-weight:bold">{"✖" if lane.get("abnormal") else "|"}</div>')
+        reason = (f' <small style="color:{PALETTE["crash"]}">{html.escape(lane.get("reason", "")[:60])}</small>'
+                  if lane.get("abnormal") else "")
+        rows.append(
+            f'<tr><td style="padding:1px 6px;white-space:nowrap">{html.escape(str(lane["label"])[:30])}'
+            f'{reason}</td><td style="padding:1px 0;min-width:480px">'
+            f'<div style="position:relative;height:14px;background-color:{UI["panel"]}">'
+            f'<div style="position:absolute;left:{pct(start)};width:{pct(end - start)};top:5px;'
+            f'height:4px;background-color:{life}"></div>{bars}{end_mark}</div></td>'
+            f'<td style="padding:1px 6px;white-space:nowrap"><small>{busy.get(k, 0):.1f} ms busy</small>'
+            f'</td></tr>')
+    legend = (f'{badge("callback", UI["handler"])} {badge("alive", UI["lifetime"])} '
+              f'<span style="color:{PALETTE["crash"]}">✖ crash</span>')
+    return (f'<div style="font-family:sans-serif;font-size:12px;max-height:420px;overflow-y:auto">'
+            f'<b>Timeline</b> ({len(lanes)} processes over {span:.1f} ms) {legend}'
+            f'<table style="border-collapse:collapse"><tr><td></td><td style="padding:0">'
+            f'<small>0 ms</small><small style="float:right">{span:.1f} ms</small></td><td></td></tr>'
+            f'{"".join(rows)}</table></div>')

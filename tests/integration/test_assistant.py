@@ -78,7 +78,7 @@ def test_every_tool_answers_about_a_real_node(demo):
             out["messages"] = text(await c.call_tool("messages", {"pattern": "{:update, _}"}))
             out["timeline"] = text(await c.call_tool("state_timeline", {"proc": "Demo.WorkerB"}))
             out["snapshot"] = text(await c.call_tool("snapshot_at", {"seq": newest}))
-            out["around"] = text(await c.call_tool("events_around", {"seq": newest, "window": 3}))
+            out["around"] = text(await c.call_tool("events_around", {"seq": newest, "window_ms": 3}))
             out["calls"] = text(await c.call_tool("calls", {}))
             out["exunit"] = text(await c.call_tool("exunit", {"proc": "Demo.WorkerB"}))
             out["bad"] = text(await c.call_tool("state_timeline", {"proc": "No.Such"}))

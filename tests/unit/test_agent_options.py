@@ -1,7 +1,7 @@
 """Python and the Erlang agent agree on every trace option and event kind.
 
 The agent keeps its own defaults and limit checks (it runs on the node, with
-no Python): these tests read them out of its source and fail on any drift
+no Python): these tests read them out of its sources and fail on any drift
 from ``agent/options.py`` and ``store/schema.py``.
 """
 
@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 import microscope_jupyter as mic
-from microscope_jupyter.agent.beam_file import SOURCE_PATH
+from microscope_jupyter.agent.beam_file import SOURCE_DIR
 from microscope_jupyter.agent.options import OPTIONS, SPECIAL
 from microscope_jupyter.agent.spec import TraceSpec
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.errors import TraceLimitError
 from microscope_jupyter.store.schema import KINDS
 
-SOURCE = Path(SOURCE_PATH).read_text()
+# The options' defaults, their limit checks and the payload ceiling are the
+# agent's scope module's; the event kinds are its event format's.
+SOURCE = "\n".join(Path(SOURCE_DIR, f"{module}.erl").read_text()
+                   for module in ("microscope_agent_scope", "microscope_agent_events"))
 PYTHON_SIDE_KINDS = {20}  # annotation is written by Python, never the agent
 
 

@@ -493,3 +493,29 @@ def test_explain_never_says_all_is_well_while_a_finding_stands():
     e = rec.explain()
     assert not e.text.startswith("Nothing looks wrong"), e.text
     assert "Demo.WorkerB spent 250 ms in handle_info" in e.text
+
+
+def test_a_namesake_on_another_node_is_no_restart():
+    """A cluster: node a's Relay.Sink dies; node b's Relay.Sink (a process of
+    its own) registers afterwards. Names are per node: no restart, one crash."""
+    from microscope_jupyter.beam.terms import Pid
+
+    store = EventStore()
+    name = Atom("Elixir.Relay.Sink")
+    sink_a, sink_b = Pid(Atom("a@host"), 60, 0, 1), Pid(Atom("b@host"), 60, 0, 1)
+    a = FakeAgent(store, source="a", node="a@host", names=[(sink_a, name)])
+    b = FakeAgent(store, source="b", node="b@host")
+    a.event("exit", sink_a, payload=Atom("boom"))
+    a.flush()
+    b.event("register", sink_b, name)
+    b.flush()
+    f = OfflineSession(store, {}, None).findings()
+    assert f["kind"].tolist() == ["crash"], f["summary"].tolist()
+    # ...and on one node, the same story is a restart
+    store = EventStore()
+    a = FakeAgent(store, source="a", node="a@host", names=[(sink_a, name)])
+    a.event("exit", sink_a, payload=Atom("boom"))
+    a.event("register", Pid(Atom("a@host"), 61, 0, 1), name)
+    a.flush()
+    f = OfflineSession(store, {}, None).findings()
+    assert sorted(f["kind"]) == ["crash", "restart"], f["summary"].tolist()

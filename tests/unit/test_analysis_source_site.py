@@ -32,24 +32,24 @@ def crashing() -> OfflineSession:
 def test_a_crash_points_at_its_top_frame_and_line():
     recorded = crashing()
     exit_seq = int(recorded.events.query("kind == 'exit'")["seq"].iloc[0])
-    site = site_of_event(recorded, exit_seq)
+    site = site_of_event(recorded.facts, exit_seq)
     assert (site.module, site.key, site.line) == ("Demo.WorkerB", "handle_info/2", 11)
     assert site.what == "crashed in handle_info/2 at line 11"
     finding = recorded.findings().query("kind == 'crash'").iloc[0]
-    assert site_of_finding(recorded, finding).line == 11
+    assert site_of_finding(recorded.facts, finding).line == 11
 
 
 def test_callbacks_and_calls_point_at_their_functions_and_count_what_ran():
     recorded = crashing()
     state_seq = int(recorded.events.query("kind == 'state'")["seq"].iloc[0])
-    assert site_of_event(recorded, state_seq).key == "handle_info/2"       # the process's module
+    assert site_of_event(recorded.facts, state_seq).key == "handle_info/2"       # the process's module
     call_seq = int(recorded.events.query("kind == 'call'")["seq"].iloc[0])
-    site = site_of_event(recorded, call_seq)
+    site = site_of_event(recorded.facts, call_seq)
     assert (site.module, site.key) == ("Demo.WorkerB", "flush/1")
-    ran = executed(recorded, "Demo.WorkerB")
+    ran = executed(recorded.facts, "Demo.WorkerB")
     assert ran["handle_info/2"] == (3, 6000.0)                              # 1 + 2 + 3 ms
     assert ran["flush/1"][0] == 1
-    assert site_of_event(recorded, 10_000).module is None
+    assert site_of_event(recorded.facts, 10_000).module is None
 
 
 def test_the_source_view_takes_a_numpy_seq_from_a_table():

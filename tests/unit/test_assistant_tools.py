@@ -139,7 +139,7 @@ def test_save_needs_a_configured_folder_and_the_humans_approval(tmp_path):
     ("node_info", {}, "error: node_info needs a live node, and this session is a saved recording"),
     ("messages", {"cursor": -5}, "error: cursor must be 0 or more, not -5"),
     ("messages", {"between": "Demo.WorkerB"}, "error: between takes two names or pids, 'A,B'"),
-    ("events_around", {"seq": 3, "window": -1}, "error: window must be 0 or more, not -1"),
+    ("events_around", {"seq": 3, "window_ms": -1}, "error: window_ms must be 0 or more, not -1"),
     ("propose_trace", {"reason": "x", "duration_s": -1},
      "proposal 1: refused. duration must be positive, got -1"),
     ("propose_trace", {"reason": "x", "processes": [""]}, "proposal 1: refused. expected a pid"),

@@ -162,3 +162,33 @@ def test_mcp_over_stdio_knows_no_notebook_can_approve(monkeypatch, tmp_path):
     assert assistant.notebook is False and assistant.ceilings is None
     assert assistant.save_dir == tmp_path.resolve() and assistant.allow_save is False
     assert built["transport"] == "stdio" and built["detached"]
+
+
+def test_mcp_allow_trace_sets_the_ceilings_the_flags_give(monkeypatch):
+    """--allow-trace: Ceilings from the --max-* flags, ASSISTANT_CEILINGS where none is given."""
+    pytest.importorskip("mcp")
+    import microscope_jupyter.assistant as assistant_package
+    import microscope_jupyter.cli as cli
+    from microscope_jupyter.agent.options import ASSISTANT_CEILINGS
+    from microscope_jupyter.assistant import Ceilings
+
+    built = {}
+
+    class Server:
+        def run(self, transport):
+            pass
+
+    class Session:
+        node = "app@host"
+
+        def detach(self):
+            pass
+
+    monkeypatch.setattr(cli, "attach", lambda node, cookie=None, **options: Session())
+    monkeypatch.setattr(assistant_package, "build_server",
+                        lambda assistant: built.setdefault("assistant", assistant) and Server())
+    assert main(["mcp", "--node", "app@host", "--allow-trace", "--max-duration", "2",
+                 "--max-payload", "512"]) == 0
+    ceilings = built["assistant"].ceilings
+    assert ceilings == Ceilings(duration_s=2.0, payload_limit=512)
+    assert ceilings.max_rate == ASSISTANT_CEILINGS.max_rate

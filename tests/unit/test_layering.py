@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "microscope_jupyter"
-LAYER = {"errors": 0, "package_data": 0, "beam": 1, "render": 2, "store": 3, "agent": 4, "analysis": 4,
-         "widgets": 5, "demo_app": 5, "session": 6, "cluster": 6, "report": 6, "saved": 6, "bisection": 7, "assistant": 6, "magics": 7, "ipython_input": 7, "cli": 7, "__init__": 8}
+LAYER = {"errors": 0, "package_data": 0, "gitmeta": 0, "beam": 1, "render": 2, "store": 3,
+         "agent": 4, "analysis": 4, "testgen": 5, "widgets": 5, "demo_app": 5,
+         "session_base": 6, "live_port": 6, "session": 6, "cluster": 6, "report": 6, "saved": 6,
+         "assistant": 6, "bisection": 7, "magics": 7, "ipython_input": 7, "cli": 7, "__init__": 8}
 # Same level, and still never one another: the agent writes into the store and
 # analysis reads it; neither knows the other.
 APART = {("agent", "analysis"), ("analysis", "agent")}
@@ -91,3 +93,63 @@ def test_no_module_outgrows_a_room():
     big = {str(p.relative_to(PACKAGE)): n for p in MODULES
            if (n := len(p.read_text().splitlines())) > 420 and p.name != "etf.py"}
     assert big == {}, big
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_imports(path: Path, known: set[str]) -> set[str]:
+    """Every package module ``path`` imports, at the top, inside a function or
+    under TYPE_CHECKING alike: a circle through any of them is a knot."""
+    here = module_name(path).split(".") if path.name == "__init__.py" \
+        else module_name(path).split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+            target = ".".join(base + (node.module.split(".") if node.module else []))
+            # `from .pkg import mod` imports the module mod; `from .pkg import name`,
+            # the package itself (its __init__)
+            for alias in node.names:
+                sub = f"{target}.{alias.name}".lstrip(".")
+                found.add(sub if sub in known else target)
+    found &= known
+    return found - {module_name(path)}
+
+
+def test_no_import_circles():
+    graph = {module_name(p): set() for p in MODULES}
+    for path in MODULES:
+        graph[module_name(path)] = module_imports(path, set(graph))
+    circles, state = [], {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = "open"
+        for nxt in sorted(graph[module]):
+            if state.get(nxt) == "open":
+                circles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert circles == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path):
+    """The check above can fail: two modules that import each other are a circle."""
+    (tmp_path / "a.py").write_text("from .b import x\n")
+    (tmp_path / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                   "    from .a import y\n")
+    known = {"a", "b"}
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path
+    try:
+        assert module_imports(tmp_path / "a.py", known) == {"b"}
+        assert module_imports(tmp_path / "b.py", known) == {"a"}
+    finally:
+        PACKAGE = saved

@@ -9,13 +9,18 @@ def test_top_level_names():
          "Session", "Cluster", "OfflineSession", "Atom", "errors", "load_ipython_extension"])
 
 
+def test_dir_shows_only_the_public_api():
+    assert dir(mic) == sorted(mic.__all__ + ["__version__"])
+    assert "analysis" not in dir(mic) and hasattr(mic, "analysis")   # still importable
+
+
 def test_session_surface():
     public = {name for name in dir(mic.Session) if not name.startswith("_")}
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
-                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree", "pids",
-                      "explain", "live_holder", "anomalies", "metrics", "dashboard", "exunit",
-                      "versions", "recorded_tree", "serve_mcp", "process", "source",
+                      "time_travel", "expect", "findings", "sql", "save", "supervision_tree",
+                      "explain", "anomalies", "metrics", "dashboard", "exunit",
+                      "versions", "serve_mcp", "process", "source",
                           "flight_recorder", "flight_recorders", "pull_flight_recorder", "lines",
                               "annotate", "annotations", "report"}
 

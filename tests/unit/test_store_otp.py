@@ -76,3 +76,37 @@ def test_a_calls_tag_and_its_replys_tag_are_the_same_bytes():
             == encode(tag)[1:]
     assert call_tag_bytes(encode((Atom("$gen_cast"), 1))) is None
     assert reply_tag_bytes(encode((Atom("ok"), 1, 2))) is None
+
+
+# -- a transition's heading read off its bytes agrees with the decoded one
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from microscope_jupyter.beam.etf import decode, encode  # noqa: E402
+from microscope_jupyter.beam.terms import Pid, Reference  # noqa: E402
+from microscope_jupyter.store.otp import message_shape, state_heading, transition  # noqa: E402
+
+_ATOMS = st.sampled_from([Atom(a) for a in ("get", "put", "tick", "timeout", "ok", "état",
+                                            "$gen_cast", "$gen_call", "continue")])
+_LEAVES = st.one_of(_ATOMS, st.integers(-2**40, 2**40), st.binary(max_size=8),
+                    st.floats(allow_nan=False, allow_infinity=False))
+_TERMS = st.recursive(_LEAVES, lambda kids: st.one_of(
+    st.lists(kids, max_size=3).map(tuple), st.lists(kids, max_size=3),
+    st.dictionaries(_ATOMS, kids, max_size=2)), max_leaves=6)
+_FROM = (Pid(Atom("n@h"), 7, 0, 1), Reference(Atom("n@h"), 1, (1, 2, 3)))
+_MESSAGES = st.one_of(
+    _TERMS,
+    _TERMS.map(lambda r: (Atom("$gen_call"), _FROM, r)),
+    _TERMS.map(lambda r: (Atom("$gen_cast"), r)),
+    _TERMS.map(lambda r: (Atom("continue"), r)),
+    st.tuples(st.sampled_from([Atom("cast"), Atom("info"), (Atom("call"), _FROM),
+                               Atom("state_timeout")]), _TERMS))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_MESSAGES, st.sampled_from(["gen_server", "gen_statem"]), _TERMS)
+def test_state_heading_reads_what_decoding_would(message, kind, state):
+    payload = encode((message, state, state, Atom("noreply"), Atom(kind)))
+    decoded = transition(decode(payload))
+    expected = (decoded["callback"], message_shape(decoded["message"]))
+    assert state_heading(payload, kind == "gen_statem") == expected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fake_agent import A, B, C, MS, FakeAgent
-from microscope_jupyter.analysis import causal
+from microscope_jupyter.analysis import chains
 from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.beam.terms import Atom, Pid
 from microscope_jupyter.store.event_store import EventStore
@@ -45,7 +45,7 @@ def test_a_chain_runs_back_through_each_callback_to_its_first_cause():
     recorded = relay_recording()
     messages = recorded.messages()
     m3 = int(messages.loc[messages["text"] == "{:m, 3}", "send_seq"].iloc[0])
-    chain = causal.chain(messages, m3)
+    chain = chains.chain(messages, m3)
     assert chain["text"].tolist() == ["{:m, 1}", "{:m, 2}", "{:m, 3}"]      # not the unrelated m0
     assert chain["sender_name"].tolist() == ["A", "B", "C"]
     assert chain["wait_us"].round().tolist() == [1000.0, 40000.0, 1000.0]
@@ -58,7 +58,7 @@ def test_an_event_starts_the_chain_of_what_its_process_was_handling():
     messages = recorded.messages()
     events = recorded.events
     c_state = int(events[(events["kind"] == "state") & (events["pid"] == str(C))]["seq"].iloc[0])
-    start = causal.message_for_event(messages, c_state - 1, str(C))    # just before it returned
+    start = chains.message_for_event(messages, c_state - 1, str(C))    # just before it returned
     assert messages.loc[messages["send_seq"] == start, "text"].iloc[0] == "{:m, 2}"
-    assert causal.message_for_event(messages, 0, None) == 0             # a send is its own start
-    assert causal.chain(messages, 999_999).empty
+    assert chains.message_for_event(messages, 0, None) == 0             # a send is its own start
+    assert chains.chain(messages, 999_999).empty

@@ -36,19 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..analysis.expect import expects_state
+from ..analysis.facts import Facts
+from ..analysis.unread import crash_messages
 from ..beam.terms import Atom, ImproperList, MapPairs, Pid
 from ..errors import QueryError
-from ..package_data import hooks_dir
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
 from ..store.otp import message_kind, state_recorded
-from .expect import expects_state
-from .unread import crash_messages
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recorded import SessionBase
+    from .mix import ExUnitRun
 
-__all__ = ["ExUnitTest", "ExUnitRun", "exunit", "MODES"]
+
+__all__ = ["ExUnitTest", "exunit", "MODES"]
 
 MODES = ("reproduce", "regression")
 _WIDE = 600          # a state pattern longer than this asserts only the changed keys
@@ -78,55 +79,23 @@ class ExUnitTest:
         """Write the test into the Mix app ``app`` (its ``test/`` folder, with a
         ``test_helper.exs`` if it has none) and run it with ``mix test``
         (``$BEAM_MICROSCOPE_HOOKS`` set for apps that use ``inspect_line``)."""
-        import os
-        import shutil
-        import subprocess
+        from .mix import run_in_app
 
-        app = Path(app)
-        mix = shutil.which("mix")
-        if mix is None:
-            raise QueryError("mix was not found: install Elixir to run the generated test")
-        helper = app / "test" / "test_helper.exs"
-        if not helper.exists():
-            helper.parent.mkdir(parents=True, exist_ok=True)
-            helper.write_text("ExUnit.start()\n")
-        path = self.write(app / "test" / self.filename)
-        env = dict(os.environ, MIX_ENV="test")
-        hooks = hooks_dir()   # an app that depends on the hooks package by path finds it
-        if hooks is not None:
-            env.setdefault("BEAM_MICROSCOPE_HOOKS", str(hooks))
-        ran = subprocess.run([mix, "test", str(path.relative_to(app)), "--no-color"], cwd=app,
-                             env=env, capture_output=True, text=True, timeout=timeout)
-        output = ran.stdout + ran.stderr
-        summary = next((line for line in output.splitlines()
-                        if re.match(r"^\d+ tests?, \d+ failures?", line)), output.strip()[-200:])
-        return ExUnitRun(ran.returncode == 0, summary, output)
+        return run_in_app(self, Path(app), timeout)
 
     def _repr_markdown_(self) -> str:
         return f"```elixir\n{self.source}```"
 
 
-@dataclass
-class ExUnitRun:
-    """What ``mix test`` said of a generated test."""
-
-    passed: bool
-    summary: str          # "1 test, 0 failures"
-    output: str
-
-    def __str__(self) -> str:
-        return f"{'passed' if self.passed else 'failed'}: {self.summary}"
-
-
-def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | None = None,
+def exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = None,
            mode: str = "reproduce", module: str | None = None,
            rules: list[Callable] = ()) -> ExUnitTest:
     if mode not in MODES:
         raise QueryError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    states = every = recorded.states(proc)
+    states = every = facts.states(proc)
     if between is not None:
         states = states[(states["seq"] >= between[0]) & (states["seq"] <= between[1])]
-    crashed = crash_messages(recorded)       # pid -> the receive its callback raised on
+    crashed = crash_messages(facts)       # pid -> the receive its callback raised on
     pid = _which_pid(states, crashed)
     mine = states[states["pid"] == pid].reset_index(drop=True)
     start = mine["before"].iloc[0]
@@ -135,13 +104,13 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
                          f"{int(mine['seq'].iloc[0])} (too large for payload_limit?): trace "
                          "again with a larger payload_limit to replay it")
     name = next((n for n in mine["name"] if isinstance(n, str)), None)
-    target = _module_of(recorded, proc, pid, name, module)
-    crash = _crash(recorded, crashed.get(pid), pid, between)
+    target = _module_of(facts, proc, pid, name, module)
+    crash = _crash(facts, crashed.get(pid), pid, between)
     messages = [m for m in mine["message"]] + ([_unwrap(crash[0])] if crash else [])
-    code = ElixirCode(_stand_ins(recorded, pid, [start] + messages + list(mine["after"])
+    code = ElixirCode(_stand_ins(facts, pid, [start] + messages + list(mine["after"])
                                  + list(mine["reply"])))
     test_module = f"{target}.{mode.capitalize()}Test"
-    lines = _header(recorded, name or pid, pid, mine, mode, crash)
+    lines = _header(facts, name or pid, pid, mine, mode, crash)
     lines += [f"defmodule {test_module} do", "  use ExUnit.Case, async: false", ""]
     title = (f"{name or pid} replays {len(messages)} recorded message(s)"
              + (" and crashes as it did" if crash and mode == "reproduce" else "")
@@ -152,10 +121,10 @@ def exunit(recorded: "SessionBase", proc: Any, *, between: tuple[int, int] | Non
         lines.append(f"    {var} = stand_in({_string(var)})   # stands in for {pid_seen}")
     lines.append(f"    pid = start_recorded({target}, {code.value(start)})")
     lines.append("    ref = Process.monitor(pid)")
-    frame = recorded.store.frame()     # with the peer's id
+    frame = facts.store.frame()     # with the peer's id
     sends = frame[(frame["kind"].isin(["send", "send_to_dead"])) & (frame["pid"] == pid)
                   & (frame["seq"] < int(mine["seq"].iloc[-1]))]
-    targets = {int(g): recorded.store.term_of(int(g)) for g in sends["_peer"].unique()}
+    targets = {int(g): facts.store.term_of(int(g)) for g in sends["_peer"].unique()}
     found: dict = {}
     for term in sends["term"]:
         _pids(term, found)
@@ -218,22 +187,22 @@ def _which_pid(states, crashed: dict[str, int]) -> str:
     return states["pid"].iloc[0]
 
 
-def _crash(recorded: "SessionBase", seq: int | None, pid: str,
+def _crash(facts: Facts, seq: int | None, pid: str,
            between) -> tuple[Any, Any, int] | None:
     """(message as received, exit reason, receive seq) when ``pid`` died in a
     callback, taking the message received at ``seq``."""
     if seq is None or (between is not None and not between[0] <= seq <= between[1]):
         return None
-    events = recorded.events
+    events = facts.events
     exits = events[(events["kind"] == "exit") & (events["pid"] == pid)]
     return events["term"].iloc[seq], exits["term"].iloc[0], seq
 
 
-def _module_of(recorded: "SessionBase", proc: Any, pid: str, name: str | None,
+def _module_of(facts: Facts, proc: Any, pid: str, name: str | None,
                module: str | None) -> str:
     if module:
         return module.removeprefix("Elixir.")
-    tree = recorded.recorded_tree()     # not the live node's: the pid may be long gone
+    tree = facts.recorded_tree()     # not the live node's: the pid may be long gone
     calls = tree.loc[(tree["pid"] == pid) | (tree["name"] == name), "initial_call"].dropna()
     for call in calls:
         found = re.match(r"^([A-Z][\w.]*)\.init/1$", str(call))
@@ -244,12 +213,12 @@ def _module_of(recorded: "SessionBase", proc: Any, pid: str, name: str | None,
     raise QueryError(f"cannot tell which module {proc!r} runs; pass module='MyApp.Server'")
 
 
-def _stand_ins(recorded: "SessionBase", own: str, terms: list) -> dict[Pid, str]:
+def _stand_ins(facts: Facts, own: str, terms: list) -> dict[Pid, str]:
     """A variable per pid the replay's terms hold (not the process itself)."""
     found: dict[Pid, None] = {}
     for term in terms:
         _pids(term, found)
-    store = recorded.store
+    store = facts.store
     names = {store.id_text(gid): name for gid, name in store.names().last_names().items()}
     out, taken = {}, set()
     for pid in found:
@@ -347,12 +316,12 @@ def _reason_pattern(code: ElixirCode, reason: Any) -> str:
     return code.pattern(reason)
 
 
-def _header(recorded, who, pid, mine, mode: str, crash) -> list[str]:
+def _header(facts, who, pid, mine, mode: str, crash) -> list[str]:
     first, last = int(mine["seq"].iloc[0]), int(mine["seq"].iloc[-1])
     verdict = ("passes while the recorded behaviour, bug included, is still there"
                if mode == "reproduce" else
                "asserts what should have happened: fails until the bug is fixed")
-    node = recorded.metadata.get("node", "the node") if hasattr(recorded, "metadata") else "the node"
+    node = facts.node or "the node"
     return [f"# Generated by BEAM Microscope from a recording of {who} ({pid}) on {node},",
             f"# seqs {first}-{crash[2] if crash else last}. Mode: {mode} ({verdict}).",
             "# Timers its callbacks start are real during the replay, and messages to",

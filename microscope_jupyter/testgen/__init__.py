@@ -1,0 +1,7 @@
+"""Tests written from what happened: ExUnit tests generated from a recording
+(``exunit``), and run in the user's Mix app (``ExUnitTest.run``)."""
+
+from .exunit import MODES, ExUnitTest, exunit
+from .mix import ExUnitRun
+
+__all__ = ["ExUnitTest", "ExUnitRun", "exunit", "MODES"]
