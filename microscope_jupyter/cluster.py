@@ -262,8 +262,7 @@ class Cluster(SessionBase):
             if self._recording is not None and self._recording.running:
                 raise TraceError("a cluster trace is already running; stop it first")
             TraceSpec.build(procs, **options)       # bad options fail here, before any node
-            if self.facts.initial_tree is None:        # every node's, at the first trace
-                self.facts.initial_tree = self.supervision_tree()
+            self.facts.note_tree(self.supervision_tree())     # every node's, now
             recording = ClusterRecording(self, procs, options)
             self._recording = recording
             self._traces += 1

@@ -332,8 +332,8 @@ def start_recording(session: Session, spec: TraceSpec, source: str | None = None
     source = source or f"{session.node}#{len(session.recordings) + 1}"
     if session._node_info is None:
         session.node_info()  # versions for saved sessions, taken while the node is here
-    if session.facts.initial_tree is None:
-        session.facts.initial_tree = session.supervision_tree()
+    # the tree now: its processes' parents (a first trace's, and a later one's new ones)
+    session.facts.note_tree(session.supervision_tree())
     recording = Recording.start(session._remote, session._local, session.store, spec, source,
                                 clock_offset_ns=clock_offset_ns)
     note_missing_line_hooks(session._remote, recording)

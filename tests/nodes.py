@@ -264,10 +264,14 @@ Patterns = [MFA || MFA <- [{M, F, A} || M <- Mods, {F, A} <- M:module_info(funct
 Monitor = [M || M <- [erlang:system_monitor()], M =/= undefined],
 %% where BeamMicroscope.inspect_line sends (the Elixir hooks package)
 Lines = [S || S <- [persistent_term:get(microscope_line_sink, undefined)], S =/= undefined],
+%% the agent's logger handlers (known by their module, whatever their id)
+Logs = [Id || Id <- logger:get_handler_ids(),
+              {ok, #{module := microscope_agent_log}} <- [logger:get_handler_config(Id)]],
 #{flags => Flags, agents => Agents, hooks => Hooks, patterns => Patterns, monitor => Monitor,
-  lines => Lines}.
+  lines => Lines, logs => Logs}.
 """
-CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": [], "lines": []}
+CLEAN = {"flags": [], "agents": [], "hooks": [], "patterns": [], "monitor": [], "lines": [],
+         "logs": []}
 DEMO_MODULES = ["Elixir.Demo.WorkerB", "Elixir.Demo.Stats"]
 
 

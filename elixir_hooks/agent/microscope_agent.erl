@@ -57,6 +57,7 @@
 %%%   microscope_agent_events      what each message becomes: a 40-byte header, a payload
 %%%   microscope_agent_state       GenServer state capture through sys debug hooks
 %%%   microscope_agent_sampler     mailbox lengths, vitals, scheduler load, call counts
+%%%   microscope_agent_log         the logger handler: the node's log events -> the tracer
 %%%   microscope_agent_flight      the flight recorder: a ring on the node, its triggers
 %%%   microscope_agent_inspect     process tables, one process in detail, module sources
 %%% '''
@@ -90,6 +91,9 @@
 %%%   the line sink (the persistent_term     setup:line_sink_pop/2: erased, or handed back
 %%%   microscope_line_sink)                  to the trace that held it before; a sink left
 %%%                                          by a killed agent is erased at unload
+%%%   the log handler (logger, one of the    setup:log_handler_remove/2; one left by a killed
+%%%   ids microscope_log_1..8)               controller removes itself at its next event, and
+%%%                                          is swept by the next start and at unload
 %%%   the agent's modules                    unloaded by Python at detach, unless a
 %%%                                          flight recorder or another session's trace
 %%%                                          runs (in_use/0); when the owner dies instead
@@ -100,14 +104,14 @@
 %%%
 %%% A controller killed outright (exit/2 with kill, a purge) runs no cleanup:
 %%% its tracer, flags, hooks (at their next callback), system monitor and
-%%% OTP 27+ session go with it by themselves; the line sink and, before OTP
-%%% 27, its call patterns are swept by the next start or by sweep/1 at
-%%% unload (setup:sweep_orphans/1: ours by their match specs, and held by no
+%%% OTP 27+ session go with it by themselves; the line sink, the log
+%%% handler and, before OTP 27, its call patterns are swept by the next start
+%%% or by sweep/1 at unload (setup:sweep_orphans/1: ours by their match specs, and held by no
 %%% live controller of ours).
 %%% '''
 %%%
 %%% Nothing else: no registered name, no file, no new atom (the line sink's
-%%% key is an atom of the agent). A flight recorder is the one thing that
+%%% key and the log handlers' ids are atoms of the agent). A flight recorder is the one thing that
 %%% outlives the notebook: explicit, listed by flight_list/0, removable from
 %%% any session, and gone at its expiry.
 -module(microscope_agent).
@@ -124,7 +128,8 @@
 %% (a unit test compares them).
 -define(MODULES, [microscope_agent_controller, microscope_agent_scope, microscope_agent_setup,
                   microscope_agent_tracer, microscope_agent_events, microscope_agent_state,
-                  microscope_agent_sampler, microscope_agent_flight, microscope_agent_inspect]).
+                  microscope_agent_sampler, microscope_agent_flight, microscope_agent_inspect,
+                  microscope_agent_log]).
 
 %%%===================================================================
 %%% PUBLIC
@@ -173,6 +178,7 @@ module_version(M) ->
 %%                  holds it, true replaces it; either way the previous one is
 %%                  restored at the end
 %%   long_gc_ms, long_schedule_ms  (50)    large_heap_words  (1000000)
+%%   logs           boolean()  (true)   the node's log events (a logger handler)
 start(Owner, Opts) when is_pid(Owner), is_map(Opts) ->
     microscope_agent_controller:start(Owner, Opts).
 
@@ -289,6 +295,8 @@ unload_when_alone() ->
             %% a sink handed back to a tracer that was ending too (two traces
             %% stopped together) points at a dead process: alone, it goes
             _ = catch microscope_agent_setup:line_sink_sweep(),
+            %% and a handler whose trace was killed goes before the module logger calls
+            _ = catch microscope_agent_setup:log_handler_sweep(),
             %% this facade first: version/0 stops answering before any other goes
             Modules = modules(),
             [code:delete(M) || M <- Modules],

@@ -10,7 +10,7 @@
 %%%
 %%% It owns a trace's processes and its inventory: it spawns the tracer
 %%% (linked) and the sampler, asks microscope_agent_setup for every flag,
-%%% pattern and monitor, and microscope_agent_state for the hooks, and keeps
+%%% pattern, monitor and the log handler, and microscope_agent_state for the hooks, and keeps
 %%% what each returned, so that cleanup/2 undoes exactly that. It monitors
 %%% its owner (a Python mailbox, or a flight recorder's ring): a detach, a
 %%% dropped connection or a killed kernel all end in the same cleanup. What
@@ -32,7 +32,9 @@
               %% are monitored, not traced; pid -> true
               watched = #{},
               %% lines: the sink this trace replaced (line_sink_push/1), or none
-              line_prev = none}).
+              line_prev = none,
+              %% logs: the id of the logger handler this trace added, or none
+              log_handler = none}).
 
 %%%===================================================================
 %%% PUBLIC (through microscope_agent)
@@ -157,7 +159,8 @@ init(Caller, Owner, Opts0) ->
                    end#ctl{line_prev = case maps:get(lines, Opts) of
                                            true -> microscope_agent_setup:line_sink_push(Tracer);
                                            false -> none
-                                       end},
+                                       end,
+                           log_handler = log_handler(Tracer, Opts)},
             %% The caller (an rpc from Python) is answered once tracing runs;
             %% what costs a pass over every traced process (hooks, links and
             %% monitors, names) follows as one details message to the owner,
@@ -180,6 +183,13 @@ init(Caller, Owner, Opts0) ->
             loop(Ctl)
     end.
 
+%% A killed trace's handler goes first: it holds an id another trace may need.
+log_handler(Tracer, Opts = #{logs := true}) ->
+    microscope_agent_setup:log_handler_sweep(),
+    microscope_agent_setup:log_handler_add(Tracer, Opts);
+log_handler(_, _) ->
+    none.
+
 %% Watching only (a recorder's counters level), the BEAM counts the calls
 %% (call_count patterns) and the processes are monitored, not traced.
 counting(#ctl{opts = Opts}) ->
@@ -197,6 +207,11 @@ start_info(Ctl = #ctl{tracer = Tracer, backend = Backend, opts = Opts}, Procs, M
       skipped_foreign => skipped_foreign(Procs, Ctl),
       system_monitor => Ctl#ctl.monitor =/= none,
       monitors => microscope_agent_setup:monitor_tracking(maps:get(lifecycle, Opts), MonitorMFAs),
+      logs => case {maps:get(logs, Opts), Ctl#ctl.log_handler} of
+                  {false, _} -> off;
+                  {true, none} -> unavailable;
+                  {true, _} -> on
+              end,
       time_offset => erlang:time_offset(),
       native_per_second => erlang:convert_time_unit(1, second, native),
       started => Ctl#ctl.started,
@@ -293,6 +308,7 @@ loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
             From ! {Ref, {ok, #{procs => Ctl#ctl.procs, patterns => Ctl#ctl.patterns,
                                 hooks => Ctl#ctl.hooks, tracer => Tracer,
                                 hook_id => microscope_agent_state:hook_id(Ctl#ctl.hook_ctx),
+                                log_handler => Ctl#ctl.log_handler,
                                 backend => element(1, Ctl#ctl.backend)}}},
             loop(Ctl);
         {{microscope_hook, installed, P}, ok} ->
@@ -416,6 +432,7 @@ cleanup(Ctl = #ctl{tracer = Tracer, backend = Backend}, Reason) ->
     atomics:put(Ctl#ctl.stop_flag, 1, 1),
     microscope_agent_setup:restore_monitor(Ctl#ctl.monitor, Tracer),
     microscope_agent_setup:line_sink_pop(Tracer, Ctl#ctl.line_prev),
+    microscope_agent_setup:log_handler_remove(Ctl#ctl.log_handler, Tracer),
     microscope_agent_setup:untrace_procs(Backend, Ctl#ctl.flags),
     microscope_agent_setup:unset_patterns(Backend, Ctl#ctl.patterns, counting(Ctl)),
     microscope_agent_setup:destroy_backend(Backend),

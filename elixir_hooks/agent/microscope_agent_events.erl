@@ -62,8 +62,12 @@
 -define(K_VITALS, 26).     % sampled memory, heap and reductions: aux is memory in bytes
 -define(K_GRANULARITY, 27). % the tracer changed how much it keeps: aux is the level (GRANULARITY)
 -define(K_CALL_COUNT, 28). % calls of a function since the last sample (counters level): aux is how many
+-define(K_LOG, 29).        % a log event of the node (microscope_agent_log): aux is its level, 0 emergency .. 7 debug
 
 -define(F_TRUNCATED, 1).
+%% What a log row may carry beside its text (microscope_agent_log keeps each
+%% term of it small).
+-define(LOG_SUMMARY_BYTES, 2048).
 
 %%%===================================================================
 %%% ROWS
@@ -88,7 +92,9 @@ encode(M, T) ->
     row(M, T).
 
 agent_traffic({system, {_, {microscope_hook, _, _}}, _}) -> true;
-agent_traffic(Msg) when element(1, Msg) =:= microscope_line -> true;  % inspect_line to us
+%% inspect_line to us, and our log handler from inside the process that logs
+agent_traffic(Msg) when element(1, Msg) =:= microscope_line;
+                        element(1, Msg) =:= microscope_log -> true;
 agent_traffic({{microscope_hook, _, _}, _}) -> true;
 agent_traffic(_) -> false.
 
@@ -218,6 +224,9 @@ row({monitor, P, _, _} = Msg, T) when is_pid(P) ->
 row({microscope_line, P, Ts, Label, {M, F, A} = MFA, File, Line, Binding}, T)
   when is_pid(P), is_integer(Ts), is_atom(M), is_atom(F), is_integer(A), is_integer(Line) ->
     payload(?K_LINE, P, none, MFA, Ts, Line, {Label, File, Binding}, T);
+row({microscope_log, P, Ts, Level, MFA, Peer, Text, Summary}, T = #tr{payload_limit = Limit})
+  when is_pid(P), is_integer(Ts), is_binary(Text) ->
+    payload(?K_LOG, P, Peer, MFA, Ts, log_level(Level), {Level, bounded(Text, Limit), Summary}, T);
 row(_Other, _T) ->
     %% spawned, getting_linked, gc_*_start, return_to ...: the other side
     %% of an event we already record, or noise.
@@ -352,6 +361,27 @@ info_value(Key, Info) ->
         _ -> 0
     end.
 
+%% Logger's levels as syslog numbers them (aux of a `log' row).
+log_level(emergency) -> 0;
+log_level(alert) -> 1;
+log_level(critical) -> 2;
+log_level(error) -> 3;
+log_level(warning) -> 4;
+log_level(notice) -> 5;
+log_level(info) -> 6;
+log_level(_) -> 7.
+
+%% A log line's text cut to the payload limit (the granularity's cap
+%% included), on a character boundary, and marked as cut.
+bounded(Text, Limit) when byte_size(Text) =< Limit ->
+    Text;
+bounded(Text, Limit) ->
+    Kept = case unicode:characters_to_binary(binary:part(Text, 0, Limit)) of
+               Whole when is_binary(Whole) -> Whole;
+               {_, Whole, _} -> Whole
+           end,
+    <<Kept/binary, "...">>.
+
 arity(Args) when is_list(Args) -> length(Args);
 arity(A) when is_integer(A) -> A.
 
@@ -360,8 +390,13 @@ arity(A) when is_integer(A) -> A.
 %%%===================================================================
 
 payload(Kind, P, Peer, MFA, Ts, Aux, Term, T = #tr{payload_limit = Limit0}) ->
-    %% A state event carries two states, a message and a reply.
-    Limit = case Kind of ?K_STATE -> Limit0 * 8; _ -> Limit0 end,
+    %% A state event carries two states, a message and a reply; a log line
+    %% its text (already cut to the limit) and a few small terms beside it.
+    Limit = case Kind of
+                ?K_STATE -> Limit0 * 8;
+                ?K_LOG -> Limit0 + ?LOG_SUMMARY_BYTES;
+                _ -> Limit0
+            end,
     %% Atoms as UTF-8 on every release (OTP 25's default is Latin-1, 26+'s
     %% UTF-8): the same message sent on one node and received on another of a
     %% mixed cluster has the same bytes, which is how sends and receives pair.

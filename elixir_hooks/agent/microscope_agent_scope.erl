@@ -32,7 +32,7 @@ defaults() ->
       flush_ms => 50, shed_queue => 50000, max_queue => 500000, exclude => [],
       system_monitor => auto, long_gc_ms => 50, long_schedule_ms => 50,
       large_heap_words => 1000000, mailbox_ms => 100, sample => 1, adaptive => true,
-      lines => true}.
+      lines => true, logs => true}.
 
 %% Caller (the rpc that starts the trace) and the controller itself are
 %% never traced. Call patterns a killed trace of ours left on these
@@ -58,7 +58,7 @@ check_limits(Opts) ->
               mailbox_ms, sample],
         not (is_integer(maps:get(K, Opts)) andalso maps:get(K, Opts) > 0)],
     [throw({refused, {bad_limit, K, maps:get(K, Opts)}})
-     || K <- [adaptive, lines], not is_boolean(maps:get(K, Opts))],
+     || K <- [adaptive, lines, logs], not is_boolean(maps:get(K, Opts))],
     %% what a payload may copy out of a traced process on every event
     maps:get(payload_limit, Opts) > ?MAX_PAYLOAD_LIMIT
         andalso throw({refused, {bad_limit, payload_limit, maps:get(payload_limit, Opts)}}),

@@ -1,6 +1,7 @@
 %%% @doc What a trace sets on the node, and what undoes each: trace flags,
 %%% call patterns (the user's, and the monitor BIFs'), the system monitor,
-%%% the line sink; and the sweep of what a killed trace left behind.
+%%% the line sink, the log handler; and the sweep of what a killed trace
+%%% left behind.
 %%%
 %%% ```
 %%%   Backend = backend(backend_kind(), Tracer)      % OTP 27+: {session, S}; else {legacy, Tracer}
@@ -8,6 +9,7 @@
 %%%   set_patterns(Backend, MFAs, false)             ... unset_patterns(Backend, MFAs, false)
 %%%   Monitor = set_monitor(Tracer, Opts)            ... restore_monitor(Monitor, Tracer)
 %%%   Prev = line_sink_push(Tracer)                  ... line_sink_pop(Tracer, Prev)
+%%%   Id = log_handler_add(Tracer, Opts)             ... log_handler_remove(Id, Tracer)
 %%%   destroy_backend(Backend)
 %%% '''
 %%%
@@ -26,6 +28,7 @@
 -export([monitor_patterns/3, set_monitor_patterns/2, monitor_tracking/2]).
 -export([set_monitor/2, restore_monitor/2]).
 -export([line_sink_push/1, line_sink_pop/2, line_sink_sweep/0]).
+-export([log_handler_add/2, log_handler_remove/2, log_handler_sweep/0]).
 -export([sweep/1, sweep_orphans/1]).
 
 %%%===================================================================
@@ -196,7 +199,8 @@ sweep(Modules) when is_list(Modules) ->
                                                  catch throw:{refused, _} -> []
                                                  end
                                          end, Modules)),
-    #{lines => line_sink_sweep(), patterns => sweep_orphans(Patterns)}.
+    #{lines => line_sink_sweep(), logs => log_handler_sweep(),
+      patterns => sweep_orphans(Patterns)}.
 
 %% A controller killed outright (exit(Pid, kill), a purge of the agent,
 %% start/2's timeout) runs no cleanup. Its flags, hooks and system monitor
@@ -337,5 +341,59 @@ line_sink_sweep() ->
                 true -> kept;
                 false -> persistent_term:erase(?LINE_SINK), erased
             end;
+        _ -> none
+    end.
+
+%%%===================================================================
+%%% LOGS: a logger handler of ours (microscope_agent_log) per trace
+%%%===================================================================
+
+%% Handler ids are atoms, and input never makes one: a trace takes the first
+%% of these free (logger adds one id once, so two traces starting together
+%% cannot take the same), and runs without logs when all are taken. A
+%% handler is ours by its module; one someone else added, under whatever
+%% id, is never touched.
+-define(LOG_HANDLERS, [microscope_log_1, microscope_log_2, microscope_log_3, microscope_log_4,
+                       microscope_log_5, microscope_log_6, microscope_log_7, microscope_log_8]).
+-define(LOG_MODULE, microscope_agent_log).
+
+%% The handler takes every event the node's primary level lets through; the
+%% tracer bounds them like messages (max_rate, shedding).
+log_handler_add(Tracer, Opts) ->
+    Config = #{level => all, filter_default => log, filters => [],
+               config => #{tracer => Tracer, limit => maps:get(payload_limit, Opts)}},
+    log_handler_add(?LOG_HANDLERS, ?LOG_MODULE, Config).
+
+log_handler_add([], _, _) ->
+    none;
+log_handler_add([Id | Rest], Module, Config) ->
+    case catch logger:add_handler(Id, Module, Config) of
+        ok -> Id;
+        {error, {already_exist, Id}} -> log_handler_add(Rest, Module, Config);
+        _ -> none
+    end.
+
+%% Only while it is still the one this trace added.
+log_handler_remove(none, _Tracer) ->
+    ok;
+log_handler_remove(Id, Tracer) ->
+    case log_handler_tracer(Id) of
+        Tracer -> _ = catch logger:remove_handler(Id), ok;
+        _ -> ok
+    end.
+
+%% A handler whose trace was killed before its cleanup ran forwards to a
+%% dead tracer (and removes itself at its next event): swept at every start
+%% and at unload, before our modules go.
+log_handler_sweep() ->
+    length([catch logger:remove_handler(Id)
+            || Id <- logger:get_handler_ids(),
+               Tracer <- [log_handler_tracer(Id)], is_pid(Tracer),
+               not is_process_alive(Tracer)]).
+
+%% The tracer of a handler of ours, or none.
+log_handler_tracer(Id) ->
+    case catch logger:get_handler_config(Id) of
+        {ok, #{module := ?LOG_MODULE, config := #{tracer := Tracer}}} -> Tracer;
         _ -> none
     end.

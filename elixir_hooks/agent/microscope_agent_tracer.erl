@@ -4,7 +4,7 @@
 %%%   Tracer = spawn_opt(microscope_agent_tracer, init, [Controller, Owner, Opts],
 %%%                      [link, {message_queue_data, off_heap}]),
 %%%   %% the trace delivers {trace_ts, ...} here; the sampler, the hooks' report
-%%%   %% table, inspect_line and the system monitor add theirs
+%%%   %% table, inspect_line, the log handler and the system monitor add theirs
 %%%   Owner ! {microscope_batch, Tracer, No, Events, Headers, Payloads, Defs, Seen, Dropped}
 %%%   %% one every batch_events or flush_ms; a final one after {finish, ...}
 %%% '''
@@ -369,7 +369,8 @@ shed(T) ->
 shed(0, T) -> T;
 shed(N, T) ->
     receive
-        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= monitor ->
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= monitor;
+                 element(1, Msg) =:= microscope_log ->
             shed(N - 1, count_drop(T#tr{seen = T#tr.seen + 1}))
     after 0 -> T
     end.
@@ -404,6 +405,7 @@ event_ts({microscope_hook, _, _, Ts}) -> Ts;
 event_ts({microscope_down, _, _, Ts}) -> Ts;
 event_ts({microscope_calls, _, _, Ts}) -> Ts;
 event_ts({microscope_line, _, Ts, _, _, _, _, _}) -> Ts;
+event_ts({microscope_log, _, Ts, _, _, _, _, _}) -> Ts;
 event_ts({monitor, _, _, _}) -> 0;
 event_ts(_) -> none.
 

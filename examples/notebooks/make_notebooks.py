@@ -424,9 +424,168 @@ print("decided by:", [e["arguments"]["by"] for e in s.audit if e["tool"] == "dec
 ]
 
 
+KEEPS_DISCONNECTING = [
+    ("markdown", """# Why does it keep disconnecting? A gen_statem timeout that traffic never resets
+
+`:gen_statem` has three timeouts, and each is cancelled by something different:
+
+| action | cancelled by |
+| --- | --- |
+| `{:state_timeout, ms, msg}` | leaving the state (or setting another state_timeout) |
+| `{:timeout, ms, msg}`, an *event* timeout | any event at all |
+| `{{:timeout, name}, ms, msg}`, a *generic* timeout | only setting it again, or cancelling it by name |
+
+Pick the wrong one and the machine does something else than you meant, with no error anywhere.
+
+The app here (`examples/apps/quotes`) is a price ticker: `Quotes.Ticker` asks `Quotes.Upstream`,
+the connection to a price feed (a gen_statem, `:connected` or `:disconnected`), for the EUR/USD
+price every 20 ms. The connection is meant to recycle itself (close and reopen) after 500 ms
+*without traffic*, because the firewall in front of the feed drops idle connections. Users say the
+ticker has gaps: now and then a price comes back `{:error, :disconnected}`, though it is busy."""),
+    ("code", """import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+import microscope_jupyter as mic
+from microscope_jupyter.demo_app import boot_app_node
+
+app = next(p / "examples" / "apps" / "quotes" for p in [Path.cwd(), *Path.cwd().parents]
+           if (p / "examples" / "apps" / "quotes").exists())
+node = boot_app_node(app, "quotes")            # compiles with mix, boots a local node
+s = mic.attach(node.name, cookie=node.cookie)
+while s.rpc("erlang", "whereis", [mic.Atom("Elixir.Quotes.Ticker")]) == mic.Atom("undefined"):
+    time.sleep(0.1)
+time.sleep(1.5)                                # the ticker has been running a while
+stats = s.rpc("Elixir.Quotes", "stats", [])
+print("the ticker got prices:", stats[mic.Atom("ok")] > 20, "| and errors:", stats[mic.Atom("failed")] > 0)"""),
+    ("markdown", "## 1. Record three seconds\nWe trace the connection and the ticker: every message, and every callback with the state before and after."),
+    ("code", """rec = s.trace("Quotes.Upstream", "Quotes.Ticker")
+time.sleep(3)
+status = rec.stop()
+print("recorded events:", len(s.events) > 1000, "| dropped:", status["dropped"])
+ticker = s.states("Quotes.Ticker")["after"]
+failed = mic.Atom("failed")
+print("the ticker's failures went up while we watched:", ticker.iloc[-1][failed] > ticker.iloc[0][failed])"""),
+    ("markdown", """## 2. What the recording shows
+The ticker asks every 20 ms, so the connection is never idle for 500 ms. Yet it goes `:idle` again
+and again: `s.query.state_timeline` has a row for every event the gen_statem handled, with its state
+before and after. Here only the rows where the state changed, from the first reconnect:"""),
+    ("code", """connected, disconnected = mic.Atom("connected"), mic.Atom("disconnected")
+timeline = s.query.state_timeline("Quotes.Upstream").reset_index(drop=True)
+changes = timeline[timeline["changed"]]
+first = changes.index[changes["message_text"] == ":reconnect"][0]
+print("it left :connected only on :idle:",
+      set(changes.loc[changes["before"] == connected, "message_text"]) == {":idle"})
+changes.loc[first:, ["message_text", "changes"]].head(4).reset_index(drop=True)"""),
+    ("markdown", """The sequence diagram in time mode draws each request from its send to the moment it was handled,
+with the connection's callbacks on its lifeline. The time travel slider under it starts just before
+the first `:idle`; the two share a cursor (click an arrow, or move the slider)."""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+seq = mic.widgets.SequenceDiagram(s, procs=["Quotes.Ticker", "Quotes.Upstream"], mode="time")
+seq"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+first_idle = int(changes.loc[changes["message_text"] == ":idle", "seq"].iloc[0])
+mic.widgets.TimeTravel(s, cursor=first_idle - 1, frames=60).link(seq)"""),
+    ("markdown", "## 3. Ask why"),
+    ("code", """question = "Why does the upstream connection keep disconnecting while it is busy?"
+e = s.explain(question)
+cause = e.causes.iloc[0]
+print("cause:", cause["kind"], "| about:", cause["processes"])
+print("names the timeout:", "on its state_timeout :idle" in e.text)
+print("saw it busy:", "although it was busy there" in e.text)
+print("says why:", "requests handled with keep_state do not reset it" in e.text)"""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+e"""),
+    ("markdown", """## 4. Check the evidence
+From the same rows: for each visit to `:connected` seen whole, how long it lasted, how many requests
+it served, and how long before `:idle` the last one came."""),
+    ("code", """def ms(delta):
+    return delta.total_seconds() * 1000
+
+
+timeline["visit"] = (timeline["message_text"] == ":reconnect").cumsum()   # numbered by reconnect
+visits = []
+for _, rows in timeline[timeline["visit"] > 0].groupby("visit"):
+    idle = rows[rows["message_text"] == ":idle"]
+    served = rows[(rows["before"] == connected) & (rows["after"] == connected)]
+    if len(idle):
+        visits.append({"lasted_ms": ms(idle["ts"].iloc[0] - rows["ts"].iloc[0]),
+                       "served": len(served),
+                       "quiet_ms": ms(idle["ts"].iloc[0] - served["ts"].iloc[-1])})
+visits = pd.DataFrame(visits)
+print("visits seen whole:", "several" if len(visits) >= 3 else len(visits))
+print("each ended on :idle about 500 ms after it began:", ((visits["lasted_ms"] - 500).abs() < 100).all())
+print("it served at least 10 requests in each:", (visits["served"] >= 10).all())
+print("the last one less than 100 ms before :idle:", (visits["quiet_ms"] < 100).all())"""),
+    ("markdown", "And what the ticker got back while the connection was reopening:"),
+    ("code", """messages = s.messages()
+replies = messages[(messages["sender_name"] == "Quotes.Upstream")
+                   & (messages["receiver_name"] == "Quotes.Ticker")]
+errors = replies[replies["text"].str.endswith("{:error, :disconnected}}", na=False)]
+print("requests answered {:error, :disconnected}:", "many" if len(errors) >= 5 else len(errors))
+tt = s.time_travel()                           # the connection's state as each error was sent
+print("each while it was :disconnected:",
+      all(tt.snapshot_at(int(seq)).set_index("name").loc["Quotes.Upstream", "state"] == disconnected
+          for seq in errors["send_seq"]))"""),
+    ("markdown", """## 5. The fix
+
+A state_timeout is the right tool for "leave this state after N ms, whatever happens"; for "after N ms
+*without traffic*" each request must set it again, which restarts it
+(`examples/apps/quotes/fixed/lib/quotes/upstream.ex`):
+
+```elixir
+def connected({:call, from}, {:price, pair}, data) do
+  # traffic: the connection is in use, so start the idle timer again
+  {:keep_state, %{data | served: data.served + 1},
+   [{:reply, from, {:ok, price_of(pair)}}, {:state_timeout, @idle_ms, :idle}]}
+end
+```
+
+An event timeout `{:timeout, 500, :idle}` set only on entering `:connected` would stop the flapping,
+but the first request cancels it for good, and an idle connection would then never be recycled. It
+too has to be set with every request.
+
+In your app you would edit the file and deploy. Here we load the fixed module into the running node
+(the BEAM swaps code without a restart: the gen_statem runs the new code from its next event), and
+record again in a fresh session, so that the second recording holds only the fixed code."""),
+    ("code", """work = Path(tempfile.mkdtemp())
+before = mic.load(s.save(work / "before"))
+loaded = s.rpc("Elixir.Code", "compile_file", [str(app / "fixed" / "lib" / "quotes" / "upstream.ex")])
+print("loaded:", [mic.render.elixir.to_elixir(module) for module, _beam in loaded])
+s.detach()
+s = mic.attach(node.name, cookie=node.cookie)"""),
+    ("markdown", """## 6. Record the fix: two seconds busy, then idle
+`Quotes.pause()` stops the ticker, so at the end the connection really is idle: it should be recycled
+then, 500 ms after the last request, and only then."""),
+    ("code", """rec = s.trace("Quotes.Upstream", "Quotes.Ticker")
+time.sleep(2)
+s.rpc("Elixir.Quotes", "pause", [])
+time.sleep(0.8)
+rec.stop()
+timeline = s.query.state_timeline("Quotes.Upstream")
+served = timeline[(timeline["before"] == connected) & (timeline["after"] == connected)]
+idle = timeline[timeline["message_text"] == ":idle"]
+print("requests served:", "many" if len(served) >= 50 else len(served))
+print(":idle while the ticker was asking:", int((idle["seq"] < served["seq"].max()).sum()))
+print("recycled once idle, about 500 ms after the last request:",
+      abs(ms(idle["ts"].iloc[0] - served["ts"].iloc[-1]) - 500) < 100)
+print(s.explain(question).text.split(":")[0])"""),
+    ("markdown", "`mic.compare` lines the two recordings up: the module whose code changed, and the cause that went with it."),
+    ("code", """after = mic.load(s.save(work / "after"))
+rows = mic.compare(before, after).significant()
+rows[rows["aspect"].isin(["module", "finding", "cause"])][["aspect", "what", "change"]].reset_index(drop=True)"""),
+    ("code", """s.detach()
+node.stop()
+shutil.rmtree(work)                            # the two recordings"""),
+]
+
 NOTEBOOKS = {"01_quickstart.ipynb": QUICKSTART, "02_why_is_it_slow.ipynb": WHY_SLOW,
              "03_where_did_my_messages_go.ipynb": WHERE_DID_THEY_GO,
-             "04_fix_and_verify.ipynb": FIX_AND_VERIFY, "05_assistant.ipynb": ASSISTANT}
+             "04_fix_and_verify.ipynb": FIX_AND_VERIFY, "05_assistant.ipynb": ASSISTANT,
+             "06_why_does_it_keep_disconnecting.ipynb": KEEPS_DISCONNECTING}
 
 
 def main() -> None:

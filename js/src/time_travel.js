@@ -4,7 +4,8 @@
 //   n_events: int      cursor: seq (Python answers with snapshot)     proc: "" | pid/name to step within
 //   snapshot: [{pid, name, alive, exit_text, state_text, mailbox: [text], mailbox_len, mailbox_basis,
 //               current_callback, relations, diff_text, changed, ancestors: [pid],
-//               line: the newest inspect_line of the process ("" none)}]
+//               line: the newest inspect_line of the process ("" none),
+//               log: [text] its newest log lines (at most 3), oldest first}]
 //   event_text: what happened at the cursor
 //   marks: [{seq, severity, text}]   findings, as ticks under the slider
 //   supervisors: [{pid, name}]        the "only this supervisor" menu
@@ -28,6 +29,7 @@ function render({ model, el }) {
     .mic-tt tr.dead { color: var(--mic-dead); }
     .mic-tt .exit { color: var(--mic-crash); }
     .mic-tt .line { color: var(--mic-muted); font-style: italic; white-space: pre-wrap; }
+    .mic-tt .log { color: var(--mic-muted); white-space: pre-wrap; }
     .mic-tt .diff { color: var(--mic-diff); white-space: pre-wrap; }
     .mic-tt .body { max-height: 360px; overflow: auto; }
     .mic-tt .event { padding: 4px 8px; border-bottom: 1px solid var(--mic-line); }
@@ -89,7 +91,8 @@ function render({ model, el }) {
         h("div", { class: "muted mono" }, r.pid),
         r.alive ? null : h("div", { class: "exit mono" }, r.exit_text || "exited")),
       h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null,
-        r.line ? h("div", { class: "line", title: "the newest inspect_line of this process" }, `⟵ ${r.line}`) : null),
+        r.line ? h("div", { class: "line", title: "the newest inspect_line of this process" }, `⟵ ${r.line}`) : null,
+        ...(r.log || []).map((text) => h("div", { class: "log", title: "what the node logged about this process, newest last" }, `▸ ${text}`))),
       // an estimate between the node's samples reads "≈", its derivation on hover
       h("td", { class: "mono", title: r.mailbox_basis === "node" ? "the node's own count" : (r.mailbox_basis || "") },
         r.mailbox_len ? `${r.mailbox_basis && r.mailbox_basis !== "node" ? "≈" : ""}${r.mailbox_len}: ${r.mailbox.join(", ")}` : ""),

@@ -1,7 +1,8 @@
 // Timeline: a track view in the manner of Perfetto / Chrome DevTools, on a
 // canvas. One track per process: its life from birth to death (an abnormal
 // death in red, with the reason on hover), callbacks and traced calls as
-// duration bars, GC as dots; under it a mailbox track with a real y axis
+// duration bars, GC as dots, the node's log lines as ticks (red from error
+// up, amber for warnings; the line on hover); under it a mailbox track with a real y axis
 // from the node's queue samples. Gaps between recordings are gaps. Wheel
 // with ctrl (or w/s) zooms, drag pans, shift+drag (or a drag on the time
 // axis) selects a range and sums it up; a click moves the shared cursor.
@@ -9,6 +10,7 @@
 //   lanes: [{id, label, start, end, born, exited, abnormal, reason}]     (ms since the recording began)
 //   handlers: [[lane, start, dur, callback]]   calls: [[lane, start, dur, mfa]]   callbacks, mfas: [label]
 //   gcs: [[lane, t]]    mailbox: [[lane, t, len]]    gaps: [[start, end]]    span: total ms
+//   logs: [[lane, t, level, seq, text]]   level 0 emergency .. 3 error, 4 warning .. 7 debug
 //   marks: [{seq, t_ms, lane, severity, text}]     cursor: seq    cursor_ms: where it is (Python)
 //   Python answers {event: "seek_ms", ms} by moving the cursor to the event at that time.
 import { h, palette, ui, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip } from "./common.js";
@@ -26,7 +28,7 @@ function render({ model, el }) {
   const zoomIn = h("button", { class: "zoom-in", title: "zoom in (w, ctrl+wheel)" }, "+");
   const zoomOut = h("button", { class: "zoom-out", title: "zoom out (s)" }, "−");
   const fit = h("button", { class: "fit", title: "the whole recording (f)" }, "fit");
-  const legend = h("span", { class: "muted" }, "bars: callbacks, calls · dots: GC · ✖ crash · hatched: not recording");
+  const legend = h("span", { class: "muted" }, "bars: callbacks, calls · dots: GC · ticks: log lines · ✖ crash · hatched: not recording");
   const viewport = h("div", { class: "viewport", tabindex: "0" });
   const canvas = h("canvas");
   const spacer = h("div", { class: "spacer" });
@@ -45,11 +47,12 @@ function render({ model, el }) {
     lanes = model.get("lanes") || [];
     span = Math.max(1e-6, model.get("span") || 1);
     // per lane: bars sorted by start (callbacks and calls), GC times, mailbox points
-    byLane = lanes.map(() => ({ bars: [], starts: null, maxDur: 0, gcs: [], mailbox: [] }));
+    byLane = lanes.map(() => ({ bars: [], starts: null, maxDur: 0, gcs: [], mailbox: [], logs: [] }));
     const cb = model.get("callbacks") || [], mfas = model.get("mfas") || [];
     for (const [l, s, d, c] of model.get("handlers") || []) byLane[l] && byLane[l].bars.push([s, d, "callback", cb[c] ?? c]);
     for (const [l, s, d, m] of model.get("calls") || []) byLane[l] && byLane[l].bars.push([s, d, "call", mfas[m] ?? m]);
     for (const [l, t] of model.get("gcs") || []) byLane[l] && byLane[l].gcs.push(t);
+    for (const [l, t, level, seq, text] of model.get("logs") || []) byLane[l] && byLane[l].logs.push({ t, level, seq, text });
     for (const [l, t, n] of model.get("mailbox") || []) byLane[l] && byLane[l].mailbox.push([t, n]);
     for (const b of byLane) {
       b.bars.sort((p, q) => p[0] - q[0]);
@@ -169,6 +172,11 @@ function render({ model, el }) {
     ctx.globalAlpha = 1;
     ctx.fillStyle = ui.gc;
     for (const t of b.gcs) if (t >= v0 && t <= v1) { ctx.beginPath(); ctx.arc(xOf(t), y + TRACK - 4, 2, 0, 7); ctx.fill(); }
+    for (const g of b.logs) {
+      if (g.t < v0 || g.t > v1) continue;
+      ctx.fillStyle = logColour(g.level);
+      ctx.fillRect(xOf(g.t) - 1, y + 15, 2, TRACK - 17);
+    }
     if (l.exited && l.end !== null && l.end !== undefined && l.end >= v0 && l.end <= v1) {
       const x = xOf(l.end);
       if (l.abnormal) { ctx.fillStyle = colours.crash; ctx.font = "bold 13px sans-serif"; ctx.textAlign = "center"; ctx.fillText("✖", x, y + 13); ctx.textAlign = "left"; ctx.font = "11px sans-serif"; }
@@ -180,6 +188,16 @@ function render({ model, el }) {
       ctx.fillStyle = m.severity === "error" ? colours.crash : m.severity === "warning" ? "#f9ab00" : m.severity === "note" ? ui.note : colours.accent;
       ctx.beginPath(); ctx.moveTo(x - 5, y); ctx.lineTo(x + 5, y); ctx.lineTo(x, y + 7); ctx.fill();
     }
+  }
+
+  function logColour(level) {
+    return level <= 3 ? colours.crash : level === 4 ? "#f9ab00" : colours.muted;
+  }
+  const LEVELS = ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"];
+  function logAt(tr, t, tol) {
+    let best = null;
+    for (const g of byLane[tr.lane].logs) if (Math.abs(g.t - t) < tol && (!best || g.level < best.level)) best = g;
+    return best;
   }
 
   function paintMailbox(tr, w) {
@@ -250,6 +268,8 @@ function render({ model, el }) {
     const tol = 6 * (v1 - v0) / (width() - LEFT - 10);
     if (l.exited && l.end !== null && Math.abs(t - l.end) < tol) return `${l.label} · ${l.abnormal ? "crashed" : "exited"} at ${fmt(l.end)}\n${l.reason || ""}`;
     for (const m of model.get("marks") || []) if (m.lane === tr.lane && Math.abs(t - m.t_ms) < tol) return `${m.severity}: ${m.text}`;
+    const logged = logAt(tr, t, tol);
+    if (logged) return `${l.label} · logged at ${fmt(logged.t)} (${LEVELS[logged.level] || logged.level})\n${logged.text}`;
     const bar = barAt(tr, t, 2);
     if (bar) return `${l.label} · ${bar[3]} · ${fmt(bar[1])}\nat ${fmt(bar[0])}`;
     if (l.born && Math.abs(t - l.start) < tol) return `${l.label} · born at ${fmt(l.start)}`;
@@ -311,6 +331,8 @@ function render({ model, el }) {
     const tr = trackAt(p.y), tol = 6 * (v1 - v0) / (width() - LEFT - 10), t = tOf(p.x);
     const mark = tr && (model.get("marks") || []).find((m) => m.lane === tr.lane && Math.abs(m.t_ms - t) < tol);
     if (mark) { model.set("cursor", mark.seq); model.save_changes(); return; }
+    const logged = tr && tr.kind === "life" && logAt(tr, t, tol);
+    if (logged) { model.set("cursor", logged.seq); model.save_changes(); return; }
     model.send({ event: "seek_ms", ms: t });
   });
   viewport.addEventListener("wheel", (ev) => {
@@ -332,7 +354,7 @@ function render({ model, el }) {
   zoomOut.addEventListener("click", () => zoom(1 / 1.5));
   fit.addEventListener("click", () => { v0 = 0; v1 = span; paint(); });
   viewport.addEventListener("scroll", () => requestAnimationFrame(paint));
-  for (const name of ["lanes", "handlers", "calls", "gcs", "mailbox", "span", "gaps"]) model.on(`change:${name}`, rebuild);
+  for (const name of ["lanes", "handlers", "calls", "gcs", "logs", "mailbox", "span", "gaps"]) model.on(`change:${name}`, rebuild);
   for (const name of ["cursor_ms", "marks"]) model.on(`change:${name}`, paint);
   const stopResize = onResize(viewport, () => { spacer.style.marginTop = `-${viewport.clientHeight || 420}px`; paint(); });
   const t0 = performance.now();

@@ -98,6 +98,7 @@ class Recording:
         info = {str(k): v for k, v in info.items()}
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"
         info["monitors"] = str(info.get("monitors", "off"))  # tracked | unavailable | off
+        info["logs"] = str(info.get("logs", "off"))  # on | unavailable | off
         shift = clock_offset_ns * info["native_per_second"] // 1_000_000_000
         store.add_source(source, remote.name, info["time_offset"] - shift,
                          info["native_per_second"], details_follow=True)
@@ -113,6 +114,10 @@ class Recording:
             log.warning("monitors are not tracked in this trace: another tool is call-tracing "
                         "on this node (before OTP 27 trace patterns are node-wide), or modules= "
                         "names erlang:monitor/demonitor itself")
+        if info["logs"] == "unavailable":
+            log.warning("the node's log is not recorded in this trace: every logger handler id "
+                        "the agent may use is taken (8 traces or flight recorders run on %s)",
+                        remote.name)
         return recording
 
     @classmethod

@@ -92,6 +92,9 @@ OPTIONS: dict[str, TraceOption] = {o.name: o for o in [
                 "'granularity' event", bool),
     TraceOption("lines", True, "BeamMicroscope.inspect_line snapshots (the Elixir hooks package "
                 "in elixir_hooks/): local variables at chosen lines, as 'line' events", bool),
+    TraceOption("logs", True, "the node's own log (Logger and logger calls, crash and supervisor "
+                "reports) as 'log' events, through a logger handler the trace removes at its end; "
+                "bounded like messages", bool),
     TraceOption("batch_events", 2000, "events per batch sent to Python", int, public=False),
     TraceOption("flush_ms", 50, "longest wait before a partial batch is sent", int, public=False),
     TraceOption("shed_queue", 50_000, "tracer mailbox length where shedding starts", int,

@@ -13,6 +13,10 @@ Each finder reads the recording's tables and returns ``Cause`` objects:
 - ``deadlock``: one per cycle of calls, with how often it recurred;
 - ``state_growth``: a GenServer whose state keeps growing, and which part.
 
+Each cause's evidence also holds what the node logged at error level about
+its processes (``logs``: a crash report, a supervisor's report, the app's
+own ``Logger.error``).
+
 Everything is computed from the recording (deterministic: the same
 recording gives the same causes), except that a name whose holder died
 before the trace began is looked up on the live node when one is attached.
@@ -49,6 +53,7 @@ from .ordering import overtaken_messages
 from .ets_tables import lost_tables
 from .facts import Facts
 from .findings import findings_table
+from .logs import with_log_evidence
 
 
 __all__ = ["Cause", "find_causes"]
@@ -66,7 +71,8 @@ def find_causes(facts: Facts) -> list[Cause]:
     causes += slow_inits(facts) + exit_propagation(facts) + cascading_timeouts(facts)
     causes += late_replies(facts) + overtaken_messages(facts) + lost_tables(facts)
     causes += name_races(facts)
-    return _folded(causes)
+    # what the node logged about a cause's processes (errors, crash and supervisor reports)
+    return with_log_evidence(facts, _folded(causes))
 
 
 # A queue that grew is a symptom; where a mechanism says why that queue grew
@@ -120,8 +126,16 @@ def _stale_pids(facts: Facts) -> list[Cause]:
                           if live else f"no process took the name {name} while recording")
         senders = [s for s in dict.fromkeys(group["sender_name"].fillna(group["sender"]))
                    if isinstance(s, str)]
-        paths = {s: path for s in senders if (path := _path_to_pid(facts, s, receiver))}
+        # where the sending pid kept it: that pid's states, not a later holder of its name
+        by_pid = dict(zip(group["sender"], group["sender_name"].fillna(group["sender"])))
+        paths = {}
+        for pid, who in by_pid.items():
+            if isinstance(pid, str) and who not in paths:
+                if (path := _path_to_pid(facts, pid, receiver)):
+                    paths[who] = path
         where = [f"{s} keeps it in its state at {path}" for s, path in paths.items()]
+        if name is None and not paths and len(group) < 2:
+            continue     # one message to a nameless pid nobody keeps: a race with its end, no stale pid
         guess = _live_namesake(facts, paths) if name is None and paths else None
         if guess:
             holder = (f"the recording never saw its name, but on the live node {guess[0]} "

@@ -176,6 +176,17 @@ class Facts:
         self._initial_tree = tree
         self._cache.pop("recorded tree", None)
 
+    def note_tree(self, tree: Any) -> None:
+        """The node's process tree at a trace's start (rows, or a DataFrame): the
+        first is the tree at the start; a later one adds the processes no
+        earlier one had (so a second trace's processes have their parents too)."""
+        rows = tree.astype(object).where(tree.notna(), None).to_dict("records") \
+            if isinstance(tree, pd.DataFrame) else list(tree)
+        known = {r.get("pid") for r in self.initial_tree_rows()}
+        added = [r for r in rows if r.get("pid") not in known]
+        if self._initial_tree is None or added:
+            self.initial_tree = self.initial_tree_rows() + added
+
     def initial_tree_rows(self) -> list[dict]:
         tree = self._initial_tree
         if tree is None:

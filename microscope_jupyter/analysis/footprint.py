@@ -24,7 +24,8 @@ from ..store.otp import message_shape
 from .detector_kit import Cause
 from .facts import Facts
 
-__all__ = ["big_messages", "scheduler_hogs", "heap_spikes", "atom_makers", "BIG_MESSAGE_BYTES"]
+__all__ = ["big_messages", "scheduler_hogs", "hogs_scheduler", "heap_spikes", "atom_makers",
+           "BIG_MESSAGE_BYTES"]
 
 # The BIFs that make a new atom of whatever they are given (the _existing_ ones do not).
 ATOM_MAKERS = (":erlang.binary_to_atom/1", ":erlang.binary_to_atom/2", ":erlang.list_to_atom/1",
@@ -111,11 +112,25 @@ def _in_hand(frame: pd.DataFrame, rows: pd.DataFrame) -> list[tuple[str, str] | 
     return out
 
 
+# The system monitor's long_schedule is wall-clock time between schedule in and
+# out: on a busy machine the OS can preempt the VM's scheduler thread for tens
+# of ms, and the process in hand is blamed once. A process that hogs its
+# scheduler does it again and again, or for long.
+HOG_REPORTS, HOG_MS = 3, 500
+
+
+def hogs_scheduler(reports: pd.DataFrame) -> bool:
+    """Whether a process's long_schedule reports show a hog, not a preemption."""
+    return len(reports) >= HOG_REPORTS or float(reports["_duration_ns"].max()) / 1e6 >= HOG_MS
+
+
 def scheduler_hogs(facts: Facts) -> list[Cause]:
     frame = facts.store.frame()
     rows = frame[frame["kind"] == "long_schedule"]
     out = []
     for pid, group in rows.groupby("pid", sort=False):
+        if not hogs_scheduler(group):
+            continue
         name = next((n for n in group["name"] if isinstance(n, str)), None)
         who = known_as(name, pid)
         worst = float(group["_duration_ns"].max()) / 1e6

@@ -48,6 +48,7 @@ from ..errors import QueryError
 from ..render.elixir import render
 from ..store.event_store import EventStore
 from ..store.lines import line_snapshot, line_text
+from ..store.logs import log_entry, log_text
 from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
                              state_message_keys, time_ranks)
 from ..store.schema import KIND_CODES
@@ -59,7 +60,9 @@ __all__ = ["History", "SNAPSHOT_COLUMNS"]
 
 SNAPSHOT_COLUMNS = ["pid", "name", "alive", "state", "state_text", "mailbox", "mailbox_len",
                     "links", "monitors", "monitored_by", "current_callback", "last_seq", "line",
-                    "mailbox_basis"]
+                    "mailbox_basis", "log"]
+# How many of a process's newest log lines a snapshot shows.
+SNAPSHOT_LOG_LINES = 3
 
 K = KIND_CODES
 class History:
@@ -88,6 +91,7 @@ class History:
             p.names = names.spans(gid)
         self._index_mailboxes(seqs)
         self._index_lines(seqs)
+        self._index_logs(seqs)
 
     def _proc(self, gid: int, seq: int) -> ProcessHistory:
         p = self._procs.get(gid)
@@ -167,6 +171,13 @@ class History:
         rows = seqs[self.raw.kind == K["line"]]
         for i in rows.tolist():
             self._proc(int(self.raw.pid[i]), i).line_seqs.append(i)
+
+    def _index_logs(self, seqs: np.ndarray) -> None:
+        """The node's log events, per process they are about."""
+        rows = seqs[self.raw.kind == K["log"]]
+        for i in rows.tolist():
+            if self.raw.pid[i] > 0:
+                self._proc(int(self.raw.pid[i]), i).log_seqs.append(i)
 
     def _index_receives(self, seqs: np.ndarray) -> None:
         """Pair each receive with what took it off the queue (see ``taking``)."""
@@ -252,7 +263,7 @@ class History:
             rows.append(self._row(p, seq, ts_t))
         frame = pd.DataFrame(rows, columns=SNAPSHOT_COLUMNS)
         for column in ("name", "state", "state_text", "mailbox", "links", "monitors",
-                       "monitored_by", "current_callback", "line", "mailbox_basis"):
+                       "monitored_by", "current_callback", "line", "mailbox_basis", "log"):
             frame[column] = pd.Series([r[SNAPSHOT_COLUMNS.index(column)] for r in rows],
                                       dtype=object, index=frame.index)
         frame.attrs["seq"] = seq
@@ -289,7 +300,7 @@ class History:
         return (p.pid, name if alive else None, alive, state, text, mailbox,
                 p.mailbox_len(seq) if alive else 0,
                 links, monitors, monitored_by, callback, last, self._line_at(p, seq),
-                p.mailbox_basis(seq) if alive else "exited")
+                p.mailbox_basis(seq) if alive else "exited", self._logs_at(p, seq))
 
     def _line_at(self, p: ProcessHistory, seq: int) -> str | None:
         """The newest inspect_line of ``p`` by ``seq``: "worker_b.ex:14 label: n = 3"."""
@@ -301,6 +312,12 @@ class History:
         where = f"{str(snap.get('file') or '?').rsplit('/', 1)[-1]}:{int(self.raw.aux[at])}" \
             if isinstance(snap, dict) else ""
         return f"{where} {line_text(snap, self.store.syntax, 200)}".strip()
+
+    def _logs_at(self, p: ProcessHistory, seq: int) -> list[str]:
+        """The newest log lines about ``p`` by ``seq``, oldest first: "error: sent 3"."""
+        k = bisect.bisect_right(p.log_seqs, seq)
+        return [log_text(log_entry(self.raw.term(at)), self.store.syntax, 200)
+                for at in p.log_seqs[max(0, k - SNAPSHOT_LOG_LINES):k]]
 
     def _related(self, events: list, seq: int, alive: bool, presence: bool) -> list[str]:
         """Peers related at ``seq``: a link is there or not (linking twice is one link);

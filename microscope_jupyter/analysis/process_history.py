@@ -66,6 +66,7 @@ class ProcessHistory:
     # receives taken as they arrived (a reply to a call made inside a callback)
     direct_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     line_seqs: list = field(default_factory=list)   # inspect_line events, in order
+    log_seqs: list = field(default_factory=list)    # the node's log events about it, in order
     _levels: tuple | None = field(default=None, repr=False, compare=False)  # mailbox_levels()
 
     def last_name(self, seq: int) -> str | None:

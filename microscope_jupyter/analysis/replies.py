@@ -11,9 +11,9 @@ sent by whoever answers and received by the caller: a reply counts whether the
 recording saw it leave (a traced server, or a worker it handed ``From`` to)
 or arrive (a traced caller). Nothing is decoded.
 
-Only the tags asked about are looked for: a tag's last 16 bytes (a
-reference's own words) are read off every reply at once, in numpy, and the
-few rows that match are compared in full. A recording of a million calls and
+Only the tags asked about are looked for: every reply's tag bytes are read
+and hashed at once, in numpy (the whole tag: OTP 28's references share
+their last bytes), and the few rows that match are compared in full. A recording of a million calls and
 replies costs a few column reads, not a loop over its replies.
 """
 
@@ -38,7 +38,6 @@ _TIMEOUT, _EXIT = KIND_CODES["timeout"], KIND_CODES["exit"]
 # [alias | Ref] list (l): what a gen reply looks like (OTP 24+ sends the latter).
 REPLY_FIRST = np.frombuffer(b"Zrl", dtype=np.uint8)
 _CALL_WIDTH = max(len(h) for h in GEN_CALL_HEADS)     # enough to tell a gen call
-_SUFFIX = 16
 
 
 def leading_bytes(raw, rows: np.ndarray, width: int, offset: Any = 0) -> np.ndarray:
@@ -104,16 +103,16 @@ def answered(facts: Facts, tags: list) -> dict[bytes, int]:
     rows = reply_rows(facts)
     out: dict[bytes, int] = {}
     for length in sorted({len(t) for t in wanted}):
-        size = min(_SUFFIX, length)
-        mine = {t[-size:]: t for t in wanted if len(t) == length}
+        # The whole tag, hashed in numpy: OTP 28's references share their last
+        # bytes, so no suffix of a tag tells it apart.
+        mine = [t for t in wanted if len(t) == length]
         fits = rows[raw.pay_len[rows] >= 3 + length]
-        tails = leading_bytes(raw, fits, size, 3 + length - size)
-        keys = _row_keys(tails)
+        keys = _row_keys(leading_bytes(raw, fits, length, 3))
         hit = np.isin(keys, _row_keys(np.frombuffer(b"".join(mine), dtype=np.uint8)
-                                      .reshape(-1, size)))
-        for seq, tail in zip(fits[hit].tolist(), tails[hit]):
-            tag = mine.get(bytes(tail))
-            if tag is not None and tag not in out and raw.payload(seq)[3:3 + length] == tag:
+                                      .reshape(-1, length)))
+        for seq in fits[hit].tolist():
+            tag = raw.payload(seq)[3:3 + length]
+            if tag in wanted and tag not in out:
                 out[tag] = seq
     return out
 

@@ -46,7 +46,10 @@ _RECEIVE = KIND_CODES["receive"]
 
 def init_crash_loops(facts: Facts) -> list[Cause]:
     lives = lifecycle(facts)
-    failed = [pid for pid in lives.exit_seq if lives.start_failed(pid)]
+    # a start that ended normally with no ack is a proc_lib process that never
+    # acks (an Elixir Task, a spawned worker) doing its job, not a failed init
+    abnormal = abnormal_exits(facts)
+    failed = [pid for pid in lives.exit_seq if lives.start_failed(pid) and pid in abnormal]
     if len(failed) < LOOP_STARTS:
         return []
     terms = facts.store.frame()["term"]

@@ -289,9 +289,10 @@ def _idle_timeout(facts: Facts, gid: int, steps: Steps, state: bytes, content: b
     summary += (f" A state_timeout runs from entering the state until the state changes (or "
                 f"another state_timeout is set): requests handled with keep_state do not reset "
                 f"it, so {fired} fires {typical:.0f} ms after every entry however busy {name} "
-                f"is. If it is meant as an idle timeout, use an event timeout "
-                f"({{timeout, {typical:.0f}, {fired}}}, cancelled by any event) or set the "
-                f"state_timeout again with each request.")
+                f"is. If it is meant as an idle timeout, arm it again with every request "
+                f"handled there (return the same state_timeout action from those clauses: "
+                f"setting it again restarts it), or use an event timeout, which any event "
+                f"cancels, so it too must be set again with each request.")
     evidence = sorted({v.left_seq for v in group if v.left_seq is not None})
     return Cause("statem_timeout", 0.8, summary, evidence[:50], [who])
 

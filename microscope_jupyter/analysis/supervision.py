@@ -14,6 +14,11 @@ supervisor whose ``shutdown`` follows a child's failure with no restart in
 between gave up; one its parent stopped exits after children that stopped in
 order, with no failure before. A supervisor's flags are not in the trace: the
 restarts it made before giving up are the best estimate of its intensity.
+
+The supervisor also says so itself: its report (``reached_max_restart_intensity``,
+logged by the node and recorded as a ``log`` event) names the child whose
+failure ended it. A giving up the lives do not show (the supervisor was not
+traced, or its exit fell outside the recording) is told from its reports.
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ import numpy as np
 
 from ..beam.terms import Atom, Pid
 from ..render.elixir import render
+from ..render.names import format_name
+from ..store.logs import is_restart_intensity_report
 from ..store.schema import KIND_CODES
 from .detector_kit import Cause
 from .facts import Facts
 from .lifecycle import Lives, abnormal_exits, lifecycle, reason_text, state_of
+from .logs import supervisor_reports
 
 __all__ = ["gave_up", "wrong_strategy"]
 
 _PERIOD_NS = 5 * 10**9     # OTP's default period: failures further apart are another burst
 _AT_ONCE_NS = 50 * 10**6   # intensity 0 gives up at the first failure, right away
+_RESTARTED_WITH_NS = 10**9  # a sibling that ends this close to the restart went with it
 _SHUTDOWN = Atom("shutdown")
 _NOPROC = Atom("noproc")
 _SEND = KIND_CODES["send"]
@@ -50,6 +59,12 @@ class _Quit:
 
 def gave_up(facts: Facts) -> list[Cause]:
     lives = lifecycle(facts)
+    seen = _seen_giving_up(facts, lives)
+    told = {p for cause in seen for p in cause.processes}
+    return seen + _reported_giving_up(facts, lives, told)
+
+
+def _seen_giving_up(facts: Facts, lives: Lives) -> list[Cause]:
     if not lives.supervisors or not lives.exit_seq:
         return []
     terms = facts.store.frame()["term"]
@@ -156,6 +171,76 @@ def _intensity_cause(facts: Facts, lives: Lives, terms, raw, quit: dict, failed:
                  [lives.who(s, quit[s].exit_seq) for s in chain])
 
 
+def _reported_giving_up(facts: Facts, lives: Lives, told: set[str]) -> list[Cause]:
+    """A supervisor's own report that it reached its restart intensity, for
+    each the lives did not show giving up: with the child failures it reported
+    within its period before."""
+    reports = supervisor_reports(facts)
+    if not len(reports):
+        return []
+    out = []
+    for report in reports.itertuples(index=False):
+        entry = report.entry
+        if not is_restart_intensity_report(entry) or {report.who, report.pid} & told:
+            continue
+        told |= {report.who, report.pid}
+        mine = reports[(reports["pid"] == report.pid) & (reports["seq"] < report.seq)
+                       & (reports["ts_ns"] >= report.ts_ns - _PERIOD_NS)]
+        failures = [r for r in mine.itertuples(index=False)
+                    if r.entry.get("context") in ("child_terminated", "start_error")]
+        who = report.who if report.who != report.pid else _reported_name(entry, report.pid)
+        child = _reported_child(entry, facts.syntax)
+        text = (f"{who} reached its restart intensity and gave up, as its own supervisor "
+                f"report says (reached_max_restart_intensity, seq {report.seq}): ")
+        if failures:
+            text += (f"it reported {len(failures)} child failure(s) within its period before "
+                     f"({_reported_failures(failures, facts.syntax)}), then {child} failed "
+                     "again, ")
+        else:
+            text += f"{child} failed, "
+        text += ("more restarts than its intensity allows within its period (MaxR in MaxT), "
+                 "so it shut itself down with the children it still had.")
+        evidence = [r.seq for r in failures] + [report.seq]
+        exit_seq = lives.exit_seq.get(report.pid)
+        if exit_seq is not None and exit_seq > report.seq:
+            evidence.append(exit_seq)
+        gone = _gone(lives, report.pid, facts.store.raw()) if report.pid in lives.exit_seq else []
+        if gone:
+            text += (f" Gone for good, nothing restarted them: {', '.join(gone[:8])}"
+                     f"{' and more' if len(gone) > 8 else ''}.")
+        text += (" Let the children survive a failing dependency (return an error, retry with "
+                 "a backoff, connect after init) rather than crash at once on every restart, "
+                 "or give the supervisor a higher intensity or a longer period.")
+        out.append(Cause("restart_intensity", 0.9, text, sorted(set(evidence)), [who]))
+    return out
+
+
+def _reported_name(entry: dict, pid: str) -> str:
+    """The supervisor as its report names it ({local, Name}, or {Pid, Module})."""
+    sup = entry.get("supervisor")
+    if isinstance(sup, tuple) and len(sup) == 2 and isinstance(sup[1], Atom):
+        if isinstance(sup[0], Pid):
+            return f"{pid} ({format_name(sup[1])})"
+        return format_name(sup[1]) or pid
+    return pid
+
+
+def _reported_child(entry: dict, syntax: str) -> str:
+    child_id = entry.get("child_id")
+    return (f"its child {render(child_id, syntax, 60)}" if child_id is not None
+            else "a child")
+
+
+def _reported_failures(failures: list, syntax: str) -> str:
+    parts = []
+    for r in failures[:5]:
+        child_id, reason = r.entry.get("child_id"), r.entry.get("reason")
+        part = render(child_id, syntax, 40) if child_id is not None else "a child"
+        part += f" ({reason_text(reason, syntax, 80)})" if reason is not None else ""
+        parts.append(f"{part}, seq {r.seq}")
+    return "; ".join(parts) + ("; ..." if len(failures) > 5 else "")
+
+
 def _failures(lives: Lives, terms, failed: dict, burst: list, syntax: str) -> str:
     """The failures, grouped as they came: who, how, why and how often."""
     groups: list[list] = []
@@ -256,6 +341,7 @@ def wrong_strategy(facts: Facts) -> list[Cause]:
     terms = store.frame()["term"]
     texts = store.id_texts()
     failures = abnormal_exits(facts)
+    ts = store.raw().ts_ns
     out = []
     for seq, new, name, old in successions:
         old_pid, new_pid = texts[old], texts[new]
@@ -264,8 +350,11 @@ def wrong_strategy(facts: Facts) -> list[Cause]:
             continue
         crashed = lives.exit_seq[old_pid]
         for sibling in lives.children.get(sup, []):
-            if sibling in (old_pid, new_pid) or sibling in lives.exit_seq:
-                continue     # restarted too, or gone: not left behind
+            gone = lives.exit_seq.get(sibling)
+            if sibling in (old_pid, new_pid) or (gone is not None and (
+                    gone <= seq or ts[gone] - ts[seq] <= _RESTARTED_WITH_NS)):
+                continue     # restarted with it (or gone by then): not left behind; an
+                #              exit long after (the app stopped later) does not count
             path = _holds(facts, sibling, old_pid)
             if path is None:
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,21 @@ from ..beam.etf import decode
 from ..beam.terms import Pid
 from .schema import HEADER_DTYPE, normalise_aux
 
-__all__ = ["Chunk", "RawColumns", "StoreParts", "bytes_key", "starts_with"]
+__all__ = ["Chunk", "RawColumns", "Source", "StoreParts", "bytes_key", "starts_with"]
+
+
+@dataclass
+class Source:
+    """One agent writing into a store (one trace on one node): its clock, its
+    id map, what it saw and dropped, and where in the store it began."""
+
+    node: str
+    time_offset: int
+    native_per_second: int
+    id_map: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    seen: int = 0
+    dropped: int = 0
+    first_seq: int = 0      # the store's length when this trace began
 
 
 @dataclass
@@ -244,7 +258,7 @@ class StoreParts:
     nodes: np.ndarray            # per event, an index into node_names
     node_names: list[str]
     ids: list[tuple[str | None, Any]]      # ids 1..n: (node for pids and {Name, Node}, term)
-    initial_names: list[tuple[str, Pid, Any]]
+    initial_names: list[tuple]     # (node, pid, name atom, since seq)
     initial_relations: list[tuple[int, str, int]]
     initial_procs: set[int]
     sources: list[dict]          # key, node, time_offset, native_per_second, seen, dropped

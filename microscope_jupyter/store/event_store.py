@@ -20,7 +20,6 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ import pandas as pd
 from ..beam.terms import Atom, Pid
 from ..errors import QueryError
 from ..render.names import erlang_module_name, format_name
-from .columns import RELATIONS, Chunk, RawColumns, RelationTable, StoreParts
+from .columns import RELATIONS, Chunk, RawColumns, RelationTable, Source, StoreParts
 from .frame import PayloadRenderer, events_frame, id_text
 from .ids import IdTable
 from .lazy import PayloadSource
@@ -50,16 +49,6 @@ DETAILS_TIMEOUT_S = 30.0
 _IS_LANDMARK = kind_mask("hook", "exit")
 
 
-@dataclass
-class _Source:
-    node: str
-    time_offset: int
-    native_per_second: int
-    id_map: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    seen: int = 0
-    dropped: int = 0
-
-
 class EventStore:
     """All events of one session, from one or more agents (nodes)."""
 
@@ -70,12 +59,15 @@ class EventStore:
         self.text_limit = text_limit
         self._spill_dir = Path(spill_dir) if spill_dir else None
         self._lock = threading.RLock()
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._chunks: list[Chunk] = []
         self._ids = IdTable()
         self._count = 0
         self._in_memory = 0
-        self._initial_names: list[tuple[str, Pid, Any]] = []  # (node, pid, name atom) at start
+        # (node, pid, name atom, since): held when a trace began, from the seq before
+        # its first event (-1 for the first trace), so a later trace's names do not
+        # rewrite what the earlier one saw
+        self._initial_names: list[tuple[str, Pid, Any, int]] = []
         # (pid id, "link" | "monitor", peer id) at each start: a link goes both ways
         self._initial_relations: list[tuple[int, str, int]] = []
         # pid ids traced from the start (those the agent reported relations of)
@@ -108,7 +100,8 @@ class EventStore:
         links and monitors at start come later through ``add_details``, and
         readers of them wait until then (or until ``details_lost``)."""
         with self._lock:
-            self._sources[key] = _Source(node, time_offset, native_per_second)
+            self._sources[key] = Source(node, time_offset, native_per_second,
+                                         first_seq=self._count)
             if details_follow:
                 self._details_pending.add(key)
             else:
@@ -123,7 +116,8 @@ class EventStore:
         with self._lock:
             node = self._sources[key].node
             self._initial_procs.update(self._ids.intern_all(node, list(traced)).tolist())
-            self._initial_names.extend((node, pid, name) for pid, name in names)
+            since = self._sources[key].first_seq - 1
+            self._initial_names.extend((node, pid, name, since) for pid, name in names)
             ids = self._ids.intern_all(node, relations.pids)
             holder, peer = ids[relations.holder], ids[relations.peer]
             self._initial_procs.update(np.unique(holder).tolist())
@@ -215,7 +209,7 @@ class EventStore:
         """(node, pid, name) registered when each trace started, in the current syntax."""
         self._await_details()
         return [(node, pid, format_name(name, self.syntax) or str(name))
-                for node, pid, name in self._initial_names]
+                for node, pid, name, _ in self._initial_names]
 
     @property
     def initial_procs(self) -> set[int]:
@@ -308,7 +302,8 @@ class EventStore:
         if cached is not None and cached[:2] == key:
             return cached[2]
         raw = self.raw()
-        initial = [(self._ids.of_pid(node, pid), name) for node, pid, name in self.initial_names]
+        initial = [(self._ids.of_pid(node, pid), name, since) for (node, pid, name), (*_, since)
+                   in zip(self.initial_names, self._initial_names)]
         index = NameIndex(raw.kind, raw.pid, raw.peer, initial, self.id_text, self._ids.node_of)
         self._names_cache = (*key, index)
         return index
@@ -342,11 +337,13 @@ class EventStore:
         for gid, (node, term) in enumerate(parts.ids, start=1):
             if store._ids.intern(node or "", term) != gid:
                 raise ValueError(f"the saved ids are inconsistent at id {gid}")
-        store._initial_names = list(parts.initial_names)
+        # a recording saved before names had a ``since`` held them all from the start
+        store._initial_names = [tuple(n) if len(n) == 4 else (*n, -1)
+                                for n in parts.initial_names]
         store._initial_relations = list(parts.initial_relations)
         store._initial_procs = set(parts.initial_procs)
         for s in parts.sources:
-            store._sources[s["key"]] = _Source(s["node"], s["time_offset"], s["native_per_second"],
+            store._sources[s["key"]] = Source(s["node"], s["time_offset"], s["native_per_second"],
                                                seen=s["seen"], dropped=s["dropped"])
         n = len(parts.headers)
         # A chunk has one node: split where the node changes.

@@ -25,6 +25,7 @@ from ..render.names import format_mfa_term, format_name
 from .columns import RawColumns
 from .lazy import PayloadArray, PayloadSource
 from .lines import line_snapshot, line_text
+from .logs import log_entry, log_text
 from .otp import transition
 from .schema import AUX, EVENT_COLUMNS, FLAG_TRUNCATED, KIND_CODES, KINDS
 
@@ -37,6 +38,7 @@ _ENTRY_OVERHEAD = 400
 _KIND_NAMES = [KINDS.get(i, f"kind_{i}") for i in range(256)]
 _STATE = KIND_CODES["state"]
 _LINE = KIND_CODES["line"]
+_LOG = KIND_CODES["log"]
 _DURATION = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "duration_ns"], dtype=np.uint8)
 _COUNT = np.array([KIND_CODES[k] for k, v in AUX.items() if v == "count"], dtype=np.uint8)
 
@@ -71,6 +73,8 @@ class PayloadRenderer:
             term = transition(term)
         elif kind == _LINE:
             term = line_snapshot(term)
+        elif kind == _LOG:
+            term = log_entry(term)
         if flags & FLAG_TRUNCATED:
             return term, (f"#Truncated<{term[1]} bytes>" if isinstance(term, tuple) else None)
         return term, self._text(kind, term)
@@ -80,6 +84,8 @@ class PayloadRenderer:
             return render(term["after"], self.syntax, self.text_limit)
         if kind == _LINE:
             return line_text(term, self.syntax, self.text_limit)
+        if kind == _LOG:
+            return log_text(term, self.syntax, self.text_limit)
         return render(term, self.syntax, self.text_limit)
 
 

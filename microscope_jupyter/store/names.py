@@ -38,26 +38,40 @@ _REGISTER, _UNREGISTER, _EXIT = (KIND_CODES[k] for k in ("register", "unregister
 
 class NameIndex:
     def __init__(self, kind: np.ndarray, pid: np.ndarray, peer: np.ndarray,
-                 initial: Iterable[tuple[int, str]], id_text: Callable[[int], str | None],
+                 initial: Iterable[tuple], id_text: Callable[[int], str | None],
                  node_of: Callable[[int], str] = lambda gid: ""):
         # per pid: [(from_seq, name or None)]; per (node, name): [(from_seq, pid id or 0)]
         self._node_of = node_of
         self._spans: dict[int, list[tuple[int, str | None]]] = {}
         self._holders: dict[tuple[str, str], list[tuple[int, int]]] = {}
-        for gid, name in initial:
+        # (gid, name[, since]): held when a trace began, from ``since`` (-1: the start)
+        later = sorted(((row[2] if len(row) > 2 else -1), row[0], row[1]) for row in initial)
+        while later and later[0][0] < 0:
+            _, gid, name = later.pop(0)
             self._hold(-1, gid, name)
         rows = np.flatnonzero(np.isin(kind, (_REGISTER, _UNREGISTER, _EXIT)))
         for seq, k, gid, other in zip(rows.tolist(), kind[rows].tolist(), pid[rows].tolist(),
                                       peer[rows].tolist()):
+            while later and later[0][0] < seq:       # a later trace's names, in seq order
+                self._take_over(*later.pop(0))
             if k == _REGISTER:
                 self._hold(seq, gid, id_text(other))
             elif k == _UNREGISTER:
                 self._release(seq, gid)
             else:
                 self._release(seq + 1, gid)
+        for row in later:
+            self._take_over(*row)
         self._span_seqs = {g: [s for s, _ in spans] for g, spans in self._spans.items()}
         self._holder_seqs = {n: [s for s, _ in held] for n, held in self._holders.items()}
         self._search: tuple | None = None   # names_at's sorted span keys, built on first use
+
+    def _take_over(self, since: int, gid: int, name: str | None) -> None:
+        """A later trace found ``gid`` holding ``name``: unless it already does."""
+        spans = self._spans.get(gid)
+        if spans and spans[-1][1] == name:
+            return
+        self._hold(since, gid, name)
 
     def _hold(self, seq: int, gid: int, name: str | None) -> None:
         if gid <= 0 or not name:

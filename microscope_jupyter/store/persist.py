@@ -166,9 +166,10 @@ def _write(store: EventStore, out: Path, metadata: dict[str, Any]) -> None:
     })
     pq.write_table(ids, out / "ids.parquet", write_page_checksum=True)
     pq.write_table(pa.table({
-        "node": pa.array([n for n, _, _ in parts.initial_names], pa.string()),
-        "pid": pa.array([encode(p) for _, p, _ in parts.initial_names], pa.binary()),
-        "name": pa.array([encode(a) for _, _, a in parts.initial_names], pa.binary()),
+        "node": pa.array([n[0] for n in parts.initial_names], pa.string()),
+        "pid": pa.array([encode(n[1]) for n in parts.initial_names], pa.binary()),
+        "name": pa.array([encode(n[2]) for n in parts.initial_names], pa.binary()),
+        "since": pa.array([n[3] if len(n) > 3 else -1 for n in parts.initial_names], pa.int64()),
     }), out / "names.parquet", write_page_checksum=True)
     # Processes traced from the start ride along as ("traced", peer 0) rows.
     relations = parts.initial_relations + [(gid, "traced", 0) for gid in sorted(parts.initial_procs)]
@@ -201,9 +202,11 @@ def load_store(path: str | Path, partial: bool = False
                        lambda t: [(node, decode(term)) for node, term in
                                   zip(t["node"].to_pylist(), t["term"].to_pylist())])
     names = _decode_rows(tables["names.parquet"], "names.parquet", problems,
-                         lambda t: [(n, decode(p), decode(a)) for n, p, a in
+                         lambda t: [(n, decode(p), decode(a), since) for n, p, a, since in
                                     zip(t["node"].to_pylist(), t["pid"].to_pylist(),
-                                        t["name"].to_pylist())])
+                                        t["name"].to_pylist(),
+                                        t["since"].to_pylist() if "since" in t.column_names
+                                        else [-1] * t.num_rows)])
     relations = _decode_rows(tables["relations.parquet"], "relations.parquet", problems,
                              lambda t: list(zip(t["pid"].to_pylist(), t["relation"].to_pylist(),
                                                 t["peer"].to_pylist())))

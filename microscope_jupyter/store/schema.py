@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "EVENT_COLUMNS", "FLAG_TRUNCATED",
-           "normalise_aux", "kind_mask", "ACTS"]
+__all__ = ["HEADER_DTYPE", "KINDS", "KIND_CODES", "AUX", "LOG_LEVELS", "EVENT_COLUMNS",
+           "FLAG_TRUNCATED", "normalise_aux", "kind_mask", "ACTS"]
 
 HEADER_DTYPE = np.dtype([
     ("kind", "u1"),
@@ -46,6 +46,10 @@ KINDS = {
     # calls of a function (mfa) since the last sample, counted by the BEAM
     # (call_count: no message per call); a flight recorder's counters level
     28: "call_count",
+    # a log event of the node (Logger, logger, crash and supervisor reports),
+    # forwarded by the agent's logger handler; aux is the level (LOG_LEVELS),
+    # peer a supervisor report's child (payload: {Level, Text, Summary})
+    29: "log",
 }
 KIND_CODES = {name: code for code, name in KINDS.items()}
 
@@ -67,7 +71,11 @@ AUX = {
     "granularity": "level",
     "call_count": "count",
     "line": "line",               # the source line of an inspect_line call
+    "log": "level",               # 0 emergency .. 7 debug, as LOG_LEVELS names them
 }
+
+# Logger's levels by their number (syslog's), the ``aux`` of a ``log`` event.
+LOG_LEVELS = ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]
 
 FLAG_TRUNCATED = 1
 

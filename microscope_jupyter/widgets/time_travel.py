@@ -153,6 +153,7 @@ class TimeTravel(Widget):
                 "changed": bool(changed and self.cursor > 0),
                 "ancestors": self._ancestors.get(r.pid, []),
                 "line": r.line if isinstance(r.line, str) else "",
+                "log": list(r.log) if isinstance(r.log, list) else [],
             })
         self.snapshot = rows
         event = self._source.store.frame().iloc[self.cursor]
@@ -217,6 +218,8 @@ def static_rendering(snapshot: list[dict], cursor: int, n_events: int, event_tex
         f'<td><code>{html.escape(r["state_text"])}</code>'
         f'<pre style="color:{UI["diff"]};margin:0">{html.escape(r["diff_text"])}</pre>'
         + (f'<i style="color:{UI["muted"]}">⟵ {html.escape(r["line"])}</i>' if r.get("line") else "")
+        + "".join(f'<div style="color:{UI["muted"]}">▸ {html.escape(text)}</div>'
+                  for text in r.get("log", []))
         + '</td>'
         f'<td><code>{_mailbox_cell(r)}</code></td>'
         f'<td>{html.escape(r["relations"])}</td></tr>'

@@ -1,5 +1,5 @@
-"""Timeline: a track per process with its life, callbacks, traced calls, GC and
-mailbox (``js/src/timeline.js``)."""
+"""Timeline: a track per process with its life, callbacks, traced calls, GC,
+log lines and mailbox (``js/src/timeline.js``)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ from .static_style import PALETTE, UI, badge
 
 __all__ = ["Timeline"]
 
+MAX_LOG_MARKS = 5000   # log lines drawn; a flood keeps its most severe
+
 
 class Timeline(Widget):
     """A track view of the recording, in the manner of Perfetto.
 
     Each process is a track: alive from birth to death (an abnormal death in
     red, the reason on hover), callbacks and traced calls as duration bars,
-    GC as dots, and under it its mailbox length with a y axis, from the
-    node's own samples. Gaps between recordings are hatched. Ctrl+wheel or
+    GC as dots, what the node logged about it as ticks (red from error up,
+    amber for warnings; the line on hover, a click moves the cursor to it), and
+    under it its mailbox length with a y axis, from the node's own samples. Gaps between recordings are hatched. Ctrl+wheel or
     w/s zoom, drag pans, shift+drag (or a drag on the time axis) selects a
     range and sums up its callbacks ("handle_info: 75 calls, p99 251 ms"); a
     click moves ``cursor`` (shared with the other widgets through ``link``).
@@ -35,6 +38,7 @@ class Timeline(Widget):
     calls = t.List(t.List()).tag(sync=True)
     mfas = t.List(t.Unicode()).tag(sync=True)
     gcs = t.List(t.List()).tag(sync=True)
+    logs = t.List(t.List()).tag(sync=True)   # [lane, t_ms, level (0 emergency .. 7 debug), seq, text]
     mailbox = t.List(t.List()).tag(sync=True)
     gaps = t.List(t.List()).tag(sync=True)
     marks = t.List(t.Dict()).tag(sync=True)
@@ -91,6 +95,7 @@ class Timeline(Widget):
         self._bars(lane_of)
         gc = kinds == "gc"
         self.gcs = [[lane_of[p], float(m)] for p, m in zip(pid_col[gc], ms[gc]) if p in lane_of]
+        self.logs = self._logs(events, kinds, pid_col, ms, lane_of)
         self.mailbox = [[lane, (t - t0) / 1e6, n]
                         for lane, t, n in mailbox_steps(self._source, lane_of)]
         spans = self._source.store.recording_spans()
@@ -116,6 +121,18 @@ class Timeline(Widget):
                     bars.append([lane_of[p], round((int(s.view(np.int64)) - t0) / 1e6, 4),
                                  round(d, 4), mfas.setdefault(str(mfa), len(mfas))])
         self.mfas, self.calls = list(mfas), bars
+
+    @staticmethod
+    def _logs(events: Any, kinds: np.ndarray, pid_col: np.ndarray, ms: np.ndarray,
+              lane_of: dict[str, int]) -> list[list]:
+        """The node's log lines as ticks on their process's track; the most severe
+        first when there are more than MAX_LOG_MARKS."""
+        level, text = events["_aux"].to_numpy(), events["text"]
+        rows = [i for i in np.flatnonzero(kinds == "log").tolist() if pid_col[i] in lane_of]
+        if len(rows) > MAX_LOG_MARKS:
+            rows = sorted(sorted(rows, key=lambda i: level[i])[:MAX_LOG_MARKS])
+        return [[lane_of[pid_col[i]], round(float(ms[i]), 4), int(level[i]), int(i),
+                 str(text.iloc[i] or "")] for i in rows]
 
     def _on_custom(self, _widget: Any, content: dict, _buffers: Any) -> None:
         if content.get("event") == "seek_ms" and len(self._source.store):

@@ -80,7 +80,7 @@ def test_the_agent_and_python_agree():
 
 @pytest.mark.parametrize("edit", [
     ("max_rate => 200000", "max_rate => 100000"),            # a default changed on one side
-    ("lines => true}", "lines => true, thin => 5}"),          # an option only the agent has
+    ("logs => true}", "logs => true, thin => 5}"),            # an option only the agent has
     ("-define(K_TIMEOUT, 23).", "-define(K_TIMEOUT, 26)."),   # a kind renumbered
     ("mailbox_ms, sample]", "mailbox_ms]"),                  # a check dropped
 ])
@@ -121,3 +121,11 @@ def test_unknown_and_impossible_options_are_one_line_each():
         TraceSpec.build(max_rat=5)
     with pytest.raises(TraceLimitError, match=r"messages='yes' cannot work; it must be True"):
         TraceSpec.build(messages="yes")
+
+
+def test_the_nodes_log_is_recorded_by_default_on_both_sides():
+    """logs=True: the default trace records Logger events and crash and supervisor reports."""
+    assert OPTIONS["logs"].default is True and OPTIONS["logs"].public
+    assert agent_defaults(SOURCE)["logs"] is True
+    assert "logs" in inspect.signature(mic.Session.trace).parameters
+    assert TraceSpec.build(logs=False).to_agent_opts()[Atom("logs")] is False

@@ -52,8 +52,22 @@ def test_system_monitor_findings_group_per_process():
 
     found = kinds(recorded(build))
     assert found["long_gc"] == "Demo.WorkerB spent 120 ms in one garbage collection (2 times)"
-    assert found["long_schedule"] == "Demo.WorkerA ran 60 ms without yielding the scheduler"
+    assert found["long_schedule"].startswith("Demo.WorkerA ran 60 ms without yielding the "
+                                             "scheduler (once or twice: on a busy machine")
     assert found["large_heap"] == "Demo.WorkerB reached an allocated heap of 2,000,000 words"
+    f = recorded(build).findings()
+    assert f.set_index("kind").loc["long_schedule", "severity"] == "info"   # once: no alarm
+
+
+def test_a_process_that_hogs_its_scheduler_again_and_again_is_a_warning():
+    def build(agent):
+        for ms in (60, 90, 70):
+            agent.event("long_schedule", A, payload=[(Atom("timeout"), ms)], aux=ms)
+
+    f = recorded(build).findings().set_index("kind")
+    assert f.loc["long_schedule", "severity"] == "warning"
+    assert f.loc["long_schedule", "summary"] == ("Demo.WorkerA ran 90 ms without yielding the "
+                                                 "scheduler (3 times)")
 
 
 def test_mailbox_growth_is_the_nodes_own_count():

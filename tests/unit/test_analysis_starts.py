@@ -131,3 +131,14 @@ def test_concurrent_starts_of_one_name_all_but_one_crash():
 def test_other_crashes_are_no_name_race():
     other = crash((Atom("badmatch"), (Atom("error"), Atom("timeout"))), "tenants", "session", 1)
     assert name_races(race_scene(5, lambda n: other).session().facts) == []
+
+
+def test_tasks_that_never_ack_and_end_normally_are_no_loop():
+    """Elixir Tasks (proc_lib processes that never ack) started again and again,
+    each ending :normal once its job is done: work, not a failed init."""
+    scene = keeper_scene()
+    for n in range(12):
+        p = pid(200 + n)
+        scene.start(KEEPER, p, "pool", at=2 + n * 5)
+        scene.exit(p, Atom("normal"), at=4 + n * 5, name="pool")
+    assert init_crash_loops(scene.session().facts) == []

@@ -88,3 +88,23 @@ def test_a_kept_from_unanswered_counts_once_its_caller_gave_up():
     assert "took 1 call(s)" in causes[0].summary      # only the caller that gave up
     assert "1 had their From kept or handed on" in causes[0].summary
     assert "1 of their callers gave up at their call timeout" in causes[0].summary
+
+
+def test_replies_whose_tags_end_alike_are_told_apart():
+    """OTP 28's references share their last words; two deferred calls answered
+    by a worker (gen_server:reply from another process) are both answered."""
+    def tag(n):      # five words, the last four alike: only the first tells them apart
+        return ImproperList((Atom("alias"),), Reference(Atom(NODE), 7, (n, 9, 9, 9, 0)))
+
+    def build(agent):
+        worker = Pid(Atom(NODE), 600, 0, 7)
+        for n in (0, 1):
+            call = (Atom("$gen_call"), (USERS[n], tag(n)), REPORT)
+            agent.event("send", USERS[n], SERVER, payload=call, ts=n * MS)
+            agent.event("receive", SERVER, payload=call, ts=n * MS + 1000)
+            agent.event("state", SERVER, payload=(call, 1, 1, NOREPLY, GS), aux=5000,
+                        ts=n * MS + 10_000)
+        for n in (0, 1):
+            agent.event("send", worker, USERS[n], payload=(tag(n), Atom("ok")), ts=(5 + n) * MS)
+
+    assert unanswered_calls(_session(build).facts) == []

@@ -52,3 +52,33 @@ def test_a_process_addressed_by_name_and_node_is_spelled_as_its_name_column_spel
     assert list(messages["status"]) == ["delivered", "delivered", "in_flight"]
     assert list(messages["receiver"]) == ["<0.60.0>@b@host"] * 3
     assert list(messages["receiver_name"]) == ["Sink"] * 3
+
+
+def test_a_later_traces_names_hold_from_its_start_and_survive_a_save(tmp_path):
+    """Two traces in one session: in the first, Sink (<0.60.0>) dies and <0.61.0>
+    takes its name; between the traces the app restarts and <0.70.0> holds it
+    when the second begins. The restart is <0.60.0> -> <0.61.0>, and the second
+    trace's holder takes over only from its own start, also once saved."""
+    from fake_agent import FakeAgent
+    from microscope_jupyter.beam.terms import Atom, Pid
+    from microscope_jupyter.saved import OfflineSession, load
+    from microscope_jupyter.store.event_store import EventStore
+
+    node = "demo@host"
+    sink, sink2, sink3 = (Pid(Atom(node), n, 0, 1) for n in (60, 61, 70))
+    name = Atom("Sink")
+    store = EventStore()
+    first = FakeAgent(store, source="a", node=node, names=[(sink, name)])
+    first.event("exit", sink, payload=Atom("boom"))
+    first.event("register", sink2, name)
+    first.flush()
+    second = FakeAgent(store, source="b", node=node, names=[(sink3, name)])
+    second.event("send", sink3, peer=sink3, payload=Atom("tick"))
+    second.flush()
+    for s in (OfflineSession(store, {}, None), load(OfflineSession(store, {}, None).save(tmp_path / "r"))):
+        ids = s.store.id_texts()
+        found = [(seq, ids[new], ids[old]) for seq, new, _, old in s.store.names().successions()]
+        assert found[0] == (1, str(sink2), str(sink)), found
+        assert [f for f in found if f[0] < 0] == []
+        restarts = s.findings().query("kind == 'restart'")
+        assert restarts["summary"].tolist()[0] == f"Sink was restarted as {sink2} after {sink} died"

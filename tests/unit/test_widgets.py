@@ -196,3 +196,21 @@ def test_calls_and_their_replies_are_paired():
              (ImproperList((Atom("alias"),), ref2), Atom("ok")),   # 3: answers 1
              (ref1, 42)]                                           # 4: answers 0
     assert _call_reply_pairs(terms) == [4, 3, -1, 1, 0]
+
+
+def test_the_nodes_log_lines_are_ticks_on_the_timeline_and_lines_in_time_travel():
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME)])
+    agent.event("receive", B, payload=(Atom("update"), 1))
+    agent.event("log", B, aux=3, payload=(Atom("error"), b"sent 3, table says 2", {}))
+    agent.event("log", B, aux=6, payload=(Atom("info"), b"took 3 ms", {}))
+    agent.flush()
+    s = OfflineSession(store, {}, None)
+    tl = Timeline(s)
+    lane = next(i for i, lane in enumerate(tl.lanes) if lane["id"] == str(B))
+    assert [[g[0], g[2], g[3], g[4]] for g in tl.logs] == [
+        [lane, 3, 1, "error: sent 3, table says 2"], [lane, 6, 2, "info: took 3 ms"]]
+    tt = TimeTravel(s, cursor=2)
+    row = next(r for r in tt.snapshot if r["pid"] == str(B))
+    assert row["log"] == ["error: sent 3, table says 2", "info: took 3 ms"]
+    assert "▸ error: sent 3, table says 2" in tt.static_html()
