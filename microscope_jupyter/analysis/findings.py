@@ -30,9 +30,10 @@ from ..store import joins
 from ..store.columns import starts_with
 from ..store.schema import KIND_CODES
 from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag_bytes, is_call_timeout,
-                         normal_exit, reply_tag_bytes, unmatched_callback)
+                         normal_exit, unmatched_callback)
 
 from .detector_kit import MAILBOX_GROWTH
+from .replies import answered
 from .footprint import hogs_scheduler
 from .unread import died_unread
 from .facts import Facts
@@ -94,7 +95,7 @@ def detect(facts: Facts) -> list[Finding]:
     out += _lost_messages(facts, successor, ended)
     out += _unhandled_messages(events, exits, facts.store.syntax)
     out += _timeouts(exits, facts.store.syntax)
-    out += _deadlocks(facts.store)
+    out += _deadlocks(facts)
     out += _mailbox_growth(facts)
     out += _slow_handlers(facts)
     out += _monitor_findings(facts)
@@ -309,38 +310,30 @@ def _monitor_findings(facts: Facts) -> list[Finding]:
     return out
 
 
-def _deadlocks(store) -> list[Finding]:
+def _deadlocks(facts: Facts) -> list[Finding]:
     """Cycles of gen calls that never got a reply: A waits on B while B waits on A.
 
-    A call is answered when a reply with its tag was sent after it: each tag's
-    last reply is looked up once, by the tag's bytes (which tell terms apart
-    as =:= does), so the pass is linear in the messages and decodes none."""
+    Only each caller's latest call can hold it now: it is answered when a
+    reply carrying its tag is in the recording (``replies.answered``: every
+    reply's tag hashed at once in numpy, the few matches compared whole). So
+    the pass reads two columns and decodes nothing, whatever the traffic."""
+    store = facts.store
     sent = joins.outgoing(store)
     raw = store.raw()
-    # Only gen calls and 2-tuples (their replies) matter: picked by their
-    # first bytes, and their tags read as bytes: nothing is decoded.
     heads = raw.heads(sent["seq"].to_numpy(dtype=np.int64))
-    # a reply is {Tag, Reply}: Tag a reference, or [alias | Ref] (OTP 24+)
-    pairs = ((heads[:, 0] == 0x83) & (heads[:, 1] == ord("h")) & (heads[:, 2] == 2)
-             & np.isin(heads[:, 3], [ord("Z"), ord("r"), ord("l")]))
     is_call = starts_with(heads, GEN_CALL_HEADS) & (sent["_receiver"].to_numpy() > 0)
-    calls = sent[is_call]
-    if calls.empty:
+    latest = sent[is_call].drop_duplicates("pid", keep="last")
+    if latest.empty:
         return []
-    last_reply: dict[bytes, int] = {}
-    for seq in sent["seq"][pairs].to_numpy(dtype=np.int64).tolist():
-        tag = reply_tag_bytes(raw.payload(seq))
-        if tag is not None:
-            last_reply[tag] = max(last_reply.get(tag, -1), seq)
+    tags = {int(seq): call_tag_bytes(raw.payload(int(seq))) for seq in latest["seq"]}
+    replied = answered(facts, [t for t in tags.values() if t])
     waiting: dict[str, tuple[int, str, str | None]] = {}
-    for seq, caller, caller_name, receiver in zip(calls["seq"].tolist(), calls["pid"],
-                                                  calls["name"], calls["_receiver"].tolist()):
-        tag = call_tag_bytes(raw.payload(seq))
-        if tag is not None and last_reply.get(tag, -1) <= seq:
+    for seq, caller, caller_name, receiver in zip(latest["seq"].tolist(), latest["pid"],
+                                                  latest["name"], latest["_receiver"].tolist()):
+        tag = tags[seq]
+        if tag is not None and replied.get(tag, -1) <= seq:
             waiting[caller] = (seq, store.id_text(int(receiver)),
                                caller_name if isinstance(caller_name, str) else None)
-        elif tag is not None:
-            waiting.pop(caller, None)   # its latest call was answered
     out, reported = [], set()
     for start in waiting:
         path, node = [], start
