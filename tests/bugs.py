@@ -128,9 +128,12 @@ _BUILT: dict[Path, Path] = {}
 
 
 def build(bug: Bug, out_dir: Path) -> Path:
-    if bug.source not in _BUILT:
-        _BUILT[bug.source] = compile_erlang(bug.source, out_dir)
-    return _BUILT[bug.source]
+    """The app compiled once per run, again if its build folder has gone (a run's
+    temporary folder is removed when it ends)."""
+    built = _BUILT.get(bug.source)
+    if built is None or not built.exists():
+        built = _BUILT[bug.source] = compile_erlang(bug.source, out_dir)
+    return built
 
 
 def run_bug(bug: Bug | str, runtime: str, seconds: float = 4.0, *,
