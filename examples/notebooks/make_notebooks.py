@@ -576,7 +576,9 @@ print(s.explain(question).text.split(":")[0])"""),
     ("markdown", "`mic.compare` lines the two recordings up: the module whose code changed, and the cause that went with it."),
     ("code", """after = mic.load(s.save(work / "after"))
 rows = mic.compare(before, after).significant()
-rows[rows["aspect"].isin(["module", "finding", "cause"])][["aspect", "what", "change"]].reset_index(drop=True)"""),
+rows = rows[rows["aspect"].isin(["module", "finding", "cause"])].reset_index(drop=True)
+# the change in a word ("changed", "gone"); the full column also names each side's git commit
+rows.assign(change=rows["change"].str.split(" ").str[0])[["aspect", "what", "change"]]"""),
     ("code", """s.detach()
 node.stop()
 shutil.rmtree(work)                            # the two recordings"""),

@@ -150,12 +150,16 @@ def _lost_messages(facts: Facts, successor: dict[str, tuple[int, str]],
                             f"{name or receiver}: the sender holds a stale pid. Send to the name, "
                             "or monitor the process and look it up again when it goes down.")
         severity = "error"
-        if (receiver not in successor and not in_mailbox and len(group) <= 2
+        if (receiver not in successor and len(group) <= 2
                 and receiver in ended and normal_exit(ended[receiver])):
+            # a process stopped on purpose (normal, shutdown) with a message or two
+            # in flight or still queued: a late notification, not a loss to chase
             severity = "info"
-            summary = (f"{len(group)} message(s) from {', '.join(senders)} reached "
-                       f"{name or receiver} after it had ended normally: a late notification, "
-                       f"harmless unless the sender counted on it (first: {first['text']})")
+            what = (f"were still in the mailbox of {name or receiver} when it ended normally"
+                    if in_mailbox else f"reached {name or receiver} after it had ended normally")
+            summary = (f"{len(group)} message(s) from {', '.join(senders)} {what}: a late "
+                       f"notification, harmless unless the sender counted on it (first: "
+                       f"{first['text']})")
         out.append(Finding("lost_message", severity, receiver, name, summary,
                            int(first["_seq"]), [int(s) for s in group["_seq"]]))
     return out
