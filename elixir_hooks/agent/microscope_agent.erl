@@ -290,7 +290,7 @@ unload_when_alone() ->
     %% has nothing else to do. Others waiting to unload do not count: two
     %% controllers whose kernels died together would otherwise wait on each other.
     put(microscope_unloading, true),
-    case wait_alone(200) of
+    case wait_alone(200) andalso not unloaded_by_another() of
         true ->
             %% a sink handed back to a tracer that was ending too (two traces
             %% stopped together) points at a dead process: alone, it goes
@@ -299,12 +299,21 @@ unload_when_alone() ->
             _ = catch microscope_agent_setup:log_handler_sweep(),
             %% this facade first: version/0 stops answering before any other goes
             Modules = modules(),
+            %% old code left by an unload whose purge was refused then goes
+            %% first: while it is there, delete refuses
+            [code:soft_purge(M) || M <- Modules],
             [code:delete(M) || M <- Modules],
             self() ! purge,
             erlang:hibernate(lists, foreach, [fun code:soft_purge/1, Modules]);
         false ->
             ok
     end.
+
+%% Another unloader went first (two kernels died together) when the code this
+%% process runs is no longer the current one: what is loaded now, if
+%% anything, is a new session's, loaded since, and is not ours to delete.
+unloaded_by_another() ->
+    code:is_loaded(?MODULE) =:= false orelse erlang:check_process_code(self(), ?MODULE).
 
 wait_alone(0) ->
     false;

@@ -24,6 +24,7 @@
 
 %% The most payload_limit may be (options.py holds the same ceiling).
 -define(MAX_PAYLOAD_LIMIT, 65536).
+-define(CHILDREN_WAIT_MS, 2000).   % per supervisor asked for its children
 
 defaults() ->
     #{procs => all, modules => [], messages => true, lifecycle => true,
@@ -109,11 +110,14 @@ resolve_proc(Other) ->
 
 %% A supervisor stands for its whole subtree. Only a process known to be a
 %% supervisor is asked for its children: the same call would crash a
-%% GenServer that does not expect it.
+%% GenServer that does not expect it. A supervisor busy restarting (or
+%% stuck in a child's init) answers late or never: the trace starts
+%% without that subtree rather than waiting on it (supervisor:which_children
+%% waits forever; a late reply to the alias is dropped).
 subtree(P) ->
     case is_supervisor(P) of
         true ->
-            Children = case catch supervisor:which_children(P) of
+            Children = case catch gen_server:call(P, which_children, ?CHILDREN_WAIT_MS) of
                            L when is_list(L) -> L;
                            _ -> []
                        end,
@@ -131,10 +135,13 @@ is_supervisor(P) ->
             case microscope_agent_inspect:spawned_as(D, none) of
                 {supervisor, _, _} -> true;
                 {'Elixir.DynamicSupervisor', _, _} -> true;
-                {M, _, _} ->
+                %% a GenServer whose callback module is also a supervisor's
+                %% (`use DynamicSupervisor' in a module started as itself);
+                %% any other function of such a module runs no supervisor
+                {M, init, 1} ->
                     Bs = microscope_agent_inspect:behaviours(M),
                     lists:member(supervisor, Bs) orelse lists:member('Elixir.DynamicSupervisor', Bs);
-                none -> false
+                _ -> false
             end;
         _ -> false
     end.

@@ -14,7 +14,7 @@ import logging
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..beam.node import RemoteNode
 from ..beam.terms import Atom
@@ -26,7 +26,7 @@ __all__ = ["AGENT_MODULE", "AGENT_VERSION", "agent_modules", "agent_beam_paths",
 log = logging.getLogger(__name__)
 
 AGENT_MODULE = "microscope_agent"   # the facade: every rpc from Python goes to it
-AGENT_VERSION = 25  # -define(VERSION, ...) in microscope_agent.hrl, which every module includes
+AGENT_VERSION = 26  # -define(VERSION, ...) in microscope_agent.hrl, which every module includes
 PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_DIR = PACKAGE_DIR.parent.parent / "elixir_hooks" / "agent"
 SOURCE_PATH = SOURCE_DIR / f"{AGENT_MODULE}.hrl"   # where VERSION is defined
@@ -85,22 +85,41 @@ def ensure_agent(remote: RemoteNode) -> None:
     The facade's ``version/0`` answers only when every module is loaded at its
     version; anything else (an older agent, a module missing or at another
     version) has them all loaded again. The facade goes last, so that it
-    answers only once the rest is in."""
-    try:
-        loaded = remote.rpc(AGENT_MODULE, "version", [], 10)
-    except BadRpc:
-        loaded = None
-    if loaded == AGENT_VERSION:
-        return
+    answers only once the rest is in. An agent whose last session's kernel
+    died unloads itself (its controller, once alone); one that decided so just
+    as this load began may delete some of it again, so the load is checked,
+    and done once more if it has to be."""
+    for _ in range(3):
+        loaded = _version(remote)
+        if loaded == AGENT_VERSION:
+            return
+        _load(remote, stale=loaded is not None)
+    if _version(remote) != AGENT_VERSION:
+        raise AgentError(f"the agent did not stay loaded on {remote.name}: something on the node "
+                         "deletes its modules as they load; try again")
+
+
+def _load(remote: RemoteNode, stale: bool) -> None:
     for module, beam in agent_beams():
-        if loaded is not None:
+        if stale:
             # A stale agent from an older microscope: replace it.
             remote.rpc("code", "purge", [Atom(module)], 10)
+        else:
+            # old code an unload could not purge then, unused now: loading over
+            # it would leave two versions, and the next unload could delete neither
+            remote.rpc("code", "soft_purge", [Atom(module)], 10)
         result = remote.rpc("code", "load_binary", [Atom(module), [ord(c) for c in f"{module}.erl"],
                                                     beam], 30)
         if result != (Atom("module"), Atom(module)):
             raise AgentError(f"{remote.name} refused to load the agent's {module}: {result!r}; is "
                              "the node running with an embedded code server that forbids loading?")
+
+
+def _version(remote: RemoteNode) -> Any:
+    try:
+        return remote.rpc(AGENT_MODULE, "version", [], 10)
+    except BadRpc:
+        return None
 
 
 def unload_agent(remote: RemoteNode, modules: Iterable[tuple] = ()) -> None:
@@ -123,6 +142,11 @@ def unload_agent(remote: RemoteNode, modules: Iterable[tuple] = ()) -> None:
         pass
     unloading = list(reversed(agent_modules()))
     try:
+        # Old code nobody runs any more (left by an unload whose purge a
+        # process then still needed) goes first: while it is there, delete
+        # refuses, and the agent would stay loaded for good.
+        for module in unloading:
+            remote.rpc("code", "soft_purge", [Atom(module)], 5)
         for module in unloading:
             remote.rpc("code", "delete", [Atom(module)], 5)
         for module in unloading:

@@ -180,10 +180,11 @@ def _all_well(facts: Facts) -> str:
     slowest = (f"; the slowest callback took {durations.max() / 1e6:.1f} ms"
                if len(durations) else "")
     sent, received = int(kinds.get("send", 0)), int(kinds.get("receive", 0))
-    # More received than sent is no loss: the rest came from untraced senders
-    # (an rpc, a shell, another node), so the sentence says so.
-    outside = (f" (at least {received - sent:,} from processes outside the recording)"
-               if received > sent else "")
+    # More received than sent is no loss: the rest came from timers
+    # (send_after, gen_statem timeouts: no process sends them), ports, or
+    # untraced senders (an rpc, a shell, another node), so the sentence says so.
+    outside = (f" (at least {received - sent:,} from timers, ports or processes the trace "
+               "did not follow)" if received > sent else "")
     messages = "message" if sent == 1 else "messages"
     return (f"Nothing looks wrong in this recording: {events['pid'].nunique()} processes, "
             f"{sent:,} {messages} sent and {received:,} received{outside}, no crash, "

@@ -74,11 +74,17 @@ class ProcessHistory:
         return next((n for s, n in reversed(self.names) if n and s <= seq), None)
 
     def mailbox_len(self, seq: int) -> int:
-        """Messages queued at ``seq``, from the node's nearer sample (before or
-        after it): moved on by what arrived and was taken in between. A plain
-        process (no callbacks) takes the nearer sample as it is: when it takes a
-        message no event shows, and counting it taken at its next act makes a
-        loop that absorbs messages look backlogged."""
+        """Messages queued at ``seq``, from the node's samples on either side:
+        moved on by what arrived and was taken in between, the smaller of the
+        two when both exist. A sample is answered somewhere between its request
+        and its event, and a receive event can come after the message was
+        queued, so a sample taken while a callback awaits three Tasks counts
+        six messages the events show arriving and leaving around it: carried
+        to its neighbours, that would invent a backlog. An unseen take errs
+        the other way from the earlier side. A plain process (no callbacks)
+        takes the nearer sample as it is: when it takes a message no event
+        shows, and counting it taken at its next act makes a loop that absorbs
+        messages look backlogged."""
         return int(self._estimate(np.array([seq], dtype=np.int64))[0][0])
 
     def mailbox_basis(self, seq: int) -> str:
@@ -100,28 +106,41 @@ class ProcessHistory:
 
     def _estimate(self, seqs: np.ndarray) -> tuple:
         """Per seq: (length, the sample's seq or -1, its value, arrived and taken
-        between the two, whether the sample came after), from the nearer sample."""
+        between the two, whether the sample came after)."""
         samples, values = self.sample_seqs, self.sample_values
         n = len(samples)
         k = np.searchsorted(samples, seqs, side="right") - 1     # the sample at or before
         j = k + 1                                                # the sample after
         has_prev, has_next = k >= 0, j < n
-        prev = np.where(has_prev, samples[np.clip(k, 0, max(n - 1, 0))] if n else -1, -1)
-        nxt = np.where(has_next, samples[np.clip(j, 0, max(n - 1, 0))] if n else -1, -1)
-        after = has_next & (~has_prev | (nxt - seqs < seqs - prev))
-        origin = np.where(after, nxt, np.where(has_prev, prev, -1))
-        level = np.where(origin >= 0, values[np.clip(np.where(after, j, k), 0, max(n - 1, 0))]
-                         if n else 0, 0)
-        lo, hi = np.where(after, seqs, origin), np.where(after, origin, seqs)
-        arrived = (np.searchsorted(self.recv_seqs, hi, side="right")
-                   - np.searchsorted(self.recv_seqs, lo, side="right"))
-        taken = (np.searchsorted(self.taken_seqs, hi, side="right")
-                 - np.searchsorted(self.taken_seqs, lo, side="right"))
+        last = max(n - 1, 0)
+        prev = np.where(has_prev, samples[np.clip(k, 0, last)] if n else -1, -1)
+        nxt = np.where(has_next, samples[np.clip(j, 0, last)] if n else -1, -1)
+        prev_level = np.where(has_prev, values[np.clip(k, 0, last)] if n else 0, 0)
+        next_level = np.where(has_next, values[np.clip(j, 0, last)] if n else 0, 0)
+        arrived_before, taken_before = self._moved(prev, seqs)     # since the earlier sample
+        arrived_after, taken_after = self._moved(seqs, nxt)        # until the later one
         if not self.state_seqs:
-            length = np.where(origin >= 0, level, np.maximum(0, arrived - taken))
+            after = has_next & (~has_prev | (nxt - seqs < seqs - prev))
+            forward = np.where(has_prev, prev_level, np.maximum(0, arrived_before - taken_before))
+            backward = next_level
         else:
-            length = np.maximum(0, level + np.where(after, taken - arrived, arrived - taken))
+            forward = np.maximum(0, prev_level + arrived_before - taken_before)
+            backward = np.maximum(0, next_level + taken_after - arrived_after)
+            # at a sample itself, the node's count stands
+            after = has_next & (~has_prev | ((backward < forward) & (prev != seqs)))
+        length = np.where(after, backward, forward)
+        origin = np.where(after, nxt, np.where(has_prev, prev, -1))
+        level = np.where(after, next_level, prev_level)
+        arrived = np.where(after, arrived_after, arrived_before)
+        taken = np.where(after, taken_after, taken_before)
         return length.astype(np.int64), origin, level, arrived, taken, after
+
+    def _moved(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(arrived, taken) in (lo, hi] per pair; none where lo is past hi."""
+        def count(seqs):
+            c = np.searchsorted(seqs, hi, side="right") - np.searchsorted(seqs, lo, side="right")
+            return np.maximum(c, 0)
+        return count(self.recv_seqs), count(self.taken_seqs)
 
     def sampled(self, start: int | None = None, end: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(seqs, lengths) of the node's own samples of its queue, within [start, end]."""

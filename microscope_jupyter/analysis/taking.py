@@ -10,8 +10,11 @@ besides its callbacks. In order of the rules:
 
 - a callback handled it: paired by bytes, first in first out, in time order;
 - a reply to a call the process made (gen, erpc, Task, io and code server
-  replies: a tuple headed by a reference or an alias) left at once, taken
-  by the call's selective receive;
+  replies: a tuple headed by a reference or an alias) left when the call's
+  selective receive took it: at the ``demonitor`` of its reference that
+  follows (gen calls and ``Task.await`` remove the call's monitor right
+  after the receive), else at once. The node's own count, sampled while a
+  callback waits on three Tasks, holds their replies until then;
 - a ``DOWN`` whose monitor the process removed with ``demonitor`` left at
   the demonitor: ``flush`` takes it out of the queue, and no event shows it
   (every gen call, ``Task.await`` and ``Task.yield`` do this);
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..store.otp import DOWN_HEADS, SYSTEM_HEADS, is_reply, may_be_reply, term_bytes_at
+from ..store.otp import ALIAS_HEADS, DOWN_HEADS, SYSTEM_HEADS, is_reply, may_be_reply, term_bytes_at
 from ..store.schema import ACTS
 
 __all__ = ["taken", "NEVER", "down_ref", "ref_bytes"]
@@ -70,7 +73,10 @@ def taken(raw, proc, recvs: np.ndarray, handler: np.ndarray,
         r = int(recvs[idx])
         payload = raw.payload(r)
         if may_be_reply(payload) and is_reply(raw.term(r)):
-            direct.append(r)
+            ref = _reply_ref(payload)
+            took = demonitored.get(ref, -1) if ref is not None else -1
+            handled[idx] = took if took > r else r
+            direct.append(int(handled[idx]))
             continue
         ref = down_ref(payload)
         if ref is not None and demonitored.get(ref, -1) > r:
@@ -93,6 +99,19 @@ def taken(raw, proc, recvs: np.ndarray, handler: np.ndarray,
             k = int(np.searchsorted(own, r, side="right"))
             handled[idx] = int(own[k]) if k < len(own) else NEVER
     return handled, direct
+
+
+def _reply_ref(payload: bytes) -> bytes | None:
+    """The monitor reference a reply's tag carries (``Ref`` or ``[alias | Ref]``),
+    as the bytes ``ref_bytes`` gives its ``demonitor``; None for other tags."""
+    tag = payload[3:4]
+    if tag in (b"Z", b"r"):
+        return term_bytes_at(payload, 3)
+    for head in ALIAS_HEADS:
+        if payload.startswith(head, 3):
+            start = 3 + len(head)
+            return term_bytes_at(payload, start) if payload[start:start + 1] in (b"Z", b"r") else None
+    return None
 
 
 def _during_a_callback(ts: int, ts_in: np.ndarray, ts_out: np.ndarray) -> bool:

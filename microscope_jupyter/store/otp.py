@@ -28,7 +28,7 @@ from ..beam.terms import Atom, ImproperList, Pid, Reference
 from ..render.elixir import render
 
 __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYLOADS",
-           "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS", "DOWN_HEADS", "SYSTEM_HEADS",
+           "CONTINUE_HEADS", "TIMEOUT_ATOMS", "GEN_CALL_HEADS", "DOWN_HEADS", "SYSTEM_HEADS", "ALIAS_HEADS",
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "map_sizes", "state_recorded",
            "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
            "MESSAGE_ARG", "call_tag_bytes", "reply_tag_bytes", "term_bytes_at", "message_shape",
@@ -81,7 +81,7 @@ GEN_CAST_BODIES = tuple(b"h\x02" + atom for atom in _atom_spellings(b"$gen_cast"
 DOWN_HEADS = tuple(b"\x83h\x05" + atom for atom in _atom_spellings(b"DOWN"))
 SYSTEM_HEADS = tuple(b"\x83h\x03" + atom for atom in _atom_spellings(b"system"))
 TIMEOUT_ATOMS = _atom_spellings(b"timeout")
-_ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
+ALIAS_HEADS = tuple(b"l\x00\x00\x00\x01" + atom for atom in _atom_spellings(b"alias"))
 _SERVICE_HEADS = tuple(atom for name in (b"code_server", b"io_reply", b"io_request")
                        for atom in _atom_spellings(name))
 
@@ -91,7 +91,7 @@ def may_be_reply(payload: bytes) -> bool:
     if payload[:2] != b"\x83h" or len(payload) < 4 or payload[2] not in (2, 3):
         return False
     first = payload[3:]
-    return ((payload[2] == 2 and first[:1] in (b"Z", b"r")) or first.startswith(_ALIAS_HEADS)
+    return ((payload[2] == 2 and first[:1] in (b"Z", b"r")) or first.startswith(ALIAS_HEADS)
             or first.startswith(_SERVICE_HEADS))
 
 

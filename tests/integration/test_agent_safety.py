@@ -20,6 +20,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
+from microscope_jupyter.agent.beam_file import agent_modules
 from nodes import CLEAN, RUNTIMES, leftovers, load_module, load_test_module, wait_clean, wait_until
 
 def busy_trace(s):
@@ -355,3 +356,24 @@ def test_the_sweep_leaves_other_tools_and_live_traces_alone(node_factory, tmp_pa
         other.detach()
         assert wait_clean(observer, LOAD)["patterns"] == [theirs]
         observer.rpc("erlang", "trace_pattern", [theirs, False, [Atom("local")]])
+
+
+def test_an_unload_clears_old_code_another_unload_could_not_purge(node_factory):
+    """An unload whose purge a process still needed leaves the agent's old code
+    behind; nobody runs it later, but while it is there code:delete refuses.
+    The next session loads over it and must still leave nothing at its detach."""
+    node = node_factory("otp25", prefix="oldcode")
+    facade = Atom("microscope_agent")
+    with mic.attach(node.name, cookie=node.cookie) as observer:
+        first = mic.attach(node.name, cookie=node.cookie)
+        first.processes()                                  # loads the agent
+        assert observer.rpc("code", "delete", [facade]) is True   # no purge: old code stays
+        assert observer.rpc("erlang", "check_old_code", [facade]) is True
+        second = mic.attach(node.name, cookie=node.cookie)
+        second.processes()                                 # loads over the stale old code
+        second.detach()
+        left = observer.eval_erlang(
+            "[M || M <- Ms, code:is_loaded(M) =/= false orelse erlang:check_old_code(M)].",
+            Ms=[Atom(m) for m in agent_modules()])
+        first.detach()
+        assert left == []

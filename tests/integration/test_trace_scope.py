@@ -8,7 +8,7 @@ import pytest
 
 import microscope_jupyter as mic
 from microscope_jupyter import Atom
-from nodes import load_test_module
+from nodes import load_test_module, wait_until
 
 CHILDREN = 200
 
@@ -30,6 +30,23 @@ def test_every_existing_child_of_a_supervisor_is_traced_every_time(pool):
         traced = rec.status()["traced_processes"]
         rec.stop()
         assert traced == CHILDREN + 1, (attempt, traced)
+
+
+def test_a_supervisor_stuck_starting_a_child_does_not_hold_up_the_trace(pool):
+    """Asked for its children, a supervisor blocked in a child's start answers
+    only when that start ends; the trace starts without its subtree instead."""
+    s = pool
+    where = "element(2, process_info(whereis(mic_pool), current_function))."
+    s.eval_erlang("spawn(fun() -> supervisor:start_child(mic_pool, [block]) end), ok.")
+    wait_until(lambda: s.eval_erlang(where) == (Atom("mic_dynsup"), Atom("child"), 1))
+    try:
+        rec = s.trace("mic_pool", duration="10s")
+        # started while the supervisor is still stuck: it did not wait for the answer
+        assert s.eval_erlang(where) == (Atom("mic_dynsup"), Atom("child"), 1)
+        assert rec.status()["traced_processes"] == 1
+        rec.stop()
+    finally:
+        s.eval_erlang("whereis(mic_pool) ! release, ok.")
 
 
 def test_every_child_of_an_elixir_dynamic_supervisor_is_traced(demo):

@@ -288,7 +288,7 @@ def test_all_is_well_says_where_unmatched_receives_came_from():
 
     text = recorded(build).explain().text
     assert text.startswith("Nothing looks wrong"), text
-    assert "1 message sent and 2 received (at least 1 from processes outside the recording)" in text
+    assert "1 message sent and 2 received (at least 1 from timers, ports or processes the trace did not follow)" in text
 
 
 def _lost(build) -> list[str]:

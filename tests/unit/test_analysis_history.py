@@ -204,10 +204,11 @@ def test_mailbox_length_starts_from_the_nodes_own_count():
     agent.flush()
     tt = History(store)
     lengths = [int(tt.snapshot_at(i).set_index("pid").loc[str(B), "mailbox_len"]) for i in range(7)]
-    # each moment counts from the nearer sample: seq 3 and 4 from the 480 at seq 5
-    assert lengths == [500, 501, 500, 480, 480, 480, 481]
+    # each moment counts from the sample on either side that gives fewer: 20
+    # messages left unseen between the two, and the later sample already knows
+    assert lengths == [500, 482, 481, 480, 480, 480, 481]
     seqs, levels = next(p for p in tt.processes() if p.pid == str(B)).mailbox_levels()
-    assert int(levels.max()) == 501
+    assert int(levels.max()) == 500
     finding = OfflineSession(store, {}, None).findings()
     growth = finding[finding["kind"] == "mailbox_growth"]
     # findings speak of the node's samples only, never of the estimate between them
@@ -215,7 +216,7 @@ def test_mailbox_length_starts_from_the_nodes_own_count():
                                           "(the node's own count), still 480 at its last sample"]
     bases = [tt.snapshot_at(i).set_index("pid").loc[str(B), "mailbox_basis"] for i in (0, 1, 5)]
     assert bases[0] == "node" and bases[2] == "node"
-    assert bases[1] == "estimate: the node's 500 at seq 0, earlier, 1 arrived and 0 taken between"
+    assert bases[1] == "estimate: the node's 480 at seq 5, later, 0 arrived and 2 taken between"
 
 
 def test_a_large_state_shows_what_changed_and_is_never_judged():
@@ -272,3 +273,35 @@ def test_a_genserver_calling_from_a_callback_does_not_grow_its_mailbox():
     seqs, levels = b.mailbox_levels()
     assert levels.max() <= 1 and levels[-1] == 0, levels.tolist()
     assert b.mailbox_len(len(store) - 1) == 0
+
+
+def test_a_sample_taken_while_a_callback_awaits_tasks_invents_no_backlog():
+    """A GenServer awaits a Task inside a callback: the node's sample counts the
+    reply and the DOWN still queued, while the receive events show both arriving
+    and leaving (at the reply's demonitor) before the sample's own event. That
+    sample stands at its own seq, and is not carried to its neighbours."""
+    store = EventStore()
+    agent = FakeAgent(store, names=[(B, NAME)])
+    ref = Reference(Atom(NODE), 1, (4, 5, 6))
+    agent.event("mailbox", B, aux=0)                                                   # 0
+    agent.event("receive", B, payload=(Atom("$gen_call"), (A, ref), Atom("search")))  # 1
+    agent.event("receive", B, payload=(ref, 42))                                      # 2
+    agent.event("receive", B, payload=(Atom("DOWN"), ref, Atom("process"), C, Atom("normal")))  # 3
+    agent.event("demonitor", B, C, payload=ref)                                       # 4
+    agent.event("mailbox", B, aux=2)                                                  # 5
+    agent.event("state", B, payload=state((Atom("$gen_call"), (A, ref), Atom("search")), 0, 1),
+                aux=500)                                                              # 6
+    call = (Atom("$gen_call"), (A, ref), Atom("search"))
+    for _ in range(2):
+        agent.event("receive", B, payload=call)                                       # 7, 9
+        agent.event("state", B, payload=state(call, 1, 2), aux=500)                   # 8, 10
+    agent.event("mailbox", B, aux=0)                                                  # 11
+    agent.flush()
+    tt = History(store)
+    proc = next(p for p in tt.processes() if p.pid == str(B))
+    # a call waits from its receive to its callback's end (the model's take)
+    assert [proc.mailbox_len(i) for i in range(12)] == [0, 1, 2, 3, 1, 2, 0, 1, 0, 1, 0, 0]
+    assert proc.mailbox_basis(5) == "node"
+    assert proc.mailbox_basis(7) == "estimate: the node's 0 at seq 11, later, 1 arrived and 2 taken between"
+    # the reply left the queue at its demonitor, with the flushed DOWN
+    assert proc.handled_seqs.tolist()[1:3] == [4, 4]

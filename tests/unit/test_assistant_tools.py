@@ -94,8 +94,8 @@ def test_an_approval_shows_everything_that_will_run():
     assert "return_trace" in panel and "1,234 events" in panel and "1.5 s" in panel
 
 
-def test_over_stdio_without_elicitation_the_answer_says_nobody_can_approve_and_how():
-    assistant = Assistant(demo_recording(tally), notebook=False, save_dir="/tmp")
+def test_over_stdio_without_elicitation_the_answer_says_nobody_can_approve_and_how(tmp_path):
+    assistant = Assistant(demo_recording(tally), notebook=False, save_dir=str(tmp_path))
     trace, save = _ask(assistant, ("propose_trace", PROPOSAL), ("save", {"path": "x"}))
     assert trace.startswith("proposal 1: refused. nobody can approve this trace here: this "
                             "client cannot ask its human (no MCP elicitation), and a stdio "
