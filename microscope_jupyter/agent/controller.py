@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..beam.etf import binary_bytes
 from ..beam.node import LocalNode, Mailbox, RemoteNode
 from ..beam.terms import Atom, Pid
 from ..errors import NodeDown
@@ -360,7 +361,7 @@ class Recording:
     def _handle(self, message: Any) -> None:
         if isinstance(message, tuple) and message and message[0] == A_BATCH:
             _, _tracer, _n, count, headers, payloads, defs, seen, dropped = message
-            added = self._store.append_batch(self.source, _as_bytes(headers), _as_bytes(payloads),
+            added = self._store.append_batch(self.source, binary_bytes(headers), binary_bytes(payloads),
                                              list(defs), seen, dropped)
             self._seen, self._dropped = seen, dropped
             with self._landed:
@@ -386,11 +387,6 @@ class Recording:
         elif (isinstance(message, tuple) and len(message) == 5 and message[0] == A_DOWN
               and message[1] == self._agent_ref and message[4] not in QUIET_ENDS):
             self._finish("agent_died", {"reason": message[4]})
-
-
-def _as_bytes(value: Any) -> bytes:
-    # The decoder turns a binary that happens to be valid UTF-8 into str.
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def _stats(term: Any) -> dict[str, Any]:

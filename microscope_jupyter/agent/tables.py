@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..beam.etf import binary_bytes
 from ..beam.terms import Atom, Pid
 from ..errors import MicroscopeError
 from ..store.columns import RelationTable
@@ -49,14 +50,14 @@ class Columns:
         return data
 
     def ints(self, name: str) -> np.ndarray:
-        return np.frombuffer(_raw(self._data(name, "ints")), dtype="<i8").astype(np.int64)
+        return np.frombuffer(binary_bytes(self._data(name, "ints")), dtype="<i8").astype(np.int64)
 
     def texts(self, name: str) -> np.ndarray:
         """A pid column as text ("<0.123.0>"), None where a row has none."""
         data = self._data(name, "pids")
         if self.rows == 0:
             return np.zeros(0, dtype=object)
-        return np.array([t or None for t in _raw(data).decode("latin-1").split(" ")],
+        return np.array([t or None for t in binary_bytes(data).decode("latin-1").split(" ")],
                         dtype=object)
 
     def terms(self, name: str, render: Callable[[Any], Any] = lambda v: v) -> np.ndarray:
@@ -64,12 +65,7 @@ class Columns:
         distinct, index = self._data(name, "terms")
         values = np.empty(len(distinct), dtype=object)
         values[:] = [render(v) for v in distinct]
-        return values[np.frombuffer(_raw(index), dtype="<u4")] if self.rows else values[:0]
-
-
-def _raw(data: bytes | str) -> bytes:
-    """A binary's bytes: the decoder gives a binary that is valid UTF-8 as str."""
-    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        return values[np.frombuffer(binary_bytes(index), dtype="<u4")] if self.rows else values[:0]
 
 
 def read_pids(term: Any) -> list[Pid]:
@@ -77,7 +73,7 @@ def read_pids(term: Any) -> list[Pid]:
     if not (isinstance(term, tuple) and len(term) == 3 and term[0] == _PIDS):
         raise MicroscopeError(f"the agent sent a pid list this client cannot read: {term!r:.80}")
     _, nodes, data = term
-    records = np.frombuffer(_raw(data), dtype=_PID_RECORD)
+    records = np.frombuffer(binary_bytes(data), dtype=_PID_RECORD)
     return [Pid(nodes[n], i, s, c) for n, i, s, c in
             zip(records["node"].tolist(), records["id"].tolist(), records["serial"].tolist(),
                 records["creation"].tolist())]
@@ -88,6 +84,6 @@ def read_relations(term: Any) -> RelationTable:
     if not (isinstance(term, tuple) and len(term) == 3 and term[0] == _RELATIONS):
         raise MicroscopeError(f"the agent sent relations this client cannot read: {term!r:.80}")
     _, pids, data = term
-    records = np.frombuffer(_raw(data), dtype=_RELATION_RECORD)
+    records = np.frombuffer(binary_bytes(data), dtype=_RELATION_RECORD)
     return RelationTable(read_pids(pids), records["holder"].astype(np.int64),
                          records["relation"].astype(np.int64), records["peer"].astype(np.int64))

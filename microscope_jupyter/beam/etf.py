@@ -26,7 +26,7 @@ from ..errors import DecodeError, EncodeError
 from .terms import (Atom, BitBinary, ExportFun, Fun, ImproperList, MapPairs,
                     Pid, Port, Reference)
 
-__all__ = ["decode", "decode_from", "encode", "encode_into", "Limits"]
+__all__ = ["decode", "decode_from", "encode", "encode_into", "Limits", "binary_bytes"]
 
 VERSION = 131
 
@@ -544,10 +544,20 @@ _HANDLERS: list[Callable[[_Decoder, int, int], Any] | None] = [
 
 
 def _text_or_bytes(raw: bytes) -> Any:
+    # The one place text and bytes are told apart: a binary that is valid
+    # UTF-8 is an Elixir string, and reads as str everywhere above; the rest
+    # stays bytes. What needs the bytes whatever they hold (the agent's packed
+    # batches and tables) takes them back with binary_bytes.
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def binary_bytes(value: str | bytes | bytearray | memoryview) -> bytes:
+    """A decoded binary's bytes, whichever way ``decode`` gave it (str when
+    it was valid UTF-8): the inverse of the codec's one text/bytes decision."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def _unknown_tag_message(tag: int) -> str:

@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from microscope_jupyter.beam import etf
 from microscope_jupyter.beam.etf import decode, encode
@@ -169,3 +170,20 @@ def test_self_referencing_value_is_refused():
     loop.append(loop)
     with pytest.raises(EncodeError, match="self-referencing"):
         encode(loop)
+
+
+@given(st.binary(max_size=64))
+def test_a_binary_decoded_as_text_or_bytes_gives_its_bytes_back(raw):
+    """The codec reads a valid UTF-8 binary as str (an Elixir string) and any
+    other as bytes; binary_bytes is the one way back to the node's bytes."""
+    decoded = decode(encode(raw))
+    assert isinstance(decoded, str) == _is_utf8(raw)
+    assert etf.binary_bytes(decoded) == raw
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
