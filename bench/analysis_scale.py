@@ -97,7 +97,8 @@ def build(n_events: int, distinct: int = 16, batch: int = 2000, seed: int = 7) -
 def build_calls(n_events: int, batch: int = 2000, seed: int = 11) -> EventStore:
     """A call-heavy recording, as a busy healthy service makes: per 4 events a
     client sends a gen call (a fresh reference each) to one of 20 GenServers,
-    which receives it, handles it and sends the reply. Every payload differs."""
+    which receives it and handles it, sending the reply from inside the
+    callback. Every payload differs."""
     from microscope_jupyter.beam.terms import Reference
 
     rng = np.random.default_rng(seed)
@@ -124,10 +125,13 @@ def build_calls(n_events: int, batch: int = 2000, seed: int = 11) -> EventStore:
             reply = encode((ref, Atom("ok")))
             for i, (kind, pid, peer, payload) in enumerate((
                     ("send", client, server, call), ("receive", server, 0, call),
-                    ("state", server, 0, state), ("send", server, client, reply))):
+                    ("send", server, client, reply), ("state", server, 0, state))):
                 row = headers[j + i]
                 row["kind"], row["pid"], row["peer"] = KIND_CODES[kind], pid, peer
-                row["ts"], row["aux"] = ts + (j + i) * 1000, 20_000 if kind == "state" else 0
+                # As gen_server does it: the reply goes out inside the callback, and
+                # the callback (its duration in aux) began after its message arrived
+                # (one that began before pairs with none).
+                row["ts"], row["aux"] = ts + (j + i) * 1000, 1500 if kind == "state" else 0
                 row["pay_off"], row["pay_len"] = len(blob), len(payload)
                 blob += payload
         store.append_batch("calls", headers.tobytes(), bytes(blob), defs if first else [])

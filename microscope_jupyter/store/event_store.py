@@ -30,7 +30,7 @@ from ..beam.terms import Atom, Pid
 from ..errors import QueryError
 from ..render.names import erlang_module_name, format_name
 from .columns import RELATIONS, Chunk, RawColumns, RelationTable, Source, StoreParts
-from .frame import PayloadRenderer, events_frame, id_text
+from .frame import PayloadRenderer, events_frame, id_text, text_column
 from .ids import IdTable
 from .lazy import PayloadSource
 from .names import NameIndex
@@ -383,8 +383,8 @@ class EventStore:
     def _add_names(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The registered name each pid had at the moment of each event (``names()``)."""
         if not frame.empty and self.names().named():
-            frame["name"] = self.names().names_at(frame["_pid"].to_numpy(),
-                                                  frame["seq"].to_numpy())
+            frame["name"] = text_column(*self.names().name_codes(frame["_pid"].to_numpy(),
+                                                                 frame["seq"].to_numpy()))
         return frame
 
     def id_texts(self) -> np.ndarray:

@@ -99,9 +99,15 @@ class NameIndex:
     def names_at(self, gids: np.ndarray, seqs: np.ndarray) -> np.ndarray:
         """``name_at`` for many (pid id, seq) pairs at once: an object array, None
         where a process held no name. One search over (pid, seq) keys of every span."""
+        names, codes = self.name_codes(gids, seqs)
+        return names[codes]
+
+    def name_codes(self, gids: np.ndarray, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``names_at`` as (names, codes): the names (None last) and, per pair,
+        the index of its name; what a column of a million rows is built from."""
         gids = np.asarray(gids, dtype=np.int64)
         if not self._spans or not len(gids):
-            return np.full(len(gids), None, dtype=object)
+            return np.array([None], dtype=object), np.zeros(len(gids), dtype=np.int64)
         if self._search is None:
             rows = [(gid, seq, name) for gid, spans in self._spans.items() for seq, name in spans]
             holders = np.array([r[0] for r in rows], dtype=np.int64)
@@ -114,7 +120,7 @@ class NameIndex:
         width = int(max(starts.max(), seqs.max())) + 1
         at = np.searchsorted(holders * width + starts, gids * width + seqs, side="right") - 1
         own = (at >= 0) & (holders[np.maximum(at, 0)] == gids)
-        return names[np.where(own, at, len(holders))]
+        return names, np.where(own, at, len(holders))
 
     def last_names(self) -> dict[int, str]:
         """Each process that held a name: the last one it held (kept after it let go)."""

@@ -87,8 +87,9 @@ def state_message_keys(raw: RawColumns, rows: np.ndarray, recv_rows: np.ndarray,
     for pid, length, key in zip(recv_pid[long].tolist(), recv_len[long].tolist(),
                                 recv_keys[long].tolist()):
         lengths.setdefault(pid, {}).setdefault(length, set()).add(key)
-    for k in np.flatnonzero(~found & np.isin(state_pid, list(lengths))).tolist():
-        payload, tried = raw.payload(int(rows[k])), lengths[int(state_pid[k])]
+    todo = np.flatnonzero(~found & np.isin(state_pid, list(lengths)))
+    for k, payload, pid in zip(todo.tolist(), raw.payloads(rows[todo]), state_pid[todo].tolist()):
+        tried = lengths[pid]
         if len(tried) > 16 or payload[:2] != b"\x83h":
             keys[k] = state_message_key(payload) or 0
             continue

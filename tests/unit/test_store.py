@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from microscope_jupyter.beam.terms import Atom
 from microscope_jupyter.store import joins
@@ -201,3 +205,18 @@ def test_details_that_never_come_release_readers(store):
     store.add_source("gone", "demo@host", OFFSET, 10**9, details_follow=True)
     store.details_lost("gone")
     assert store.initial_relations == [] and store.initial_procs == set()
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=1, max_size=8),
+       st.lists(st.integers(0, 7), min_size=1, max_size=40))
+def test_a_text_column_is_what_pandas_makes_of_the_same_strings(texts, picks):
+    """The events frame's pid, peer, mfa and name columns are built through
+    text_column; each must equal, dtype and missing values included, the
+    column pandas builds from the same Python strings."""
+    from microscope_jupyter.store.frame import text_column
+
+    texts = np.array(texts, dtype=object)
+    codes = np.array([p % len(texts) for p in picks], dtype=np.int64)
+    built, expected = pd.Series(text_column(texts, codes)), pd.Series(texts[codes])
+    assert built.dtype == expected.dtype
+    assert built.equals(expected)
