@@ -176,7 +176,8 @@ def _rates(old: _Window, new: _Window) -> list[tuple]:
         p = float(stats.poisson_means_test(k_new, t_new, k_old, t_old).pvalue)
         if p >= 0.001:
             continue
-        what = "stopped" if k_new == 0 else f"{ratio:.1f}x the baseline rate"
+        what = ("stopped" if k_new == 0 else "started: none in the baseline" if k_old == 0
+                else f"{ratio:.1f}x the baseline rate")
         seqs = now.loc[now["pair"] == pair, "seq"].head(5).tolist() or \
             base.loc[base["pair"] == pair, "seq"].tail(5).tolist()
         rows.append(("rate", pair.split(" -> ")[0], pair, r_old, r_new, np.nan, p,

@@ -36,3 +36,15 @@ def test_traffic_that_stopped_and_traffic_that_surged():
     busy = recorded(lambda a: updates(a, 0, 200, 5, lambda n: 1))
     surge = busy.anomalies(base)
     assert list(surge["kind"]) == ["rate"] and surge["now"].iloc[0] > 5 * surge["baseline"].iloc[0]
+
+
+def test_traffic_that_started_is_said_so_not_infinitely_faster():
+    # a pair silent for the first second, busy in the second
+    started = recorded(lambda a: (a.event("send", A, A, payload=Atom("tick"), ts=0),
+                                  updates(a, 1000, 50, 20, lambda n: 1)))
+    rates = started.anomalies()
+    rates = rates[rates["kind"] == "rate"]
+    assert list(rates["what"]) == ["Demo.WorkerA -> Demo.WorkerB"], rates
+    assert rates["baseline"].iloc[0] == 0
+    assert "started: none in the baseline" in rates["summary"].iloc[0]
+    assert "inf" not in rates["summary"].iloc[0]
