@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fake_agent import A, B, B2, C, FakeAgent
 from microscope_jupyter.saved import OfflineSession
 from microscope_jupyter.beam.terms import Atom
@@ -533,3 +535,27 @@ def test_a_namesake_on_another_node_is_no_restart():
     a.flush()
     f = OfflineSession(store, {}, None).findings()
     assert sorted(f["kind"]) == ["crash", "restart"], f["summary"].tolist()
+
+
+@pytest.mark.parametrize("build", [
+    lambda a: (a.event("long_gc", B, payload=[(Atom("timeout"), 120)], aux=120),
+               a.event("large_heap", B, payload=[(Atom("heap_size"), 2_000_000)], aux=2_000_000)),
+    lambda a: [a.event("long_schedule", A, payload=[(Atom("timeout"), ms)], aux=ms)
+               for ms in (60, 90, 70)],
+    lambda a: a.event("exit", A, payload=(Atom("timeout"), (Atom("gen_server"), Atom("call"),
+                                                          [Atom("Elixir.Demo.WorkerB"), Atom("get")]))),
+], ids=["gc_and_heap", "scheduler_hog", "call_timeout"])
+def test_explain_never_says_nothing_is_wrong_while_a_finding_stands(build):
+    """Issue 27's consistency rule: every warning or error finding is part of a
+    cause (by its evidence or its process), or a cause of its own."""
+    s = recorded(build)
+    standing = s.findings()
+    standing = standing[standing["severity"].isin(["warning", "error"])]
+    assert len(standing), "the recording must hold a finding, or this proves nothing"
+    answer = s.explain()
+    assert not answer.text.startswith("Nothing looks wrong"), answer.text
+    evidence = {seq for seqs in answer.causes["evidence"] for seq in seqs}
+    named = {p for procs in answer.causes["processes"] for p in procs}
+    for f in standing.itertuples(index=False):
+        assert (f.first_seq in evidence or set(f.evidence) & evidence
+                or (f.name if isinstance(f.name, str) else f.pid) in named), f
