@@ -8,7 +8,8 @@
 Aspects, each lined up by names (pids differ between runs):
 
 - ``module``: a module whose md5 differs (with the commits of the checkouts
-  the sources came from, when they were in one);
+  the sources came from, when they were in one), or ``added``/``removed``
+  when only one recording ran it;
 - ``finding``: a finding kind per process that appeared or disappeared, or
   whose count changed;
 - ``cause``: a kind of cause ``s.explain`` names in one and not the other;
@@ -83,7 +84,7 @@ def compare(before: Facts, after: Facts, versions: tuple[pd.DataFrame, pd.DataFr
                    if m.commit_before != m.commit_after else "")
         rows.append(("module", m.module, m.md5_before, m.md5_after,
                      "changed" + commits if m.md5_before and m.md5_after
-                     else ("new" if m.md5_after else "gone"), True))
+                     else ("added" if m.md5_after else "removed"), True))
     rows += _counted("finding", _findings(before), _findings(after), significant_if_new=True)
     rows += _counted("cause", _causes(before), _causes(after), significant_if_new=True)
     rows += _counted("messages", _flows(before), _flows(after), rates=(before, after))
@@ -195,6 +196,10 @@ def _modules(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
                      right["commit"] if right is not None else None,
                      left["vsn"] if left is not None else None,
                      right["vsn"] if right is not None else None))
-    return pd.DataFrame(rows, columns=["module", "md5_before", "md5_after", "changed",
-                                       "commit_before", "commit_after", "vsn_before",
-                                       "vsn_after"])
+    # object columns: a module one side lacks keeps None there (pandas' text
+    # columns would make it NaN, which reads as true and as unequal to itself)
+    frame = pd.DataFrame(rows, columns=["module", "md5_before", "md5_after", "changed",
+                                        "commit_before", "commit_after", "vsn_before",
+                                        "vsn_after"], dtype=object)
+    frame["changed"] = frame["changed"].astype(bool)
+    return frame
