@@ -16,7 +16,7 @@ integers = st.one_of(
 floats = st.floats(allow_nan=False, allow_infinity=False)
 texts = st.text(max_size=60)
 # Binaries that are not valid UTF-8 stay bytes; valid ones decode to str.
-raw_bytes = st.binary(max_size=60).filter(lambda b: not _is_utf8(b))
+raw_bytes = st.binary(max_size=60).filter(lambda b: not is_utf8(b))
 bitstrings = st.builds(
     lambda data, bits: BitBinary(data[:-1] + bytes([data[-1] & (0xFF << (8 - bits)) & 0xFF]), bits),
     st.binary(min_size=1, max_size=20), st.integers(min_value=1, max_value=7))
@@ -28,7 +28,7 @@ map_keys = st.one_of(atoms, st.integers(min_value=-(1 << 70), max_value=1 << 70)
                      st.tuples(atoms, st.integers(min_value=0, max_value=10)))
 
 
-def _is_utf8(data: bytes) -> bool:
+def is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
         return True

@@ -14,7 +14,7 @@ from microscope_jupyter.beam.etf import decode, encode
 from microscope_jupyter.beam.terms import (Atom, BitBinary, ExportFun, Fun, ImproperList,
                                            MapPairs, Pid, Port, Reference)
 from microscope_jupyter.errors import DecodeError, EncodeError
-from strategies import terms
+from strategies import is_utf8, terms
 from strict import same_term
 
 NODE = Atom("demo@host")
@@ -177,13 +177,5 @@ def test_a_binary_decoded_as_text_or_bytes_gives_its_bytes_back(raw):
     """The codec reads a valid UTF-8 binary as str (an Elixir string) and any
     other as bytes; binary_bytes is the one way back to the node's bytes."""
     decoded = decode(encode(raw))
-    assert isinstance(decoded, str) == _is_utf8(raw)
+    assert isinstance(decoded, str) == is_utf8(raw)
     assert etf.binary_bytes(decoded) == raw
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
