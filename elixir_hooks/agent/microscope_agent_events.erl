@@ -57,7 +57,7 @@
 -define(K_MONITOR, 21).
 -define(K_DEMONITOR, 22).
 -define(K_TIMEOUT, 23).    % a `receive ... after' that fired: not a message
--define(K_HOOK, 24).       % a state hook changed: aux 1 installed, 0 removed
+-define(K_HOOK, 24).       % a state hook changed: aux 1 installed, 0 removed, 2 the state then
 -define(K_MAILBOX, 25).    % a sampled message_queue_len: aux is the length
 -define(K_VITALS, 26).     % sampled memory, heap and reductions: aux is memory in bytes
 -define(K_GRANULARITY, 27). % the tracer changed how much it keeps: aux is the level (GRANULARITY)
@@ -196,10 +196,13 @@ row({microscope_state, P, TsIn, TsOut, Msg, Capture, Reply, Kind, N, ToolNs}, T)
     Extra = #{n => N, tool => ToolNs + T#tr.hook_overhead, changes => Changes},
     payload(?K_STATE, P, none, none, TsOut, TsOut - TsIn, {Msg, Before, After, Reply, Kind, Extra},
             T#tr{states = (T#tr.states)#{P => {N, After}}});
-row({microscope_base, P, Base}, T) ->
+row({microscope_base, P, Base, Ts}, T) ->
     %% The state a hooked process had when it took our install request; the
-    %% hook's own reports count from there (n = 0).
-    T#tr{states = (T#tr.states)#{P => {0, Base}}};
+    %% hook's own reports count from there (n = 0). Recorded too, as a hook
+    %% event (aux 2) carrying it: a process that runs no callback in the
+    %% recording (one waiting forever on a peer that is gone) still has a
+    %% known state.
+    payload(?K_HOOK, P, none, none, Ts, 2, Base, T#tr{states = (T#tr.states)#{P => {0, Base}}});
 row({microscope_hook, P, How, Ts}, T) ->
     event(?K_HOOK, P, none, none, Ts, How, T);
 row({microscope_down, P, Reason, Ts}, T) ->
@@ -277,8 +280,8 @@ granularity(Now, Level, Why, T) ->
 remember({microscope_state, P, _, _, _, Capture, _, _, N, _}, T) ->
     {_, After} = rebuild(P, N, Capture, T),
     T#tr{states = (T#tr.states)#{P => {N, After}}};
-remember({microscope_base, _, _} = Msg, T) ->
-    encode(Msg, T);
+remember({microscope_base, P, Base, _}, T) ->
+    T#tr{states = (T#tr.states)#{P => {0, Base}}};
 remember(_, T) ->
     T.
 

@@ -456,8 +456,8 @@ fits_map({K, V, It}, Left) -> fits_map(maps:next(It), fits(V, fits(K, Left))).
 %%%===================================================================
 
 %% A report taken from the table, as the message the tracer encodes.
-report_message({{_Ts, P, 0}, base, Base}) ->
-    {microscope_base, P, Base};
+report_message({{Ts, P, 0}, base, Base}) ->
+    {microscope_base, P, Base, Ts};
 report_message({{TsOut, P, N}, PerfIn, Msg, Capture, Reply, Kind, PerfTool}) ->
     {microscope_state, P, TsOut - perf_to_native(PerfIn), TsOut, Msg, Capture, Reply, Kind, N,
      perf_to_native(PerfTool)}.

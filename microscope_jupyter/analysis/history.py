@@ -12,28 +12,28 @@ is a handful of binary searches per process.
 
 What "mailbox" means. ``mailbox_len`` starts from the node's own count
 (``message_queue_len``, sampled at the start, every 100 ms while the process
-runs, and at the stop); between samples it is an estimate from the nearer
-sample, moved by arrivals (receive events) and takes (see ``taking``), and
-``mailbox_basis`` says which ("node", or "estimate: ..." from which sample).
-It includes messages queued before the trace and from untraced senders; one
-that left unseen (a ``DOWN`` flushed by ``demonitor``) misleads it until the
-next sample. Findings and causes speak only of samples. A receive event is
-no arrival time: before OTP 27 it fires when the receiver moves messages
-out of its signal queue, late and in bulk for a busy process. ``mailbox``
-lists the queued messages the trace saw arrive and not yet handled. Replies
-to a process's own calls are taken at once by the call's selective receive.
+runs, and at the stop); between samples it is an estimate from the samples
+on either side, moved by arrivals (receive events) and takes (see
+``taking``), the smaller reading for a GenServer; ``mailbox_basis`` says
+which ("node", or "estimate: ..." from which sample). It includes messages
+queued before the trace and from untraced senders. Findings and causes
+speak only of samples. A receive event is no arrival time: before OTP 27 it
+fires when the receiver moves messages out of its signal queue, late and in
+bulk for a busy process. ``mailbox`` lists the queued messages the trace saw
+arrive and not yet handled; a reply to the process's own call leaves at that
+call's ``demonitor``.
 A GenServer's message is handled by the callback whose state event carries
 it (FIFO among equal messages, in time order); one no callback took stays
 queued until the process exits or the recording ends. A process without
 callbacks takes a message by its next act (a send, a link, an exit).
 
-Links and monitors: those held when the trace started come from the agent
-(``process_info`` right after tracing began), later ones from link/unlink
-and monitor/demonitor events. Every relation ends when either side exits.
-A monitor made before the trace and removed by ``demonitor`` during it is
-shown until one side exits: the agent only knows the refs of monitors it
-saw being made. The monitor a ``GenServer.call`` makes for itself is not
-shown (it lives for the call, which the trace shows anyway).
+A state is the one after the process's last callback by then (before its
+first: the one that callback started from; with no callback recorded: the
+one its hook found). Links and monitors held at the start come from the
+agent, later ones from their events; every relation ends when either side
+exits. A monitor made before the trace and removed during it shows until
+one side exits (the agent knows only the refs it saw made); the monitor a
+``GenServer.call`` makes for itself is not shown (the trace shows the call).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from ..store.lines import line_snapshot, line_text
 from ..store.logs import log_entry, log_text
 from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
                              state_message_keys, time_ranks)
-from ..store.schema import KIND_CODES
+from ..store.schema import HOOK_BASE, KIND_CODES
 from .diff import diff
 from .process_history import ProcessHistory, Transitions
 from .taking import NEVER, ref_bytes, taken
@@ -86,9 +86,8 @@ class History:
         self._index_relations(seqs)
         self._index_states(seqs)
         self._index_receives(seqs)
-        names = self.store.names()
         for gid, p in self._procs.items():
-            p.names = names.spans(gid)
+            p.names = self.store.names().spans(gid)
         self._index_mailboxes(seqs)
         self._index_lines(seqs)
         self._index_logs(seqs)
@@ -165,6 +164,8 @@ class History:
             p.state_ts_out = ts_out[group].tolist()
             p.state_ts_in = ts_in[group].tolist()
             p.states = Transitions(raw.payload, self._transitions, p.state_seqs)
+        for i in seqs[(raw.kind == K["hook"]) & (raw.aux == HOOK_BASE)].tolist():
+            self._proc(int(raw.pid[i]), i).base_seq = i   # the state its hook found
 
     def _index_lines(self, seqs: np.ndarray) -> None:
         """inspect_line snapshots (the Elixir hooks package), per process."""
@@ -281,6 +282,8 @@ class History:
         if p.state_seqs:
             k = bisect.bisect_right(p.state_seqs, seq) - 1
             state = p.states[k]["after"] if k >= 0 else p.states[0]["before"]
+        elif p.base_seq is not None:     # no callback in the recording: still that state
+            state = self.raw.term(p.base_seq)
         mailbox: list = []
         if len(p.recv_seqs):
             mask = (p.recv_seqs <= seq) & (p.handled_seqs > seq)

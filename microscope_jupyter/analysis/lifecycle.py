@@ -31,15 +31,15 @@ from ..beam.terms import Atom
 from ..render.elixir import render
 from ..render.names import format_mfa, known_as
 from ..store.otp import normal_exit, state_recorded
-from ..store.schema import ACTS, KIND_CODES
+from ..store.schema import ACTS, HOOK_BASE, KIND_CODES
 from .facts import Facts
 
 __all__ = ["Lives", "lifecycle", "next_act", "prev_act", "acts_of", "receives_of",
            "exit_reason", "reason_text", "in_frames", "restarted_as", "restart_text",
            "state_of", "abnormal_exits"]
 
-_SPAWN, _EXIT, _LINK, _SEND, _STATE = (KIND_CODES[k] for k in
-                                        ("spawn", "exit", "link", "send", "state"))
+_SPAWN, _EXIT, _LINK, _SEND, _STATE, _HOOK = (KIND_CODES[k] for k in
+                                               ("spawn", "exit", "link", "send", "state", "hook"))
 
 
 def _spellings(name: bytes) -> tuple[bytes, ...]:
@@ -308,7 +308,9 @@ def restart_text(facts: Facts, lives: Lives, pid: str) -> tuple[str, int] | None
 
 def state_of(facts: Facts, pid: str, column: str, at: int) -> Any:
     """``pid``'s state before its first (``at`` 0) or after its last (-1)
-    recorded callback, if the hook copied it: one state event decoded."""
+    recorded callback, if the hook copied it: one state event decoded. With
+    no callback recorded, the state it had when its hook went in (the hook
+    event that carries it), which is its state still."""
     try:
         gids = facts.pids(pid)
     except Exception:     # silent: never recorded
@@ -316,9 +318,12 @@ def state_of(facts: Facts, pid: str, column: str, at: int) -> Any:
     raw = facts.store.raw()
     acts = acts_of(facts)
     seqs = [s for g in gids for s in (acts.get(g, ())) if raw.kind[s] == _STATE]
-    if not seqs:
-        return None
     terms = facts.store.frame()["term"]
+    if not seqs:
+        based = np.flatnonzero((raw.kind == _HOOK) & (raw.aux == HOOK_BASE)
+                               & np.isin(raw.pid, list(gids)))
+        value = terms.iloc[int(based[-1])] if len(based) else None
+        return value if value is not None and state_recorded(value) else None
     ordered = sorted(seqs)
     for seq in (ordered[::-1] if at < 0 else ordered)[:50]:     # the nearest one copied
         step = terms.iloc[seq]

@@ -46,6 +46,7 @@ class ProcessHistory:
     exit_seq: int | None = None
     names: list = field(default_factory=list)          # [(seq, name or None)], sorted
     state_seqs: list = field(default_factory=list)
+    base_seq: int | None = None      # the hook event carrying its state when hooked
     states: "Transitions | None" = None                  # decoded when read
     state_shapes: list = field(default_factory=list)  # each message: store.pairing.OTHER...
     state_ts_in: list = field(default_factory=list)

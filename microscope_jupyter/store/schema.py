@@ -34,7 +34,9 @@ KINDS = {
     18: "large_heap", 19: "line", 20: "annotation", 21: "monitor", 22: "demonitor",
     # a `receive ... after` that fired (Process.sleep, a GenServer timeout): never a message
     23: "timeout",
-    24: "hook",       # a state hook was installed (aux 1) on the process
+    # a state hook was installed on the process (aux 1), and the state it
+    # had then (aux 2, payload: the state, as a state event's would be)
+    24: "hook",
     25: "mailbox",    # the node's own message_queue_len of the process, sampled
     # the process's memory, heap and reductions, sampled when it has run
     # (payload: %{memory: bytes, heap_words: n, reductions: total so far})
@@ -73,6 +75,10 @@ AUX = {
     "line": "line",               # the source line of an inspect_line call
     "log": "level",               # 0 emergency .. 7 debug, as LOG_LEVELS names them
 }
+
+# A hook event's aux: the hook went in (1), or it carries the state the
+# process had then (2); a removal is 0.
+HOOK_INSTALLED, HOOK_BASE = 1, 2
 
 # Logger's levels by their number (syslog's), the ``aux`` of a ``log`` event.
 LOG_LEVELS = ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]

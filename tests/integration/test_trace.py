@@ -214,6 +214,37 @@ def test_gen_server_state_for_cast_call_and_info(node_factory, workload_beam, ru
         assert (received["name"] == "mic_counter").all()
 
 
+@pytest.mark.parametrize("runtime", ["otp25", "otp28"])
+def test_a_hooked_process_that_runs_no_callback_still_has_its_state(node_factory, workload_beam,
+                                                                   runtime):
+    """The hook event carries the state the process had when its hook went in,
+    as sys:get_state gives it to a second node: an idle server's state is
+    known though it ran no callback in the recording."""
+    from microscope_jupyter.analysis.lifecycle import state_of
+
+    node = node_factory(runtime, prefix="base")
+    with mic.attach(node.name, cookie=node.cookie) as s, \
+            mic.attach(node.name, cookie=node.cookie) as observer:
+        load_module(s, workload_beam)
+        s.rpc("mic_workload", "start_counter", [Atom("mic_counter")])
+        s.rpc("gen_server", "cast", [Atom("mic_counter"), (Atom("add"), 7)])
+        truth = observer.rpc("sys", "get_state", [Atom("mic_counter")])
+        assert truth[Atom("count")] == 7
+        rec = s.trace("mic_counter")
+        frame = s.facts.store.frame
+        wait_until(lambda: ((frame()["kind"] == "hook") & (frame()["_aux"] == 2)).any())
+        rec.stop()
+        assert s.states("mic_counter").empty
+        events = frame()
+        based = events[(events["kind"] == "hook") & (events["_aux"] == 2)]
+        assert list(based["name"]) == ["mic_counter"] and based["term"].iloc[0] == truth
+        assert state_of(s.facts, "mic_counter", "after", -1) == truth
+        # time travel shows it, from the first moment to the last
+        for at in (0, len(events) - 1):
+            row = s.time_travel().snapshot_at(at).set_index("name").loc["mic_counter"]
+            assert row["state"] == truth, at
+
+
 def test_gen_statem_state_names(node_factory, tmp_path):
     node = node_factory("otp28", prefix="fsm")
     with mic.attach(node.name, cookie=node.cookie) as s:
