@@ -1,5 +1,6 @@
 """What the magics need from IPython beyond registering them: the input
-transform that lets ``%beam_explain`` take any question, and a clean unload.
+transform that lets ``%beam_explain`` take any question, the library's
+errors shown in one line, and a clean unload.
 
     %beam_explain Why isn't WorkerB receiving all updates?
 
@@ -9,14 +10,25 @@ first), turns a ``%beam_explain`` line into the call IPython would have made,
 the question a string in it, so the ``?`` is the question's.
 ``%beam_explain?`` (no space: help on the magic) is left alone, and so are
 cell magics' bodies.
+
+A ``MicroscopeError`` raised by a call in a cell (``mic.attach``,
+``s.trace``, a query) shows as a magic's ``UsageError`` does: its one-line
+message, which already says what happened and what to do. Its frames stay
+one click away: in a notebook, a collapsed "traceback" under the cell; in a
+terminal, ``traceback.print_last()``; ``%debug`` works in both.
 """
 
 from __future__ import annotations
 
+import html
 import re
+import sys
+import traceback
 from typing import Any
 
-__all__ = ["protect_explain_questions", "install", "uninstall"]
+from .errors import MicroscopeError
+
+__all__ = ["protect_explain_questions", "install", "uninstall", "show_library_error"]
 
 _EXPLAIN_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<target>[A-Za-z_][\w.]*\s*=\s*)?"
                            r"%beam_explain(?P<question>[ \t].*)?$")
@@ -39,9 +51,29 @@ def protect_explain_questions(lines: list[str]) -> list[str]:
     return out
 
 
+def show_library_error(shell: Any, etype: type, value: BaseException, tb: Any,
+                       tb_offset: Any = None) -> list[str]:
+    """IPython's handler for ``MicroscopeError``: the one line, frames behind a toggle."""
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb   # %debug, print_last
+    frames = "".join(traceback.format_exception(etype, value, tb))
+    if getattr(shell, "kernel", None) is not None:      # a notebook: a toggle above the line
+        from IPython.display import display
+
+        display({"text/plain": "", "text/html": "<details><summary>traceback</summary>"
+                 f"<pre>{html.escape(frames)}</pre></details>"}, raw=True)
+        stb = [f"{etype.__name__}: {value}"]
+    else:
+        stb = [f"{etype.__name__}: {value}",
+               "(the frames: import traceback; traceback.print_last())"]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
 def install(ipython: Any, magics: type) -> None:
     """Register ``magics`` and the transform (once, however often it is loaded)."""
     ipython.register_magics(magics)
+    if not ipython.custom_exceptions:       # never over another extension's handler
+        ipython.set_custom_exc((MicroscopeError,), show_library_error)
     cleanup = ipython.input_transformer_manager.cleanup_transforms
     if protect_explain_questions not in cleanup:
         cleanup.append(protect_explain_questions)
@@ -59,3 +91,5 @@ def uninstall(ipython: Any, magics: type) -> None:
     cleanup = ipython.input_transformer_manager.cleanup_transforms
     while protect_explain_questions in cleanup:
         cleanup.remove(protect_explain_questions)
+    if ipython.custom_exceptions == (MicroscopeError,):
+        ipython.set_custom_exc((), None)

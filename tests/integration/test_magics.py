@@ -142,3 +142,26 @@ def test_a_blocking_cell_is_bounded_killed_on_the_node_and_said_in_one_line(ip, 
     with mic.attach(any_node.name, cookie=any_node.cookie) as observer:   # gone, for good
         wait_until(lambda: observer.eval_erlang("whereis(mic_blocked_cell).") ==
                    mic.Atom("undefined"), timeout=10)
+
+
+def test_in_a_real_kernel_a_library_error_is_one_line_with_its_frames_folded():
+    """What a notebook keeps (the error output nbconvert and JupyterLab show):
+    the error's one line as its whole traceback, and the frames in a
+    collapsed <details> just above it."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext microscope"),
+        nbformat.v4.new_code_cell("import microscope_jupyter as mic\n"
+                                  "raise mic.errors.QueryError('no recorded process matches x')"),
+        nbformat.v4.new_code_cell("raise ValueError('not ours')")])
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    ours, theirs = nb.cells[1].outputs, nb.cells[2].outputs
+    error = next(o for o in ours if o.output_type == "error")
+    assert error.ename == "QueryError" and error.traceback == [
+        "QueryError: no recorded process matches x"]
+    folded = next(o for o in ours if o.output_type == "display_data")["data"]["text/html"]
+    assert folded.startswith("<details><summary>traceback</summary>")
+    assert "Traceback (most recent call last)" in folded and "QueryError" in folded
+    assert len(next(o for o in theirs if o.output_type == "error").traceback) > 1

@@ -113,4 +113,23 @@ def test_load_ext_under_either_name_and_unload_ext_removes_everything(ip, name):
     assert ip.find_cell_magic("trace") is None
     assert "MicroscopeMagics" not in ip.magics_manager.registry
     assert protect_explain_questions not in ip.input_transformer_manager.cleanup_transforms
+    assert ip.custom_exceptions == ()
     ip.run_line_magic("load_ext", "microscope")        # for the fixture to unload
+
+
+def test_a_library_error_in_a_cell_is_one_line_and_its_frames_stay_reachable(ip, capsys):
+    import sys
+
+    from microscope_jupyter.errors import QueryError
+
+    result = ip.run_cell("import microscope_jupyter as mic\n"
+                         "raise mic.errors.QueryError('no recorded process matches x; pass a pid')")
+    shown = capsys.readouterr()
+    shown = shown.out + shown.err
+    assert isinstance(result.error_in_exec, QueryError)
+    assert shown.splitlines()[0] == "QueryError: no recorded process matches x; pass a pid"
+    assert "Traceback" not in shown and "traceback.print_last()" in shown
+    assert sys.last_value is result.error_in_exec      # %debug and print_last find it
+    # anything else keeps IPython's own traceback
+    ip.run_cell("raise ValueError('not ours')")
+    assert "Traceback" in capsys.readouterr().out
