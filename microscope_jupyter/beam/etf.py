@@ -26,7 +26,7 @@ from ..errors import DecodeError, EncodeError
 from .terms import (Atom, BitBinary, ExportFun, Fun, ImproperList, MapPairs,
                     Pid, Port, Reference)
 
-__all__ = ["decode", "decode_from", "encode", "encode_into", "Limits", "binary_bytes"]
+__all__ = ["decode", "decode_from", "encode", "encode_into", "Limits", "binary_bytes", "as_text"]
 
 VERSION = 131
 
@@ -552,6 +552,12 @@ def _text_or_bytes(raw: bytes) -> Any:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def as_text(value: Any) -> Any:
+    """The codec's decision applied to a value built elsewhere: bytes that are
+    valid UTF-8 as str, anything else as it is."""
+    return _text_or_bytes(value) if isinstance(value, bytes) else value
 
 
 def binary_bytes(value: str | bytes | bytearray | memoryview) -> bytes:

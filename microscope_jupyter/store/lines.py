@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..beam.etf import as_text
 from ..beam.terms import Atom
 from ..render.elixir import render
 
@@ -27,7 +28,7 @@ def line_snapshot(term: Any) -> Any:
     label, file, binding = term
     if not _keywords(binding):
         binding = [("value", binding)]
-    return {"label": _text(label), "file": _text(file),
+    return {"label": as_text(label), "file": as_text(file),
             "binding": {str(name): value for name, value in binding}}
 
 
@@ -48,13 +49,3 @@ def line_text(snapshot: Any, syntax: str, limit: int) -> str:
                                      else render(label, syntax, limit))
     text = f"{head}: {values}" if head and values else head or values
     return text[:limit]
-
-
-def _text(value: Any) -> Any:
-    """A binary as str when it is UTF-8 (labels and paths are); other terms as they are."""
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            return value
-    return value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..beam.etf import as_text
 from ..beam.terms import Atom
 from ..render.elixir import render
 
@@ -64,12 +65,7 @@ def is_restart_intensity_report(entry: Any) -> bool:
 
 def _text(value: Any) -> Any:
     """A binary or a charlist as str when it is UTF-8; other terms as they are."""
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            return value
     if isinstance(value, list) and value and all(type(c) is int and 0 <= c < 0x110000
                                                  for c in value):
         return "".join(map(chr, value))
-    return value
+    return as_text(value)
