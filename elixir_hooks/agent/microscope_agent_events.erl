@@ -212,9 +212,13 @@ row({microscope_calls, MFA, Delta, Ts}, T) ->
     event(?K_CALL_COUNT, none, none, MFA, Ts, Delta, T);
 row({microscope_mailbox, P, Len, Ts}, T) ->
     mailbox_trigger(P, Len, event(?K_MAILBOX, P, none, none, Ts, Len, T));
-row({microscope_vitals, P, Mem, Heap, Reds, Ts}, T) ->
+row({microscope_vitals, P, Mem, Heap, Reds, Binary, Ts}, T) ->
+    Vitals = #{memory => Mem, heap_words => Heap, reductions => Reds},
     payload(?K_VITALS, P, none, none, Ts, Mem,
-            #{memory => Mem, heap_words => Heap, reductions => Reds}, T);
+            case Binary of
+                false -> Vitals;  % not read this round
+                _ -> Vitals#{binary_bytes => Binary}
+            end, T);
 row({monitor, P, _, _} = Msg, T) when is_pid(P) ->
     case microscope_agent:is_ours(P) of
         true -> skip;  % our own work is not the app's

@@ -1,6 +1,7 @@
 %%% @doc The sampler: what no trace message measures, read from the node
 %%% itself every mailbox_ms for the traced processes, and sent to the tracer
-%%% as events: mailbox lengths, memory, heap and reductions, how busy the
+%%% as events: mailbox lengths, memory, heap, reductions and refc binary
+%%% bytes, how busy the
 %%% schedulers are (which steers the tracer's granularity), and a counters
 %%% level's call counts.
 %%%
@@ -38,7 +39,7 @@
 %% also sends each function's calls since the last ({microscope_calls, ...}).
 init(Tracer, Procs, {Interval, Load, Counted}) ->
     Load andalso erlang:system_flag(scheduler_wall_time, true),
-    Last = sample_round(Tracer, Procs, #{}),
+    Last = sample_round(Tracer, Procs, #{}, first),
     loop(Tracer, Procs, Last, Interval, now_ms() + Interval,
          {wall_time(Load), Counted, count_calls(Tracer, Counted, #{})}).
 
@@ -49,12 +50,12 @@ loop(Tracer, Procs, Last, Interval, Due, Node = {Wall, Counted, Calls}) ->
     receive
         {add, P} -> loop(Tracer, [P | Procs], Last, Interval, Due, Node);
         {final, From, Ref} ->
-            sample_round(Tracer, Procs, Last),
+            sample_round(Tracer, Procs, Last, final),
             count_calls(Tracer, Counted, Calls),
             From ! {Ref, done}
     after max(0, Due - now_ms()) ->
         T0 = erlang:monotonic_time(microsecond),
-        Last1 = sample_round(Tracer, Procs, Last),
+        Last1 = sample_round(Tracer, Procs, Last, round),
         Node1 = {report_load(Tracer, Wall), Counted, count_calls(Tracer, Counted, Calls)},
         Cost = (erlang:monotonic_time(microsecond) - T0) div 1000,
         Alive = [P || P <- Procs, is_map_key(P, Last1)],
@@ -110,7 +111,17 @@ report_load(Tracer, Before) ->
 %% active process puts it back on the node's own count. Its memory, heap
 %% and reductions go too, when the process has run or its memory changed
 %% (so an idle process costs nothing).
-sample_round(Tracer, Procs, Last) ->
+%%
+%% The refc binaries a process references live off its heap, so neither
+%% memory nor heap shows a process that keeps them alive (a sub-binary of
+%% each packet kept in its state): their bytes are read too, at the first
+%% and the last round and at most every ?BINARY_EVERY_MS while the process
+%% runs. Listing them costs one element per binary, so they are read less
+%% often than the queue, and the round's cost stays inside the 2% budget.
+-define(BINARY_EVERY_MS, 1000).
+
+sample_round(Tracer, Procs, Last, Round) ->
+    Now = now_ms(),
     lists:foldl(
       fun(P, Acc) ->
               case erlang:process_info(P, [message_queue_len, memory, total_heap_size,
@@ -118,18 +129,35 @@ sample_round(Tracer, Procs, Last) ->
                   [{message_queue_len, Len}, {memory, Mem}, {total_heap_size, Heap},
                    {reductions, Reds}] ->
                       Ts = erlang:monotonic_time(),
-                      {LastLen, LastVitals} = maps:get(P, Last, {0, none}),
+                      {LastLen, LastVitals, LastBinary} = maps:get(P, Last, {0, none, none}),
                       Vitals = {Mem, Reds},
                       Ran = LastVitals =/= none andalso Vitals =/= LastVitals,
+                      Binary = binary_bytes(P, LastBinary, Ran, Now, Round),
                       (Len =:= LastLen andalso not Ran)
                           orelse (Tracer ! {microscope_mailbox, P, Len, Ts}),
-                      Vitals =:= LastVitals
-                          orelse (Tracer ! {microscope_vitals, P, Mem, Heap, Reds, Ts}),
-                      Acc#{P => {Len, Vitals}};
+                      Read = Binary =/= LastBinary,
+                      (Vitals =:= LastVitals andalso not Read)
+                          orelse (Tracer ! {microscope_vitals, P, Mem, Heap, Reds,
+                                            Read andalso bytes_of(Binary), Ts}),
+                      Acc#{P => {Len, Vitals, Binary}};
                   undefined ->
                       Acc
               end
       end, #{}, Procs).
+
+%% {ReadAtMs, Bytes} of the refc binaries P references, read again when due.
+binary_bytes(P, Last, Ran, Now, Round) ->
+    Due = case Last of
+              none -> true;
+              {At, _} -> Round =:= final orelse (Ran andalso Now - At >= ?BINARY_EVERY_MS)
+          end,
+    case Due andalso erlang:process_info(P, binary) of
+        {binary, Binaries} ->
+            {Now, lists:foldl(fun({_, Size, _}, Sum) -> Sum + Size end, 0, Binaries)};
+        _ -> Last
+    end.
+
+bytes_of({_, Bytes}) -> Bytes.
 
 %% The last round (before the trace's end), then the sampler goes.
 final(Sampler) ->

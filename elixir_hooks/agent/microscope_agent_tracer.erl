@@ -400,7 +400,7 @@ drain_after_stop(T, StopTs, Deadline) ->
 %% When a queued message happened; none for what is no event.
 event_ts(Msg) when element(1, Msg) =:= trace_ts -> element(tuple_size(Msg), Msg);
 event_ts({microscope_mailbox, _, _, Ts}) -> Ts;
-event_ts({microscope_vitals, _, _, _, _, Ts}) -> Ts;
+event_ts({microscope_vitals, _, _, _, _, _, Ts}) -> Ts;
 event_ts({microscope_hook, _, _, Ts}) -> Ts;
 event_ts({microscope_down, _, _, Ts}) -> Ts;
 event_ts({microscope_calls, _, _, Ts}) -> Ts;

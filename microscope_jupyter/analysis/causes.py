@@ -36,7 +36,7 @@ from ..render.names import format_name, known_as
 from ..store.otp import call_target, is_call_timeout, message_kind, state_recorded
 from .backlog import backlogs
 from .detector_kit import Cause
-from .footprint import atom_makers, big_messages, heap_spikes, scheduler_hogs
+from .footprint import atom_makers, big_messages, binary_hoards, heap_spikes, scheduler_hogs
 from .growth import state_growth
 from .ets_races import ets_races
 from .leaks import monitor_leaks, process_leaks
@@ -62,7 +62,8 @@ __all__ = ["Cause", "find_causes"]
 def find_causes(facts: Facts) -> list[Cause]:
     causes = _stale_pids(facts) + backlogs(facts) + _crashes(facts)
     causes += _deadlocks(facts) + state_growth(facts)
-    causes += big_messages(facts) + scheduler_hogs(facts) + heap_spikes(facts)
+    causes += (big_messages(facts) + scheduler_hogs(facts) + heap_spikes(facts)
+               + binary_hoards(facts))
     causes += atom_makers(facts)
     causes += statem_timeouts(facts) + postponed_calls(facts) + unanswered_calls(facts)
     causes += process_leaks(facts) + monitor_leaks(facts) + timer_leaks(facts)

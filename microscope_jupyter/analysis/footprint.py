@@ -5,6 +5,7 @@ long stretches on a scheduler, large heaps, each tied to the work in hand.
     scheduler_hogs(facts)    # [Cause("long_schedule", ...)]
     heap_spikes(facts)       # [Cause("large_heap", ...)]
     atom_makers(facts)       # [Cause("atom_growth", ...)]
+    binary_hoards(facts)     # [Cause("refc_binary", ...)]
 
 The sizes are the agent's (a payload past ``payload_limit`` is kept as its
 size alone: ``#Truncated<N bytes>``, the external term size, an estimate of
@@ -12,6 +13,8 @@ the words a send copies); long schedules and large heaps are the node's own
 system monitor's. What each process was doing then is the callback in hand:
 the process's next state event after the monitor's report. Atoms made from
 data are seen in a call trace of the BIFs that make them (their results).
+The refc binaries a process keeps alive are the sampler's reading of
+``process_info(P, binary)``: the node's own figure.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..beam.terms import Atom
 from ..render.names import known_as
 from ..store.otp import message_shape
 from .detector_kit import Cause
 from .facts import Facts
 
 __all__ = ["big_messages", "scheduler_hogs", "hogs_scheduler", "heap_spikes", "atom_makers",
-           "BIG_MESSAGE_BYTES"]
+           "binary_hoards", "BIG_MESSAGE_BYTES"]
 
 # The BIFs that make a new atom of whatever they are given (the _existing_ ones do not).
 ATOM_MAKERS = (":erlang.binary_to_atom/1", ":erlang.binary_to_atom/2", ":erlang.list_to_atom/1",
@@ -207,3 +211,61 @@ def atom_makers(facts: Facts) -> list[Cause]:
             "set, or keep such values as binaries.",
             [int(s) for s in group["call_seq"].head(20)], [name or pid]))
     return out
+
+
+# A process whose refc binaries climb past this and are never let go of
+# within the trace; a process that only passes binaries on lets go of them
+# at its next collection (a drop between samples).
+HOARD_BYTES = 2 * 1024 ** 2
+HOARD_OVER_HEAP = 8        # ...and they dwarf its own heap: too small to be collected
+HOARD_SAMPLES = 3
+_BINARY, _HEAP = Atom("binary_bytes"), Atom("heap_words")
+
+
+def binary_hoards(facts: Facts) -> list[Cause]:
+    """A long-lived process that keeps refc binaries alive: their bytes climb
+    sample after sample while its heap stays small."""
+    frame = facts.store.frame()
+    vitals = frame[frame["kind"] == "vitals"]
+    read = np.array([isinstance(t, dict) and _BINARY in t for t in vitals["term"]], dtype=bool)
+    vitals = vitals[read]
+    out = []
+    for pid, group in vitals.groupby("pid", sort=False):
+        if len(group) < HOARD_SAMPLES:
+            continue
+        held = np.array([t[_BINARY] for t in group["term"]], dtype=float)
+        first, last = held[0], held[-1]
+        heap_bytes = 8 * float(group["term"].iloc[-1].get(_HEAP, 0))
+        if (last < HOARD_BYTES or last - first < HOARD_BYTES / 2
+                or last < HOARD_OVER_HEAP * heap_bytes
+                or (held[1:] < 0.75 * held[:-1]).any()):
+            continue
+        name = next((n for n in group["name"] if isinstance(n, str)), None)
+        span = (group["ts"].iloc[-1] - group["ts"].iloc[0]).total_seconds()
+        handled = _handled(frame, pid)
+        out.append(Cause(
+            "refc_binary", 0.75,
+            f"{known_as(name, pid)} keeps refc binaries alive: the binaries it references grew "
+            f"from {_kb(first)} to {_kb(last)} in {span:.1f} s (about {_kb((last - first) / span)}"
+            f" a second; the node's own process_info(binary), read {len(group)} times) and "
+            f"were never let go of, while its own heap is {_kb(heap_bytes)}"
+            + (f"; it handled {handled}" if handled else "")
+            + ". A binary over 64 bytes lives off the heap, shared by reference: a small "
+            "sub-binary kept from it (a header, an id, a field matched out of a packet and "
+            "stored in the state) keeps the whole binary alive, and a small heap is collected "
+            "too rarely to drop the ones only passed on. Keep a copy of the part you need "
+            "(binary:copy/1), or collect after bursts (:erlang.garbage_collect/0, "
+            "hibernate).",
+            [int(s) for s in group["seq"]][-20:], [name or pid]))
+    return out
+
+
+def _handled(frame: pd.DataFrame, pid: str) -> str:
+    """The callback and message shape a process handled most in the trace."""
+    states = frame[(frame["kind"] == "state") & (frame["pid"] == pid)]
+    doing = pd.Series([f"{t.get('callback')} of {message_shape(t.get('message'))}"
+                       for t in states["term"] if isinstance(t, dict)])
+    if not len(doing):
+        return ""
+    counts = doing.value_counts()
+    return f"{int(counts.iloc[0]):,} {counts.index[0]}"

@@ -6,7 +6,8 @@
 
 Metrics: ``mailbox_len`` (the node's own sampled message_queue_len),
 ``memory_bytes``, ``heap_words`` and ``reductions_per_s`` (sampled with it,
-whenever the process had run), ``callback_ms`` (each callback's duration;
+whenever the process had run), ``binary_bytes`` (the refc binaries it
+references, off its heap: read at most once a second), ``callback_ms`` (each callback's duration;
 detail: callback and message shape), ``gc_ms`` (long garbage collections
 from the system monitor), ``events_per_s`` (events per 100 ms window,
 per process) and ``calls`` (a flight recorder's counters level: a function's
@@ -71,11 +72,12 @@ def metrics(facts: Facts) -> pd.DataFrame:
     return table.sort_values(["ts", "seq"], kind="stable").reset_index(drop=True)
 
 
-_HEAP, _REDUCTIONS = Atom("heap_words"), Atom("reductions")
+_HEAP, _REDUCTIONS, _BINARY = Atom("heap_words"), Atom("reductions"), Atom("binary_bytes")
 
 
 def _vitals(vitals: pd.DataFrame) -> list[pd.DataFrame]:
-    """Memory and heap as sampled; reductions as a rate between samples."""
+    """Memory, heap and refc binary bytes as sampled (binaries only on the
+    samples that read them); reductions as a rate between samples."""
     if not len(vitals):
         return []
     terms = list(vitals["term"])
@@ -89,10 +91,15 @@ def _vitals(vitals: pd.DataFrame) -> list[pd.DataFrame]:
     done = pd.Series(total, index=vitals.index).groupby(vitals["pid"], sort=False).diff()
     rate = done.to_numpy() / np.where(seconds > 0, seconds, np.nan)
     measured = ~np.isnan(rate)
+    binary = np.array([t.get(_BINARY, np.nan) if isinstance(t, dict) else np.nan for t in terms],
+                      dtype=float)
+    read = ~np.isnan(binary)
     return [_rows(vitals, "memory_bytes", vitals["_aux"].astype(float), None),
             _rows(vitals, "heap_words", pd.Series(heap, index=vitals.index), None),
             _rows(vitals[measured], "reductions_per_s",
-                  pd.Series(rate[measured], index=vitals.index[measured]), None)]
+                  pd.Series(rate[measured], index=vitals.index[measured]), None),
+            _rows(vitals[read], "binary_bytes",
+                  pd.Series(binary[read], index=vitals.index[read]), None)]
 
 
 def _rows(rows: pd.DataFrame, metric: str, values: pd.Series, detail: Any) -> pd.DataFrame:

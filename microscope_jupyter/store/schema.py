@@ -39,7 +39,8 @@ KINDS = {
     24: "hook",
     25: "mailbox",    # the node's own message_queue_len of the process, sampled
     # the process's memory, heap and reductions, sampled when it has run
-    # (payload: %{memory: bytes, heap_words: n, reductions: total so far})
+    # (payload: %{memory: bytes, heap_words: n, reductions: total so far,
+    # binary_bytes: its refc binaries' bytes, on the samples that read them})
     26: "vitals",
     # the tracer changed how much it keeps (aux: the level: 0 everything,
     # 1 payloads capped, 2 one message in 8, 3 no messages): what a level

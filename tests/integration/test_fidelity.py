@@ -433,3 +433,46 @@ def test_a_collection_longer_than_the_monitor_has_watched_is_left_out(load_node)
     gcs = s.events[s.events["kind"] == "long_gc"]
     assert len(gcs) == 1, gcs[["seq", "text"]].to_string()
     assert gcs["text"].iloc[0].startswith("[timeout: 2,"), gcs["text"].iloc[0]
+
+
+HOARDER = """
+P = spawn(fun() ->
+              register(mic_hoard, self()),
+              Loop = fun Loop(Held) ->
+                             receive
+                                 {add, N} -> Loop([binary:copy(<<N>>, 100000) | Held]);
+                                 {count, From} -> From ! {held, length(Held)}, Loop(Held)
+                             end
+                     end,
+              Loop([])
+          end),
+[spawn(fun() -> timer:sleep(100 * N), P ! {add, N} end) || N <- lists:seq(1, 25)],
+P.
+"""
+
+BINARY_BYTES = """
+{binary, Bs} = erlang:process_info(whereis(mic_hoard), binary),
+lists:sum([Size || {_, Size, _} <- Bs]).
+"""
+
+
+def test_binary_bytes_are_the_nodes_own(load_node):
+    """The refc binaries a process references, off its heap (neither memory nor
+    heap shows them), are read by the sampler at most once a second while it
+    runs, and at the start and the end: the last reading is the node's own."""
+    node, s = load_node
+    rec = s.trace()
+    hoarder = rec.eval_traced(HOARDER, lang="erlang")   # it and its children traced
+    with observer(node) as obs:
+        wait_until(lambda: obs.eval_erlang(
+            "whereis(mic_hoard) ! {count, self()}, receive {held, N} -> N end.") == 25)
+        rec.stop()
+        on_node = obs.eval_erlang(BINARY_BYTES)
+    assert on_node >= 25 * 100_000   # (OTP 28 adds a few hundred bytes of its own)
+    readings = s.metrics()
+    readings = readings[(readings["metric"] == "binary_bytes")
+                        & (readings["pid"] == str(hoarder))]
+    # 2.5 s of adding: the first reading, about one a second, and the last
+    assert 2 <= len(readings) <= 6, readings.to_string()
+    assert readings["value"].iloc[-1] == on_node
+    assert readings["value"].is_monotonic_increasing

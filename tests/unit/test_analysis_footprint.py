@@ -85,3 +85,43 @@ def test_a_fixed_vocabulary_of_atoms_is_no_leak():
     vocabulary = [f"field_{k}" for k in range(60)]
     s = recording(lambda agent: atoms(agent, vocabulary + vocabulary * 3))
     assert "atom_growth" not in kinds(s)
+
+
+def binaries(agent, held: list[int], heap_words: int = 2_000) -> None:
+    """The sampler's readings of C's refc binary bytes, one a second, with its
+    state events in between (each a handled packet)."""
+    packet = (Atom("$gen_cast"), (Atom("packet"), b"x" * 8))
+    for k, size in enumerate(held):
+        t = (100 + 1000 * k) * MS
+        agent.event("state", C, payload=(packet, 1, 1, Atom("noreply"), GS), aux=50_000,
+                    ts=t - 10 * MS)
+        agent.event("vitals", C, aux=heap_words * 8 + 3_000, ts=t,
+                    payload={Atom("memory"): heap_words * 8 + 3_000,
+                             Atom("heap_words"): heap_words, Atom("reductions"): 1_000 * k,
+                             Atom("binary_bytes"): size})
+
+
+def test_refc_binaries_that_climb_while_the_heap_stays_small_are_kept_alive():
+    s = recording(lambda agent: binaries(agent, [400_000, 1_300_000, 2_200_000, 3_100_000]))
+    cause = s.explain().causes.iloc[0]
+    assert cause["kind"] == "refc_binary"
+    assert cause["summary"].startswith(
+        "Shop.Index keeps refc binaries alive: the binaries it references grew from 391 KB to "
+        "3.0 MB in 3.0 s (about 879 KB a second; the node's own process_info(binary), read 4 "
+        "times) and were never let go of, while its own heap is 16 KB; it handled 4 "
+        "handle_cast of {:packet, _}")
+    assert "binary:copy/1" in cause["summary"]
+    assert cause["processes"] == ["Shop.Index"]
+
+
+def test_binaries_let_go_of_at_a_collection_or_dwarfed_by_the_heap_are_no_hoard():
+    # a pipeline stage: its binaries pile up between collections, then go
+    sawtooth = [400_000, 2_000_000, 3_600_000, 300_000, 2_500_000]
+    assert "refc_binary" not in kinds(recording(lambda agent: binaries(agent, sawtooth)))
+    # a big heap that also holds binaries: a large state, not binaries kept alive
+    climbing = [400_000, 1_300_000, 2_200_000, 3_100_000]
+    assert "refc_binary" not in kinds(recording(
+        lambda agent: binaries(agent, climbing, heap_words=1_000_000)))
+    # a steady amount, however large: nothing climbs
+    steady = [9_000_000] * 4
+    assert "refc_binary" not in kinds(recording(lambda agent: binaries(agent, steady)))

@@ -14,11 +14,14 @@ def build(agent):
     for n, length in enumerate([0, 5, 12, 3]):
         agent.event("mailbox", B, aux=length, ts=(n * 100 + 5) * MS)
     # sampled vitals: 100 ms apart, 5,000 then 20,000 reductions done
-    for n, (memory, heap, reductions) in enumerate([(2000, 233, 1000), (8000, 987, 6000),
-                                                    (9000, 987, 26000)]):
-        agent.event("vitals", B, aux=memory, ts=(n * 100 + 6) * MS,
-                    payload={Atom("memory"): memory, Atom("heap_words"): heap,
-                             Atom("reductions"): reductions})
+    # (the refc binaries' bytes are read on some samples only)
+    for n, (memory, heap, reductions, binary) in enumerate(
+            [(2000, 233, 1000, 500), (8000, 987, 6000, None), (9000, 987, 26000, 70_000)]):
+        vitals = {Atom("memory"): memory, Atom("heap_words"): heap,
+                  Atom("reductions"): reductions}
+        if binary is not None:
+            vitals[Atom("binary_bytes")] = binary
+        agent.event("vitals", B, aux=memory, ts=(n * 100 + 6) * MS, payload=vitals)
 
 
 def test_metrics_are_tidy_and_true_to_the_events():
@@ -30,6 +33,7 @@ def test_metrics_are_tidy_and_true_to_the_events():
     by_metric = {m: rows["value"].tolist() for m, rows in table.groupby("metric")}
     assert by_metric["memory_bytes"] == [2000, 8000, 9000]
     assert by_metric["heap_words"] == [233, 987, 987]
+    assert by_metric["binary_bytes"] == [500, 70_000]
     # a rate needs a span: none for the first sample
     assert [round(v) for v in by_metric["reductions_per_s"]] == [50_000, 200_000]
     callbacks = table[table["metric"] == "callback_ms"]
