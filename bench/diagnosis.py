@@ -4,6 +4,7 @@ healthy-idiom corpus (tests/idioms.py)? On OTP 25 and 28.
 
     .venv/bin/python bench/diagnosis.py [--only NAME[,NAME]] [--runtime otp25|otp28]
                                         [--seconds N] [--no-healthy] [-v] [--json PATH]
+                                        [--investigate]
 
 Each bug app runs on a fresh node, recorded with the default trace (plus the
 manifest's ``trace`` where the default cannot see the cause), its incident
@@ -18,6 +19,12 @@ Then the healthy corpus with the same default trace: a false alarm is a
 warning/error finding or a cause where nothing is wrong. Totals per OTP at
 the end: named / all, and false alarms / healthy apps. Target: at least 90%
 named and no false alarm on each OTP. -v prints each answer in full.
+
+With ``--investigate``: each bug app recorded with the default trace alone
+(the manifest's ``trace`` left out), then ``s.investigate(question)`` with
+``INVESTIGATE_CEILINGS`` pre-approved; the verdict is on the answer after the
+investigation, and each line says how many traces it took (target: every
+class named within 3).
 Apps run one at a time (2-core machines).
 """
 
@@ -52,6 +59,12 @@ def bug_line(r: BugResult) -> str:
     return "; ".join(parts)
 
 
+# What the bench pre-approves for an investigation, as a person would set
+# ceilings: a few seconds per trace, a bounded event count and rate.
+INVESTIGATE_CEILINGS = {"max_events": 300_000, "max_rate": 50_000, "duration_s": 5.0,
+                        "payload_limit": 65_536}
+
+
 def false_alarm(r: IdiomResult) -> bool:
     """The tool raised something on a healthy app (the app's own trouble aside)."""
     return r.app_healthy and (bool(r.findings) or bool(r.causes) or not r.explain_ok)
@@ -65,6 +78,10 @@ def main() -> None:
     parser.add_argument("--no-healthy", action="store_true", help="skip the healthy corpus")
     parser.add_argument("-v", "--verbose", action="store_true", help="each answer in full")
     parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--investigate", action="store_true", help=(
+        "the default trace alone, then s.investigate with the bench's ceilings pre-approved "
+        "(INVESTIGATE_CEILINGS); each line gives the traces it took (the healthy corpus is "
+        "skipped)"))
     parser.add_argument("--save", type=Path, help="keep each bug app's recording under this "
                         "folder (NAME-RUNTIME/), to diagnose offline (bugs.explain_saved)")
     args = parser.parse_args()
@@ -76,7 +93,7 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown bug(s): {', '.join(sorted(unknown))}")
         bugs = [b for b in BUGS if b.name in wanted]
-    healthy = [] if args.only or args.no_healthy else IDIOMS
+    healthy = [] if args.only or args.no_healthy or args.investigate else IDIOMS
     runtimes = [args.runtime] if args.runtime else RUNTIMES
 
     print(f"bug corpus: {len(bugs)} apps, {args.seconds:g} s trace each; healthy corpus: "
@@ -90,10 +107,15 @@ def main() -> None:
                 continue
             t0 = time.monotonic()
             r = run_bug(bug, runtime, seconds=args.seconds,
-                        save_to=args.save / f"{bug.name}-{runtime}" if args.save else None)
+                        save_to=args.save / f"{bug.name}-{runtime}" if args.save else None,
+                        investigate=INVESTIGATE_CEILINGS if args.investigate else None)
             found.append(r)
+            took = f"{r.traces} trace(s) of investigation, " if args.investigate else ""
             print(f"{runtime}  {bug.name:<22} {bug_line(r)}   "
-                  f"[{r.events:,} events, {time.monotonic() - t0:.1f} s]", flush=True)
+                  f"[{took}{r.events:,} events, {time.monotonic() - t0:.1f} s]", flush=True)
+            if args.investigate and args.verbose:
+                for step in r.path:
+                    print(f"        step: {step[:300]}")
             if args.verbose:
                 print("        Q: " + r.question)
                 for line in r.answer.splitlines():
@@ -119,8 +141,11 @@ def main() -> None:
             continue
         v = Counter(r.verdict for r in rs)
         named = f"{v['named']}/{len(rs)} named ({100 * v['named'] / len(rs):.0f}%)" if rs else ""
+        traces = Counter(r.traces for r in rs if r.verdict == "named" and r.traces is not None)
+        took = ("; named after " + ", ".join(f"{n} trace(s): {traces[n]}" for n in
+                                             sorted(traces)) if args.investigate else "")
         print(f"  {runtime}: {named}, {v['symptom']} symptom only, {v['missed']} missed, "
-              f"tool errors in {sum(bool(r.errors) for r in rs)}"
+              f"tool errors in {sum(bool(r.errors) for r in rs)}{took}"
               + (f"; false alarms {sum(false_alarm(r) for r in hs)}/{len(hs)} healthy apps"
                  if hs else ""))
     print(f"  {len(found) + len(quiet)} runs in {time.monotonic() - started:.0f} s")

@@ -8,6 +8,7 @@
                                                  # then its sequence diagram
     %beam_processes   %beam_tree   %beam_sequence   %beam_timetravel   %beam_detach
     %beam_explain Why isn't WorkerB receiving all updates from WorkerA?
+    %beam_investigate Why is the balance lower than the deposits?   # approve deeper traces
 
 Mistakes raise ``UsageError``, so IPython shows one line and no traceback,
 with a "did you mean" for near misses. There is deliberately no
@@ -17,10 +18,8 @@ notebook. Use ``--cookie-file``, ``$MICROSCOPE_COOKIE`` or ``~/.erlang.cookie``.
 
 from __future__ import annotations
 
-import difflib
-import shlex
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
@@ -28,8 +27,8 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from .agent.options import DURATION, TRACE_FLAGS, flag_help, parse_duration
 from .beam.address import read_cookie_file
+from .magic_words import options as _options, run as _run, split as _split, suggest as _suggest
 from .cluster import Cluster, attach_cluster
-from .errors import MicroscopeError
 from .ipython_input import install, uninstall
 from .session import Session, attach, demo
 from .widgets.status import StatusLine
@@ -46,51 +45,6 @@ def current_session() -> Session:
         raise UsageError("there is no attached node. Attach with %beam_attach NODE@HOST "
                          "(or %beam_attach --demo) and try again")
     return session
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" Did you mean {close[0]}?" if close else ""
-
-
-def _split(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"could not parse the arguments ({exc})") from None
-
-
-def _options(words: list[str], spec: dict[str, type | None], usage: str) -> tuple[list[str], dict]:
-    """``--name value`` / ``--flag`` options per ``spec``; the rest are positionals."""
-    positional, options = [], {}
-    it = iter(words)
-    for word in it:
-        if word.startswith("--"):
-            name = word[2:]
-            if name not in spec:
-                raise UsageError(f"unknown option {word}.{_suggest(word, ['--' + k for k in spec])}"
-                                 f" Usage: {usage}")
-            kind = spec[name]
-            if kind is None:
-                options[name] = True
-                continue
-            value = next(it, None)
-            if value is None:
-                raise UsageError(f"{word} needs a value. Usage: {usage}")
-            try:
-                options[name] = kind(value)
-            except ValueError:
-                raise UsageError(f"{word} needs {kind.__name__}, got {value!r}") from None
-        else:
-            positional.append(word)
-    return positional, options
-
-
-def _run(action: Callable[[], Any]) -> Any:
-    try:
-        return action()
-    except MicroscopeError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
 
 
 ATTACH_USAGE = ("%beam_attach NODE@HOST [--cluster] [--cookie-file PATH] [--net-ticktime SECONDS] "
@@ -243,6 +197,33 @@ class MicroscopeMagics(Magics):
         question = line.strip().strip("\"'") or None
         session = self._recorded()
         return _run(lambda: session.explain(question))
+
+    @line_magic
+    def beam_investigate(self, line: str):
+        """%beam_investigate QUESTION [--traces N] [--seconds S]: follow QUESTION to a
+        confirmed cause; each deeper trace it proposes waits for your Approve."""
+        usage = "%beam_investigate QUESTION [--traces N] [--seconds S]"
+        budget, words = {}, []
+        it = iter(line.split())       # the question is prose: apostrophes, no quoting
+        for word in it:
+            if word in ("--traces", "--seconds"):
+                value = next(it, "")
+                try:
+                    budget[word[2:]] = int(value) if word == "--traces" else float(value)
+                except ValueError:
+                    raise UsageError(f"{word} needs a number, got {value!r}. Usage: {usage}") \
+                        from None
+            elif word.startswith("--"):
+                raise UsageError(f"unknown option {word}."
+                                 f"{_suggest(word, ['--traces', '--seconds'])} Usage: {usage}")
+            else:
+                words.append(word)
+        question = " ".join(words).strip("\"'")
+        if not question:
+            raise UsageError(f"ask a question, like: %beam_investigate Why is the count low? "
+                             f"Usage: {usage}")
+        session = current_session()
+        return _run(lambda: session.investigate(question, budget=budget or None))
 
     @line_magic
     def beam_exunit(self, line: str):

@@ -195,6 +195,23 @@ class Session(SessionBase):
               "is not shown here, so the notebook never saves it). Stop it with %beam_mcp stop.")
         return self.mcp
 
+    def investigate(self, question: str, *, budget: Any = None, approve: Any = None,
+                    reproduce: Any = None) -> Any:
+        """Follow ``question`` to a confirmed cause: rank hypotheses on what is
+        recorded (proposing a default trace first when nothing is),
+        and propose, for the best open one, the bounded trace that decides it.
+        Each runs only when approved: ``approve`` ceilings (a dict of max_events,
+        max_rate, duration_s, payload_limit: pre-approved within them) or a
+        callable given the trace's description; by default it
+        waits for ``inv.approve()`` / ``inv.deny()`` (buttons in a notebook).
+        ``reproduce`` is called as each trace starts (fire the incident again);
+        ``budget`` a dict of traces (3), seconds (30) and events (1,000,000).
+        Returns the ``Investigation``: ``.answer``, ``.path``, ``.hypotheses``."""
+        from .investigation import Investigation
+
+        return Investigation(self, question, budget=budget, approve=approve,
+                             reproduce=reproduce).run()
+
     def supervision_tree(self) -> pd.DataFrame:
         """The live node's process tree: one row per process with its parent.
 

@@ -93,6 +93,8 @@ class BugResult:
     errors: list[dict] = field(default_factory=list)
     tool_warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    traces: int | None = None        # investigated: the traces the investigation ran
+    path: list[str] = field(default_factory=list)       # investigated: each step, one line
 
 
 def judge(bug: Bug, answer: str) -> tuple[str, list[str], list[str], bool]:
@@ -138,17 +140,20 @@ def build(bug: Bug, out_dir: Path) -> Path:
 
 def run_bug(bug: Bug | str, runtime: str, seconds: float = 4.0, *,
             build_dir: Path | None = None, log_dir: Path | None = None,
-            save_to: Path | None = None) -> BugResult:
+            save_to: Path | None = None, investigate: dict | None = None) -> BugResult:
     """Run one corpus app on a fresh node of ``runtime`` and hold the tool's
     explanation to the manifest. Nothing here raises on a tool error: it is
     a result (``errors``), and the verdict is then missed. ``save_to``: keep
     the recording there (``s.save``), with the node's log beside it as
-    node.log, to work on offline with ``explain_saved``."""
+    node.log, to work on offline with ``explain_saved``. ``investigate``: the
+    default trace alone (the manifest's ``trace`` left out), then
+    ``s.investigate`` with these ceilings pre-approved, as a person would
+    approve them; ``traces`` on the result counts the traces it ran."""
     bug = BY_NAME[bug] if isinstance(bug, str) else bug
     result = BugResult(bug.name, runtime, question=bug.question)
     with _tool_log(result.tool_warnings), tempfile.TemporaryDirectory(prefix="bug-") as tmp:
         _run(bug, runtime, seconds, result, Path(build_dir or tmp), Path(log_dir or tmp),
-             save_to)
+             save_to, investigate)
     return result
 
 
@@ -167,7 +172,7 @@ def explain_saved(bug: Bug | str, path: Path, runtime: str = "saved") -> BugResu
 
 
 def _run(bug: Bug, runtime: str, seconds: float, result: BugResult, build_dir: Path,
-         log_dir: Path, save_to: Path | None = None) -> None:
+         log_dir: Path, save_to: Path | None = None, investigate: dict | None = None) -> None:
     import microscope_jupyter as mic
 
     node = s = None
@@ -182,15 +187,26 @@ def _run(bug: Bug, runtime: str, seconds: float, result: BugResult, build_dir: P
         assert s.rpc(bug.module, "start", []) == mic.Atom("ok")
         _warm_up(s, bug.module, busy_polls=3)
         lap("start")
-        rec = guard("trace", s.trace, **bug.trace)
+        rec = guard("trace", s.trace, **({} if investigate is not None else bug.trace))
         if rec is None:
             return
-        if s.eval_erlang("erlang:function_exported(M, trigger, 0).", M=mic.Atom(bug.module)) \
-                is True:
-            guard("trigger", s.rpc, bug.module, "trigger", [], 10)
+        triggered = s.eval_erlang("erlang:function_exported(M, trigger, 0).",
+                                  M=mic.Atom(bug.module)) is True
+
+        def trigger():
+            if triggered:
+                guard("trigger", s.rpc, bug.module, "trigger", [], 10)
+        trigger()
         time.sleep(seconds)
         guard("stop", rec.stop)
         lap("trace")
+        if investigate is not None:
+            inv = guard("investigate", s.investigate, bug.question, approve=investigate,
+                        reproduce=trigger)
+            result.traces = None if inv is None else inv.traces_run
+            result.path = [] if inv is None else [
+                f"{r.hypothesis}: {r.decision}; {r.showed}" for r in inv.path.itertuples()]
+            lap("investigate")
         result.node_log = node_problems(node.log())
         result.dropped = (guard("status", rec.status) or {}).get("dropped")
         guard("app stop", s.rpc, bug.module, "stop", [], 10)

@@ -584,10 +584,86 @@ node.stop()
 shutil.rmtree(work)                            # the two recordings"""),
 ]
 
+INVESTIGATE = [
+    ("markdown", """# Investigate: from a question to a confirmed cause, one approved trace at a time
+
+Some causes leave no mark in a default recording. Messages, lifecycles and GenServer states
+show what processes said to each other, not what they did to a shared ETS table. An experienced
+engineer then forms a hypothesis, traces the one thing that would confirm it, and looks again.
+`s.investigate(question)` does the same, and runs no trace you have not approved.
+
+The app (`examples/apps/ledger`) is a bank ledger. Three tellers credit deposits to a public ETS
+table of balances, and every deposit is counted. The balances should add up to the deposits
+made. They do not."""),
+    ("code", """import time
+from pathlib import Path
+
+import microscope_jupyter as mic
+from microscope_jupyter.demo_app import boot_app_node
+
+app = next(p / "examples" / "apps" / "ledger" for p in [Path.cwd(), *Path.cwd().parents]
+           if (p / "examples" / "apps" / "ledger").exists())
+node = boot_app_node(app, "ledger")            # compiles with mix, boots a local node
+s = mic.attach(node.name, cookie=node.cookie)
+while s.rpc("erlang", "whereis", [mic.Atom("Elixir.Ledger.Customers")]) == mic.Atom("undefined"):
+    time.sleep(0.1)
+time.sleep(1)                                  # customers have been depositing a while
+deposited, balance = s.rpc("Elixir.Ledger", "totals", [])
+print("the balances add up to less than the deposits made:", balance < deposited)"""),
+    ("markdown", """## 1. The default recording sees nothing wrong
+Two seconds of every process: the deposits as casts, each teller's callbacks and state. The
+tellers touch the table with plain `:ets` calls, which send no messages."""),
+    ("code", """question = "Why is the total balance lower than the deposits made?"
+with s.trace():
+    time.sleep(2)
+print(s.explain(question).text.split(":")[0])"""),
+    ("markdown", """## 2. Investigate
+`s.investigate` ranks what could answer the question. The question is about a total that comes out
+too low, and no cause in the recording explains it, so the best open hypothesis is a
+read-modify-write race on shared state. The proposal is the one bounded trace that would decide it:
+every `:ets.lookup/2` and `:ets.insert/2` with its key and value. You see what will run, its predicted
+cost from the node's current rates, and its limits. It waits for Approve or Deny (the buttons, or
+`inv.approve()` / `inv.deny()`)."""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+inv = s.investigate(question)
+inv"""),
+    ("code", """print(inv.status)
+print("\\n".join(inv.pending.step.request.describe()[:2]))"""),
+    ("markdown", """Approve it, as the button does. The trace runs for three seconds with every limit a notebook
+trace has. Then the hypotheses are scored again on everything recorded so far."""),
+    ("code", """# NBVAL_IGNORE_OUTPUT
+inv.approve()"""),
+    ("code", """print(inv.status, "after", inv.traces_run, "approved trace")
+inv.path[["step", "hypothesis", "decision"]]"""),
+    ("markdown", """The answer is the explanation with its evidence: which tellers read which key, how long after
+they wrote it back, and the interleavings where another teller's write fell in between and was
+overwritten. Each step is in `s.audit`, which `s.save` keeps."""),
+    ("code", """cause = inv.answer.causes.iloc[0]
+print(cause["kind"], "on the table", cause["processes"][-1])
+print("read with ets:lookup, written back with ets:insert:",
+      "with ets:lookup and write" in cause["summary"] and "back with ets:insert" in cause["summary"])
+print("Make the update atomic" + cause["summary"].split("Make the update atomic")[1].split(",")[0])"""),
+    ("markdown", """## 3. The fix
+Make the update one atomic operation. The tellers add with `:ets.update_counter/3`, so no write can
+fall between a read and a write (`examples/apps/ledger/fixed/lib/ledger/teller.ex`). We load it into
+the running node. Then the gap between deposits and balances stops growing."""),
+    ("code", """s.rpc("Elixir.Code", "compile_file", [str(app / "fixed" / "lib" / "ledger" / "teller.ex")])
+time.sleep(0.5)                                # tellers run the new code from their next cast
+before = s.rpc("Elixir.Ledger", "totals", [])
+time.sleep(2)
+after = s.rpc("Elixir.Ledger", "totals", [])
+gap = lambda totals: totals[0] - totals[1]     # deposits made minus the balances
+print("deposits in those 2 s:", "many" if after[0] - before[0] > 500 else after[0] - before[0])
+print("the gap stopped growing:", abs(gap(after) - gap(before)) <= 20)"""),
+    ("code", """s.detach()
+node.stop()"""),
+]
+
 NOTEBOOKS = {"01_quickstart.ipynb": QUICKSTART, "02_why_is_it_slow.ipynb": WHY_SLOW,
              "03_where_did_my_messages_go.ipynb": WHERE_DID_THEY_GO,
              "04_fix_and_verify.ipynb": FIX_AND_VERIFY, "05_assistant.ipynb": ASSISTANT,
-             "06_why_does_it_keep_disconnecting.ipynb": KEEPS_DISCONNECTING}
+             "06_investigate.ipynb": INVESTIGATE,
+             "07_why_does_it_keep_disconnecting.ipynb": KEEPS_DISCONNECTING}
 
 
 def main() -> None:

@@ -29,14 +29,15 @@ __all__ = ["Question", "read_question", "SYMPTOMS", "relevance"]
 SYMPTOMS: dict[str, tuple[str, str]] = {
     "lost": (r"lost|los[ei]s?|missing|go(es)? missing|never (arriv|reach|get|show)|dropp|"
              r"vanish|not (received|counted|delivered|arriving)|disappear\w* message",
-             r"lost|dropped|never (handled|arriv|taken|read)|dead pid|stale|unread|died with"),
+             r"lost|dropped|never (handled|arriv|taken|read|consumed)|dead pid|stale|unread|"
+             r"died with"),
     "slow": (r"slow|behind|lag|latenc|take[sn]? (long|seconds|ages)|backlog|sluggish|"
              r"falling|throughput|busy",
              r"backlog|slow|mailbox|queue|behind|busy|took|ms\b|long_schedule|blocked"),
     "crashed": (r"crash|die[sd]?\b|dying|restart|exit|killed|exception|raise",
                 r"crash|died|exit|restart|killed|raised"),
     "growing": (r"grow|memory|leak|keeps? (increas|climb|ris)|bigger|bloat|heap|ballooning",
-                r"grow|leak|heap|memory|gain|never (shrink|drop|remov|cancel|exit)|"
+                r"grow|grew|leak|heap|memory|gain|never (shrink|drop|remov|cancel|exit)|"
                 r"accumulat|pil(e|ing) up"),
     "gone": (r"gone|disappear|vanish|shut ?down|stopp|no longer (run|there|alive)|went away",
              r"gave up|shut ?down|gone|intensity|exited|no longer|took .* with it"),

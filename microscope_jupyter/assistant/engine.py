@@ -40,91 +40,17 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from ..agent.approval import Ceilings, TraceRequest
+from ..investigation import Investigation
 from ..agent.options import ASSISTANT_CEILINGS, DURATION, LIMITS, TraceLimits
-from ..agent.spec import TraceSpec
 from ..session_base import SessionBase
 from ..errors import MicroscopeError
 from ..render.elixir import render
-from ..render.names import format_module
 
 __all__ = ["Assistant", "Ceilings", "Proposal", "TraceRequest", "SaveRequest", "Approval",
            "NotAsked", "DEFAULT_CAP", "cell", "now"]
 
 DEFAULT_CAP = 8_000
-
-
-class Ceilings(TraceLimits):
-    """The most a trace the assistant starts without asking may take; set by the
-    human. What is not given is ``ASSISTANT_CEILINGS`` (agent/options.py), the one
-    place the assistant's limits are tighter than a notebook's."""
-
-    def __init__(self, **limits: Any):
-        super().__init__(**dataclasses.asdict(ASSISTANT_CEILINGS.replace(**limits)))
-
-    def refuse(self, request: "TraceRequest") -> str | None:
-        """Why ``request`` exceeds these ceilings, or None."""
-        above = request.limits().above(self)
-        if above is None:
-            return None
-        name, value, most = above
-        return (f"{name}={value} is above the ceiling of {most} the human set; "
-                f"propose {name}<={most}")
-
-
-# The match spec the agent sets on each modules= function (CALL_SPEC in the agent),
-# and on the monitor BIFs (monitor_match_spec/1), as a person reads them.
-CALL_MATCH_SPEC = "[{'_', [], [{return_trace}, {exception_trace}]}]"
-MONITOR_MATCH_SPEC = "[{[process, '_' | _], [], [{return_trace}]}]"
-
-
-@dataclass
-class TraceRequest:
-    processes: list[str]
-    modules: list[str]
-    asked: dict[str, Any]     # TraceLimits' fields as the assistant gave them, defaults filled
-    reason: str
-
-    def limits(self) -> TraceLimits:
-        """What the trace may take, checked (TraceLimitError if it cannot work)."""
-        return TraceLimits(**self.asked)
-
-    def spec(self) -> TraceSpec:
-        """What would run, checked as ``s.trace`` checks it (TraceSpecError if not)."""
-        return TraceSpec.build(self.processes, self.modules, **self.limits().trace_options())
-
-    def arguments(self) -> dict[str, Any]:
-        """As the audit records the call."""
-        return {"reason": self.reason, "processes": self.processes, "modules": self.modules,
-                **self.asked}
-
-    def describe(self) -> list[str]:
-        """Everything the trace will run, one line each: what the human approves."""
-        spec = self.spec()
-        lines = [f"processes: {', '.join(self.processes)}, each supervisor with its whole "
-                 "subtree, children followed as they spawn" if self.processes else
-                 "processes: every application process (kernel and stdlib internals left "
-                 "out), new ones followed as they spawn"]
-        for module, fun, arity in spec.modules:
-            lines.append(f"calls of {_mfa(module, fun, arity)} in those processes: match spec "
-                         f"{CALL_MATCH_SPEC}, so every call with its arguments, and its result "
-                         "or exception")
-        lines.append(f"trace flags: {', '.join(spec.trace_flags())}")
-        lines.append(f"also: calls of erlang:monitor/2,3 and erlang:demonitor/1,2 (match spec "
-                     f"{MONITOR_MATCH_SPEC}) to see monitors, unless another tool call-traces; "
-                     "GenServer state before and after each callback (a sys hook on each)")
-        limits = self.limits()
-        lines.append(f"limits: at most {limits.max_events:,} events, {limits.max_rate:,} events/s "
-                     f"(more are dropped and counted), {limits.payload_limit:,} bytes a payload")
-        lines.append("duration: none, it runs until stop_trace" if limits.duration_s is None
-                     else f"duration: {limits.duration_s:g} s, then it stops by itself")
-        lines.append(f"reason: {self.reason}")
-        return lines
-
-    def summary(self) -> str:
-        calls = f", calls of {', '.join(self.modules)}" if self.modules else ""
-        limits = self.limits()
-        return (f"tracing {', '.join(self.processes) or 'every process'}{calls} for "
-                f"{_seconds(limits)} (at most {limits.max_events} events)")
 
 
 @dataclass
@@ -141,20 +67,6 @@ class SaveRequest:
         return f"saving to {self.target}"
 
 
-def _seconds(limits: TraceLimits) -> str:
-    # none only where the human's own ceilings set none
-    return "until stopped" if limits.duration_s is None else f"{limits.duration_s:g} s"
-
-
-def _mfa(module: str, fun: Any, arity: Any) -> str:
-    any_fun, any_arity = str(fun) == "_", str(arity) == "_"
-    name = format_module(module)
-    if any_fun:
-        return f"every function of {name}"
-    return f"{name}.{fun}" + ("" if any_arity else f"/{arity}") + (" (every arity)"
-                                                                   if any_arity else "")
-
-
 @dataclass
 class Proposal:
     id: int
@@ -163,6 +75,7 @@ class Proposal:
     decided_by: str | None = None        # elicitation, notebook, pre-approval
     decided_at: str | None = None
     message: str = ""
+    investigation: Investigation | None = None   # a step of an investigation: it runs it
 
     @property
     def kind(self) -> str:
@@ -198,6 +111,7 @@ class Assistant:
         self.allow_save = allow_save      # the human approved saves ahead of time
         self.notebook = notebook          # a notebook can approve (%beam_mcp approve ID)
         self.proposals: dict[int, Proposal] = {}
+        self.investigations: dict[str, Investigation] = {}   # by question
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.recording = None
@@ -285,7 +199,9 @@ class Assistant:
                                   f"{[p.id for p in self.pending()] or 'none'}")
         if proposal.status != "pending":
             raise MicroscopeError(f"proposal {proposal_id} is already {proposal.status}")
-        if approve:
+        if proposal.investigation is not None:
+            self.resume(proposal, approve, by)
+        elif approve:
             self.start(proposal, by)
         else:
             self.decline(proposal, by, f"declined by the human ({by})")
@@ -354,6 +270,50 @@ class Assistant:
             return
         proposal.status = "started"
         proposal.message = f"{r.summary()}, approved by {by}"
+
+    # -- investigations ------------------------------------------------------------
+
+    def investigation(self, question: str) -> Investigation:
+        """The investigation of ``question``: the one under way, else a new one,
+        run until it ends or a trace waits for approval. Within the human's
+        ceilings every trace is pre-approved; otherwise each waits as a proposal."""
+        inv = self.investigations.get(question)
+        if inv is None or inv.status not in ("running", "waiting"):
+            inv = Investigation(self.session, question, approve=self.ceilings,
+                                by="pre-approval" if self.ceilings else "elicitation")
+            self.investigations[question] = inv
+            inv.run()
+        return inv
+
+    def step_proposal(self, inv: Investigation) -> Proposal | None:
+        """The proposal standing for ``inv``'s waiting trace (made once)."""
+        if inv.pending is None:
+            return None
+        for proposal in self.pending():
+            if proposal.investigation is inv:
+                return proposal
+        proposal = self.propose(inv.pending.step.request)
+        proposal.investigation = inv
+        self.waiting(proposal)
+        if proposal.status == "refused":       # nobody can approve it here
+            inv.stop()
+        return proposal
+
+    def resume(self, proposal: Proposal, approve: bool, by: str) -> None:
+        """The human decided an investigation's step: it runs (or not) and goes on."""
+        inv = proposal.investigation
+        proposal.decided_by, proposal.decided_at = by, now()
+        step = inv.pending.step if inv.pending is not None else None
+        inv.by = by
+        if approve:
+            inv.approve()
+            proposal.status = "started"
+        else:
+            inv.deny()
+            proposal.status = "declined"
+        proposal.message = (f"{step.decision if step else 'decided'}; {step.showed if step else ''}"
+                            f"; the investigation is now {inv.status}")
+        self.step_proposal(inv)         # its next trace, if one waits
 
     def pending(self) -> list[Proposal]:
         return [p for p in self.proposals.values() if p.status == "pending"]

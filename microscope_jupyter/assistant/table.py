@@ -19,7 +19,7 @@ person asking the same recording see the same rows. A row says:
 - its cap: every answer is cut at the assistant's cap on a line end; a
   ``paged`` tool takes ``cursor=`` to read on;
 - ``approval``: the tool starts nothing until the human approves (the
-  engine's proposals: ``propose_trace``, ``save``).
+  engine's proposals: ``propose_trace``, ``investigate``'s traces, ``save``).
 
 ``answer(assistant, tool, arguments)`` is the whole of a reading tool;
 ``tools.build_server`` turns each row into an MCP tool.
@@ -198,6 +198,14 @@ TOOLS: tuple[Tool, ...] = (
          "\"reproduce\" asserts what happened, \"regression\" what should have).",
          (PROC, Argument("mode", str, "\"reproduce\" or \"regression\"", METHOD)),
          text=lambda test: test.source),
+    Tool("investigate", "s.investigate", "Follow a question to a confirmed cause: "
+         "the hypotheses the recording supports, and for the best open one the bounded trace "
+         "that would decide it. Each trace is approved like propose_trace (this client's human, "
+         "the notebook, or the ceilings set ahead); call again with the same question to go "
+         "on. Answers with the hypotheses, each step taken, and the explanation once "
+         "confirmed.", (
+             Argument("question", str, "what went wrong, as the human would ask it"),),
+         paged=False, approval=True, read_only=False),
     Tool("save", "s.save", "Propose saving the session (events, metadata, this audit) as a "
          "new folder `path` inside the folder the human configured for saves; they open it "
          "with mic.load. Like a trace, it waits for the human's approval.", (

@@ -1,8 +1,8 @@
 """The MCP tools: ``build_server(assistant)`` gives an ``MCPServer`` with one tool per
 row of ``table.TOOLS``, each with the signature and description its row declares.
 
-A reading tool is ``table.answer`` over its row. The two that need the human's
-approval (``propose_trace``, ``save``) create a proposal in the engine and ask
+A reading tool is ``table.answer`` over its row. The three that need the human's
+approval (``propose_trace``, ``investigate``, ``save``) create a proposal in the engine and ask
 for the approval through MCP elicitation when the client can; the rest of
 the approval flow (the notebook, pre-approval, the audit) is the engine's.
 """
@@ -127,7 +127,33 @@ def build_server(assistant: Assistant):
             return text
         return decide(proposal, answer, "save", arguments)
 
-    approvals = {"propose_trace": (propose_trace, ask_human), "save": (save, ask_save)}
+    def ask_investigate(ctx: Context, question: str):
+        inv = assistant.investigation(question)          # run until a trace waits
+        if inv.pending is None or not can_elicit(ctx):
+            return NotAsked()         # done, pre-approved, or the notebook decides
+        return Elicit("To answer \"" + question + "\", the investigation asks to start this "
+                      "trace:\n" + "\n".join(f"- {line}" for line in
+                                             inv.pending.step.request.describe()
+                                             + [f"predicted: {inv.pending.step.predicted}"])
+                      + "\nApprove?", Approval)
+
+    def investigate(answer=None, question: str = "") -> str:
+        # the one ask_investigate just ran (or continued) for this call
+        inv = assistant.investigations.get(question) or assistant.investigation(question)
+        data = getattr(answer, "data", None)
+        if inv.pending is not None and (isinstance(data, Approval) or getattr(
+                answer, "action", None) in ("decline", "cancel")):
+            inv.by = "elicitation"
+            inv.approve() if isinstance(data, Approval) and data.approve else inv.deny()
+        proposal = assistant.step_proposal(inv)
+        text = inv.text()
+        if proposal is not None:
+            text += f"\nproposal {proposal.id}: {proposal.status}. {proposal.message}"
+        assistant.record("investigate", {"question": question}, text)
+        return text
+
+    approvals = {"propose_trace": (propose_trace, ask_human), "save": (save, ask_save),
+                 "investigate": (investigate, ask_investigate)}
     for tool in TOOLS:
         parameters = [_parameter(a, default_of(assistant, tool, a))
                       for a in tool.all_arguments()]

@@ -26,6 +26,9 @@ def write_report(session: Any, path: Path, title: str | None = None,
     parts = [f"<h1>{html.escape(title)}</h1>", _meta(session)]
     explanation = session.explain(question)
     parts += ["<h2>What happened</h2>", explanation._repr_html_()]
+    steps = [a for a in getattr(session, "audit", []) if a.get("tool") == "investigate"]
+    if steps:
+        parts += ["<h2>Investigation</h2>", _investigation(steps)]
     parts += ["<h2>Annotations</h2>", _annotations(session)]
     parts += ["<h2>Findings</h2>", _findings(session)]
     kinds: set[str] = set()
@@ -70,6 +73,19 @@ def _findings(session: Any) -> str:
         for r in found.itertuples(index=False))
     return ('<table class="mic-table mic-findings"><tr><th>severity</th><th>kind</th>'
             f"<th>process</th><th>what</th><th>evidence (seqs)</th></tr>{rows}</table>")
+
+
+def _investigation(steps: list[dict]) -> str:
+    """The path an investigation took (``s.investigate``): each trace proposed,
+    who decided, what it showed, and how it ended; from the audit."""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(a.get('at', ''))[:19])}</td>"
+        f"<td>{html.escape(str(a.get('arguments', {}).get('hypothesis', '')))}</td>"
+        f"<td>{html.escape(str(a.get('arguments', {}).get('trace', '')))}</td>"
+        f"<td>{html.escape(str(a.get('outcome', '')))}</td></tr>" for a in steps)
+    question = steps[-1].get("arguments", {}).get("question", "")
+    return (f"<p><b>{html.escape(str(question))}</b></p><table class=\"mic-table\"><tr><th>at</th>"
+            f"<th>hypothesis</th><th>trace</th><th>outcome</th></tr>{rows}</table>")
 
 
 def _annotations(session: Any) -> str:

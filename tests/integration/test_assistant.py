@@ -51,7 +51,7 @@ def test_every_tool_answers_about_a_real_node(demo):
     async def session():
         async with Client(build_server(assistant), elicitation_callback=answer("accept")) as c:
             tools = {t.name: t for t in (await c.list_tools()).tools}
-            assert set(tools) == READ_ONLY | {"propose_trace", "stop_trace", "save"}
+            assert set(tools) == READ_ONLY | {"propose_trace", "stop_trace", "save", "investigate"}
             for name in READ_ONLY:
                 assert tools[name].annotations.read_only_hint is True, name
             assert "reason" in tools["propose_trace"].input_schema["required"]

@@ -170,9 +170,9 @@ def test_every_tool_is_a_row_and_every_row_is_compared():
         served = pool.submit(asyncio.run, names()).result()
     assert served == set(ROWS)
     compared = {t for t, _, _ in READING} | {"propose_trace", "trace_status", "stop_trace",
-                                             "save"}
+                                             "save", "investigate"}
     assert compared == set(ROWS)
-    assert {t.name for t in TOOLS if t.approval} == {"propose_trace", "save"}
+    assert {t.name for t in TOOLS if t.approval} == {"propose_trace", "save", "investigate"}
 
 
 def test_each_row_names_a_real_method_and_its_parameters(s):

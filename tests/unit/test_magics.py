@@ -50,6 +50,19 @@ def test_exunit_usage_errors(ip, line, message):
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize("line, message", [
+    ("", "ask a question, like: %beam_investigate Why is the count low?"),
+    ("--traces", "--traces needs a number, got ''"),
+    ("Why isn't it counting? --traces two", "--traces needs a number, got 'two'"),
+    ("Why? --trace 2", "unknown option --trace. Did you mean --traces?"),
+    ("Why isn't WorkerB counting?", "there is no attached node. Attach with %beam_attach"),
+])
+def test_investigate_usage_errors(ip, line, message):
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("beam_investigate", line)
+    assert str(info.value).startswith(message)
+
+
 def test_help_lists_every_option(ip):
     from microscope_jupyter.magics import TRACE_OPTIONS
 
@@ -58,7 +71,8 @@ def test_help_lists_every_option(ip):
     attach_help = ip.find_line_magic("beam_attach").__doc__
     for option in ("--cookie-file", "--net-ticktime", "--demo"):
         assert option in attach_help
-    for magic in ("beam_exunit", "beam_mcp", "beam_explain", "beam_sequence", "beam_timetravel"):
+    for magic in ("beam_exunit", "beam_mcp", "beam_explain", "beam_investigate", "beam_sequence",
+                  "beam_timetravel"):
         assert ip.find_line_magic(magic).__doc__.startswith(f"%{magic}")
 
 

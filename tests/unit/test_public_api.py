@@ -19,7 +19,7 @@ def test_session_surface():
     assert public == {"attached", "detach", "rpc", "eval_erlang", "processes", "node_info",
                       "trace", "events", "messages", "calls", "states", "syntax", "query",
                       "time_travel", "expect", "findings", "sql", "save", "supervision_tree",
-                      "explain", "anomalies", "metrics", "dashboard", "exunit",
+                      "explain", "investigate", "anomalies", "metrics", "dashboard", "exunit",
                       "versions", "serve_mcp", "process", "source",
                           "flight_recorder", "flight_recorders", "pull_flight_recorder", "lines",
                               "annotate", "annotations", "report"}

@@ -33,6 +33,7 @@ DELIBERATE = {
     "microscope_jupyter/agent/flight.py": {"mailbox_ms", "flush_ms"},   # COUNTERS_OPTIONS
     "microscope_jupyter/widgets/supervision_tree.py": {"seconds"},
     "js/src/supervision_tree.js": {"seconds"},
+    "microscope_jupyter/investigation.py": {"seconds"},   # Budget: all its traces together
 }
 
 
