@@ -289,6 +289,10 @@ class Investigation:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        return self.as_html()
+
+    def as_html(self) -> str:
+        """Hypotheses, steps, and the waiting trace (or the answer), as HTML."""
         rows = "".join(f"<li><b>[{html.escape(h.status)}] {html.escape(h.kind)}</b>: "
                        f"{html.escape(h.claim)}</li>" for h in self.hypotheses)
         steps = "".join(f"<li>{html.escape(s.request.summary())}: <b>"
@@ -309,41 +313,10 @@ class Investigation:
         return "".join(out) + "</div>"
 
     def view(self) -> Any:
-        """The investigation with Approve / Deny / Stop buttons (ipywidgets): a
-        click runs the waiting trace or denies it, then the view shows the next
-        proposal or the answer."""
-        import ipywidgets as widgets
+        """The investigation with Approve / Deny / Stop buttons (a widget)."""
+        from .widgets.investigation import InvestigationView
 
-        body = widgets.HTML(self._repr_html_())
-        buttons = [widgets.Button(description=label, button_style=style, tooltip=tip)
-                   for label, style, tip in (
-                       ("Approve", "success", "run the proposed trace, then score again"),
-                       ("Deny", "danger", "never run this trace; propose the next"),
-                       ("Stop", "", "end the investigation here"))]
-        row = widgets.HBox(buttons)
-
-        def refresh() -> None:
-            body.value = self._repr_html_()
-            row.layout.display = "" if self.pending is not None else "none"
-            for button in buttons:
-                button.disabled = False
-
-        def clicked(action: str) -> Callable[[Any], None]:
-            def on_click(_: Any) -> None:
-                for button in buttons:
-                    button.disabled = True
-                if action == "approve":
-                    body.value = self._repr_html_() + "<p><i>tracing...</i></p>"
-                try:
-                    getattr(self, action)()
-                finally:
-                    refresh()
-            return on_click
-
-        for button, action in zip(buttons, ("approve", "deny", "stop")):
-            button.on_click(clicked(action))
-        refresh()
-        return widgets.VBox([body, row])
+        return InvestigationView(self)
 
     def _ipython_display_(self) -> None:
         from IPython.display import HTML, display

@@ -5,7 +5,8 @@
     diff.frame()         # aspect, what, before, after, change, significant
     diff.modules         # md5, application version and git commit per module
 
-Aspects, each lined up by names (pids differ between runs):
+Aspects, each lined up by names (pids differ between runs; an unnamed process
+by what it is: the child of a named process, or its initial call):
 
 - ``module``: a module whose md5 differs (with the commits of the checkouts
   the sources came from, when they were in one), or ``added``/``removed``
@@ -121,9 +122,37 @@ def modules_seen(facts: Facts) -> list[str]:
 
 def _findings(facts: Facts) -> dict[str, int]:
     found = findings_table(facts)
-    return {f"{kind} ({name or pid})": int(count) for kind, name, pid, count in zip(
-        found["kind"], found["name"], found["pid"], found["count"])
-        if kind != "trace_gap"}
+    roles = _roles(facts)
+    out: dict[str, int] = {}
+    for kind, name, pid, count in zip(found["kind"], found["name"], found["pid"], found["count"]):
+        if kind != "trace_gap":
+            key = f"{kind} ({name if isinstance(name, str) else roles.get(pid, pid)})"
+            out[key] = out.get(key, 0) + int(count)
+    return out
+
+
+def _roles(facts: Facts) -> dict[str, str]:
+    """What an unnamed process is, in words that hold across runs (its pid does
+    not): the child of a named process (``a child of MyApp.Pool``), its
+    initial call where the tree knows it, else ``an unnamed process``."""
+    tree = facts.recorded_tree()
+    names = {p: n for p, n in zip(tree["pid"], tree["name"]) if isinstance(n, str)}
+    parents = dict(zip(tree["pid"], tree["parent"]))
+    calls = {p: c for p, c in zip(tree["pid"], tree["initial_call"]) if c is not None}
+    out = {}
+    for pid in tree["pid"]:
+        if pid in names:
+            continue
+        up, hops = parents.get(pid), 1
+        while isinstance(up, str) and up not in names and hops < 4:
+            up, hops = parents.get(up), hops + 1
+        if isinstance(up, str) and up in names:
+            out[pid] = f"a {'child' if hops == 1 else 'descendant'} of {names[up]}"
+        elif pid in calls:
+            out[pid] = f"a process running {calls[pid]}"
+        else:
+            out[pid] = "an unnamed process"
+    return out
 
 
 def _causes(facts: Facts) -> dict[str, int]:

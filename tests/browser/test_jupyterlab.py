@@ -187,6 +187,28 @@ server.stop()
     assert int(kernel(page, "print(len(s.store))").strip()) > events_before
 
 
+def test_an_investigations_trace_is_approved_by_clicking_in_the_notebook(notebook):
+    """s.investigate shows the trace it wants with Approve / Deny / Stop; a click
+    runs it in the kernel and the view shows what it showed."""
+    page = notebook
+    events_before = int(kernel(page, "print(len(s.store))").strip())
+    run_new_cell(page, 'inv = s.investigate("Why is the total count in the table too low?")\n'
+                       'inv')
+    view = page.locator(".microscope-investigation-view").last
+    view.wait_for(timeout=30_000)
+    shown = view.inner_text()        # everything that will run, before anyone approves
+    assert "Proposed trace, waiting for approval" in shown, shown
+    assert "ets.lookup/2" in shown and "events/s" in shown and "limits:" in shown, shown
+    assert kernel(page, "print(inv.status, len(s.store))").split() == ["waiting",
+                                                                       str(events_before)]
+    view.get_by_role("button", name="Approve").click()
+    page.wait_for_function("() => [...document.querySelectorAll("
+                           "'.microscope-investigation-view')].pop().innerText"
+                           ".includes('approved by notebook')", timeout=60_000)
+    assert kernel(page, "print(inv.path['decision'].iloc[0])").strip() == "approved by notebook"
+    assert int(kernel(page, "print(len(s.store))").strip()) > events_before
+
+
 def test_tooltip_sits_at_the_pointer_in_jupyterlab(notebook):
     """JupyterLab's panels have contain: strict, which makes position: fixed
     relative to the panel: the tooltip must still appear at the pointer."""

@@ -67,3 +67,16 @@ def test_two_recordings_of_the_same_build_do_not_differ_significantly(recordings
     diff = mic.compare(recordings["buggy"], recordings["buggy_again"])
     assert diff.significant().empty, diff.summary()
     assert diff.summary()[0].startswith("No significant difference")
+
+
+def test_a_busy_app_of_short_lived_processes_is_the_same_as_itself(tmp_path):
+    """Thousands of Task processes a second, each with a new pid in each run:
+    two recordings of the same build show no significant difference."""
+    from idioms import run_idiom
+
+    for run in ("a", "b"):
+        result = run_idiom("task_await", "otp28", seconds=2.0, save_to=tmp_path / run)
+        assert not result.errors, result.errors
+        assert result.processes > 500          # short-lived: new pids in each run
+    diff = mic.compare(mic.load(tmp_path / "a"), mic.load(tmp_path / "b"))
+    assert diff.significant().empty, diff.summary()

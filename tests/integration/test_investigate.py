@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 
@@ -25,6 +26,30 @@ from nodes import leftovers, load_module, wait_until
 
 BUG = BY_NAME["ets_rmw_race"]
 CEILINGS = {"max_events": 300_000, "max_rate": 50_000, "duration_s": 5.0}
+
+
+@contextlib.contextmanager
+def incidents(node):
+    """The race's tellers sent in every 200 ms from another session, meanwhile."""
+    halt = threading.Event()
+
+    def fire():
+        with mic.attach(node.name, cookie=node.cookie) as other:
+            while not halt.is_set():
+                other.rpc(BUG.module, "trigger", [])
+                halt.wait(0.2)
+    firing = threading.Thread(target=fire, daemon=True)
+    firing.start()
+    try:
+        yield
+    finally:
+        halt.set()
+        firing.join(10)
+
+
+def ask_in_thread(coroutine):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:   # an event loop of its own
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def tellers(s, bursts: int = 5):
@@ -128,22 +153,8 @@ def test_an_assistant_investigates_through_mcp_within_the_ceilings(racing):
             result = await c.call_tool("investigate", {"question": BUG.question})
             return result.content[0].text
 
-    # the incident keeps happening while the assistant investigates
-    halt = threading.Event()
-
-    def incidents():
-        with mic.attach(node.name, cookie=node.cookie) as other:
-            while not halt.is_set():
-                other.rpc(BUG.module, "trigger", [])
-                halt.wait(0.2)
-    firing = threading.Thread(target=incidents, daemon=True)
-    firing.start()
-    try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:   # a loop of its own
-            answer = pool.submit(asyncio.run, ask()).result()
-    finally:
-        halt.set()
-        firing.join(10)
+    with incidents(node):       # the incident keeps happening while the assistant investigates
+        answer = ask_in_thread(ask())
     assert answer.startswith(f"Investigation of {BUG.question!r}: confirmed"), answer
     assert "approved by pre-approval" in answer and "Read-modify-write race" in answer
     tools = [a["tool"] for a in s.audit]
@@ -160,8 +171,7 @@ def test_an_assistants_investigation_waits_for_the_notebook(racing):
         async with Client(build_server(assistant)) as c:
             result = await c.call_tool("investigate", {"question": BUG.question})
             return result.content[0].text
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(asyncio.run, ask()).result()
+    answer = ask_in_thread(ask())
     assert ": waiting" in answer.splitlines()[0], answer
     waiting = assistant.pending()
     assert len(waiting) == 1 and "%beam_mcp approve" in waiting[0].message
@@ -171,3 +181,37 @@ def test_an_assistants_investigation_waits_for_the_notebook(racing):
     assert decided.status == "started"
     assert inv.status == "confirmed", inv.text()
     assert inv.path["decision"].iloc[0] == "approved by notebook"
+
+
+def test_an_assistants_client_asks_its_human_for_each_trace(racing):
+    """A client that can elicit: the human is asked before the trace runs, with
+    everything it will run and its predicted cost."""
+    from mcp import types
+
+    node, s = racing
+    asked: list[str] = []
+
+    async def human(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": True})
+
+    async def ask():
+        async with Client(build_server(Assistant(s)), elicitation_callback=human) as c:
+            return (await c.call_tool("investigate", {"question": BUG.question})).content[0].text
+    with incidents(node):
+        answer = ask_in_thread(ask())
+    assert len(asked) == 1, asked
+    assert "ets.lookup/2" in asked[0] and "predicted: about" in asked[0], asked[0]
+    assert answer.startswith(f"Investigation of {BUG.question!r}: confirmed"), answer
+    assert "approved by elicitation" in answer
+
+
+def test_with_nothing_recorded_it_proposes_a_default_trace_first(node_factory):
+    node = node_factory("otp25", prefix="inv")
+    with mic.attach(node.name, cookie=node.cookie) as s:
+        inv = s.investigate("Why does it crash?", approve=lambda lines: False)
+        first = inv.path.iloc[0]
+        assert (first["hypothesis"], first["decision"]) == ("more", "denied by notebook")
+        assert first["trace"].startswith("tracing every process for 5 s")
+        assert inv.status == "exhausted" and len(s.store) == 0
+    node.stop()
