@@ -21,8 +21,11 @@ are checked by the call's own assertion.
   passes while the bug is there.
 - ``regression`` asserts what should have happened: the process survives the
   message that crashed it, and expected-state rules given to ``s.expect``
-  (``rule(before, message) -> expected``) replace the recorded states. It
-  fails until the bug is fixed.
+  (``rule(before, message) -> expected``) replace the recorded states. A call
+  it crashed on is made as a caller makes it, never asserted as a crash: its
+  reply is held to the shape of the replies to calls of the same shape, or
+  left for the person to write where the recording has none. It fails until
+  the bug is fixed, and passes once it is.
 
 Limits, said in the generated file where they apply: timers the callbacks
 start are real during the replay; messages to registered names reach the
@@ -43,7 +46,7 @@ from ..beam.terms import Atom, ImproperList, MapPairs, Pid
 from ..errors import QueryError
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
-from ..store.otp import message_kind, state_recorded
+from ..store.otp import message_kind, message_shape, state_recorded
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mix import ExUnitRun
@@ -157,10 +160,13 @@ def exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = None,
             lines.append(f"    assert {_reason_pattern(code, reason)} = reason")
         else:
             lines.append(f"    # seq {seq}: it crashed here in the recording; it must survive it")
-            lines.append(_deliver(code, message))
+            if message_kind(message) == "call":
+                lines += _call_survived(code, message, mine, name or pid)
+            else:
+                lines.append(_deliver(code, message))
             lines.append("    result = barrier(pid)")
             lines.append(f"    assert match?({{:ok, _}}, result), "
-                         f"{_string(f'{name or pid} crashed on ' + render(message, 'elixir', 80))}")
+                         f"{_string(f'{name or pid} crashed on ' + render(_unwrap(message), 'elixir', 80))}")
             for rule in expected_state:
                 lines.append("    {:ok, state} = result")
                 lines.append(f"    assert {code.pattern(rule(before, _unwrap(message)))} = state")
@@ -271,6 +277,49 @@ def _deliver(code: ElixirCode, received: Any) -> str:
     if kind == "call":
         return f"    catch_exit(GenServer.call(pid, {code.value(received[2])}))"
     return f"    send(pid, {code.value(received)})"
+
+
+def _call_survived(code: ElixirCode, received: Any, mine, who: str) -> list[str]:
+    """A call it crashed on, made as a caller makes it: a fixed build answers it
+    (never asserted as a crash). Its reply is held to the shape of the replies
+    the recording has to calls of the same shape, where it has any."""
+    request = received[2]
+    shape = message_shape(request)
+    replies = [r for m, r, c in zip(mine["message"], mine["reply"], mine["callback"])
+               if c == "handle_call" and message_shape(m) == shape]
+    pattern = _reply_pattern(code, replies)
+    out = [f"    {'reply' if pattern else '_reply'} =",
+           "      try do",
+           f"        GenServer.call(pid, {code.value(request)})",
+           "      catch",
+           f"        :exit, reason -> flunk({_string(f'{who} crashed on ' + render(request, 'elixir', 80))}"
+           " <> \": \" <> inspect(reason))",
+           "      end"]
+    if pattern is not None:
+        out.append(f"    assert {pattern} = reply   # as it answered the other {shape} calls")
+    elif replies:
+        seen = ", ".join(dict.fromkeys(render(r, "elixir", 30) for r in replies[:5]))
+        out.append(f"    # its answers to the other {shape} calls ({seen}) share no shape: assert "
+                   "the reply you expect here")
+    else:
+        out.append(f"    # the recording holds no answer to a {shape} call to copy: assert the "
+                   "reply you expect here, e.g. {:error, _} = _reply")
+    return out
+
+
+def _reply_pattern(code: ElixirCode, replies: list) -> str | None:
+    """The replies' common shape, a tagged tuple's tag kept and the rest ``_``
+    (``{:ok, _}``); the one reply whole where all were equal; else None."""
+    if not replies:
+        return None
+    if all(r == replies[0] for r in replies):
+        return code.pattern(replies[0])
+    first = replies[0]
+    if (isinstance(first, tuple) and first and isinstance(first[0], Atom)
+            and all(isinstance(r, tuple) and len(r) == len(first) and r[0] == first[0]
+                    for r in replies)):
+        return "{" + ", ".join([code.pattern(first[0])] + ["_"] * (len(first) - 1)) + "}"
+    return None
 
 
 def _unwrap(received: Any) -> Any:

@@ -150,3 +150,31 @@ def test_awkward_states_replay_under_mix_test(awkward_recording, tmp_path):
         ran = mix_test(app, s.exunit(proc, mode="regression").write(app / "test/"))
         assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout
         assert f"{proc} crashed on" in ran.stdout
+
+
+def test_on_a_fixed_build_regression_passes_and_reproduce_fails(awkward_recording, tmp_path):
+    """The awkward app with its two crashes fixed (an empty checkout answered
+    with an error, the end of the data handled): the tests written from the
+    buggy recording swap verdicts. A crash inside a call is made as a caller
+    makes it in regression mode, so a fixed build's answer passes."""
+    s = awkward_recording
+    app = copy_app(AWKWARD, tmp_path)
+    cart, parser = app / "lib" / "awkward" / "cart.ex", app / "lib" / "awkward" / "parser.ex"
+    cart.write_text(cart.read_text().replace(
+        'raise(ArgumentError, "empty cart")', "{:reply, {:error, :empty_cart}, cart}").replace(
+        "def handle_call(:checkout, _from, %__MODULE__{items: []})",
+        "def handle_call(:checkout, _from, %__MODULE__{items: []} = cart)"))
+    parser.write_text(parser.read_text().replace(
+        "  @impl true\n  def handle_info({:data, chunk}",
+        "  @impl true\n  def handle_info({:data, :eof}, state), do: {:noreply, state}\n\n"
+        "  def handle_info({:data, chunk}"))
+    for proc in ("Awkward.Cart", "Awkward.Parser"):
+        regression = s.exunit(proc, mode="regression")
+        if proc == "Awkward.Cart":
+            assert "catch_exit" not in regression.source
+            assert "GenServer.call(pid, :checkout)" in regression.source
+        ran = mix_test(app, regression.write(app / "test/"))
+        assert ran.returncode == 0 and "1 test, 0 failures" in ran.stdout, (
+            regression.source + ran.stdout + ran.stderr)
+        ran = mix_test(app, s.exunit(proc, mode="reproduce").write(app / "test/"))
+        assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout

@@ -1,0 +1,56 @@
+"""Generated tests from hand-laid recordings: what a crash inside a call
+becomes in each mode."""
+
+from __future__ import annotations
+
+from fake_agent import A, B, NODE, demo_recording, tally
+from microscope_jupyter.beam.terms import Atom, Reference
+
+
+def crash_in_a_call(agent, first_reply=None):
+    """tally (its :get answered 2), a :get answered {:ok, 7}, then a :get that
+    crashes WorkerB."""
+    if first_reply is None:
+        tally(agent)
+    else:
+        call = (Atom("$gen_call"), (A, Reference(Atom(NODE), 7, (1, 2, 3))), Atom("get"))
+        agent.event("send", A, peer=B, payload=call)
+        agent.event("receive", B, payload=call)
+        agent.event("state", B, payload=(call, 7, 7, (Atom("reply"), first_reply),
+                                         Atom("gen_server")), aux=1000)
+    call = (Atom("$gen_call"), (A, Reference(Atom(NODE), 8, (1, 2, 3))), Atom("get"))
+    agent.event("send", A, peer=B, payload=call)
+    agent.event("receive", B, payload=call)
+    agent.event("state", B, payload=(call, 7, 7, (Atom("reply"), (Atom("ok"), 7)),
+                                     Atom("gen_server")), aux=1000)
+    call = (Atom("$gen_call"), (A, Reference(Atom(NODE), 9, (1, 2, 3))), Atom("get"))
+    agent.event("send", A, peer=B, payload=call)
+    agent.event("receive", B, payload=call)
+    frame = (Atom("Elixir.Demo.WorkerB"), Atom("handle_call"), 3,
+             [(Atom("file"), "lib/demo/worker_b.ex"), (Atom("line"), 12)])
+    agent.event("exit", B, payload=(Atom("badarith"), [frame]))
+
+
+def test_reproduce_asserts_the_crash_and_regression_the_answer():
+    s = demo_recording(crash_in_a_call)
+    reproduce = s.exunit("Demo.WorkerB").source
+    assert "catch_exit(GenServer.call(pid, :get))" in reproduce
+    assert "assert_receive {:DOWN, ^ref, :process, ^pid, reason}" in reproduce
+    regression = s.exunit("Demo.WorkerB", mode="regression").source
+    survived = regression.split("it must survive it")[1]
+    assert "catch_exit" not in survived and "assert_receive {:DOWN" not in survived
+    assert "        GenServer.call(pid, :get)" in survived
+    assert 'flunk("Demo.WorkerB crashed on :get" <> ": " <> inspect(reason))' in regression
+    # the other :get calls were answered 2 and {:ok, 7}: no shape they share
+    assert ("# its answers to the other :get calls (2, {:ok, 7}) share no shape: assert the "
+            "reply you expect here") in survived
+    assert "    _reply =" in survived      # not asserted: no unused-variable warning either
+    assert '"Demo.WorkerB crashed on :get"' in survived
+
+
+def test_a_call_crashed_on_is_held_to_the_shape_of_its_other_answers():
+    s = demo_recording(lambda agent: crash_in_a_call(agent, first_reply=(Atom("ok"), 2)))
+    regression = s.exunit("Demo.WorkerB", mode="regression").source
+    survived = regression.split("it must survive it")[1]
+    assert "    reply =" in survived
+    assert "assert {:ok, _} = reply   # as it answered the other :get calls" in survived
