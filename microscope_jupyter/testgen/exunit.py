@@ -4,8 +4,10 @@
     test.write("test/")                                  # test/demo_worker_b_reproduce_test.exs
     s.exunit("Demo.WorkerB", mode="regression").source
 
-The test runs the GenServer's own module from the recorded state before the
-first replayed message: a ``start_supervised`` child enters
+The test replays the last steps (``MAX_STEPS``) before the end of the
+recording or the crash, or the seqs ``between=(first, last)`` names. It runs
+the GenServer's own module from the recorded state before the first replayed
+message: a ``start_supervised`` child enters
 ``:gen_server.enter_loop/3`` with that state, so ``init/1`` (whose argument
 the recording does not hold) is not called and no registered name clashes
 with the running app. It then replays the recorded messages in order
@@ -47,6 +49,7 @@ from ..errors import QueryError
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
 from ..store.otp import message_kind, message_shape, state_recorded
+from .elixir_helpers import BARRIER, START, STAND_IN
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mix import ExUnitRun
@@ -55,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ExUnitTest", "exunit", "MODES"]
 
 MODES = ("reproduce", "regression")
+MAX_STEPS = 12       # recorded steps replayed at most (the last ones), unless between= says
 _WIDE = 600          # a state pattern longer than this asserts only the changed keys
 
 
@@ -101,6 +105,14 @@ def exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = None,
     crashed = crash_messages(facts)       # pid -> the receive its callback raised on
     pid = _which_pid(states, crashed)
     mine = states[states["pid"] == pid].reset_index(drop=True)
+    left_out = 0
+    if between is None and len(mine) > MAX_STEPS:
+        # the last steps before the end (the crash): the state before the first
+        # of them is recorded, so the test starts there, not at the beginning
+        k = len(mine) - MAX_STEPS
+        while k < len(mine) - 1 and not state_recorded(mine["before"].iloc[k]):
+            k += 1
+        left_out, mine = k, mine.iloc[k:].reset_index(drop=True)
     start = mine["before"].iloc[0]
     if not state_recorded(start):
         raise QueryError(f"the recording has no full state of {proc!r} before seq "
@@ -114,6 +126,10 @@ def exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = None,
                                  + list(mine["reply"])))
     test_module = f"{target}.{mode.capitalize()}Test"
     lines = _header(facts, name or pid, pid, mine, mode, crash)
+    if left_out:
+        lines[1:1] = [f"# It starts from the state recorded before seq {int(mine['seq'].iloc[0])}: "
+                      f"the {left_out} step(s) before it are left out (between=(FIRST, LAST) "
+                      "replays others)."]
     lines += [f"defmodule {test_module} do", "  use ExUnit.Case, async: false", ""]
     title = (f"{name or pid} replays {len(messages)} recorded message(s)"
              + (" and crashes as it did" if crash and mode == "reproduce" else "")
@@ -172,8 +188,8 @@ def exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = None,
                 lines.append(f"    assert {code.pattern(rule(before, _unwrap(message)))} = state")
             lines.append("    refute_received {:DOWN, ^ref, :process, ^pid, _}")
     lines.append("  end")
-    lines += _START + (_STAND_IN if code.bound else []) + (
-        _BARRIER if crash and mode == "regression" else [])
+    lines += START + (STAND_IN if code.bound else []) + (
+        BARRIER if crash and mode == "regression" else [])
     lines.append("end")
     filename = _snake(target.replace(".", ""))
     return ExUnitTest("\n".join(lines) + "\n", test_module, f"{filename}_{mode}_test.exs")
@@ -384,37 +400,3 @@ def _snake(name: str) -> str:
 
 def _string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("#", "\\#") + '"'
-
-
-_START = """
-  # The module's own callbacks, entered with the recorded state: init/1 is not
-  # called (the recording does not hold its argument) and no name is taken.
-  defp start_recorded(module, state) do
-    start_supervised!(%{id: module, restart: :temporary,
-                        start: {:proc_lib, :start_link, [__MODULE__, :enter_recorded, [module, state]]}})
-  end
-
-  @doc false
-  def enter_recorded(module, state) do
-    :proc_lib.init_ack({:ok, self()})
-    :gen_server.enter_loop(module, [], state)
-  end""".split("\n")
-
-_STAND_IN = """
-  # A live process in the place of one the recording held (what is sent to it
-  # is asserted through the send trace).
-  defp stand_in(_tag), do: spawn_link(fn -> sink() end)
-
-  defp sink do
-    receive do
-      _ -> sink()
-    end
-  end""".split("\n")
-
-_BARRIER = """
-  # The state once the process has handled what it was sent, or why it could not.
-  defp barrier(pid) do
-    {:ok, :sys.get_state(pid)}
-  catch
-    :exit, reason -> {:crashed, reason}
-  end""".split("\n")

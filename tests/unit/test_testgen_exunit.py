@@ -54,3 +54,23 @@ def test_a_call_crashed_on_is_held_to_the_shape_of_its_other_answers():
     survived = regression.split("it must survive it")[1]
     assert "    reply =" in survived
     assert "assert {:ok, _} = reply   # as it answered the other :get calls" in survived
+
+
+def test_a_long_recording_makes_a_short_test_from_its_last_steps():
+    from fake_agent import updates
+
+    def build(agent):
+        updates(agent, 0, 300, 10, lambda n: 1)          # 300 handled updates, state n -> n + 1
+    s = demo_recording(build)
+    test = s.exunit("Demo.WorkerB")
+    lines = test.source.splitlines()
+    assert len(lines) < 200, len(lines)
+    assert "the 288 step(s) before it are left out" in test.source
+    # it starts from the state the recording holds before the first kept step
+    assert "pid = start_recorded(Demo.WorkerB, %{n: 288})" in test.source
+    assert test.source.count("send(pid, {:update, ") == 12
+    assert "assert %{n: 300} = :sys.get_state(pid)" in test.source
+    # between= replays exactly what it names, however long
+    seqs = s.states("Demo.WorkerB")["seq"]
+    whole = s.exunit("Demo.WorkerB", between=(int(seqs.iloc[0]), int(seqs.iloc[-1]))).source
+    assert whole.count("send(pid, {:update, ") == 300 and "left out" not in whole
