@@ -74,3 +74,24 @@ def test_a_long_recording_makes_a_short_test_from_its_last_steps():
     seqs = s.states("Demo.WorkerB")["seq"]
     whole = s.exunit("Demo.WorkerB", between=(int(seqs.iloc[0]), int(seqs.iloc[-1]))).source
     assert whole.count("send(pid, {:update, ") == 300 and "left out" not in whole
+
+
+def test_a_gen_statem_is_refused_in_one_line_not_given_a_genserver_test():
+    import pytest
+
+    from microscope_jupyter.beam.terms import Pid
+    from microscope_jupyter.errors import QueryError
+
+    conn = Pid(Atom(NODE), 300, 0, 7)
+
+    def build(agent):
+        for before, after in (("disconnected", "connected"), ("connected", "disconnected")):
+            agent.event("state", conn, payload=((Atom("state_timeout"), Atom("go")),
+                                                Atom(before), Atom(after), Atom("noreply"),
+                                                Atom("gen_statem")), aux=1000)
+    s = demo_recording(build)
+    with pytest.raises(QueryError) as info:
+        s.exunit(str(conn))
+    message = str(info.value)
+    assert message.startswith(f"{conn} is a gen_statem: generated tests cover GenServers")
+    assert "\n" not in message
