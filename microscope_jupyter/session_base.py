@@ -254,6 +254,15 @@ class SessionBase:
 
         return write_report(self, Path(path), title=title, question=question, frames=frames)
 
+    def to_perfetto(self, path: str | Path) -> Path:
+        """Write the recording as a trace ui.perfetto.dev and chrome://tracing open
+        (JSON trace events): a track per process, a slice per callback and traced
+        call, a flow arrow per message from its send to the callback that
+        handled it, an instant per exit and finding; µs since the recording began."""
+        from .report.perfetto import write_perfetto
+
+        return write_perfetto(self, path)
+
 
 def compare(before: SessionBase, after: SessionBase) -> Comparison:
     """What changed between two recordings (a session each, live or saved):
