@@ -29,7 +29,7 @@ from ..render.names import format_mfa, known_as
 from ..store import joins
 from ..store.columns import starts_with
 from ..store.schema import KIND_CODES
-from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag_bytes, is_call_timeout,
+from ..store.otp import (GEN_CALL_HEADS, MESSAGE_ARG, call_tag_bytes, is_call_timeout, message_kind,
                          normal_exit, unmatched_callback)
 
 from .detector_kit import MAILBOX_GROWTH
@@ -110,7 +110,8 @@ def detect(facts: Facts) -> list[Finding]:
 
 def _lost_messages(facts: Facts, successor: dict[str, tuple[int, str]],
                    ended: dict) -> list[Finding]:
-    """Sent to a dead pid, or delivered and still unread when the receiver died.
+    """Sent to a dead pid, or delivered and still unread when the receiver died
+    (a call request aside: its caller's monitor tells it).
 
     One or two messages that reach a process after it ended normally, with
     no successor under its name, are a late notification (a stream's
@@ -124,6 +125,12 @@ def _lost_messages(facts: Facts, successor: dict[str, tuple[int, str]],
     unread = died_unread(facts)
     if unread:
         lost = pd.concat([lost, messages[messages["receive_seq"].isin(unread)]])
+    # A call request is never lost in silence: gen calls monitor the callee, so
+    # a caller whose request died unread (or reached a dead pid) gets the DOWN
+    # and its call exits with the reason (noproc, normal, ...): it knows.
+    lost = lost[[message_kind(t) != "call" for t in lost["term"]]]
+    if lost.empty:
+        return []
     # A message from an untraced sender has a receive but no send: it counts from its arrival.
     lost["_seq"] = lost["send_seq"].fillna(lost["receive_seq"]).astype("int64")
     lost = lost.sort_values("_seq", kind="stable")

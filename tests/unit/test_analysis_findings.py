@@ -559,3 +559,28 @@ def test_explain_never_says_nothing_is_wrong_while_a_finding_stands(build):
     for f in standing.itertuples(index=False):
         assert (f.first_seq in evidence or set(f.evidence) & evidence
                 or (f.name if isinstance(f.name, str) else f.pid) in named), f
+
+
+def test_a_call_that_died_unread_is_no_lost_message():
+    """A gen call monitors its callee: a request still queued when the callee
+    died, or sent to a dead pid, ends the caller's call with the reason. The
+    caller knows; only a cast or a plain message goes missing in silence."""
+    from microscope_jupyter.beam.terms import Reference
+
+    message = (Atom("update"), 10, Atom("checkpoint"))
+    call = (Atom("$gen_call"), (A, Reference(Atom("demo@host"), 5, (1, 2, 3))), Atom("get"))
+    cast = (Atom("$gen_cast"), Atom("flush"))
+
+    def build(agent):
+        agent.event("send", A, B, payload=message)                  # 0
+        agent.event("receive", B, payload=message)                  # 1
+        for queued in (call, cast):
+            agent.event("send", A, B, payload=queued)               # 2, 4
+            agent.event("receive", B, payload=queued)               # 3, 5
+        agent.event("exit", B, payload=_clause_error("handle_info", [message, 0]))   # 6
+        agent.event("send", A, B, payload=call)                     # 7: to the dead pid
+
+    found = recorded(build).findings()
+    lost = found[found["kind"] == "lost_message"]
+    assert len(lost) == 1 and lost["evidence"].iloc[0] == [4], lost.to_string()
+    assert "1 reached it but were never handled" in lost["summary"].iloc[0]
