@@ -20,6 +20,9 @@ reused by the ones after it.
 
 from __future__ import annotations
 
+import base64
+import html as _html
+
 from typing import Any
 
 import numpy as np
@@ -109,7 +112,14 @@ def _rows(rows: pd.DataFrame, metric: str, values: pd.Series, detail: Any) -> pd
 
 
 class Dashboard:
-    """A plotly figure of a recording's metrics (``.figure``), shown offline."""
+    """A plotly figure of a recording's metrics (``.figure``), shown offline.
+
+    Its HTML carries a still picture of the figure first (SVG, rendered in
+    the kernel by plotly's own exporter, kaleido, through the Chrome or
+    Chromium on the machine), and the interactive figure after it, whose
+    script removes the picture. Where scripts do not run (an untrusted
+    notebook, a GitHub preview) the picture stays; where no browser is found,
+    one line says so instead."""
 
     _plotly_shown = False   # plotly.js goes into the first dashboard a kernel shows
 
@@ -121,6 +131,10 @@ class Dashboard:
         Dashboard._plotly_shown = True
         html = self.figure.to_html(full_html=False, include_plotlyjs=first,
                                    config={"displaylogo": False})
+        # the script runs only where the figure draws: it takes the still picture away
+        html = (f'<div class="mic-dashboard">{self.still()}{html}<script>'
+                "(function (s) { var still = s.parentElement.querySelector('.mic-dashboard-still');"
+                " if (still) still.remove(); })(document.currentScript);</script></div>")
         if not first:
             return html
         # plotly.js registers itself with an AMD loader when it finds one (an
@@ -129,6 +143,18 @@ class Dashboard:
         return ("<script>window.__micDefine = window.define; window.define = undefined;</script>"
                 + html.replace("</script>", "</script><script>window.define = window.__micDefine;"
                                "</script>", 1))
+
+    def still(self) -> str:
+        """The figure as a still SVG picture in an ``<img>``, or one line saying why not."""
+        try:
+            svg = self.figure.to_image(format="svg")
+        except Exception as exc:  # noqa: BLE001 - no picture is no reason to lose the figure
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            return (f'<p class="mic-dashboard-still">(no still picture of this dashboard: '
+                    f"{_html.escape(reason)}; it needs kaleido and a Chrome or Chromium)</p>")
+        data = base64.b64encode(svg).decode("ascii")
+        return (f'<img class="mic-dashboard-still" alt="metrics dashboard (a still picture)" '
+                f'style="max-width:100%" src="data:image/svg+xml;base64,{data}">')
 
 
 def dashboard(facts: Facts, procs: list[str] | None = None) -> Dashboard:

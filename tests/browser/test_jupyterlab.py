@@ -82,6 +82,7 @@ def test_quickstart_runs_and_every_widget_renders(notebook, screenshots):
     plot.scroll_into_view_if_needed()
     assert plot.is_visible() and plot.locator(".scatterlayer .trace").count() >= 2
     plot.screenshot(path=str(screenshots / "lab_dashboard.png"))
+    assert page.locator(".mic-dashboard-still").count() == 0   # drawn: the still picture went
     assert page.locator(".mic-tree .row").count() > 10
 
 
@@ -296,6 +297,10 @@ def test_an_untrusted_notebook_shows_legible_fallbacks(browser, lab, screenshots
         cell = nbformat.v4.new_code_cell("w")
         cell.outputs = [nbformat.v4.new_output("display_data", data=data, metadata=metadata)]
         cells.append(cell)
+    board = nbformat.v4.new_code_cell("s.dashboard()")
+    board.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/html": recorded.dashboard()._repr_html_(), "text/plain": "<Dashboard>"})]
+    cells.append(board)
     path = lab["dir"] / "untrusted.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=cells), path)   # never signed: untrusted
 
@@ -318,6 +323,11 @@ def test_an_untrusted_notebook_shows_legible_fallbacks(browser, lab, screenshots
         assert bars and max(bars) > 50, bars          # the lifetime bars kept their widths
         crash = timeline.locator("text=✖").last
         assert "rgb(217, 48, 37)" in crash.evaluate("(el) => getComputedStyle(el).color")
+        # the dashboard's script never runs here: its still picture stands, not a blank hole
+        still = outputs.nth(2).locator("img.mic-dashboard-still")
+        still.wait_for(timeout=20_000)
+        size = still.evaluate("(el) => [el.naturalWidth, el.getBoundingClientRect().height]")
+        assert size[0] > 300 and size[1] > 200, size
         page.screenshot(path=str(screenshots / "lab_untrusted_fallbacks.png"))
     finally:
         context.close()

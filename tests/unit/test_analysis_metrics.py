@@ -58,6 +58,35 @@ def test_the_dashboard_draws_each_metric_and_inlines_plotly_once():
     assert "cdn" not in first.lower().split("<div")[0]
 
 
+def test_the_dashboard_carries_a_still_picture_its_script_takes_away():
+    import base64
+    import re
+
+    s = recorded(build)
+    html = s.dashboard(["Demo.WorkerB"])._repr_html_()
+    still = re.search(r'<img class="mic-dashboard-still"[^>]*src="data:image/svg\+xml;base64,'
+                      r'([A-Za-z0-9+/=]+)"', html)
+    assert still, html[:500]
+    svg = base64.b64decode(still.group(1)).decode()
+    assert svg.lstrip().startswith("<svg") and "mailbox length" in svg
+    # first the picture, then the figure, then the script that removes the picture
+    assert html.index("mic-dashboard-still") < html.index("Plotly.newPlot") \
+        < html.rindex("still.remove()")
+
+
+def test_a_dashboard_with_no_browser_to_draw_its_picture_says_so(monkeypatch):
+    s = recorded(build)
+    board = s.dashboard()
+
+    def no_chrome(**_):
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+    monkeypatch.setattr(board.figure, "to_image", no_chrome)
+    html = board._repr_html_()
+    assert ('<p class="mic-dashboard-still">(no still picture of this dashboard: Kaleido requires '
+            "Google Chrome to be installed.; it needs kaleido and a Chrome or Chromium)</p>") in html
+    assert "Plotly.newPlot" in html          # the figure itself is all there
+
+
 def test_the_dashboard_names_each_cause_where_its_evidence_begins():
     def crashing(agent):
         build(agent)
