@@ -95,3 +95,18 @@ def test_a_gen_statem_is_refused_in_one_line_not_given_a_genserver_test():
     message = str(info.value)
     assert message.startswith(f"{conn} is a gen_statem: generated tests cover GenServers")
     assert "\n" not in message
+
+
+def test_a_test_says_which_replayed_messages_came_from_timers():
+    from fake_agent import MS
+
+    def build(agent):
+        tally(agent)
+        for n in range(3):          # :tick from a timer: received, sent by no traced process
+            agent.event("receive", B, payload=Atom("tick"), ts=(50 + 10 * n) * MS)
+            agent.event("state", B, payload=(Atom("tick"), 7, 7, Atom("noreply"),
+                                             Atom("gen_server")), aux=1000, ts=(51 + 10 * n) * MS)
+    source = demo_recording(build).exunit("Demo.WorkerB").source
+    assert "# 3 of the replayed messages (:tick) came from no traced process:" in source
+    assert source.count("send(pid, :tick)") == 3
+    assert "came from no traced process" not in demo_recording(tally).exunit("Demo.WorkerB").source
