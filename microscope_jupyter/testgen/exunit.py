@@ -400,17 +400,15 @@ def _header(facts, who, pid, mine, mode: str, crash) -> list[str]:
 
 
 def _timed(facts, mine) -> list[str]:
-    """The replayed messages no traced process sent (a timer's, most likely): the
-    test sends them itself, in order; the real timers cannot be held back."""
+    """What the test says of the replayed messages no traced process sent."""
     messages = facts.messages()
     timed = messages[messages["send_seq"].isna() & messages["handled_seq"].isin(mine["seq"])]
     if timed.empty:
         return []
     shapes = ", ".join(dict.fromkeys(message_shape(t) for t in timed["term"]))
     return [f"# {len(timed)} of the replayed messages ({shapes}) came from no traced process:",
-            "# a timer's (send_after, :timer, a gen_statem timeout), most likely. The test",
-            "# sends them itself, in the recorded order; the timers the callbacks arm during",
-            "# the replay are real and cannot be held back, so one may arrive between steps."]
+            "# a timer's, most likely. The test sends them itself, in order; timers armed during",
+            "# the replay are real and cannot be held back: one may arrive between steps."]
 
 
 def _snake(name: str) -> str:
