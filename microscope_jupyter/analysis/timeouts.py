@@ -25,7 +25,9 @@ from ..store.otp import MESSAGE_ARG, message_kind, reply_tag_bytes, unmatched_ca
 from ..store.schema import KIND_CODES
 from .detector_kit import Cause
 from .facts import Facts
-from .lifecycle import Lives, abnormal_exits, acts_of, lifecycle, receives_of, restart_text
+from .lifecycle import (Lives, abnormal_exits, acts_of, lifecycle, next_act, receives_of,
+                        restart_text)
+from .replies import call_receives
 from .waits import GaveUp, gave_up_waiting, waited_out
 
 __all__ = ["cascading_timeouts", "late_replies"]
@@ -38,6 +40,11 @@ _MAX_WAITS = 5000       # timed-out calls looked at for nesting (the first ones)
 
 def cascading_timeouts(facts: Facts) -> list[Cause]:
     waits = gave_up_waiting(facts)[:_MAX_WAITS]
+    if not waits:
+        return []
+    # A layer whose own timeout did not fire first: its callee gave up and answered
+    # at once (an error reply), so the failure came up the chain as a reply.
+    waits = waits + _relayed(facts, waits)
     if len(waits) < 2:
         return []
     by_callee: dict[str, list[GaveUp]] = {}
@@ -63,6 +70,8 @@ def cascading_timeouts(facts: Facts) -> list[Cause]:
         procs = [c.callee for c in chain] + [chain[-1].caller]
         if len(set(procs)) < len(procs):
             continue      # a cycle: the callers wait on each other (a deadlock)
+        if not _cascades(chain, waits):
+            continue
         best = chains.get(w.callee)
         if best is None or len(chain) > len(best):
             chains[w.callee] = chain
@@ -91,8 +100,10 @@ def _cascade_cause(facts: Facts, lives: Lives, chain: list[GaveUp], waits: list[
     evidence = [first.call_seq, first.gave_up_seq]
     for lower, upper in zip(chain, chain[1:]):
         text += (f"; {lives.who(upper.caller, upper.call_seq)}, calling "
-                 f"{lives.who(upper.callee, upper.call_seq)}, gave up after "
-                 f"{upper.waited_ms:,.0f} ms (seq {upper.gave_up_seq})")
+                 f"{lives.who(upper.callee, upper.call_seq)}, "
+                 + (f"got the failure back as the answer {upper.waited_ms:,.0f} ms later, "
+                    f"just as its own timeout was due (seq {upper.gave_up_seq})" if upper.relayed
+                    else f"gave up after {upper.waited_ms:,.0f} ms (seq {upper.gave_up_seq})"))
         evidence += [upper.call_seq, upper.gave_up_seq]
     text += "."
     outer = [c.waited_ms for c in chain[1:]]
@@ -120,6 +131,51 @@ def _cascade_cause(facts: Facts, lives: Lives, chain: list[GaveUp], waits: list[
              "so the innermost call fails first and its error comes back up in time.")
     procs = [slow] + [lives.who(c.caller) for c in chain]
     return Cause("cascading_timeout", 0.85, text, sorted(set(evidence)), procs)
+
+
+def _cascades(chain: list[GaveUp], waits: list[GaveUp]) -> bool:
+    """Two layers timed out; or one did and passed the failure up, and other
+    callers of a layer above timed out meanwhile (the same timeout all the way
+    up). One timeout caught and answered with an error is handling, not a cascade."""
+    if sum(not c.relayed for c in chain) >= 2:
+        return True
+    relaying = {c.callee for c in chain if c.relayed}
+    chained = {c.call_seq for c in chain}
+    return any(not w.relayed and w.callee in relaying and w.call_seq not in chained
+               for w in waits)
+
+
+def _relayed(facts: Facts, waits: list[GaveUp]) -> list[GaveUp]:
+    """The calls answered right after their callee gave up on a call of its own:
+    the callee's very next act is the reply. Followed up the chain (the caller
+    that got it may pass it on the same way)."""
+    raw = facts.store.raw()
+    texts = facts.store.id_texts()
+    gid_of = {text: gid for gid, text in enumerate(texts) if isinstance(text, str)}
+    out: list[GaveUp] = []
+    frontier = [(w.caller, w.gave_up_seq) for w in waits]
+    seen: set[int] = set()
+    timed_out = {w.tag for w in waits}      # a call its caller gave up on is no relay
+    while frontier and len(out) < _MAX_WAITS:
+        callee, after = frontier.pop()
+        gid = gid_of.get(callee)
+        reply = next_act(facts, gid, after) if gid is not None else None
+        if reply is None or raw.kind[reply] != _SEND or reply in seen:
+            continue
+        tag = reply_tag_bytes(raw.payload(reply))
+        calls, tags = call_receives(facts, gid)
+        took = [int(r) for r, t in zip(calls.tolist(), tags) if t == tag and r < reply]
+        if tag is None or not took or tag in timed_out:
+            continue
+        seen.add(reply)
+        call = facts.store.frame()["term"].iloc[took[-1]]
+        caller = call[1][0] if isinstance(call, tuple) and len(call) == 3 else None
+        if caller is None:
+            continue
+        waited = (int(raw.ts_ns[reply]) - int(raw.ts_ns[took[-1]])) / 1e6
+        out.append(GaveUp(took[-1], str(caller), callee, tag, reply, waited, reply, True))
+        frontier.append((str(caller), reply))
+    return out
 
 
 def _request(message: Any, syntax: str) -> str:

@@ -38,6 +38,8 @@ class GaveUp:
     gave_up_seq: int          # the caller's timeout event
     waited_ms: float
     reply_seq: int | None     # the callee's reply, if it ever sent one
+    relayed: bool = False     # not a timeout of its own: the callee gave up below and
+                              # answered at once, passing the failure up (see timeouts)
 
 
 def gave_up_waiting(facts: Facts) -> list[GaveUp]:

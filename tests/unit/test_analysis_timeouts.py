@@ -75,6 +75,36 @@ def test_one_call_that_timed_out_is_no_cascade():
     assert cascading_timeouts(facts) == []
 
 
+def relayed(others_time_out: bool) -> Scene:
+    """api calls orders, orders calls stock; orders gives up on stock and answers
+    api at once with the error (api's own timeout never fires). Meanwhile other
+    callers of orders may time out too, queued behind (the same timeout all the way up)."""
+    scene = Scene(NAMES)
+    scene.call(API, ORDERS, (Atom("create"), 1), tag=2, at=0)
+    reserve_call = scene.call(ORDERS, STOCK, (Atom("reserve"), 1), tag=3, at=0.1)
+    if others_time_out:
+        for n, caller in enumerate((pid(20), pid(21))):
+            scene.call(caller, ORDERS, (Atom("status"), n), tag=10 + n, at=5 + n)
+            scene.at("timeout", caller, 1005 + n)
+    scene.at("timeout", ORDERS, 1000.1)
+    scene.reply(ORDERS, API, 2, (Atom("error"), Atom("timeout")), at=1000.15)
+    scene.reply(STOCK, ORDERS, 3, Atom("ok"), at=1200)
+    scene.callback(STOCK, reserve_call, at=1200.01, took_ms=1200)
+    return scene
+
+
+def test_a_failure_passed_up_as_a_reply_is_a_layer_of_the_cascade():
+    causes = cascading_timeouts(relayed(others_time_out=True).session().facts)
+    assert len(causes) == 1, causes
+    text = causes[0].summary
+    assert "orders was waiting for it inside its own callback and gave up after 1,000 ms" in text
+    assert "api, calling orders, got the failure back as the answer 1,000 ms later" in text
+
+
+def test_one_timeout_answered_with_an_error_is_handling_not_a_cascade():
+    assert cascading_timeouts(relayed(others_time_out=False).session().facts) == []
+
+
 def test_a_reply_taken_before_a_sleep_is_no_timeout():
     # reply_from_worker: the answer comes (from a worker), then the caller sleeps
     scene = Scene(NAMES)
