@@ -111,6 +111,9 @@ def _rows(rows: pd.DataFrame, metric: str, values: pd.Series, detail: Any) -> pd
                          "value": values.to_numpy(dtype=float), "detail": detail})
 
 
+SPARSE_SAMPLES = 20    # a mailbox series with fewer samples draws each one
+
+
 class Dashboard:
     """A plotly figure of a recording's metrics (``.figure``), shown offline.
 
@@ -172,8 +175,13 @@ def dashboard(facts: Facts, procs: list[str] | None = None) -> Dashboard:
                                            "callback latency (ms), by message shape",
                                            "GC pauses (ms)", "process memory (KB)"))
     for name, rows in table[table["metric"] == "mailbox_len"].groupby(who, sort=True):
-        figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"], mode="lines",
-                                    line_shape="hv", name=f"{name} mailbox"), row=1, col=1)
+        # a series of few samples draws its points and says how few (a flat line
+        # then a jump hides that nothing was read in between)
+        few = len(rows) < SPARSE_SAMPLES
+        figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"],
+                                    mode="lines+markers" if few else "lines", line_shape="hv",
+                                    name=f"{name} mailbox" + (f" ({len(rows)} samples)"
+                                                              if few else "")), row=1, col=1)
     callbacks = table[table["metric"] == "callback_ms"]
     for (name, detail), rows in callbacks.groupby([who[callbacks.index], "detail"], sort=True):
         figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"], mode="markers",
@@ -181,8 +189,14 @@ def dashboard(facts: Facts, procs: list[str] | None = None) -> Dashboard:
                                     customdata=rows["seq"],
                                     hovertemplate="seq %{customdata}<br>%{y:.2f} ms"),
                          row=2, col=1)
-    for name, rows in table[table["metric"] == "gc_ms"].groupby(who, sort=True):
+    gcs = table[table["metric"] == "gc_ms"]
+    for name, rows in gcs.groupby(who[gcs.index], sort=True):
         figure.add_trace(go.Bar(x=rows["ts"], y=rows["value"], name=f"{name} GC"), row=3, col=1)
+    if not len(gcs):
+        figure.add_annotation(text="no long garbage collection in the recording (the node's "
+                                   "system monitor reports those over long_gc_ms)",
+                              showarrow=False, xref="x3 domain", yref="y3 domain", x=0.5, y=0.5,
+                              font={"size": 11, "color": "#888"})
     for name, rows in table[table["metric"] == "memory_bytes"].groupby(who, sort=True):
         figure.add_trace(go.Scatter(x=rows["ts"], y=rows["value"] / 1024, mode="lines",
                                     line_shape="hv", name=f"{name} memory"), row=4, col=1)
@@ -198,7 +212,13 @@ def dashboard(facts: Facts, procs: list[str] | None = None) -> Dashboard:
             figure.add_vline(x=events["ts"].iloc[first], line_color="#8e44ad", opacity=0.7,
                              annotation_text=cause.kind.replace("_", " "),
                              annotation_position="top left", annotation_font_size=10)
+    # whole messages: no 0.5 ticks, and one tick a message on a short axis
+    queued = table.loc[table["metric"] == "mailbox_len", "value"]
+    figure.update_yaxes(tickformat=",d", rangemode="tozero", row=1, col=1,
+                        **({"dtick": 1} if len(queued) and queued.max() < 10 else {}))
+    # the legend under the panels, not beside them: a narrow notebook keeps its plot
     figure.update_layout(height=900, margin={"l": 50, "r": 20, "t": 40, "b": 30},
-                         legend={"font": {"size": 10}})
+                         legend={"font": {"size": 10}, "orientation": "h", "yanchor": "top",
+                                 "y": -0.04, "x": 0})
     return Dashboard(figure)
 

@@ -51,7 +51,8 @@ def test_the_dashboard_draws_each_metric_and_inlines_plotly_once():
     board = s.dashboard(["Demo.WorkerB"])
     names = [trace.name for trace in board.figure.data]
     assert "Demo.WorkerB memory" in names
-    assert "Demo.WorkerB mailbox" in names and "Demo.WorkerB: handle_info of {:update, _}" in names
+    assert "Demo.WorkerB mailbox (4 samples)" in names
+    assert "Demo.WorkerB: handle_info of {:update, _}" in names
     Dashboard._plotly_shown = False
     first, second = board._repr_html_(), s.dashboard()._repr_html_()
     assert len(first) > 1_000_000 > len(second)   # plotly.js once, in the first
@@ -100,3 +101,14 @@ def test_the_dashboard_names_each_cause_where_its_evidence_begins():
     marked = [shape.x0 for shape in board.figure.layout.shapes if shape.line.color == "#8e44ad"]
     assert any(str(crash_at)[:19] in str(x)[:19].replace("T", " ") or x == crash_at
                for x in marked)
+
+
+def test_sparse_mailboxes_draw_their_points_on_whole_ticks_and_an_empty_panel_says_so():
+    s = recorded(build)              # WorkerB's mailbox: 4 samples, at most 12; no long GC
+    figure = s.dashboard(["Demo.WorkerB"]).figure
+    mailbox = next(t for t in figure.data if t.name.startswith("Demo.WorkerB mailbox"))
+    assert mailbox.name == "Demo.WorkerB mailbox (4 samples)" and "markers" in mailbox.mode
+    assert figure.layout.yaxis.tickformat == ",d" and figure.layout.yaxis.dtick is None
+    notes = [a.text for a in figure.layout.annotations]
+    assert any(n.startswith("no long garbage collection in the recording") for n in notes), notes
+    assert figure.layout.legend.orientation == "h"     # under the plot, not eating its width
