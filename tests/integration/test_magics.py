@@ -165,3 +165,28 @@ def test_in_a_real_kernel_a_library_error_is_one_line_with_its_frames_folded():
     assert folded.startswith("<details><summary>traceback</summary>")
     assert "Traceback (most recent call last)" in folded and "QueryError" in folded
     assert len(next(o for o in theirs if o.output_type == "error").traceback) > 1
+
+
+def test_investigate_magic_proposes_and_waits_for_approval(ip, node_factory, tmp_path):
+    """%beam_investigate on a real node: the question with an apostrophe read
+    whole, the budget from its options, and the first trace waiting for the
+    person; nothing ran until inv.approve()."""
+    node = node_factory("otp25", prefix="invm")
+    try:
+        attach_with_cookie_file(ip, node, tmp_path)
+        inv = ip.run_line_magic("beam_investigate",
+                                "Why isn't the total count right? --traces 1 --seconds 4")
+        assert inv.question == "Why isn't the total count right?"
+        assert (inv.budget.traces, inv.budget.seconds) == (1, 4.0)
+        # a total that is wrong: the shared-table probe first, and it waits
+        assert inv.status == "waiting" and inv.pending.step.hypothesis == "ets_race"
+        session = inv.session
+        assert len(session.store) == 0
+        inv.approve()                                  # as the Approve button does
+        assert inv.traces_run == 1 and len(session.recordings) == 1   # it ran, once
+        # a bare node runs no application process: the probe saw nothing, and says so
+        assert inv.path["showed"].iloc[0] == "no ets_race in 0 events"
+        assert inv.status == "spent"                   # the budget was one trace
+    finally:
+        ip.run_line_magic("beam_detach", "")
+        node.stop()
