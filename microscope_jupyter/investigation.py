@@ -22,16 +22,14 @@ a denied trace is never proposed again; every step goes to ``s.audit``, which
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import html
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pandas as pd
 
-from .agent.approval import Ceilings, TraceRequest
+from .agent.approval import Ceilings, TraceRequest, now
 from .agent.options import ASSISTANT_CEILINGS, TraceLimits
 from .analysis.hypotheses import Hypothesis, Probe, event_rates, hypotheses
 from .errors import MicroscopeError
@@ -68,11 +66,6 @@ class _Ask:
 
     step: Step
     probe: Probe
-    event: threading.Event = field(default_factory=threading.Event)
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Investigation:
@@ -93,6 +86,7 @@ class Investigation:
         self.status = "running"              # running, waiting, confirmed, spent, exhausted, stopped
         self.pending: _Ask | None = None
         self._tried: set[tuple] = set()      # probes run or denied: never proposed again
+        self._traced: Step | None = None     # the step whose trace the next scoring judges
         self._seconds = 0.0
         self._events = 0
         self.hypotheses: list[Hypothesis] = []
@@ -105,6 +99,8 @@ class Investigation:
         while self.status == "running":
             self.hypotheses = hypotheses(self.session.facts, self.question,
                                          tried=frozenset(self._tried))
+            if self._traced is not None:
+                self._judge(self._traced)
             if any(h.status == "confirmed" for h in self.hypotheses):
                 self._finish("confirmed")
                 break
@@ -130,9 +126,8 @@ class Investigation:
         except MicroscopeError as exc:
             self._decided(step, probe, f"refused: {str(exc).splitlines()[0]}")
             return
-        ceilings = self.approve_with if isinstance(self.approve_with, Ceilings) else None
-        if ceilings is not None:
-            refusal = ceilings.refuse(request)
+        if self._ceilings is not None:
+            refusal = self._ceilings.refuse(request)
             if refusal:
                 self._decided(step, probe, f"refused: {refusal}")
             else:
@@ -203,8 +198,12 @@ class Investigation:
         self._seconds += time.monotonic() - started
         step.events = len(self.session.store) - before
         self._events += step.events
-        after = hypotheses(self.session.facts, self.question, tried=frozenset(self._tried))
-        mine = next((h for h in after if h.kind == step.hypothesis), None)
+        self._traced = step      # what it showed is read off the scoring that follows
+
+    def _judge(self, step: Step) -> None:
+        """What the trace of ``step`` showed, from the hypotheses scored after it."""
+        self._traced = None
+        mine = next((h for h in self.hypotheses if h.kind == step.hypothesis), None)
         step.showed = (f"confirmed: {mine.claim}" if mine is not None and
                        mine.status == "confirmed" else
                        f"no {step.hypothesis} in {step.events:,} events")
@@ -212,13 +211,11 @@ class Investigation:
 
     def _finish(self, status: str, why: str = "") -> None:
         self.status = status
-        self.session.audit.append({"at": now(), "tool": "investigate", "arguments": {
-            "question": self.question}, "outcome": f"{status}{': ' + why if why else ''}; "
-            f"{len(self.steps)} step(s)"})
+        self._record(f"{status}{': ' + why if why else ''}; {len(self.steps)} step(s)")
 
     def _spent(self) -> str:
         b = self.budget
-        ran = sum(1 for s in self.steps if s.decision.startswith("approved"))
+        ran = self.traces_run
         if ran >= b.traces:
             return f"{ran} trace(s), the budget's {b.traces}"
         if self._seconds >= b.seconds:
@@ -227,9 +224,13 @@ class Investigation:
             return f"{self._events:,} events, the budget's {b.events:,}"
         return ""
 
+    @property
+    def _ceilings(self) -> Ceilings | None:
+        """The ceilings approval was given within, if it was given that way."""
+        return self.approve_with if isinstance(self.approve_with, Ceilings) else None
+
     def _request(self, probe: Probe, h: Hypothesis) -> TraceRequest:
-        ceilings = self.approve_with if isinstance(self.approve_with, Ceilings) else None
-        limits = TraceLimits().tighter(ceilings or ASSISTANT_CEILINGS).replace(
+        limits = TraceLimits().tighter(self._ceilings or ASSISTANT_CEILINGS).replace(
             duration_s=min(probe.seconds, self.budget.seconds - self._seconds),
             **dict(probe.options))
         return TraceRequest(list(probe.processes), list(probe.modules),
@@ -247,10 +248,13 @@ class Investigation:
                 f"{limits.max_events:,} events, {limits.duration_s:g} s")
 
     def _audit(self, what: str, step: Step) -> None:
+        self._record(f"{what}: {step.decision}" + (f"; {step.showed}" if step.showed else ""),
+                     hypothesis=step.hypothesis, trace=step.request.summary())
+
+    def _record(self, outcome: str, **arguments: str) -> None:
+        """One audit record of this investigation (``s.audit``, saved with the recording)."""
         self.session.audit.append({"at": now(), "tool": "investigate", "arguments": {
-            "question": self.question, "hypothesis": step.hypothesis,
-            "trace": step.request.summary()}, "outcome": f"{what}: {step.decision}"
-            + (f"; {step.showed}" if step.showed else "")})
+            "question": self.question, **arguments}, "outcome": outcome})
 
     # -- what it found ---------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Shared by the MCP assistant (``assistant/engine.py``) and investigations
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,12 @@ from ..render.names import format_module
 from .options import ASSISTANT_CEILINGS, TraceLimits
 from .spec import TraceSpec
 
-__all__ = ["Ceilings", "TraceRequest", "CALL_MATCH_SPEC", "MONITOR_MATCH_SPEC"]
+__all__ = ["Ceilings", "TraceRequest", "CALL_MATCH_SPEC", "MONITOR_MATCH_SPEC", "now"]
+
+
+def now() -> str:
+    """When a person decided (or an audit record was made): UTC, to the millisecond."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Ceilings(TraceLimits):

@@ -12,9 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..beam.terms import Atom
 from ..store.otp import message_shape
 
-__all__ = ["Cause", "MAILBOX_GROWTH", "message_shape", "state_entries"]
+__all__ = ["Cause", "MAILBOX_GROWTH", "message_shape", "state_entries", "HEAP_WORDS",
+           "REDUCTIONS", "BINARY_BYTES"]
+
+# The keys of a vitals event's payload (store/schema.py): the sampler's readings.
+HEAP_WORDS, REDUCTIONS, BINARY_BYTES = (Atom("heap_words"), Atom("reductions"),
+                                        Atom("binary_bytes"))
 
 # A mailbox this long (by the node's own count) is a backlog worth a finding.
 MAILBOX_GROWTH = 50

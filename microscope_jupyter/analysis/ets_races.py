@@ -33,8 +33,9 @@ from ..store.schema import KIND_CODES
 from .detector_kit import Cause
 from .facts import Facts
 
-__all__ = ["ets_races"]
+__all__ = ["ets_races", "ETS_CALLS"]
 
+ETS_CALLS = ("ets:lookup/2", "ets:insert/2")     # what it reads: s.trace(modules=ETS_CALLS)
 _ETS = re.compile(r"^:?ets[.:](lookup|insert)/2$")
 MIN_CHANGED = 3       # reads that found someone else's write, at least, without a seen overlap
 MIN_PAIRS = 10        # read-modify-write pairs of that process, at least, for that

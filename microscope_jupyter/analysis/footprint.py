@@ -22,18 +22,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..beam.terms import Atom
 from ..render.names import known_as
 from ..store.otp import message_shape
-from .detector_kit import Cause
+from .detector_kit import BINARY_BYTES, HEAP_WORDS, Cause
 from .facts import Facts
 
 __all__ = ["big_messages", "scheduler_hogs", "hogs_scheduler", "heap_spikes", "atom_makers",
            "binary_hoards", "BIG_MESSAGE_BYTES"]
 
 # The BIFs that make a new atom of whatever they are given (the _existing_ ones do not).
-ATOM_MAKERS = (":erlang.binary_to_atom/1", ":erlang.binary_to_atom/2", ":erlang.list_to_atom/1",
-               "erlang:binary_to_atom/1", "erlang:binary_to_atom/2", "erlang:list_to_atom/1")
+ATOM_MAKERS = (":erlang.binary_to_atom/2", ":erlang.binary_to_atom/1", ":erlang.list_to_atom/1",
+               "erlang:binary_to_atom/2", "erlang:binary_to_atom/1", "erlang:list_to_atom/1")
 NEW_ATOMS_AT_LEAST = 50
 
 BIG_MESSAGE_BYTES = 64 * 1024     # a message this big costs a copy worth naming
@@ -219,7 +218,6 @@ def atom_makers(facts: Facts) -> list[Cause]:
 HOARD_BYTES = 2 * 1024 ** 2
 HOARD_OVER_HEAP = 8        # ...and they dwarf its own heap: too small to be collected
 HOARD_SAMPLES = 3
-_BINARY, _HEAP = Atom("binary_bytes"), Atom("heap_words")
 
 
 def binary_hoards(facts: Facts) -> list[Cause]:
@@ -227,15 +225,16 @@ def binary_hoards(facts: Facts) -> list[Cause]:
     sample after sample while its heap stays small."""
     frame = facts.store.frame()
     vitals = frame[frame["kind"] == "vitals"]
-    read = np.array([isinstance(t, dict) and _BINARY in t for t in vitals["term"]], dtype=bool)
+    read = np.array([isinstance(t, dict) and BINARY_BYTES in t for t in vitals["term"]],
+                    dtype=bool)
     vitals = vitals[read]
     out = []
     for pid, group in vitals.groupby("pid", sort=False):
         if len(group) < HOARD_SAMPLES:
             continue
-        held = np.array([t[_BINARY] for t in group["term"]], dtype=float)
+        held = np.array([t[BINARY_BYTES] for t in group["term"]], dtype=float)
         first, last = held[0], held[-1]
-        heap_bytes = 8 * float(group["term"].iloc[-1].get(_HEAP, 0))
+        heap_bytes = 8 * float(group["term"].iloc[-1].get(HEAP_WORDS, 0))
         if (last < HOARD_BYTES or last - first < HOARD_BYTES / 2
                 or last < HOARD_OVER_HEAP * heap_bytes
                 or (held[1:] < 0.75 * held[:-1]).any()):

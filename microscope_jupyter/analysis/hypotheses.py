@@ -25,7 +25,9 @@ import numpy as np
 
 from ..store.otp import state_recorded
 from .detector_kit import Cause
+from .ets_races import ETS_CALLS
 from .explain import explain
+from .footprint import ATOM_MAKERS
 from .facts import Facts
 from .question import Question, read_question, relevance
 
@@ -67,9 +69,8 @@ class Hypothesis:
 # What can be asked of a deeper trace: the cause kind a detector names from
 # it, the symptoms it would explain, the question's words that point at it
 # directly, and the claim.
-_ETS_FUNCTIONS = ("ets:lookup/2", "ets:insert/2")
-_ATOM_FUNCTIONS = ("erlang:binary_to_atom/2", "erlang:binary_to_atom/1",
-                   "erlang:list_to_atom/1")
+# the BIFs the atom detector reads, as modules= spells them (it also knows Elixir's)
+_ATOM_FUNCTIONS = tuple(m for m in ATOM_MAKERS if m.startswith("erlang:"))
 _RULES = (
     ("ets_race", {"wrong", "lost"},
      r"\bets\b|\btables?\b|shared|balance|\bcounts?\b|total|counter|\bsum\b|tally",
@@ -93,19 +94,18 @@ def hypotheses(facts: Facts, question: str | None = None, *,
     # A question that names its subject (atoms, a table) is answered by a cause
     # of that kind, not by whatever else the recording shows, until the trace
     # that would show that kind has run.
+    probes = {kind: _probe(kind, facts, q) for kind, *_ in _RULES}
     topics = {kind for kind, _, words, _ in _RULES if re.search(words, q.text, re.IGNORECASE)
-              and _probe(kind, facts, q) is not None}
-    untried = {k for k in topics if _probe(k, facts, q).key not in tried}
+              and probes[kind] is not None}
+    untried = {k for k in topics if probes[k].key not in tried}
     confirmed = [_confirmed(row, q, facts, topics if untried else set())
                  for row in causes.itertuples(index=False)]
     confirmed = [h for h in confirmed if h is not None]
     known = {h.kind for h in confirmed}
     out = list(confirmed)
     for kind, symptoms, words, claim in _RULES:
-        if kind in known:
-            continue
-        probe = _probe(kind, facts, q)
-        if probe is None:
+        probe = probes[kind]
+        if kind in known or probe is None:
             continue
         score = (0.3 * bool(symptoms & q.symptoms)
                  + 0.5 * bool(re.search(words, q.text, re.IGNORECASE)))
@@ -139,7 +139,7 @@ def _confirmed(row: Any, q: Question, facts: Facts, topics: set[str]) -> Hypothe
 def _probe(kind: str, facts: Facts, q: Question) -> Probe | None:
     processes = tuple(sorted(q.processes))
     if kind == "ets_race":
-        return Probe(processes, _ETS_FUNCTIONS, why=(
+        return Probe(processes, ETS_CALLS, why=(
             "every ets:lookup/2 and ets:insert/2 with its key and value shows a read and its "
             "write-back, and any other process's write in between"))
     if kind == "atom_growth":

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..beam.terms import Atom
-from .detector_kit import message_shape
+from .detector_kit import BINARY_BYTES, HEAP_WORDS, REDUCTIONS, message_shape
 from .causes import find_causes
 from .facts import Facts
 from .findings import findings_table
@@ -75,17 +74,14 @@ def metrics(facts: Facts) -> pd.DataFrame:
     return table.sort_values(["ts", "seq"], kind="stable").reset_index(drop=True)
 
 
-_HEAP, _REDUCTIONS, _BINARY = Atom("heap_words"), Atom("reductions"), Atom("binary_bytes")
-
-
 def _vitals(vitals: pd.DataFrame) -> list[pd.DataFrame]:
     """Memory, heap and refc binary bytes as sampled (binaries only on the
     samples that read them); reductions as a rate between samples."""
     if not len(vitals):
         return []
     terms = list(vitals["term"])
-    heap = np.array([t[_HEAP] if isinstance(t, dict) else np.nan for t in terms], dtype=float)
-    total = np.array([t[_REDUCTIONS] if isinstance(t, dict) else np.nan for t in terms],
+    heap = np.array([t[HEAP_WORDS] if isinstance(t, dict) else np.nan for t in terms], dtype=float)
+    total = np.array([t[REDUCTIONS] if isinstance(t, dict) else np.nan for t in terms],
                      dtype=float)
     # The rate over the span since the process's previous sample; its
     # first sample has no span and no rate.
@@ -94,8 +90,8 @@ def _vitals(vitals: pd.DataFrame) -> list[pd.DataFrame]:
     done = pd.Series(total, index=vitals.index).groupby(vitals["pid"], sort=False).diff()
     rate = done.to_numpy() / np.where(seconds > 0, seconds, np.nan)
     measured = ~np.isnan(rate)
-    binary = np.array([t.get(_BINARY, np.nan) if isinstance(t, dict) else np.nan for t in terms],
-                      dtype=float)
+    binary = np.array([t.get(BINARY_BYTES, np.nan) if isinstance(t, dict) else np.nan
+                       for t in terms], dtype=float)
     read = ~np.isnan(binary)
     return [_rows(vitals, "memory_bytes", vitals["_aux"].astype(float), None),
             _rows(vitals, "heap_words", pd.Series(heap, index=vitals.index), None),

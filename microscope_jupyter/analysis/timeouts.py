@@ -150,22 +150,23 @@ def _relayed(facts: Facts, waits: list[GaveUp]) -> list[GaveUp]:
     the callee's very next act is the reply. Followed up the chain (the caller
     that got it may pass it on the same way)."""
     raw = facts.store.raw()
-    texts = facts.store.id_texts()
-    gid_of = {text: gid for gid, text in enumerate(texts) if isinstance(text, str)}
     out: list[GaveUp] = []
     frontier = [(w.caller, w.gave_up_seq) for w in waits]
     seen: set[int] = set()
     timed_out = {w.tag for w in waits}      # a call its caller gave up on is no relay
     while frontier and len(out) < _MAX_WAITS:
         callee, after = frontier.pop()
-        gid = gid_of.get(callee)
+        ids = facts.store.pid_ids(callee)
+        gid = max(ids) if ids else None
         reply = next_act(facts, gid, after) if gid is not None else None
         if reply is None or raw.kind[reply] != _SEND or reply in seen:
             continue
         tag = reply_tag_bytes(raw.payload(reply))
+        if tag is None or tag in timed_out:
+            continue
         calls, tags = call_receives(facts, gid)
         took = [int(r) for r, t in zip(calls.tolist(), tags) if t == tag and r < reply]
-        if tag is None or not took or tag in timed_out:
+        if not took:
             continue
         seen.add(reply)
         call = facts.store.frame()["term"].iloc[took[-1]]

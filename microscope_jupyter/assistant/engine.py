@@ -29,7 +29,6 @@ cookie nor the HTTP token ever appears in an answer or a record.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import itertools
 import threading
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from ..agent.approval import Ceilings, TraceRequest
+from ..agent.approval import Ceilings, TraceRequest, now
 from ..investigation import Investigation
 from ..agent.options import ASSISTANT_CEILINGS, DURATION, LIMITS, TraceLimits
 from ..session_base import SessionBase
@@ -317,10 +316,6 @@ class Assistant:
 
     def pending(self) -> list[Proposal]:
         return [p for p in self.proposals.values() if p.status == "pending"]
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _plain(value: Any) -> Any:

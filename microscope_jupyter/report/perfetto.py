@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import MicroscopeError
+from ..render.elixir import render
 from ..store.otp import message_shape
 
 __all__ = ["write_perfetto"]
@@ -90,9 +91,7 @@ def _flows(messages: pd.DataFrame, started: dict[int, float], tracks: "_Tracks",
     out = []
     # an arrow needs both ends: a message from a timer or an untraced sender has no send
     received = messages[messages["received_at"].notna() & messages["send_seq"].notna()]
-    handled = received["handled_seq"] if "handled_seq" in received else pd.Series(
-        pd.NA, index=received.index)
-    for row, done in zip(received.itertuples(index=False), handled):
+    for row in received.itertuples(index=False):
         shape = message_shape(row.term)
         at = us(row.sent_at)
         sender = (tracks.node(row.sender), tracks.tid(row.sender, row.sender_name))
@@ -103,7 +102,7 @@ def _flows(messages: pd.DataFrame, started: dict[int, float], tracks: "_Tracks",
                     "args": {"seq": flow, "message": row.text}})
         out.append({"ph": "s", "name": shape, "cat": "message", "id": flow, "ts": at,
                     "pid": sender[0], "tid": sender[1]})
-        end = started.get(int(done)) if pd.notna(done) else None
+        end = started.get(int(row.handled_seq)) if pd.notna(row.handled_seq) else None
         if end is None:
             end = us(row.received_at)
             out.append({"ph": "X", "name": f"receive {shape}", "cat": "message", "ts": end,
@@ -122,8 +121,6 @@ def _flows(messages: pd.DataFrame, started: dict[int, float], tracks: "_Tracks",
 
 
 def _text(term: Any) -> str:
-    from ..render.elixir import render
-
     return render(term, "elixir", 200)
 
 

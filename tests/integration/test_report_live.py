@@ -6,12 +6,17 @@ from __future__ import annotations
 from nodes import wait_until
 
 
-def test_a_live_sessions_report_has_the_crash_and_the_notes_and_no_cookie(demo, demo_node,
-                                                                          tmp_path):
+def record_the_crash(demo):
+    """WorkerA and WorkerB traced until the 10th update crashes WorkerB."""
     with demo.trace("Demo.WorkerA", "Demo.WorkerB"):
         demo.demo.start_updates(10)
         wait_until(lambda: (demo.findings()["kind"] == "crash").any())
         demo.demo.stop_updates()
+
+
+def test_a_live_sessions_report_has_the_crash_and_the_notes_and_no_cookie(demo, demo_node,
+                                                                          tmp_path):
+    record_the_crash(demo)
     crash = demo.findings().query("kind == 'crash'").iloc[0]
     note = demo.annotate(crash, "the checkpoint tuple has no clause", author="ana")
     assert note["target"] == "finding: crash of Demo.WorkerB" and note["pid"] == crash["pid"]
@@ -28,10 +33,7 @@ def test_a_live_recording_exports_to_perfetto_with_every_message_as_an_arrow(dem
                                                                               tmp_path):
     import json
 
-    with demo.trace("Demo.WorkerA", "Demo.WorkerB"):
-        demo.demo.start_updates(10)
-        wait_until(lambda: (demo.findings()["kind"] == "crash").any())
-        demo.demo.stop_updates()
+    record_the_crash(demo)
     trace = json.loads(demo.to_perfetto(tmp_path / "demo.json").read_text())
     events = trace["traceEvents"]
     threads = {e["args"]["name"].split(" ")[0] for e in events if e["name"] == "thread_name"}
