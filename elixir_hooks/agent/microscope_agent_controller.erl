@@ -22,6 +22,10 @@
 %% @private spawned by start/2
 -export([init/3]).
 
+%% Up to this many traced processes, their state hooks are asked for before
+%% the trace's caller is answered (a pass of one process_info each).
+-define(HOOK_FIRST_MAX, 2000).
+
 -record(ctl, {owner, owner_ref, tracer, backend, procs = [], patterns = [],
               flags = [], opts, started, deadline_ref, monitor = none,
               %% state hooks: pid -> pending | installed | removed, and what
@@ -161,17 +165,26 @@ init(Caller, Owner, Opts0) ->
                                            false -> none
                                        end,
                            log_handler = log_handler(Tracer, Opts)},
-            %% The caller (an rpc from Python) is answered once tracing runs;
-            %% what costs a pass over every traced process (hooks, links and
-            %% monitors, names) follows as one details message to the owner,
-            %% so a trace of a 50k-process node starts without waiting on it.
-            Caller ! {self(), started,
-                      (start_info(Ctl3, Procs, MonitorMFAs, HookCost))#{swept => Swept}},
             %% Hooks are asked for without waiting: a backlogged GenServer takes
-            %% the request when it reaches it, so trace start never waits on the app.
-            Ctl = case maps:get(state, Opts) of
-                      true -> hook_states(Ctl3#ctl.procs, Ctl3);
-                      false -> Ctl3
+            %% the request when it reaches it, so trace start never waits on the
+            %% app. A small scope is asked before the caller hears "started", so
+            %% a call the caller makes next queues behind the request and its
+            %% state is recorded; a big one (a pass over thousands of processes)
+            %% is asked after, so a trace of a 50k-process node starts at once.
+            HookFirst = maps:get(state, Opts) andalso length(Ctl3#ctl.procs) =< ?HOOK_FIRST_MAX,
+            Ctl4 = case HookFirst of
+                       true -> hook_states(Ctl3#ctl.procs, Ctl3);
+                       false -> Ctl3
+                   end,
+            %% The caller (an rpc from Python) is answered once tracing runs;
+            %% what costs a pass over every traced process (links and monitors,
+            %% names, a big scope's hooks) follows as one details message to the
+            %% owner.
+            Caller ! {self(), started,
+                      (start_info(Ctl4, Procs, MonitorMFAs, HookCost))#{swept => Swept}},
+            Ctl = case maps:get(state, Opts) andalso not HookFirst of
+                      true -> hook_states(Ctl4#ctl.procs, Ctl4);
+                      false -> Ctl4
                   end,
             %% Taken after tracing began: a link or monitor made meanwhile is
             %% both here and an event, never in neither.
