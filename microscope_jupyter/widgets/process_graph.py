@@ -11,6 +11,7 @@ import pandas as pd
 import traitlets as t
 
 from ..analysis import chains
+from ..errors import MicroscopeError
 from ..store.otp import normal_exit
 from ._base import Widget, esm, finding_marks, lane_label
 from .static_style import PALETTE, UI
@@ -121,18 +122,31 @@ class ProcessGraph(Widget):
         seq = self.focus
         self.chain = pd.DataFrame(columns=chains.CHAIN_COLUMNS)
         if seq >= 0:
-            pid = self._source.store.frame()["pid"].iloc[seq] if seq < len(self._source.store) \
-                else None
-            start = chains.message_for_event(self._messages, seq, pid if isinstance(pid, str)
-                                             else None)
-            if start is not None:
-                self.chain = chains.chain(self._messages, start)
+            facts = self._source.facts
+            finding = self._finding_at(seq)
+            if finding is not None:          # the chain that ends with what caused it
+                self.chain = chains.for_finding(facts, self._messages, finding)
+            else:
+                pid = self._source.store.frame()["pid"].iloc[seq] \
+                    if seq < len(self._source.store) else None
+                self.chain = chains.for_event(self._messages, seq,
+                                              pid if isinstance(pid, str) else None,
+                                              chains.fatal_messages(facts))
         index = {n["id"]: i for i, n in enumerate(self.nodes)}
         self.path = [{"from": index.get(r.sender, -1), "to": index.get(r.receiver, -1),
                       "send_seq": None if pd.isna(r.send_seq) else int(r.send_seq),
                       "text": str(r.text)[:120], "wait_us": _num(r.wait_us),
                       "worked_us": _num(r.worked_us), "slowest": bool(r.slowest)}
                      for r in self.chain.itertuples(index=False)]
+
+    def _finding_at(self, seq: int) -> Any:
+        """The finding a mark at ``seq`` stands for (the first at that seq), if any."""
+        try:
+            found = self._source.findings()
+        except MicroscopeError:
+            return None
+        rows = found[found["first_seq"] == seq]
+        return next(rows.itertuples(index=False), None)
 
     def static_html(self) -> str:
 
