@@ -5,7 +5,7 @@ import path from "node:path";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const entries = ["supervision_tree", "sequence_diagram", "time_travel", "timeline", "process_graph",
-                 "source_view", "report_runtime"];
+                 "source_view", "report_runtime", "overview"];
 
 await build({
   entryPoints: entries.map((e) => path.join(here, "src", `${e}.js`)),

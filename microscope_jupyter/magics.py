@@ -6,7 +6,8 @@
     %%trace
     Demo.start_updates(20); Process.sleep(500)   # cell form: Elixir run under trace,
                                                  # then its sequence diagram
-    %beam_processes   %beam_tree   %beam_sequence   %beam_timetravel   %beam_detach
+    %beam_processes   %beam_tree   %beam_overview   %beam_sequence   %beam_timetravel
+    %beam_detach
     %beam_explain Why isn't WorkerB receiving all updates from WorkerA?
     %beam_investigate Why is the balance lower than the deposits?   # approve deeper traces
 
@@ -168,6 +169,16 @@ class MicroscopeMagics(Magics):
         from .widgets import SupervisionTree
 
         return _run(lambda: SupervisionTree(current_session()))
+
+    @line_magic
+    def beam_overview(self, line: str):
+        """%beam_overview [--window SECONDS] [--top N]: the node at a glance (s.overview())."""
+        usage = "%beam_overview [--window SECONDS] [--top N]"
+        positional, options = _options(_split(line), {"window": float, "top": int}, usage)
+        if positional:
+            raise UsageError(f"%beam_overview takes no process or node, got {positional[0]!r}. "
+                             f"Usage: {usage}")
+        return _run(lambda: current_session().overview(**options))
 
     @line_magic
     def beam_sequence(self, line: str):

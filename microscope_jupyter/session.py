@@ -34,6 +34,7 @@ from .analysis.compare import modules_seen
 from .analysis.facts import Facts
 from .gitmeta import checkout_commit
 from .live_port import NodePort
+from .overview import read_snapshot
 from .session_base import SessionBase
 from .beam.node import LocalNode, RemoteNode
 from .beam.terms import Atom
@@ -236,6 +237,14 @@ class Session(SessionBase):
                                        lambda a: None if a == Atom("undefined") else str(a)),
             "reductions": table.ints("reductions"),
         }, columns=TREE_COLUMNS)
+
+    def overview(self, window: float = 0.5, top: int = 10) -> Any:
+        """The node at a glance (``SessionBase.overview``), read in one remote
+        evaluation: scheduler utilisation measured over ``window`` seconds."""
+        self._require_attached()
+        from .widgets.overview import SystemOverview
+
+        return SystemOverview(self, read=lambda: read_snapshot(self, window, top), top=top)
 
     def _metadata(self) -> dict[str, Any]:
         meta = super()._metadata()

@@ -173,6 +173,17 @@ class SessionBase:
         message shape, GC pauses) with findings marked; shows offline too."""
         return dashboard(self.facts, procs)
 
+    def overview(self, *, top: int = 10) -> Any:
+        """A ``SystemOverview`` widget: on a live ``Session``, the node at a glance
+        like observer's first tab (schedulers' utilisation, memory by category,
+        the largest ETS tables, the busiest ports, the top ``top`` processes by
+        mailbox, memory and reductions; ``.refresh()``, ``.live = True``); here,
+        the tops as the recording sampled them, at a time its slider picks. A
+        click on a process shows its details, and the tree is one tab away."""
+        from .widgets.overview import SystemOverview
+
+        return SystemOverview(self, top=top)
+
     def exunit(self, proc: Any, *, between: tuple[int, int] | None = None,
                mode: str = "reproduce", module: str | None = None) -> ExUnitTest:
         """An ExUnit test that replays ``proc``'s recorded messages against its

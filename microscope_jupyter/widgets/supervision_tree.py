@@ -17,7 +17,7 @@ from ..render.elixir import render
 from ._base import Widget, esm, note_list, records
 from .static_style import PALETTE, UI
 
-__all__ = ["SupervisionTree", "OTP_APPLICATIONS"]
+__all__ = ["SupervisionTree", "OTP_APPLICATIONS", "details_of"]
 
 # Applications of OTP and Elixir: listed after the user's own.
 OTP_APPLICATIONS = frozenset({
@@ -109,43 +109,8 @@ class SupervisionTree(Widget):
     # -- the selected process
 
     def _show_details(self, _change: Any = None) -> None:
-        pid = self.selected
-        if not pid:
-            self.details = {}
-            return
-        syntax = self._source.store.syntax
         label = {n["pid"]: n.get("name") or n["pid"] for n in self.nodes}
-        peers = lambda items: [label.get(str(p), str(p)) for p in items]  # noqa: E731
-        if self.can_trace:
-            try:
-                d = self._source.process(pid)
-            except MicroscopeError as exc:
-                self.details = {"pid": pid, "error": str(exc)}
-                return
-            monitors = [m[1] if isinstance(m, tuple) else m for m in d.get("monitors", [])]
-            self.details = {
-                "pid": pid,
-                "state": render(d["state"], syntax, 2000) if d["state"] is not None
-                else f"(no state: {d['state_error']})",
-                "links": peers(d.get("links", [])), "monitors": peers(monitors),
-                "monitored_by": peers(d.get("monitored_by", [])),
-                "current_function": render(d.get("current_function"), syntax, 120),
-                "counters": f"mailbox {d.get('message_queue_len')} · memory "
-                            f"{d.get('memory')} B · reductions {d.get('reductions')}",
-            }
-            return
-        # a recording: the process as time travel has it at the end
-        history = self._source.time_travel()
-        snapshot = history.snapshot_at(len(self._source.store) - 1)
-        row = snapshot[snapshot["pid"] == pid]
-        if row.empty:
-            self.details = {"pid": pid, "error": "no events of this process were recorded"}
-            return
-        r = row.iloc[0]
-        self.details = {"pid": pid, "state": r["state_text"] or "(no recorded state)",
-                        "links": peers(r["links"]), "monitors": peers(r["monitors"]),
-                        "monitored_by": peers(r["monitored_by"]),
-                        "counters": f"as recorded at the end · mailbox {r['mailbox_len']}"}
+        self.details = details_of(self._source, self.selected, label) if self.selected else {}
 
     def _on_custom(self, _widget: Any, content: dict, _buffers: Any) -> None:
         if content.get("event") == "trace" and self.can_trace:
@@ -159,6 +124,42 @@ class SupervisionTree(Widget):
 
     def static_html(self) -> str:
         return static_rendering(self.nodes)
+
+
+def details_of(source: Any, pid: str, label: dict[str, str] | None = None) -> dict:
+    """What a details panel shows of process ``pid``: the live process when
+    ``source`` is attached (state, links, monitors, counters), else the process
+    as time travel has it at the end of the recording. ``label`` names peers."""
+    syntax = source.store.syntax
+    label = label or {}
+    peers = lambda items: [label.get(str(p), str(p)) for p in items]  # noqa: E731
+    if getattr(source, "attached", False):
+        try:
+            d = source.process(pid)
+        except MicroscopeError as exc:
+            return {"pid": pid, "error": str(exc)}
+        monitors = [m[1] if isinstance(m, tuple) else m for m in d.get("monitors", [])]
+        return {
+            "pid": pid,
+            "state": render(d["state"], syntax, 2000) if d["state"] is not None
+            else f"(no state: {d['state_error']})",
+            "links": peers(d.get("links", [])), "monitors": peers(monitors),
+            "monitored_by": peers(d.get("monitored_by", [])),
+            "current_function": render(d.get("current_function"), syntax, 120),
+            "counters": f"mailbox {d.get('message_queue_len')} · memory "
+                        f"{d.get('memory')} B · reductions {d.get('reductions')}",
+        }
+    # a recording: the process as time travel has it at the end
+    history = source.time_travel()
+    snapshot = history.snapshot_at(len(source.store) - 1)
+    row = snapshot[snapshot["pid"] == pid]
+    if row.empty:
+        return {"pid": pid, "error": "no events of this process were recorded"}
+    r = row.iloc[0]
+    return {"pid": pid, "state": r["state_text"] or "(no recorded state)",
+            "links": peers(r["links"]), "monitors": peers(r["monitors"]),
+            "monitored_by": peers(r["monitored_by"]),
+            "counters": f"as recorded at the end · mailbox {r['mailbox_len']}"}
 
 
 def _findings_by_process(source: Any) -> dict[str, list[dict]]:

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "microscope_jupyter"
 LAYER = {"errors": 0, "package_data": 0, "gitmeta": 0, "beam": 1, "render": 2, "store": 3,
          "agent": 4, "analysis": 4, "testgen": 5, "widgets": 5, "demo_app": 5,
          "session_base": 6, "live_port": 6, "session": 6, "cluster": 6, "report": 6, "saved": 6,
-         "assistant": 6, "investigation": 6, "bisection": 7, "magics": 7, "magic_words": 7,
+         "assistant": 6, "investigation": 6, "overview": 6, "bisection": 7, "magics": 7, "magic_words": 7,
          "ipython_input": 7, "cli": 7, "__init__": 8}
 # Same level, and still never one another: the agent writes into the store and
 # analysis reads it; neither knows the other.

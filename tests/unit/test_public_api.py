@@ -22,7 +22,7 @@ def test_session_surface():
                       "explain", "investigate", "anomalies", "metrics", "dashboard", "exunit",
                       "versions", "serve_mcp", "process", "source",
                           "flight_recorder", "flight_recorders", "pull_flight_recorder", "lines",
-                              "annotate", "annotations", "report", "to_perfetto"}
+                              "annotate", "annotations", "report", "to_perfetto", "overview"}
 
 
 def test_load_ext_alias_points_at_the_same_extension():
