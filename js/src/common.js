@@ -28,6 +28,32 @@ import colours from "../../microscope_jupyter/widgets/palette.json";
 export const palette = colours.kinds;
 export const ui = colours.ui;
 
+// The key every widget shows, from one vocabulary (palette.json "legend"):
+// the same mark means the same thing in every view. Red is lost or crashed,
+// nothing else; a wait runs grey to orange.
+export function legendColour(key) {
+  const entry = colours.legend[key];
+  if (key === "info") return "var(--mic-text)";
+  return palette[entry.colour] || ui[entry.colour];
+}
+export function legend(keys) {
+  return h("span", { class: "legend muted" }, ...keys.map((k) => {
+    const entry = colours.legend[k];
+    return h("span", { "data-legend": k, style: { whiteSpace: "nowrap" } },
+      h("span", { style: { color: legendColour(k), fontWeight: "600" } }, entry.mark), " ", entry.text);
+  }));
+}
+
+// A wait in µs -> grey (10 µs or less) .. orange (100 ms or more), on a log
+// scale fixed for every recording, so a 30 µs wait never looks long because
+// nothing waited longer. Never red: red is lost.
+export function waitColour(us) {
+  const t = Math.max(0, Math.min(1, Math.log10(Math.max(us || 0, 10) / 10) / 4)), mix = (a, b) => Math.round(a + (b - a) * t);
+  const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  const from = rgb(ui.wait_short), to = rgb(ui.wait_long);
+  return `rgb(${mix(from[0], to[0])},${mix(from[1], to[1])},${mix(from[2], to[2])})`;
+}
+
 // 0..1 -> green..yellow..red
 export function heat(x) {
   const t = Math.max(0, Math.min(1, x));
@@ -63,6 +89,7 @@ export const baseCss = `
             background: var(--mic-bg); border: 1px solid var(--mic-line); border-radius: 3px; }
 .mic button:hover { border-color: var(--mic-accent); }
 .mic .muted { color: var(--mic-muted); }
+.mic .legend { display: inline-flex; flex-wrap: wrap; column-gap: 10px; }
 .mic .mono { font-family: var(--jp-code-font-family, ui-monospace, SFMono-Regular, Menlo, monospace); }
 .mic .empty { padding: 16px; color: var(--mic-muted); }
 .mic .tip { position: absolute; z-index: 10; max-width: 520px; background: var(--mic-tip-bg);

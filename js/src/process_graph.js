@@ -1,16 +1,21 @@
 // ProcessGraph: processes as nodes, message flows as edges (width by count,
-// colour by how long messages waited), laid out by a small force simulation.
+// grey to orange by how long messages waited), laid out by a small force
+// simulation from a fixed start, so the same recording draws the same picture.
+// Lost messages are their own edge, red and dashed, ending in ✖ and counted;
+// a crashed process is ringed red with a ✖, one that exited is dashed grey.
+// Red means lost or crashed, nothing else (the legend, shared by every widget).
 // Play animates the recording: messages fly along their edges while the
-// shared cursor (and every linked widget) follows. A focused message or
-// finding shows its causal chain, hop by hop, the longest wait in red.
+// shared cursor (and every linked widget) follows; each stays on screen long
+// enough to see, as most are in flight for microseconds. A focused message or
+// finding shows its causal chain, hop by hop, the longest wait in orange.
 // Model:
-//   nodes: [{id, label, sent, received, crashed}]
-//   edges: [{from, to, count, median_us, max_us}]            (node indexes)
-//   flights: {from: [], to: [], send_ms: [], end_ms: []}       one per message, by send time
+//   nodes: [{id, label, sent, received, state: alive|crashed|exited, exit}]
+//   edges: [{from, to, count, lost, median_us, max_us}]      (node indexes)
+//   flights: {from: [], to: [], send_ms: [], end_ms: [], lost: []}  one per message, by send time
 //   seq_times: [[ms, seq]]   span: ms    cursor: seq    playing: bool   speed: x
 //   path: [{from, to, send_seq, text, wait_us, worked_us, slowest}]   focus: seq (-1 none)
 //   marks: [{seq, severity, text}]   findings: clicking one focuses it
-import { h, palette, heat, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip } from "./common.js";
+import { h, palette, waitColour, legend, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-graph" });
@@ -18,7 +23,8 @@ function render({ model, el }) {
     .mic-graph canvas { display: block; width: 100%; height: 440px; cursor: default; }
     .mic-graph .path { padding: 4px 8px; border-top: 1px solid var(--mic-line); white-space: pre-wrap; }
     .mic-graph .path:empty { display: none; }
-    .mic-graph .path .slow { color: var(--mic-crash); font-weight: 600; }
+    .mic-graph .path .slow { color: ${waitColour(1e6)}; font-weight: 600; }
+    .mic-graph .key { padding: 2px 8px; border-bottom: 1px solid var(--mic-line); }
     .mic-graph select.findings { max-width: 320px; }`);
   const play = h("button", { class: "play", title: "play the recording (space)" }, "▶ play");
   const speed = h("select", { class: "speed", title: "playback speed" },
@@ -28,7 +34,8 @@ function render({ model, el }) {
   const info = h("span", { class: "muted info" });
   const canvas = h("canvas", { tabindex: "0" });
   const pathBox = h("div", { class: "path mono" });
-  root.append(h("div", { class: "bar" }, play, speed, clock, findings, info), canvas, pathBox);
+  const key = h("div", { class: "key" }, legend(["wait", "lost", "crashed", "exited", "chain"]));
+  root.append(h("div", { class: "bar" }, play, speed, clock, findings, info), key, canvas, pathBox);
   const tip = tooltip(root);
   root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
@@ -79,13 +86,23 @@ function render({ model, el }) {
     paint();
   }
 
+  // What each edge draws: its delivered messages (wait colour) and, apart,
+  // its lost ones (red, dashed, bent further out so the two never overlap).
+  function strokes() {
+    const out = [];
+    edges.forEach((e, i) => {
+      const lost = e.lost || 0;
+      if (e.count - lost > 0) out.push({ edge: i, kind: "wait", count: e.count - lost, bend: 18 });
+      if (lost > 0) out.push({ edge: i, kind: "lost", count: lost, bend: e.count - lost > 0 ? 42 : 18 });
+    });
+    return out;
+  }
   const maxCount = () => Math.max(1, ...edges.map((e) => e.count));
-  const maxWait = () => Math.max(1, ...edges.map((e) => e.median_us || 0));
 
   // an edge between a and b, bent to one side so a->b and b->a stay apart
-  function curve(a, b) {
+  function curve(a, b, bend = 18) {
     const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2, dx = b.x - a.x, dy = b.y - a.y, len = Math.max(1, Math.hypot(dx, dy));
-    return { cx: mx - (dy / len) * 18, cy: my + (dx / len) * 18 };
+    return { cx: mx - (dy / len) * bend, cy: my + (dx / len) * bend };
   }
   const at = (a, c, b, u) => ({ x: (1 - u) * (1 - u) * a.x + 2 * (1 - u) * u * c.cx + u * u * b.x,
                                 y: (1 - u) * (1 - u) * a.y + 2 * (1 - u) * u * c.cy + u * u * b.y });
@@ -99,41 +116,61 @@ function render({ model, el }) {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = colours.bg; ctx.fillRect(0, 0, w, hgt);
     const onPath = new Map((model.get("path") || []).map((p, i) => [`${p.from}>${p.to}`, { ...p, order: i + 1 }]));
-    const mc = maxCount(), mw = maxWait();
-    edges.forEach((e, i) => {
-      const a = pos[e.from], b = pos[e.to];
-      if (!a || !b) return;
-      const c = curve(a, b), hop = onPath.get(`${e.from}>${e.to}`);
-      ctx.strokeStyle = hop ? (hop.slowest ? colours.crash : colours.accent) : heat(Math.log1p(e.median_us || 0) / Math.log1p(mw));
-      ctx.globalAlpha = hop || i === hoverEdge ? 1 : 0.7;
-      ctx.lineWidth = (hop ? 3 : 1) + 5 * Math.log1p(e.count) / Math.log1p(mc) + (i === hoverEdge ? 2 : 0);
+    const mc = maxCount(), drawn = [];
+    for (const st of strokes()) {
+      const e = edges[st.edge], a = pos[e.from], b = pos[e.to];
+      if (!a || !b) continue;
+      const c = curve(a, b, st.bend), lost = st.kind === "lost";
+      const hop = lost ? undefined : onPath.get(`${e.from}>${e.to}`), hover = st.edge === hoverEdge;
+      ctx.strokeStyle = lost ? palette.lost : hop ? (hop.slowest ? waitColour(1e6) : colours.accent)
+        : waitColour(e.median_us);
+      ctx.globalAlpha = hop || hover || lost ? 1 : 0.75;
+      ctx.lineWidth = (hop ? 3 : 1) + 5 * Math.log1p(st.count) / Math.log1p(mc) + (hover ? 2 : 0);
+      ctx.setLineDash(lost ? [7, 4] : []);
       ctx.beginPath(); ctx.moveTo(a.x, a.y); ctx.quadraticCurveTo(c.cx, c.cy, b.x, b.y); ctx.stroke();
-      const tipAt = at(a, c, b, 0.8), before = at(a, c, b, 0.72);
-      const ang = Math.atan2(tipAt.y - before.y, tipAt.x - before.x);
+      ctx.setLineDash([]);
+      const tipAt = at(a, c, b, 0.8), before = at(a, c, b, 0.72), mid = at(a, c, b, 0.5);
       ctx.fillStyle = ctx.strokeStyle;
-      ctx.beginPath(); ctx.moveTo(tipAt.x, tipAt.y);
-      ctx.lineTo(tipAt.x - 9 * Math.cos(ang - 0.4), tipAt.y - 9 * Math.sin(ang - 0.4));
-      ctx.lineTo(tipAt.x - 9 * Math.cos(ang + 0.4), tipAt.y - 9 * Math.sin(ang + 0.4)); ctx.fill();
+      if (lost) {      // it never arrived: a cross where the arrow head would be, and how many
+        ctx.font = "bold 14px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+        ctx.fillText("✖", tipAt.x, tipAt.y);
+        ctx.font = "bold 11px sans-serif";
+        const label = `${st.count} lost`, lw = ctx.measureText(label).width + 6;
+        ctx.fillStyle = colours.bg; ctx.fillRect(mid.x - lw / 2, mid.y - 8, lw, 16);   // legible over the line
+        ctx.fillStyle = palette.lost; ctx.fillText(label, mid.x, mid.y);
+        ctx.textAlign = "left"; ctx.textBaseline = "alphabetic";
+      } else {
+        const ang = Math.atan2(tipAt.y - before.y, tipAt.x - before.x);
+        ctx.beginPath(); ctx.moveTo(tipAt.x, tipAt.y);
+        ctx.lineTo(tipAt.x - 9 * Math.cos(ang - 0.4), tipAt.y - 9 * Math.sin(ang - 0.4));
+        ctx.lineTo(tipAt.x - 9 * Math.cos(ang + 0.4), tipAt.y - 9 * Math.sin(ang + 0.4)); ctx.fill();
+      }
       ctx.globalAlpha = 1;
       if (hop) {
-        const m = at(a, c, b, 0.5);
         ctx.fillStyle = colours.text; ctx.font = "bold 11px sans-serif";
-        ctx.fillText(`${hop.order}${hop.slowest ? ` · waited ${fmtUs(hop.wait_us)}` : ""}`, m.x + 6, m.y - 6);
+        ctx.fillText(`${hop.order}${hop.slowest ? ` · waited ${fmtUs(hop.wait_us)}` : ""}`, mid.x + 6, mid.y - 6);
       }
-    });
+      drawn.push({ from: e.from, to: e.to, kind: st.kind, count: st.count, x: Math.round(mid.x), y: Math.round(mid.y) });
+    }
+    el.dataset.edges = JSON.stringify(drawn);   // what the picture says, for tests and tools
     // messages in flight at the playback time
     const f = model.get("flights") || {};
+    const edgeLost = (a, b) => edges.some((e) => e.from === a && e.to === b && e.lost && e.count > e.lost);
     if (model.get("playing") || t > 0) {
       const hi = upperBound(sendIdx, t);
       ctx.fillStyle = palette.selected;
       let shown = 0;
+      // on screen for at least ~0.4 s of playback, however brief its flight
+      const visible = 400 * Number(speed.value);
       for (let i = hi - 1; i >= 0 && shown < 400; i--) {
-        const s = f.send_ms[i], e = f.end_ms[i] ?? s;
-        if (e < t) { if (t - s > 60000) break; continue; }
+        const s = f.send_ms[i], lost = f.lost && f.lost[i];
+        const e = Math.max(f.end_ms[i] ?? s, s + visible);
+        if (e < t) { if (t - s > 60000 + visible) break; continue; }
         const a = pos[f.from[i]], b = pos[f.to[i]];
         if (!a || !b) continue;
-        const u = e > s ? (t - s) / (e - s) : 1;
-        const p = at(a, curve(a, b), b, Math.max(0, Math.min(1, u)));
+        const u = Math.max(0, Math.min(1, (t - s) / (e - s)));
+        const p = at(a, curve(a, b, lost && edgeLost(f.from[i], f.to[i]) ? 42 : 18), b, lost ? 0.8 * u : u);
+        ctx.fillStyle = lost ? palette.lost : palette.selected;
         ctx.beginPath(); ctx.arc(p.x, p.y, 3.5, 0, 7); ctx.fill(); shown++;
       }
       el.dataset.inFlight = String(shown);
@@ -142,9 +179,18 @@ function render({ model, el }) {
     const maxTraffic = Math.max(1, ...nodes.map((nd) => nd.sent + nd.received));
     nodes.forEach((nd, i) => {
       const p = pos[i], r = 6 + 10 * Math.sqrt((nd.sent + nd.received) / maxTraffic);
-      ctx.fillStyle = colours.panel; ctx.strokeStyle = nd.crashed ? colours.crash : colours.muted; ctx.lineWidth = nd.crashed ? 3 : 1.5;
-      ctx.beginPath(); ctx.arc(p.x, p.y, r, 0, 7); ctx.fill(); ctx.stroke();
-      ctx.fillStyle = colours.text; ctx.font = "600 11px sans-serif"; ctx.textAlign = "center";
+      const state = nd.state || (nd.crashed ? "crashed" : "alive");
+      ctx.fillStyle = colours.panel;
+      ctx.strokeStyle = state === "crashed" ? palette.crash : state === "exited" ? palette.exited : colours.muted;
+      ctx.lineWidth = state === "crashed" ? 3 : 1.5;
+      ctx.setLineDash(state === "exited" ? [3, 3] : []);
+      ctx.beginPath(); ctx.arc(p.x, p.y, r, 0, 7); ctx.fill(); ctx.stroke(); ctx.setLineDash([]);
+      ctx.textAlign = "center";
+      if (state === "crashed") {
+        ctx.fillStyle = palette.crash; ctx.font = "bold 13px sans-serif"; ctx.textBaseline = "middle";
+        ctx.fillText("✖", p.x, p.y); ctx.textBaseline = "alphabetic";
+      }
+      ctx.fillStyle = state === "alive" ? colours.text : colours.muted; ctx.font = "600 11px sans-serif";
       ctx.fillText(String(nd.label).slice(0, 28), p.x, p.y - r - 4); ctx.textAlign = "left";
     });
     clock.textContent = `${fmtUs(t * 1000)} / ${fmtUs((model.get("span") || 0) * 1000)}`;
@@ -204,16 +250,28 @@ function render({ model, el }) {
   // -- hover and clicks
   function edgeAt(x, y) {
     let best = -1, bestD = 8;
-    edges.forEach((e, i) => {
-      const a = pos[e.from], b = pos[e.to];
-      if (!a || !b) return;
-      const c = curve(a, b);
+    for (const st of strokes()) {
+      const e = edges[st.edge], a = pos[e.from], b = pos[e.to];
+      if (!a || !b) continue;
+      const c = curve(a, b, st.bend);
       for (let u = 0; u <= 1; u += 0.05) {
         const p = at(a, c, b, u), d = Math.hypot(p.x - x, p.y - y);
-        if (d < bestD) { bestD = d; best = i; }
+        if (d < bestD) { bestD = d; best = st.edge; }
       }
-    });
+    }
     return best;
+  }
+  // every figure it names is there, or it says why not
+  function edgeText(e) {
+    const delivered = e.count - (e.lost || 0);
+    const waits = e.median_us === null || e.median_us === undefined
+      ? "no wait known (its receiver is not traced)" : `median wait ${fmtUs(e.median_us)} · longest ${fmtUs(e.max_us)}`;
+    if (!e.lost) return `${nodes[e.from].label} → ${nodes[e.to].label}\n${e.count} messages · ${waits}` +
+      "\n(click: the causal chain of its last message)";
+    return `${nodes[e.from].label} → ${nodes[e.to].label}\n${e.count} messages` +
+      (delivered > 0 ? `\n${delivered} delivered · ${waits}` : "") +
+      (e.lost ? `\n✖ ${e.lost} lost: ${nodes[e.to].label} was dead, or died with them unread` : "") +
+      "\n(click: the causal chain of its last message)";
   }
   function nodeAt(x, y) {
     return pos.findIndex((p) => Math.hypot(p.x - x, p.y - y) < 14);
@@ -223,11 +281,12 @@ function render({ model, el }) {
     const ni = nodeAt(x, y);
     const ei = ni >= 0 ? -1 : edgeAt(x, y);
     if (ei !== hoverEdge) { hoverEdge = ei; paint(); }
-    if (ni >= 0) { const nd = nodes[ni]; tip.show(ev, `${nd.label} ${nd.id}\nsent ${nd.sent} · received ${nd.received}${nd.crashed ? "\ncrashed" : ""}`); }
-    else if (ei >= 0) {
-      const e = edges[ei];
-      tip.show(ev, `${nodes[e.from].label} → ${nodes[e.to].label}\n${e.count} messages · median wait ${fmtUs(e.median_us)} · longest ${fmtUs(e.max_us)}\n(click: the causal chain of its last message)`);
-    } else tip.hide();
+    if (ni >= 0) {
+      const nd = nodes[ni], state = nd.state || (nd.crashed ? "crashed" : "alive");
+      tip.show(ev, `${nd.label} ${nd.id}\nsent ${nd.sent} · received ${nd.received}` +
+        (state === "alive" ? "" : `\n${state === "crashed" ? "✖ crashed" : "exited"}${nd.exit ? `: ${nd.exit}` : ""}`));
+    } else if (ei >= 0) tip.show(ev, edgeText(edges[ei]));
+    else tip.hide();
   });
   canvas.addEventListener("mouseleave", () => { tip.hide(); if (hoverEdge >= 0) { hoverEdge = -1; paint(); } });
   canvas.addEventListener("click", (ev) => {

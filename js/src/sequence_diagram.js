@@ -17,7 +17,7 @@
 //   mode: "compact" | "time"
 //   selected: seq of the clicked message (-1 none)    cursor: seq (linked to TimeTravel)
 //   filter: text filter      hidden: [lane ids]       row_filter: [row indices] or null
-import { h, input, palette, ui, injectStyle, baseCss, themeColours, tooltip, onResize,
+import { h, input, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize,
          fmtUs, niceStep, upperBound, notesStrip } from "./common.js";
 
 const HEADER = 34, LEFT = 84, PAD = 12;
@@ -29,7 +29,7 @@ function render({ model, el }) {
     .mic-seq .viewport { height: 420px; overflow: auto; position: relative; outline: none; }
     .mic-seq .viewport:focus-visible { box-shadow: inset 0 0 0 2px var(--mic-accent); }
     .mic-seq canvas { position: sticky; top: 0; left: 0; display: block; }
-    .mic-seq .legend span { margin-right: 10px; }
+    .mic-seq .legend > span { margin-right: 10px; }
     .mic-seq button.on { background: var(--mic-cursor); }`);
   const filter = input({ type: "search", placeholder: "filter messages (text)…", class: "filter" });
   const btn = (cls, title, text) => h("button", { class: cls, title }, text);
@@ -38,15 +38,14 @@ function render({ model, el }) {
   const fit = btn("fit", "fit everything in view (f)", "fit"), reset = btn("reset", "reset zoom (0)", "reset");
   const showAll = btn("show-all", "show every process again", "show all");
   const info = h("span", { class: "muted info" });
-  const legend = h("span", { class: "legend muted" },
-    ...["call", "reply", "cast", "info", "lost"].map((k) => h("span", { style: { color: k === "info" ? "var(--mic-text)" : palette[k] } }, `━ ${k}`)));
+  const key = legend(["call", "reply", "cast", "info", "lost", "crashed", "exited"]);   // every widget's vocabulary
   const viewport = h("div", { class: "viewport", tabindex: "0", role: "application",
                               "aria-label": "sequence diagram: arrow keys move between messages" });
   const spacer = h("div", { class: "spacer" });
   const canvas = h("canvas");
   viewport.append(canvas, spacer);
   const empty = h("div", { class: "empty", style: { display: "none" } });
-  root.append(h("div", { class: "bar" }, filter, modeBtn, zoomOut, zoomIn, fit, reset, showAll, legend, info), empty, viewport);
+  root.append(h("div", { class: "bar" }, filter, modeBtn, zoomOut, zoomIn, fit, reset, showAll, key, info), empty, viewport);
   const tip = tooltip(root);
   root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
@@ -217,13 +216,13 @@ function render({ model, el }) {
     const lit = new Set(hover >= 0 ? [hover, ...(msgs.pair && msgs.pair[hover] >= 0 ? [msgs.pair[hover]] : [])] : []);
     for (const r of vis) drawArrow(r, lit.has(rows[r]));
     for (const i of lit) { const r = rows.indexOf(i); if (r >= 0 && vis.includes(r)) drawArrow(r, true); }
-    // exits: abnormal ones are crashes (red cross), normal ones a plain end
+    // exits: abnormal ones are crashes (red cross), normal ones a grey ring (the legend's)
     for (const [orig, { y, c }] of exitAt) {
       const x = laneX(orig);
       if (x === undefined || y < top + HEADER || y > bottom) continue;
       if (c.abnormal === false) {
-        ctx.strokeStyle = colours.muted; ctx.lineWidth = 2;
-        ctx.beginPath(); ctx.moveTo(x - 7, y); ctx.lineTo(x + 7, y); ctx.stroke();
+        ctx.fillStyle = palette.exited; ctx.font = "bold 14px sans-serif"; ctx.textAlign = "center";
+        ctx.fillText("◌", x, y + 5); ctx.textAlign = "left"; ctx.font = "11px ui-monospace, Menlo, monospace";
       } else {
         ctx.fillStyle = colours.crash; ctx.font = "bold 14px sans-serif"; ctx.textAlign = "center";
         ctx.fillText("✖", x, y + 5); ctx.textAlign = "left"; ctx.font = "11px ui-monospace, Menlo, monospace";

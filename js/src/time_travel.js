@@ -10,7 +10,7 @@
 //   marks: [{seq, severity, text}]   findings, as ticks under the slider
 //   supervisors: [{pid, name}]        the "only this supervisor" menu
 //   message: feedback from Python (an unknown process to step within)
-import { h, input, injectStyle, baseCss, markTrack, notesStrip } from "./common.js";
+import { h, input, legend, injectStyle, baseCss, markTrack, notesStrip } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-tt", tabindex: "0" });
@@ -27,7 +27,7 @@ function render({ model, el }) {
     .mic-tt tr.changed { background: var(--mic-changed); }
     .mic-tt tr.pinned td:first-child { box-shadow: inset 3px 0 0 var(--jp-warn-color1, #f9ab00); }
     .mic-tt tr.dead { color: var(--mic-dead); }
-    .mic-tt .exit { color: var(--mic-crash); }
+    .mic-tt .exit { color: var(--mic-dead); } .mic-tt .exit.crashed { color: var(--mic-crash); }
     .mic-tt .line { color: var(--mic-muted); font-style: italic; white-space: pre-wrap; }
     .mic-tt .log { color: var(--mic-muted); white-space: pre-wrap; }
     .mic-tt .diff { color: var(--mic-diff); white-space: pre-wrap; }
@@ -49,6 +49,7 @@ function render({ model, el }) {
   root.append(h("div", { class: "bar" }, prev, sliderBox, next, h("span", { class: "muted" }, "seq"), number, proc,
                  h("label", { class: "muted" }, onlyChanged, " only changed"), supervisor),
               message, event, body);
+  root.append(h("div", { class: "event" }, legend(["crashed", "exited"])));   // every widget's vocabulary
   root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
   let local = "";   // feedback of our own (an out-of-range seq), next to Python's
@@ -89,7 +90,8 @@ function render({ model, el }) {
     const row = (r, pinned) => h("tr", { class: `${r.changed ? "changed" : ""} ${pinned ? "pinned" : ""} ${r.alive ? "" : "dead"}`, "data-pid": r.pid },
       h("td", {}, h("div", {}, r.name || r.pid),
         h("div", { class: "muted mono" }, r.pid),
-        r.alive ? null : h("div", { class: "exit mono" }, r.exit_text || "exited")),
+        r.alive ? null : h("div", { class: `exit mono${r.crashed ? " crashed" : ""}` },
+          `${r.crashed ? "✖" : "◌"} ${r.exit_text || "exited"}`)),
       h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null,
         r.line ? h("div", { class: "line", title: "the newest inspect_line of this process" }, `⟵ ${r.line}`) : null,
         ...(r.log || []).map((text) => h("div", { class: "log", title: "what the node logged about this process, newest last" }, `▸ ${text}`))),

@@ -13,7 +13,7 @@
 //   logs: [[lane, t, level, seq, text]]   level 0 emergency .. 3 error, 4 warning .. 7 debug
 //   marks: [{seq, t_ms, lane, severity, text}]     cursor: seq    cursor_ms: where it is (Python)
 //   Python answers {event: "seek_ms", ms} by moving the cursor to the event at that time.
-import { h, palette, ui, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip } from "./common.js";
+import { h, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip } from "./common.js";
 
 const LEFT = 170, AXIS = 26, TRACK = 24, MAILBOX = 34;
 
@@ -28,14 +28,15 @@ function render({ model, el }) {
   const zoomIn = h("button", { class: "zoom-in", title: "zoom in (w, ctrl+wheel)" }, "+");
   const zoomOut = h("button", { class: "zoom-out", title: "zoom out (s)" }, "−");
   const fit = h("button", { class: "fit", title: "the whole recording (f)" }, "fit");
-  const legend = h("span", { class: "muted" }, "bars: callbacks, calls · dots: GC · ticks: log lines · ✖ crash · hatched: not recording");
+  const key = h("span", { class: "muted" }, "bars: callbacks, calls · dots: GC · ticks: log lines · hatched: not recording · ",
+    legend(["crashed", "exited"]));      // every widget's vocabulary
   const viewport = h("div", { class: "viewport", tabindex: "0" });
   const canvas = h("canvas");
   const spacer = h("div", { class: "spacer" });
   viewport.append(canvas, spacer);
   const summary = h("div", { class: "summary mono" });
   const empty = h("div", { class: "empty", style: { display: "none" } }, "nothing recorded yet: record with s.trace() and refresh()");
-  root.append(h("div", { class: "bar" }, h("b", {}, "Timeline"), zoomOut, zoomIn, fit, info, legend), empty, viewport, summary);
+  root.append(h("div", { class: "bar" }, h("b", {}, "Timeline"), zoomOut, zoomIn, fit, info, key), empty, viewport, summary);
   const tip = tooltip(root);
   root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
@@ -180,7 +181,7 @@ function render({ model, el }) {
     if (l.exited && l.end !== null && l.end !== undefined && l.end >= v0 && l.end <= v1) {
       const x = xOf(l.end);
       if (l.abnormal) { ctx.fillStyle = colours.crash; ctx.font = "bold 13px sans-serif"; ctx.textAlign = "center"; ctx.fillText("✖", x, y + 13); ctx.textAlign = "left"; ctx.font = "11px sans-serif"; }
-      else { ctx.fillStyle = colours.muted; ctx.fillRect(x - 1, y + 5, 2, TRACK - 10); }
+      else { ctx.fillStyle = palette.exited; ctx.font = "bold 13px sans-serif"; ctx.textAlign = "center"; ctx.fillText("◌", x, y + 13); ctx.textAlign = "left"; ctx.font = "11px sans-serif"; }
     }
     for (const m of model.get("marks") || []) {
       if (m.lane !== tr.lane || m.t_ms < v0 || m.t_ms > v1) continue;

@@ -14,7 +14,7 @@ from ..analysis import chains
 from ..errors import MicroscopeError
 from ..store.otp import normal_exit
 from ._base import Widget, esm, finding_marks, lane_label
-from .static_style import PALETTE, UI
+from .static_style import PALETTE, UI, legend
 
 __all__ = ["ProcessGraph"]
 
@@ -74,26 +74,35 @@ class ProcessGraph(Widget):
         t0 = int(ts[0]) if len(ts) else 0
         self.span = float((int(ts[-1]) - t0) / 1e6) if len(ts) else 0.0
         known = table[table["sender"].notna() & table["receiver"].notna()]
-        pids = list(dict.fromkeys([*known["sender"], *known["receiver"]]))
-        index = {p: i for i, p in enumerate(pids)}
+        known = known.assign(_lost=_lost(self._source, known))
+        # in a fixed order (by label, then pid), so a layout run again draws the same picture
         names = {**dict(zip(known["receiver"], known["receiver_name"])),
                  **dict(zip(known["sender"], known["sender_name"]))}
+        labels = {p: lane_label(p, names.get(p)) for p in {*known["sender"], *known["receiver"]}}
+        pids = sorted(labels, key=lambda p: (labels[p], p))
+        index = {p: i for i, p in enumerate(pids)}
+        twice = {x for x in labels.values() if list(labels.values()).count(x) > 1}
         events = self._source.events
         exits = events[events["kind"] == "exit"]
-        crashed = {p for p, term in zip(exits["pid"], exits["term"]) if not normal_exit(term)}
+        reasons = dict(zip(exits["pid"], zip(exits["term"], exits["text"])))
+        # a pid messages were lost to because it was dead is dead, exit recorded or not
+        dead_before = set(known.loc[known["status"] == "lost", "receiver"]) - set(reasons)
         sent = known["sender"].value_counts().to_dict()
         got = known["receiver"].value_counts().to_dict()
-        self.nodes = [{"id": p, "label": lane_label(p, names.get(p)),
+        self.nodes = [{"id": p, "label": labels[p] + (f" {p}" if labels[p] in twice and labels[p] != p
+                                                      else ""),
                        "sent": int(sent.get(p, 0)), "received": int(got.get(p, 0)),
-                       "crashed": p in crashed} for p in pids]
-        # how long each took: its wait for a callback, else its latency
+                       **_ending(reasons.get(p), p in dead_before)} for p in pids]
+        # how long each took: its wait for a callback, else its latency (none for a lost one)
         known = known.assign(_wait=known["wait_us"].astype(float).fillna(
-            known["latency_us"].astype(float)))
+            known["latency_us"].astype(float)).where(~known["_lost"]))
         grouped = known.groupby(["sender", "receiver"], sort=False)
-        self.edges = [{"from": index[a], "to": index[b], "count": int(len(g)),
-                       "median_us": _num(g["_wait"].median()), "max_us": _num(g["_wait"].max()),
-                       "last_seq": int(g["send_seq"].max())}
-                      for (a, b), g in grouped]
+        self.edges = sorted(({"from": index[a], "to": index[b], "count": int(len(g)),
+                              "lost": int(g["_lost"].sum()),
+                              "median_us": _num(g["_wait"].median()),
+                              "max_us": _num(g["_wait"].max()),
+                              "last_seq": int(g["send_seq"].max())}
+                             for (a, b), g in grouped), key=lambda e: (e["from"], e["to"]))
         flights = known.head(self._limit)
         sent_ns = flights["sent_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         send_ms = (sent_ns - t0) / 1e6
@@ -102,7 +111,8 @@ class ProcessGraph(Widget):
         self.flights = {"from": [index[p] for p in flights["sender"].to_numpy()[order]],
                         "to": [index[p] for p in flights["receiver"].to_numpy()[order]],
                         "send_ms": np.round(send_ms[order], 4).tolist(),
-                        "end_ms": [None if np.isnan(x) else round(x, 4) for x in end_ms[order]]}
+                        "end_ms": [None if np.isnan(x) else round(x, 4) for x in end_ms[order]],
+                        "lost": flights["_lost"].to_numpy()[order].astype(int).tolist()}
         step = max(1, len(ts) // 2000)
         self.seq_times = [[round((int(ts[k]) - t0) / 1e6, 4), int(k)]
                           for k in range(0, len(ts), step)]
@@ -153,29 +163,63 @@ class ProcessGraph(Widget):
         return static_rendering(self.nodes, self.edges, self.path)
 
 
+def _lost(source: Any, messages: pd.DataFrame) -> np.ndarray:
+    """Per message, whether it was lost: sent to a dead pid, or still unread in
+    its receiver's mailbox when it died (the lost_message findings' evidence)."""
+    lost = (messages["status"] == "lost").to_numpy(dtype=bool).copy()
+    try:
+        found = source.findings()
+    except MicroscopeError:
+        return lost
+    seqs = {int(x) for ev in found.loc[found["kind"] == "lost_message", "evidence"] for x in ev}
+    for column in ("send_seq", "receive_seq"):
+        lost |= messages[column].isin(seqs).to_numpy(dtype=bool)
+    return lost
+
+
+def _ending(exit: Any, dead_before: bool) -> dict:
+    """How a process ended: ``state`` alive, crashed or exited, and why."""
+    if exit is None:
+        return {"state": "exited" if dead_before else "alive", "crashed": False,
+                "exit": "dead before its messages arrived" if dead_before else ""}
+    term, text = exit
+    crashed = not normal_exit(term)
+    return {"state": "crashed" if crashed else "exited", "crashed": crashed,
+            "exit": str(text)[:160]}
+
+
 def _num(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else round(float(value), 1)
 
 
 def static_rendering(nodes: list[dict], edges: list[dict], path: list[dict]) -> str:
-    """The flows as a table (busiest first), and the causal chain when one is focused."""
-    label = lambda k: html.escape(str(nodes[k]["label"])) if 0 <= k < len(nodes) else "?"  # noqa: E731
+    """The flows as a table (busiest first), lost messages and dead processes
+    said as such, and the causal chain when one is focused."""
+    def label(k: int) -> str:
+        if not 0 <= k < len(nodes):
+            return "?"
+        mark = {"crashed": f' <b style="color:{PALETTE["crash"]}">✖</b>',
+                "exited": f' <span style="color:{PALETTE["exited"]}">◌</span>'}
+        return html.escape(str(nodes[k]["label"])) + mark.get(nodes[k].get("state", ""), "")
     wait = lambda us: "" if us is None else (f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} µs")  # noqa: E731
     cell = f"padding:1px 6px;border-bottom:1px solid {UI['line']};white-space:nowrap"
+    lost = lambda e: (f'<td style="{cell};color:{PALETTE["lost"]}">{e["lost"]} lost</td>'  # noqa: E731
+                      if e.get("lost") else f'<td style="{cell}"></td>')
     rows = "".join(
         f'<tr><td style="{cell};text-align:right">{label(e["from"])}</td><td style="{cell}">→</td>'
         f'<td style="{cell}">{label(e["to"])}</td><td style="{cell};text-align:right">{e["count"]}</td>'
-        f'<td style="{cell}">{wait(e["median_us"])}</td><td style="{cell}">{wait(e["max_us"])}</td></tr>'
+        f'{lost(e)}<td style="{cell}">{wait(e["median_us"])}</td><td style="{cell}">{wait(e["max_us"])}</td></tr>'
         for e in sorted(edges, key=lambda e: -e["count"])[:60])
     chain = "".join(
-        f'<li style="color:{PALETTE["crash"] if p["slowest"] else UI["text"]}">{label(p["from"])} → '
+        f'<li style="color:{UI["wait_long"] if p["slowest"] else UI["text"]}">{label(p["from"])} → '
         f'{label(p["to"])} <code>{html.escape(p["text"])}</code> {wait(p["wait_us"])}'
         f'{" ← the longest wait" if p["slowest"] else ""}</li>' for p in path)
     crashed = ", ".join(label(k) for k, n in enumerate(nodes) if n.get("crashed"))
     return (f'<div style="font-family:sans-serif;font-size:12px;max-height:420px;overflow-y:auto">'
             f'<b>Process graph</b> ({len(nodes)} processes, {len(edges)} flows)'
-            + (f' <span style="color:{PALETTE["crash"]}">✖ crashed: {crashed}</span>' if crashed else "")
+            + (f' <span style="color:{PALETTE["crash"]}">crashed: {crashed}</span>' if crashed else "")
+            + legend(["lost", "crashed", "exited"])
             + f'<table style="border-collapse:collapse"><tr><th style="{cell}">from</th><th></th>'
-            f'<th style="{cell}">to</th><th style="{cell}">messages</th><th style="{cell}">median wait</th>'
-            f'<th style="{cell}">longest</th></tr>{rows}</table>'
+            f'<th style="{cell}">to</th><th style="{cell}">messages</th><th style="{cell}">lost</th>'
+            f'<th style="{cell}">median wait</th><th style="{cell}">longest</th></tr>{rows}</table>'
             + (f"<b>Causal chain</b><ol>{chain}</ol>" if chain else "") + "</div>")

@@ -16,11 +16,23 @@ import html
 import json
 from pathlib import Path
 
-__all__ = ["PALETTE", "UI", "notes", "badge"]
+__all__ = ["PALETTE", "UI", "LEGEND", "notes", "badge", "legend"]
 
 _COLOURS = json.loads((Path(__file__).resolve().parent / "palette.json").read_text())
 PALETTE: dict[str, str] = _COLOURS["kinds"]
 UI: dict[str, str] = _COLOURS["ui"]
+LEGEND: dict[str, dict] = _COLOURS["legend"]
+
+
+def legend(keys: list[str]) -> str:
+    """The key a widget shows, in the vocabulary every widget shares (palette.json)."""
+    def colour(key: str) -> str:
+        name = LEGEND[key]["colour"]
+        return UI["text"] if key == "info" else PALETTE.get(name) or UI[name]
+    return '<div style="font-size:11px;color:{}">{}</div>'.format(UI["muted"], " ".join(
+        f'<span style="margin-right:10px;white-space:nowrap"><b style="color:{colour(k)}">'
+        f'{html.escape(LEGEND[k]["mark"])}</b> {html.escape(LEGEND[k]["text"])}</span>'
+        for k in keys))
 
 
 def notes(items: list[dict]) -> str:

@@ -12,8 +12,9 @@ import traitlets as t
 from ..analysis.diff import diff, render_diff
 from ..errors import MicroscopeError, QueryError
 from ..render.elixir import render
+from ..store.otp import normal_exit
 from ._base import Widget, esm, finding_marks
-from .static_style import UI
+from .static_style import PALETTE, UI
 
 __all__ = ["TimeTravel"]
 
@@ -142,6 +143,7 @@ class TimeTravel(Widget):
                 "pid": r.pid, "name": name,
                 "alive": bool(r.alive),
                 "exit_text": "" if r.alive or history is None else self._exit_text(history),
+                "crashed": not r.alive and history is not None and self._crashed(history),
                 "state_text": r.state_text if isinstance(r.state_text, str) else "",
                 "mailbox": [render(m, self._source.store.syntax, 60) for m in r.mailbox],
                 "mailbox_len": int(r.mailbox_len),
@@ -162,6 +164,10 @@ class TimeTravel(Widget):
         self.event_text = " ".join(part for part in (
             f"#{int(event['seq'])}", f"{event['ts']:%H:%M:%S.%f}", str(event["kind"]), who,
             f"-> {peer}" if peer else "", _text(event["text"])) if part)[:300]
+
+    def _crashed(self, history: Any) -> bool:
+        return history.exit_seq is not None and not normal_exit(
+            self._source.store.frame()["term"].iloc[history.exit_seq])
 
     def _exit_text(self, history: Any) -> str:
         """"exited: <reason>", the reason as the exit event rendered it."""
@@ -214,7 +220,11 @@ def static_rendering(snapshot: list[dict], cursor: int, n_events: int, event_tex
     rows = "".join(
         f'<tr style="background:{UI["changed"] if r["changed"] else "none"};'
         f'color:{UI["text"] if r["alive"] else UI["dead"]}">'
-        f'<td>{html.escape(r["name"] or r["pid"])}<br><code>{html.escape(r["pid"])}</code></td>'
+        f'<td>{html.escape(r["name"] or r["pid"])}<br><code>{html.escape(r["pid"])}</code>'
+        + ("" if r["alive"] else
+           f'<br><span style="color:{PALETTE["crash"] if r.get("crashed") else UI["dead"]}">'
+           f'{"✖" if r.get("crashed") else "◌"} {html.escape(r.get("exit_text") or "exited")}</span>')
+        + '</td>'
         f'<td><code>{html.escape(r["state_text"])}</code>'
         f'<pre style="color:{UI["diff"]};margin:0">{html.escape(r["diff_text"])}</pre>'
         + (f'<i style="color:{UI["muted"]}">⟵ {html.escape(r["line"])}</i>' if r.get("line") else "")

@@ -416,3 +416,70 @@ print(k, m['end_us'][k], m['to'][k], m['text'][k])""").split(maxsplit=3)
     tip = host.locator(".tip")
     tip.wait_for(state="visible", timeout=5000)
     assert text[:30] in tip.inner_text(), (text, tip.inner_text())
+
+
+def test_the_process_graph_draws_lost_messages_and_dead_processes_as_such(notebook, screenshots):
+    """The quickstart's graph: WorkerA's updates lost to the crashed WorkerB are
+    a red dashed edge of their own, counted, with a tooltip that has every
+    figure it names; the crashed pid wears a red cross; the crash finding's
+    chain ends with the message that crashed it; play shows messages moving;
+    and every widget's key says 'crashed' in the same words."""
+    import json
+    import re
+
+    page = notebook
+    graph = page.locator(".mic-graph").first
+    holder = graph.locator("xpath=..")
+    graph.scroll_into_view_if_needed()
+    lost = int(kernel(page, "print(max(e['lost'] for e in graph.edges))").strip())
+    assert lost > 0
+    strokes = [d for d in json.loads(holder.get_attribute("data-edges")) if d["kind"] == "lost"]
+    assert [d["count"] for d in strokes] == [lost], strokes
+    canvas = graph.locator("canvas")
+
+    def red_near(x: float, y: float) -> bool:
+        return page.evaluate("""([c, x, y]) => {
+            const d = window.devicePixelRatio || 1, r = 5 * d;
+            const px = c.getContext('2d').getImageData(x * d - r, y * d - r, 2 * r, 2 * r).data;
+            for (let i = 0; i < px.length; i += 4)
+                if (px[i] > 170 && px[i + 1] < 90 && px[i + 2] < 90) return true;
+            return false; }""", [canvas.element_handle(), x, y])
+
+    graph.screenshot(path=str(screenshots / "lab_process_graph_honest.png"))
+    assert red_near(strokes[0]["x"], strokes[0]["y"])
+    crashed = json.loads(kernel(page, "import json; print(json.dumps("
+                                      "[i for i, n in enumerate(graph.nodes) if n['crashed']]))"))
+    at = json.loads(holder.get_attribute("data-nodes"))
+    assert crashed and all(red_near(*at[i]) for i in crashed)
+    alive = [i for i in range(len(at)) if i not in crashed][0]
+    assert not red_near(*at[alive])
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + strokes[0]["x"], box["y"] + strokes[0]["y"])
+    tip = graph.locator(".tip")
+    tip.wait_for(state="visible", timeout=5000)
+    text = tip.inner_text()
+    assert f"✖ {lost} lost" in text and "delivered" in text, text
+    assert not re.search(r"wait\s+·|longest\s*(\n|$)", text), text     # no figure left blank
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+
+    crash = graph.locator("select.findings option", has_text="crashed: :function_clause").first
+    graph.locator("select.findings").select_option(value=crash.get_attribute("value"))
+    page.wait_for_function("() => document.querySelector('.mic-graph .path')?.innerText"
+                           ".includes('checkpoint')", timeout=10_000)
+    hops = graph.locator(".path div").all_inner_texts()
+    assert "{:update, 10, :checkpoint}" in hops[-1], hops
+
+    graph.locator("select.speed").select_option("1")
+    graph.locator("button.play").click()
+    seen = 0
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        seen = int(holder.get_attribute("data-in-flight") or 0)
+    if kernel(page, "print(graph.playing)").strip() == "True":
+        graph.locator("button.play").click()
+    assert seen > 0, "play showed no message moving"
+
+    words = {sel: page.locator(f"{sel} [data-legend=crashed]").first.text_content()
+             for sel in (".mic-graph", ".mic-seq", ".mic-timeline", ".mic-tt")}
+    assert len(set(words.values())) == 1, words

@@ -214,3 +214,42 @@ def test_the_nodes_log_lines_are_ticks_on_the_timeline_and_lines_in_time_travel(
     row = next(r for r in tt.snapshot if r["pid"] == str(B))
     assert row["log"] == ["error: sent 3, table says 2", "info: took 3 ms"]
     assert "▸ error: sent 3, table says 2" in tt.static_html()
+
+
+def test_process_graph_draws_loss_and_death_as_such(recorded):
+    graph = ProcessGraph(recorded)
+    states = {n["label"]: n["state"] for n in graph.nodes}
+    assert states == {"Demo.WorkerA": "alive", "Demo.WorkerB": "crashed"}
+    assert graph.nodes[1]["exit"] == ":boom"
+    edge = graph.edges[0]
+    assert (edge["count"], edge["lost"]) == (3, 1)            # {:update, 2} reached a dead pid
+    assert graph.flights["lost"] == [0, 0, 1]
+    assert edge["max_us"] is not None                         # the delivered ones' waits, not the lost
+    page = graph.static_html()
+    assert "1 lost" in page and "✖" in page and "crashed" in page
+    assert "lost: sent to a dead process, or died unread" in page    # the shared legend
+
+
+def test_process_graph_lays_out_the_same_processes_in_the_same_order():
+    # two runs of the same app: who speaks first differs, the picture must not
+    def run(first, second):
+        store = EventStore()
+        agent = FakeAgent(store, names=[(B, NAME), (A, Atom("Elixir.Demo.WorkerA")),
+                                        (B2, Atom("Elixir.Demo.Stats"))])
+        for sender, receiver in (first, second):
+            agent.event("send", sender, receiver, payload=Atom("hi"))
+            agent.event("receive", receiver, payload=Atom("hi"))
+        agent.flush()
+        return ProcessGraph(OfflineSession(store, {"node": "demo@host"}, None))
+
+    one, other = run((B, B2), (A, B)), run((A, B), (B, B2))
+    assert [n["label"] for n in one.nodes] == [n["label"] for n in other.nodes] == [
+        "Demo.Stats", "Demo.WorkerA", "Demo.WorkerB"]
+    assert one.edges == [{**e, "last_seq": e2["last_seq"]} for e, e2 in zip(other.edges, one.edges)]
+
+
+def test_a_dead_process_says_how_it_ended_in_time_travel(recorded):
+    tt = TimeTravel(recorded, cursor=len(recorded.store) - 1)
+    dead = next(r for r in tt.snapshot if not r["alive"])
+    assert dead["crashed"] and dead["exit_text"] == "exited: :boom"
+    assert "✖ exited: :boom" in tt.static_html()
