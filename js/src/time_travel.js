@@ -18,11 +18,31 @@ function render({ model, el }) {
     .mic-tt .slider-box { flex: 1; min-width: 200px; display: flex; flex-direction: column; }
     .mic-tt .slider { width: 100%; margin: 0; }
     .mic-tt .marks { margin: 0 7px; }
+    .mic-tt { container-type: inline-size; }
     .mic-tt table { border-collapse: collapse; width: 100%; table-layout: fixed; }
-    .mic-tt col.c-proc { width: 190px; } .mic-tt col.c-mail { width: 22%; }
-    .mic-tt col.c-cb { width: 110px; } .mic-tt col.c-rel { width: 18%; }
+    .mic-tt col.c-proc { width: 17%; } .mic-tt col.c-mail { width: 20%; }
+    .mic-tt col.c-cb { width: 11%; } .mic-tt col.c-rel { width: 15%; }
     .mic-tt td, .mic-tt th { padding: 3px 8px; border-bottom: 1px solid var(--mic-faint);
                              vertical-align: top; text-align: left; overflow-wrap: anywhere; }
+    .mic-tt td[data-label]::before { display: none; content: attr(data-label);
+                             color: var(--mic-muted); font: 10px var(--jp-ui-font-family, sans-serif); }
+    /* narrower than five readable columns (a split view, a small window): each
+       process becomes a card, its name beside (or, narrower still, above) the rest */
+    @container (max-width: 900px) {
+      .mic-tt table, .mic-tt tr, .mic-tt td { display: block; }
+      .mic-tt colgroup, .mic-tt tr.head { display: none; }
+      .mic-tt tr { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2.6fr);
+                   border-bottom: 1px solid var(--mic-line); padding: 2px 0; }
+      .mic-tt td { border: none; grid-column: 2; padding: 1px 8px; }
+      .mic-tt td.proc { grid-column: 1; grid-row: 1 / span 4; }
+      .mic-tt td[data-label]::before { display: block; }
+      .mic-tt td.empty-cell { display: none; }
+    }
+    @container (max-width: 520px) {
+      .mic-tt tr { grid-template-columns: minmax(0, 1fr); }
+      .mic-tt td, .mic-tt td.proc { grid-column: 1; grid-row: auto; }
+      .mic-tt .bar .proc { width: 100px; } .mic-tt .slider-box { min-width: 120px; }
+    }
     .mic-tt th { position: sticky; top: 0; background: var(--mic-panel); z-index: 1; }
     .mic-tt tr.changed { background: var(--mic-changed); }
     .mic-tt tr.pinned td:first-child { box-shadow: inset 3px 0 0 var(--jp-warn-color1, #f9ab00); }
@@ -87,22 +107,27 @@ function render({ model, el }) {
     if (onlyChanged.checked) rows = rows.filter((r) => r.changed);
     // what changed comes first: at 80 processes it would otherwise be off screen
     const changed = rows.filter((r) => r.changed), rest = rows.filter((r) => !r.changed);
+    // a cell with its caption (shown when the row is a card), hidden there when empty
+    const cell = (cls, label, attrs, ...content) => {
+      const kept = content.filter((c) => c !== null && c !== undefined && c !== "");
+      return h("td", { ...attrs, class: `${cls}${kept.length ? "" : " empty-cell"}`, "data-label": label }, ...kept);
+    };
     const row = (r, pinned) => h("tr", { class: `${r.changed ? "changed" : ""} ${pinned ? "pinned" : ""} ${r.alive ? "" : "dead"}`, "data-pid": r.pid },
-      h("td", {}, h("div", {}, r.name || r.pid),
+      h("td", { class: "proc" }, h("div", {}, r.name || r.pid),
         h("div", { class: "muted mono" }, r.pid),
         r.alive ? null : h("div", { class: `exit mono${r.crashed ? " crashed" : ""}` },
           `${r.crashed ? "✖" : "◌"} ${r.exit_text || "exited"}`)),
-      h("td", { class: "mono" }, r.state_text || "", r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null,
+      cell("state mono", "state", {}, r.state_text || null, r.diff_text ? h("div", { class: "diff" }, r.diff_text) : null,
         r.line ? h("div", { class: "line", title: "the newest inspect_line of this process" }, `⟵ ${r.line}`) : null,
         ...(r.log || []).map((text) => h("div", { class: "log", title: "what the node logged about this process, newest last" }, `▸ ${text}`))),
       // an estimate between the node's samples reads "≈", its derivation on hover
-      h("td", { class: "mono", title: r.mailbox_basis === "node" ? "the node's own count" : (r.mailbox_basis || "") },
-        r.mailbox_len ? `${r.mailbox_basis && r.mailbox_basis !== "node" ? "≈" : ""}${r.mailbox_len}: ${r.mailbox.join(", ")}` : ""),
-      h("td", {}, r.current_callback || ""),
-      h("td", { class: "relations" }, r.relations || ""));
+      cell("mail mono", "mailbox", { title: r.mailbox_basis === "node" ? "the node's own count" : (r.mailbox_basis || "") },
+        r.mailbox_len ? `${r.mailbox_basis && r.mailbox_basis !== "node" ? "≈" : ""}${r.mailbox_len}: ${r.mailbox.join(", ")}` : null),
+      cell("cb", "callback", {}, r.current_callback || null),
+      cell("relations", "links & monitors", {}, r.relations || null));
     const table = h("table", {},
       h("colgroup", {}, ...["c-proc", "c-state", "c-mail", "c-cb", "c-rel"].map((c) => h("col", { class: c }))),
-      h("tr", {}, ...["process", "state", "mailbox", "callback", "links & monitors"].map((t) => h("th", {}, t))),
+      h("tr", { class: "head" }, ...["process", "state", "mailbox", "callback", "links & monitors"].map((t) => h("th", {}, t))),
       ...changed.map((r) => row(r, true)), ...rest.map((r) => row(r, false)));
     if (!rows.length) body.replaceChildren(h("div", { class: "empty" }, n ? "no process matches the filters" : "the recording is empty"));
     else body.replaceChildren(table);
@@ -139,7 +164,8 @@ function render({ model, el }) {
   model.on("change:marks", drawMarks);
   model.on("change:n_events", drawMarks);
   model.on("change:supervisors", () => { drawSupervisors(); draw(); });
-  // A table and percentage-placed ticks: CSS reflows them on resize, no observer needed.
+  // A table (cards when narrow, by a container query) and percentage-placed ticks:
+  // CSS reflows them on resize, no observer needed.
   drawSupervisors();
   drawMarks();
   draw();
