@@ -5,7 +5,11 @@
 
 Workload, on a fresh OTP 25 node: two processes bounce `--rounds` messages
 (pingpong), or one process makes `--rounds` gen_server calls to a counter
-(gencall). Each round is 4 trace events (send + receive, both ways).
+(gencall). Each round is 4 trace events (send + receive, both ways). Or the
+shape of a real service (service): each round a call, every second a cast,
+every eighth a monitored worker awaited (its 'DOWN' received, or flushed by
+a demonitor as Task.await does), with the GenServer's state recorded by the
+state hook; its null tracer takes spawns and exits too (procs).
 
 - untraced:   the workload alone.
 - null:       traced into a tracer that only counts: the BEAM's own trace
@@ -54,7 +58,16 @@ from microscope_jupyter import Atom  # noqa: E402
 from nodes import WORKLOAD_SOURCE, compile_erlang, load_module, start_node  # noqa: E402
 
 
-DRIVERS = {"pingpong": "driver", "gencall": "gencall_driver"}
+DRIVERS = {"pingpong": "driver", "gencall": "gencall_driver", "service": "service_driver"}
+# Trace messages each round makes (sends and receives); service's are about
+# 5 (a call's 4, half a cast's 2, and an eighth of a worker's), more with its
+# lifecycle, monitor and state events.
+EVENTS_PER_ROUND = {"pingpong": 4, "gencall": 4, "service": 5}
+# service is the shape of a real service: its spawns and exits are events,
+# so the null tracer takes them too (procs), and its GenServer's state is
+# recorded (the state hook), which the null tracer cannot do.
+NULL_EXTRA_FLAGS = {"service": [Atom("procs")]}
+STATE = {"service": True}
 
 
 def run_driver(s, rounds: int, tracer=None, trace_ours=False, workload="pingpong", **limits):
@@ -63,9 +76,9 @@ def run_driver(s, rounds: int, tracer=None, trace_ours=False, workload="pingpong
     box = s._local.mailbox()
     rec = None
     if tracer is not None:
-        s.rpc("mic_workload", "trace_with", [driver, tracer])
+        s.rpc("mic_workload", "trace_with", [driver, tracer, NULL_EXTRA_FLAGS.get(workload, [])])
     if trace_ours:
-        rec = s.trace(driver, state=False, **limits)
+        rec = s.trace(driver, state=STATE.get(workload, False), **limits)
     started = time.perf_counter()
     s._remote.send(box, driver, (Atom("go"), box.pid))
     done = box.receive(timeout=600)
@@ -163,34 +176,38 @@ def bench_dbg(s, rounds: int, workload: str, device=None):
 # encoding, batching) against the null tracer, in one evaluation.
 TRACER_ALONE = r"""
 Sink = spawn(fun Loop() -> receive _ -> Loop() end end),
-Driver = mic_workload:driver(Rounds),
-{ok, Agent, _} = microscope_agent:start(Sink, #{procs => [Driver], state => false, adaptive => false,
+Driver = mic_workload:DriverFun(Rounds),
+{ok, Agent, _} = microscope_agent:start(Sink, #{procs => [Driver], state => State, adaptive => false,
     max_events => 100 * Rounds, max_rate => 100000000, shed_queue => 10 * Rounds,
     max_queue => 20 * Rounds}),
-Expected = 4 * Rounds,
+Expected = PerRound * Rounds,
 Kept = fun K() -> {ok, #{kept := N}} = microscope_agent:status(Agent), N end,
 T0 = erlang:monotonic_time(microsecond),
 Driver ! {go, self()},
-receive {pingpong_done, _} -> ok end,
-WaitMic = fun W() -> case Kept() >= Expected of true -> ok; false -> timer:sleep(1), W() end end,
-WaitMic(),
+receive {_, Done1} when is_integer(Done1) -> ok end,
+%% done when past what the workload makes at least and no longer growing
+Settled = fun(Count) -> fun W(Last) -> timer:sleep(1), N = Count(),
+                                      case N >= Expected andalso N =:= Last of
+                                          true -> ok; false -> W(N) end end end,
+(Settled(Kept))(-1),
 T1 = erlang:monotonic_time(microsecond),
 microscope_agent:stop(Agent), exit(Sink, kill),
-Null = mic_workload:null_tracer(), D2 = mic_workload:driver(Rounds),
-mic_workload:trace_with(D2, Null),
+Null = mic_workload:null_tracer(), D2 = mic_workload:DriverFun(Rounds),
+mic_workload:trace_with(D2, Null, NullExtra),
 T2 = erlang:monotonic_time(microsecond), D2 ! {go, self()},
-receive {pingpong_done, _} -> ok end,
-WaitNull = fun W() -> case mic_workload:null_count(Null) >= Expected of
-                          true -> ok; false -> timer:sleep(1), W() end end,
-WaitNull(),
+receive {_, Done2} when is_integer(Done2) -> ok end,
+(Settled(fun() -> mic_workload:null_count(Null) end))(-1),
 T3 = erlang:monotonic_time(microsecond), exit(Null, kill),
 {T1 - T0, T3 - T2}.
 """
 
 
-def tracer_alone(s, rounds: int) -> tuple[float, float]:
+def tracer_alone(s, rounds: int, workload: str) -> tuple[float, float]:
     """(microscope's tracer, null tracer): microseconds until every event is handled."""
-    return s.eval_erlang(TRACER_ALONE, Rounds=rounds)
+    return s.eval_erlang(TRACER_ALONE, Rounds=rounds, DriverFun=Atom(DRIVERS[workload]),
+                         PerRound=EVENTS_PER_ROUND[workload],
+                         NullExtra=NULL_EXTRA_FLAGS.get(workload, []),
+                         State=STATE.get(workload, False))
 
 
 def overload(s, seconds: float = 10.0):
@@ -219,8 +236,12 @@ def main() -> None:
                         help="null and microscope traces taken in turn within each run")
     parser.add_argument("--overload-seconds", type=float, default=10.0)
     parser.add_argument("--workload", choices=sorted(DRIVERS), default="pingpong")
+    parser.add_argument("--no-state", action="store_true",
+                        help="service without its state hook: what the hook costs, by difference")
     args = parser.parse_args()
-    events_expected = 4 * args.rounds
+    if args.no_state:
+        STATE[args.workload] = False
+    events_expected = EVENTS_PER_ROUND[args.workload] * args.rounds
     node = start_node("otp25", prefix="bench")
     # Where a remote shell's output goes; same cookie, so the target can reach it.
     console = start_node("otp25", prefix="remsh", cookie=node.cookie)
@@ -291,9 +312,8 @@ def main() -> None:
                 us, wall, _, _ = bench_dbg(s, args.rounds, workload, device=remote_user)
                 results["remsh_us"].append(us)
                 results["remsh_rate"].append(events_expected / wall)
-                if workload == "pingpong":
-                    mic_alone, null_alone = tracer_alone(s, args.rounds)
-                    results["alone_ratio"].append(null_alone / mic_alone)
+                mic_alone, null_alone = tracer_alone(s, args.rounds, workload)
+                results["alone_ratio"].append(null_alone / mic_alone)
                 print(f"run {run + 1}/{args.runs} done", flush=True)
             growth, status = overload(s, args.overload_seconds)
     finally:
@@ -331,7 +351,7 @@ def main() -> None:
     print(f"  ingest / dbg end-to-end:             {med['mic_rate'] / med['dbg_rate']:.1f}x")
     print(f"  ingest / dbg from a remsh:           {med['mic_rate'] / med['remsh_rate']:.1f}x")
     print(f"  slowdown with / without monitors:    {med['mic_us'] / med['nomon_us']:.2f}x")
-    print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 200)")
+    print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 100)")
     print(f"overload, default limits, {args.overload_seconds:g} s: target memory +{growth / 2**20:.1f} MiB; "
           f"kept {status['events']:,}, dropped {status['dropped']:,} (counted), state {status['state']}")
 

@@ -29,7 +29,7 @@
 -export([encode/2, fast/6, dropped/3, granularity/4, remember/2]).
 %% the batch format read back (the tracer sheds a batch, a ring pulls one)
 -export([header_times/1, dropped_counts/1, granularity_rows/1]).
--export([monitor_target/1]).
+-export([monitor_target/1, check_monitors/1]).
 
 -define(HEADER_BYTES, 40).
 
@@ -110,9 +110,9 @@ row({trace_ts, P, send, Msg, To, Ts}, T) when is_reference(To) ->
     %% each as a peer id would grow both id tables by one per call, forever;
     %% the alias is in the reply itself, and the receive it pairs with names
     %% the receiver.
-    payload(?K_SEND, P, none, none, Ts, 0, Msg, T);
+    message(send, P, none, Ts, Msg, T);
 row({trace_ts, P, send, Msg, To, Ts}, T) ->
-    payload(?K_SEND, P, To, none, Ts, 0, Msg, T);
+    message(send, P, To, Ts, Msg, T);
 row({trace_ts, P, send_to_non_existing_process, Msg, To, Ts}, T) ->
     payload(?K_SEND_TO_DEAD, P, To, none, Ts, 0, Msg, T);
 row({trace_ts, P, 'receive', {'DOWN', Ref, process, _, _} = Msg, Ts},
@@ -121,7 +121,7 @@ row({trace_ts, P, 'receive', {'DOWN', Ref, process, _, _} = Msg, Ts},
     T1 = payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T),
     end_monitor(P, Ref, Ts, 1, T1);
 row({trace_ts, P, 'receive', Msg, Ts}, T) ->
-    payload(?K_RECEIVE, P, none, none, Ts, 0, Msg, T);
+    message('receive', P, none, Ts, Msg, T);
 row({trace_ts, _, spawn, Child, _, _}, T = #tr{lifecycle = false}) ->
     T#tr.controller ! {spawned, Child},
     skip;
@@ -154,8 +154,9 @@ row({trace_ts, P, return_from, {erlang, monitor, _}, Ref, Ts}, T)
                        Pid when is_pid(Pid) -> Pid;
                        _ -> none
                    end,
+            Open = {Peer, P, listed_as(Target)},
             payload(?K_MONITOR, P, Peer, none, Ts, 0, {Ref, Target},
-                    T#tr{monitor_calls = Calls, monitors = (T#tr.monitors)#{Ref => Peer}});
+                    T#tr{monitor_calls = Calls, monitors = (T#tr.monitors)#{Ref => Open}});
         error ->
             skip
     end;
@@ -247,28 +248,45 @@ row(_Other, _T) ->
 %% send or a plain receive, written and counted with one copy of the
 %% record and none of the intermediate tuples; general when it is our own
 %% traffic. It writes the very row encode/2 would (a test compares).
-fast(Dir, P, Peer, Msg, Ts, T = #tr{kept = Kept, in_batch = N}) ->
+fast(Dir, P, Peer, Msg, Ts, T) ->
     case agent_traffic(Msg) of
         true ->
             general;
         false ->
             Kind = case Dir of send -> ?K_SEND; 'receive' -> ?K_RECEIVE end,
-            Bin0 = term_to_binary(Msg, [{minor_version, 2}]),
-            {Flags, Bin} = case byte_size(Bin0) =< T#tr.payload_limit of
-                               true -> {0, Bin0};
-                               false -> {?F_TRUNCATED, term_to_binary({'$microscope_truncated',
-                                                                       byte_size(Bin0)})}
-                           end,
-            {Pi, T1} = intern(id(P), T),
-            {Peeri, T2} = intern(id(Peer), T1),
-            Size = byte_size(Bin),
-            PayOff = T2#tr.pay_off,
+            {Flags, PayOff, Size, T1} = message_payload(Dir, Msg, T),
+            {Pi, T2} = intern(id(P), T1),
+            {Peeri, T3} = intern(id(Peer), T2),
             Header = <<Kind:8, Flags:8, 0:16, Pi:32/little, Peeri:32/little, 0:32/little,
                        Ts:64/little-signed, PayOff:32/little, Size:32/little, 0:64/little-signed>>,
-            T2#tr{headers = [Header | T2#tr.headers], payloads = [Bin | T2#tr.payloads],
-                  pay_off = PayOff + Size, in_batch = N + 1, kept = Kept + 1,
-                  seen = T2#tr.seen + 1, last_ts = max(Ts, T2#tr.last_ts),
-                  fast = T2#tr.fast + 1}
+            T3#tr{headers = [Header | T3#tr.headers], in_batch = T3#tr.in_batch + 1,
+                  kept = T3#tr.kept + 1, seen = T3#tr.seen + 1,
+                  last_ts = max(Ts, T3#tr.last_ts), fast = T3#tr.fast + 1}
+    end.
+
+%% SHARED: a message's payload. Most messages are sent and then received
+%% inside the same batch (a call's request, its reply), and both events
+%% carry the same bytes: the receive of the message the batch's last send
+%% carried points at the send's bytes instead of encoding them again (an
+%% exact match, so the bytes are the very ones it would write). It halves
+%% what a call costs to encode and to keep. Offsets are the batch's, so the
+%% batch's end forgets the send (enqueue_batch), as does a change of the
+%% payload limit (set_level).
+message_payload('receive', Msg, T = #tr{last_sent = {Msg, Flags, Off, Size}}) ->
+    {Flags, Off, Size, T};
+message_payload(Dir, Msg, T = #tr{pay_off = Off}) ->
+    %% Atoms as UTF-8 on every release (payload/8 says why).
+    Bin0 = term_to_binary(Msg, [{minor_version, 2}]),
+    {Flags, Bin} = case byte_size(Bin0) =< T#tr.payload_limit of
+                       true -> {0, Bin0};
+                       false -> {?F_TRUNCATED, term_to_binary({'$microscope_truncated',
+                                                               byte_size(Bin0)})}
+                   end,
+    Size = byte_size(Bin),
+    T1 = T#tr{payloads = [Bin | T#tr.payloads], pay_off = Off + Size},
+    case Dir of
+        send -> {Flags, Off, Size, T1#tr{last_sent = {Msg, Flags, Off, Size}}};
+        _ -> {Flags, Off, Size, T1}
     end.
 
 %% A drop span's row: Count events dropped since Since (aux is the count).
@@ -358,9 +376,64 @@ monitor_target(Name) when is_atom(Name) -> whereis(Name);
 monitor_target({Name, Node}) when is_atom(Name), Node =:= node() -> whereis(Name);
 monitor_target(_) -> none.
 
+%% How: 0 demonitor/1 called, 1 a 'DOWN' received, 2 found removed by a check.
 end_monitor(P, Ref, Ts, How, T) ->
-    {Peer, Monitors} = maps:take(Ref, T#tr.monitors),
+    {{Peer, _, _}, Monitors} = maps:take(Ref, T#tr.monitors),
     payload(?K_DEMONITOR, P, Peer, none, Ts, How, Ref, T#tr{monitors = Monitors}).
+
+%% How a monitor appears in its watcher's process_info(W, monitors).
+listed_as(Name) when is_atom(Name) -> {process, {Name, node()}};
+listed_as(Target) -> {process, Target}.
+
+%% DEMONITORS FOUND BY CHECKING. erlang:demonitor/2 is not patterned: every
+%% gen call removes its own monitor with it, and a breakpoint there cost each
+%% GenServer.call ~0.5 us, a tenth of what a traced call costs (measured on
+%% OTP 25; monitor/3, which every call also makes its monitor with, likewise).
+%% So a monitor we track (made by monitor/2) that its watcher removes with
+%% demonitor/2 (Elixir's Process.demonitor, a flush) is found gone from the
+%% watcher's own list instead: its end is written when found, aux 2, its
+%% time an upper bound (the tracer checks every MONITOR_CHECK_MS while any
+%% are open). A missing one whose target may be dead (not a live local pid)
+%% may be a 'DOWN' still on its way to us: it ends only if still open at the
+%% next check. A watcher that died took its monitors with it: its exit says
+%% so, and they are forgotten.
+check_monitors(T = #tr{monitors = Monitors}) when map_size(Monitors) =:= 0 ->
+    T#tr{monitor_suspects = #{}};
+check_monitors(T0 = #tr{monitors = Monitors, monitor_suspects = Suspects}) ->
+    Now = erlang:monotonic_time(),
+    Open = lists:sort(maps:to_list(Monitors)),
+    Listed = maps:from_list([{W, listed(W)} || W <- lists:usort([W || {_, {_, W, _}} <- Open])]),
+    {Missing, _} = lists:foldl(
+                     fun({Ref, {Peer, W, As}}, {Acc, L}) ->
+                             case maps:get(W, L) of
+                                 gone -> {[{Ref, gone} | Acc], L};
+                                 #{As := N} = Counts when N > 0 ->
+                                     {Acc, L#{W := Counts#{As := N - 1}}};
+                                 _ -> {[{Ref, {W, Peer}} | Acc], L}
+                             end
+                     end, {[], Listed}, Open),
+    lists:foldl(
+      fun({Ref, gone}, T) ->
+              T#tr{monitors = maps:remove(Ref, T#tr.monitors)};
+         ({Ref, {W, Peer}}, T) ->
+              case is_map_key(Ref, Suspects) orelse alive_here(Peer) of
+                  true -> end_monitor(W, Ref, Now, 2, T);
+                  false -> T#tr{monitor_suspects = (T#tr.monitor_suspects)#{Ref => true}}
+              end
+      end, T0#tr{monitor_suspects = #{}}, lists:reverse(Missing)).
+
+%% The watcher's monitors, counted by how each is listed (it may hold
+%% several on one process).
+listed(W) ->
+    case erlang:process_info(W, monitors) of
+        {monitors, Entries} ->
+            lists:foldl(fun(E, Counts) -> maps:update_with(E, fun(N) -> N + 1 end, 1, Counts) end,
+                        #{}, Entries);
+        undefined -> gone
+    end.
+
+alive_here(P) when is_pid(P), node(P) =:= node() -> erlang:is_process_alive(P);
+alive_here(_) -> false.
 
 info_value(Key, Info) ->
     case lists:keyfind(Key, 1, Info) of
@@ -426,20 +499,33 @@ id(none) -> 0;
 id(X) -> ?ID(X).
 
 add(Kind, Flags, P0, Peer0, MFA0, Ts, Aux, Bin, T0) ->
+    Size = byte_size(Bin),
+    Off = T0#tr.pay_off,
+    T = case Size of
+            0 -> T0;
+            _ -> T0#tr{payloads = [Bin | T0#tr.payloads], pay_off = Off + Size}
+        end,
+    add_row(Kind, Flags, P0, Peer0, MFA0, Ts, Aux, Off, Size, T).
+
+%% A send or a receive (the general path's; fast/6 writes the same row).
+message(Dir, P, Peer, Ts, Msg, T0) ->
+    Kind = case Dir of send -> ?K_SEND; 'receive' -> ?K_RECEIVE end,
+    {Flags, Off, Size, T} = message_payload(Dir, Msg, T0),
+    add_row(Kind, Flags, id(P), id(Peer), 0, Ts, 0, Off, Size, T).
+
+%% A row whose payload, if any, is in the batch already at Off.
+add_row(Kind, Flags, P0, Peer0, MFA0, Ts, Aux, Off, Size, T0) ->
     {P, T1} = intern(P0, T0),
     {Peer, T2} = intern(Peer0, T1),
     {MFA, T3} = intern(MFA0, T2),
-    Size = byte_size(Bin),
     Header = <<Kind:8, Flags:8, 0:16, P:32/little, Peer:32/little, MFA:32/little,
-              Ts:64/little-signed, (T3#tr.pay_off):32/little, Size:32/little,
-              Aux:64/little-signed>>,
+              Ts:64/little-signed, Off:32/little, Size:32/little, Aux:64/little-signed>>,
     T4 = case T3#tr.in_batch of
              0 -> flush_timer(T3);
              _ -> T3
          end,
     T4#tr{headers = [Header | T4#tr.headers], last_ts = max(Ts, T4#tr.last_ts),
-          payloads = case Size of 0 -> T4#tr.payloads; _ -> [Bin | T4#tr.payloads] end,
-          pay_off = T4#tr.pay_off + Size, in_batch = T4#tr.in_batch + 1}.
+          in_batch = T4#tr.in_batch + 1}.
 
 %% A batch leaves within flush_ms of its first event, however slowly the
 %% rest trickle in (a trickle never lets the loop's idle timeout fire).

@@ -136,16 +136,20 @@ check_patterns_free(MFAs) ->
         [{M, F, A} | _] -> throw({refused, {pattern_in_use, M, F, A}})
     end.
 
-%% Monitors have no trace flag: they are seen by call-tracing the four BIFs
-%% that make and remove them. The monitor a gen call makes for itself
-%% (alias + demonitor option) is left out at the source: it lives for one
-%% call, and the call is in the trace already. Before OTP 27 patterns are
-%% global, so all four must be free of other tools' patterns, or monitors
-%% go untracked; the same if the user patterns one of them, or if another
-%% tool call-traces some process (our global patterns would add monitor
-%% calls to its trace).
--define(MONITOR_MFAS, [{erlang, monitor, 2}, {erlang, monitor, 3},
-                       {erlang, demonitor, 1}, {erlang, demonitor, 2}]).
+%% Monitors have no trace flag: they are seen by call-tracing the BIFs that
+%% make and remove them. Only monitor/2 and demonitor/1: every gen call
+%% makes its own monitor with monitor/3 and removes it with demonitor/2,
+%% and a breakpoint on either cost each GenServer.call ~0.5 us (a tenth of
+%% a traced call, measured on OTP 25) for a monitor that lives for one call,
+%% which is in the trace already. Elixir's Process.monitor is monitor/2;
+%% Task's and gen's monitors are monitor/3 aliases we never tracked. A
+%% tracked monitor removed by demonitor/2 (Process.demonitor, a flush) is
+%% found gone by the tracer's checks (microscope_agent_events:check_monitors/1).
+%% Before OTP 27 patterns are global, so both must be free of other tools'
+%% patterns, or monitors go untracked; the same if the user patterns one of
+%% them, or if another tool call-traces some process (our global patterns
+%% would add monitor calls to its trace).
+-define(MONITOR_MFAS, [{erlang, monitor, 2}, {erlang, demonitor, 1}]).
 
 monitor_patterns(Backend, Opts, UserPatterns) ->
     Wanted = maps:get(lifecycle, Opts) andalso maps:get(monitors, Opts, true)
@@ -173,11 +177,9 @@ monitor_tracking(true, _) -> tracked.
 
 monitor_match_spec({erlang, monitor, 2}) ->
     [{[process, '_'], [], [{return_trace}]}];
-monitor_match_spec({erlang, monitor, 3}) ->
-    [{[process, '_', [{alias, demonitor}]], [], [{message, false}]},
-     {[process, '_', '_'], [], [{return_trace}]}];
-monitor_match_spec({erlang, demonitor, _}) ->
-    true.
+monitor_match_spec({erlang, demonitor, 1}) ->
+    %% the same as `true', but ours by its look (our_monitor_patterns/0)
+    [{['_'], [], []}].
 
 set_monitor_patterns(Backend, MFAs) ->
     [case Backend of
@@ -239,12 +241,10 @@ our_pattern(MFA, Spec) ->
             false
     end.
 
-%% demonitor's spec (true) is anybody's: it is ours only beside our monitor's.
+%% Ours only all together: one of them alone may be another tool's.
 our_monitor_patterns() ->
-    [Monitor2, Monitor3 | Demonitors] = ?MONITOR_MFAS,
-    case our_pattern(Monitor2, monitor_match_spec(Monitor2))
-        andalso our_pattern(Monitor3, monitor_match_spec(Monitor3)) of
-        true -> [Monitor2, Monitor3 | [MFA || MFA <- Demonitors, our_pattern(MFA, [])]];
+    case lists:all(fun(MFA) -> our_pattern(MFA, monitor_match_spec(MFA)) end, ?MONITOR_MFAS) of
+        true -> ?MONITOR_MFAS;
         false -> []
     end.
 

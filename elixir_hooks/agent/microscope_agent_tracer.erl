@@ -61,6 +61,7 @@ init(Controller, Owner, Opts) ->
                     last_ts = Now,
                     report_drops = maps:get(report_drops, Opts),
                     window_start = Now, last_flush = Now, started = Now,
+                    monitor_check_at = Now,
                     report_lag = erlang:convert_time_unit(1000, microsecond, native),
                     ring = maps:get(ring, Opts, false),
                     triggers = maps:get(triggers, Opts, #{}),
@@ -93,7 +94,7 @@ loop(T = #tr{flush_ms = FlushMs}) ->
     after FlushMs ->
         %% Quiet: a chance to step granularity back up with no event to prompt it.
         {message_queue_len, Len} = erlang:process_info(self(), message_queue_len),
-        loop(flush(regulate(Len, T)))
+        loop(flush(check_monitors(Len, regulate(Len, T))))
     end.
 
 %% The trace ends at StopTs: what the traced processes did before it is
@@ -130,7 +131,10 @@ stats(T, State) ->
 %% of what tracing costs a saturated node. Anything else goes the general
 %% way, which stays the definition; a test runs the same messages through
 %% both (fast_path => false) and compares the batches.
-handle({trace_ts, P, send, Msg, To, Ts} = M, T) when not is_reference(To) ->
+handle({trace_ts, P, send, Msg, To, Ts} = M, T) when is_reference(To) ->
+    %% To an alias (a gen call's reply): no peer; the receive names the receiver.
+    fast(send, P, none, Msg, Ts, M, T);
+handle({trace_ts, P, send, Msg, To, Ts} = M, T) ->
     fast(send, P, To, Msg, Ts, M, T);
 handle({trace_ts, P, 'receive', Msg, Ts} = M, T) ->
     case Msg of
@@ -242,7 +246,8 @@ set_level(Level, T = #tr{full_payload_limit = Full}) ->
     %% why: the tracer's backlog and the schedulers' load at the step
     Why = term_to_binary(#{queue => Queue, load_permille => T#tr.load}, [{minor_version, 2}]),
     microscope_agent_events:granularity(Now, Level, Why,
-        T#tr{level = Level, level_at = Now, payload_limit = Limit, sample_n = 0}).
+        T#tr{level = Level, level_at = Now, payload_limit = Limit, sample_n = 0,
+             last_sent = none}).
 
 %% Before a trace message is encoded, the hooks' reports from before it: a
 %% callback lands after the receive it handled and before the exit it led to.
@@ -329,7 +334,27 @@ periodic_checks(T0 = #tr{stop_flag = Flag}) ->
         0 -> ok
     end,
     {message_queue_len, Len} = erlang:process_info(self(), message_queue_len),
-    prioritise(Len, T, T#tr.shed_queue).
+    prioritise(Len, check_monitors(Len, T), T#tr.shed_queue).
+
+%% Are the monitors we track still there (microscope_agent_events:check_monitors/1)?
+%% Checked only with nothing queued here, so what a check finds is no older
+%% than the trace messages already written, and at most every
+%% MONITOR_CHECK_MS. Each end it writes is an event, counted as kept.
+-define(MONITOR_CHECK_MS, 200).
+check_monitors(0, T = #tr{stopped = false, monitors = M, monitor_suspects = S})
+  when map_size(M) > 0; map_size(S) > 0 ->
+    Now = erlang:monotonic_time(),
+    case Now >= T#tr.monitor_check_at of
+        true ->
+            Next = Now + erlang:convert_time_unit(?MONITOR_CHECK_MS, millisecond, native),
+            T1 = microscope_agent_events:check_monitors(T#tr{monitor_check_at = Next}),
+            Added = T1#tr.in_batch - T#tr.in_batch,
+            T1#tr{kept = T1#tr.kept + Added, seen = T1#tr.seen + Added};
+        false ->
+            T
+    end;
+check_monitors(_, T) ->
+    T.
 
 %% PRIORITY: the node's own work comes first. While the tracer keeps up it
 %% runs at low priority, so a traced process sharing its scheduler is never
@@ -471,7 +496,7 @@ enqueue_batch(T) ->
                 true -> T#tr{intern = #{}, next_id = 1};
                 false -> T
             end,
-    Fresh#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [],
+    Fresh#tr{headers = [], payloads = [], pay_off = 0, in_batch = 0, defs = [], last_sent = none,
              batches = T#tr.batches + 1, pending = T#tr.pending ++ [Batch]}.
 
 batch_message(B, T) ->

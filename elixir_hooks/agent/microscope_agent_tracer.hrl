@@ -15,8 +15,12 @@
              %% seen bsr 8 at the last periodic check
              check = 0,
              %% monitor tracking: calls awaiting their return (pid -> target),
-             %% and live monitors we reported (ref -> target pid or none)
+             %% and live monitors we reported (ref -> {target pid or none,
+             %% watcher, how the watcher's process_info lists it}); those found
+             %% missing at the last check whose 'DOWN' may be on its way, and
+             %% when the next check is due (microscope_agent_events:check_monitors/1)
              track_monitors = false, monitor_calls = #{}, monitors = #{},
+             monitor_suspects = #{}, monitor_check_at,
              %% batches the distribution could not take yet, oldest first
              pending = [],
              %% raised by the controller to stop us ahead of our backlog
@@ -57,5 +61,8 @@
              %% and how many events it wrote
              fast_path = true, fast = 0,
              %% PRIORITY: low while we keep up, normal while we are behind
-             priority = low}).
+             priority = low,
+             %% the batch's last send: {Msg, Flags, PayOff, Size}, so the
+             %% receive of that message shares its payload bytes (SHARED)
+             last_sent = none}).
 

@@ -50,7 +50,7 @@ class Ceilings(TraceLimits):
 # The match spec the agent sets on each modules= function (CALL_SPEC in the agent),
 # and on the monitor BIFs (monitor_match_spec/1), as a person reads them.
 CALL_MATCH_SPEC = "[{'_', [], [{return_trace}, {exception_trace}]}]"
-MONITOR_MATCH_SPEC = "[{[process, '_' | _], [], [{return_trace}]}]"
+MONITOR_MATCH_SPEC = "[{[process, '_'], [], [{return_trace}]}]"
 
 
 @dataclass
@@ -85,8 +85,9 @@ class TraceRequest:
                          f"{CALL_MATCH_SPEC}, so every call with its arguments, and its result "
                          "or exception")
         lines.append(f"trace flags: {', '.join(spec.trace_flags())}")
-        lines.append(f"also: calls of erlang:monitor/2,3 and erlang:demonitor/1,2 (match spec "
-                     f"{MONITOR_MATCH_SPEC}) to see monitors, unless another tool call-traces; "
+        lines.append(f"also: calls of erlang:monitor/2 (match spec {MONITOR_MATCH_SPEC}) and "
+                     "erlang:demonitor/1 to see monitors, and each watcher's monitors read while "
+                     "any are open (a demonitor/2), unless another tool call-traces; "
                      "GenServer state before and after each callback (a sys hook on each)")
         limits = self.limits()
         lines.append(f"limits: at most {limits.max_events:,} events, {limits.max_rate:,} events/s "

@@ -18,10 +18,9 @@ on either side, moved by arrivals (receive events) and takes (see
 which ("node", or "estimate: ..." from which sample). It includes messages
 queued before the trace and from untraced senders. Findings and causes
 speak only of samples. A receive event is no arrival time: before OTP 27 it
-fires when the receiver moves messages out of its signal queue, late and in
-bulk for a busy process. ``mailbox`` lists the queued messages the trace saw
+fires when the receiver moves messages out of its signal queue, late and in bulk. ``mailbox`` lists the queued messages the trace saw
 arrive and not yet handled; a reply to the process's own call leaves at that
-call's ``demonitor``.
+call's ``demonitor`` (if seen exactly: demonitor/1, not a later check).
 A GenServer's message is handled by the callback whose state event carries
 it (FIFO among equal messages, in time order); one no callback took stays
 queued until the process exits or the recording ends. A process without
@@ -32,8 +31,8 @@ first: the one that callback started from; with no callback recorded: the
 one its hook found). Links and monitors held at the start come from the
 agent, later ones from their events; every relation ends when either side
 exits. A monitor made before the trace and removed during it shows until
-one side exits (the agent knows only the refs it saw made); the monitor a
-``GenServer.call`` makes for itself is not shown (the trace shows the call).
+one side exits (the agent knows only the refs monitor/2 made; demonitor/2's
+ends show when a check finds them gone). Gen calls' and Tasks' are not shown.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from ..store.lines import line_snapshot, line_text
 from ..store.logs import log_entry, log_text
 from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
                              state_message_keys, time_ranks)
-from ..store.schema import HOOK_BASE, KIND_CODES
+from ..store.schema import DEMONITOR_FOUND, HOOK_BASE, KIND_CODES
 from .diff import diff
 from .process_history import ProcessHistory, Transitions
 from .taking import NEVER, ref_bytes, taken
@@ -198,7 +197,8 @@ class History:
         handler[pair] = states[keyed][took]
         order = np.argsort(pid[rows], kind="stable")
         bounds = np.flatnonzero(np.diff(pid[rows][order])) + 1
-        removed = seqs[kind == K["demonitor"]]
+        # a reply or 'DOWN' leaves at an exact demonitor, not at one found later
+        removed = seqs[(kind == K["demonitor"]) & (raw.aux[seqs] != DEMONITOR_FOUND)]
         for group in np.split(order, bounds) if len(rows) else []:
             gid = int(pid[rows[group[0]]])
             p = self._procs[gid]

@@ -69,7 +69,8 @@ AUX = {
     "vitals": "bytes",            # the process's memory (process_info memory)
     "large_heap": "words",        # allocated heap, the figure the monitor compared
     "gc": "major",                # 1 for a major collection
-    "demonitor": "by_down",       # 1 when the watcher learnt of the end from a 'DOWN'
+    "demonitor": "by_down",       # 0 demonitor/1, 1 the watcher learnt of it from a 'DOWN',
+                                  # 2 found removed (demonitor/2) by then: the time a bound
     "hook": "installed",
     "granularity": "level",
     "call_count": "count",
@@ -85,6 +86,9 @@ HOOK_INSTALLED, HOOK_BASE = 1, 2
 LOG_LEVELS = ["emergency", "alert", "critical", "error", "warning", "notice", "info", "debug"]
 
 FLAG_TRUNCATED = 1
+
+# A demonitor event's aux when a check found the monitor gone (its time a bound).
+DEMONITOR_FOUND = 2
 
 # The public columns of Session.events, in order (design.md).
 EVENT_COLUMNS = ["seq", "node", "ts", "kind", "pid", "name", "peer", "mfa", "term", "text"]

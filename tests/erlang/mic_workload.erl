@@ -3,7 +3,8 @@
 -behaviour(gen_server).
 
 -export([start_counter/1, pingpong/1, flood/2, burst/2]).
--export([driver/1, gencall_driver/1, null_tracer/0, null_count/1, trace_with/2, watcher/0, watch/2]).
+-export([driver/1, gencall_driver/1, service_driver/1, null_tracer/0, null_count/1,
+         trace_with/2, trace_with/3, watcher/0, watch/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 %% A counter GenServer registered as Name: casts, calls and infos all change it.
@@ -59,6 +60,10 @@ watch_loop(Refs) ->
             erlang:demonitor(maps:get(Key, Refs)),
             From ! {self(), ok},
             watch_loop(maps:remove(Key, Refs));
+        {{demonitor_flush, Key}, From} ->   % as Elixir's Process.demonitor does: demonitor/2
+            erlang:demonitor(maps:get(Key, Refs), [flush]),
+            From ! {self(), ok},
+            watch_loop(maps:remove(Key, Refs));
         {{call, Name, Req}, From} -> From ! {self(), gen_server:call(Name, Req)}, watch_loop(Refs);
         _ -> watch_loop(Refs)
     end.
@@ -99,6 +104,38 @@ gencall_driver(N) ->
         end
     end).
 
+%% The shape of a service, N rounds against a GenServer the driver starts:
+%% each round a call; every second one a cast; every eighth a worker spawned
+%% and monitored, whose answer is awaited, then its 'DOWN' (a fourth of
+%% them) or a demonitor with flush, as Task.await does (the rest).
+service_driver(N) ->
+    spawn(fun() ->
+        receive {go, ReplyTo} ->
+            {ok, C} = gen_server:start(?MODULE, 0, []),
+            T0 = erlang:monotonic_time(microsecond),
+            service_loop(C, N),
+            Us = erlang:monotonic_time(microsecond) - T0,
+            gen_server:stop(C),
+            ReplyTo ! {service_done, Us}
+        end
+    end).
+
+service_loop(_C, 0) -> ok;
+service_loop(C, N) ->
+    ok = gen_server:call(C, {add, 1}),
+    N rem 2 =:= 0 andalso gen_server:cast(C, {add, 1}),
+    N rem 8 =:= 0 andalso begin
+        Self = self(),
+        W = spawn(fun() -> Self ! {worked, self()} end),
+        Ref = erlang:monitor(process, W),
+        receive {worked, W} -> ok end,
+        case N rem 32 of
+            0 -> receive {'DOWN', Ref, process, W, _} -> ok end;
+            _ -> erlang:demonitor(Ref, [flush])
+        end
+    end,
+    service_loop(C, N - 1).
+
 call_loop(_C, 0) -> ok;
 call_loop(C, N) -> ok = gen_server:call(C, {add, 1}), call_loop(C, N - 1).
 
@@ -117,4 +154,9 @@ null_count(T) ->
     receive {null_count, N} -> N after 60000 -> timeout end.
 
 trace_with(Pid, Tracer) ->
-    erlang:trace(Pid, true, [send, 'receive', set_on_spawn, monotonic_timestamp, {tracer, Tracer}]).
+    trace_with(Pid, Tracer, []).
+
+%% Extra: more flags (procs, for a workload whose spawns and exits are events).
+trace_with(Pid, Tracer, Extra) ->
+    erlang:trace(Pid, true, [send, 'receive', set_on_spawn, monotonic_timestamp, {tracer, Tracer}
+                             | Extra]).

@@ -82,7 +82,8 @@ def test_an_approval_shows_everything_that_will_run():
                  "calls of :erlang.send/2 in those processes: match spec "
                  "[{'_', [], [{return_trace}, {exception_trace}]}]",
                  "trace flags: set_on_spawn, monotonic_timestamp, send, receive, procs, call",
-                 "erlang:monitor/2,3 and erlang:demonitor/1,2",
+                 "erlang:monitor/2 (match spec [{[process, '_'], [], [{return_trace}]}]) and "
+                 "erlang:demonitor/1",
                  "limits: at most 1,234 events, 567 events/s (more are dropped and counted), "
                  "89 bytes a payload", "duration: 1.5 s", "reason: who sends what"):
         assert part in shown, (part, shown)
