@@ -219,3 +219,74 @@ export function upperBound(arr, x) {
   while (lo < hi) { const mid = (lo + hi) >> 1; if (arr[mid] <= x) lo = mid + 1; else hi = mid; }
   return lo;
 }
+
+// Canvas labels that never print over each other: each is measured, cut to
+// the room it has (with "…"), and drawn only where no label of this frame
+// already is and inside `area` {x0, y0, x1, y1} (the painter's coordinates);
+// what does not fit is left to the tooltip. reserve() keeps a box clear (a
+// glyph drawn later). The font's own box (not the ink's) is what is kept
+// clear, so two labels never touch. Quick to refuse: a crowded row costs a
+// lookup, not a measurement.
+export function labelPlacer(ctx, area) {
+  const B = 16, buckets = new Map();
+  let ascent = 9, descent = 3, font = "";
+  const hits = (x0, y0, x1, y1) => {
+    for (let b = Math.floor(y0 / B); b <= Math.floor(y1 / B); b++)
+      for (const q of buckets.get(b) || []) if (x0 < q[2] && x1 > q[0] && y0 < q[3] && y1 > q[1]) return true;
+    return false;
+  };
+  const inside = (x0, y0, x1, y1) => x0 >= area.x0 && x1 <= area.x1 && y0 >= area.y0 && y1 <= area.y1;
+  function reserve(x0, y0, x1, y1) {
+    const box = [x0, y0, x1, y1];
+    for (let b = Math.floor(y0 / B); b <= Math.floor(y1 / B); b++) {
+      if (!buckets.has(b)) buckets.set(b, []);
+      buckets.get(b).push(box);
+    }
+  }
+  // text at (x, y) (alphabetic baseline; align "left", "center" or "right"),
+  // at most `room` px wide; returns whether it was drawn
+  function place(text, x, y, room, align = "left") {
+    if (ctx.font !== font) {
+      font = ctx.font;
+      const m = ctx.measureText("Mg");
+      ascent = m.fontBoundingBoxAscent ?? 10; descent = m.fontBoundingBoxDescent ?? 3;
+    }
+    const y0 = y - ascent, y1 = y + descent;
+    const left = (w) => align === "center" ? x - w / 2 : align === "right" ? x - w : x;
+    const least = Math.min(room, 14);        // refuse a crowded spot before measuring
+    if (room < 8 || !inside(left(least), y0, left(least) + least, y1) || hits(left(least), y0, left(least) + least, y1)) return false;
+    let s = String(text), w = ctx.measureText(s).width;
+    if (w > room) {
+      let n = Math.max(1, Math.floor(s.length * room / w));
+      do { s = s.slice(0, n - 1) + "…"; w = ctx.measureText(s).width; n--; } while (w > room && n > 1);
+      if (w > room) return false;
+    }
+    const x0 = left(w);
+    if (!inside(x0, y0, x0 + w, y1) || hits(x0, y0, x0 + w, y1)) return false;
+    const was = ctx.textAlign;
+    ctx.textAlign = "left";
+    ctx.fillText(s, x0, y);
+    ctx.textAlign = was;
+    reserve(x0, y0, x0 + w, y1);
+    return true;
+  }
+  return { place, reserve };
+}
+
+// Calls fn when JupyterLab's theme changes (light <-> dark) or, outside
+// JupyterLab, the system's: canvas painters read colours at each paint, so
+// they must paint again. Returns the disconnect.
+export function onThemeChange(fn) {
+  let pending = false;
+  const again = () => {
+    if (pending) return;
+    pending = true;
+    // the theme's stylesheet may land a moment after the attribute: paint now and once more
+    requestAnimationFrame(() => { pending = false; fn(); setTimeout(fn, 250); });
+  };
+  const observer = typeof MutationObserver === "undefined" ? null : new MutationObserver(again);
+  if (observer && document.body) observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+  const media = typeof matchMedia === "function" ? matchMedia("(prefers-color-scheme: dark)") : null;
+  if (media && media.addEventListener) media.addEventListener("change", again);
+  return () => { if (observer) observer.disconnect(); if (media && media.removeEventListener) media.removeEventListener("change", again); };
+}

@@ -3,7 +3,10 @@
 // vertical axis is time: each arrow runs from its send to the moment it was
 // handled, so a message that waited in a backlog slopes down; callbacks are
 // activation bars; a receiver's queue depth is a band beside its lifeline).
-// Stays fluid at 50k messages.
+// Stays fluid at 50k messages. Labels never print over each other (a label
+// with no room is left to the tooltip); time mode opens on the whole
+// recording (or, past ~2000 messages, on its start at a scale that shows ~2000
+// at once), its lanes fitted to the width and fitted again when it changes.
 // Model:
 //   lanes: [{id, label}]
 //   msgs: {from:[lane], to:[lane|-1], seq:[], recv_seq:[], kind:[], status:[], latency_us:[],
@@ -18,7 +21,7 @@
 //   selected: seq of the clicked message (-1 none)    cursor: seq (linked to TimeTravel)
 //   filter: text filter      hidden: [lane ids]       row_filter: [row indices] or null
 import { h, input, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize,
-         fmtUs, niceStep, upperBound, notesStrip } from "./common.js";
+         fmtUs, niceStep, upperBound, notesStrip, labelPlacer, onThemeChange } from "./common.js";
 
 const HEADER = 34, LEFT = 84, PAD = 12;
 const DEFAULTS = { rowH: 22, laneW: 150 };
@@ -54,6 +57,7 @@ function render({ model, el }) {
   let lanes = [], laneIndex = new Map(), msgs = null, rows = [], rowSend = null, rowEnd = null;
   let rowH = DEFAULTS.rowH, laneW = DEFAULTS.laneW, scale = 0.01, span = 0, maxDur = 0;
   let hover = -1, drawn = [], colours = themeColours(root), scaled = false;
+  let fitted = false, timeOpened = false, bandW = new Map(), labels = null, drawnAt = new Map();   // fitted: lanes follow the width
   const mode = () => model.get("mode") === "time" ? "time" : "compact";
 
   // -- geometry: one source for headers, lifelines, arrows and hit tests
@@ -96,7 +100,7 @@ function render({ model, el }) {
   }
 
   function resetZoom(draw = true) {
-    rowH = DEFAULTS.rowH; laneW = DEFAULTS.laneW;
+    rowH = DEFAULTS.rowH; laneW = DEFAULTS.laneW; fitted = false;
     // time mode: the median gap between sends gets one row's height
     const gaps = [];
     for (let r = 1; r < rows.length && gaps.length < 2000; r++) if (rowSend[r] > rowSend[r - 1]) gaps.push(rowSend[r] - rowSend[r - 1]);
@@ -109,12 +113,23 @@ function render({ model, el }) {
   // Browsers cap an element's height (~16M px): keep the content under it.
   const clampScale = (s) => Math.max(1e-7, Math.min(s, 8e6 / Math.max(span, 1), 50));
 
+  const fitLanes = () => { laneW = Math.max(60, Math.min(320, ((viewport.clientWidth || 800) - LEFT - 20) / Math.max(1, lanes.length))); };
+  const fitScale = () => clampScale(((viewport.clientHeight || 420) - HEADER - PAD * 2 - 4) / Math.max(span, 1));
   function fitAll() {
-    const w = viewport.clientWidth || 800, hgt = viewport.clientHeight || 420;
-    laneW = Math.max(60, Math.min(320, (w - LEFT - 20) / Math.max(1, lanes.length)));
-    if (mode() === "time") scale = clampScale((hgt - HEADER - PAD * 2 - 4) / Math.max(span, 1));
+    const hgt = viewport.clientHeight || 420;
+    fitLanes(); fitted = true;
+    if (mode() === "time") scale = fitScale();
     else rowH = Math.max(2, Math.min(60, (hgt - HEADER - 24) / Math.max(1, rows.length)));
     layout();
+  }
+
+  // The first look at time mode: the whole recording, unless that crowds more
+  // than ~2000 arrows into one screen (then its start, at the scale that shows ~2000).
+  function openTime() {
+    timeOpened = true; fitted = true;
+    fitLanes();
+    scale = clampScale(fitScale() * Math.max(1, rows.length / 2000));
+    viewport.scrollTop = 0;
   }
 
   function zoom(factor, anchorY = null) {
@@ -125,13 +140,15 @@ function render({ model, el }) {
     const oldH = contentHeight();
     if (mode() === "time") scale = clampScale(scale * factor);
     else rowH = Math.max(2, Math.min(60, rowH * factor));
-    laneW = Math.max(60, Math.min(320, laneW * Math.sqrt(factor)));
+    laneW = Math.max(60, Math.min(320, laneW * Math.sqrt(factor))); fitted = false;
     layout(false);
     viewport.scrollTop = Math.max(0, before * contentHeight() / oldH - ay);
     paint();
   }
 
   function layout(draw = true) {
+    if (mode() === "time" && !timeOpened && rows.length) openTime();
+    if (fitted) fitLanes();       // a resize (a split view, the sidebar) fits them again
     const width = Math.max(viewport.clientWidth || 800, LEFT + lanes.length * laneW + 40);
     const hgt = viewport.clientHeight || 420;
     spacer.style.height = `${contentHeight()}px`;
@@ -210,12 +227,18 @@ function render({ model, el }) {
       ctx.fillStyle = msgs.seq[i] === sel ? colours.selected : colours.cursor;
       ctx.fillRect(left, y - (time ? 4 : rowH / 2), w, time ? 8 : rowH);
     }
-    drawn = [];
+    drawn = []; drawnAt = new Map();
     ctx.font = "11px ui-monospace, Menlo, monospace";
+    // below the header, right of the time ruler: where a label may go
+    labels = labelPlacer(ctx, { x0: left + (time ? LEFT - 18 : 0), y0: top + HEADER + 1, x1: left + w, y1: bottom });
+    for (const [orig, { y }] of exitAt) { const x = laneX(orig); if (x !== undefined) labels.reserve(x - 8, y - 8, x + 8, y + 7); }
     // the hovered message, and its call or reply, drawn last and highlighted
     const lit = new Set(hover >= 0 ? [hover, ...(msgs.pair && msgs.pair[hover] >= 0 ? [msgs.pair[hover]] : [])] : []);
-    for (const r of vis) drawArrow(r, lit.has(rows[r]));
-    for (const i of lit) { const r = rows.indexOf(i); if (r >= 0 && vis.includes(r)) drawArrow(r, true); }
+    for (const r of vis) if (!lit.has(rows[r])) drawArrow(r, false);
+    const litRows = [...lit].map((i) => rows.indexOf(i)).filter((r) => r >= 0 && vis.includes(r));
+    for (const r of litRows) drawArrow(r, true);
+    for (const r of litRows) labelArrow(r, true);            // the hovered pair's labels first
+    for (const r of vis) if (!lit.has(rows[r])) labelArrow(r, false);
     // exits: abnormal ones are crashes (red cross), normal ones a grey ring (the legend's)
     for (const [orig, { y, c }] of exitAt) {
       const x = laneX(orig);
@@ -233,16 +256,14 @@ function render({ model, el }) {
     // the sticky header: names exactly over their lifelines
     ctx.fillStyle = colours.panel; ctx.fillRect(left, top, w, HEADER);
     ctx.strokeStyle = colours.line; ctx.beginPath(); ctx.moveTo(left, top + HEADER - 0.5); ctx.lineTo(left + w, top + HEADER - 0.5); ctx.stroke();
-    ctx.textAlign = "center";
+    const names = labelPlacer(ctx, { x0: left, y0: top, x1: left + w, y1: top + HEADER });
     lanes.forEach((l, k) => {
-      const x = LEFT + k * laneW + laneW / 2, room = Math.max(4, Math.floor((laneW - 8) / 6.5));
+      const x = LEFT + k * laneW + laneW / 2;
       ctx.fillStyle = colours.text; ctx.font = "600 11px sans-serif";
-      const label = String(l.label);
-      ctx.fillText(label.length > room ? label.slice(0, room - 1) + "…" : label, x, top + 14);
+      names.place(String(l.label), x, top + 14, laneW - 8, "center");
       ctx.fillStyle = colours.muted; ctx.font = "10px ui-monospace, Menlo, monospace";
-      ctx.fillText(l.id, x, top + 27);
+      names.place(String(l.id), x, top + 28, laneW - 8, "center");
     });
-    ctx.textAlign = "left";
     frameTimes.push(performance.now() - t0);
     if (frameTimes.length > 240) frameTimes.shift();
     el.dataset.frameMs = (frameTimes.reduce((a, b) => a + b, 0) / frameTimes.length).toFixed(2);
@@ -266,7 +287,7 @@ function render({ model, el }) {
     ctx.setLineDash(kind === "reply" ? [3, 3] : kind === "lost" ? [6, 3] : []);
     ctx.lineWidth = (kind === "call" ? 2 : 1.3) + (highlighted ? 1.5 : 0);
     ctx.beginPath(); ctx.moveTo(xs, y1); ctx.lineTo(x2, y2); ctx.stroke(); ctx.setLineDash([]);
-    drawn.push([i, xs, y1, x2, y2]);
+    drawn.push([i, xs, y1, x2, y2]); drawnAt.set(i, drawn[drawn.length - 1]);
     const dx = x2 - xs, dy = y2 - y1, len = Math.hypot(dx, dy) || 1, ux = dx / len, uy = dy / len;
     if (kind === "lost") {
       ctx.beginPath(); ctx.moveTo(x2 - 4, y2 - 4); ctx.lineTo(x2 + 4, y2 + 4);
@@ -276,37 +297,51 @@ function render({ model, el }) {
       ctx.lineTo(x2 - 7 * ux + 4 * uy, y2 - 7 * uy - 4 * ux); ctx.lineTo(x2 - 7 * ux - 4 * uy, y2 - 7 * uy + 4 * ux);
       ctx.fill();
     }
+  }
+
+  // An arrow's label, above it (or, a level arrow's, below it when above is
+  // taken), clear of every label drawn before and of the receiver's queue band.
+  function labelArrow(r, highlighted) {
+    const [i, xs, y1, x2, y2] = drawnAt.get(rows[r]) || [];
+    if (i === undefined) return;
+    const time = mode() === "time", dx = x2 - xs, dy = y2 - y1;
     if (time ? Math.abs(dy) > 2 * Math.abs(dx) : rowH < 12) return;   // steep, or too dense: no label
     const label = String((msgs.label || msgs.text)[i]);
-    const room = Math.max(40, Math.abs(dx) - 10);
+    const rightLane = dx >= 0 ? msgs.to[i] : msgs.from[i];
+    const room = Math.max(30, Math.abs(dx) - 10 - (time ? bandW.get(rightLane) || 0 : 0));
     ctx.fillStyle = highlighted ? colours.text : colours.muted;
-    ctx.fillText(label.length * 6.6 > room ? label.slice(0, Math.floor(room / 6.6) - 1) + "…" : label,
-                 Math.min(xs, x2) + 5, Math.min(y1, y2) - 4);
+    const x = Math.min(xs, x2) + 5;
+    if (labels.place(label, x, Math.min(y1, y2) - 4, room)) return;
+    if (time && Math.abs(dy) < 6) labels.place(label, x, Math.max(y1, y2) + 13, room);
   }
 
   // time mode: queue bands and activation bars under the arrows
   function paintTimeLayers(top, bottom) {
     const ta = (top - HEADER - PAD) / scale, tb = (bottom - PAD) / scale;
     const queue = model.get("queue") || [];
+    bandW = new Map();
     if (queue.length) {
       let peak = 1;
       for (const q of queue) peak = Math.max(peak, q[2]);
       const byLane = new Map();
       for (const q of queue) { if (!byLane.has(q[0])) byLane.set(q[0], []); byLane.get(q[0]).push(q); }
+      // left of the lifeline, where no label runs (labels start right of their
+      // left lane and stop short of the band of the lane they reach)
       ctx.fillStyle = "rgba(227,116,0,0.28)";
       for (const [lane, pts] of byLane) {
         const x = laneX(lane);
         if (x === undefined) continue;
         const wmax = Math.min(40, laneW / 2 - 8);
-        ctx.beginPath(); ctx.moveTo(x + 5, yOfTime(pts[0][1]));
+        bandW.set(lane, wmax + 5);
+        ctx.beginPath(); ctx.moveTo(x - 5, yOfTime(pts[0][1]));
         let last = 0;
         for (const [, t, n] of pts) {   // a step function: the length holds until the next sample
           if (t > tb) break;
           const y = yOfTime(t);
-          ctx.lineTo(x + 5 + (last / peak) * wmax, y); ctx.lineTo(x + 5 + (n / peak) * wmax, y);
+          ctx.lineTo(x - 5 - (last / peak) * wmax, y); ctx.lineTo(x - 5 - (n / peak) * wmax, y);
           last = n;
         }
-        ctx.lineTo(x + 5 + (last / peak) * wmax, yOfTime(Math.min(span, tb))); ctx.lineTo(x + 5, yOfTime(Math.min(span, tb)));
+        ctx.lineTo(x - 5 - (last / peak) * wmax, yOfTime(Math.min(span, tb))); ctx.lineTo(x - 5, yOfTime(Math.min(span, tb)));
         ctx.closePath(); ctx.fill();
       }
     }
@@ -327,7 +362,8 @@ function render({ model, el }) {
     ctx.fillStyle = colours.muted; ctx.strokeStyle = colours.line; ctx.font = "10px sans-serif"; ctx.textAlign = "right";
     for (let t = Math.floor(ta / step) * step; t <= tb; t += step) {
       const y = yOfTime(t);
-      if (y < top + HEADER + 6) continue;
+      if (y < top + HEADER + 8) continue;
+      if (y + 4 > bottom) break;               // a tick whose label the edge would cut
       ctx.beginPath(); ctx.moveTo(left + LEFT - 26, y); ctx.lineTo(left + LEFT - 20, y); ctx.stroke();
       ctx.fillText(fmtUs(t), left + LEFT - 28, y + 3);
     }
@@ -486,11 +522,12 @@ function render({ model, el }) {
     if (r >= 0) scrollToRow(r); else paint();
   });
   const stopResize = onResize(viewport, () => layout());
+  const stopTheme = onThemeChange(() => paint());   // canvas colours are read at each paint
   const t0 = performance.now();
   rebuild();
   el.dataset.firstRenderMs = (performance.now() - t0).toFixed(1);
   requestAnimationFrame(() => { layout(); el.dataset.ready = "1"; });
-  return () => { stopResize(); root.remove(); };
+  return () => { stopResize(); stopTheme(); root.remove(); };
 }
 
 export default { render };

@@ -404,6 +404,9 @@ k = max((i for i in range(len(m['seq'])) if m['end_us'][i] is not None and m['to
         key=lambda i: m['end_us'][i] - m['send_us'][i])
 print(k, m['end_us'][k], m['to'][k], m['text'][k])""").split(maxsplit=3)
     k, end_us, to, text = int(picked[0]), float(picked[1]), int(picked[2]), picked[3].strip()
+    # time mode opens on the whole recording; zoomed in (reset: a row for the
+    # median gap between sends), the arrows stand apart
+    host.locator("button.reset").click()
     scale = float(host.get_attribute("data-scale"))
     lane_x = [int(x) for x in host.get_attribute("data-lane-x").split(",")]
     viewport = host.locator(".viewport")

@@ -177,3 +177,142 @@ def close_split(page) -> None:
         window.jupyterapp.shell.activateById(id);
     }""", page.notebook)
     page.wait_for_timeout(300)
+
+
+# -- what a canvas draws, measured ----------------------------------------------
+
+# Every fillText on a canvas whose __texts is a list is recorded as its ink's
+# box (measureText) in the canvas's CSS pixels. An opaque fillRect hides what
+# it covers whole (the frame's background starts a new frame) and marks what
+# it covers in part as cut (a label half under a header).
+RECORD_TEXT = """() => {
+    if (window.__micTextHook) return;
+    window.__micTextHook = true;
+    const P = CanvasRenderingContext2D.prototype, fillText = P.fillText, fillRect = P.fillRect;
+    const toCss = (ctx, x0, y0, x1, y1) => {
+        const t = ctx.getTransform(), c = ctx.canvas;
+        const d = c.width / (c.clientWidth || c.width);
+        return [(t.a * x0 + t.e) / d, (t.d * y0 + t.f) / d, (t.a * x1 + t.e) / d, (t.d * y1 + t.f) / d];
+    };
+    P.fillText = function (text, x, y) {
+        const log = this.canvas.__texts;
+        if (log && String(text).trim()) {
+            const m = this.measureText(String(text));
+            const [x0, y0, x1, y1] = toCss(this, x - m.actualBoundingBoxLeft, y - m.actualBoundingBoxAscent,
+                                           x + m.actualBoundingBoxRight, y + m.actualBoundingBoxDescent);
+            log.push({ text: String(text), x0, y0, x1, y1, cut: false });
+        }
+        return fillText.apply(this, arguments);
+    };
+    P.fillRect = function (x, y, w, h) {
+        const log = this.canvas.__texts;
+        if (log && /^#/.test(String(this.fillStyle))) {
+            const [x0, y0, x1, y1] = toCss(this, x, y, x + w, y + h);
+            this.canvas.__texts = log.filter((t) => {
+                const ix = Math.min(x1, t.x1) - Math.max(x0, t.x0), iy = Math.min(y1, t.y1) - Math.max(y0, t.y0);
+                if (ix <= 0.5 || iy <= 0.5) return true;
+                if (t.x0 >= x0 - 0.5 && t.x1 <= x1 + 0.5 && t.y0 >= y0 - 0.5 && t.y1 <= y1 + 0.5) return false;
+                t.cut = true;
+                return true;
+            });
+        }
+        return fillRect.apply(this, arguments);
+    };
+}"""
+
+# The labels of the newest frame: overlapping ink, ink cut by the canvas's
+# edge or by something painted over part of it.
+TEXT_PROBLEMS = """(el) => {
+    const c = el.querySelector('canvas'), W = c.clientWidth, H = c.clientHeight;
+    const texts = (c.__texts || []).filter((t) => t.x1 - t.x0 > 0.5);
+    const problems = [];
+    for (const t of texts) {
+        if (t.cut) problems.push(`cut by a later fill: ${t.text}`);
+        if (t.x0 < -0.5 || t.y0 < -0.5 || t.x1 > W + 0.5 || t.y1 > H + 0.5)
+            problems.push(`clipped by the edge: ${t.text} at ${[t.x0, t.y0, t.x1, t.y1].map(Math.round)}`);
+    }
+    const sorted = [...texts].sort((a, b) => a.y0 - b.y0);
+    for (let i = 0; i < sorted.length; i++)
+        for (let j = i + 1; j < sorted.length && sorted[j].y0 < sorted[i].y1; j++) {
+            const a = sorted[i], b = sorted[j];
+            if (Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0) > 0.5 && Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0) > 0.5)
+                problems.push(`overlap: ${a.text} | ${b.text}`);
+        }
+    return { labels: texts.map((t) => t.text), boxes: texts.map((t) => [t.x0, t.y0, t.x1, t.y1]),
+             problems: problems.slice(0, 12) };
+}"""
+
+
+def drawn_text(page, widget) -> dict:
+    """What ``widget``'s canvas draws in a fresh frame: {labels, boxes, problems}."""
+    page.evaluate(RECORD_TEXT)
+    widget.evaluate("""(el) => { el.querySelector('canvas').__texts = [];
+        (el.querySelector('.viewport') || el.querySelector('canvas')).dispatchEvent(new Event('scroll')); }""")
+    page.wait_for_timeout(200)
+    return widget.evaluate(TEXT_PROBLEMS)
+
+
+def show_diagram(page, code: str):
+    out = show(page, code)
+    seq = out.locator(".mic-seq")
+    seq.wait_for(timeout=30_000)
+    page.wait_for_function("(el) => el.dataset.ready === '1'",
+                           arg=seq.locator("xpath=..").element_handle(), timeout=10_000)
+    seq.scroll_into_view_if_needed()
+    return seq
+
+
+# the queue band's tint over the light theme's background (rgba(227,116,0,.28) on white)
+BAND_UNDER_TEXT = """([c, boxes]) => {
+    const d = c.width / c.clientWidth, g = c.getContext('2d');
+    let n = 0;
+    for (const [x0, y0, x1, y1] of boxes) {
+        const w = Math.max(1, Math.round((x1 - x0) * d)), h = Math.max(1, Math.round((y1 - y0) * d));
+        const px = g.getImageData(Math.round(x0 * d), Math.round(y0 * d), w, h).data;
+        let tinted = 0;
+        for (let i = 0; i < px.length; i += 4)
+            if (Math.abs(px[i] - 247) < 9 && Math.abs(px[i + 1] - 216) < 12 && Math.abs(px[i + 2] - 184) < 12) tinted++;
+        if (tinted >= 4) n++;
+    }
+    return n;
+}"""
+
+
+def test_time_mode_opens_on_the_whole_recording_and_prints_no_label_over_another(page, screenshots):
+    seq = show_diagram(page, "tm = mic.widgets.SequenceDiagram(q, procs=['Demo.WorkerA', 'Demo.WorkerB', "
+                             "'Demo.Stats'], mode='time')\ntm")
+    host = seq.locator("xpath=..")
+    span = float(kernel(page, "m = tm.msgs\nprint(max([e for e in m['end_us'] if e is not None]"
+                              " + list(m['send_us'])))"))
+    room = seq.locator(".viewport").evaluate("(v) => v.clientHeight")
+    scale = float(host.get_attribute("data-scale"))
+    assert span * scale <= room, f"opens on {room / scale:.0f} µs of {span:.0f} µs"
+    assert kernel(page, "print(len(tm.queue) > 0)").strip() == "True"   # a band to keep clear
+    canvas = seq.locator("canvas").element_handle()
+    for step in range(4):
+        found = drawn_text(page, seq)
+        seq.screenshot(path=str(screenshots / f"lab_seq_time_zoom{step}.png"))
+        assert len(found["labels"]) >= 5, found["labels"]
+        assert found["problems"] == [], (step, found["problems"])
+        assert page.evaluate(BAND_UNDER_TEXT, [canvas, found["boxes"]]) == 0, step
+        seq.locator("button.zoom-in").click()
+        seq.locator("button.zoom-in").click()
+
+
+def test_time_mode_fits_its_lanes_again_when_resized(page):
+    seq = show_diagram(page, "mic.widgets.SequenceDiagram(q, mode='time')")
+    host, viewport = seq.locator("xpath=.."), seq.locator(".viewport")
+
+    def fits() -> tuple:
+        xs = [int(x) for x in host.get_attribute("data-lane-x").split(",")]
+        width, canvas = viewport.evaluate("(v) => [v.clientWidth, v.querySelector('canvas').style.width]")
+        return xs[-1] + (xs[-1] - xs[-2]) / 2 <= width + 1 and canvas == f"{width}px", xs, width, canvas
+
+    assert fits()[0], fits()
+    for _ in range(2):      # the file browser opens (or closes): the notebook's width changes
+        before = viewport.evaluate("(v) => v.clientWidth")
+        page.evaluate("window.jupyterapp.commands.execute('filebrowser:toggle-main')")
+        page.wait_for_function("([v, w]) => v.clientWidth !== w",
+                               arg=[viewport.element_handle(), before], timeout=10_000)
+        page.wait_for_timeout(300)        # no scroll, no click: the resize alone
+        assert fits()[0], fits()
