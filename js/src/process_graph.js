@@ -15,7 +15,7 @@
 //   seq_times: [[ms, seq]]   span: ms    cursor: seq    playing: bool   speed: x
 //   path: [{from, to, send_seq, text, wait_us, worked_us, slowest}]   focus: seq (-1 none)
 //   marks: [{seq, severity, text}]   findings: clicking one focuses it
-import { h, palette, waitColour, legend, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip } from "./common.js";
+import { h, palette, waitColour, legend, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip, onThemeChange } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-graph" });
@@ -305,11 +305,12 @@ function render({ model, el }) {
   model.on("change:path", () => { drawPath(); paint(); });
   model.on("change:marks", drawFindings);
   const stopResize = onResize(canvas, layout);
+  const stopTheme = onThemeChange(() => paint());   // canvas colours are read at each paint
   layout();
   drawPath();
   drawFindings();
   el.dataset.ready = "1";
-  return () => { stopResize(); if (raf !== null) cancelAnimationFrame(raf); root.remove(); };
+  return () => { stopResize(); stopTheme(); if (raf !== null) cancelAnimationFrame(raf); root.remove(); };
 }
 
 export default { render };

@@ -13,7 +13,7 @@
 //   logs: [[lane, t, level, seq, text]]   level 0 emergency .. 3 error, 4 warning .. 7 debug
 //   marks: [{seq, t_ms, lane, severity, text}]     cursor: seq    cursor_ms: where it is (Python)
 //   Python answers {event: "seek_ms", ms} by moving the cursor to the event at that time.
-import { h, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip } from "./common.js";
+import { h, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip, onThemeChange } from "./common.js";
 
 const LEFT = 170, AXIS = 26, TRACK = 24, MAILBOX = 34;
 
@@ -358,13 +358,14 @@ function render({ model, el }) {
   for (const name of ["lanes", "handlers", "calls", "gcs", "logs", "mailbox", "span", "gaps"]) model.on(`change:${name}`, rebuild);
   for (const name of ["cursor_ms", "marks"]) model.on(`change:${name}`, paint);
   const stopResize = onResize(viewport, () => { spacer.style.marginTop = `-${viewport.clientHeight || 420}px`; paint(); });
+  const stopTheme = onThemeChange(() => paint());   // canvas colours are read at each paint
   const t0 = performance.now();
   rebuild();
   el.dataset.firstRenderMs = (performance.now() - t0).toFixed(1);
   info.textContent = `${lanes.length} processes over ${fmt(span)}`;
   model.on("change:lanes", () => { info.textContent = `${lanes.length} processes over ${fmt(span)}`; });
   requestAnimationFrame(() => { paint(); el.dataset.ready = "1"; });
-  return () => { stopResize(); root.remove(); };
+  return () => { stopResize(); stopTheme(); root.remove(); };
 }
 
 export default { render };

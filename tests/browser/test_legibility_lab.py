@@ -79,14 +79,15 @@ def page(browser, tmp_path_factory):
 
 def show(page, code: str):
     """Run ``code`` in a new cell at the end; the locator of that cell's output."""
-    page.evaluate("""async (code) => {
+    n = page.evaluate("""async (code) => {
         const nb = window.jupyterapp.shell.currentWidget;
         const n = nb.content.model.cells.length;
         nb.content.model.sharedModel.insertCell(n, { cell_type: 'code', source: code });
         nb.content.activeCellIndex = n;
         await window.jupyterapp.commands.execute('notebook:run-cell');
+        return n;
     }""", code)
-    out = page.locator(".jp-Notebook .jp-Cell").last.locator(".jp-OutputArea-output").last
+    out = page.locator(".jp-Notebook .jp-Cell").nth(n).locator(".jp-OutputArea-output").last
     out.wait_for(timeout=60_000)
     return out
 
@@ -316,3 +317,45 @@ def test_time_mode_fits_its_lanes_again_when_resized(page):
                                arg=[viewport.element_handle(), before], timeout=10_000)
         page.wait_for_timeout(300)        # no scroll, no click: the resize alone
         assert fits()[0], fits()
+
+
+# -- the theme switched while the widgets are shown ----------------------------------
+
+# the median brightness of a grid of the canvas's pixels: its background's
+CANVAS_BRIGHTNESS = """(c) => {
+    const g = c.getContext('2d'), out = [];
+    for (let i = 1; i < 20; i++) for (let j = 1; j < 20; j++) {
+        const [r, gr, b] = g.getImageData(Math.floor(c.width * i / 20), Math.floor(c.height * j / 20), 1, 1).data;
+        out.push((0.2126 * r + 0.7152 * gr + 0.0722 * b) / 255);
+    }
+    out.sort((a, b) => a - b);
+    return out[out.length >> 1];
+}"""
+
+
+def test_canvases_repaint_when_the_theme_changes(page, screenshots):
+    """Switched to dark and back with nothing else happening (no scroll, no
+    hover), every canvas follows within a second."""
+    shown = [show(page, "mic.widgets.Timeline(q)").locator(".mic-timeline"),
+             show_diagram(page, "mic.widgets.SequenceDiagram(q, procs=['Demo.WorkerA', 'Demo.WorkerB'])"),
+             show_diagram(page, "mic.widgets.SequenceDiagram(q, mode='time')"),
+             show(page, "mic.widgets.ProcessGraph(q)").locator(".mic-graph")]
+    canvases = [w.locator("canvas").first for w in shown]
+    for w in shown:
+        w.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    assert all(c.evaluate(CANVAS_BRIGHTNESS) > 0.8 for c in canvases)
+    try:
+        for theme, dark in (("JupyterLab Dark", True), ("JupyterLab Light", False)):
+            page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})",
+                          theme)
+            page.wait_for_function("(light) => document.body.dataset.jpThemeLight === light",
+                                   arg="false" if dark else "true", timeout=20_000)
+            page.wait_for_timeout(1000)
+            brightness = [round(c.evaluate(CANVAS_BRIGHTNESS), 2) for c in canvases]
+            if dark:
+                shown[0].screenshot(path=str(screenshots / "lab_dark_timeline_unprompted.png"))
+            assert all((b < 0.3) if dark else (b > 0.8) for b in brightness), (theme, brightness)
+    finally:
+        page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
+                      "{theme: 'JupyterLab Light'})")
