@@ -16,7 +16,9 @@ function render({ model, el }) {
     .mic-source .ln .no { flex: none; width: 48px; text-align: right; padding-right: 10px; color: var(--mic-muted); user-select: none; }
     .mic-source .ln .ran { flex: none; width: 120px; color: var(--mic-muted); font-size: 11px; }
     .mic-source .ln.target { outline: 2px solid var(--jp-warn-color1, #f9ab00); outline-offset: -2px; }
-    .mic-source .ln .snap { margin-left: 16px; color: var(--mic-diff); font-style: italic; white-space: pre; }
+    .mic-source .ln .text { flex: none; }
+    .mic-source .ln .snap { margin-left: 16px; color: var(--mic-diff); font-style: italic; white-space: pre;
+                            flex: 1 1 0; min-width: 12ch; overflow: hidden; text-overflow: ellipsis; }  /* whole on hover */
     .mic-source .note { padding: 4px 8px; color: var(--mic-muted); }
     .mic-source .note:empty { display: none; }`);
   const title = h("span", { class: "title" });
