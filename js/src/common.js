@@ -244,8 +244,9 @@ export function labelPlacer(ctx, area) {
     }
   }
   // text at (x, y) (alphabetic baseline; align "left", "center" or "right"),
-  // at most `room` px wide; returns whether it was drawn
-  function place(text, x, y, room, align = "left") {
+  // at most `room` px wide, on a `plate` of that colour if given (so a line or
+  // a band under it does not run through it); returns whether it was drawn
+  function place(text, x, y, room, align = "left", plate = null) {
     if (ctx.font !== font) {
       font = ctx.font;
       const m = ctx.measureText("Mg");
@@ -265,6 +266,10 @@ export function labelPlacer(ctx, area) {
     if (!inside(x0, y0, x0 + w, y1) || hits(x0, y0, x0 + w, y1)) return false;
     const was = ctx.textAlign;
     ctx.textAlign = "left";
+    if (plate) {
+      const ink = ctx.fillStyle;
+      ctx.fillStyle = plate; ctx.fillRect(x0 - 1, y0 + 1, w + 2, y1 - y0 - 1); ctx.fillStyle = ink;
+    }
     ctx.fillText(s, x0, y);
     ctx.textAlign = was;
     reserve(x0, y0, x0 + w, y1);

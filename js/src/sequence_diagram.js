@@ -5,7 +5,7 @@
 // activation bars; a receiver's queue depth is a band beside its lifeline).
 // Stays fluid at 50k messages. Labels never print over each other (a label
 // with no room is left to the tooltip); time mode opens on the whole
-// recording (or, past ~2000 messages, on its start at a scale that shows ~2000
+// recording (or, past ~400 messages, on its start at a scale that shows ~400
 // at once), its lanes fitted to the width and fitted again when it changes.
 // Model:
 //   lanes: [{id, label}]
@@ -124,11 +124,12 @@ function render({ model, el }) {
   }
 
   // The first look at time mode: the whole recording, unless that crowds more
-  // than ~2000 arrows into one screen (then its start, at the scale that shows ~2000).
+  // than ~400 arrows into one screen (then its start, at the scale that shows ~400:
+  // more is a blur to read and, at 50k, slower than a frame to pan).
   function openTime() {
     timeOpened = true; fitted = true;
     fitLanes();
-    scale = clampScale(fitScale() * Math.max(1, rows.length / 2000));
+    scale = clampScale(fitScale() * Math.max(1, rows.length / 400));
     viewport.scrollTop = 0;
   }
 
@@ -311,8 +312,9 @@ function render({ model, el }) {
     const room = Math.max(30, Math.abs(dx) - 10 - (time ? bandW.get(rightLane) || 0 : 0));
     ctx.fillStyle = highlighted ? colours.text : colours.muted;
     const x = Math.min(xs, x2) + 5;
-    if (labels.place(label, x, Math.min(y1, y2) - 4, room)) return;
-    if (time && Math.abs(dy) < 6) labels.place(label, x, Math.max(y1, y2) + 13, room);
+    // on a plate of the background: the lines and queue bands it crosses stay under it
+    if (labels.place(label, x, Math.min(y1, y2) - 4, room, "left", colours.bg)) return;
+    if (time && Math.abs(dy) < 6) labels.place(label, x, Math.max(y1, y2) + 13, room, "left", colours.bg);
   }
 
   // time mode: queue bands and activation bars under the arrows

@@ -53,6 +53,7 @@ function render({ model, el }) {
     .mic-tt .diff { color: var(--mic-diff); white-space: pre-wrap; }
     .mic-tt .body { max-height: 360px; overflow: auto; }
     .mic-tt .event { padding: 4px 8px; border-bottom: 1px solid var(--mic-line); }
+    .mic-tt .key { padding: 4px 8px; }
     .mic-tt .message { padding: 4px 8px; color: var(--mic-crash); }
     .mic-tt .message:empty { display: none; }`);
   const slider = input({ type: "range", min: "0", step: "1", class: "slider" });
@@ -69,7 +70,7 @@ function render({ model, el }) {
   root.append(h("div", { class: "bar" }, prev, sliderBox, next, h("span", { class: "muted" }, "seq"), number, proc,
                  h("label", { class: "muted" }, onlyChanged, " only changed"), supervisor),
               message, event, body);
-  root.append(h("div", { class: "event" }, legend(["crashed", "exited"])));   // every widget's vocabulary
+  root.append(h("div", { class: "key" }, legend(["crashed", "exited"])));   // every widget's vocabulary
   root.append(notesStrip(model));   // annotations (s.annotate)
   el.append(root);
   let local = "";   // feedback of our own (an out-of-range seq), next to Python's
