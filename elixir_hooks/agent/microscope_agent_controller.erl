@@ -32,6 +32,9 @@
               %% installs them (microscope_agent_state:context/4: their id,
               %% unique per trace, their report table and stop flag)
               hooks = #{}, hook_ctx, sampler, stop_flag,
+              %% gen_statems whose callbacks are call-traced for their data:
+              %% Module => [Pid] (microscope_agent_state:watch_statems/4)
+              statems = #{},
               %% watch_only (a flight recorder's counters level): the processes
               %% are monitored, not traced; pid -> true
               watched = #{},
@@ -296,8 +299,14 @@ rescan_ms(_) -> 1000.
 %% Procs are ours (traced by us, or children that inherited our tracer): a
 %% process another tool traces gets no hook either.
 hook_states(Procs, Ctl = #ctl{hooks = Hooks, hook_ctx = HookCtx}) ->
-    New = microscope_agent_state:install(Procs, Hooks, HookCtx),
-    Ctl#ctl{hooks = maps:merge(Hooks, maps:from_list([{P, pending} || P <- New]))}.
+    {New, Statems} = microscope_agent_state:install(Procs, Hooks, HookCtx),
+    Watched = case counting(Ctl) of
+                  true -> Ctl#ctl.statems;   % nothing traced, nothing call-traced
+                  false -> microscope_agent_state:watch_statems(
+                             Ctl#ctl.backend, Ctl#ctl.tracer, Statems, Ctl#ctl.statems)
+              end,
+    Ctl#ctl{hooks = maps:merge(Hooks, maps:from_list([{P, pending} || P <- New])),
+            statems = Watched}.
 
 %%%===================================================================
 %%% RUNNING
@@ -320,6 +329,7 @@ loop(Ctl = #ctl{owner_ref = OwnerRef, tracer = Tracer}) ->
         {trace_state, From, Ref} ->
             From ! {Ref, {ok, #{procs => Ctl#ctl.procs, patterns => Ctl#ctl.patterns,
                                 hooks => Ctl#ctl.hooks, tracer => Tracer,
+                                statems => Ctl#ctl.statems,
                                 hook_id => microscope_agent_state:hook_id(Ctl#ctl.hook_ctx),
                                 log_handler => Ctl#ctl.log_handler,
                                 backend => element(1, Ctl#ctl.backend)}}},
@@ -446,7 +456,12 @@ cleanup(Ctl = #ctl{tracer = Tracer, backend = Backend}, Reason) ->
     microscope_agent_setup:restore_monitor(Ctl#ctl.monitor, Tracer),
     microscope_agent_setup:line_sink_pop(Tracer, Ctl#ctl.line_prev),
     microscope_agent_setup:log_handler_remove(Ctl#ctl.log_handler, Tracer),
-    microscope_agent_setup:untrace_procs(Backend, Ctl#ctl.flags),
+    %% a watched gen_statem's call flag is ours too, and its children's
+    microscope_agent_setup:untrace_procs(Backend, case map_size(Ctl#ctl.statems) of
+                                                      0 -> Ctl#ctl.flags;
+                                                      _ -> lists:usort([call | Ctl#ctl.flags])
+                                                  end),
+    microscope_agent_state:unwatch_statems(Backend, Ctl#ctl.statems),
     microscope_agent_setup:unset_patterns(Backend, Ctl#ctl.patterns, counting(Ctl)),
     microscope_agent_setup:destroy_backend(Backend),
     microscope_agent_state:remove(maps:keys(Ctl#ctl.hooks), Ctl#ctl.hook_ctx),

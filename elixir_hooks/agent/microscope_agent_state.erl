@@ -21,6 +21,8 @@
 -include("microscope_agent.hrl").
 
 -export([new_reports/0, overhead/0, context/4, hook_id/1, install/3, remove/2]).
+%% a gen_statem's data and callbacks: its callback module call-traced, for it alone
+-export([watch_statems/4, unwatch_statems/2]).
 %% the tracer's side: a report as a message, a state rebuilt from its changes
 -export([report_message/1, rebuild/3]).
 %% @private the sys debug hook
@@ -45,7 +47,11 @@
                large = false,      % the last state was over the budget
                room = true,        % the report table had room when last read
                last_insert = 0,    % what the last report's insert took
-               n = 0}).            % callbacks reported
+               n = 0,              % callbacks reported
+               %% a gen_statem's event: the replies it made ({From, Reply}),
+               %% and whether it came from the mailbox (an `in' was seen)
+               replies = [],
+               in = false}).
 
 %% Hooks leave one report per callback in this table, keyed {TsOut, Pid, N}
 %% so it is in time order; the tracer takes them at each batch, never ahead
@@ -144,14 +150,16 @@ context(Tracer, StopFlag, {Reports, Drops}, Opts) ->
 hook_id(#{id := Id}) -> Id.
 
 %% Asks every gen process among Procs and not in Known for a hook; returns
-%% the ones asked (each pending until it takes the request).
+%% the ones asked (each pending until it takes the request), and the
+%% gen_statems among them with their callback module ({Pid, Module}, for
+%% watch_statems/4).
 install(Procs, Known, #{id := Id, stop_flag := Flag, reports := Reports, drops := Drops,
                         budget := Budget, limit := Limit}) ->
     %% Loaded here, not by the first traced process to need them: a code
     %% server call from inside the app would show as the app's own traffic.
     [code:ensure_loaded(M) || M <- [sys, erts_debug, gen, proc_lib]],
-    New = [{P, Kind} || P <- Procs, not is_map_key(P, Known), Kind <- [gen_kind(P)],
-                        Kind =/= none],
+    Found = [{P, gen_kind(P)} || P <- Procs, not is_map_key(P, Known)],
+    New = [{P, Kind} || {P, {Kind, _}} <- Found, Kind =/= none],
     Self = self(),
     [begin
          FuncState = hook_state(Reports, Drops, Flag, Budget, Kind, Limit),
@@ -160,7 +168,7 @@ install(Procs, Known, #{id := Id, stop_flag := Flag, reports := Reports, drops :
          P ! {system, {Self, {microscope_hook, based, P}},
               {replace_state, base_reporter(Reports, Kind, Budget)}}
      end || {P, Kind} <- New],
-    [P || {P, _} <- New].
+    {[P || {P, _} <- New], [{P, M} || {P, {gen_statem, M}} <- Found, M =/= none]}.
 
 %% Words of state the hook may copy to the tracer per callback.
 state_budget(Opts) -> maps:get(payload_limit, Opts).
@@ -188,10 +196,11 @@ remove(Pids, #{id := Id}) ->
      || P <- Pids, is_process_alive(P)],
     ok.
 
-%% What kind of gen process P is: its callback module's behaviours first,
-%% then the loop it is waiting in (an Elixir Agent's initial call is a fun,
-%% but it waits in gen_server's loop). Supervisors are left alone: their
-%% state is their children, which the tree already shows.
+%% What kind of gen process P is, and its callback module (none when its
+%% start does not say): the module's behaviours first, then the loop it is
+%% waiting in (an Elixir Agent's initial call is a fun, but it waits in
+%% gen_server's loop). Supervisors are left alone: their state is their
+%% children, which the tree already shows.
 gen_kind(P) ->
     case erlang:process_info(P, [dictionary, current_function]) of
         [{dictionary, D}, {current_function, Current}] ->
@@ -207,21 +216,131 @@ gen_kind(P) ->
                                            {'Elixir.Agent', gen_server}, {gen_statem, gen_statem}],
                                 lists:member(B, Bs)],
                     case {lists:member(supervisor, Bs), Gen, Current} of
-                        {true, _, _} -> none;
-                        {false, [K | _], _} -> K;
-                        {false, [], {gen_server, loop, _}} -> gen_server;
-                        {false, [], {gen_statem, loop_receive, _}} -> gen_statem;
-                        _ -> none
+                        {true, _, _} -> {none, none};
+                        {false, [K | _], _} -> {K, M};
+                        {false, [], {gen_server, loop, _}} -> {gen_server, none};
+                        {false, [], {gen_statem, loop_receive, _}} -> {gen_statem, M};
+                        _ -> {none, none}
                     end;
                 _ ->
                     case Current of
-                        {gen_server, loop, _} -> gen_server;
-                        {gen_statem, loop_receive, _} -> gen_statem;
-                        _ -> none
+                        {gen_server, loop, _} -> {gen_server, none};
+                        {gen_statem, loop_receive, _} -> {gen_statem, none};
+                        _ -> {none, none}
                     end
             end;
-        _ -> none
+        _ -> {none, none}
     end.
+%%%===================================================================
+%%% A GEN_STATEM'S DATA AND CALLBACKS
+%%%===================================================================
+
+%% sys debug events carry a gen_statem's state name, never its data, and no
+%% event is sent for a state enter call. So the callbacks its module exports
+%% (arity 3: state functions; 4: handle_event/4) are call-traced with their
+%% returns, for the hooked gen_statems alone: a guard on the caller's pid.
+%% Each callback then costs two trace messages (its arguments, the data
+%% among them, and its result); no other process pays more than the
+%% breakpoint's check. Python joins them to the hook's reports (by time,
+%% per process). The marker guard makes the pattern ours at a glance.
+-define(STATEM_MARK, {is_atom, microscope_statem}).
+%% gen_statems of one module watched at most per trace: the guard is an
+%% `orelse' over their pids, evaluated at every call of the module.
+-define(STATEM_PIDS, 32).
+-define(NOT_CALLBACKS, [init, terminate, code_change, format_status, callback_mode,
+                        module_info, '__info__']).
+
+%% Watched: Module => [Pid], this trace's. Returns it with Statems added; a
+%% module whose functions carry another tool's pattern (or another live
+%% trace's of ours, before OTP 27) is left alone: its statems' transitions
+%% keep their state names only.
+watch_statems(_Backend, _Tracer, [], Watched) ->
+    Watched;
+watch_statems(Backend, Tracer, Statems, Watched) ->
+    lists:foldl(fun({P, M}, W) -> watch_statem(Backend, Tracer, P, M, W) end, Watched, Statems).
+
+watch_statem(Backend, Tracer, P, M, Watched) ->
+    Pids = maps:get(M, Watched, []),
+    MFAs = statem_callbacks(M),
+    Free = is_map_key(M, Watched) orelse statem_patterns_free(Backend, MFAs),
+    case Free andalso length(Pids) < ?STATEM_PIDS andalso call_flag(Backend, Tracer, P) of
+        true ->
+            Spec = statem_spec([P | Pids]),
+            [case Backend of
+                 {legacy, _} -> erlang:trace_pattern(MFA, Spec, [global]);
+                 {session, S} -> trace:function(S, MFA, Spec, [global])
+             end || MFA <- MFAs],
+            Watched#{M => [P | Pids]};
+        false ->
+            Watched
+    end.
+
+statem_callbacks(M) ->
+    try M:module_info(exports) of
+        Exports -> [{M, F, A} || {F, A} <- Exports, A =:= 3 orelse A =:= 4,
+                                 not lists:member(F, ?NOT_CALLBACKS)]
+    catch _:_ -> []
+    end.
+
+statem_spec(Pids) ->
+    Self = [{'==', {self}, {const, P}} || P <- Pids],
+    Guard = case Self of [One] -> One; _ -> list_to_tuple(['orelse' | Self]) end,
+    [{['_', '_', '_'], [?STATEM_MARK, Guard], [{return_trace}]},
+     {['_', '_', '_', '_'], [?STATEM_MARK, Guard], [{return_trace}]}].
+
+%% The statem's own call flag, with the trace's tracer (only if it is ours).
+call_flag({session, S}, _Tracer, P) ->
+    try trace:process(S, P, true, [call]) of 1 -> true; _ -> false
+    catch error:badarg -> false
+    end;
+call_flag({legacy, Tracer}, Tracer, P) ->
+    erlang:trace_info(P, tracer) =:= {tracer, Tracer}
+        andalso (catch erlang:trace(P, true, [call, {tracer, Tracer}])) =:= 1.
+
+%% In a session nothing is shared. Before OTP 27 a pattern is the node's:
+%% free if there is none, or if it is one of ours that no live trace holds
+%% (its statems are dead or traced by nobody: a trace killed before its
+%% cleanup); another tool's is never overwritten.
+statem_patterns_free({session, _}, _) -> true;
+statem_patterns_free({legacy, _}, MFAs) ->
+    MFAs =/= [] andalso lists:all(fun(MFA) ->
+        case erlang:trace_info(MFA, all) of
+            {all, false} -> true;
+            {all, Info} ->
+                case proplists:get_value(traced, Info, false) of
+                    false -> true;
+                    _ -> orphan_spec(proplists:get_value(match_spec, Info, false))
+                end;
+            _ -> false
+        end end, MFAs).
+
+orphan_spec([{_, [?STATEM_MARK, Guard], _} | _]) ->
+    Pids = case Guard of
+               {'==', {self}, {const, P}} -> [P];
+               _ -> [P || {'==', {self}, {const, P}} <- tl(tuple_to_list(Guard))]
+           end,
+    lists:all(fun(P) ->
+                      case erlang:trace_info(P, tracer) of
+                          {tracer, []} -> true;
+                          undefined -> true;   % dead
+                          _ -> false
+                      end
+              end, Pids);
+orphan_spec(_) -> false.
+
+%% At the trace's end (before OTP 27; a session goes whole): our patterns go
+%% from the functions that still carry them. The statems' call flag goes
+%% with the trace's other flags (the controller adds it to them).
+unwatch_statems({session, _}, _) -> ok;
+unwatch_statems({legacy, _}, Watched) ->
+    [catch erlang:trace_pattern(MFA, false, [global])
+     || M <- maps:keys(Watched), MFA <- statem_callbacks(M),
+        case erlang:trace_info(MFA, match_spec) of
+            {match_spec, [{_, [?STATEM_MARK | _], _} | _]} -> true;
+            _ -> false
+        end],
+    ok.
+
 %%%===================================================================
 %%% THE HOOK (inside the traced process)
 %%%===================================================================
@@ -251,18 +370,30 @@ state_hook(F = #hook{stop_flag = Flag}, Event, _Name) ->
 hook_event(F, {in, Msg}) ->
     F#hook{pending = {Msg, os:perf_counter()}};
 hook_event(F, {in, Msg, _StateName}) ->
-    F#hook{pending = {Msg, os:perf_counter()}};
+    F#hook{pending = {Msg, os:perf_counter()}, in = true};
 hook_event(F, {continue, _} = Msg) ->
     F#hook{pending = {Msg, os:perf_counter()}};
 hook_event(F, {out, Reply, _From, NewState}) ->
     hook_out(F, NewState, {reply, Reply});
 hook_event(F, {noreply, NewState}) ->
     hook_out(F, NewState, noreply);
-hook_event(F = #hook{kind = gen_statem, pending = Pending}, {consume, Event, _State, Next}) ->
-    Pending1 = case Pending of none -> {Event, os:perf_counter()}; _ -> Pending end,
-    hook_out(F#hook{pending = Pending1}, Next, noreply);
+%% A gen_statem's event ends consumed or postponed; one with no `in' before
+%% it was not taken from the mailbox (a postponed event retried after a state
+%% change, an event its own action inserted). Its replies are {out, Reply, From}
+%% (to its caller or any other). State enter calls have no debug event: the
+%% call trace of the callback module (watch_statems/4) has them.
+hook_event(F = #hook{kind = gen_statem, replies = Rs, budget = Budget}, {out, Reply, From}) ->
+    F#hook{replies = [{From, bounded(Reply, Budget)} | Rs]};
+hook_event(F = #hook{kind = gen_statem}, {consume, Event, _State, Next}) ->
+    statem_out(F, Event, Next, consume);
+hook_event(F = #hook{kind = gen_statem}, {postpone, Event, _State, Next}) ->
+    statem_out(F, Event, Next, postpone);
 hook_event(F, _Other) ->
     F.
+
+statem_out(F = #hook{pending = Pending, replies = Rs, in = In}, Event, Next, How) ->
+    Pending1 = case Pending of none -> {Event, os:perf_counter()}; _ -> Pending end,
+    hook_out(F#hook{pending = Pending1}, Next, {statem, How, In, lists:reverse(Rs)}).
 
 hook_out(F = #hook{pending = none}, _NewState, _Reply) ->
     F;
@@ -283,7 +414,7 @@ hook_out(F = #hook{budget = Budget, kind = Kind, before = Before, large = Large0
             done;   % sys removes a hook that answers done
         {Room, Insert} ->
             F#hook{before = NewState, pending = none, large = Large, n = N + 1, room = Room,
-                   last_insert = Insert}
+                   last_insert = Insert, replies = [], in = false}
     end.
 
 %% A report goes into the trace's table, not to the tracer: a message would
@@ -329,7 +460,8 @@ bounded_message(Msg, Budget) ->
     bounded(Msg, Budget).
 
 reply_capture(noreply, _) -> noreply;
-reply_capture({reply, R}, Budget) -> {reply, bounded(R, Budget)}.
+reply_capture({reply, R}, Budget) -> {reply, bounded(R, Budget)};
+reply_capture(Statem = {statem, _, _, _}, _) -> Statem.   % its replies bounded as made
 
 %% {same} | {full, State} | {changes, [{Path, Value}], Complete} | {large}
 capture(Before, New, Budget, Large) ->

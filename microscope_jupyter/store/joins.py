@@ -30,6 +30,7 @@ from .columns import bytes_key
 from .event_store import EventStore
 from .names import addressed_names
 from .otp import TIMEOUT_PAYLOADS, state_heading, state_recorded
+from .statem_calls import statem_steps
 from .schema import KIND_CODES
 
 __all__ = ["messages", "outgoing", "may_have_lost", "lost_candidates", "calls", "states",
@@ -42,7 +43,9 @@ CALL_COLUMNS = ["call_seq", "end_seq", "pid", "name", "mfa", "args", "result", "
                 "started_at", "ended_at", "duration_us", "depth", "status",
                 "args_text", "result_text", "exception_text"]
 STATE_COLUMNS = ["seq", "ts", "pid", "name", "callback", "message", "before", "after", "reply",
-                 "changed", "duration_us", "tool_us", "text"]
+                 "changed", "duration_us", "tool_us", "text",
+                 # a gen_statem's (None for a GenServer): statem_calls.py
+                 "event_type", "data_before", "data_after", "postponed"]
 LINE_COLUMNS = ["seq", "ts", "pid", "name", "label", "mfa", "file", "line", "binding", "text"]
 
 _TIMEOUT_SPELLINGS = np.array([bytes_key(p) for p in TIMEOUT_PAYLOADS], dtype=np.int64)
@@ -327,19 +330,35 @@ def states(store: EventStore, pid_ids: set[int] | None = None) -> pd.DataFrame:
     if pid_ids is not None:
         rows = rows[rows["_pid"].isin(pid_ids)]
     records: list[tuple[Any, ...]] = []
+    machines: dict[int, list] = {}
+    for seq, gid, term in zip(rows["seq"], rows["_pid"], rows["term"]):
+        if isinstance(term, dict) and "statem" in term:
+            machines.setdefault(int(gid), []).append(
+                (int(seq), term["statem"]["event_type"], term.get("message")))
+    steps = statem_steps(store, machines)
     for seq, ts, pid, name, term, duration_ns, text in zip(
             rows["seq"], rows["ts"], rows["pid"], rows["name"], rows["term"],
             rows["_duration_ns"], rows["text"]):
         term = term or {}
         before, after = term.get("before"), term.get("after")
+        step, statem = steps.get(int(seq)), term.get("statem") or {}
         if state_recorded(before) and state_recorded(after):
-            changed = before != after
+            changed = before != after or (step is not None and not
+                                          _same(step.data_before, step.data_after))
         else:  # what the hook saw: the fields it found changed, if any
             changed = bool(term.get("changes")) if term.get("changes") is not None else pd.NA
-        records.append((int(seq), ts, pid, name, term.get("callback"), term.get("message"),
-                        before, after, term.get("reply"), changed, duration_ns / 1000.0,
-                        term.get("tool_ns", 0) / 1000.0, text))
-    return _object_frame(records, STATE_COLUMNS, ["message", "before", "after", "reply"])
+        records.append((int(seq), ts, pid, name, step.callback if step else term.get("callback"),
+                        term.get("message"), before, after, term.get("reply"), changed,
+                        duration_ns / 1000.0, term.get("tool_ns", 0) / 1000.0, text,
+                        statem.get("event_type"), step.data_before if step else None,
+                        step.data_after if step else None,
+                        statem.get("how") == "postpone" if statem else None))
+    return _object_frame(records, STATE_COLUMNS, ["message", "before", "after", "reply",
+                                                  "event_type", "data_before", "data_after"])
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b if state_recorded(a) and state_recorded(b) else True
 
 
 _STATEM = Atom("gen_statem")

@@ -281,12 +281,20 @@ def transition(term: Any) -> dict:
     except (TypeError, ValueError):
         return {"callback": None, "message": term, "before": None, "after": None, "reply": None,
                 "tool_ns": 0, "changes": None}
-    callback = "handle_info"
+    callback, statem = "handle_info", None
     if kind == Atom("gen_statem"):
-        # {EventType, Content}; before/after are the state names.
-        callback = "handle_event"
+        # {EventType, Content}; before/after are the state names. Agents from
+        # v31 report {statem, consume | postpone, FromMailbox, [{From, Reply}]}.
+        callback, event_type = "handle_event", None
         if isinstance(message, tuple) and len(message) == 2:
-            message = message[1]
+            event_type, message = message
+        how, mailbox, replies = ((str(reply[1]), reply[2] is True, reply[3])
+                                 if isinstance(reply, tuple) and len(reply) == 4 else
+                                 ("consume", None, []))
+        statem = {"event_type": event_type, "how": how, "from_mailbox": mailbox,
+                  "replies": replies}
+        caller = event_type[1] if isinstance(event_type, tuple) and event_type[0] == Atom("call") else None
+        reply = next((r for f, r in replies if f == caller), None)
     elif isinstance(message, tuple) and message:
         tag = message[0]
         if tag == Atom("$gen_call") and len(message) == 3:
@@ -302,7 +310,8 @@ def transition(term: Any) -> dict:
     changes = extra.get("changes")
     return {"callback": callback, "message": message, "before": before, "after": after,
             "reply": reply, "tool_ns": int(extra.get("tool", 0) or 0),
-            "changes": None if not isinstance(changes, tuple) else _changes(changes)}
+            "changes": None if not isinstance(changes, tuple) else _changes(changes),
+            **({"statem": statem} if statem else {})}
 
 
 def _changes(found: tuple) -> list[tuple[tuple, Any]]:

@@ -31,8 +31,8 @@ are checked by the call's own assertion.
 
 Limits, said in the generated file where they apply: timers the callbacks
 start are real during the replay; messages to registered names reach the
-real processes of the app under ``mix test``. A gen_statem is refused with
-one line: its hook records state names, not data, so no test could start it.
+real processes of the app under ``mix test``. A gen_statem's test is
+``statem.py``'s (``generate.py`` routes each process to its kind).
 """
 
 from __future__ import annotations

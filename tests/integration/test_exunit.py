@@ -178,3 +178,127 @@ def test_on_a_fixed_build_regression_passes_and_reproduce_fails(awkward_recordin
             regression.source + ran.stdout + ran.stderr)
         ran = mix_test(app, s.exunit(proc, mode="reproduce").write(app / "test/"))
         assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout
+
+
+# -- a gen_statem: its data, callbacks and event types recorded, and a test of its own kind
+
+STATEM_MODULES = ("mic_statem_fn", "mic_statem_ev")   # state_functions / handle_event_function
+STATEM_APP_MIX = """defmodule StatemApp.MixProject do
+  use Mix.Project
+  def project, do: [app: :statem_app, version: "0.1.0", elixir: "~> 1.14", deps: []]
+  def application, do: [extra_applications: [:logger]]
+end
+"""
+
+
+def _drive_statem(s, observer, name):
+    """The scenario, with the truth after each step read by a second node:
+    {state, data} from sys:get_state. A step whose event is the machine's own
+    timeout is waited for until the state changes."""
+    M = Atom(name)
+    truth = []
+
+    def now():
+        return observer.rpc("sys", "get_state", [M])
+
+    def after(change):
+        change()
+        truth.append(now())
+
+    def waited(condition):
+        wait_until(lambda: condition(now()), timeout=10)
+        truth.append(now())
+
+    after(lambda: s.rpc("gen_statem", "cast", [M, (Atom("note"), Atom("a"))]))
+    after(lambda: s.rpc("gen_statem", "call", [M, (Atom("job"), 1)]))
+    after(lambda: s.rpc("gen_statem", "cast", [M, (Atom("note"), Atom("b"))]))   # postponed
+    after(lambda: s.rpc("gen_statem", "call", [M, Atom("status")]))
+    waited(lambda st: st[1][Atom("retries")] == 1)             # {timeout, retry}
+    waited(lambda st: st[0] == Atom("idle"))                    # state_timeout, enter, the retried note
+    after(lambda: s.eval_erlang(f"{name} ! ping."))
+    waited(lambda st: st[1][Atom("ticks")] == 1)                # the event timeout
+    return truth
+
+
+@pytest.fixture(scope="module", params=["otp25", "otp28"])
+def statem_recording(request, node_factory, tmp_path_factory):
+    """Both machines driven under trace on a real node; the truth from a second node."""
+    import microscope_jupyter as mic
+    from nodes import compile_erlang, load_module, ERLANG_DIR
+
+    node = node_factory(request.param, prefix="fsm")
+    out = tmp_path_factory.mktemp("statem")
+    s = mic.attach(node.name, cookie=node.cookie)
+    observer = mic.attach(node.name, cookie=node.cookie)
+    try:
+        for name in STATEM_MODULES:
+            load_module(s, compile_erlang(ERLANG_DIR / f"{name}.erl", out))
+            s.rpc(name, "start", [Atom(name)])
+        rec = s.trace(*STATEM_MODULES)
+        assert rec.info["hooked"] == 2
+        truths = {name: _drive_statem(s, observer, name) for name in STATEM_MODULES}
+        rec.stop()
+        # nothing of ours is left: patterns, the call flag
+        left = observer.eval_erlang(
+            "[{M, F, A} || M <- Ms, {F, A} <- M:module_info(exports),"
+            " erlang:trace_info({M, F, A}, traced) =/= {traced, false}]"
+            " ++ [P || M <- Ms, P <- [whereis(M)], erlang:trace_info(P, flags) =/= {flags, []}].",
+            Ms=[Atom(m) for m in STATEM_MODULES])
+        assert left == []
+        saved = out / "recording"
+        s.save(saved)
+        yield mic.load(saved), truths
+    finally:
+        observer.detach()
+        s.detach()
+        node.stop()
+
+
+def test_a_gen_statem_recording_holds_its_data_callbacks_and_event_types(statem_recording):
+    s, truths = statem_recording
+    for name, callbacks in (("mic_statem_fn", ["idle/3", "idle/3", "busy/3", "busy/3", "busy/3",
+                                               "busy/3", "idle/3", "idle/3", "idle/3"]),
+                            ("mic_statem_ev", ["handle_event/4"] * 9)):
+        states = s.states(name)
+        assert list(states["callback"]) == callbacks, name
+        assert list(states["event_type"].map(lambda t: t if not isinstance(t, tuple)
+                                             or t[0] != Atom("call") else Atom("call"))) == [
+            Atom("cast"), Atom("call"), Atom("cast"), Atom("call"), (Atom("timeout"), Atom("retry")),
+            Atom("state_timeout"), Atom("cast"), Atom("info"), Atom("timeout")]
+        assert list(states["postponed"]) == [False, False, True] + [False] * 6
+        assert list(states["reply"])[:4] == [None, (Atom("ok"), 1), None, (Atom("busy"), 1)]
+        # what the process held after each step, as a second node read it: the
+        # state_timeout's step and the postponed note retried after it are one reading
+        recorded = [(a, d) for a, d in zip(states["after"], states["data_after"])]
+        assert recorded[:5] + recorded[6:] == [tuple(t) for t in truths[name]], name
+        assert states["data_after"].iloc[5][Atom("enters")] == 2   # the enter call's work
+
+
+def test_a_gen_statem_test_replays_under_mix_test_and_catches_a_change(statem_recording,
+                                                                        tmp_path):
+    s, _ = statem_recording
+    app = tmp_path / "statem_app"
+    (app / "src").mkdir(parents=True)
+    (app / "test").mkdir()
+    (app / "mix.exs").write_text(STATEM_APP_MIX)
+    (app / "test" / "test_helper.exs").write_text("ExUnit.start()\n")
+    from nodes import ERLANG_DIR
+    for name in STATEM_MODULES:
+        shutil.copy(ERLANG_DIR / f"{name}.erl", app / "src")
+    tests = {(name, mode): s.exunit(name, mode=mode) for name in STATEM_MODULES
+             for mode in ("reproduce", "regression")}
+    source = tests["mic_statem_fn", "reproduce"].source
+    assert "pid = start_recorded(:mic_statem_fn, :idle, %{" in source
+    assert "after 200 ms: the test waits for it" in source
+    assert "{:timeout, :retry} (200 ms)" in source and len(source.splitlines()) < 200
+    for test in tests.values():
+        ran = mix_test(app, test.write(app / "test/"))
+        assert ran.returncode == 0 and "1 test, 0 failures" in ran.stdout, (
+            test.source + ran.stdout + ran.stderr)
+    # a changed machine (a retry counts twice) fails the test written from the recording
+    for name in STATEM_MODULES:
+        src = app / "src" / f"{name}.erl"
+        src.write_text(src.read_text().replace("retries := R + 1", "retries := R + 2"))
+        ran = mix_test(app, tests[name, "reproduce"].write(app / "test/"))
+        assert ran.returncode != 0 and "1 test, 1 failure" in ran.stdout, ran.stdout + ran.stderr
+        assert "not in the recorded state" in ran.stdout

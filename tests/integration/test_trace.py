@@ -258,7 +258,8 @@ def test_gen_statem_state_names(node_factory, tmp_path):
         states = s.states("mic_switch")
         assert list(states["before"]) == [Atom("off"), Atom("on"), Atom("off")]
         assert list(states["after"]) == [Atom("on"), Atom("off"), Atom("on")]
-        assert set(states["callback"]) == {"handle_event"}
+        assert list(states["callback"]) == ["off/3", "on/3", "off/3"]   # the callback called
+        assert [d for d in states["data_after"]] == [1, 2, 3]
 
 
 def test_children_are_followed_and_lifecycle_can_be_left_out(node_factory, workload_beam):

@@ -76,7 +76,7 @@ def test_a_long_recording_makes_a_short_test_from_its_last_steps():
     assert whole.count("send(pid, {:update, ") == 300 and "left out" not in whole
 
 
-def test_a_gen_statem_is_refused_in_one_line_not_given_a_genserver_test():
+def test_a_gen_statem_without_its_data_is_refused_in_one_line_not_given_a_genserver_test():
     import pytest
 
     from microscope_jupyter.beam.terms import Pid
@@ -93,7 +93,8 @@ def test_a_gen_statem_is_refused_in_one_line_not_given_a_genserver_test():
     with pytest.raises(QueryError) as info:
         s.exunit(str(conn))
     message = str(info.value)
-    assert message.startswith(f"{conn} is a gen_statem: generated tests cover GenServers")
+    assert message.startswith(f"{conn} is a gen_statem recorded without its data")
+    assert "generated tests cover GenServer, Agent and :gen_statem processes" in message
     assert "\n" not in message
 
 
