@@ -137,6 +137,10 @@ def _stale_pids(facts: Facts) -> list[Cause]:
         where = [f"{s} keeps it in its state at {path}" for s, path in paths.items()]
         if name is None and not paths and len(group) < 2:
             continue     # one message to a nameless pid nobody keeps: a race with its end, no stale pid
+        if not paths and group.groupby("sender").size().max() < 2 and (
+                taken is None or not (group["send_seq"] > taken[0]).any()):
+            continue     # one message a sender, before the name moved on: each looked it up in
+            #              the moment it died (a client riding a recycle), no stale pid
         guess = _live_namesake(facts, paths) if name is None and paths else None
         if guess:
             holder = (f"the recording never saw its name, but on the live node {guess[0]} "

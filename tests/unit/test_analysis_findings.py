@@ -183,6 +183,27 @@ def test_lost_messages_to_a_pid_whose_name_moved_on_name_the_stale_pid():
             "a stale pid") in lost
 
 
+def _recycle(agent, late_send: bool):
+    """Two clients each lose one call to B in the moment it ends (both looked it
+    up just before); B2 takes its name; with late_send, A sends to B again after."""
+    name = Atom("Elixir.Demo.WorkerB")
+    agent.event("exit", B, payload=Atom("normal"))
+    agent.event("send_to_dead", A, B, payload=(Atom("get"), 1))
+    agent.event("send_to_dead", C, B, payload=(Atom("get"), 2))
+    agent.event("unregister", B, name)
+    agent.event("register", B2, name)
+    if late_send:
+        agent.event("send_to_dead", A, B, payload=(Atom("get"), 3))
+
+
+def test_clients_that_lost_one_call_each_as_a_named_process_ended_hold_no_stale_pid():
+    causes = recorded(lambda agent: _recycle(agent, late_send=False)).explain().causes
+    assert "stale_pid" not in set(causes["kind"])
+    # one that sends to it again, after its name moved on, does
+    causes = recorded(lambda agent: _recycle(agent, late_send=True)).explain().causes
+    assert "stale_pid" in set(causes["kind"])
+
+
 def test_lost_messages_without_a_successor_say_nothing_of_stale_pids():
     def build(agent):
         agent.event("exit", B, payload=Atom("boom"))
