@@ -86,9 +86,16 @@ def run_driver(s, rounds: int, tracer=None, trace_ours=False, workload="pingpong
     workload_us = done[1]
     events = None
     if rec is not None:
+        done_at = time.perf_counter()
         rec.stop(timeout=600)
+        LAG_AFTER_WORKLOAD.append(time.perf_counter() - done_at)
         events = rec.status()["events"]
     return workload_us, events, time.perf_counter() - started, rec
+
+
+# Seconds from the workload's end until stop() returned with every event in
+# the store: the backlog still landing plus the stop itself, one per trace.
+LAG_AFTER_WORKLOAD: list[float] = []
 
 
 def quiesce(limit_s: float = 10.0, busy_below: float = 0.15, window_s: float = 0.2) -> None:
@@ -352,6 +359,8 @@ def main() -> None:
     print(f"  ingest / dbg from a remsh:           {med['mic_rate'] / med['remsh_rate']:.1f}x")
     print(f"  slowdown with / without monitors:    {med['mic_us'] / med['nomon_us']:.2f}x")
     print(f"  store bytes per event:               {med['bytes_per_event']:.0f} B  (target <= 100)")
+    print(f"  from the workload's end to stop() returning, all landed: "
+          f"{statistics.median(LAG_AFTER_WORKLOAD) * 1e3:.0f} ms (median of every trace)")
     print(f"overload, default limits, {args.overload_seconds:g} s: target memory +{growth / 2**20:.1f} MiB; "
           f"kept {status['events']:,}, dropped {status['dropped']:,} (counted), state {status['state']}")
 
