@@ -15,7 +15,7 @@
 //   seq_times: [[ms, seq]]   span: ms    cursor: seq    playing: bool   speed: x
 //   path: [{from, to, send_seq, text, wait_us, worked_us, slowest}]   focus: seq (-1 none)
 //   marks: [{seq, severity, text}]   findings: clicking one focuses it
-import { h, palette, waitColour, legend, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip, onThemeChange } from "./common.js";
+import { h, palette, waitColour, legend, injectStyle, baseCss, themeColours, tooltip, onResize, fmtUs, upperBound, notesStrip, onThemeChange, labelPlacer } from "./common.js";
 
 function render({ model, el }) {
   const root = h("div", { class: "mic mic-graph" });
@@ -117,6 +117,12 @@ function render({ model, el }) {
     ctx.fillStyle = colours.bg; ctx.fillRect(0, 0, w, hgt);
     const onPath = new Map((model.get("path") || []).map((p, i) => [`${p.from}>${p.to}`, { ...p, order: i + 1 }]));
     const mc = maxCount(), drawn = [];
+    // no label over another or past the edge: the lost counts first, then the
+    // chain's hops, then the names (the crashed and the busiest first)
+    const labels = labelPlacer(ctx, { x0: 0, y0: 0, x1: w, y1: hgt });
+    const maxTraffic = Math.max(1, ...nodes.map((nd) => nd.sent + nd.received));
+    const radius = (nd) => 6 + 10 * Math.sqrt((nd.sent + nd.received) / maxTraffic);
+    nodes.forEach((nd, i) => { if (nd.state === "crashed" || (!nd.state && nd.crashed)) labels.reserve(pos[i].x - 8, pos[i].y - 8, pos[i].x + 8, pos[i].y + 8); });
     for (const st of strokes()) {
       const e = edges[st.edge], a = pos[e.from], b = pos[e.to];
       if (!a || !b) continue;
@@ -134,11 +140,10 @@ function render({ model, el }) {
       if (lost) {      // it never arrived: a cross where the arrow head would be, and how many
         ctx.font = "bold 14px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
         ctx.fillText("✖", tipAt.x, tipAt.y);
-        ctx.font = "bold 11px sans-serif";
-        const label = `${st.count} lost`, lw = ctx.measureText(label).width + 6;
-        ctx.fillStyle = colours.bg; ctx.fillRect(mid.x - lw / 2, mid.y - 8, lw, 16);   // legible over the line
-        ctx.fillStyle = palette.lost; ctx.fillText(label, mid.x, mid.y);
         ctx.textAlign = "left"; ctx.textBaseline = "alphabetic";
+        labels.reserve(tipAt.x - 8, tipAt.y - 8, tipAt.x + 8, tipAt.y + 8);
+        ctx.font = "bold 11px sans-serif"; ctx.fillStyle = palette.lost;     // on a plate: legible over the line
+        labels.place(`${st.count} lost`, mid.x, mid.y + 4, 160, "center", colours.bg);
       } else {
         const ang = Math.atan2(tipAt.y - before.y, tipAt.x - before.x);
         ctx.beginPath(); ctx.moveTo(tipAt.x, tipAt.y);
@@ -148,7 +153,7 @@ function render({ model, el }) {
       ctx.globalAlpha = 1;
       if (hop) {
         ctx.fillStyle = colours.text; ctx.font = "bold 11px sans-serif";
-        ctx.fillText(`${hop.order}${hop.slowest ? ` · waited ${fmtUs(hop.wait_us)}` : ""}`, mid.x + 6, mid.y - 6);
+        labels.place(`${hop.order}${hop.slowest ? ` · waited ${fmtUs(hop.wait_us)}` : ""}`, mid.x + 6, mid.y - 6, 200);
       }
       drawn.push({ from: e.from, to: e.to, kind: st.kind, count: st.count, x: Math.round(mid.x), y: Math.round(mid.y) });
     }
@@ -176,9 +181,8 @@ function render({ model, el }) {
       el.dataset.inFlight = String(shown);
     }
     // nodes
-    const maxTraffic = Math.max(1, ...nodes.map((nd) => nd.sent + nd.received));
     nodes.forEach((nd, i) => {
-      const p = pos[i], r = 6 + 10 * Math.sqrt((nd.sent + nd.received) / maxTraffic);
+      const p = pos[i], r = radius(nd);
       const state = nd.state || (nd.crashed ? "crashed" : "alive");
       ctx.fillStyle = colours.panel;
       ctx.strokeStyle = state === "crashed" ? palette.crash : state === "exited" ? palette.exited : colours.muted;
@@ -190,9 +194,17 @@ function render({ model, el }) {
         ctx.fillStyle = palette.crash; ctx.font = "bold 13px sans-serif"; ctx.textBaseline = "middle";
         ctx.fillText("✖", p.x, p.y); ctx.textBaseline = "alphabetic";
       }
-      ctx.fillStyle = state === "alive" ? colours.text : colours.muted; ctx.font = "600 11px sans-serif";
-      ctx.fillText(String(nd.label).slice(0, 28), p.x, p.y - r - 4); ctx.textAlign = "left";
+      ctx.textAlign = "left";
     });
+    ctx.font = "600 11px sans-serif";
+    const order = nodes.map((_, i) => i).sort((a, b) => (nodes[b].crashed - nodes[a].crashed)
+      || (nodes[b].sent + nodes[b].received) - (nodes[a].sent + nodes[a].received));
+    for (const i of order) {       // above its circle, else below it, cut to the room it has
+      const nd = nodes[i], p = pos[i], r = radius(nd), state = nd.state || (nd.crashed ? "crashed" : "alive");
+      ctx.fillStyle = state === "alive" ? colours.text : colours.muted;
+      const room = Math.min(180, 2 * Math.min(p.x, w - p.x) - 4);
+      if (!labels.place(String(nd.label), p.x, p.y - r - 4, room, "center")) labels.place(String(nd.label), p.x, p.y + r + 12, room, "center");
+    }
     clock.textContent = `${fmtUs(t * 1000)} / ${fmtUs((model.get("span") || 0) * 1000)}`;
   }
 

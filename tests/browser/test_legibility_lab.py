@@ -442,3 +442,33 @@ def test_no_widget_draws_a_label_over_another_or_cuts_one(page, screenshots, rec
     assert all(n >= 3 for n in counts.values()), json.dumps(counts)      # something was measured
     problems = {k: v["problems"] for k, v in found.items() if v["problems"]}
     assert problems == {}, json.dumps(problems, indent=1, ensure_ascii=False)
+
+
+def test_narrow_canvases_print_no_label_over_another(page, screenshots):
+    """The same measure at 800 px and in a split view: lanes and axes squeezed,
+    labels cut to their room or left to the tooltip, never over each other."""
+    widgets = {"compact": show_diagram(page, "mic.widgets.SequenceDiagram(q)"),
+               "time": show_diagram(page, "mic.widgets.SequenceDiagram(q, mode='time')"),
+               "timeline": show(page, "mic.widgets.Timeline(q)").locator(".mic-timeline"),
+               "graph": show(page, "mic.widgets.ProcessGraph(q)").locator(".mic-graph")}
+    try:
+        for where in ("800", "split"):
+            if where == "800":
+                set_width(page, 800)
+            else:
+                set_width(page, 1400)
+                page.evaluate("""() => window.jupyterapp.commands.execute('docmanager:open',
+                                 {path: 'notes.txt', options: {mode: 'split-right'}})""")
+                page.wait_for_timeout(800)
+            problems = {}
+            for name, widget in widgets.items():
+                widget.scroll_into_view_if_needed()
+                found = drawn_text(page, widget)
+                widget.screenshot(path=str(screenshots / f"lab_labels_{where}_{name}.png"))
+                assert len(found["labels"]) >= 3, (where, name, found["labels"])
+                if found["problems"]:
+                    problems[name] = found["problems"]
+            assert problems == {}, (where, json.dumps(problems, indent=1, ensure_ascii=False))
+    finally:
+        close_split(page)
+        set_width(page, 1400)
