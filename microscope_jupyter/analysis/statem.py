@@ -8,8 +8,8 @@ A gen_statem's state hook reports each event it consumed as a transition
 ``{{EventType, Content}, StateBefore, StateAfter, ...}``: the event type says
 what drove it (``{call, From}``, ``cast``, ``info``, ``state_timeout``, an
 event ``timeout``, a generic ``{timeout, Name}``), before and after are the
-state names. An event it postpones is no transition: it is taken off the
-queue and kept aside until the state changes. Both detectors read the types
+state names. An event it postpones (reply ``{statem, postpone, ..}``) is taken
+off the queue and kept aside until the state changes: no handling of its call. Both detectors read the types
 and states off the payloads' bytes (``statem_steps``), decoding only atoms.
 
 - ``statem_timeouts``: a state left on its state_timeout visit after visit, a
@@ -69,6 +69,7 @@ class Steps:
     before: list = field(default_factory=list)
     after: list = field(default_factory=list)
     tags: list = field(default_factory=list)
+    postponed: list = field(default_factory=list)
 
 
 def statem_steps(facts: Facts) -> dict[int, Steps]:
@@ -94,7 +95,7 @@ def _read_steps(facts: Facts) -> dict[int, Steps]:
         steps = out.get(gid)
         if steps is None:
             steps = out[gid] = Steps(facts.store.id_text(gid) or "?")
-        kind, content, before, after, tag = step
+        kind, content, before, after, tag, postponed = step
         steps.seqs.append(seq)
         steps.ts.append(int(raw.ts_ns[seq]))
         steps.types.append(kind)
@@ -102,11 +103,12 @@ def _read_steps(facts: Facts) -> dict[int, Steps]:
         steps.before.append(before)
         steps.after.append(after)
         steps.tags.append(tag)
+        steps.postponed.append(postponed)
     return out
 
 
 def _step(payload: bytes, atoms: dict[bytes, str]) -> tuple | None:
-    """(event type, content, before, after, call tag) of one transition's payload."""
+    """(event type, content, before, after, call tag, postponed) of one transition's payload."""
     if payload[:2] != b"\x83h" or payload[3:5] != b"h\x02":
         return None
     etype = term_bytes_at(payload, 5)
@@ -115,6 +117,9 @@ def _step(payload: bytes, atoms: dict[bytes, str]) -> tuple | None:
     at += len(content)
     before = term_bytes_at(payload, at)
     after = term_bytes_at(payload, at + len(before))
+    reply = term_bytes_at(payload, at + len(before) + len(after))
+    head = term_bytes_at(reply, 2) if reply[:2] == b"h\x04" else b""  # {statem, How, In, Replies}
+    postponed = bool(head) and _atom(term_bytes_at(reply, 2 + len(head)), atoms) == "postpone"
     tag = None
     if etype[:2] == b"h\x02":                      # {call, From} or {timeout, Name}
         head = term_bytes_at(etype, 2)
@@ -127,7 +132,7 @@ def _step(payload: bytes, atoms: dict[bytes, str]) -> tuple | None:
             kind = "generic_timeout"
     else:
         kind = _atom(etype, atoms)
-    return kind, content, before, after, tag
+    return kind, content, before, after, tag, postponed
 
 
 def _atom(term: bytes, atoms: dict[bytes, str]) -> str:
@@ -234,7 +239,7 @@ def _postponed_in(facts: Facts, gid: int, steps: Steps) -> tuple[np.ndarray, np.
     unsure."""
     recv, tags = call_receives(facts, gid)
     raw = facts.store.raw()
-    taken = {t: steps.ts[i] for i, t in enumerate(steps.tags) if t is not None}
+    taken = {t: ts for t, ts, p in zip(steps.tags, steps.ts, steps.postponed) if t and not p}
     never = int(raw.ts_ns[-1]) + 1 if len(raw) else 0
     arrived = raw.ts_ns[recv].astype(np.int64)
     took = np.array([taken.get(t, never) for t in tags], dtype=np.int64)
@@ -327,7 +332,7 @@ def postponed_calls(facts: Facts) -> list[Cause]:
     raw = facts.store.raw()
     out = []
     for gid, steps in statem_steps(facts).items():
-        consumed = {t for t in steps.tags if t is not None}
+        consumed = {t for t, p in zip(steps.tags, steps.postponed) if t is not None and not p}
         first_step = steps.seqs[0]
         recv, tags = call_receives(facts, gid)
         waiting = [(r, t) for r, t in zip(recv.tolist(), tags)

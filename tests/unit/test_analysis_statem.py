@@ -28,8 +28,8 @@ def _session(build) -> OfflineSession:
     return OfflineSession(store, {}, None)
 
 
-def _step(agent, t, etype, content, before, after):
-    agent.event("state", CONN, payload=((etype, content), Atom(before), Atom(after), NOREPLY,
+def _step(agent, t, etype, content, before, after, reply=NOREPLY):
+    agent.event("state", CONN, payload=((etype, content), Atom(before), Atom(after), reply,
                                         STATEM), aux=10_000, ts=t)
 
 
@@ -119,7 +119,10 @@ def test_a_call_queued_behind_the_timeout_still_counts():
     assert [c.kind for c in causes] == ["statem_timeout"]
 
 
-def _jam(agent, then_leave: bool):
+POSTPONED = (Atom("statem"), Atom("postpone"), True, [])   # what the hook reports for one
+
+
+def _jam(agent, then_leave: bool, postpones_seen: bool = False):
     proxies = [Pid(Atom(NODE), 400 + n, 0, 7) for n in range(6)]
     _step(agent, 10 * MS, Atom("info"), (Atom("hw"), Atom("jam")), "printing", "jammed")
     for n, proxy in enumerate(proxies):
@@ -127,6 +130,9 @@ def _jam(agent, then_leave: bool):
         call = (Atom("$gen_call"), (proxy, _tag()), (Atom("print"), n))
         agent.event("send", proxy, CONN, payload=call, ts=t)
         agent.event("receive", CONN, payload=call, ts=t + 1000)
+        if postpones_seen and n > 0:     # the hook reports each postpone (agent v31+)
+            _step(agent, t + 2 * MS, (Atom("call"), call[1]), call[2], "jammed", "jammed",
+                  reply=POSTPONED)
         if not then_leave:
             agent.event("timeout", proxy, ts=t + 1000 * MS)      # its call gave up
         else:
@@ -148,6 +154,13 @@ def test_calls_postponed_in_a_state_never_left():
     assert "the node's own count of its queue stayed at 0" in text
     assert "6 of their callers gave up at their call timeout" in text
     assert "{:hw, :online}" in text and "never changed" in text
+
+
+def test_a_postpone_the_hook_reports_is_no_handling_of_the_call():
+    causes = postponed_calls(_session(lambda a: _jam(a, then_leave=False,
+                                                     postpones_seen=True)).facts)
+    assert [c.kind for c in causes] == ["postponed_calls"]
+    assert "6 calls (6 {:print, _})" in causes[0].summary
 
 
 def test_calls_postponed_until_the_state_changes_are_no_finding():
