@@ -243,7 +243,8 @@ function render({ model, el }) {
     // exits: abnormal ones are crashes (red cross), normal ones a grey ring (the legend's)
     for (const [orig, { y, c }] of exitAt) {
       const x = laneX(orig);
-      if (x === undefined || y < top + HEADER || y > bottom) continue;
+      // only whole: not past the edge, nor under the header or the time ruler
+      if (x === undefined || y - 8 < top + HEADER || y + 7 > bottom || x - 8 < left + (time ? LEFT - 20 : 0) || x + 8 > left + w) continue;
       if (c.abnormal === false) {
         ctx.fillStyle = palette.exited; ctx.font = "bold 14px sans-serif"; ctx.textAlign = "center";
         ctx.fillText("◌", x, y + 5); ctx.textAlign = "left"; ctx.font = "11px ui-monospace, Menlo, monospace";

@@ -13,7 +13,7 @@
 //   logs: [[lane, t, level, seq, text]]   level 0 emergency .. 3 error, 4 warning .. 7 debug
 //   marks: [{seq, t_ms, lane, severity, text}]     cursor: seq    cursor_ms: where it is (Python)
 //   Python answers {event: "seek_ms", ms} by moving the cursor to the event at that time.
-import { h, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip, onThemeChange } from "./common.js";
+import { h, palette, ui, legend, injectStyle, baseCss, themeColours, tooltip, onResize, niceStep, upperBound, notesStrip, onThemeChange, labelPlacer } from "./common.js";
 
 const LEFT = 170, AXIS = 26, TRACK = 24, MAILBOX = 34;
 
@@ -220,15 +220,17 @@ function render({ model, el }) {
   function paintAxis(top, w) {
     ctx.fillStyle = colours.panel; ctx.fillRect(0, top, w, AXIS);
     ctx.strokeStyle = colours.line; ctx.beginPath(); ctx.moveTo(0, top + AXIS - 0.5); ctx.lineTo(w, top + AXIS - 0.5); ctx.stroke();
-    const step = niceStep((v1 - v0) / 8);
-    ctx.fillStyle = colours.muted; ctx.font = "10px sans-serif"; ctx.textAlign = "center";
+    // a tick every ~80 px, however narrow; a label only where it fits whole
+    const step = niceStep((v1 - v0) / Math.max(1, (w - LEFT) / 80));
+    const labels = labelPlacer(ctx, { x0: 0, y0: top, x1: w, y1: top + AXIS });
+    ctx.font = "10px sans-serif"; ctx.textAlign = "left";
+    ctx.fillStyle = colours.text; labels.place(`${fmt(v1 - v0)} in view`, 6, top + 13, LEFT - 12);
+    ctx.fillStyle = colours.muted;
     for (let t = Math.ceil(v0 / step) * step; t <= v1; t += step) {
       const x = xOf(t);
       ctx.beginPath(); ctx.moveTo(x, top + AXIS - 6); ctx.lineTo(x, top + AXIS); ctx.stroke();
-      ctx.fillText(fmt(t), x, top + 13);
+      labels.place(fmt(t), x, top + 13, 80, "center");
     }
-    ctx.textAlign = "left";
-    ctx.fillStyle = colours.text; ctx.fillText(`${fmt(v1 - v0)} in view`, 6, top + 13);
   }
 
   // -- interaction

@@ -298,7 +298,8 @@ def test_time_mode_opens_on_the_whole_recording_and_prints_no_label_over_another
         seq.screenshot(path=str(screenshots / f"lab_seq_time_zoom{step}.png"))
         assert len(found["labels"]) >= 5, found["labels"]
         assert found["problems"] == [], (step, found["problems"])
-        assert page.evaluate(BAND_UNDER_TEXT, [canvas, found["boxes"]]) == 0, step
+        words = [b for b, t in zip(found["boxes"], found["labels"]) if len(t) > 2]   # not a ✖
+        assert page.evaluate(BAND_UNDER_TEXT, [canvas, words]) == 0, step
         seq.locator("button.zoom-in").click()
         seq.locator("button.zoom-in").click()
 
@@ -445,16 +446,16 @@ def test_no_widget_draws_a_label_over_another_or_cuts_one(page, screenshots, rec
 
 
 def test_narrow_canvases_print_no_label_over_another(page, screenshots):
-    """The same measure at 800 px and in a split view: lanes and axes squeezed,
+    """The same measure at 400 and 800 px and in a split view: lanes and axes squeezed,
     labels cut to their room or left to the tooltip, never over each other."""
     widgets = {"compact": show_diagram(page, "mic.widgets.SequenceDiagram(q)"),
                "time": show_diagram(page, "mic.widgets.SequenceDiagram(q, mode='time')"),
                "timeline": show(page, "mic.widgets.Timeline(q)").locator(".mic-timeline"),
                "graph": show(page, "mic.widgets.ProcessGraph(q)").locator(".mic-graph")}
     try:
-        for where in ("800", "split"):
-            if where == "800":
-                set_width(page, 800)
+        for where in ("400", "800", "split"):
+            if where != "split":
+                set_width(page, int(where))
             else:
                 set_width(page, 1400)
                 page.evaluate("""() => window.jupyterapp.commands.execute('docmanager:open',
