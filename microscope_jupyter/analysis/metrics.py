@@ -110,6 +110,27 @@ def _rows(rows: pd.DataFrame, metric: str, values: pd.Series, detail: Any) -> pd
 SPARSE_SAMPLES = 20    # a mailbox series with fewer samples draws each one
 
 
+# JupyterLab's theme, read from its CSS variables (none outside JupyterLab:
+# plotly's own colours stay), at once and after a switch's stylesheet lands.
+_FOLLOW_THEME = (
+    "var box = s.parentElement, still = box.querySelector('.mic-dashboard-still');"
+    " if (still) still.remove();"
+    " var plot = box.querySelector('.js-plotly-plot'); if (!plot) return;"
+    " function paint() { var css = getComputedStyle(document.body),"
+    " v = function (n) { return css.getPropertyValue(n).trim(); },"
+    " bg = v('--jp-layout-color0'), fg = v('--jp-ui-font-color1'), grid = v('--jp-border-color2');"
+    " if (!bg || !window.Plotly || !plot.layout) return;"
+    " var u = {paper_bgcolor: bg, plot_bgcolor: bg, 'font.color': fg};"
+    " Object.keys(plot.layout).forEach(function (k) { if (/^[xy]axis/.test(k)) {"
+    " u[k + '.gridcolor'] = grid; u[k + '.zerolinecolor'] = grid; u[k + '.linecolor'] = grid; } });"
+    " window.Plotly.relayout(plot, u); }"
+    " function soon() { paint(); setTimeout(paint, 400); }"
+    " setTimeout(soon, 0);"
+    " var mo = new MutationObserver(function () { if (!plot.isConnected) return mo.disconnect();"
+    " soon(); }); mo.observe(document.body, {attributes: true,"
+    " attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name']});")
+
+
 class Dashboard:
     """A plotly figure of a recording's metrics (``.figure``), shown offline.
 
@@ -130,10 +151,10 @@ class Dashboard:
         Dashboard._plotly_shown = True
         html = self.figure.to_html(full_html=False, include_plotlyjs=first,
                                    config={"displaylogo": False})
-        # the script runs only where the figure draws: it takes the still picture away
+        # the script runs only where the figure draws: it takes the still picture away,
+        # and paints the figure in the notebook's theme, again whenever it changes
         html = (f'<div class="mic-dashboard">{self.still()}{html}<script>'
-                "(function (s) { var still = s.parentElement.querySelector('.mic-dashboard-still');"
-                " if (still) still.remove(); })(document.currentScript);</script></div>")
+                f"(function (s) {{ {_FOLLOW_THEME} }})(document.currentScript);</script></div>")
         if not first:
             return html
         # plotly.js registers itself with an AMD loader when it finds one (an

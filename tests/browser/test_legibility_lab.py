@@ -365,6 +365,32 @@ def test_canvases_repaint_when_the_theme_changes(page, screenshots):
                       "{theme: 'JupyterLab Light'})")
 
 
+PLOT_BRIGHTNESS = """(plot) => {
+    const rgb = getComputedStyle(plot.querySelector('.main-svg')).backgroundColor.match(/[0-9.]+/g);
+    return (Number(rgb[0]) + Number(rgb[1]) + Number(rgb[2])) / 765;
+}"""
+
+
+def test_the_dashboard_follows_the_theme(page):
+    """The plotly figure is painted in the notebook's theme, and again when it changes."""
+    plot = show(page, "q.dashboard()").locator(".js-plotly-plot").first
+    plot.wait_for(timeout=60_000)
+    page.wait_for_timeout(800)
+    assert plot.evaluate(PLOT_BRIGHTNESS) > 0.8
+    try:
+        for theme, dark in (("JupyterLab Dark", True), ("JupyterLab Light", False)):
+            page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})",
+                          theme)
+            page.wait_for_function("(light) => document.body.dataset.jpThemeLight === light",
+                                   arg="false" if dark else "true", timeout=20_000)
+            page.wait_for_timeout(1000)
+            brightness = plot.evaluate(PLOT_BRIGHTNESS)
+            assert (brightness < 0.3) if dark else (brightness > 0.8), (theme, brightness)
+    finally:
+        page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
+                      "{theme: 'JupyterLab Light'})")
+
+
 # -- done-means 2: every label each widget draws, measured ------------------------------
 
 # DOM text: each text node's line boxes; two of them overlapping, or one cut
