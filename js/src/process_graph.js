@@ -312,7 +312,18 @@ function render({ model, el }) {
   play.addEventListener("click", () => setPlaying(!model.get("playing")));
   speed.value = String(model.get("speed") || 1);
   speed.addEventListener("change", () => { model.set("speed", Number(speed.value)); model.save_changes(); });
-  findings.addEventListener("change", () => { if (findings.value) { model.set("focus", Number(findings.value)); model.save_changes(); } });
+  // a saved report holds the chain of the finding chosen when it was saved; any
+  // other is the kernel's to compute
+  const savedFocus = model.get("focus");
+  findings.addEventListener("change", () => {
+    if (!findings.value) return;
+    if (!model.offline || Number(findings.value) === savedFocus) {
+      model.set("focus", Number(findings.value)); model.save_changes();
+      if (model.offline) { drawPath(); paint(); }
+      return;
+    }
+    pathBox.replaceChildren(h("span", { class: "muted" }, "the causal chain of this finding needs the notebook's kernel: this saved report kept only " + (savedFocus !== null && savedFocus !== undefined && savedFocus >= 0 ? `the one of #${savedFocus}` : "none")));
+  });
   for (const name of ["nodes", "edges", "flights"]) model.on(`change:${name}`, layout);
   model.on("change:path", () => { drawPath(); paint(); });
   model.on("change:marks", drawFindings);

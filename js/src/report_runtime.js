@@ -22,11 +22,20 @@ function readJson(el) {
 
 function makeModel(state, frames) {
   const listeners = {};
-  const values = frames ? Object.keys(frames.values).map(Number).sort((a, b) => a - b) : [];
+  // exact frames (a tree's details by pid) are looked up as they are; the
+  // others (a time travel's cursor) snap to the nearest kept one
+  const exact = !!(frames && frames.exact);
+  const values = frames && !exact ? Object.keys(frames.values).map(Number).sort((a, b) => a - b) : [];
   const fire = (k) => (listeners[`change:${k}`] || []).slice().forEach((f) => f());
   const model = {
     get: (k) => state[k],
     set(k, v) {
+      if (exact && k === frames.trait) {
+        state[k] = v;
+        for (const [name, value] of Object.entries(frames.values[String(v)] || {})) { state[name] = value; fire(name); }
+        fire(k);
+        return;
+      }
       if (frames && k === frames.trait && values.length) {
         v = nearest(values, Number(v));
         const apply = frames.values[String(v)] || {};
@@ -53,6 +62,8 @@ function makeModel(state, frames) {
       }
     },
     widget_manager: {},
+    // no kernel behind this model: widgets say so on what only a kernel can do
+    offline: true,
   };
   return model;
 }

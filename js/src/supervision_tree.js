@@ -208,10 +208,15 @@ function render({ model, el }) {
 
   function drawDetails() {
     const d = model.get("details") || {};
+    const sel = model.get("selected");
+    if (model.offline && sel && d.pid !== sel) {   // a saved report that kept no details of it
+      details.replaceChildren(h("div", { class: "muted" }, `the details of ${sel} need the notebook's kernel: this saved report did not keep them`));
+      return;
+    }
     if (!d.pid && !d.error) { details.replaceChildren(); return; }
     const node = nodes.find((n) => n.pid === d.pid);
     const line = (label, items) => items && items.length ? h("div", {}, h("span", { class: "muted" }, `${label}: `), items.join(", ")) : null;
-    const trace = model.get("can_trace") && d.pid ? h("button", { class: "trace", onclick: () => model.send({ event: "trace", pid: d.pid, seconds: 5 }) }, "trace it for 5 s") : null;
+    const trace = model.get("can_trace") && !model.offline && d.pid ? h("button", { class: "trace", onclick: () => model.send({ event: "trace", pid: d.pid, seconds: 5 }) }, "trace it for 5 s") : null;
     details.replaceChildren(...[
       h("div", {}, h("b", {}, node ? (node.name || node.pid) : d.pid || ""), " ", h("span", { class: "muted mono" }, d.pid || ""), " ", trace),
       d.error ? h("div", { class: "err" }, d.error) : null,
@@ -234,6 +239,10 @@ function render({ model, el }) {
   colorBy.addEventListener("change", () => { model.set("color_by", colorBy.value); model.save_changes(); });
   live.checked = !!model.get("live");
   live.addEventListener("change", () => { model.set("live", live.checked); model.save_changes(); });
+  if (model.offline) {   // a saved report: nothing to refresh from
+    live.disabled = true;
+    live.parentElement.title = "live refresh needs the notebook's kernel: this is a saved report";
+  }
   model.on("change:nodes", () => { index(); draw(); });
   model.on("change:user_apps", () => { index(); draw(); });
   model.on("change:query", () => { if (search.value !== model.get("query")) search.value = model.get("query"); draw(); });
@@ -241,7 +250,7 @@ function render({ model, el }) {
   model.on("change:sort_by", draw);
   model.on("change:as_of", draw);
   model.on("change:live", () => { live.checked = !!model.get("live"); });
-  model.on("change:selected", paint);
+  model.on("change:selected", () => { paint(); if (model.offline) drawDetails(); });
   model.on("change:details", drawDetails);
   const stopResize = onResize(viewport, paint);
   index();

@@ -42,8 +42,10 @@ def write_report(session: Any, path: Path, title: str | None = None,
             parts += [f"<h2>{heading}</h2>", f'<p class="meta">{html.escape(str(exc))}</p>']
             continue
         kind = type(widget).__module__.rsplit(".", 1)[-1]
-        parts += [f"<h2>{heading}</h2>", widget_block(kind, widget.get_state(),
-                                                      widget.static_html())]
+        state = widget.get_state()
+        if isinstance(widget, SupervisionTree):   # a click shows details with no kernel
+            state["frames"] = widget.detail_frames()
+        parts += [f"<h2>{heading}</h2>", widget_block(kind, state, widget.static_html())]
         kinds.add(kind)
         widget.close()
     path.parent.mkdir(parents=True, exist_ok=True)

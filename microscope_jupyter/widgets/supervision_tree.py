@@ -125,6 +125,17 @@ class SupervisionTree(Widget):
     def static_html(self) -> str:
         return static_rendering(self.nodes)
 
+    def detail_frames(self, limit: int = 300) -> dict | None:
+        """Each process's details, for a page with no kernel to ask (a report):
+        ``{"trait": "selected", "exact": True, "values": {pid: {"details": ...}}}``,
+        for at most ``limit`` processes (None past it: the page says it cannot)."""
+        if len(self.nodes) > limit:
+            return None
+        label = {n["pid"]: n.get("name") or n["pid"] for n in self.nodes}
+        return {"trait": "selected", "exact": True,
+                "values": {n["pid"]: {"details": details_of(self._source, n["pid"], label)}
+                           for n in self.nodes if n.get("pid")}}
+
 
 def details_of(source: Any, pid: str, label: dict[str, str] | None = None) -> dict:
     """What a details panel shows of process ``pid``: the live process when

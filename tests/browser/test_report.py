@@ -59,6 +59,17 @@ def test_a_session_report_draws_and_answers_offline(browser, tmp_path, screensho
         tt.locator('.notes .note[data-note="2"]').click()
         assert tt.get_attribute("data-cursor") == "4"
         assert "here" in tt.locator('.notes .note[data-note="2"]').get_attribute("class")
+        # the tree: a click shows the process's details, kept in the page; live
+        # refresh, which needs a kernel, is off and says why
+        tree = page.locator('.mic-report-widget[data-kind="supervision_tree"] .mic-live')
+        row = tree.locator(".row[data-pid]").first
+        pid = row.get_attribute("data-pid")
+        row.click()
+        assert pid in tree.locator(".details").inner_text()
+        assert "need the notebook's kernel" not in tree.locator(".details").inner_text()
+        assert tree.locator("input.live").is_disabled()
+        assert "needs the notebook's kernel" in tree.locator("label:has(input.live)").get_attribute("title")
+        assert tree.locator("button.trace").count() == 0
         page.screenshot(path=str(screenshots / "report_offline.png"), full_page=True)
     finally:
         context.close()
@@ -128,6 +139,11 @@ def test_an_executed_notebook_becomes_a_live_offline_report(browser, tmp_path):
         assert tt.locator(".notes .note").count() == 3
         # drawn as in JupyterLab, not restyled by the exported page's output tables
         assert tt.locator("td").first.evaluate("e => getComputedStyle(e).textAlign") == "left"
+        # a finding's causal chain is the kernel's to compute: the graph says so
+        graph = page.locator('.mic-report-widget[data-kind="process_graph"] .mic-live')
+        choice = graph.locator("select.findings option:not([value=''])").first.get_attribute("value")
+        graph.locator("select.findings").select_option(choice)
+        assert "needs the notebook's kernel" in graph.inner_text()
     finally:
         context.close()
     assert refused == [] and page.errors == page.console == [], \
