@@ -37,6 +37,7 @@ __all__ = [
     "BitBinary",
     "MapPairs",
     "format_erlang",
+    "pids_in",
 ]
 
 
@@ -217,3 +218,23 @@ def _fmt_atom(atom: str) -> str:
     if atom and atom[0].islower() and all(c.isalnum() or c in "_@" for c in atom):
         return str(atom)
     return "'" + atom.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def pids_in(term: Any, found: dict | None = None) -> dict:
+    """Every pid ``term`` holds, in the order first met, as the keys of a dict
+    (``found``, extended, if given): through tuples, lists, improper lists and maps."""
+    found = {} if found is None else found
+    if isinstance(term, Pid):
+        found[term] = None
+    elif isinstance(term, (tuple, list)):
+        for x in term:
+            pids_in(x, found)
+    elif isinstance(term, ImproperList):
+        for x in term.items:
+            pids_in(x, found)
+        pids_in(term.tail, found)
+    elif isinstance(term, (dict, MapPairs)):
+        for k, v in term.items():
+            pids_in(k, found)
+            pids_in(v, found)
+    return found

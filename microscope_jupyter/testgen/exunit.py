@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..analysis.expect import expects_state
 from ..analysis.facts import Facts
 from ..analysis.unread import crash_messages
-from ..beam.terms import Atom, ImproperList, MapPairs, Pid
+from ..beam.terms import Atom, Pid, pids_in
 from ..errors import QueryError
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode
@@ -151,7 +151,7 @@ def exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = None,
     targets = {int(g): facts.store.term_of(int(g)) for g in sends["_peer"].unique()}
     found: dict = {}
     for term in sends["term"]:
-        _pids(term, found)
+        pids_in(term, found)
     own = next((p for p in found if str(p) == pid), None)
     sent_code = ElixirCode({**code.bound, **({own: "pid"} if own is not None else {})})
     if len(sends):
@@ -244,7 +244,7 @@ def _stand_ins(facts: Facts, own: str, terms: list) -> dict[Pid, str]:
     """A variable per pid the replay's terms hold (not the process itself)."""
     found: dict[Pid, None] = {}
     for term in terms:
-        _pids(term, found)
+        pids_in(term, found)
     store = facts.store
     names = {store.id_text(gid): name for gid, name in store.names().last_names().items()}
     out, taken = {}, set()
@@ -260,22 +260,6 @@ def _stand_ins(facts: Facts, own: str, terms: list) -> dict[Pid, str]:
         taken.add(var)
         out[pid] = var
     return out
-
-
-def _pids(term: Any, found: dict) -> None:
-    if isinstance(term, Pid):
-        found[term] = None
-    elif isinstance(term, (tuple, list)):
-        for x in term:
-            _pids(x, found)
-    elif isinstance(term, ImproperList):
-        for x in term.items:
-            _pids(x, found)
-        _pids(term.tail, found)
-    elif isinstance(term, (dict, MapPairs)):
-        for k, v in term.items():
-            _pids(k, found)
-            _pids(v, found)
 
 
 # -- the lines of the test ------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..analysis.facts import Facts
 from ..analysis.unread import crash_messages
-from ..beam.terms import Atom, Pid
+from ..beam.terms import Atom, pids_in
 from ..errors import QueryError
 from ..render.elixir import render
 from ..render.elixir_code import ElixirCode, elixir_atom
@@ -80,7 +80,7 @@ def statem_exunit(facts: Facts, proc: Any, *, between: tuple[int, int] | None = 
     found: dict = {}
     for term in [start] + list(mine["message"]) + [d.data_after for d in details] + (
             [crash[0]] if crash else []):
-        _pids(term, found)
+        pids_in(term, found)
     code = ElixirCode({p: f"pid_{p.id}" for p in found if str(p) != pid})
     base = target.removeprefix(":")
     test_module = (base if target[0].isupper() else
@@ -258,18 +258,6 @@ def _header(facts, mine, details, pid, mode, crash, left_out) -> list[str]:
             "# Timers armed before the first replayed event are not running here, and state",
             "# enter calls run as the machine makes them (they are not replayed).", ""]
     return out
-
-
-def _pids(term: Any, found: dict) -> None:
-    if isinstance(term, Pid):
-        found[term] = None
-    elif isinstance(term, (tuple, list)):
-        for x in term:
-            _pids(x, found)
-    elif isinstance(term, dict):
-        for k, v in term.items():
-            _pids(k, found)
-            _pids(v, found)
 
 
 def _snake(name: str) -> str:
