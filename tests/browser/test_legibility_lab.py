@@ -9,6 +9,7 @@ needs and looks at what they draw."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -349,17 +350,31 @@ def test_canvases_repaint_when_the_theme_changes(page, screenshots):
         w.wait_for(timeout=30_000)
     page.wait_for_timeout(500)
     assert all(c.evaluate(CANVAS_BRIGHTNESS) > 0.8 for c in canvases)
+    through_dark_and_back(page, lambda: [c.evaluate(CANVAS_BRIGHTNESS) for c in canvases],
+                          lambda: shown[0].screenshot(
+                              path=str(screenshots / "lab_dark_timeline_unprompted.png")))
+
+
+def through_dark_and_back(page, brightness, in_dark=None, seconds: float = 5.0):
+    """Switch JupyterLab to dark and back, nothing else happening; after each
+    switch, wait (up to ``seconds``) until every ``brightness()`` reading
+    follows: under 0.3 in dark, over 0.8 in light."""
     try:
         for theme, dark in (("JupyterLab Dark", True), ("JupyterLab Light", False)):
             page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})",
                           theme)
             page.wait_for_function("(light) => document.body.dataset.jpThemeLight === light",
                                    arg="false" if dark else "true", timeout=20_000)
-            page.wait_for_timeout(1000)
-            brightness = [round(c.evaluate(CANVAS_BRIGHTNESS), 2) for c in canvases]
-            if dark:
-                shown[0].screenshot(path=str(screenshots / "lab_dark_timeline_unprompted.png"))
-            assert all((b < 0.3) if dark else (b > 0.8) for b in brightness), (theme, brightness)
+            deadline = time.monotonic() + seconds
+            while True:
+                readings = [round(b, 2) for b in brightness()]
+                followed = all((b < 0.3) if dark else (b > 0.8) for b in readings)
+                if followed or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(100)
+            if dark and in_dark:
+                in_dark()
+            assert followed, (theme, readings)
     finally:
         page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
                       "{theme: 'JupyterLab Light'})")
@@ -375,20 +390,9 @@ def test_the_dashboard_follows_the_theme(page):
     """The plotly figure is painted in the notebook's theme, and again when it changes."""
     plot = show(page, "q.dashboard()").locator(".js-plotly-plot").first
     plot.wait_for(timeout=60_000)
-    page.wait_for_timeout(800)
+    page.wait_for_function("(p) => p.querySelector('.main-svg')", arg=plot.element_handle())
     assert plot.evaluate(PLOT_BRIGHTNESS) > 0.8
-    try:
-        for theme, dark in (("JupyterLab Dark", True), ("JupyterLab Light", False)):
-            page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})",
-                          theme)
-            page.wait_for_function("(light) => document.body.dataset.jpThemeLight === light",
-                                   arg="false" if dark else "true", timeout=20_000)
-            page.wait_for_timeout(1000)
-            brightness = plot.evaluate(PLOT_BRIGHTNESS)
-            assert (brightness < 0.3) if dark else (brightness > 0.8), (theme, brightness)
-    finally:
-        page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
-                      "{theme: 'JupyterLab Light'})")
+    through_dark_and_back(page, lambda: [plot.evaluate(PLOT_BRIGHTNESS)])
 
 
 # -- done-means 2: every label each widget draws, measured ------------------------------
