@@ -103,6 +103,8 @@ export const baseCss = `
 .mic .mark.warning { background: var(--jp-warn-color1, #f9ab00); }
 .mic .mark.info { background: var(--mic-accent); }
 .mic .mark.note { background: ${ui.note}; border-radius: 50%; }
+.mic .mark.many { width: auto; min-width: 14px; height: 12px; margin-left: -7px; top: -1px; padding: 0 2px;
+                  font-size: 9px; line-height: 12px; font-weight: 600; color: #fff; }
 .mic .notes { border-top: 1px solid var(--mic-line); padding: 4px 8px; display: flex; flex-direction: column; gap: 2px; }
 .mic .notes:empty { display: none; }
 .mic .note { border-left: 3px solid ${ui.note}; padding: 1px 6px; cursor: pointer; }
@@ -184,15 +186,34 @@ export function onResize(el, fn) {
 
 // Findings as marks along a track: marks [{seq, severity, text}] placed by
 // position(mark) -> 0..1, clicked -> onPick(mark).
-export function markTrack(marks, position, onPick) {
+// Marks closer than `gap` (a fraction of the track) are one mark: a count on
+// it, the worst severity's colour, every mark in its title, and each click
+// picks the next of them (5 of 6 findings within 10 px were a blob).
+const SEVERITY_RANK = { error: 3, warning: 2, info: 1, note: 0 };
+export function markTrack(marks, position, onPick, gap = 0.015) {
   const track = h("div", { class: "marks" });
+  const placed = [];
   for (const m of marks) {
     const p = position(m);
     if (p === null || p === undefined || Number.isNaN(p)) continue;
-    const b = h("button", { class: `mark ${m.severity || "info"}`, title: m.text, "data-seq": m.seq,
-                            style: { left: `${Math.max(0, Math.min(1, p)) * 100}%` } });
-    b.addEventListener("click", (e) => { e.stopPropagation(); onPick(m); });
+    placed.push([Math.max(0, Math.min(1, p)), m]);
+  }
+  placed.sort((a, b) => a[0] - b[0]);
+  for (let i = 0; i < placed.length;) {
+    let j = i + 1;
+    while (j < placed.length && placed[j][0] - placed[i][0] < gap) j++;
+    const group = placed.slice(i, j).map(([, m]) => m);
+    const rank = (m) => SEVERITY_RANK[m.severity || "info"] ?? 1;
+    const worst = group.reduce((a, m) => (rank(m) > rank(a) ? m : a), group[0]);
+    const many = group.length > 1;
+    const b = h("button", { class: `mark ${worst.severity || "info"}${many ? " many" : ""}`,
+                            title: many ? group.map((m) => `#${m.seq} ${m.text}`).join("\n") : group[0].text,
+                            "data-seq": group[0].seq, "data-count": group.length,
+                            style: { left: `${placed[i][0] * 100}%` } }, many ? String(group.length) : "");
+    let next = 0;
+    b.addEventListener("click", (e) => { e.stopPropagation(); onPick(group[next]); next = (next + 1) % group.length; });
     track.append(b);
+    i = j;
   }
   return track;
 }

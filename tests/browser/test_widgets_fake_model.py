@@ -376,6 +376,19 @@ def test_time_travel_pins_changes_filters_and_says_what_is_wrong(page, server, s
     # a finding's tick under the slider moves the cursor to it
     page.click(".mark[data-seq='250']")
     assert page.evaluate("model.get('cursor')") == 250
+    # findings close together are one tick: counted, all in its title, each click the next
+    page.evaluate("""model.set('marks', [{seq: 250, severity: 'error', text: 'Demo.W71 crashed'},
+        {seq: 251, severity: 'warning', text: 'a'}, {seq: 252, severity: 'info', text: 'b'},
+        {seq: 253, severity: 'warning', text: 'c'}, {seq: 254, severity: 'info', text: 'd'},
+        {seq: 400, severity: 'info', text: 'far'}])""")
+    ticks = page.locator(".marks .mark")
+    assert ticks.count() == 2
+    pile = page.locator(".mark.many")
+    assert pile.inner_text() == "5" and "error" in pile.get_attribute("class")
+    assert all(f"#{seq} " in pile.get_attribute("title") for seq in range(250, 255))
+    for seq in (250, 251, 252):
+        pile.click()
+        assert page.evaluate("model.get('cursor')") == seq
     # Python's feedback shows too
     page.evaluate("model.set('message', \"no recorded process matches 'Demo.WorkerZ'\")")
     assert "Demo.WorkerZ" in page.locator(".message").inner_text()
