@@ -4,15 +4,18 @@
     s.anomalies(mic.load("good/"))     # against a recording of a good run
 
 Behaviour is keyed so that two recordings line up: a process by its
-registered name (pids differ between runs), a callback by the shape of its
-message (``{:tick, _}``), traffic by sender and receiver names. Compared:
+registered name, or against a baseline by what it is (``roles``: pids differ
+between runs), a callback by the shape of its message (``{:tick, _}``),
+traffic by sender and receiver names (against a baseline, every send by its
+flow: roles and the message's shape). Compared:
 
 - ``latency``: callback durations per (process, callback, message shape):
   a robust z-score of the median against the baseline's median and MAD
   (``0.6745 (x - median) / MAD``, flagged past 3.5) and a Mann-Whitney U
   test, and at least 1.5 times slower;
-- ``rate``: messages per second between two named processes, Poisson
+- ``rate``: messages per second between two named processes (a flow), Poisson
   means test, at least twice (or half) the baseline's rate, or stopped;
+  against a baseline, its rate relative to the app's ``pace``;
 - ``state_size``: the entries a process's state holds (map keys, list and
   tuple elements, nested) against the baseline, the same robust z-score.
 
@@ -30,10 +33,11 @@ from ..store import joins
 from ..store.otp import state_recorded, transition
 from .detector_kit import state_entries
 from .observed import observed_seconds
+from .roles import flows, role_of
 from .facts import Facts
 
 
-__all__ = ["anomalies", "ANOMALY_COLUMNS", "Z_LIMIT"]
+__all__ = ["anomalies", "pace", "ANOMALY_COLUMNS", "Z_LIMIT"]
 
 ANOMALY_COLUMNS = ["kind", "process", "what", "baseline", "now", "z", "p_value", "summary",
                    "evidence"]
@@ -46,18 +50,26 @@ def anomalies(facts: Facts, baseline: Facts | None = None) -> pd.DataFrame:
     if baseline is None:
         old, new = _halves(facts)
     else:
-        old, new = _Window(baseline, None), _Window(facts, None)
+        old, new = _Window(baseline, None, True), _Window(facts, None, True)
     rows = _latency(old, new) + _rates(old, new) + _state_sizes(old, new)
     frame = pd.DataFrame(rows, columns=ANOMALY_COLUMNS)
     return frame.sort_values(["kind", "process", "what"], kind="stable").reset_index(drop=True)
 
 
 class _Window:
-    """A recording, or the part of it between two timestamps (ns)."""
+    """A recording, or the part of it between two timestamps (ns); ``across``:
+    lined up with another recording, so an unnamed process goes by its role."""
 
-    def __init__(self, facts: Facts, span: tuple[int, int] | None):
+    def __init__(self, facts: Facts, span: tuple[int, int] | None, across: bool = False):
         self.facts = facts
         self.span = span
+        self.across = across
+
+    def who(self, pid, name) -> str:
+        """A process as this window keys it."""
+        if isinstance(name, str):
+            return name
+        return role_of(self.facts, pid) if self.across else pid
 
     def _within(self, table: pd.DataFrame, column: str) -> pd.DataFrame:
         if self.span is None or table.empty:
@@ -90,7 +102,7 @@ class _Window:
             seqs = group["seq"].to_numpy()
             if len(seqs) > SIZE_SAMPLES:
                 seqs = seqs[np.linspace(0, len(seqs) - 1, SIZE_SAMPLES).astype(int)]
-            name = next((n for n in group["name"] if isinstance(n, str)), pid)
+            name = self.who(pid, next((n for n in group["name"] if isinstance(n, str)), None))
             for seq in seqs.tolist():
                 after = transition(decode(raw.payload(seq)))["after"]
                 if state_recorded(after):
@@ -115,10 +127,13 @@ def _robust_z(values: np.ndarray, base: np.ndarray) -> float:
 
 def _keyed_states(window: _Window) -> pd.DataFrame:
     states = window.headings()
+    keys = [(p, n if isinstance(n, str) else None) for p, n in
+            zip(states["pid"].to_numpy(dtype=object), states["name"].to_numpy(dtype=object))]
+    who = {key: window.who(*key) for key in set(keys)}
     return pd.DataFrame({
-        "process": states["name"].where(states["name"].notna(), states["pid"]).to_numpy(
-            dtype=object),
-        "what": [f"{c} of {shape}" for c, shape in zip(states["callback"], states["shape"])],
+        "process": np.array([who[key] for key in keys], dtype=object),
+        "what": [f"{c} of {shape}" for c, shape in zip(states["callback"].to_numpy(dtype=object),
+                                                          states["shape"].to_numpy(dtype=object))],
         "us": states["duration_us"].to_numpy(dtype=float),
         "seq": states["seq"].to_numpy()})
 
@@ -150,6 +165,12 @@ def _latency(old: _Window, new: _Window) -> list[tuple]:
 
 
 def _pairs(window: _Window) -> pd.DataFrame:
+    if window.across:
+        sent = flows(window.facts)
+        if window.span is not None:
+            sent = sent[(sent["ts_ns"] >= window.span[0]) & (sent["ts_ns"] < window.span[1])]
+        return pd.DataFrame({"pair": sent["flow"].to_numpy(dtype=object),
+                             "seq": sent["seq"].to_numpy(dtype=np.int64)})
     messages = window.messages()
     named = messages[messages["sender_name"].notna() & messages["receiver_name"].notna()]
     return pd.DataFrame({"pair": [f"{a} -> {b}" for a, b in zip(named["sender_name"],
@@ -157,27 +178,47 @@ def _pairs(window: _Window) -> pd.DataFrame:
                          "seq": named["send_seq"].to_numpy(dtype=np.int64)})
 
 
-def _rates(old: _Window, new: _Window) -> list[tuple]:
+def pace(facts: Facts, baseline: Facts) -> float:
+    """How fast the app ran against a baseline: the median ratio of the rates
+    of the flows both have, past ``_MIN_SAMPLES`` each (1 with fewer than three).
+    A machine twice as busy slows every flow alike: against a baseline each
+    rate is judged against this pace, not the clock alone."""
+    return _pace(*_counts(_Window(baseline, None, True), _Window(facts, None, True)))
+
+
+def _counts(old: _Window, new: _Window) -> tuple:
     base, now = _pairs(old), _pairs(new)
-    t_old, t_new = old.seconds(), new.seconds()
-    before = base["pair"].value_counts()
-    after = now["pair"].value_counts()
+    return (base, now, base["pair"].value_counts(), now["pair"].value_counts(),
+            old.seconds(), new.seconds())
+
+
+def _pace(base, now, before, after, t_old: float, t_new: float) -> float:
+    both = [p for p in before.index.intersection(after.index)
+            if before[p] >= _MIN_SAMPLES and after[p] >= _MIN_SAMPLES]
+    ratios = [(after[p] / t_new) / (before[p] / t_old) for p in both]
+    return float(np.median(ratios)) if len(ratios) >= 3 else 1.0
+
+
+def _rates(old: _Window, new: _Window) -> list[tuple]:
+    base, now, before, after, t_old, t_new = counts = _counts(old, new)
+    speed = _pace(*counts) if new.across else 1.0
     rows = []
     for pair in sorted(set(before.index) | set(after.index)):
         k_old, k_new = int(before.get(pair, 0)), int(after.get(pair, 0))
         if k_old + k_new < 2 * _MIN_SAMPLES:
             continue
         r_old, r_new = k_old / t_old, k_new / t_new
-        ratio = r_new / r_old if r_old else np.inf
+        ratio = r_new / (r_old * speed) if r_old else np.inf
         if 0.5 < ratio < 2:
             continue
         from scipy import stats
 
-        p = float(stats.poisson_means_test(k_new, t_new, k_old, t_old).pvalue)
+        p = float(stats.poisson_means_test(k_new, t_new, k_old, t_old * speed).pvalue)
         if p >= 0.001:
             continue
         what = ("stopped" if k_new == 0 else "started: none in the baseline" if k_old == 0
-                else f"{ratio:.1f}x the baseline rate")
+                else f"{r_new / r_old:.1f}x the baseline rate" + (
+                    f", the app as a whole {speed:.2f}x" if speed != 1.0 else ""))
         seqs = now.loc[now["pair"] == pair, "seq"].head(5).tolist() or \
             base.loc[base["pair"] == pair, "seq"].tail(5).tolist()
         rows.append(("rate", pair.split(" -> ")[0], pair, r_old, r_new, np.nan, p,

@@ -5,20 +5,24 @@
     diff.frame()         # aspect, what, before, after, change, significant
     diff.modules         # md5, application version and git commit per module
 
-Aspects, each lined up by names (pids differ between runs; an unnamed process
-by what it is: the child of a named process, or its initial call):
+Aspects, each lined up by what a process is, never by its pid (pids differ
+between runs): its registered name, else its role (``roles``: the nearest
+named ancestor and the function it runs, ``a child of MyApp.Pool running
+:my_app.work/1``), and messages by their shape:
 
 - ``module``: a module whose md5 differs (with the commits of the checkouts
   the sources came from, when they were in one), or ``added``/``removed``
   when only one recording ran it;
 - ``finding``: a finding kind per process that appeared or disappeared, or
-  whose count changed;
+  whose count changed (one that counts a measure past a threshold, such as
+  ``slow_handler``, only when its count tells the two apart: ``BY_CHANCE``);
 - ``cause``: a kind of cause ``s.explain`` names in one and not the other;
-- ``messages``: messages per (sender, receiver, message shape): counts and
-  rates per second;
+- ``messages``: every send per flow (sender, receiver, message shape):
+  counts and rates per second;
 - ``transitions``: GenServer transitions per (process, callback, message shape);
 - ``latency``, ``rate``, ``state_size``: what ``after.anomalies(before)``
-  finds significant (robust z-scores and rank tests; see ``anomalies``).
+  finds significant (robust z-scores and rank tests; see ``anomalies``);
+  rates are judged against the app's pace, which a row says when it moved.
 
 Two recordings of the same build should differ only in counts that the
 statistics do not call significant.
@@ -33,12 +37,12 @@ import pandas as pd
 
 from ..store import joins
 from ..render.names import erlang_module_name
-from .anomalies import anomalies
-from .detector_kit import message_shape
+from .anomalies import anomalies, pace
 from .causes import find_causes
 from .observed import observed_seconds
 from .facts import Facts
 from .findings import findings_table
+from .roles import flows, role_of
 
 
 __all__ = ["Comparison", "compare", "COMPARISON_COLUMNS", "VERSION_COLUMNS", "modules_seen"]
@@ -86,10 +90,16 @@ def compare(before: Facts, after: Facts, versions: tuple[pd.DataFrame, pd.DataFr
         rows.append(("module", m.module, m.md5_before, m.md5_after,
                      "changed" + commits if m.md5_before and m.md5_after
                      else ("added" if m.md5_after else "removed"), True))
-    rows += _counted("finding", _findings(before), _findings(after), significant_if_new=True)
+    rows += _by_chance(_counted("finding", _findings(before), _findings(after),
+                                significant_if_new=True), before, after)
     rows += _counted("cause", _causes(before), _causes(after), significant_if_new=True)
     rows += _counted("messages", _flows(before), _flows(after), rates=(before, after))
     rows += _counted("transitions", _transitions(before), _transitions(after))
+    speed = pace(after, before)
+    if not 1 / 1.5 < speed < 1.5:   # a busier machine, or the app's own: said, not flagged
+        rows.append(("rate", "every flow", 1.0, speed, f"the app ran at {speed:.2f}x the "
+                     "baseline's pace (the median over the flows both have); each flow's "
+                     "rate is judged against it", False))
     for a in anomalies(after, before).itertuples(index=False):
         what = a.what if str(a.what).startswith(str(a.process)) else f"{a.process}: {a.what}"
         change = str(a.summary).removeprefix(f"{what}: ")
@@ -122,36 +132,11 @@ def modules_seen(facts: Facts) -> list[str]:
 
 def _findings(facts: Facts) -> dict[str, int]:
     found = findings_table(facts)
-    roles = _roles(facts)
     out: dict[str, int] = {}
     for kind, name, pid, count in zip(found["kind"], found["name"], found["pid"], found["count"]):
         if kind != "trace_gap":
-            key = f"{kind} ({name if isinstance(name, str) else roles.get(pid, pid)})"
+            key = f"{kind} ({name if isinstance(name, str) else role_of(facts, pid)})"
             out[key] = out.get(key, 0) + int(count)
-    return out
-
-
-def _roles(facts: Facts) -> dict[str, str]:
-    """What an unnamed process is, in words that hold across runs (its pid does
-    not): the child of a named process (``a child of MyApp.Pool``), its
-    initial call where the tree knows it, else ``an unnamed process``."""
-    tree = facts.recorded_tree()
-    names = {p: n for p, n in zip(tree["pid"], tree["name"]) if isinstance(n, str)}
-    parents = dict(zip(tree["pid"], tree["parent"]))
-    calls = {p: c for p, c in zip(tree["pid"], tree["initial_call"]) if c is not None}
-    out = {}
-    for pid in tree["pid"]:
-        if pid in names:
-            continue
-        up, hops = parents.get(pid), 1
-        while isinstance(up, str) and up not in names and hops < 4:
-            up, hops = parents.get(up), hops + 1
-        if isinstance(up, str) and up in names:
-            out[pid] = f"a {'child' if hops == 1 else 'descendant'} of {names[up]}"
-        elif pid in calls:
-            out[pid] = f"a process running {calls[pid]}"
-        else:
-            out[pid] = "an unnamed process"
     return out
 
 
@@ -164,19 +149,15 @@ def _causes(facts: Facts) -> dict[str, int]:
 
 
 def _flows(facts: Facts) -> dict[str, int]:
-    messages = facts.messages()
-    named = messages[messages["sender_name"].notna() & messages["receiver_name"].notna()]
-    keys = [f"{s} -> {r} {message_shape(t)}" for s, r, t in zip(
-        named["sender_name"], named["receiver_name"], named["term"])]
-    return pd.Series(keys, dtype=object).value_counts().to_dict() if keys else {}
+    return flows(facts)["flow"].value_counts().to_dict()
 
 
 def _transitions(facts: Facts) -> dict[str, int]:
     # shapes read off the payloads: decoding every state would cost seconds
     states = facts.cached("state headings", lambda: joins.state_headings(facts.store))
-    named = states[states["name"].notna()]
-    keys = [f"{n} {c} of {shape}" for n, c, shape in zip(
-        named["name"], named["callback"], named["shape"])]
+    who = {pid: role_of(facts, pid) for pid in states["pid"].unique()}
+    keys = [f"{n if isinstance(n, str) else who[p]} {c} of {shape}" for n, p, c, shape in zip(
+        *(states[c].to_numpy(dtype=object) for c in ("name", "pid", "callback", "shape")))]
     return pd.Series(keys, dtype=object).value_counts().to_dict() if keys else {}
 
 
@@ -202,6 +183,28 @@ def _counted(aspect: str, old: dict, new: dict, significant_if_new: bool = False
             change += f" ({a / per[0]:.1f}/s -> {b / per[1]:.1f}/s)"
         rows.append((aspect, key, a, b, change, significant_if_new and not (a and b)))
     return rows
+
+
+# Findings that count a measure past a threshold (a callback's time, a GC's, a
+# heap's size): on a busy machine a few crossings come by chance, so one that
+# came or went is a change only if its count tells the two recordings apart.
+BY_CHANCE = ("slow_handler", "long_gc", "long_schedule", "large_heap")
+
+
+def _by_chance(rows: list[tuple], before: Facts, after: Facts) -> list[tuple]:
+    """A new or gone finding of ``BY_CHANCE`` is significant when all its n
+    crossings falling in one recording is unlikely at one rate for both:
+    2 share^n < 0.01, share: that recording's part of the time traced (equal
+    times: 8 crossings or more)."""
+    out = []
+    for aspect, key, a, b, change, significant in rows:
+        if significant and key.split(" ", 1)[0] in BY_CHANCE:
+            t_old, t_new = _seconds(before), _seconds(after)
+            share = (t_new if b else t_old) / (t_old + t_new)
+            significant = 2 * share ** (a + b) < 0.01
+            change += "" if significant else " (too few to tell from chance)"
+        out.append((aspect, key, a, b, change, significant))
+    return out
 
 
 def _commit(commit) -> str:

@@ -210,15 +210,19 @@ class Facts:
         initial: dict[str, Any] = {r["pid"]: r.get("initial_call") for r in base}
         apps: dict[str, Any] = {r["pid"]: r.get("application") for r in base}
         last_name = {r["pid"]: r["name"] for r in base if r.get("name")}
-        for kind, pid, peer in zip(frame["kind"], frame["pid"], frame["peer"]):
-            if kind == "spawn" and isinstance(peer, str):
+        # only spawns and links say whose a process is (a loop over every event: 0.5 s at 200k)
+        linked = frame[frame["kind"].isin(["spawn", "link"]) & frame["peer"].notna()]
+        for kind, pid, peer in zip(linked["kind"].to_numpy(dtype=object),
+                                   linked["pid"].to_numpy(dtype=object),
+                                   linked["peer"].to_numpy(dtype=object)):
+            if kind == "spawn":
                 parent[peer] = pid
-            elif kind == "link" and isinstance(peer, str) and parent.get(peer) == pid:
+            elif parent.get(peer) == pid:
                 kinds[pid] = "supervisor"
         last_name.update(frame.dropna(subset=["name"]).groupby("pid")["name"].last().to_dict())
         exited = set(frame.loc[frame["kind"] == "exit", "pid"])
-        pids = list(dict.fromkeys([r["pid"] for r in base] + list(frame["pid"].dropna())
-                                  + list(parent)))
+        pids = list(dict.fromkeys([r["pid"] for r in base]
+                                  + frame["pid"].dropna().unique().tolist() + list(parent)))
         for _, pid, name in self.store.initial_names:
             if str(pid) not in pids:
                 pids.append(str(pid))

@@ -281,13 +281,23 @@ def _slow_handlers(facts: Facts) -> list[Finding]:
     slow = events[(events["kind"] == "state") & (events["_duration_ns"] > SLOW_HANDLER_MS * 1e6)]
     if slow.empty:
         return []
-    states = joins.states(facts.store, {int(p) for p in slow["_pid"].unique()})
-    slow = states[states["duration_us"] > SLOW_HANDLER_MS * 1000]
+    # A gen_statem's callback comes from its call trace, joined on all its states;
+    # any other process's from the slow events alone (decoding every state of a
+    # busy worker that was slow once took seconds)
+    machines = {int(g) for g, term in zip(slow["_pid"], slow["term"]) if "statem" in (term or {})}
+    rows = [(seq, pid, name, us, (term or {}).get("callback")) for seq, pid, name, us, term, g in
+            zip(slow["seq"], slow["pid"], slow["name"], slow["_duration_ns"] / 1000, slow["term"],
+                slow["_pid"]) if int(g) not in machines]
+    if machines:
+        states = joins.states(facts.store, machines)
+        states = states[states["duration_us"] > SLOW_HANDLER_MS * 1000]
+        rows += zip(states["seq"], states["pid"], states["name"], states["duration_us"],
+                    states["callback"])
     out = []
-    for row in slow.itertuples(index=False):
-        out.append(Finding("slow_handler", "warning", row.pid, row.name,
-                           f"{known_as(row.name, row.pid)} spent {row.duration_us / 1000:.0f} ms in "
-                           f"{row.callback}", int(row.seq), [int(row.seq)]))
+    for seq, pid, name, us, callback in sorted(rows, key=lambda row: row[0]):
+        name = name if isinstance(name, str) else None
+        out.append(Finding("slow_handler", "warning", pid, name, f"{known_as(name, pid)} spent "
+                           f"{us / 1000:.0f} ms in {callback}", int(seq), [int(seq)]))
     return out
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..beam.etf import decode
 from ..render.elixir import render
 from ..store import joins
-from ..store.otp import STATE_LARGE, map_sizes, state_recorded
+from ..store.otp import STATE_LARGE, map_sizes, state_recorded, transition
 from .detector_kit import Cause, state_entries
 from .diff import transition_changes
 from .facts import Facts
@@ -29,6 +30,7 @@ from .facts import Facts
 __all__ = ["state_growth", "state_entries"]
 
 _MAP_MARK = b"$microscope_map"   # in a state event's payload: a big map's sizes
+_SAMPLES = 200                   # states sized per process before all of them are
 
 
 def state_growth(facts: Facts) -> list[Cause]:
@@ -122,8 +124,8 @@ def _path(steps: tuple) -> str:
 
 def _maybe_growing(facts: Facts) -> set[int]:
     """Pid ids whose state events keep getting longer (a state that grows makes
-    its events grow), or whose last one carries a big map's sizes: only those
-    are decoded to look closer."""
+    its events grow) and whose sampled states grow too, or whose last one
+    carries a big map's sizes: only those are decoded whole to look closer."""
     events = facts.store.frame()
     rows = events[events["kind"] == "state"]
     raw = facts.store.raw()
@@ -134,7 +136,24 @@ def _maybe_growing(facts: Facts) -> set[int]:
         lengths = raw.pay_len[seqs.to_numpy()]
         steps = np.diff(lengths)
         late = steps[-max(len(steps) // 4, 1):]
-        if (lengths[-1] > lengths[0] and (late > 0).mean() >= 0.25) \
-                or _MAP_MARK in raw.payload(int(seqs.iloc[-1])):
+        if _MAP_MARK in raw.payload(int(seqs.iloc[-1])) or (
+                lengths[-1] > lengths[0] and (late > 0).mean() >= 0.25
+                and _sampled_grows(raw, seqs)):
             out.add(int(pid))
     return out
+
+
+def _sampled_grows(raw, seqs) -> bool:
+    """Whether ``_SAMPLES`` states, evenly spread, already grow: a queue or a
+    pool whose events lengthen for a while is not decoded whole (60k states
+    took ~45 s). States too big to copy are sized by the hook's sequence of
+    changes, which a sample cannot follow: those are looked at whole."""
+    picked = seqs.to_numpy()[np.linspace(0, len(seqs) - 1, min(len(seqs), _SAMPLES)).astype(int)]
+    sizes = []
+    for i, seq in enumerate(picked.tolist()):
+        step = transition(decode(raw.payload(seq)))
+        for state in ([step["before"]] if i == 0 else []) + [step["after"]]:
+            if not state_recorded(state):
+                return True
+            sizes.append(state_entries(state))
+    return _grows(np.array(sizes))

@@ -53,7 +53,7 @@ from ..store.pairing import (CONTINUE, TIMEOUT, fifo_pairs, message_shapes, mix,
 from ..store.schema import DEMONITOR_FOUND, HOOK_BASE, KIND_CODES
 from .diff import diff
 from .process_history import ProcessHistory, Transitions
-from .taking import NEVER, ref_bytes, taken
+from .taking import NEVER, removed_refs, taken
 
 __all__ = ["History", "SNAPSHOT_COLUMNS"]
 
@@ -198,16 +198,14 @@ class History:
         order = np.argsort(pid[rows], kind="stable")
         bounds = np.flatnonzero(np.diff(pid[rows][order])) + 1
         # a reply or 'DOWN' leaves at an exact demonitor, not at one found later
-        removed = seqs[(kind == K["demonitor"]) & (raw.aux[seqs] != DEMONITOR_FOUND)]
+        removed = removed_refs(raw, seqs[(kind == K["demonitor"]) & (raw.aux != DEMONITOR_FOUND)])
         for group in np.split(order, bounds) if len(rows) else []:
             gid = int(pid[rows[group[0]]])
             p = self._procs[gid]
             recvs = rows[group]
             paired = handler[group] >= 0
             p.handled_by_state = dict(zip(recvs[paired].tolist(), handler[group][paired].tolist()))
-            demonitored = {ref_bytes(raw.payload(int(d))): int(d)
-                           for d in removed[pid[removed] == gid].tolist()}
-            handled, direct = taken(raw, p, recvs, handler[group], demonitored)
+            handled, direct = taken(raw, p, recvs, handler[group], removed.get(gid, {}))
             p.recv_seqs = recvs
             p.handled_seqs = handled
             p.direct_seqs = np.array(sorted(direct), dtype=np.int64)

@@ -37,7 +37,7 @@ import numpy as np
 from ..store.otp import ALIAS_HEADS, DOWN_HEADS, SYSTEM_HEADS, is_reply, may_be_reply, term_bytes_at
 from ..store.schema import ACTS
 
-__all__ = ["taken", "NEVER", "down_ref", "ref_bytes"]
+__all__ = ["taken", "NEVER", "down_ref", "ref_bytes", "removed_refs"]
 
 NEVER = np.iinfo(np.int64).max
 
@@ -56,6 +56,15 @@ def ref_bytes(payload: bytes) -> bytes:
     return payload[1:]
 
 
+def removed_refs(raw, removed: np.ndarray) -> dict[int, dict[bytes, int]]:
+    """Per process, the monitors it removed at ``removed`` (seqs of ``demonitor``
+    events, in order): their reference bytes (``ref_bytes``) -> the seq."""
+    out: dict[int, dict[bytes, int]] = {}
+    for seq in removed.tolist():
+        out.setdefault(int(raw.pid[seq]), {})[ref_bytes(raw.payload(seq))] = seq
+    return out
+
+
 def taken(raw, proc, recvs: np.ndarray, handler: np.ndarray,
           demonitored: dict[bytes, int]) -> tuple[np.ndarray, list[int]]:
     """``handled`` and ``direct`` for the receives ``recvs`` (seq order) of
@@ -72,8 +81,9 @@ def taken(raw, proc, recvs: np.ndarray, handler: np.ndarray,
     for idx in np.flatnonzero(~paired).tolist():
         r = int(recvs[idx])
         payload = raw.payload(r)
-        if may_be_reply(payload) and is_reply(raw.term(r)):
-            ref = _reply_ref(payload)
+        # a tag that is a reference makes it a reply: only the others are decoded
+        ref = _reply_ref(payload) if may_be_reply(payload) else None
+        if ref is not None or (may_be_reply(payload) and is_reply(raw.term(r))):
             took = demonitored.get(ref, -1) if ref is not None else -1
             handled[idx] = took if took > r else r
             direct.append(int(handled[idx]))

@@ -32,7 +32,7 @@ __all__ = ["message_kind", "is_reply", "may_be_reply", "call_tag", "TIMEOUT_PAYL
            "transition", "STATE_UNKNOWN", "STATE_LARGE", "ABSENT", "map_sizes", "state_recorded",
            "normal_exit", "is_call_timeout", "call_target", "unmatched_callback", "crash_site",
            "MESSAGE_ARG", "call_tag_bytes", "reply_tag_bytes", "term_bytes_at", "message_shape",
-           "state_heading"]
+           "state_heading", "payload_shape"]
 
 # -- messages
 
@@ -189,6 +189,14 @@ def state_heading(payload: bytes, statem: bool) -> tuple[str, str]:
     return callback, _shape_at(payload, message)
 
 
+def payload_shape(payload: bytes) -> str:
+    """``message_shape`` of an encoded message, read off its bytes as ``state_heading`` reads."""
+    body = payload[1:15]
+    at = (_element(payload, 1, 2, 3) if body.startswith(GEN_CALL_BODIES) else
+          _element(payload, 1, 1, 2) if body.startswith(GEN_CAST_BODIES) else 1)
+    return _shape_at(payload, 1 if at is None else at) if payload else "none"
+
+
 def _element(payload: bytes, start: int, index: int, arity: int) -> int | None:
     """Where element ``index`` of the tuple at ``start`` begins; None if no such tuple."""
     if payload[start] != 104 or payload[start + 1] != arity:
@@ -205,10 +213,11 @@ def _shape_at(payload: bytes, start: int) -> str:
     if tag in (104, 105):
         arity, j = (payload[start + 1], start + 2) if tag == 104 else \
             (int.from_bytes(payload[start + 1:start + 5], "big"), start + 5)
-        if arity and payload[j] in (119, 115, 118, 100):
-            shape = _tuple_shape(arity, payload[j:_term_end(payload, j)])
-            if shape is not None:
-                return shape
+        if not (arity and payload[j] in (119, 115, 118, 100)):
+            return "tuple"                         # as message_shape names it
+        shape = _tuple_shape(arity, payload[j:_term_end(payload, j)])
+        if shape is not None:
+            return shape
     elif tag in (119, 115, 118, 100):
         return _atom_shape(payload[start:_term_end(payload, start)])
     return message_shape(_decode(payload, start))

@@ -1,8 +1,13 @@
 """mic.compare on real recordings: the demo's bug against its fixed build
 names what disappeared and the changed modules; two recordings of the same
-build show no significant difference."""
+build (the demo, and a busy app of short-lived processes) show no significant
+difference; the busy app's changed build shows its slower handler by name and
+its added message by shape."""
 
 from __future__ import annotations
+
+import re
+import time
 
 import pytest
 
@@ -69,14 +74,87 @@ def test_two_recordings_of_the_same_build_do_not_differ_significantly(recordings
     assert diff.summary()[0].startswith("No significant difference")
 
 
-def test_a_busy_app_of_short_lived_processes_is_the_same_as_itself(tmp_path):
-    """Thousands of Task processes a second, each with a new pid in each run:
-    two recordings of the same build show no significant difference."""
-    from idioms import run_idiom
+# The busy app: idiom_task_await (a search server fanning each query out to
+# three short-lived tasks, a plain process awaiting one task every 4 ms:
+# ~850 new processes a second). Its changed build makes the index's lookup
+# slower and has one backend send the index a message the first never sent.
+BUSY = "idiom_task_await"
+CHANGES = {
+    "handle_call({lookup, Q}, _From, Index) ->\n":
+        "handle_call({lookup, Q}, _From, Index) ->\n    timer:sleep(2),\n",
+    "backend(tags, Q) -> integer_to_binary(Q).":
+        "backend(tags, Q) -> ?INDEX ! {tagged, Q}, integer_to_binary(Q).",
+}
 
+
+def record_busy(beam, path, seconds=2.0):
+    """A fresh node runs ``beam`` (the busy app), warmed up, traced ``seconds``."""
+    from idioms import _warm_up
+    from nodes import load_module, start_node
+
+    node = start_node("otp25", prefix="cmp")
+    try:
+        s = mic.attach(node.name, cookie=node.cookie)
+        wait_until(lambda: s.eval_erlang("init:get_status().") == (mic.Atom("started"),) * 2)
+        load_module(s, beam)
+        assert s.rpc(BUSY, "start", []) == mic.Atom("ok")
+        _warm_up(s, BUSY)
+        rec = s.trace()
+        time.sleep(seconds)
+        rec.stop()
+        s.rpc(BUSY, "stop", [])
+        s.save(path)
+        s.detach()
+    finally:
+        node.stop()
+    return mic.load(path)
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    from idioms import IDIOM_DIR
+    from nodes import compile_erlang
+
+    tmp = tmp_path_factory.mktemp("busy")
+    source = (IDIOM_DIR / f"{BUSY}.erl").read_text()
+    changed = source
+    for was, now in CHANGES.items():
+        assert was in changed
+        changed = changed.replace(was, now)
+    builds = {}
+    for label, text in (("built", source), ("changed", changed)):
+        (tmp / label).mkdir()
+        (tmp / label / f"{BUSY}.erl").write_text(text)
+        builds[label] = compile_erlang(tmp / label / f"{BUSY}.erl", tmp / label)
+    return {"a": record_busy(builds["built"], tmp / "a"),
+            "b": record_busy(builds["built"], tmp / "b"),
+            "changed": record_busy(builds["changed"], tmp / "c")}
+
+
+def test_a_busy_app_of_short_lived_processes_is_the_same_as_itself(busy):
+    """Hundreds of Task processes a second, each with a new pid in each run:
+    two recordings of the same build show no significant difference."""
     for run in ("a", "b"):
-        result = run_idiom("task_await", "otp28", seconds=2.0, save_to=tmp_path / run)
-        assert not result.errors, result.errors
-        assert result.processes > 500          # short-lived: new pids in each run
-    diff = mic.compare(mic.load(tmp_path / "a"), mic.load(tmp_path / "b"))
+        spawned = (busy[run].events["kind"] == "spawn").sum()
+        assert spawned > 1000, spawned            # short-lived: new pids in each run
+    diff = mic.compare(busy["a"], busy["b"])
     assert diff.significant().empty, diff.summary()
+    frame = diff.frame()
+    assert not frame["what"].str.contains(r"<\d+\.\d+\.\d+>").any(), frame   # no pid
+    assert not re.search(r"\binf\b", frame.to_string())
+
+
+def test_a_changed_build_shows_the_change_by_name_and_shape(busy):
+    diff = mic.compare(busy["a"], busy["changed"])
+    significant = diff.significant()
+    by = {(a, w): c for a, w, c in zip(significant["aspect"], significant["what"],
+                                        significant["change"])}
+    assert by[("module", BUSY)].startswith("changed"), by
+    slower = by[("latency", "idiom_task_await_index: handle_call of {:lookup, _}")]
+    assert "ms (median) against" in slower and slower.endswith("x"), slower
+    added = [w for a, w in by if a == "rate" and w.endswith("-> idiom_task_await_index {:tagged, _}")]
+    assert added == ["a child of idiom_task_await_search -> idiom_task_await_index {:tagged, _}"], by
+    assert "started: none in the baseline" in by[("rate", added[0])]
+    transitions = diff.frame().query("aspect == 'transitions'").set_index("what")["change"]
+    assert transitions["idiom_task_await_index handle_info of {:tagged, _}"] == "new"
+    assert not re.search(r"\binf\b", diff.frame().to_string())

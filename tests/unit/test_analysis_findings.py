@@ -605,3 +605,31 @@ def test_a_call_that_died_unread_is_no_lost_message():
     lost = found[found["kind"] == "lost_message"]
     assert len(lost) == 1 and lost["evidence"].iloc[0] == [4], lost.to_string()
     assert "1 reached it but were never handled" in lost["summary"].iloc[0]
+
+
+def test_a_state_that_grows_over_many_callbacks_is_found_from_a_sample():
+    def build(agent):
+        for n in range(600):
+            agent.event("state", B, payload=((Atom("item"), n), list(range(n)), list(range(n + 1)),
+                                             Atom("noreply"), GS))
+
+    causes = recorded(build).explain().causes
+    assert causes["kind"].tolist() == ["state_growth"], causes
+    assert "grew steadily from 0 to 600 entries over 600 callbacks" in causes["summary"].iloc[0]
+
+
+def test_a_state_whose_events_only_lengthen_is_not_decoded_whole(monkeypatch):
+    """A pool's log line grows in bytes, not entries: its 600 states are sized
+    from a sample, never all decoded (60k such took ~45 s)."""
+    from microscope_jupyter.analysis import growth
+
+    def build(agent):
+        for n in range(600):
+            agent.event("state", B, payload=((Atom("checkout"), n), {Atom("last"): "x" * n},
+                                             {Atom("last"): "x" * (n + 1)}, Atom("noreply"), GS))
+
+    def whole(*args):
+        raise AssertionError("every state decoded")
+
+    monkeypatch.setattr(growth.joins, "states", whole)
+    assert growth.state_growth(recorded(build).facts) == []
