@@ -94,7 +94,8 @@ class Recording:
         if not (isinstance(reply, tuple) and reply[0] == Atom("ok")):
             owner.close()
             reason = reply[1] if isinstance(reply, tuple) and len(reply) == 2 else reply
-            raise spec_error(reason, remote.name)
+            raise spec_error(reason, remote.name,
+                             lambda: remote.rpc("erlang", "registered", [], 10))
         _, agent, info = reply
         info = {str(k): v for k, v in info.items()}
         info["backend"] = str(info["backend"])  # "session" (OTP 27+) or "legacy"

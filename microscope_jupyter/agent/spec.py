@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..beam.terms import Atom, Pid
 from ..errors import TraceLimitError, TraceSpecError
@@ -119,8 +119,25 @@ class TraceSpec:
         }
 
 
-def spec_error(reason: Any, node: str) -> TraceSpecError:
-    """The agent's refusal of a trace, as the one line a user can act on."""
+def _near_name(wanted: str, registered: Callable[[], Iterable[Any]] | None,
+               text: Callable[[Any], str]) -> str:
+    """"; did you mean X?" for the registered name nearest ``wanted``, or ""."""
+    if registered is None:
+        return ""
+    import difflib
+    try:
+        names = [text(str(n)) for n in registered()]
+    except Exception:  # noqa: BLE001 - a hint is no reason to lose the error itself
+        return ""
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def spec_error(reason: Any, node: str, registered: Callable[[], Iterable[Any]] | None = None
+               ) -> TraceSpecError:
+    """The agent's refusal of a trace, as the one line a user can act on;
+    ``registered`` (the node's registered names, asked only for an unknown
+    process) gives a "did you mean" for a near miss."""
     def text(x: Any) -> str:
         if isinstance(x, (bytes, str)):
             x = x.decode() if isinstance(x, bytes) else x
@@ -130,7 +147,9 @@ def spec_error(reason: Any, node: str) -> TraceSpecError:
     if isinstance(reason, tuple) and reason:
         tag = str(reason[0])
         if tag == "no_such_process":
-            return TraceSpecError(f"no process {text(reason[1])} on {node}; list them with "
+            wanted = text(reason[1])
+            hint = _near_name(wanted, registered, text)
+            return TraceSpecError(f"no process {wanted} on {node}{hint}; list them with "
                                   "s.processes() and try again", reason)
         if tag == "no_such_module":
             return TraceSpecError(f"module {text(reason[1])} is not loaded on {node} nor on its "

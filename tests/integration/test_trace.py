@@ -168,8 +168,13 @@ def test_dangerous_or_impossible_specs_are_refused(demo, modules, fragment):
 
 
 def test_unknown_process_and_bad_limits(demo):
-    with pytest.raises(errors.TraceSpecError, match="no process Demo.Nobody"):
+    with pytest.raises(errors.TraceSpecError, match="no process Demo.Nobody") as refused:
         demo.trace("Demo.Nobody")
+    assert "did you mean" not in str(refused.value)
+    # a near miss of a registered name: the node's own name is offered
+    with pytest.raises(errors.TraceSpecError,
+                       match=r"no process Demo\.WorkerBB on .*; did you mean Demo\.WorkerB\?"):
+        demo.trace("Demo.WorkerBB")
     with pytest.raises(errors.TraceLimitError, match="max_events=0 cannot work"):
         demo.trace(max_events=0)
     with pytest.raises(errors.TraceLimitError, match="cannot read duration"):
