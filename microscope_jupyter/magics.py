@@ -161,7 +161,9 @@ class MicroscopeMagics(Magics):
         memory and reductions columns first, where a narrow notebook shows them)."""
         table = _run(lambda: current_session().processes())
         first = ["pid", "name", "message_queue_len", "memory", "reductions", "status"]
-        return table[first + [c for c in table.columns if c not in first]]
+        shown = table[first + [c for c in table.columns if c not in first]].copy()
+        shown["name"] = shown["name"].fillna("")     # an unnamed process: blank, not NaN
+        return shown
 
     @line_magic
     def beam_tree(self, line: str):

@@ -20,8 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .agent.beam_file import AGENT_MODULE
-from .agent.beam_file import ensure_agent, unload_agent
+from .agent.beam_file import AGENT_MODULE, ensure_agent, unload_agent
 from .agent.controller import Recording
 from .agent.flight import (FlightRecorder, flight_recorders, pull_flight_recorder, remove_recorder,
                            start_flight_recorder, with_recorder_options)
@@ -139,17 +138,19 @@ class Session(SessionBase):
         status, message_queue_len, memory (bytes) and reductions."""
         self._use_agent()
         table = Columns.read(self._remote.rpc(AGENT_MODULE, "process_table", [], 60))
-        mfa = self._mfa_text
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "pid": table.texts("pid"),
             "name": table.terms("name", self._name_text),
-            "initial_call": table.terms("initial_call", mfa),
-            "current_function": table.terms("current_function", mfa),
+            "initial_call": table.terms("initial_call", self._mfa_text),
+            "current_function": table.terms("current_function", self._mfa_text),
             "status": table.terms("status", str),
             "message_queue_len": table.ints("message_queue_len"),
             "memory": table.ints("memory"),
             "reductions": table.ints("reductions"),
         }, columns=PROCESS_COLUMNS)
+        ours = frame[["initial_call", "current_function"]].apply(   # the agent's: no app's
+            lambda c: c.str.contains("microscope_agent", na=False)).any(axis=1)
+        return frame[~ours].reset_index(drop=True)
 
     def _mfa_text(self, mfa: Any) -> str | None:
         return format_mfa_term(mfa, self.syntax)

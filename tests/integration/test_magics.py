@@ -21,7 +21,10 @@ def test_attach_processes_detach(ip, any_node, tmp_path, capsys):
     session = attach_with_cookie_file(ip, any_node, tmp_path)
     assert session.attached and session.node == any_node.name
     frame = ip.run_line_magic("beam_processes", "")
-    assert "code_server" in set(frame["name"].dropna())
+    assert "code_server" in set(frame["name"])
+    assert not frame["name"].isna().any() and (frame["name"] == "").any()   # unnamed: blank
+    # the agent's own process (the one reading the table) is no app's
+    assert not frame["current_function"].fillna("").str.contains("microscope_agent").any()
     assert list(frame.columns[:4]) == ["pid", "name", "message_queue_len", "memory"]
     ip.run_line_magic("beam_detach", "")
     assert not session.attached
