@@ -200,8 +200,10 @@ class LocalNode:
         existing = self.connections.get(target)
         if existing is not None and existing.alive:
             return existing
-        secret = resolve_cookie(cookie)
+        # Where the node is, before what it takes: a misspelt name says so even
+        # with no cookie at hand (the cookie would only be the next problem).
         found = epmd.port_please(alive, host, epmd_port, timeout, tunnel and tunnel.connect)
+        secret = resolve_cookie(cookie)
         conn = Connection.open(host, found.port, target, net_ticktime or 60.0, timeout, ssl_context,
                                tunnel)
         try:

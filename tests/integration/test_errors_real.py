@@ -35,6 +35,16 @@ def test_unknown_node_lists_known_names(any_node):
     assert "nobody_here" in str(info.value)
 
 
+def test_an_unknown_node_is_said_before_a_missing_cookie(any_node, monkeypatch, tmp_path):
+    monkeypatch.delenv("MICROSCOPE_COOKIE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))           # no ~/.erlang.cookie either
+    with pytest.raises(errors.NodeNotFound, match="nobody_here"):
+        mic.attach(f"nobody_here@{HOST}")
+    # the node found, the cookie is what is missing
+    with pytest.raises(errors.CookieMissing, match="no cookie given"):
+        mic.attach(any_node.name)
+
+
 def test_epmd_down():
     port = _free_port()
     with pytest.raises(errors.EpmdUnreachable, match=f"{HOST}:{port}"):
