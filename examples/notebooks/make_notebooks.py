@@ -340,16 +340,28 @@ fixed_recording = mic.load(fixed.save(work / "fixed-recording"))
 fixed.detach()
 print(fixed_recording.explain().text.split(":")[0])"""),
     ("markdown", """## 4. What changed
-`mic.compare(before, after)` lines the two recordings up by names: the modules whose md5 changed
-(with the git commit of the checkout each source came from), findings and causes that appeared or
-disappeared, message flow and transitions by message shape, and whatever the statistics of
-`s.anomalies` call significant."""),
+`mic.compare(before, after)` lines the two recordings up by what each process *is*, never by its pid
+(pids differ from run to run): its registered name, else its place (`a child of MyApp.Pool running
+:my_app.work/1`), and each message by its shape (`{:update, _}`). It names the modules whose md5
+changed (with the git commit of the checkout each source came from; a module only one recording ran
+is `added` or `removed`), findings and causes that appeared or disappeared, every flow of messages
+and every kind of transition, and whatever the statistics of `s.anomalies` call significant. A
+finding that counts a measure past a threshold (a callback over 100 ms) is a change only when its
+count tells the two recordings apart, and rates are judged against the app's pace as a whole: a
+busier machine slows every flow alike."""),
     ("code", """diff = mic.compare(buggy_recording, fixed_recording)
 rows = diff.significant()
 rows[rows["aspect"].isin(["module", "finding", "cause"])][["aspect", "what", "change"]].reset_index(drop=True)"""),
     ("code", """keeping_up = diff.frame().query("aspect == 'transitions' and what == 'Demo.WorkerB handle_info of {:update, _}'")
 print("WorkerB handled more updates after the fix:",
       bool((keeping_up["after"] > keeping_up["before"]).all() and len(keeping_up) == 1))"""),
+    ("markdown", """Two recordings of the *same* build differ in their pids, their timing and their counts, but not
+in anything the comparison calls significant: record the fixed build once more, on a node of its own."""),
+    ("code", """again = mic.demo(fixed=True)
+record_updates(again, lambda s: (s.events["kind"] == "state").sum() >= 45)
+fixed_again = mic.load(again.save(work / "fixed-again"))
+again.detach()
+print("\\n".join(mic.compare(fixed_recording, fixed_again).summary()))"""),
     ("markdown", "## 5. The tests against the fixed code\nThe regression test now passes, and the reproduce test fails: the bug it reproduced is gone."),
     ("code", """fixed_app = shutil.copytree(fixed_demo_app_dir(), work / "fixed", ignore=shutil.ignore_patterns("_build*"))
 print("regression:", regression.run(fixed_app))
