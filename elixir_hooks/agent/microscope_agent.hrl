@@ -3,5 +3,5 @@
 %%% reads this attribute from each): one missing, or at another version,
 %%% and they are all loaded again. Keep VERSION equal to AGENT_VERSION in
 %%% microscope_jupyter/agent/beam_file.py.
--define(VERSION, 31).
+-define(VERSION, 32).
 -microscope_version(?VERSION).

@@ -112,13 +112,31 @@ process_details(P, Timeout) when is_pid(P) ->
             State = case erlang:process_info(P, dictionary) of
                         {dictionary, D} when is_list(D) ->
                             case lists:keymember('$initial_call', 1, D) of
-                                true -> catch_state(P, Timeout);
+                                true -> withhold_cookie(P, catch_state(P, Timeout));
                                 false -> {error, not_a_sys_process}
                             end;
                         _ -> {error, not_alive}
                     end,
             {ok, maps:from_list([{state, State} | Info])}
     end.
+
+%% The node's cookie never leaves it: the auth server's state is the node's
+%% cookies, and in any other state the cookie atom is replaced.
+withhold_cookie(P, {ok, State}) ->
+    case {whereis(auth), erlang:get_cookie()} of
+        {P, _} -> {error, holds_the_node_cookie};
+        {_, nocookie} -> {ok, State};
+        {_, Cookie} -> {ok, without_cookie(State, Cookie)}
+    end;
+withhold_cookie(_, Other) ->
+    Other.
+
+without_cookie(Cookie, Cookie) -> '$cookie_withheld';
+without_cookie(T, C) when is_tuple(T) -> list_to_tuple(without_cookie(tuple_to_list(T), C));
+without_cookie([H | T], C) -> [without_cookie(H, C) | without_cookie(T, C)];
+without_cookie(M, C) when is_map(M) ->
+    maps:from_list([{without_cookie(K, C), without_cookie(V, C)} || {K, V} <- maps:to_list(M)]);
+without_cookie(T, _) -> T.
 
 %% sys:get_state in a helper: if the process does not answer, the helper
 %% is killed and the caller goes on (the request stays in the process's

@@ -26,7 +26,7 @@ __all__ = ["AGENT_MODULE", "AGENT_VERSION", "agent_modules", "agent_beam_paths",
 log = logging.getLogger(__name__)
 
 AGENT_MODULE = "microscope_agent"   # the facade: every rpc from Python goes to it
-AGENT_VERSION = 31  # -define(VERSION, ...) in microscope_agent.hrl, which every module includes
+AGENT_VERSION = 32  # -define(VERSION, ...) in microscope_agent.hrl, which every module includes
 PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_DIR = PACKAGE_DIR.parent.parent / "elixir_hooks" / "agent"
 SOURCE_PATH = SOURCE_DIR / f"{AGENT_MODULE}.hrl"   # where VERSION is defined

@@ -46,6 +46,22 @@ def test_processes_lists_the_live_node(session, any_node):
     assert code_server["initial_call"].startswith(":")
 
 
+def test_a_process_state_never_shows_the_node_cookie(session, any_node):
+    auth = session.process("auth")          # its state is the node's cookies
+    assert any_node.cookie not in repr(auth)
+    assert "holds_the_node_cookie" in repr(auth)
+    # a GenServer that keeps the cookie in its state, as a client of other nodes might
+    keeper = session.eval_erlang(
+        "proc_lib:spawn(fun() -> gen_server:enter_loop(mic_no_callbacks, [], "
+        "{kept, erlang:get_cookie()}) end).")
+    try:
+        shown = session.process(str(keeper))
+        assert any_node.cookie not in repr(shown)
+        assert "cookie_withheld" in repr(shown["state"])
+    finally:
+        session.rpc("erlang", "exit", [keeper, Atom("kill")])
+
+
 def test_node_info(session, any_node):
     info = session.node_info()
     assert info["node"] == any_node.name
