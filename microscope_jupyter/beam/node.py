@@ -200,10 +200,8 @@ class LocalNode:
         existing = self.connections.get(target)
         if existing is not None and existing.alive:
             return existing
-        # Where the node is, before what it takes: a misspelt name says so even
-        # with no cookie at hand (the cookie would only be the next problem).
         found = epmd.port_please(alive, host, epmd_port, timeout, tunnel and tunnel.connect)
-        secret = resolve_cookie(cookie)
+        secret = resolve_cookie(cookie)  # after: a misspelt name is said even with no cookie
         conn = Connection.open(host, found.port, target, net_ticktime or 60.0, timeout, ssl_context,
                                tunnel)
         try:
