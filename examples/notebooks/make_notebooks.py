@@ -484,10 +484,11 @@ print("the ticker's failures went up while we watched:", ticker.iloc[-1][failed]
     ("markdown", """## 2. What the recording shows
 The ticker asks every 20 ms, so the connection is never idle for 500 ms. Yet it goes `:idle` again
 and again: `s.query.state_timeline` has a row for every event the gen_statem handled, with its state
-before and after. Here only the rows where the state changed, from the first reconnect:"""),
+before and after (and its data: `changed` is true when either changed). Here only the rows where the
+state itself changed, from the first reconnect:"""),
     ("code", """connected, disconnected = mic.Atom("connected"), mic.Atom("disconnected")
 timeline = s.query.state_timeline("Quotes.Upstream").reset_index(drop=True)
-changes = timeline[timeline["changed"]]
+changes = timeline[timeline["before"] != timeline["after"]]
 first = changes.index[changes["message_text"] == ":reconnect"][0]
 print("it left :connected only on :idle:",
       set(changes.loc[changes["before"] == connected, "message_text"]) == {":idle"})
