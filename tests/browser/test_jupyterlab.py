@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browsing import jupyterlab, kernel
+from browsing import jupyterlab, kernel, page_error
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "notebooks" / "01_quickstart.ipynb"
@@ -33,7 +33,7 @@ def notebook(browser, lab):
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.extend([t for t in [page_error(e)] if t]))
     page.goto(f"{lab['url']}/lab/tree/{QUICKSTART.name}?token={lab['token']}")
     page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "

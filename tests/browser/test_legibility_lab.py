@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browsing import jupyterlab, kernel
+from browsing import jupyterlab, kernel, page_error
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "notebooks" / "01_quickstart.ipynb"
@@ -52,7 +52,7 @@ def page(browser, tmp_path_factory):
         pg = context.new_page()
         pg.errors = []
         pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.on("pageerror", lambda e: pg.errors.extend([t for t in [page_error(e)] if t]))
         pg.goto(f"{lab['url']}/lab/tree/legible.ipynb?token={lab['token']}")
         pg.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                              "&& window.jupyterapp.shell.currentWidget.sessionContext "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from browsing import jupyterlab, kernel
+from browsing import jupyterlab, kernel, page_error
 
 SETUP = ("import microscope_jupyter as mic\n"
          "s = mic.attach({node!r})\n"
@@ -31,7 +31,7 @@ def page(browser, node_factory, tmp_path_factory):
         pg = context.new_page()
         pg.errors = []
         pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.on("pageerror", lambda e: pg.errors.extend([t for t in [page_error(e)] if t]))
         pg.goto(f"{lab['url']}/lab/tree/overview.ipynb?token={lab['token']}")
         pg.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget "
                              "&& window.jupyterapp.shell.currentWidget.sessionContext "
