@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,18 @@ def records(frame: pd.DataFrame) -> list[dict]:
     for row in clean.to_dict("records"):
         out.append({k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in row.items()})
     return out
+
+
+def rearm(timer: threading.Timer | None, on: bool, interval: float,
+          tick: Any) -> threading.Timer | None:
+    """A widget's live refresh: ``timer`` cancelled, and while ``on`` a fresh
+    daemon timer that calls ``tick`` in ``interval`` seconds (None when off)."""
+    if timer is not None:
+        timer.cancel()
+    if not on:
+        return None
+    fresh = threading.Timer(interval, tick)
+    fresh.daemon = True
+    fresh.start()
+    return fresh
+

@@ -26,7 +26,7 @@ import traitlets as t
 
 from ..analysis.tops import recorded_span_ms, recorded_tops
 from ..errors import MicroscopeError
-from ._base import Widget, esm, records
+from ._base import Widget, esm, rearm, records
 from .static_style import UI
 from .supervision_tree import SupervisionTree, details_of
 
@@ -149,13 +149,7 @@ class SystemOverview(Widget):
         self._recorded_at()
 
     def _go_live(self, _change: Any = None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.live and self._read is not None:
-            self._timer = threading.Timer(self.interval, self._tick)
-            self._timer.daemon = True
-            self._timer.start()
+        self._timer = rearm(self._timer, self.live and self._read is not None, self.interval, self._tick)
 
     def _tick(self) -> None:
         try:

@@ -14,7 +14,7 @@ import traitlets as t
 
 from ..errors import MicroscopeError
 from ..render.elixir import render
-from ._base import Widget, esm, note_list, records
+from ._base import Widget, esm, note_list, rearm, records
 from .static_style import PALETTE, UI
 
 __all__ = ["SupervisionTree", "OTP_APPLICATIONS", "details_of"]
@@ -85,13 +85,7 @@ class SupervisionTree(Widget):
     # -- live refresh
 
     def _go_live(self, _change: Any = None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.live:
-            self._timer = threading.Timer(self.interval, self._tick)
-            self._timer.daemon = True
-            self._timer.start()
+        self._timer = rearm(self._timer, self.live, self.interval, self._tick)
 
     def _tick(self) -> None:
         try:
